@@ -1,0 +1,342 @@
+"""A campaign: its records, its cells, and the requests people make of them (edit, run, Run Again, look)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from engine.errors import EditError, ImportError_, NotFoundError
+from engine.executor import RunReport
+from engine.graph import Request
+from engine.graph.planner import DEFAULT_RUN_STATUSES
+from engine.spec import CampaignSpec
+from engine.store.catalog import CampaignTables, load_campaign
+from engine.store.cells import Scope
+from engine.store.database import Database, frame, scalar
+from engine.store.runs import run_transaction
+from engine.store.schema import literal, quote
+from engine.types import Status
+
+CELL_FIELDS = (
+    "value", "status", "key", "waiting_on", "error_code", "error_message", "error_hint", "cost",
+    "started_at", "finished_at", "run_id",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell as stored: for input columns only `value` is set and `status` is done."""
+
+    row_id: int
+    column: str
+    value: Any
+    status: Status
+    key: str | None = None
+    waiting_on: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_hint: str | None = None
+    cost: float | None = None
+    started_at: Any = None
+    finished_at: Any = None
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the grid: `rows[i][column]` is a Cell."""
+
+    columns: list[str]
+    rows: list[dict[str, Cell]]
+    total_rows: int
+    offset: int
+
+
+class Campaign:
+    """Requests on one campaign. Each method runs in its own short transaction."""
+
+    def __init__(self, db: Database, name: str, *, actor: str = "api", trigger: str = "api") -> None:
+        self.db = db
+        self.name = name
+        self.actor = actor
+        self.trigger = trigger
+
+    def _load(self, con: duckdb.DuckDBPyConnection) -> CampaignTables:
+        return load_campaign(con, self.name)
+
+    @property
+    def spec(self) -> CampaignSpec:
+        with self.db.transaction() as con:
+            return self._load(con).spec
+
+    def row_count(self) -> int:
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            return int(scalar(con, f"SELECT count(*) FROM {tables.rows_table}"))
+
+    # ---- records in -------------------------------------------------------------------------------------
+
+    def add_rows(self, records: pl.DataFrame | Sequence[dict[str, Any]], *, run: bool = True) -> tuple[range, RunReport]:
+        """Append records (columns named after input columns) and queue their auto-run steps; free ones compute
+        now unless `run` is False. Returns the new row ids and the run's report."""
+        frame = records if isinstance(records, pl.DataFrame) else pl.DataFrame(list(records))
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            con.register("_incoming", frame.to_arrow())
+            try:
+                new_ids = _append(con, tables, "_incoming")
+            finally:
+                con.unregister("_incoming")
+            report = self._new_rows(con, tables, new_ids, run)
+        return new_ids, report
+
+    def import_file(self, path: str | Path, *, run: bool = True) -> tuple[range, RunReport]:
+        """Load a CSV or Parquet file as new records (plain load; every file column must be an input column)."""
+        path = Path(path)
+        if not path.exists():
+            raise ImportError_(f"no file at {path}", hint="check the path")
+        reader = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}.get(path.suffix.lower())
+        if reader is None:
+            raise ImportError_(f"cannot import {path.name}", hint="give a .csv or .parquet file")
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT * FROM {reader}({literal(str(path))})")
+            except duckdb.Error as err:
+                raise ImportError_(f"cannot read {path.name}: {_first_line(err)}", hint="check the file's format") from err
+            new_ids = _append(con, tables, "_incoming")
+            report = self._new_rows(con, tables, new_ids, run)
+        return new_ids, report
+
+    def _new_rows(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, ids: range, run: bool) -> RunReport:
+        auto = [c for c in tables.spec.graph.steps() if tables.spec.graph.nodes[c].auto] if run else []
+        request = Request.run(auto, statuses={Status.EMPTY}, run_paid=False)
+        scope = Scope.range(ids.start, ids.stop - 1) if len(ids) else Scope.rows([])
+        return run_transaction(con, tables, request, scope, actor=self.actor, trigger="new_rows")
+
+    # ---- edits -------------------------------------------------------------------------------------------
+
+    def set(self, row_id: int, column: str, value: Any, *, run_paid: bool = True) -> RunReport:
+        """Edit one cell. An input edit recomputes that row's downstream closure; editing a step cell pins it.
+
+        Free auto steps recompute at once; paid auto steps run now (or are queued if `run_paid` is False);
+        manual steps whose inputs changed become stale and keep their value.
+        """
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            spec = tables.column(column)
+            _check_row(con, tables, row_id)
+            typed = _cast(con, value, spec.value_type, column)
+            table = tables.tables[column]
+            where = f"row_id = {int(row_id)}"
+            if spec.is_input:
+                if scalar(con, f"SELECT count(*) FROM {table} WHERE {where}"):
+                    con.execute(f"UPDATE {table} SET value = $1::{spec.value_type} WHERE {where}", [typed])
+                else:
+                    con.execute(f"INSERT INTO {table} VALUES ({int(row_id)}, $1::{spec.value_type})", [typed])
+            else:
+                con.execute(f"DELETE FROM {table} WHERE {where}")
+                con.execute(
+                    f"INSERT INTO {table} (row_id, value, status, finished_at) "
+                    f"VALUES ({int(row_id)}, $1::{spec.value_type}, 'pinned', now())",
+                    [typed],
+                )
+            return run_transaction(
+                con, tables, Request.edit([column], run_paid=run_paid), Scope.rows([row_id]),
+                actor=self.actor, trigger=self.trigger, describe={"edit": column, "row": row_id},
+            )
+
+    # ---- runs --------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        columns: Iterable[str] | None = None,
+        rows: Iterable[int] | None = None,
+        *,
+        only_stale: bool = False,
+        force: bool = False,
+    ) -> RunReport:
+        """Compute cells. Without `columns`, every auto-run step; with them, those columns (manual ones too).
+
+        Cells run when empty, stale, queued or waiting (only stale and queued ones with `only_stale`); auto
+        ancestors without a fresh value are computed first. `force` is Run Again: recompute whatever the status,
+        bypassing caches and unpinning, then propagate downstream.
+        """
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            graph = tables.spec.graph
+            if columns is None:
+                targets = [c for c in graph.steps() if graph.nodes[c].auto]
+            else:
+                targets = list(columns)
+                for column in targets:
+                    if tables.column(column).is_input:
+                        raise EditError(f"'{column}' is an input column", hint="run a step column instead")
+            scope = Scope.all() if rows is None else Scope.rows(list(rows))
+            if scope.row_ids is not None:
+                for row_id in scope.row_ids:
+                    _check_row(con, tables, row_id)
+            if force:
+                request = Request.run_again(targets)
+            elif only_stale:
+                request = Request.run(targets, statuses={Status.STALE, Status.QUEUED})
+            else:
+                request = Request.run(targets, statuses=DEFAULT_RUN_STATUSES)
+            return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+
+    # ---- looking -----------------------------------------------------------------------------------------
+
+    def cell(self, row_id: int, column: str, *, compute: bool = False) -> Cell:
+        """One cell. With `compute`, a lazy pull: an auto cell that is empty, stale or queued is computed first,
+        with its auto ancestors; a manual cell is never run by looking at it."""
+        if compute:
+            with self.db.transaction() as con:
+                tables = self._load(con)
+                spec = tables.column(column)
+                _check_row(con, tables, row_id)
+                if not spec.is_input:
+                    targets = [column] if spec.run == "auto" else []
+                    run_transaction(
+                        con, tables, Request.run(targets, run_paid=True), Scope.rows([row_id]),
+                        actor=self.actor, trigger="pull",
+                    )
+        return self.page(rows=[row_id], columns=[column]).rows[0][column]
+
+    def page(
+        self,
+        offset: int = 0,
+        limit: int = 50,
+        *,
+        rows: Sequence[int] | None = None,
+        columns: Sequence[str] | None = None,
+        compute: bool = False,
+    ) -> Page:
+        """A page of the grid in row order. With `compute`, free auto cells on the page are brought up to date
+        first (a lazy pull); paid ones are queued."""
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            names = list(columns) if columns is not None else tables.spec.names
+            for name in names:
+                tables.column(name)
+            total = int(scalar(con, f"SELECT count(*) FROM {tables.rows_table}"))
+            if rows is None:
+                ids = [
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT row_id FROM {tables.rows_table} ORDER BY row_id LIMIT ? OFFSET ?", [limit, offset]
+                    ).fetchall()
+                ]
+            else:
+                ids = list(rows)
+                for row_id in ids:
+                    _check_row(con, tables, row_id)
+            scope = Scope.rows(ids)
+            if compute and ids:
+                auto = [c for c in tables.spec.graph.steps() if tables.spec.graph.nodes[c].auto]
+                run_transaction(
+                    con, tables, Request.run(auto, run_paid=False), scope, actor=self.actor, trigger="pull"
+                )
+            grid: dict[int, dict[str, Cell]] = {row_id: {} for row_id in ids}
+            for name in names:
+                for cell in _read_cells(con, tables, name, scope):
+                    grid[cell.row_id][name] = cell
+            ordered = [{name: grid[r].get(name) or _empty(tables, r, name) for name in names} for r in ids]
+        return Page(columns=names, rows=ordered, total_rows=total, offset=offset)
+
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """For every step column, how many cells are in each status (cells never computed count as empty)."""
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            total = int(scalar(con, f"SELECT count(*) FROM {tables.rows_table}"))
+            counts: dict[str, dict[str, int]] = {}
+            for column in tables.spec.graph.steps():
+                found = dict(
+                    con.execute(f"SELECT status, count(*) FROM {tables.tables[column]} GROUP BY status").fetchall()
+                )
+                empty = total - sum(found.values())
+                if empty:
+                    found[Status.EMPTY.value] = found.get(Status.EMPTY.value, 0) + empty
+                counts[column] = dict(sorted(found.items()))
+            return counts
+
+    def values(self) -> pl.DataFrame:
+        """Every row with the value of every column, as a polars DataFrame (row_id first)."""
+        with self.db.transaction() as con:
+            tables = self._load(con)
+            selects = ", ".join(f"t{i}.value AS {quote(c)}" for i, c in enumerate(tables.spec.names))
+            joins = " ".join(
+                f"LEFT JOIN {tables.tables[c]} t{i} ON t{i}.row_id = r.row_id" for i, c in enumerate(tables.spec.names)
+            )
+            return frame(con, f"SELECT r.row_id, {selects} FROM {tables.rows_table} r {joins} ORDER BY r.row_id")
+
+
+def _append(con: duckdb.DuckDBPyConnection, tables: CampaignTables, source: str) -> range:
+    incoming = [d[0] for d in con.execute(f"SELECT * FROM {source} LIMIT 0").description]
+    inputs = [c.name for c in tables.spec.columns if c.is_input]
+    unknown = [c for c in incoming if c not in inputs]
+    if unknown:
+        raise ImportError_(
+            f"column(s) {', '.join(unknown)} are not input columns of campaign '{tables.spec.name}'",
+            hint="add them to the spec as `kind: input`, or remove them from the data",
+        )
+    start = int(
+        scalar(con, "SELECT next_row_id FROM campaigns WHERE campaign_id = ?", [tables.campaign_id])
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _numbered AS SELECT {start - 1} + row_number() OVER () AS row_id, * FROM {source}")
+    count = int(scalar(con, "SELECT count(*) FROM _numbered"))
+    con.execute(f"INSERT INTO {tables.rows_table} SELECT row_id, now() FROM _numbered")
+    for name in incoming:
+        column = tables.spec.column(name)
+        try:
+            con.execute(
+                f"INSERT INTO {tables.tables[name]} SELECT row_id, {quote(name)}::{column.value_type} FROM _numbered"
+            )
+        except duckdb.Error as err:
+            raise ImportError_(
+                f"column '{name}' has values that are not {column.value_type}: {_first_line(err)}",
+                hint=f"fix the values, or declare '{name}' with a wider type",
+            ) from err
+    con.execute("UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id])
+    return range(start, start + count)
+
+
+def _check_row(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int) -> None:
+    if not scalar(con, f"SELECT count(*) FROM {tables.rows_table} WHERE row_id = ?", [int(row_id)]):
+        raise NotFoundError(
+            f"campaign '{tables.spec.name}' has no row {row_id}", hint="see the row ids with `runsheet show`"
+        )
+
+
+def _cast(con: duckdb.DuckDBPyConnection, value: Any, value_type: str, column: str) -> Any:
+    try:
+        return scalar(con, f"SELECT $1::{value_type}", [value])
+    except duckdb.Error as err:
+        raise EditError(
+            f"{value!r} is not a valid {value_type} for column '{column}'", hint=f"give a {value_type} value"
+        ) from err
+
+
+def _read_cells(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, scope: Scope) -> list[Cell]:
+    table = tables.tables[column]
+    if tables.column(column).is_input:
+        found = con.execute(f"SELECT row_id, value FROM {table} WHERE {scope.filter()}").fetchall()
+        return [Cell(row_id, column, value, Status.DONE) for row_id, value in found]
+    cursor = con.execute(f"SELECT row_id, {', '.join(CELL_FIELDS)} FROM {table} WHERE {scope.filter()}")
+    cells = []
+    for row_id, value, status, key, *rest in cursor.fetchall():
+        cells.append(Cell(row_id, column, value, Status(status), None if key is None else f"{key:016x}", *rest))
+    return cells
+
+
+def _empty(tables: CampaignTables, row_id: int, column: str) -> Cell:
+    is_input = tables.column(column).is_input
+    return Cell(row_id, column, None, Status.DONE if is_input else Status.EMPTY)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0]

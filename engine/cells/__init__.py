@@ -1,0 +1,19 @@
+"""Column kinds: one module per kind, all implementing the protocol in `base`."""
+
+from __future__ import annotations
+
+from engine.cells.base import Batch, BatchStep, SqlStep, StepKind, StepOptions
+from engine.cells.formula import Formula
+from engine.cells.probe import LEDGER, Probe
+from engine.cells.python import Python
+
+KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Probe())}
+INPUT_KIND = "input"
+
+
+def kind_named(name: str) -> StepKind:
+    """The step kind called `name`; raises KeyError for unknown kinds."""
+    return KINDS[name]
+
+
+__all__ = ["INPUT_KIND", "KINDS", "LEDGER", "Batch", "BatchStep", "SqlStep", "StepKind", "StepOptions", "kind_named"]

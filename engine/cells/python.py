@@ -1,0 +1,63 @@
+"""`python`: a function `package.module:function` that takes a polars DataFrame of the inputs, returns a Series."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import polars as pl
+from pydantic import field_validator
+
+from engine.cells.base import Batch, StepOptions
+from engine.cells.outcomes import done, failed
+from engine.types import ErrorCode
+
+
+class PythonOptions(StepOptions):
+    function: str
+    type: str = "VARCHAR"
+
+    @field_validator("function")
+    @classmethod
+    def _module_colon_function(cls, value: str) -> str:
+        module, _, name = value.partition(":")
+        if not module or not name:
+            raise ValueError(f"'{value}' is not of the form package.module:function")
+        return value
+
+
+def resolve(reference: str) -> Callable[[pl.DataFrame], Any]:
+    """Import `package.module:function`; raises LookupError naming what is missing."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise LookupError(f"cannot import module '{module_name}': {err}") from err
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise LookupError(f"module '{module_name}' has no function '{attr}'")
+    return function  # type: ignore[no-any-return]
+
+
+class Python:
+    name: ClassVar[str] = "python"
+    free: ClassVar[bool] = True
+    options: ClassVar[type[StepOptions]] = PythonOptions
+
+    def references(self, options: PythonOptions) -> set[str]:
+        return set()  # a function's inputs cannot be inferred: the spec lists them in `inputs`
+
+    def value_type(self, options: PythonOptions, input_types: dict[str, str]) -> str | None:
+        return options.type
+
+    def compute(self, options: PythonOptions, batch: Batch) -> pl.DataFrame:
+        row_ids = batch.frame["row_id"]
+        try:
+            result = resolve(options.function)(batch.frame.drop("row_id"))
+            values = result if isinstance(result, pl.Series) else pl.Series(result)
+            if values.len() != row_ids.len():
+                raise ValueError(f"returned {values.len()} values for {row_ids.len()} rows")
+        except Exception as err:  # a user's function failing is a cell outcome, not an engine error
+            return failed(row_ids, ErrorCode.PYTHON_ERROR, f"{options.function}: {type(err).__name__}: {err}")
+        return done(row_ids, values)

@@ -1,0 +1,62 @@
+"""Errors a user can cause, each carrying the fix.
+
+    RunsheetError                 anything a user can cause; `.hint` says how to fix it
+    ├── SpecError                 a campaign spec is refused as a whole (`.column` names the culprit)
+    │   └── CycleError            the columns depend on each other in a loop (`.path`)
+    ├── EditError                 an edit (set, pin) that cannot be applied; nothing was changed
+    ├── NotFoundError             a workspace, campaign, column or row that does not exist
+    ├── ImportError_              a file that cannot be loaded; nothing was imported
+    └── WorkspaceBusyError        another process held the workspace for longer than the retry budget
+
+Failures inside a cell are not exceptions: they are cell states (status, error code, hint).
+Anything else that raises is an engine bug.
+"""
+
+from __future__ import annotations
+
+
+class RunsheetError(Exception):
+    """Base of every error a user can cause. `str(err)` is one line: what is wrong, then the fix."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class SpecError(RunsheetError):
+    """A campaign spec that is refused as a whole; `column` names the offending column, if any."""
+
+    def __init__(self, message: str, hint: str = "", column: str | None = None) -> None:
+        self.column = column
+        prefix = f"column '{column}': " if column else ""
+        super().__init__(prefix + message, hint)
+
+
+class CycleError(SpecError):
+    """Columns whose dependencies form a loop; `path` walks the loop and returns to its start."""
+
+    def __init__(self, path: list[str]) -> None:
+        self.path = path
+        last, first = path[-2], path[-1]
+        super().__init__(
+            "dependency cycle " + " -> ".join(path),
+            hint=f"remove {first} from the inputs of {last}",
+            column=first,
+        )
+
+
+class EditError(RunsheetError):
+    """An edit that cannot be applied; the workspace is left unchanged."""
+
+
+class NotFoundError(RunsheetError):
+    """A workspace, campaign, column or row that does not exist."""
+
+
+class ImportError_(RunsheetError):
+    """A file that cannot be loaded into a campaign; nothing was imported."""
+
+
+class WorkspaceBusyError(RunsheetError):
+    """Another process kept the workspace locked for longer than the retry budget."""

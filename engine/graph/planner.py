@@ -1,0 +1,160 @@
+"""The planner: the one place that knows "auto" from "manual".
+
+For one row's cell statuses and a request (an edit, a run, Run Again, a spec change, new rows) it says which
+cells run now, which are queued for the paid runner, which become stale, and which wait or are blocked and on
+which column. It is a pure function of the graph, the statuses and the request, so the executor can plan a
+million rows by planning each distinct status signature once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from engine.graph.dag import ColumnGraph
+from engine.types import SETTLED, Status
+
+RequestKind = Literal["edit", "run", "spec_change"]
+
+DEFAULT_RUN_STATUSES = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING})
+# Statuses of an auto ancestor that a lazy pull computes first.
+PULLED = DEFAULT_RUN_STATUSES
+
+
+class Action(str, Enum):
+    RUN = "run"  # compute now
+    QUEUE = "queue"  # a paid auto step that will run later (the request did not ask for paid work)
+    STALE = "stale"  # a manual step whose inputs changed: keeps its old value, marked stale
+    WAIT = "wait"  # cannot run: an upstream manual cell has no value yet (blame names it)
+    BLOCK = "block"  # cannot run: an upstream cell ended in error (blame names it)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    action: Action
+    blame: str | None = None  # the upstream column to blame for WAIT and BLOCK
+    force: bool = False  # Run Again: recompute even if fresh, bypass the cache, unpin
+
+
+@dataclass(frozen=True)
+class Request:
+    """What someone asked for. Build one with the class methods rather than by hand."""
+
+    kind: RequestKind
+    columns: frozenset[str]
+    statuses: frozenset[Status] = DEFAULT_RUN_STATUSES
+    force: bool = False
+    run_paid: bool = True
+
+    @classmethod
+    def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
+        """Values of `columns` were edited (inputs typed in, or step cells pinned by hand)."""
+        return cls("edit", frozenset(columns), run_paid=run_paid)
+
+    @classmethod
+    def run(
+        cls,
+        columns: Iterable[str],
+        *,
+        statuses: Iterable[Status] = DEFAULT_RUN_STATUSES,
+        run_paid: bool = True,
+    ) -> Request:
+        """Compute the cells of `columns` whose status is in `statuses`, pulling auto ancestors first."""
+        return cls("run", frozenset(columns), statuses=frozenset(statuses), run_paid=run_paid)
+
+    @classmethod
+    def run_again(cls, columns: Iterable[str]) -> Request:
+        """Recompute the cells of `columns` whatever their status (bypassing caches, unpinning), then propagate."""
+        return cls("run", frozenset(columns), statuses=frozenset(Status), force=True)
+
+    @classmethod
+    def spec_change(cls, columns: Iterable[str], *, run_paid: bool = False) -> Request:
+        """The specs of `columns` changed: their cells and everything downstream are out of date."""
+        return cls("spec_change", frozenset(columns), run_paid=run_paid)
+
+
+def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request) -> dict[str, CellPlan]:
+    """Plan one row: the step cells that change. Cells not returned are left alone."""
+
+    def status(column: str) -> Status:
+        return states.get(column, Status.EMPTY)
+
+    targets = set(_targets(graph, status, request))
+    changed: set[str] = set(request.columns) if request.kind == "edit" else set()
+    plan: dict[str, CellPlan] = {}
+
+    def schedule(column: str, forced: bool) -> None:
+        # Lazy pull: an auto ancestor without a fresh value is computed first.
+        for dep in graph.sorted(graph.nodes[column].deps):
+            node = graph.nodes[dep]
+            if dep not in plan and node.auto and status(dep) in PULLED:
+                schedule(dep, False)
+        gate = _gate(graph, column, status, plan)
+        if gate is not None:
+            plan[column] = gate
+            return
+        if graph.nodes[column].free or request.run_paid:
+            plan[column] = CellPlan(Action.RUN, force=forced)
+        else:  # paid work waits: queued after an edit, stale (for the user to confirm) after a spec change
+            plan[column] = CellPlan(Action.STALE if request.kind == "spec_change" else Action.QUEUE)
+        changed.add(column)
+
+    for column in graph.steps():
+        if column in plan:
+            continue
+        node = graph.nodes[column]
+        current = status(column)
+        touched = (
+            column in targets
+            or bool(changed.intersection(node.deps))
+            or (request.kind == "spec_change" and column in request.columns)
+        )
+        if not touched or current is Status.RUNNING:
+            continue
+        forced = request.force and column in targets
+        if current is Status.PINNED and not forced:
+            continue
+        if column not in targets and not node.auto:
+            if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR):
+                plan[column] = CellPlan(Action.STALE)
+            continue
+        schedule(column, forced)
+    return plan
+
+
+def _targets(graph: ColumnGraph, status, request: Request) -> list[str]:  # type: ignore[no-untyped-def]
+    if request.kind != "run":
+        return []
+    return [
+        column
+        for column in graph.steps()
+        if column in request.columns and (request.force or status(column) in request.statuses)
+    ]
+
+
+def _gate(graph: ColumnGraph, column: str, status, plan: Mapping[str, CellPlan]) -> CellPlan | None:  # type: ignore[no-untyped-def]
+    """Why `column` cannot run in this row yet, or None if every step it reads has (or will have) a value."""
+    for dep in graph.sorted(graph.nodes[column].deps):
+        if graph.nodes[dep].is_input:
+            continue
+        planned = plan.get(dep)
+        if planned is not None:
+            if planned.action in (Action.WAIT, Action.BLOCK):
+                return CellPlan(planned.action, blame=planned.blame)
+            if planned.action in (Action.RUN, Action.QUEUE):
+                continue
+        verdict = dependency_gate(dep, status(dep))
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def dependency_gate(dep: str, dep_status: Status) -> CellPlan | None:
+    """Whether a cell may read an upstream cell in `dep_status`: None if it may, else WAIT or BLOCK on `dep`."""
+    if dep_status is Status.ERROR:
+        return CellPlan(Action.BLOCK, blame=dep)
+    if dep_status in SETTLED:
+        return None
+    return CellPlan(Action.WAIT, blame=dep)

@@ -1,0 +1,53 @@
+"""Which columns an SQL expression or a Jinja template reads. Pure parsing, no I/O."""
+
+from __future__ import annotations
+
+import jinja2
+import jinja2.meta
+import sqlglot
+from sqlglot import expressions as exp
+
+# Names a template may use that are not columns.
+TEMPLATE_GLOBALS = frozenset({"context", "loop", "range", "true", "false", "none"})
+
+
+class ReferenceError_(ValueError):
+    """An expression or template that cannot be parsed; the message says where."""
+
+
+def sql_references(expression: str) -> set[str]:
+    """The column names an SQL expression reads (the root of `a.b` is `a`; lambda parameters excluded)."""
+    try:
+        tree = sqlglot.parse_one(expression, dialect="duckdb")
+    except sqlglot.errors.ParseError as err:
+        raise ReferenceError_(_first_line(str(err))) from err
+    if tree is None:
+        raise ReferenceError_("the expression is empty")
+    if isinstance(tree, exp.Query | exp.DDL | exp.DML):
+        raise ReferenceError_("a step expression must be a single value, not a statement")
+    bound = {
+        ident.name
+        for lam in tree.find_all(exp.Lambda)
+        for ident in lam.expressions
+        if isinstance(ident, exp.Identifier | exp.Column)
+    }
+    names: set[str] = set()
+    for column in tree.find_all(exp.Column):
+        root = column.parts[0].name if column.parts else column.name
+        if root and root not in bound:
+            names.add(root)
+    return names
+
+
+def template_references(template: str) -> set[str]:
+    """The column names a Jinja template reads (`{{ research.pain_points }}` reads `research`)."""
+    env = jinja2.Environment()
+    try:
+        parsed = env.parse(template)
+    except jinja2.TemplateSyntaxError as err:
+        raise ReferenceError_(f"line {err.lineno}: {err.message}") from err
+    return set(jinja2.meta.find_undeclared_variables(parsed)) - TEMPLATE_GLOBALS
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "could not parse"

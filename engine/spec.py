@@ -1,0 +1,251 @@
+"""Campaign specs: YAML in, a validated CampaignSpec out, or a SpecError that names the column and the fix.
+
+A spec is refused as a whole: nothing about it is applied unless every column is valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.cells import INPUT_KIND, KINDS, StepOptions, kind_named
+from engine.cells.python import PythonOptions, resolve
+from engine.errors import SpecError
+from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_references
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RESERVED = frozenset({"row_id", "context"})
+
+
+class InputOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = "VARCHAR"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One validated column: its kind, options, dependencies, version and value type."""
+
+    name: str
+    kind: str
+    options: StepOptions | InputOptions
+    deps: tuple[str, ...]
+    version: str
+    value_type: str
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == INPUT_KIND
+
+    @property
+    def run(self) -> str:
+        return "auto" if self.is_input else self.options.run  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A validated campaign: its columns in spec order and the graph over them."""
+
+    name: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    graph: ColumnGraph
+    source: dict[str, Any]
+
+    def column(self, name: str) -> ColumnSpec:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"cannot read {path}: {err.strerror}", hint="check the path") from err
+    return parse_spec(text)
+
+
+def parse_spec(source: str | dict[str, Any]) -> CampaignSpec:
+    """Validate a spec given as YAML text or an already-parsed mapping."""
+    data = _parse_yaml(source) if isinstance(source, str) else source
+    if not isinstance(data, dict):
+        raise SpecError("a spec must be a mapping with 'campaign' and 'columns'", hint="see campaigns/outbound.yaml")
+    unknown = set(data) - {"campaign", "description", "columns"}
+    if unknown:
+        raise SpecError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", hint="remove them")
+    name = data.get("campaign")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise SpecError(
+            f"campaign name {name!r} is missing or not a plain name",
+            hint="use letters, digits and underscores, starting with a letter",
+        )
+    raw_columns = data.get("columns")
+    if not isinstance(raw_columns, list) or not raw_columns:
+        raise SpecError("'columns' must be a non-empty list", hint="list the campaign's columns under 'columns:'")
+    parsed = [_parse_column(raw, i) for i, raw in enumerate(raw_columns)]
+    graph = ColumnGraph.build(
+        ColumnNode(
+            name=name_,
+            is_input=kind == INPUT_KIND,
+            run="auto" if kind == INPUT_KIND else options.run,  # type: ignore[union-attr]
+            free=kind == INPUT_KIND or KINDS[kind].free,
+            deps=deps,
+        )
+        for name_, kind, options, deps in parsed
+    )
+    types = _bind_types(parsed, graph)
+    columns = tuple(
+        ColumnSpec(
+            name=name_,
+            kind=kind,
+            options=options,
+            deps=deps,
+            version=_version(kind, options),
+            value_type=types[name_],
+        )
+        for name_, kind, options, deps in parsed
+    )
+    return CampaignSpec(
+        name=name, description=str(data.get("description", "")), columns=columns, graph=graph, source=data
+    )
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise SpecError(f"the spec is not valid YAML{line}", hint="fix the YAML syntax") from err
+
+
+def _parse_column(raw: Any, index: int) -> tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise SpecError(f"column #{index + 1} is not a mapping", hint="write each column as 'name: ..., kind: ...'")
+    raw = dict(raw)
+    name = raw.pop("name", None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in RESERVED:
+        raise SpecError(
+            f"column #{index + 1} has a missing, reserved or invalid name {name!r}",
+            hint="use letters, digits and underscores, starting with a letter (not row_id or context)",
+        )
+    kind = raw.pop("kind", None)
+    if kind != INPUT_KIND and kind not in KINDS:
+        known = ", ".join([INPUT_KIND, *KINDS])
+        raise SpecError(f"unknown kind {kind!r}", hint=f"use one of: {known}", column=name)
+    model = InputOptions if kind == INPUT_KIND else kind_named(kind).options
+    try:
+        options = model.model_validate(raw)
+    except ValidationError as err:
+        raise _option_error(err, name, kind, model) from err
+    if kind == INPUT_KIND:
+        return name, kind, options, ()
+    assert isinstance(options, StepOptions)
+    deps = _dependencies(name, kind, options)
+    if isinstance(options, PythonOptions):
+        try:
+            resolve(options.function)
+        except LookupError as err:
+            raise SpecError(
+                f"bad value for option 'function': {err}",
+                hint="make the module importable from the folder you run runsheet in",
+                column=name,
+            ) from err
+    return name, kind, options, deps
+
+
+def _option_error(err: ValidationError, column: str, kind: str, model: type[BaseModel]) -> SpecError:
+    first = err.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "?"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields)
+        return SpecError(f"unknown option '{field}' for kind {kind}", hint=f"use one of: {allowed}", column=column)
+    if first["type"] == "missing":
+        return SpecError(f"missing option '{field}' for kind {kind}", hint=f"add '{field}:'", column=column)
+    return SpecError(f"bad value for option '{field}': {first['msg']}", hint=f"fix '{field}'", column=column)
+
+
+def _dependencies(name: str, kind: str, options: StepOptions) -> tuple[str, ...]:
+    try:
+        found = set(options.inputs) if options.inputs is not None else kind_named(kind).references(options)
+        if options.run_if:
+            found |= sql_references(options.run_if)
+    except ReferenceError_ as err:
+        raise SpecError(f"invalid SQL expression: {err}", hint="fix the expression's syntax", column=name) from err
+    found |= set(options.required)
+    if kind != "formula" and options.inputs is None and not found:
+        raise SpecError(f"a {kind} step needs 'inputs'", hint="list the columns it reads under 'inputs:'", column=name)
+    return tuple(sorted(found))
+
+
+def _version(kind: str, options: StepOptions | InputOptions) -> str:
+    """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled)."""
+    payload = options.model_dump(mode="json", exclude={"run", "enabled", "description"})
+    canonical = json.dumps({"kind": kind, "options": payload}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _bind_types(
+    parsed: list[tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]], graph: ColumnGraph
+) -> dict[str, str]:
+    """Bind every expression against the types of its inputs in an empty DuckDB: catches SQL errors early."""
+    by_name = {name: (kind, options, deps) for name, kind, options, deps in parsed}
+    types: dict[str, str] = {}
+    with duckdb.connect(":memory:") as con:
+        for name in graph.order:
+            kind, options, deps = by_name[name]
+            declared = options.type if isinstance(options, InputOptions | PythonOptions) else None
+            if declared is not None:
+                types[name] = _check_type(con, name, declared)
+                continue
+            row = ", ".join(f'NULL::{types[d]} AS "{d}"' for d in deps) or "NULL AS _"
+            assert isinstance(options, StepOptions)
+            step = kind_named(kind)
+            bound = step.value_type(options, {d: types[d] for d in deps})
+            if bound is None:
+                bound = _bind(con, name, step.sql(options), row)  # type: ignore[attr-defined]
+            types[name] = bound
+            if options.run_if:
+                _bind(con, name, f"({options.run_if})::BOOLEAN", row, what="run_if")
+    return types
+
+
+def _check_type(con: duckdb.DuckDBPyConnection, column: str, type_name: str) -> str:
+    try:
+        con.execute(f"SELECT NULL::{type_name}")
+    except duckdb.Error as err:
+        raise SpecError(
+            f"bad value for option 'type': {type_name!r} is not a DuckDB type",
+            hint="use VARCHAR, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP or JSON",
+            column=column,
+        ) from err
+    return type_name.upper()
+
+
+def _bind(con: duckdb.DuckDBPyConnection, column: str, expression: str, row: str, what: str = "expression") -> str:
+    try:
+        described = con.execute(f"DESCRIBE SELECT {expression} AS value FROM (SELECT {row})").fetchall()
+    except duckdb.Error as err:
+        message = str(err).strip().splitlines()[0]
+        raise SpecError(
+            f"invalid SQL {what}: {message}", hint=f"fix the {what} (it is DuckDB SQL over the row)", column=column
+        ) from err
+    return str(described[0][1])

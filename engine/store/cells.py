@@ -1,0 +1,95 @@
+"""SQL over cell tables: row filters, the key expression, merging outcomes into a column's table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from engine.store.schema import STEP_COLUMNS, literal, quote
+from engine.types import SETTLED
+
+# Up to this many rows, scopes are inlined as literals so DuckDB prunes row groups with min/max statistics
+# and the cost of an edit does not grow with the size of the campaign.
+INLINE_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The rows a request covers: every row, a contiguous range of row ids, or the given row ids."""
+
+    row_ids: tuple[int, ...] | None = None
+    between: tuple[int, int] | None = None
+
+    @classmethod
+    def all(cls) -> Scope:
+        return cls()
+
+    @classmethod
+    def rows(cls, row_ids: Sequence[int]) -> Scope:
+        return cls(row_ids=tuple(sorted({int(r) for r in row_ids})))
+
+    @classmethod
+    def range(cls, first: int, last: int) -> Scope:
+        return cls(between=(first, last))
+
+    def filter(self, column: str = "row_id") -> str:
+        """A WHERE condition on `column` selecting this scope (TRUE for all rows)."""
+        if self.between is not None:
+            return f"{column} BETWEEN {self.between[0]} AND {self.between[1]}"
+        if self.row_ids is None:
+            return "TRUE"
+        if not self.row_ids:
+            return "FALSE"
+        if len(self.row_ids) <= INLINE_ROWS:
+            return f"{column} IN ({', '.join(map(str, self.row_ids))})"
+        return f"{column} IN (SELECT row_id FROM _scope_rows)"
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make the temp table that large explicit scopes filter on."""
+        if self.row_ids is not None and len(self.row_ids) > INLINE_ROWS:
+            ids = pa.table({"row_id": pa.array(self.row_ids, type=pa.int64())})
+            con.register("_scope_arrow", ids)
+            con.execute("CREATE OR REPLACE TEMP TABLE _scope_rows AS SELECT row_id FROM _scope_arrow")
+            con.unregister("_scope_arrow")
+
+
+def key_expression(version: str, value_refs: Sequence[str]) -> str:
+    """The cell key (DESIGN rule 1): md5 over the step version and the canonical JSON of each input value.
+
+    md5 and to_json are defined by DuckDB, not by a process or a Python version, so the same inputs give the same
+    key in every process and across library upgrades.
+    """
+    parts = [literal(version)] + [f"coalesce(to_json({ref}), 'null')" for ref in value_refs]
+    return f"md5_number_lower(concat_ws(chr(31), {', '.join(parts)}))"
+
+
+def settled_list() -> str:
+    return ", ".join(literal(s.value) for s in sorted(SETTLED, key=lambda s: s.value))
+
+
+def gate_expression(step_deps: Sequence[str]) -> str:
+    """SQL for `planner.dependency_gate` over live statuses: NULL, 'block:<dep>' or 'wait:<dep>'."""
+    if not step_deps:
+        return "NULL::VARCHAR"
+    whens = []
+    for dep in step_deps:
+        status = f"coalesce({quote('s_' + dep)}, 'empty')"
+        whens.append(f"WHEN {status} = 'error' THEN {literal('block:' + dep)}")
+        whens.append(f"WHEN {status} NOT IN ({settled_list()}) THEN {literal('wait:' + dep)}")
+    return "CASE " + " ".join(whens) + " ELSE NULL END"
+
+
+def merge_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str, scope: Scope) -> None:
+    """Write `source` (rows with the step columns, all inside `scope`) into a step table: update the cells that
+    exist, add the rest."""
+    names = STEP_COLUMNS.split(", ")
+    assignments = ", ".join(f"{c} = s.{c}" for c in names if c != "row_id")
+    within = scope.filter("t.row_id")
+    con.execute(f"UPDATE {table} AS t SET {assignments} FROM {source} AS s WHERE t.row_id = s.row_id AND {within}")
+    con.execute(
+        f"INSERT INTO {table} SELECT {', '.join('s.' + c for c in names)} FROM {source} AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.row_id = s.row_id AND {within})"
+    )

@@ -1,0 +1,80 @@
+"""Short-lived DuckDB connections to the workspace file, with retry on the lock another process holds.
+
+DuckDB lets one process at a time open a file. Every operation opens a connection, runs one transaction and
+closes it, so the UI, a CLI batch job and a reader can take turns on one workspace. Never hold a connection
+across slow work (a provider call, a user's prompt).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from engine.errors import WorkspaceBusyError
+
+log = logging.getLogger(__name__)
+
+
+def is_lock_error(err: Exception) -> bool:
+    text = str(err)
+    return isinstance(err, duckdb.IOException) and ("lock" in text.lower() or "Conflicting" in text)
+
+
+class Database:
+    """Opens transactions on one DuckDB file, waiting (up to `busy_timeout` seconds) while another process has it."""
+
+    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as err:
+                if not is_lock_error(err):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusyError(
+                        f"the workspace {self.path.parent} stayed locked by another process "
+                        f"for {self.busy_timeout:.0f}s",
+                        hint="wait for the other runsheet command to finish, or stop it",
+                    ) from err
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection, one transaction: committed if the block succeeds, rolled back if it raises."""
+        con = self._open()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> Any:
+    """The first value of the first row of a query (None for no rows); the result is fully consumed."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pl.DataFrame:
+    """A query's result as a polars DataFrame, through Arrow."""
+    return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())  # type: ignore[return-value]

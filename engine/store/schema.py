@@ -1,0 +1,67 @@
+"""The workspace's tables.
+
+Metadata lives in a few small tables. Records and cells are stored one table per column
+(`c<campaign>_<column>`), so adding a column creates a table instead of altering a million-row one, and a
+column's recompute rewrites only its own table.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = "1"
+
+METADATA_DDL = [
+    "CREATE SEQUENCE IF NOT EXISTS ids START 1",
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS campaigns (
+        campaign_id BIGINT PRIMARY KEY, name VARCHAR UNIQUE NOT NULL, description VARCHAR, spec JSON,
+        rows_table VARCHAR NOT NULL, next_row_id BIGINT NOT NULL, created_at TIMESTAMP, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS columns (
+        campaign_id BIGINT NOT NULL, name VARCHAR NOT NULL, position INTEGER NOT NULL, kind VARCHAR NOT NULL,
+        version VARCHAR NOT NULL, value_type VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        PRIMARY KEY (campaign_id, name))""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id BIGINT PRIMARY KEY, campaign_id BIGINT, actor VARCHAR, trigger VARCHAR, request JSON,
+        status VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, counts JSON)""",
+    """CREATE TABLE IF NOT EXISTS activity (
+        run_id BIGINT, campaign_id BIGINT, column_name VARCHAR, row_id BIGINT, cells BIGINT, action VARCHAR,
+        outcome VARCHAR, "at" TIMESTAMP, duration_ms DOUBLE, cost DOUBLE)""",
+]
+
+STEP_COLUMNS = (
+    "row_id, value, status, key, waiting_on, error_code, error_message, error_hint, cost, started_at, finished_at, "
+    "run_id"
+)
+
+
+def create_metadata(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in METADATA_DDL:
+        con.execute(statement)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+
+def rows_table_ddl(table: str) -> str:
+    return f"CREATE TABLE {table} (row_id BIGINT NOT NULL, created_at TIMESTAMP NOT NULL)"
+
+
+def input_table_ddl(table: str, value_type: str) -> str:
+    return f"CREATE TABLE {table} (row_id BIGINT NOT NULL, value {value_type})"
+
+
+def step_table_ddl(table: str, value_type: str) -> str:
+    return (
+        f"CREATE TABLE {table} (row_id BIGINT NOT NULL, value {value_type}, status VARCHAR NOT NULL, key UBIGINT, "
+        "waiting_on VARCHAR, error_code VARCHAR, error_message VARCHAR, error_hint VARCHAR, cost DOUBLE, "
+        "started_at TIMESTAMP, finished_at TIMESTAMP, run_id BIGINT)"
+    )
+
+
+def quote(identifier: str) -> str:
+    """A safely quoted SQL identifier, whatever the name contains."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A safely quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,67 @@
+"""Identifiers, modes and statuses shared by every layer of the engine."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal, NewType
+
+ColumnName = NewType("ColumnName", str)
+RowId = NewType("RowId", int)
+
+RunMode = Literal["auto", "manual"]
+
+
+class Status(str, Enum):
+    """The state of one step cell (see DESIGN.md, "Cell states")."""
+
+    EMPTY = "empty"
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    STALE = "stale"
+    SKIPPED = "skipped"
+    NOT_FOUND = "not_found"
+    ERROR = "error"
+    PINNED = "pinned"
+
+
+# Statuses whose cell holds a value that downstream steps may read.
+SETTLED = frozenset({Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED})
+# Statuses of a cell that still needs computing.
+PENDING = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING})
+# Statuses that a recompute may keep when the cell's key has not changed.
+FRESH_WHEN_KEY_MATCHES = frozenset({Status.DONE, Status.SKIPPED, Status.NOT_FOUND})
+
+
+class ErrorCode(str, Enum):
+    """Why a cell failed; each code has a user-facing hint in HINTS."""
+
+    MISSING_REQUIRED_FIELD = "missing_required_field"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_ERROR = "provider_error"
+    INVALID_OUTPUT = "invalid_output"
+    ACTION_DISABLED = "action_disabled"
+    CANCELLED = "cancelled"
+    UPSTREAM_ERROR = "upstream_error"
+    PERMISSION_DENIED = "permission_denied"
+    FORMULA_ERROR = "formula_error"
+    PYTHON_ERROR = "python_error"
+
+
+HINTS: dict[ErrorCode, str] = {
+    ErrorCode.MISSING_REQUIRED_FIELD: "enrich the record first",
+    ErrorCode.INSUFFICIENT_CREDITS: "add credits or raise the cap, then run again",
+    ErrorCode.TIMEOUT: "run again, or raise the step's timeout",
+    ErrorCode.RATE_LIMITED: "run again later, or lower the concurrency",
+    ErrorCode.PROVIDER_ERROR: "check the provider's status and credentials, then run again",
+    ErrorCode.INVALID_OUTPUT: "adjust the prompt or schema, then run again",
+    ErrorCode.ACTION_DISABLED: "enable the step to run it",
+    ErrorCode.CANCELLED: "run again to finish it",
+    ErrorCode.UPSTREAM_ERROR: "fix the upstream cell, then run again",
+    ErrorCode.PERMISSION_DENIED: "ask an admin for access",
+    ErrorCode.FORMULA_ERROR: "fix the expression or the input value",
+    ErrorCode.PYTHON_ERROR: "fix the function or the input value",
+}
