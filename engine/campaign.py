@@ -52,6 +52,7 @@ class Page:
     """A page of the grid: `rows[i][column]` is a Cell."""
 
     columns: list[str]
+    row_ids: list[int]
     rows: list[dict[str, Cell]]
     total_rows: int
     offset: int
@@ -246,7 +247,7 @@ class Campaign:
                 for cell in _read_cells(con, tables, name, scope):
                     grid[cell.row_id][name] = cell
             ordered = [{name: grid[r].get(name) or _empty(tables, r, name) for name in names} for r in ids]
-        return Page(columns=names, rows=ordered, total_rows=total, offset=offset)
+        return Page(columns=names, row_ids=ids, rows=ordered, total_rows=total, offset=offset)
 
     def status_counts(self) -> dict[str, dict[str, int]]:
         """For every step column, how many cells are in each status (cells never computed count as empty)."""

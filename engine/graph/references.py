@@ -18,13 +18,17 @@ class ReferenceError_(ValueError):
 def sql_references(expression: str) -> set[str]:
     """The column names an SQL expression reads (the root of `a.b` is `a`; lambda parameters excluded)."""
     try:
-        tree = sqlglot.parse_one(expression, dialect="duckdb")
+        statements = sqlglot.parse(expression, dialect="duckdb")
     except sqlglot.errors.ParseError as err:
         raise ReferenceError_(_first_line(str(err))) from err
-    if tree is None:
+    statements = [s for s in statements if s is not None]
+    if not statements:
         raise ReferenceError_("the expression is empty")
-    if isinstance(tree, exp.Query | exp.DDL | exp.DML):
-        raise ReferenceError_("a step expression must be a single value, not a statement")
+    if len(statements) > 1:
+        raise ReferenceError_("a step expression must be one expression, not several statements")
+    tree = statements[0]
+    if isinstance(tree, exp.Query | exp.DDL | exp.DML | exp.Command) or any(tree.find_all(exp.Query)):
+        raise ReferenceError_("a step expression reads only its own row: no statements or subqueries")
     bound = {
         ident.name
         for lam in tree.find_all(exp.Lambda)
