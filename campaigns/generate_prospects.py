@@ -28,12 +28,14 @@ NAMES: dict[str, tuple[list[str], list[str]]] = {
         ["James", "Emily", "Michael", "Sarah", "David", "Jessica", "Daniel", "Olivia", "Ryan", "Hannah",
          "Chris", "Megan", "Tom", "Laura", "Ben", "Rachel", "Matt", "Kate", "Andrew", "Grace"],
         ["Smith", "Johnson", "Brown", "Taylor", "Walker", "Harris", "Clarke", "Wright", "Mitchell", "Turner",
-         "Campbell", "Parker", "Evans", "Collins", "Murphy", "Reed", "Bennett", "Hughes", "Foster", "Sullivan"],
+         "Campbell", "Parker", "Evans", "Collins", "Murphy", "Reed", "Bennett", "Hughes",
+         "Foster", "Sullivan"],
     ),
     "german": (
         ["Lukas", "Anna", "Jonas", "Lena", "Felix", "Marie", "Maximilian", "Sophie", "Tobias", "Katharina",
          "Jan", "Julia", "Florian", "Lea", "Stefan"],
-        ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Schulz",
+        ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+         "Hoffmann", "Schulz",
          "Koch", "Richter", "Klein", "Wolf", "Neumann"],
     ),
     "french": (
@@ -49,8 +51,10 @@ NAMES: dict[str, tuple[list[str], list[str]]] = {
          "Ramírez", "Navarro", "Castillo", "Morales"],
     ),
     "portuguese": (
-        ["João", "Beatriz", "Gabriel", "Mariana", "Rafael", "Larissa", "Thiago", "Fernanda", "Bruno", "Juliana"],
-        ["Silva", "Santos", "Oliveira", "Souza", "Costa", "Pereira", "Almeida", "Ferreira", "Rodrigues", "Lima"],
+        ["João", "Beatriz", "Gabriel", "Mariana", "Rafael", "Larissa", "Thiago", "Fernanda",
+         "Bruno", "Juliana"],
+        ["Silva", "Santos", "Oliveira", "Souza", "Costa", "Pereira", "Almeida", "Ferreira",
+         "Rodrigues", "Lima"],
     ),
     "dutch": (
         ["Daan", "Sanne", "Bram", "Fleur", "Thijs", "Lotte", "Ruben", "Eva", "Joost", "Femke"],
@@ -77,7 +81,8 @@ NAMES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "japanese": (
         ["Haruto", "Yui", "Sota", "Aoi", "Ren", "Hina", "Kenji", "Sakura", "Takumi", "Yuki"],
-        ["Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura", "Kobayashi", "Kato"],
+        ["Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura",
+         "Kobayashi", "Kato"],
     ),
     "arabic": (
         ["Omar", "Layla", "Ahmed", "Fatima", "Yusuf", "Noor", "Karim", "Amira", "Hassan", "Salma"],
@@ -88,7 +93,8 @@ NAMES: dict[str, tuple[list[str], list[str]]] = {
         ["Cohen", "Levi", "Mizrahi", "Peretz", "Biton", "Friedman", "Katz", "Shapiro"],
     ),
     "nigerian": (
-        ["Chinedu", "Adaeze", "Tunde", "Ngozi", "Emeka", "Funmilayo", "Seun", "Chiamaka", "Obinna", "Yetunde"],
+        ["Chinedu", "Adaeze", "Tunde", "Ngozi", "Emeka", "Funmilayo", "Seun", "Chiamaka",
+         "Obinna", "Yetunde"],
         ["Okafor", "Adeyemi", "Okonkwo", "Balogun", "Eze", "Adebayo", "Nwosu", "Ogunleye", "Obi", "Afolabi"],
     ),
     "korean": (
@@ -146,14 +152,16 @@ STEMS = [
     "Juniper", "Redwood", "Sterling", "Polar", "Cobalt", "Willow", "Crescent", "Keystone",
 ]
 SUFFIXES = ["ly", "ify", "hq", "wise", "base"]  # one-word startup names: "Payly", "Talentwise"
-LEGAL = {"United Kingdom": " Ltd", "Germany": " GmbH", "France": " SAS", "Netherlands": " B.V.", "Brazil": " Ltda"}
+LEGAL = {
+    "United Kingdom": " Ltd", "Germany": " GmbH", "France": " SAS", "Netherlands": " B.V.", "Brazil": " Ltda",
+}
 
 # (title, weight, smallest company it appears in). Weights favour the people outbound usually targets.
 TITLES: list[tuple[str, int, int]] = [
-    ("Founder & CEO", 6, 1), ("Co-Founder", 3, 1), ("CEO", 3, 1), ("CTO", 4, 1), ("COO", 2, 10),
+    ("Founder & CEO", 4, 1), ("Co-Founder", 2, 1), ("CEO", 2, 1), ("CTO", 3, 1), ("COO", 2, 10),
     ("CFO", 2, 20), ("Chief Marketing Officer", 2, 50), ("Chief Revenue Officer", 2, 50),
     ("President", 1, 20), ("Managing Director", 2, 10),
-    ("VP Sales", 5, 20), ("VP of Marketing", 4, 20), ("VP Engineering", 3, 30), ("SVP Revenue", 1, 500),
+    ("VP Sales", 4, 20), ("VP of Marketing", 3, 20), ("VP Engineering", 2, 30), ("SVP Revenue", 1, 500),
     ("Vice President, Customer Success", 1, 200),
     ("Head of Growth", 5, 5), ("Head of Sales", 4, 5), ("Head of Partnerships", 2, 20),
     ("Head of Revenue Operations", 2, 50), ("Director of Sales", 4, 30), ("Marketing Director", 3, 20),
@@ -161,7 +169,7 @@ TITLES: list[tuple[str, int, int]] = [
     ("Sales Manager", 5, 10), ("Marketing Manager", 5, 10), ("Product Manager", 3, 10),
     ("Revenue Operations Manager", 2, 30), ("Customer Success Manager", 3, 10), ("Growth Lead", 2, 5),
     ("Team Lead, Inside Sales", 2, 50), ("Engineering Manager", 2, 30),
-    ("SDR", 5, 10), ("BDR", 3, 10), ("Account Executive", 5, 10), ("Senior Account Executive", 2, 50),
+    ("SDR", 6, 5), ("BDR", 3, 10), ("Account Executive", 6, 5), ("Senior Account Executive", 2, 50),
     ("Growth Marketer", 2, 5), ("Software Engineer", 2, 5), ("Data Analyst", 2, 20),
     ("Operations Coordinator", 1, 20), ("Content Marketing Specialist", 2, 10),
 ]
@@ -177,7 +185,7 @@ def ascii_slug(text: str, keep: str = "") -> str:
 
 
 def employee_count(rng: random.Random) -> int:
-    """Skewed small: most companies have a few dozen people, a few are enterprises with thousands (2..20000)."""
+    """Skewed small: most companies have a few dozen people, a few are enterprises (2..20000)."""
     mu, sigma = (8.3, 0.7) if rng.random() < 0.06 else (3.6, 1.5)
     return max(2, min(20000, round(rng.lognormvariate(mu, sigma))))
 
@@ -207,7 +215,8 @@ def make_companies(rng: random.Random) -> list[dict[str, object]]:
         used.append(name)
         employees = employee_count(rng)
         slug = ascii_slug(name)
-        tld = COUNTRIES[country][1] if rng.random() < 0.45 else rng.choice([".com", ".com", ".io", ".co", ".ai"])
+        generic = rng.choice([".com", ".com", ".io", ".co", ".ai"])
+        tld = COUNTRIES[country][1] if rng.random() < 0.45 else generic
         display = name + (LEGAL.get(country, "") if employees > 50 and rng.random() < 0.4 else "")
         companies.append(
             {"company": display, "domain": slug + tld, "industry": industry, "employees": employees,
@@ -225,8 +234,6 @@ def make_person(rng: random.Random, company: dict[str, object]) -> tuple[str, st
 
 def pick_title(rng: random.Random, employees: int) -> str:
     fitting = [(t, w) for t, w, smallest in TITLES if employees >= smallest]
-    if employees <= 10:  # tiny companies: mostly founders
-        fitting = [(t, w * (4 if "Founder" in t or t in ("CEO", "CTO") else 1)) for t, w in fitting]
     return rng.choices([t for t, _ in fitting], [w for _, w in fitting])[0]
 
 

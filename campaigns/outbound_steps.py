@@ -8,9 +8,9 @@ from __future__ import annotations
 import polars as pl
 
 # Checked in this order: the first pattern a (lower-cased) title matches decides its level.
-EXECUTIVE = r"\b(chief|ceo|cto|cfo|coo|cmo|cro|cio|ciso|founder|co-founder|president|owner|managing director|partner|vp|svp|evp|vice president)\b"
-DIRECTOR = r"\b(director|head of|head)\b"
-MANAGER = r"\b(manager|lead|team lead|supervisor)\b"
+EXECUTIVE = r"\b(chief|c[etfomri]o|ciso|founder|owner|partner|president|managing director|vp|svp|evp)\b"
+DIRECTOR = r"\b(director|head)\b"
+MANAGER = r"\b(manager|lead|supervisor)\b"
 
 
 def seniority(df: pl.DataFrame) -> pl.Series:

@@ -166,7 +166,8 @@ class Campaign:
 
         Cells run when empty, stale, queued or waiting (only stale and queued ones with `only_stale`); auto
         ancestors without a fresh value are computed first. `force` is Run Again: recompute whatever the status,
-        bypassing caches and unpinning, then propagate downstream.
+        bypassing caches, then propagate downstream; pinned cells are unpinned only when both `columns` and
+        `rows` are given (Run Again on chosen cells).
         """
         with self.db.transaction() as con:
             tables = self._load(con)
@@ -182,8 +183,8 @@ class Campaign:
             if scope.row_ids is not None:
                 for row_id in scope.row_ids:
                     _check_row(con, tables, row_id)
-            if force:
-                request = Request.run_again(targets)
+            if force:  # pinned cells are only unpinned when someone picks them: given columns and rows
+                request = Request.run_again(targets, unpin=columns is not None and rows is not None)
             elif only_stale:
                 request = Request.run(targets, statuses={Status.STALE, Status.QUEUED})
             else:

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import duckdb
+import polars as pl
 
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
@@ -167,7 +168,7 @@ class Executor:
         kind = kind_named(spec.kind)
         started = time.perf_counter()
         if hasattr(kind, "sql"):
-            self._compute_sql(column, kind.sql(spec.options), spec.value_type)
+            self._compute_sql(column, kind.sql(spec.options), spec.value_type, spec.deps)
         else:
             inputs = frame(
                 self.con,
@@ -186,55 +187,25 @@ class Executor:
             self.con.unregister("_outcomes")
         self._merge_out(column, scope, time.perf_counter() - started)
 
-    def _compute_sql(self, column: str, expression: str, value_type: str) -> None:
-        select = (
-            "SELECT row_id, ({expr})::{t} AS value, 'done' AS status, key, NULL AS waiting_on, "
-            "NULL AS error_code, NULL AS error_message, NULL AS error_hint, 0.0 AS cost FROM _in WHERE {where}"
-        )
-        try:
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _out AS " + select.format(expr=expression, t=value_type, where="verdict = 'run'")
-            )
-            return
-        except duckdb.Error:
-            pass  # some rows fail: find them, and compute the others
-        failures = self._failing_rows(expression, value_type)
-        bad = ", ".join(str(r) for r in failures) or "NULL"
+    def _compute_sql(self, column: str, expression: str, value_type: str, deps: tuple[str, ...]) -> None:
+        """One statement for every planned row. TRY() keeps one bad row from failing the statement (a failed
+        statement would abort the whole transaction); rows where it gave NULL are checked for real errors."""
+        value = f"TRY(({expression})::{value_type})"
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE _out AS "
-            + select.format(expr=expression, t=value_type, where=f"verdict = 'run' AND row_id NOT IN ({bad})")
+            f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT row_id, {value} AS value, 'done' AS status, key,
+            NULL::VARCHAR AS waiting_on, NULL::VARCHAR AS error_code, NULL::VARCHAR AS error_message,
+            NULL::VARCHAR AS error_hint, 0.0::DOUBLE AS cost FROM _in WHERE verdict = 'run'"""
         )
+        names = ", ".join(["row_id", *(quote(d) for d in deps)])
+        candidates = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run' AND {value} IS NULL")
+        if candidates.height == 0:
+            return
         code = ErrorCode.FORMULA_ERROR
-        for row_id, message in failures.items():
+        for row_id, message in failing_rows(candidates, f"({expression})::{value_type}").items():
             self.con.execute(
-                "INSERT INTO _out SELECT row_id, NULL, 'error', key, NULL, ?, ?, ?, 0.0 FROM _in WHERE row_id = ?",
+                "UPDATE _out SET status = 'error', error_code = ?, error_message = ?, error_hint = ? WHERE row_id = ?",
                 [code.value, message, HINTS[code], row_id],
             )
-
-    def _failing_rows(self, expression: str, value_type: str) -> dict[int, str]:
-        """Rows whose formula raises, found by bisection among the rows where TRY() gives NULL."""
-        candidates = [
-            r[0]
-            for r in self.con.execute(
-                f"SELECT row_id FROM _in WHERE verdict = 'run' AND TRY(({expression})::{value_type}) IS NULL"
-            ).fetchall()
-        ]
-        failures: dict[int, str] = {}
-        pending = [candidates]
-        while pending:
-            chunk = pending.pop()
-            try:
-                self.con.execute(
-                    f"SELECT count(({expression})::{value_type}) FROM _in WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
-                    [chunk],
-                ).fetchall()
-            except duckdb.Error as err:
-                if len(chunk) == 1:
-                    failures[chunk[0]] = str(err).strip().splitlines()[0]
-                else:
-                    middle = len(chunk) // 2
-                    pending += [chunk[:middle], chunk[middle:]]
-        return failures
 
     def _merge_out(self, column: str, scope: Scope, seconds: float) -> None:
         self.con.execute(
@@ -318,3 +289,29 @@ class Executor:
                 [self.run_id, self.campaign.campaign_id, column, count, outcome],
             )
 
+
+
+def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:
+    """The rows of `candidates` (row_id and input columns) on which `expression` raises, with DuckDB's message.
+
+    They are evaluated in a scratch in-memory database, so a failure cannot abort the workspace's transaction;
+    the search bisects, so a few bad rows among many cost a few statements.
+    """
+    failures: dict[int, str] = {}
+    with duckdb.connect(":memory:") as scratch:
+        scratch.register("_candidates", candidates.to_arrow())
+        pending = [candidates["row_id"].to_list()]
+        while pending:
+            chunk = pending.pop()
+            try:
+                scratch.execute(
+                    f"SELECT count({expression}) FROM _candidates WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+                    [chunk],
+                ).fetchall()
+            except duckdb.Error as err:
+                if len(chunk) == 1:
+                    failures[chunk[0]] = str(err).strip().splitlines()[0]
+                else:
+                    middle = len(chunk) // 2
+                    pending += [chunk[:middle], chunk[middle:]]
+    return failures

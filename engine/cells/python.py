@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -30,6 +32,8 @@ class PythonOptions(StepOptions):
 def resolve(reference: str) -> Callable[[pl.DataFrame], Any]:
     """Import `package.module:function`; raises LookupError naming what is missing."""
     module_name, _, attr = reference.partition(":")
+    if os.getcwd() not in sys.path:  # step modules live beside the specs, in the folder runsheet runs in
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

@@ -47,6 +47,7 @@ class Request:
     statuses: frozenset[Status] = DEFAULT_RUN_STATUSES
     force: bool = False
     run_paid: bool = True
+    unpin: bool = False
 
     @classmethod
     def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
@@ -65,9 +66,10 @@ class Request:
         return cls("run", frozenset(columns), statuses=frozenset(statuses), run_paid=run_paid)
 
     @classmethod
-    def run_again(cls, columns: Iterable[str]) -> Request:
-        """Recompute the cells of `columns` whatever their status (bypassing caches, unpinning), then propagate."""
-        return cls("run", frozenset(columns), statuses=frozenset(Status), force=True)
+    def run_again(cls, columns: Iterable[str], *, unpin: bool = True) -> Request:
+        """Recompute the cells of `columns` whatever their status (bypassing caches), then propagate. Pinned cells
+        are unpinned and recomputed only with `unpin` (Run Again on chosen cells, not a bulk rerun)."""
+        return cls("run", frozenset(columns), statuses=frozenset(Status), force=True, unpin=unpin)
 
     @classmethod
     def spec_change(cls, columns: Iterable[str], *, run_paid: bool = False) -> Request:
@@ -114,7 +116,7 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         if not touched or current is Status.RUNNING:
             continue
         forced = request.force and column in targets
-        if current is Status.PINNED and not forced:
+        if current is Status.PINNED and not (forced and request.unpin):
             continue
         if column not in targets and not node.auto:
             if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR):
