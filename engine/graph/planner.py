@@ -118,7 +118,8 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         forced = request.force and column in targets
         if current is Status.PINNED and not (forced and request.unpin):
             continue
-        if column not in targets and not node.auto:
+        if column not in targets and not node.auto and current is not Status.WAITING:
+            # A waiting manual cell was asked for already: it runs once what it waited on has a value.
             if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR):
                 plan[column] = CellPlan(Action.STALE)
             continue

@@ -1,0 +1,146 @@
+"""Reactive core: the cost of an edit must not grow with the campaign, and a full recompute of the formula
+columns must stay within 2x of one hand-written DuckDB statement computing the same expressions.
+
+Each scenario runs in its own process so its peak memory is its own. Sizes: 10,000 and 1,000,000 records,
+8 step columns (7 formulas and one probe, the counting paid-like kind).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = """
+campaign: bench
+columns:
+  - {name: email, kind: input}
+  - {name: first_name, kind: input}
+  - {name: company, kind: input}
+  - {name: employees, kind: input, type: BIGINT}
+  - {name: domain, kind: formula, expression: "lower(split_part(email, '@', 2))"}
+  - {name: who, kind: formula, expression: "first_name || ' @ ' || company"}
+  - {name: size_band, kind: formula, expression: "CASE WHEN employees < 50 THEN 'small' WHEN employees < 500 THEN 'mid' ELSE 'large' END"}
+  - {name: score, kind: formula, expression: "length(domain) + employees % 97"}
+  - {name: tier, kind: formula, expression: "CASE WHEN score > 60 THEN 'A' WHEN score > 30 THEN 'B' ELSE 'C' END"}
+  - {name: label, kind: formula, expression: "tier || ':' || size_band"}
+  - {name: greeting, kind: formula, expression: "'Hi ' || who || ' from ' || domain"}
+  - {name: touch, kind: probe, inputs: [label]}
+"""
+FORMULAS = ["domain", "who", "size_band", "score", "tier", "label", "greeting"]
+BASELINE = """CREATE OR REPLACE TEMP TABLE baseline AS SELECT r.row_id,
+    lower(split_part(e.value, '@', 2)) AS domain, f.value || ' @ ' || c.value AS who,
+    CASE WHEN n.value < 50 THEN 'small' WHEN n.value < 500 THEN 'mid' ELSE 'large' END AS size_band,
+    length(domain) + n.value % 97 AS score, CASE WHEN score > 60 THEN 'A' WHEN score > 30 THEN 'B' ELSE 'C' END AS tier,
+    tier || ':' || size_band AS label, 'Hi ' || who || ' from ' || domain AS greeting
+    FROM {rows} r JOIN {email} e USING (row_id) JOIN {first_name} f USING (row_id)
+    JOIN {company} c USING (row_id) JOIN {employees} n USING (row_id)"""
+EDITS = 15
+REPEATS = 3
+RESULTS = Path(__file__).parent / "results" / "reactive_core.json"
+
+
+def build(folder: Path, rows: int) -> None:
+    import polars as pl
+
+    from engine import Workspace
+
+    ws = Workspace.init(folder)
+    ws.apply(SPEC)
+    campaign = ws.campaign("bench")
+    i = pl.col("i")
+    frame = pl.DataFrame({"i": pl.int_range(0, rows, eager=True)}).select(
+        email=pl.format("user{}@company{}.com", i, i % 5000),
+        first_name=pl.format("Name{}", i % 777),
+        company=pl.format("Company {}", i % 5000),
+        employees=(i * 7919) % 20000,
+    )
+    campaign.add_rows(frame, run=False)
+    campaign.run()
+
+
+def scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
+    from engine import Workspace
+
+    ws = Workspace(folder)
+    campaign = ws.campaign("bench")
+    times: list[float] = []
+    if name == "edit":
+        step = max(rows // EDITS, 1)
+        for k in range(EDITS):
+            row = 1 + k * step
+            started = time.perf_counter()
+            campaign.set(row, "email", f"edited{k}.{time.time_ns()}@new{k}.example")
+            times.append(time.perf_counter() - started)
+        cell = campaign.cell(1, "touch")
+        assert cell.status.value == "done", cell
+    elif name == "recompute":
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            report = campaign.run(FORMULAS, force=True)
+            times.append(time.perf_counter() - started)
+            assert report.computed("greeting") == rows, report.counts()
+    elif name == "baseline":
+        import duckdb
+
+        con = duckdb.connect(str(folder / "runsheet.duckdb"))
+        tables = dict(con.execute("SELECT name, table_name FROM columns").fetchall())
+        rows_table = con.execute("SELECT rows_table FROM campaigns").fetchall()[0][0]
+        sql = BASELINE.format(rows=rows_table, **tables)
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            con.execute(sql)
+            times.append(time.perf_counter() - started)
+        con.close()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"median_s": statistics.median(times), "peak_rss_mib": peak_mib}
+
+
+def run_scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.reactive_core", "--scenario", name, str(folder), str(rows)],
+        check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_ROWS", "10000,1000000").split(",")]
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            folder = Path(tmp) / f"ws{rows}"
+            started = time.perf_counter()
+            build(folder, rows)
+            build_s = time.perf_counter() - started
+            figures[str(rows)] = {name: run_scenario(folder, name, rows) for name in ("edit", "recompute", "baseline")}
+            figures[str(rows)]["build"] = {"seconds": build_s}
+    small, large = str(sizes[0]), str(sizes[-1])
+    edit_small = figures[small]["edit"]["median_s"] * 1000
+    edit_large = figures[large]["edit"]["median_s"] * 1000
+    recompute = figures[large]["recompute"]["median_s"]
+    baseline = figures[large]["baseline"]["median_s"]
+    print(f"reactive core, {int(large):,} records, 8 step columns (7 formulas + 1 probe)")
+    print(f"  edit one input cell, median of {EDITS}: {edit_large:.1f} ms (target <= 100 ms)")
+    print(f"  same edit on {int(small):,} records:      {edit_small:.1f} ms; ratio {edit_large / edit_small:.2f}x (target <= 2x)")
+    print(f"  full recompute of the 7 formulas:   {recompute:.3f} s")
+    print(f"  one hand-written DuckDB statement:  {baseline:.3f} s; ratio {recompute / baseline:.2f}x (target <= 2x)")
+    for rows in sizes:
+        peaks = ", ".join(f"{n} {figures[str(rows)][n]['peak_rss_mib']:.0f} MiB" for n in ("edit", "recompute", "baseline"))
+        print(f"  peak RSS at {rows:,} rows: {peaks}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"  figures written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--scenario":
+        print(json.dumps(scenario(Path(sys.argv[3]), sys.argv[2], int(sys.argv[4]))))
+    else:
+        main()
