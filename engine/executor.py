@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
@@ -85,6 +86,13 @@ class Executor:
                 self._apply(column, plan, signatures, scope)
         return self.report
 
+    def _materialize(self, name: str, select: str) -> pa.Table:
+        """Run `select` and expose its result to later statements as `name`. An Arrow table registered on the
+        connection costs far less than a temp table's DDL, which matters on the edit path."""
+        table = self.con.sql(select).to_arrow_table()
+        self.con.register(name, table)
+        return table
+
     def _signatures(self, steps: list[str], scope: Scope) -> list[str]:
         joins, parts = [], []
         for i, column in enumerate(steps):
@@ -101,19 +109,24 @@ class Executor:
 
     def _apply(self, column: str, plan: CellPlan, signatures: list[str], scope: Scope) -> None:
         rows = f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
-        self._gather_inputs(column, rows, scope)
+        self._gather_inputs(column, rows, scope, plan.force)
+        spec = self.campaign.spec.column(column)
+        started = time.perf_counter()
+        computed = "NULL"
         if plan.action is Action.RUN:
-            self._run(column, plan.force, scope)
-        elif plan.action is Action.QUEUE:
-            self._write(column, scope, verdict_is_not=KEEP, status=Status.QUEUED, keep_value=True, key="old_key")
-        elif plan.action is Action.STALE:
-            self._write(column, scope, verdict_is_not=KEEP, status=Status.STALE, keep_value=True, key="old_key")
-        elif plan.action is Action.WAIT:
-            self._write(column, scope, status=Status.WAITING, keep_value=True, waiting_on=plan.blame)
-        elif plan.action is Action.BLOCK:
-            self._write_error(column, scope, "TRUE", ErrorCode.UPSTREAM_ERROR, f"upstream cell {plan.blame} failed")
+            kind = kind_named(spec.kind)
+            if hasattr(kind, "sql"):
+                computed = f"TRY(({kind.sql(spec.options)})::{spec.value_type})"
+            else:
+                self._compute_batch(column)
+        out = self._materialize("_out", _outcome_sql(plan, spec.value_type, computed, self.run_id))
+        if plan.action is Action.RUN and computed != "NULL":
+            out = self._find_formula_errors(out, spec.deps, computed.removeprefix("TRY(").removesuffix(")"))
+        if out.num_rows:
+            merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
+        self._record(column, out, time.perf_counter() - started)
 
-    def _gather_inputs(self, column: str, rows_sql: str, scope: Scope) -> None:
+    def _gather_inputs(self, column: str, rows_sql: str, scope: Scope, forced: bool) -> None:
         """_in: the planned rows with their input values, live upstream statuses, current key and verdict."""
         spec = self.campaign.spec.column(column)
         options = spec.options
@@ -132,163 +145,144 @@ class Executor:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
         key = key_expression(spec.version, [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)])
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _in AS
-            SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key, {gate_expression(step_deps)} AS gate,
-                   coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value
-            FROM ({rows_sql}) r {' '.join(joins)}
-            LEFT JOIN (SELECT row_id, status, key, value FROM {self.campaign.tables[column]}
-                       WHERE {scope.filter()}) cur ON cur.row_id = r.row_id"""
-        )
         fresh = ", ".join(literal(s.value) for s in sorted(FRESH_WHEN_KEY_MATCHES | {Status.ERROR}))
         required = " OR ".join(f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _in AS SELECT *, CASE
+        run_if = f"NOT coalesce(({options.run_if})::BOOLEAN, FALSE)" if options.run_if else "FALSE"
+        keep = "FALSE" if forced else f"old_key = key AND old_status IN ({fresh})"  # Run Again ignores the key
+        self._materialize(
+            "_in",
+            f"""SELECT *, CASE
                 WHEN gate IS NOT NULL THEN gate
-                WHEN old_key = key AND old_status IN ({fresh}) THEN '{KEEP}'
+                WHEN {keep} THEN '{KEEP}'
                 WHEN NOT {str(options.enabled).upper()} THEN 'disabled'
-                WHEN {f'NOT coalesce(({options.run_if})::BOOLEAN, FALSE)' if options.run_if else 'FALSE'} THEN 'skip'
+                WHEN {run_if} THEN 'skip'
                 WHEN {required or 'FALSE'} THEN 'missing'
-                ELSE 'run' END AS verdict FROM _in"""
+                ELSE 'run' END AS verdict
+            FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
+                         {gate_expression(step_deps)} AS gate, coalesce(cur.status, 'empty') AS old_status,
+                         cur.key AS old_key, cur.value AS old_value
+                  FROM ({rows_sql}) r {' '.join(joins)}
+                  LEFT JOIN (SELECT row_id, status, key, value FROM {self.campaign.tables[column]}
+                             WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         )
 
-    def _run(self, column: str, forced: bool, scope: Scope) -> None:
-        if forced:  # Run Again recomputes even a cell whose key has not changed
-            self.con.execute("UPDATE _in SET verdict = 'run' WHERE verdict = 'keep'")
-        self._record(column, KEEP, "verdict = 'keep'")
-        self._write_error(column, scope, "starts_with(verdict, 'block:')", ErrorCode.UPSTREAM_ERROR, "")
-        self._write(column, scope, status=Status.WAITING, keep_value=True, where="starts_with(verdict, 'wait:')")
-        self._write_error(column, scope, "verdict = 'disabled'", ErrorCode.ACTION_DISABLED, "the step is disabled")
-        self._write_error(
-            column, scope, "verdict = 'missing'", ErrorCode.MISSING_REQUIRED_FIELD, "a required field is empty",
-            keep_key=True,
-        )
-        self._write(column, scope, status=Status.SKIPPED, where="verdict = 'skip'", key="key")
+    def _compute_batch(self, column: str) -> None:
+        """Run a Python-side kind over the rows whose verdict is 'run'; its outcomes land in _outcomes."""
         spec = self.campaign.spec.column(column)
         kind = kind_named(spec.kind)
-        started = time.perf_counter()
-        if hasattr(kind, "sql"):
-            self._compute_sql(column, kind.sql(spec.options), spec.value_type, spec.deps)
-        else:
-            inputs = frame(
-                self.con,
-                f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = 'run' ORDER BY row_id",
-            )
-            if inputs.height == 0:
-                return
-            outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))  # type: ignore[attr-defined]
-            self.con.register("_outcomes", outcomes.to_arrow())
-            self.con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT o.row_id, o.value::{spec.value_type} AS value,
-                o.status, CASE WHEN o.status = 'error' AND o.error_code = 'upstream_error' THEN NULL ELSE i.key END
-                AS key, NULL AS waiting_on, o.error_code, o.error_message, o.error_hint, o.cost
-                FROM _outcomes o JOIN _in i USING (row_id)"""
-            )
-            self.con.unregister("_outcomes")
-        self._merge_out(column, scope, time.perf_counter() - started)
-
-    def _compute_sql(self, column: str, expression: str, value_type: str, deps: tuple[str, ...]) -> None:
-        """One statement for every planned row. TRY() keeps one bad row from failing the statement (a failed
-        statement would abort the whole transaction); rows where it gave NULL are checked for real errors."""
-        value = f"TRY(({expression})::{value_type})"
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT row_id, {value} AS value, 'done' AS status, key,
-            NULL::VARCHAR AS waiting_on, NULL::VARCHAR AS error_code, NULL::VARCHAR AS error_message,
-            NULL::VARCHAR AS error_hint, 0.0::DOUBLE AS cost FROM _in WHERE verdict = 'run'"""
+        inputs = frame(
+            self.con,
+            f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = 'run' ORDER BY row_id",
         )
+        outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))  # type: ignore[attr-defined]
+        self.con.register("_outcomes", outcomes.to_arrow())
+
+    def _find_formula_errors(self, out: pa.Table, deps: tuple[str, ...], expression: str) -> pa.Table:
+        """TRY() keeps one bad row from failing the statement (which would abort the whole transaction); the rows
+        where it gave NULL are checked for real errors, outside the transaction."""
+        outcomes = pl.from_arrow(out)
+        assert isinstance(outcomes, pl.DataFrame)
+        nulls = outcomes.filter((pl.col("status") == "done") & pl.col("value").is_null())["row_id"]
+        if nulls.len() == 0:
+            return out
         names = ", ".join(["row_id", *(quote(d) for d in deps)])
-        candidates = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run' AND {value} IS NULL")
-        if candidates.height == 0:
-            return
+        candidates = frame(self.con, f"SELECT {names} FROM _in WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [nulls.to_list()])
+        failures = failing_rows(candidates, expression)
+        if not failures:
+            return out
         code = ErrorCode.FORMULA_ERROR
-        for row_id, message in failing_rows(candidates, f"({expression})::{value_type}").items():
-            self.con.execute(
-                "UPDATE _out SET status = 'error', error_code = ?, error_message = ?, error_hint = ? WHERE row_id = ?",
-                [code.value, message, HINTS[code], row_id],
-            )
-
-    def _merge_out(self, column: str, scope: Scope, seconds: float) -> None:
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT row_id, value, status, key, waiting_on, error_code,
-            error_message, error_hint, cost, now()::TIMESTAMP - to_microseconds({int(seconds * 1e6)}) AS started_at,
-            now()::TIMESTAMP AS finished_at, {self.run_id} AS run_id FROM _out"""
+        failed = pl.col("row_id").is_in(list(failures))
+        outcomes = outcomes.with_columns(
+            status=pl.when(failed).then(pl.lit("error")).otherwise(pl.col("status")),
+            key=pl.when(failed).then(None).otherwise(pl.col("key")),
+            error_code=pl.when(failed).then(pl.lit(code.value)).otherwise(pl.col("error_code")),
+            error_message=pl.when(failed)
+            .then(pl.col("row_id").replace_strict(failures, default=None, return_dtype=pl.String))
+            .otherwise(pl.col("error_message")),
+            error_hint=pl.when(failed).then(pl.lit(HINTS[code])).otherwise(pl.col("error_hint")),
         )
-        merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
-        for (status,) in self.con.execute("SELECT DISTINCT status FROM _out ORDER BY 1").fetchall():
-            self._record(column, status, f"status = {literal(status)}", source="_out")
+        table = outcomes.to_arrow().cast(out.schema)
+        self.con.register("_out", table)
+        return table
 
-    def _write(
-        self,
-        column: str,
-        scope: Scope,
-        *,
-        status: Status,
-        where: str = "TRUE",
-        verdict_is_not: str | None = None,
-        keep_value: bool = False,
-        key: str = "NULL",
-        waiting_on: str | None = None,
-    ) -> None:
-        """Set the status of the _in rows matching `where`; `key` is the SQL of the key to store (the new `key`,
-        the `old_key` that still describes a kept value, or NULL so that the cell is computed again)."""
-        if verdict_is_not:
-            where = f"({where}) AND verdict <> {literal(verdict_is_not)}"
-        if verdict_is_not == KEEP:
-            self._record(column, KEEP, "verdict = 'keep'")
-        value = "old_value" if keep_value else "NULL"
-        blame = literal(waiting_on) if waiting_on else "CASE WHEN starts_with(verdict, 'wait:') THEN verdict[6:] END"
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT row_id, {value} AS value, {literal(status.value)} AS status,
-            {key} AS key, {blame if status is Status.WAITING else 'NULL'} AS waiting_on, NULL AS error_code,
-            NULL AS error_message, NULL AS error_hint, 0.0 AS cost, NULL::TIMESTAMP AS started_at,
-            now()::TIMESTAMP AS finished_at, {self.run_id} AS run_id FROM _in WHERE {where}"""
-        )
-        if status is Status.STALE:  # only cells with a value can be stale; the rest stay as they are
-            self.con.execute(
-                "DELETE FROM _out WHERE row_id IN (SELECT row_id FROM _in WHERE old_status NOT IN "
-                "('done', 'skipped', 'not_found', 'error'))"
-            )
-        merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
-        self._record(column, status.value, "TRUE", source="_out")
-
-    def _write_error(
-        self, column: str, scope: Scope, where: str, code: ErrorCode, message: str, keep_key: bool = False
-    ) -> None:
-        detail = (
-            "'upstream cell ' || substr(verdict, 7) || ' failed'"
-            if code is ErrorCode.UPSTREAM_ERROR and "verdict" in where
-            else literal(message)
-        )
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _out AS SELECT row_id, NULL AS value, 'error' AS status,
-            {'key' if keep_key else 'NULL'} AS key, NULL AS waiting_on, {literal(code.value)} AS error_code,
-            {detail} AS error_message, {literal(HINTS[code])} AS error_hint, 0.0 AS cost,
-            NULL::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {self.run_id} AS run_id
-            FROM _in WHERE {where}"""
-        )
-        merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
-        self._record(column, Status.ERROR.value, "TRUE", source="_out")
-
-    def _record(self, column: str, outcome: str, where: str, source: str = "_in") -> None:
-        count = scalar(self.con, f"SELECT count(*) FROM {source} WHERE {where}")
-        if not count:
+    def _record(self, column: str, out: pa.Table, seconds: float) -> None:
+        """Add this column's outcomes to the report and the activity log (per cell for paid kinds)."""
+        outcomes = pl.from_arrow(out.select(["row_id", "status", "cost"]))
+        assert isinstance(outcomes, pl.DataFrame)
+        kept = pl.from_arrow(self.con.sql(f"SELECT row_id FROM _in WHERE verdict = '{KEEP}'").to_arrow_table())
+        assert isinstance(kept, pl.DataFrame)
+        groups = [(status, part["row_id"]) for (status,), part in outcomes.group_by("status", maintain_order=True)]
+        if kept.height:
+            groups.append((KEEP, kept["row_id"]))
+        for outcome, rows in groups:
+            listed = tuple(sorted(rows.to_list())) if rows.len() <= ROW_LIST_LIMIT else None
+            self.report.events.append(ExecutionEvent(column, str(outcome), rows.len(), listed))
+        if not groups:
             return
-        rows = None
-        if count <= ROW_LIST_LIMIT:
-            rows = tuple(r[0] for r in self.con.execute(f"SELECT row_id FROM {source} WHERE {where} ORDER BY 1").fetchall())
-        self.report.events.append(ExecutionEvent(column, outcome, int(count), rows))
-        paid = not kind_named(self.campaign.spec.column(column).kind).free
-        if paid and source == "_out" and outcome != KEEP:
-            self.con.execute(
-                f"""INSERT INTO activity SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
-                1, 'run', status, now(), NULL, cost FROM {source} WHERE {where}"""
+        if kind_named(self.campaign.spec.column(column).kind).free:
+            self.con.executemany(
+                "INSERT INTO activity VALUES (?, ?, ?, NULL, ?, 'run', ?, now(), ?, 0.0)",
+                [[self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000] for o, rows in groups],
             )
-        else:
+        elif out.num_rows:
             self.con.execute(
-                "INSERT INTO activity VALUES (?, ?, ?, NULL, ?, 'run', ?, now(), NULL, 0.0)",
-                [self.run_id, self.campaign.campaign_id, column, count, outcome],
+                f"""INSERT INTO activity SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id, 1,
+                'run', status, now(), NULL, cost FROM _out"""
             )
 
+
+def _outcome_sql(plan: CellPlan, value_type: str, computed: str, run_id: int) -> str:
+    """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded)."""
+    settled_before = "old_status IN ('done', 'skipped', 'not_found', 'error')"
+    if plan.action is Action.RUN:
+        from_batch = computed == "NULL"
+        value = "o.value" if from_batch else computed
+        status = "o.status" if from_batch else "'done'"
+        cases = {
+            "value": f"CASE WHEN verdict = 'run' THEN {value} WHEN starts_with(verdict, 'wait:') THEN old_value END",
+            "status": f"""CASE WHEN verdict = 'run' THEN {status} WHEN starts_with(verdict, 'wait:') THEN 'waiting'
+                WHEN verdict = 'skip' THEN 'skipped' ELSE 'error' END""",
+            "key": "CASE WHEN verdict IN ('run', 'skip', 'missing') THEN i.key END",
+            "waiting_on": "CASE WHEN starts_with(verdict, 'wait:') THEN substr(verdict, 6) END",
+            "error_code": f"""CASE WHEN verdict = 'run' THEN {'o.error_code' if from_batch else 'NULL'}
+                WHEN starts_with(verdict, 'block:') THEN 'upstream_error' WHEN verdict = 'disabled' THEN 'action_disabled'
+                WHEN verdict = 'missing' THEN 'missing_required_field' END""",
+            "error_message": f"""CASE WHEN verdict = 'run' THEN {'o.error_message' if from_batch else 'NULL'}
+                WHEN starts_with(verdict, 'block:') THEN 'upstream cell ' || substr(verdict, 7) || ' failed'
+                WHEN verdict = 'disabled' THEN 'the step is disabled'
+                WHEN verdict = 'missing' THEN 'a required field is empty' END""",
+            "cost": f"CASE WHEN verdict = 'run' THEN {'o.cost' if from_batch else '0.0'} ELSE 0.0 END",
+        }
+        where = f"verdict <> '{KEEP}'"
+        source = "_in i LEFT JOIN _outcomes o USING (row_id)" if from_batch else "_in i"
+    else:
+        status = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[
+            plan.action
+        ]
+        blame = literal(plan.blame or "")
+        cases = {
+            "value": "NULL" if plan.action is Action.BLOCK else "old_value",
+            "status": literal(status),
+            "key": "old_key" if plan.action in (Action.QUEUE, Action.STALE) else "NULL",
+            "waiting_on": blame if plan.action is Action.WAIT else "NULL",
+            "error_code": "'upstream_error'" if plan.action is Action.BLOCK else "NULL",
+            "error_message": f"'upstream cell ' || {blame} || ' failed'" if plan.action is Action.BLOCK else "NULL",
+            "cost": "0.0",
+        }
+        where = {
+            Action.QUEUE: f"verdict <> '{KEEP}'",
+            Action.STALE: f"verdict <> '{KEEP}' AND {settled_before}",
+            Action.WAIT: "TRUE",
+            Action.BLOCK: "TRUE",
+        }[plan.action]
+        source = "_in i"
+    hints = " ".join(f"WHEN {literal(code.value)} THEN {literal(hint)}" for code, hint in HINTS.items())
+    return f"""SELECT row_id, ({cases['value']})::{value_type} AS value, ({cases['status']})::VARCHAR AS status,
+        ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
+        ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
+        (CASE ({cases['error_code']})::VARCHAR {hints} END)::VARCHAR AS error_hint, ({cases['cost']})::DOUBLE AS cost,
+        now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id
+        FROM {source} WHERE {where}"""
 
 
 def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:
