@@ -14,13 +14,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine import Campaign, Cell, RunReport, RunsheetError, Status, Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 WorkspaceOption = Annotated[
     Path,
@@ -38,7 +38,7 @@ def main() -> None:
     try:
         app()
     except RunsheetError as error:  # raised outside a command body (should not happen, but stay one line)
-        err.print(f"error: {error}")
+        typer.echo(f"error: {error}", err=True)
         sys.exit(1)
 
 
@@ -47,10 +47,10 @@ def _guard(action: Callable[[], T]) -> T:
     try:
         return action()
     except RunsheetError as error:
-        err.print(f"error: {error}", markup=False)
+        typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     except Exception as error:
-        err.print(f"internal error: {type(error).__name__}: {error}", markup=False)
+        typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
         if os.environ.get("RUNSHEET_DEBUG"):
             raise
         raise typer.Exit(2) from None
@@ -202,6 +202,7 @@ def _cell_text(cell: Cell, manual: bool) -> str:
     value = "" if cell.value is None else str(cell.value)
     if len(value) > 40:
         value = value[:39] + "…"
+    value = escape(value)
     status = cell.status
     if status is Status.EMPTY:
         return "[cyan]Click to Run[/]" if manual else "[dim]queued soon[/]"
@@ -212,14 +213,14 @@ def _cell_text(cell: Cell, manual: bool) -> str:
     if status is Status.QUEUED:
         return "[dim]queued[/]"
     if status is Status.ERROR:
-        return f"[red]{cell.error_code}: {cell.error_hint}[/]"
+        return f"[red]{cell.error_code}: {escape(cell.error_hint or '')}[/]"
     if status is Status.NOT_FOUND:
         return "[dim]no data[/]"
     if status is Status.SKIPPED:
         return "[dim]skipped[/]"
     if status is Status.PINNED:
         return f"[magenta]{value} (edited)[/]"
-    return value.replace("[", r"\[")
+    return value
 
 
 def _cell_json(cell: Cell) -> dict[str, Any]:

@@ -38,11 +38,11 @@ class CycleError(SpecError):
 
     def __init__(self, path: list[str]) -> None:
         self.path = path
-        last, first = path[-2], path[-1]
+        # path[i + 1] reads path[i]: breaking any edge breaks the loop; name the first one.
         super().__init__(
             "dependency cycle " + " -> ".join(path),
-            hint=f"remove {first} from the inputs of {last}",
-            column=first,
+            hint=f"remove {path[0]} from the inputs of {path[1]}",
+            column=path[1],
         )
 
 

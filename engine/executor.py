@@ -17,8 +17,8 @@ from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.store.catalog import CampaignTables
-from engine.store.database import frame, scalar
 from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
+from engine.store.database import frame
 from engine.store.schema import literal, quote
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, ErrorCode, Status
 

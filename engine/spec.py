@@ -173,7 +173,8 @@ def _parse_column(raw: Any, index: int) -> tuple[str, str, StepOptions | InputOp
 
 
 def _option_error(err: ValidationError, column: str, kind: str, model: type[BaseModel]) -> SpecError:
-    first = err.errors()[0]
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     field = ".".join(str(part) for part in first["loc"]) or "?"
     if first["type"] == "extra_forbidden":
         allowed = ", ".join(model.model_fields)
@@ -228,10 +229,15 @@ def _bind_types(
     return types
 
 
+TYPE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])*$")
+
+
 def _check_type(con: duckdb.DuckDBPyConnection, column: str, type_name: str) -> str:
     try:
+        if not TYPE_PATTERN.match(type_name.strip()):
+            raise ValueError(type_name)
         con.execute(f"SELECT NULL::{type_name}")
-    except duckdb.Error as err:
+    except (duckdb.Error, ValueError) as err:
         raise SpecError(
             f"bad value for option 'type': {type_name!r} is not a DuckDB type",
             hint="use VARCHAR, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP or JSON",

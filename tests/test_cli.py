@@ -201,12 +201,6 @@ ERROR_CASES = [
     ("missing-workspace", ["show"],
      "no workspace at", "create one with `runsheet init"),
 ]
-LONGER_THAN_80 = {"bad-spec", "unknown-column", "missing-workspace"}  # the full "error: ..." line
-WRAPS = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: cli._guard prints errors with rich's Console.print, which wraps at the console width "
-    "(80 columns when stderr is not a terminal), so a message longer than that spans several lines",
-)
 
 
 # Runs `runsheet ARGS` for each case, one after the other, in one process whose stdin, stdout and stderr are
@@ -282,7 +276,7 @@ def test_user_error_exits_1_with_the_reason_and_the_fix(
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, id=c, marks=[WRAPS] if c in LONGER_THAN_80 else []) for c, _, _, _ in ERROR_CASES],
+    [pytest.param(c, id=c) for c, _, _, _ in ERROR_CASES],
 )
 def test_user_error_is_a_single_line(error_runs: dict[str, Any], case: str) -> None:
     _, _, stderr, _ = error_runs[case]
@@ -367,11 +361,6 @@ def test_show_text_offers_click_to_run_for_an_empty_manual_step(wsp: Path) -> No
         pytest.param("[draft] hi", id="style-tag"),
         pytest.param("[/draft] hi", id="closing-tag"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: cli._cell_text escapes rich markup only in done cells; a pinned (or stale) value "
-    "such as '[draft] hi' loses its '[draft]', and '[/draft] hi' makes `show` exit 2 with a MarkupError",
 )
 def test_show_text_prints_pinned_values_verbatim(wsp: Path, value: str) -> None:
     ok(wsp, "set", "t", "1", "opener", value)

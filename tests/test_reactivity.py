@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from engine import PROBE_LEDGER, Status, Workspace
-
 from tests.conftest import assert_ran
 
 

@@ -86,6 +86,11 @@ def merge_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str, scop
     """Write `source` (rows with the step columns, all inside `scope`) into a step table: update the cells that
     exist, add the rest."""
     names = STEP_COLUMNS.split(", ")
+    if scope.row_ids is None or len(scope.row_ids) > INLINE_ROWS:
+        # Bulk: deleting and appending is an order of magnitude faster than updating many rows in place.
+        con.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT row_id FROM {source})")
+        con.execute(f"INSERT INTO {table} SELECT {', '.join(names)} FROM {source} ORDER BY row_id")
+        return
     assignments = ", ".join(f"{c} = s.{c}" for c in names if c != "row_id")
     within = scope.filter("t.row_id")
     con.execute(f"UPDATE {table} AS t SET {assignments} FROM {source} AS s WHERE t.row_id = s.row_id AND {within}")

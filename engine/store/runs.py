@@ -10,8 +10,8 @@ import duckdb
 from engine.executor import Executor, RunReport
 from engine.graph import Request
 from engine.store.catalog import CampaignTables
-from engine.store.database import frame, scalar
 from engine.store.cells import Scope
+from engine.store.database import scalar
 
 
 def run_transaction(
