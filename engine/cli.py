@@ -100,10 +100,15 @@ def _print_report(report: RunReport, as_json: bool) -> None:
 
 
 @app.command()
-def init(path: Annotated[Path, typer.Argument(help="Folder to create.")] = DEFAULT_WORKSPACE) -> None:
+def init(
+    path: Annotated[
+        Path | None, typer.Argument(help="Folder to create (default: $RUNSHEET_WORKSPACE, else ./workspace).")
+    ] = None,
+) -> None:
     """Create a workspace folder (kept as it is if it exists)."""
-    _guard(lambda: Workspace.init(path))
-    out.print(f"workspace ready at {path}")
+    folder = path or Path(os.environ.get("RUNSHEET_WORKSPACE") or DEFAULT_WORKSPACE)
+    _guard(lambda: Workspace.init(folder))
+    out.print(f"workspace ready at {folder}")
 
 
 @app.command()
