@@ -112,16 +112,16 @@ class Executor:
         self._gather_inputs(column, rows, scope, plan.force)
         spec = self.campaign.spec.column(column)
         started = time.perf_counter()
-        computed = "NULL"
+        expression: str | None = None  # the SQL of a vectorized kind's value; None when Python computes it
         if plan.action is Action.RUN:
             kind = kind_named(spec.kind)
             if hasattr(kind, "sql"):
-                computed = f"TRY(({kind.sql(spec.options)})::{spec.value_type})"
+                expression = f"({kind.sql(spec.options)})::{spec.value_type}"
             else:
                 self._compute_batch(column)
-        out = self._materialize("_out", _outcome_sql(plan, spec.value_type, computed, self.run_id))
-        if plan.action is Action.RUN and computed != "NULL":
-            out = self._find_formula_errors(out, spec.deps, computed.removeprefix("TRY(").removesuffix(")"))
+        out = self._materialize("_out", _outcome_sql(plan, spec.value_type, expression, self.run_id))
+        if expression is not None:
+            out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
             merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
         self._record(column, out, time.perf_counter() - started)
@@ -231,12 +231,13 @@ class Executor:
             )
 
 
-def _outcome_sql(plan: CellPlan, value_type: str, computed: str, run_id: int) -> str:
-    """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded)."""
+def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id: int) -> str:
+    """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded).
+    A RUN takes its values from `expression`, or from the `_outcomes` a Python-side kind produced."""
     settled_before = "old_status IN ('done', 'skipped', 'not_found', 'error')"
     if plan.action is Action.RUN:
-        from_batch = computed == "NULL"
-        value = "o.value" if from_batch else computed
+        from_batch = expression is None
+        value = "o.value" if from_batch else f"TRY({expression})"
         status = "o.status" if from_batch else "'done'"
         cases = {
             "value": f"CASE WHEN verdict = 'run' THEN {value} WHEN starts_with(verdict, 'wait:') THEN old_value END",

@@ -76,10 +76,9 @@ class Workspace:
             if changes.changed or changes.added:
                 campaign = load_campaign(con, spec.name)
                 steps = [c for c in changes.changed + changes.added if c in spec.graph.steps()]
-                inputs = [c for c in changes.changed if spec.column(c).is_input]
-                request = Request.spec_change(steps + inputs)
-                if inputs:  # a retyped input changes the values its steps read
-                    request = Request("spec_change", frozenset(steps) | set(spec.graph.downstream(inputs)))
+                retyped_inputs = [c for c in changes.changed if spec.column(c).is_input]
+                # a retyped input changes the values its downstream steps read
+                request = Request.spec_change([*steps, *spec.graph.downstream(retyped_inputs)])
                 report = run_transaction(
                     con, campaign, request, Scope.all(), actor=actor, trigger="apply",
                     describe={"apply": spec.name, "changed": changes.changed, "added": changes.added},

@@ -71,6 +71,10 @@ class ColumnGraph:
         """Step (non-input) columns in topological order."""
         return [name for name in self.order if not self.nodes[name].is_input]
 
+    def auto_steps(self) -> list[str]:
+        """Auto-run step columns in topological order."""
+        return [name for name in self.order if self.nodes[name].auto]
+
     def downstream(self, columns: Iterable[str]) -> set[str]:
         """Every column that reads, directly or not, one of `columns` (the columns themselves excluded)."""
         found: set[str] = set()

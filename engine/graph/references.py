@@ -27,6 +27,7 @@ def sql_references(expression: str) -> set[str]:
     if len(statements) > 1:
         raise ReferenceError_("a step expression must be one expression, not several statements")
     tree = statements[0]
+    assert tree is not None
     if isinstance(tree, exp.Query | exp.DDL | exp.DML | exp.Command) or any(tree.find_all(exp.Query)):
         raise ReferenceError_("a step expression reads only its own row: no statements or subqueries")
     bound = {
