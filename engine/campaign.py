@@ -24,7 +24,7 @@ from engine.types import Status
 
 CELL_FIELDS = (
     "value", "status", "key", "waiting_on", "error_code", "error_message", "error_hint", "cost",
-    "started_at", "finished_at", "run_id",
+    "started_at", "finished_at", "run_id", "tokens", "latency_ms", "attempts", "provider_cost", "cached", "detail",
 )
 
 
@@ -45,6 +45,12 @@ class Cell:
     started_at: Any = None
     finished_at: Any = None
     run_id: int | None = None
+    tokens: int | None = None
+    latency_ms: float | None = None
+    attempts: int | None = None
+    provider_cost: float | None = None
+    cached: bool | None = None
+    detail: Any = None  # paid kinds: JSON provenance (model, rendered messages, cache key)
 
 
 @dataclass(frozen=True)

@@ -63,11 +63,14 @@ class RunReport:
 class Executor:
     """Executes requests for one campaign on one open transaction."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int, *, actor: str, trigger: str
+    ) -> None:
         self.con = con
         self.campaign = campaign
         self.graph = campaign.spec.graph
         self.run_id = run_id
+        self.who = (actor, trigger)
         self.report = RunReport(run_id)
 
     def execute(self, request: Request, scope: Scope) -> RunReport:
@@ -221,13 +224,18 @@ class Executor:
             return
         if kind_named(self.campaign.spec.column(column).kind).free:
             self.con.executemany(
-                "INSERT INTO activity VALUES (?, ?, ?, NULL, ?, 'run', ?, now(), ?, 0.0)",
-                [[self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000] for o, rows in groups],
+                "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
+                "cost, actor, trigger) VALUES (?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)",
+                [
+                    [self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000, *self.who]
+                    for o, rows in groups
+                ],
             )
         elif out.num_rows:
             self.con.execute(
-                f"""INSERT INTO activity SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id, 1,
-                'run', status, now(), NULL, cost FROM _out"""
+                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
+                actor, trigger, error_code) SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
+                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code FROM _out"""
             )
 
 
@@ -282,7 +290,9 @@ def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id
         ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
         ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
         (CASE ({cases['error_code']})::VARCHAR {hints} END)::VARCHAR AS error_hint, ({cases['cost']})::DOUBLE AS cost,
-        now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id
+        now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
+        NULL::BIGINT AS tokens, NULL::DOUBLE AS latency_ms, NULL::INTEGER AS attempts, NULL::DOUBLE AS provider_cost,
+        NULL::BOOLEAN AS cached, NULL::JSON AS detail
         FROM {source} WHERE {where}"""
 
 

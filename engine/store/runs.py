@@ -34,10 +34,11 @@ def run_transaction(
         **(describe or {}),
     }
     con.execute(
-        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'running', now(), NULL, NULL)",
+        "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at) "
+        "VALUES (?, ?, ?, ?, ?, 'running', now())",
         [run_id, campaign.campaign_id, actor, trigger, json.dumps(details)],
     )
-    report = Executor(con, campaign, run_id).execute(request, scope)
+    report = Executor(con, campaign, run_id, actor=actor, trigger=trigger).execute(request, scope)
     counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
     con.execute(
         "UPDATE runs SET status = 'done', finished_at = now(), counts = ? WHERE run_id = ?",

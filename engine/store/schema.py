@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 METADATA_DDL = [
     "CREATE SEQUENCE IF NOT EXISTS ids START 1",
@@ -21,17 +21,33 @@ METADATA_DDL = [
         campaign_id BIGINT NOT NULL, name VARCHAR NOT NULL, position INTEGER NOT NULL, kind VARCHAR NOT NULL,
         version VARCHAR NOT NULL, value_type VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
         PRIMARY KEY (campaign_id, name))""",
+    # A run's progress (total/done/credits...) is updated as paid results are written; `heartbeat`, `pid` and
+    # `host` let another process tell a live run from a crashed one; `stop_requested` is how Stop reaches it.
     """CREATE TABLE IF NOT EXISTS runs (
         run_id BIGINT PRIMARY KEY, campaign_id BIGINT, actor VARCHAR, trigger VARCHAR, request JSON,
-        status VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, counts JSON)""",
+        status VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, counts JSON,
+        total BIGINT DEFAULT 0, done BIGINT DEFAULT 0, credits DOUBLE DEFAULT 0, tokens BIGINT DEFAULT 0,
+        provider_cost DOUBLE DEFAULT 0, cache_hits BIGINT DEFAULT 0, credits_saved DOUBLE DEFAULT 0,
+        stop_requested BOOLEAN DEFAULT FALSE, heartbeat TIMESTAMP, pid BIGINT, host VARCHAR, message VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS activity (
         run_id BIGINT, campaign_id BIGINT, column_name VARCHAR, row_id BIGINT, cells BIGINT, action VARCHAR,
-        outcome VARCHAR, "at" TIMESTAMP, duration_ms DOUBLE, cost DOUBLE)""",
+        outcome VARCHAR, "at" TIMESTAMP, duration_ms DOUBLE, cost DOUBLE, actor VARCHAR, trigger VARCHAR,
+        tokens BIGINT, provider_cost DOUBLE, cached BOOLEAN, error_code VARCHAR)""",
+    # Global context documents (brand brief, ICP, ...): the current text, and every version ever saved.
+    """CREATE TABLE IF NOT EXISTS context (
+        name VARCHAR PRIMARY KEY, text VARCHAR NOT NULL, version VARCHAR NOT NULL, updated_at TIMESTAMP,
+        updated_by VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS context_history (
+        name VARCHAR NOT NULL, text VARCHAR, version VARCHAR NOT NULL, saved_at TIMESTAMP, saved_by VARCHAR)""",
+    # Credits: the balance is the sum of the ledger (grants positive, spending negative).
+    """CREATE TABLE IF NOT EXISTS credit_ledger (
+        "at" TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value JSON)",
 ]
 
 STEP_COLUMNS = (
     "row_id, value, status, key, waiting_on, error_code, error_message, error_hint, cost, started_at, finished_at, "
-    "run_id"
+    "run_id, tokens, latency_ms, attempts, provider_cost, cached, detail"
 )
 
 
@@ -53,7 +69,8 @@ def step_table_ddl(table: str, value_type: str) -> str:
     return (
         f"CREATE TABLE {table} (row_id BIGINT NOT NULL, value {value_type}, status VARCHAR NOT NULL, key UBIGINT, "
         "waiting_on VARCHAR, error_code VARCHAR, error_message VARCHAR, error_hint VARCHAR, cost DOUBLE, "
-        "started_at TIMESTAMP, finished_at TIMESTAMP, run_id BIGINT)"
+        "started_at TIMESTAMP, finished_at TIMESTAMP, run_id BIGINT, tokens BIGINT, latency_ms DOUBLE, "
+        "attempts INTEGER, provider_cost DOUBLE, cached BOOLEAN, detail JSON)"
     )
 
 

@@ -1,102 +1,29 @@
-"""The `runsheet` command line. It uses only the public API in `engine/__init__.py`.
-
-Exit codes: 0 ok; 1 with a one-line reason for anything the user can fix; 2 for usage errors and engine bugs.
-"""
+"""The commands on a campaign's records and cells: init, apply, import, set, run, show, status, campaigns."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine import Campaign, Cell, RunReport, RunsheetError, Status, Workspace
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option("--workspace", "-w", envvar="RUNSHEET_WORKSPACE", help="The workspace folder."),
-]
-CampaignOption = Annotated[
-    str | None, typer.Option("--campaign", "-c", help="Campaign name (default: the only campaign).")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-DEFAULT_WORKSPACE = Path("workspace")
-T = TypeVar("T")
-
-
-def main() -> None:
-    try:
-        app()
-    except RunsheetError as error:  # raised outside a command body (should not happen, but stay one line)
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(1)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run a command body: user errors become one line and exit code 1."""
-    try:
-        return action()
-    except RunsheetError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    except Exception as error:
-        typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
-        if os.environ.get("RUNSHEET_DEBUG"):
-            raise
-        raise typer.Exit(2) from None
-
-
-def _campaign(workspace: Path, name: str | None) -> Campaign:
-    ws = Workspace(workspace)
-    if name is None:
-        names = ws.campaigns()
-        if len(names) != 1:
-            raise RunsheetError(
-                "more than one campaign" if names else "the workspace has no campaign",
-                hint="name one with --campaign" if names else "apply a spec with `runsheet apply SPEC`",
-            )
-        name = names[0]
-    return ws.campaign(name, actor=os.environ.get("USER", "cli"), trigger="cli")
-
-
-def _parse_rows(text: str | None) -> list[int] | None:
-    """'1,2,10-12' -> [1, 2, 10, 11, 12]."""
-    if text is None:
-        return None
-    rows: list[int] = []
-    try:
-        for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            rows.extend(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise RunsheetError(f"--rows {text!r} is not a list of row ids", hint="write e.g. --rows 1,2,10-12") from None
-    return rows
-
-
-def _print_report(report: RunReport, as_json: bool) -> None:
-    counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
-    if as_json:
-        out.print_json(json.dumps({"run_id": report.run_id, "counts": counts}))
-        return
-    if not counts:
-        out.print(f"run {report.run_id}: nothing to do, every cell is up to date")
-        return
-    table = Table(title=f"run {report.run_id}")
-    table.add_column("column")
-    table.add_column("outcomes")
-    for column, outcomes in counts.items():
-        table.add_row(column, ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())))
-    out.print(table)
+from engine import Cell, Status, Workspace
+from engine.cli.common import (
+    DEFAULT_WORKSPACE,
+    CampaignOption,
+    JsonOption,
+    WorkspaceOption,
+    app,
+    guard,
+    open_campaign,
+    out,
+    parse_rows,
+    print_report,
+)
 
 
 @app.command()
@@ -107,7 +34,7 @@ def init(
 ) -> None:
     """Create a workspace folder (kept as it is if it exists)."""
     folder = path or Path(os.environ.get("RUNSHEET_WORKSPACE") or DEFAULT_WORKSPACE)
-    _guard(lambda: Workspace.init(folder))
+    guard(lambda: Workspace.init(folder))
     out.print(f"workspace ready at {folder}")
 
 
@@ -138,9 +65,9 @@ def apply(
             if summary[label] and not changes.created:
                 out.print(f"  {label}: {', '.join(summary[label])}")  # type: ignore[arg-type]
         if result.report is not None and result.report.events:
-            _print_report(result.report, False)
+            print_report(result.report, False)
 
-    _guard(body)
+    guard(body)
 
 
 @app.command(name="import")
@@ -154,14 +81,14 @@ def import_(
     """Load records into a campaign; their auto-run formula steps compute at once, paid ones are queued."""
 
     def body() -> None:
-        ids, report = _campaign(workspace, campaign).import_file(file, run=not no_run)
+        ids, report = open_campaign(workspace, campaign).import_file(file, run=not no_run)
         if as_json:
             out.print_json(json.dumps({"rows": len(ids), "first_row": ids.start, "run_id": report.run_id}))
             return
         out.print(f"imported {len(ids)} rows" + (f" (rows {ids.start}-{ids.stop - 1})" if len(ids) else ""))
-        _print_report(report, False)
+        print_report(report, False)
 
-    _guard(body)
+    guard(body)
 
 
 @app.command(name="set")
@@ -178,10 +105,10 @@ def set_(
 
     def body() -> None:
         typed: Any = None if value == "null" else value
-        report = _campaign(workspace, campaign).set(row, column, typed, run_paid=not no_run)
-        _print_report(report, as_json)
+        report = open_campaign(workspace, campaign).set(row, column, typed, run_paid=not no_run)
+        print_report(report, as_json)
 
-    _guard(body)
+    guard(body)
 
 
 @app.command()
@@ -197,10 +124,10 @@ def run(
     """Compute cells: by default every auto-run step's empty, stale and queued cells."""
 
     def body() -> None:
-        report = _campaign(workspace, campaign).run(column or None, _parse_rows(rows), only_stale=stale, force=force)
-        _print_report(report, as_json)
+        report = open_campaign(workspace, campaign).run(column or None, parse_rows(rows), only_stale=stale, force=force)
+        print_report(report, as_json)
 
-    _guard(body)
+    guard(body)
 
 
 def _cell_text(cell: Cell, manual: bool) -> str:
@@ -248,7 +175,7 @@ def show(
     """Show a page of the grid with each cell's state."""
 
     def body() -> None:
-        handle = _campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign)
         wanted = [c.strip() for c in columns.split(",")] if columns else None
         page = handle.page(offset, limit, columns=wanted)
         if as_json:
@@ -267,7 +194,7 @@ def show(
             table.add_row(str(row_id), *[_cell_text(row[c], spec.column(c).run == "manual") for c in page.columns])
         out.print(table)
 
-    _guard(body)
+    guard(body)
 
 
 @app.command()
@@ -279,7 +206,7 @@ def status(
     """Count each step column's cells by state."""
 
     def body() -> None:
-        handle = _campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign)
         counts = handle.status_counts()
         if as_json:
             out.print_json(json.dumps({"campaign": handle.name, "rows": handle.row_count(), "columns": counts}))
@@ -293,19 +220,16 @@ def status(
             table.add_row(column, *[str(found.get(state, "")) for state in states])
         out.print(table)
 
-    _guard(body)
+    guard(body)
 
 
 @app.command()
 def campaigns(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
     """List the workspace's campaigns."""
-    names = _guard(lambda: Workspace(workspace).campaigns())
+    names = guard(lambda: Workspace(workspace).campaigns())
     if as_json:
         out.print_json(json.dumps(names))
     else:
         for name in names:
             out.print(name)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,12 @@
+"""The `runsheet` command line. It uses only the public API in `engine/__init__.py`.
+
+Exit codes: 0 ok; 1 with a one-line reason for anything the user can fix; 2 for usage errors and engine bugs.
+Each module registers its commands on the shared typer app.
+"""
+
+from __future__ import annotations
+
+from engine.cli import campaigns  # noqa: F401  (registers the commands)
+from engine.cli.common import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,97 @@
+"""What every `runsheet` command shares: the typer app, the console, common options, error handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine import Campaign, RunReport, RunsheetError, Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+WorkspaceOption = Annotated[
+    Path,
+    typer.Option("--workspace", "-w", envvar="RUNSHEET_WORKSPACE", help="The workspace folder."),
+]
+CampaignOption = Annotated[
+    str | None, typer.Option("--campaign", "-c", help="Campaign name (default: the only campaign).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DEFAULT_WORKSPACE = Path("workspace")
+T = TypeVar("T")
+
+
+def main() -> None:
+    try:
+        app()
+    except RunsheetError as error:  # raised outside a command body (should not happen, but stay one line)
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+def guard(action: Callable[[], T]) -> T:
+    """Run a command body: user errors become one line and exit code 1."""
+    try:
+        return action()
+    except RunsheetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except Exception as error:
+        typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+        if os.environ.get("RUNSHEET_DEBUG"):
+            raise
+        raise typer.Exit(2) from None
+
+
+def open_campaign(workspace: Path, name: str | None) -> Campaign:
+    ws = Workspace(workspace)
+    if name is None:
+        names = ws.campaigns()
+        if len(names) != 1:
+            raise RunsheetError(
+                "more than one campaign" if names else "the workspace has no campaign",
+                hint="name one with --campaign" if names else "apply a spec with `runsheet apply SPEC`",
+            )
+        name = names[0]
+    return ws.campaign(name, actor=os.environ.get("USER", "cli"), trigger="cli")
+
+
+def parse_rows(text: str | None) -> list[int] | None:
+    """'1,2,10-12' -> [1, 2, 10, 11, 12]."""
+    if text is None:
+        return None
+    rows: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            rows.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise RunsheetError(f"--rows {text!r} is not a list of row ids", hint="write e.g. --rows 1,2,10-12") from None
+    return rows
+
+
+def print_report(report: RunReport, as_json: bool) -> None:
+    counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
+    if as_json:
+        out.print_json(json.dumps({"run_id": report.run_id, "counts": counts}))
+        return
+    if not counts:
+        out.print(f"run {report.run_id}: nothing to do, every cell is up to date")
+        return
+    table = Table(title=f"run {report.run_id}")
+    table.add_column("column")
+    table.add_column("outcomes")
+    for column, outcomes in counts.items():
+        table.add_row(column, ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())))
+    out.print(table)
+
+
