@@ -13,14 +13,17 @@ from engine.cells.probe import LEDGER as PROBE_LEDGER
 from engine.errors import (
     CycleError,
     EditError,
+    ExportError,
     ImportError_,
     NotFoundError,
+    QueryError,
     RunsheetError,
     SpecError,
     WorkspaceBusyError,
 )
 from engine.executor import ExecutionEvent, RunReport
 from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
+from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.types import HINTS, ErrorCode, Status
 from engine.workspace import ApplyResult, Workspace
@@ -41,9 +44,14 @@ __all__ = [
     "EditError",
     "ErrorCode",
     "ExecutionEvent",
+    "ExportError",
+    "ExportReport",
     "ImportError_",
+    "ImportOptions",
+    "ImportReport",
     "NotFoundError",
     "Page",
+    "QueryError",
     "Request",
     "RunReport",
     "RunsheetError",
@@ -51,6 +59,7 @@ __all__ = [
     "Status",
     "Workspace",
     "WorkspaceBusyError",
+    "frame_to_csv",
     "load_spec",
     "parse_spec",
     "plan_row",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,19 @@ from engine.errors import EditError, ImportError_, NotFoundError
 from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.planner import DEFAULT_RUN_STATUSES
+from engine.io.exporter import ExportReport, export_campaign
+from engine.io.importer import ImportOptions, ImportReport, import_file
 from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
+from engine.estimate import Estimate, estimate_claims
+from engine.runner.drive import RunOptions, complete_run
 from engine.store.runs import run_transaction
-from engine.store.schema import literal, quote
+from engine.store.schema import quote
 from engine.types import Status
 
+CACHE_DIR = "cache"
 CELL_FIELDS = (
     "value", "status", "key", "waiting_on", "error_code", "error_message", "error_hint", "cost",
     "started_at", "finished_at", "run_id", "tokens", "latency_ms", "attempts", "provider_cost", "cached", "detail",
@@ -102,23 +107,39 @@ class Campaign:
             report = self._new_rows(con, tables, new_ids, run)
         return new_ids, report
 
-    def import_file(self, path: str | Path, *, run: bool = True) -> tuple[range, RunReport]:
-        """Load a CSV or Parquet file as new records (plain load; every file column must be an input column)."""
-        path = Path(path)
-        if not path.exists():
-            raise ImportError_(f"no file at {path}", hint="check the path")
-        reader = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet"}.get(path.suffix.lower())
-        if reader is None:
-            raise ImportError_(f"cannot import {path.name}", hint="give a .csv or .parquet file")
-        with self.db.transaction() as con:
-            tables = self._load(con)
-            try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT * FROM {reader}({literal(str(path))})")
-            except duckdb.Error as err:
-                raise ImportError_(f"cannot read {path.name}: {_first_line(err)}", hint="check the file's format") from err
-            new_ids = _append(con, tables, "_incoming")
-            report = self._new_rows(con, tables, new_ids, run)
-        return new_ids, report
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        key: str | None = None,
+        run: bool = True,
+        rejects: str | Path | None = None,
+        progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> ImportReport:
+        """Import a CSV, Parquet or JSON-lines file in one transaction (engine/io/importer.py). New columns become
+        input columns; with `key`, matching records are updated and only changed inputs recompute downstream.
+        `options` are the other ImportOptions fields (format, delimiter, quote, escape, encoding, header, types,
+        skip, max_line_size, add_columns)."""
+        chosen = ImportOptions(key=key, run=run, rejects=Path(rejects) if rejects else None, **options)
+        return import_file(self, path, chosen, progress)
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        with_state: bool = False,
+        escape: bool = True,
+    ) -> ExportReport:
+        """Write the campaign's values (and with `with_state` each step's status, error and credits) to a CSV or
+        Parquet file, atomically; `where` is SQL over the wide table, run in the query sandbox."""
+        return export_campaign(
+            self.db.path, self.name, path, format=format, columns=columns, where=where, with_state=with_state,
+            escape=escape, busy_timeout=self.db.busy_timeout,
+        )
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, ids: range, run: bool) -> RunReport:
         auto = tables.spec.graph.auto_steps() if run else []
@@ -153,10 +174,11 @@ class Campaign:
                     f"VALUES ({int(row_id)}, $1::{spec.value_type}, 'pinned', now())",
                     [typed],
                 )
-            return run_transaction(
+            report = run_transaction(
                 con, tables, Request.edit([column], run_paid=run_paid), Scope.rows([row_id]),
                 actor=self.actor, trigger=self.trigger, describe={"edit": column, "row": row_id},
             )
+        return self._drive(report, RunOptions())
 
     # ---- runs --------------------------------------------------------------------------------------------
 
@@ -167,34 +189,88 @@ class Campaign:
         *,
         only_stale: bool = False,
         force: bool = False,
+        limit: int | None = None,
+        options: RunOptions | None = None,
     ) -> RunReport:
-        """Compute cells. Without `columns`, every auto-run step; with them, those columns (manual ones too).
+        """Compute cells, paid ones included; returns when the run is over (done, stopped or out of credits).
 
-        Cells run when empty, stale, queued or waiting (only stale and queued ones with `only_stale`); auto
-        ancestors without a fresh value are computed first. `force` is Run Again: recompute whatever the status,
-        bypassing caches, then propagate downstream; pinned cells are unpinned only when both `columns` and
-        `rows` are given (Run Again on chosen cells).
+        Without `columns`, every auto-run step; with them, those columns (manual ones too). Cells run when empty,
+        stale, queued or waiting (only stale and queued ones with `only_stale`); auto ancestors without a fresh
+        value are computed first. `force` is Run Again: recompute whatever the status, bypassing the cache, then
+        propagate downstream; pinned cells are unpinned only when both `columns` and `rows` are given (Run Again
+        on chosen cells). `limit` keeps the first N rows of the selection. `options` sets a credit cap, the
+        concurrency, a progress callback and a stop event.
         """
         with self.db.transaction() as con:
-            tables = self._load(con)
-            graph = tables.spec.graph
-            if columns is None:
-                targets = graph.auto_steps()
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
+            report = run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+        return self._drive(report, options or RunOptions())
+
+    def estimate(
+        self,
+        columns: Iterable[str] | None = None,
+        rows: Iterable[int] | None = None,
+        *,
+        only_stale: bool = False,
+        force: bool = False,
+        limit: int | None = None,
+    ) -> Estimate:
+        """What `run` with the same arguments would call and spend (a dry run: nothing is stored): calls, cache
+        hits, credits and tokens per column, downstream auto-run columns included."""
+        with self.db.transaction(commit=False) as con:
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
+            report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate")
+            return estimate_claims(con, tables, report.claims, self.cache_dir)
+
+    def _plan_request(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        columns: Iterable[str] | None,
+        rows: Iterable[int] | None,
+        only_stale: bool,
+        force: bool,
+        limit: int | None,
+    ) -> tuple[CampaignTables, Request, Scope]:
+        tables = self._load(con)
+        graph = tables.spec.graph
+        if columns is None:
+            targets = graph.auto_steps()
+        else:
+            targets = list(columns)
+            for column in targets:
+                if tables.column(column).is_input:
+                    raise EditError(f"'{column}' is an input column", hint="run a step column instead")
+        chosen = None if rows is None else sorted({int(r) for r in rows})
+        if chosen is not None:
+            _check_rows(con, tables, chosen)
+        if limit is not None:
+            if limit < 1:
+                raise EditError(f"limit {limit} is not a positive number of rows", hint="give 1 or more")
+            if chosen is None:
+                found = con.execute(f"SELECT row_id FROM {tables.rows_table} ORDER BY row_id LIMIT ?", [limit])
+                chosen = [r[0] for r in found.fetchall()]
             else:
-                targets = list(columns)
-                for column in targets:
-                    if tables.column(column).is_input:
-                        raise EditError(f"'{column}' is an input column", hint="run a step column instead")
-            scope = Scope.all() if rows is None else Scope.rows(list(rows))
-            if scope.row_ids is not None:
-                _check_rows(con, tables, scope.row_ids)
-            if force:  # pinned cells are only unpinned when someone picks them: given columns and rows
-                request = Request.run_again(targets, unpin=columns is not None and rows is not None)
-            elif only_stale:
-                request = Request.run(targets, statuses={Status.STALE, Status.QUEUED})
-            else:
-                request = Request.run(targets, statuses=DEFAULT_RUN_STATUSES)
-            return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+                chosen = chosen[:limit]
+        scope = Scope.all() if chosen is None else Scope.rows(chosen)
+        if force:  # pinned cells are only unpinned when someone picks them: given columns and rows
+            request = Request.run_again(targets, unpin=columns is not None and rows is not None)
+        elif only_stale:
+            request = Request.run(targets, statuses={Status.STALE, Status.QUEUED})
+        else:
+            request = Request.run(targets, statuses=DEFAULT_RUN_STATUSES)
+        return tables, request, scope
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.db.path.parent / CACHE_DIR
+
+    def _drive(self, report: RunReport, options: RunOptions) -> RunReport:
+        """Compute the paid cells a committed request claimed (outside any transaction), then what they feed."""
+        if not report.claims:
+            return report
+        return complete_run(
+            self.db, self.cache_dir, self.name, report, actor=self.actor, trigger=self.trigger, options=options
+        )
 
     # ---- looking -----------------------------------------------------------------------------------------
 
@@ -206,12 +282,15 @@ class Campaign:
                 tables = self._load(con)
                 spec = tables.column(column)
                 _check_rows(con, tables, [row_id])
+                report = None
                 if not spec.is_input:
                     targets = [column] if spec.run == "auto" else []
-                    run_transaction(
+                    report = run_transaction(
                         con, tables, Request.run(targets, run_paid=True), Scope.rows([row_id]),
                         actor=self.actor, trigger="pull",
                     )
+            if report is not None:
+                self._drive(report, RunOptions())
         return self.page(rows=[row_id], columns=[column]).rows[0][column]
 
     def page(

@@ -6,6 +6,8 @@
     ├── EditError                 an edit (set, pin) that cannot be applied; nothing was changed
     ├── NotFoundError             a workspace, campaign, column or row that does not exist
     ├── ImportError_              a file that cannot be loaded; nothing was imported
+    ├── ExportError               an export that cannot be written; no file was created or changed
+    ├── QueryError                SQL the read-only sandbox refused, or stopped at its time or memory limit
     └── WorkspaceBusyError        another process held the workspace for longer than the retry budget
 
 Failures inside a cell are not exceptions: they are cell states (status, error code, hint).
@@ -56,6 +58,14 @@ class NotFoundError(RunsheetError):
 
 class ImportError_(RunsheetError):
     """A file that cannot be loaded into a campaign; nothing was imported."""
+
+
+class ExportError(RunsheetError):
+    """An export that cannot be written; no file was created or changed."""
+
+
+class QueryError(RunsheetError):
+    """SQL that the sandbox refused (a write, a file, a setting) or that failed, ran out of time or memory."""
 
 
 class WorkspaceBusyError(RunsheetError):

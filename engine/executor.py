@@ -20,7 +20,9 @@ from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
 from engine.store.database import frame
 from engine.store.schema import literal, quote
-from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, ErrorCode, Status
+from engine.graph.references import ALL_CONTEXT
+from engine.store.context import context_versions
+from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +40,37 @@ class ExecutionEvent:
     rows: tuple[int, ...] | None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Paid cells this run marked `running`, to be computed by the runner outside the transaction: `frame` has
+    row_id, key (the key to store with the result) and the step's inputs."""
+
+    column: str
+    frame: pl.DataFrame
+    force: bool
+
+
 @dataclass
 class RunReport:
-    """What a run did, per column and outcome."""
+    """What a run did, per column and outcome; `claims` are the paid cells it still has to compute."""
 
     run_id: int
     events: list[ExecutionEvent] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    status: str = "done"
 
     def counts(self) -> dict[str, Counter[str]]:
+        """Per column, how many cells ended in each outcome. A cell that waited for a paid upstream result and
+        then ran counts once, by how it ended (events are replayed in order; unlisted rows are summed)."""
+        final: dict[str, dict[int, str]] = defaultdict(dict)
         table: dict[str, Counter[str]] = defaultdict(Counter)
         for event in self.events:
-            table[event.column][event.outcome] += event.count
+            if event.rows is None:
+                table[event.column][event.outcome] += event.count
+            else:
+                final[event.column].update(dict.fromkeys(event.rows, event.outcome))
+        for column, outcomes in final.items():
+            table[column].update(outcomes.values())
         return dict(table)
 
     def computed(self, column: str) -> int:
@@ -72,12 +94,27 @@ class Executor:
         self.run_id = run_id
         self.who = (actor, trigger)
         self.report = RunReport(run_id)
+        self._context: dict[str, str] | None = None
+
+    def _version(self, column: str) -> str:
+        """The spec version that goes into a column's keys, with the versions of the context documents it reads
+        (so editing a document makes exactly the steps that read it stale)."""
+        spec = self.campaign.spec.column(column)
+        if not spec.context:
+            return spec.version
+        if self._context is None:
+            self._context = context_versions(self.con)
+        names = sorted(self._context) if ALL_CONTEXT in spec.context else spec.context
+        return spec.version + "|" + ",".join(f"{n}={self._context.get(n, '')}" for n in names)
+        self.report = RunReport(run_id)
 
     def execute(self, request: Request, scope: Scope) -> RunReport:
         steps = self.graph.steps()
         if not steps:
             return self.report
         scope.prepare(self.con)
+        if request.kind == "run" and not request.force:
+            self._requeue_retryable(request, scope)
         groups = self._signatures(steps, scope)
         actions: dict[str, dict[CellPlan, list[str]]] = defaultdict(lambda: defaultdict(list))
         for signature in groups:
@@ -88,6 +125,20 @@ class Executor:
             for plan, signatures in actions.get(column, {}).items():
                 self._apply(column, plan, signatures, scope)
         return self.report
+
+    def _requeue_retryable(self, request: Request, scope: Scope) -> None:
+        """Cells of the requested columns (and their auto ancestors) that failed for a passing reason (timeout,
+        rate limit, Stop, credits) are queued again, so a later run finishes them (rule 9 keeps the others)."""
+        targets = set(request.columns)
+        columns = targets | {c for c in self.graph.upstream(targets) if self.graph.nodes[c].auto}
+        codes = ", ".join(literal(c.value) for c in sorted(RETRYABLE_CODES))
+        for column in self.graph.steps():
+            if column in columns and not self.graph.nodes[column].free:
+                self.con.execute(
+                    f"""UPDATE {self.campaign.tables[column]} SET status = {restore_status(self.graph.nodes[column].auto)},
+                    error_code = NULL, error_message = NULL, error_hint = NULL
+                    WHERE status = 'error' AND error_code IN ({codes}) AND {scope.filter()}"""
+                )
 
     def _materialize(self, name: str, select: str) -> pa.Table:
         """Run `select` and expose its result to later statements as `name`. An Arrow table registered on the
@@ -116,13 +167,19 @@ class Executor:
         spec = self.campaign.spec.column(column)
         started = time.perf_counter()
         expression: str | None = None  # the SQL of a vectorized kind's value; None when Python computes it
+        kind = kind_named(spec.kind)
+        claim = plan.action is Action.RUN and not kind.free
         if plan.action is Action.RUN:
-            kind = kind_named(spec.kind)
             if hasattr(kind, "sql"):
                 expression = f"({kind.sql(spec.options)})::{spec.value_type}"
+            elif claim:
+                self._claim(column, plan.force)
             else:
                 self._compute_batch(column)
-        out = self._materialize("_out", _outcome_sql(plan, spec.value_type, expression, self.run_id))
+        claimed = {c.column for c in self.report.claims}
+        out = self._materialize(
+            "_out", _outcome_sql(plan, spec.value_type, expression, self.run_id, claim=claim, claimed=claimed)
+        )
         if expression is not None:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
@@ -147,11 +204,15 @@ class Executor:
             if is_step:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
-        key = key_expression(spec.version, [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)])
-        fresh = ", ".join(literal(s.value) for s in sorted(FRESH_WHEN_KEY_MATCHES | {Status.ERROR}))
+        key = key_expression(self._version(column), [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)])
+        fresh = ", ".join(literal(s.value) for s in sorted(FRESH_WHEN_KEY_MATCHES))
+        passing = ", ".join(literal(c.value) for c in sorted(RETRYABLE_CODES))
         required = " OR ".join(f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
         run_if = f"NOT coalesce(({options.run_if})::BOOLEAN, FALSE)" if options.run_if else "FALSE"
-        keep = "FALSE" if forced else f"old_key = key AND old_status IN ({fresh})"  # Run Again ignores the key
+        # Run Again ignores the key; a failure for a passing reason is not kept either (rule 9 keeps the others)
+        keep = "FALSE" if forced else (
+            f"old_key = key AND (old_status IN ({fresh}) OR (old_status = 'error' AND old_code NOT IN ({passing})))"
+        )
         self._materialize(
             "_in",
             f"""SELECT *, CASE
@@ -163,11 +224,19 @@ class Executor:
                 ELSE 'run' END AS verdict
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
                          {gate_expression(step_deps)} AS gate, coalesce(cur.status, 'empty') AS old_status,
-                         cur.key AS old_key, cur.value AS old_value
+                         cur.key AS old_key, cur.value AS old_value, coalesce(cur.error_code, '') AS old_code
                   FROM ({rows_sql}) r {' '.join(joins)}
-                  LEFT JOIN (SELECT row_id, status, key, value FROM {self.campaign.tables[column]}
+                  LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         )
+
+    def _claim(self, column: str, force: bool) -> None:
+        """Hand the rows whose verdict is 'run' to the paid runner; their cells are marked running (in _outcome_sql)."""
+        spec = self.campaign.spec.column(column)
+        names = ", ".join(["row_id", "key", *(quote(d) for d in spec.deps)])
+        rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run' ORDER BY row_id")
+        if rows.height:
+            self.report.claims.append(Claim(column, rows, force))
 
     def _compute_batch(self, column: str) -> None:
         """Run a Python-side kind over the rows whose verdict is 'run'; its outcomes land in _outcomes."""
@@ -214,7 +283,11 @@ class Executor:
         assert isinstance(outcomes, pl.DataFrame)
         kept = pl.from_arrow(self.con.sql(f"SELECT row_id FROM _in WHERE verdict = '{KEEP}'").to_arrow_table())
         assert isinstance(kept, pl.DataFrame)
-        groups = [(status, part["row_id"]) for (status,), part in outcomes.group_by("status", maintain_order=True)]
+        groups = [
+            (status, part["row_id"])
+            for (status,), part in outcomes.group_by("status", maintain_order=True)
+            if status != Status.RUNNING.value  # claimed cells are reported when the runner has their results
+        ]
         if kept.height:
             groups.append((KEEP, kept["row_id"]))
         for outcome, rows in groups:
@@ -222,36 +295,54 @@ class Executor:
             self.report.events.append(ExecutionEvent(column, str(outcome), rows.len(), listed))
         if not groups:
             return
-        if kind_named(self.campaign.spec.column(column).kind).free:
+        free = kind_named(self.campaign.spec.column(column).kind).free
+        executed = ("done", "error", "skipped", "not_found")
+        # Paid cells that were settled here (skipped, missing a field, blocked) get one activity row each, like
+        # the ones the runner computes; everything else is summed up per outcome.
+        summed = [(o, rows) for o, rows in groups if free or o not in executed]
+        if summed:
             self.con.executemany(
                 "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
                 "cost, actor, trigger) VALUES (?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)",
-                [
-                    [self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000, *self.who]
-                    for o, rows in groups
-                ],
+                [[self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000, *self.who] for o, rows in summed],
             )
-        elif out.num_rows:
+        if not free and len(summed) < len(groups):
             self.con.execute(
                 f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
                 actor, trigger, error_code) SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
-                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code FROM _out"""
+                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code FROM _out
+                WHERE status IN ({', '.join(literal(o) for o in executed)})"""
             )
 
 
-def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id: int) -> str:
+def restore_status(auto: bool) -> str:
+    """SQL for the status a claimed cell goes back to when its call never ran (Stop, a crashed runner)."""
+    return f"CASE WHEN value IS NULL THEN '{'queued' if auto else 'empty'}' ELSE 'stale' END"
+
+
+def _outcome_sql(
+    plan: CellPlan,
+    value_type: str,
+    expression: str | None,
+    run_id: int,
+    *,
+    claim: bool = False,
+    claimed: set[str] | None = None,
+) -> str:
     """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded).
-    A RUN takes its values from `expression`, or from the `_outcomes` a Python-side kind produced."""
+    A RUN takes its values from `expression`, from the `_outcomes` a Python-side kind produced, or, for a paid
+    kind (`claim`), marks the cell running with its old value and key until the runner writes the result."""
     settled_before = "old_status IN ('done', 'skipped', 'not_found', 'error')"
     if plan.action is Action.RUN:
-        from_batch = expression is None
-        value = "o.value" if from_batch else f"TRY({expression})"
-        status = "o.status" if from_batch else "'done'"
+        from_batch = expression is None and not claim
+        value = "old_value" if claim else "o.value" if from_batch else f"TRY({expression})"
+        status = "'running'" if claim else "o.status" if from_batch else "'done'"
+        run_key = "old_key" if claim else "i.key"
         cases = {
             "value": f"CASE WHEN verdict = 'run' THEN {value} WHEN starts_with(verdict, 'wait:') THEN old_value END",
             "status": f"""CASE WHEN verdict = 'run' THEN {status} WHEN starts_with(verdict, 'wait:') THEN 'waiting'
                 WHEN verdict = 'skip' THEN 'skipped' ELSE 'error' END""",
-            "key": "CASE WHEN verdict IN ('run', 'skip', 'missing') THEN i.key END",
+            "key": f"CASE WHEN verdict = 'run' THEN {run_key} WHEN verdict IN ('skip', 'missing') THEN i.key END",
             "waiting_on": "CASE WHEN starts_with(verdict, 'wait:') THEN substr(verdict, 6) END",
             "error_code": f"""CASE WHEN verdict = 'run' THEN {'o.error_code' if from_batch else 'NULL'}
                 WHEN starts_with(verdict, 'block:') THEN 'upstream_error' WHEN verdict = 'disabled' THEN 'action_disabled'
@@ -269,6 +360,7 @@ def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id
             plan.action
         ]
         blame = literal(plan.blame or "")
+        pending_waits = ", ".join(literal("wait:" + c) for c in sorted(claimed or ())) or "''"
         cases = {
             "value": "NULL" if plan.action is Action.BLOCK else "old_value",
             "status": literal(status),
@@ -280,7 +372,8 @@ def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id
         }
         where = {
             Action.QUEUE: f"verdict <> '{KEEP}'",
-            Action.STALE: f"verdict <> '{KEEP}' AND {settled_before}",
+            # a manual cell whose input is being computed now is judged when that result is in
+            Action.STALE: f"verdict <> '{KEEP}' AND {settled_before} AND verdict NOT IN ({pending_waits})",
             Action.WAIT: "TRUE",
             Action.BLOCK: "TRUE",
         }[plan.action]
@@ -290,7 +383,8 @@ def _outcome_sql(plan: CellPlan, value_type: str, expression: str | None, run_id
         ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
         ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
         (CASE ({cases['error_code']})::VARCHAR {hints} END)::VARCHAR AS error_hint, ({cases['cost']})::DOUBLE AS cost,
-        now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
+        now()::TIMESTAMP AS started_at,
+        (CASE WHEN ({cases['status']})::VARCHAR = 'running' THEN NULL ELSE now() END)::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
         NULL::BIGINT AS tokens, NULL::DOUBLE AS latency_ms, NULL::INTEGER AS attempts, NULL::DOUBLE AS provider_cost,
         NULL::BOOLEAN AS cached, NULL::JSON AS detail
         FROM {source} WHERE {where}"""

@@ -42,6 +42,7 @@ class ColumnSpec:
     deps: tuple[str, ...]
     version: str
     value_type: str
+    context: tuple[str, ...] = ()  # global-context documents the step reads ("*": all of them)
 
     @property
     def is_input(self) -> bool:
@@ -120,6 +121,7 @@ def parse_spec(source: str | dict[str, Any]) -> CampaignSpec:
             deps=deps,
             version=_version(kind, options),
             value_type=types[name_],
+            context=_context_names(kind, options),
         )
         for name_, kind, options, deps in parsed
     )
@@ -190,11 +192,19 @@ def _dependencies(name: str, kind: str, options: StepOptions) -> tuple[str, ...]
         if options.run_if:
             found |= sql_references(options.run_if)
     except ReferenceError_ as err:
-        raise SpecError(f"invalid SQL expression: {err}", hint="fix the expression's syntax", column=name) from err
+        what = "template" if kind == "ai" else "SQL expression"
+        raise SpecError(f"invalid {what}: {err}", hint=f"fix the {what}'s syntax", column=name) from err
     found |= set(options.required)
     if kind != "formula" and options.inputs is None and not found:
         raise SpecError(f"a {kind} step needs 'inputs'", hint="list the columns it reads under 'inputs:'", column=name)
     return tuple(sorted(found))
+
+
+def _context_names(kind: str, options: StepOptions | InputOptions) -> tuple[str, ...]:
+    step = KINDS.get(kind)
+    if step is None or not hasattr(step, "context_names"):
+        return ()
+    return tuple(sorted(step.context_names(options)))
 
 
 def _version(kind: str, options: StepOptions | InputOptions) -> str:

@@ -51,6 +51,11 @@ class ErrorCode(str, Enum):
     PYTHON_ERROR = "python_error"
 
 
+# Failures that say nothing about the cell's inputs: a later run tries these cells again (rule 9 covers the rest).
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.TIMEOUT, ErrorCode.RATE_LIMITED, ErrorCode.CANCELLED, ErrorCode.INSUFFICIENT_CREDITS}
+)
+
 HINTS: dict[ErrorCode, str] = {
     ErrorCode.MISSING_REQUIRED_FIELD: "enrich the record first",
     ErrorCode.INSUFFICIENT_CREDITS: "add credits or raise the cap, then run again",

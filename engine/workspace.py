@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
 
 from engine.campaign import Campaign
 from engine.errors import NotFoundError
 from engine.executor import RunReport
 from engine.graph import Request
 from engine.spec import CampaignSpec, load_spec, parse_spec
+from engine.sql.query import query_to_file, run_query
+from engine.sql.sandbox import Limits
 from engine.store.catalog import SpecChanges, campaign_names, load_campaign, store_spec
 from engine.store.cells import Scope
 from engine.store.database import Database
-from engine.store.runs import run_transaction
+from engine.graph.references import ALL_CONTEXT
+from engine.store.context import ContextDocument, delete_context, read_context, save_context
+from engine.store.runs import reclaim_orphans, run_transaction
+from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
 from engine.store.schema import create_metadata
 
 DB_FILE = "runsheet.duckdb"
@@ -47,7 +57,12 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         database = Database(folder / DB_FILE, busy_timeout=busy_timeout)
         with database.transaction() as con:
+            fresh = not con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'credit_ledger'"
+            ).fetchall()
             create_metadata(con)
+            if fresh:
+                grant(con, STARTING_CREDITS, "starting credits")
         return cls(folder, busy_timeout=busy_timeout)
 
     def campaigns(self) -> list[str]:
@@ -85,6 +100,81 @@ class Workspace:
                 )
         return ApplyResult(spec.name, changes, report)
 
+    # ---- global context ----------------------------------------------------------------------------------
+
+    def context(self) -> dict[str, ContextDocument]:
+        """The global context documents by name (brand brief, value propositions, ICP, offer, personas...)."""
+        with self.db.transaction() as con:
+            return read_context(con)
+
+    def set_context(self, name: str, text: str, *, actor: str = "api") -> list[RunReport]:
+        """Save a context document. Steps that read it become stale in every campaign (paid ones are not re-run
+        here: that costs credits, so a run does it). Returns the reports of those stale-marking runs."""
+        return self._context_changed(name, lambda con: save_context(con, name, text, actor) is not None, actor)
+
+    def delete_context(self, name: str, *, actor: str = "api") -> list[RunReport]:
+        """Remove a context document; steps that read it become stale."""
+        return self._context_changed(name, lambda con: delete_context(con, name, actor), actor)
+
+    def _context_changed(self, name: str, change: Callable[[duckdb.DuckDBPyConnection], bool], actor: str) -> list[RunReport]:
+        reports = []
+        with self.db.transaction() as con:
+            if not change(con):
+                return []
+            for campaign_name in campaign_names(con):
+                campaign = load_campaign(con, campaign_name)
+                readers = [c.name for c in campaign.spec.columns if name in c.context or ALL_CONTEXT in c.context]
+                if readers:
+                    reports.append(
+                        run_transaction(
+                            con, campaign, Request.spec_change(readers), Scope.all(), actor=actor, trigger="context",
+                            describe={"context": name},
+                        )
+                    )
+        return reports
+
+    # ---- credits, settings, runs -----------------------------------------------------------------------------
+
+    def credits(self) -> float:
+        """The workspace's credit balance."""
+        with self.db.transaction() as con:
+            return balance(con)
+
+    def add_credits(self, amount: float, *, reason: str = "grant") -> float:
+        """Add credits (a negative amount removes them); returns the new balance."""
+        with self.db.transaction() as con:
+            return grant(con, amount, reason)
+
+    def settings(self) -> Settings:
+        with self.db.transaction() as con:
+            return load_settings(con)
+
+    def set_setting(self, key: str, value: Any) -> Settings:
+        """Change one setting (see `Settings`); raises EditError naming the fix for a bad key or value."""
+        with self.db.transaction() as con:
+            store_setting(con, key, value)
+            return load_settings(con)
+
+    def stop_run(self, run_id: int) -> bool:
+        """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""
+        with self.db.transaction() as con:
+            rows = con.execute(
+                "UPDATE runs SET stop_requested = TRUE WHERE run_id = ? AND status = 'running' RETURNING run_id",
+                [run_id],
+            ).fetchall()
+        return bool(rows)
+
+    def active_runs(self, campaign: str | None = None) -> list[dict[str, object]]:
+        """Runs still running (crashed ones are given back first), newest first."""
+        with self.db.transaction() as con:
+            for name in campaign_names(con):
+                if campaign is None or name == campaign:
+                    reclaim_orphans(con, load_campaign(con, name))
+        return [
+            run for run in self.runs(limit=1000)
+            if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
+        ]
+
     def activity(self, limit: int = 100) -> list[dict[str, object]]:
         """The most recent activity rows, newest first."""
         with self.db.transaction() as con:
@@ -99,7 +189,11 @@ class Workspace:
     def runs(self, limit: int = 20) -> list[dict[str, object]]:
         """The most recent runs, newest first."""
         with self.db.transaction() as con:
-            cursor = con.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT ?", [limit])
+            cursor = con.execute(
+                "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) "
+                "ORDER BY run_id DESC LIMIT ?",
+                [limit],
+            )
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         for row in rows:
@@ -107,3 +201,27 @@ class Workspace:
                 if isinstance(row.get(field), str):
                     row[field] = json.loads(row[field])  # type: ignore[arg-type]
         return rows
+
+    def query(self, sql: str, *, timeout: float = 30.0, memory_limit: str = "1GB") -> pl.DataFrame:
+        """Run one read-only SELECT in the SQL sandbox (engine/sql/): each campaign is a wide table named after
+        it; `cells`, `runs`, `activity` and `campaigns` are tables too. Changes nothing."""
+        return run_query(
+            self.db.path, sql, limits=Limits(timeout, memory_limit), busy_timeout=self.db.busy_timeout
+        )
+
+    def query_to_file(
+        self,
+        sql: str,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        escape: bool = True,
+        timeout: float = 30.0,
+        memory_limit: str = "1GB",
+    ) -> int:
+        """Write the result of a read-only SELECT to a CSV or Parquet file, atomically (CSV formula-escaped
+        unless `escape` is False). Returns the number of rows written."""
+        return query_to_file(
+            self.db.path, sql, path, format=format or "", escape=escape, limits=Limits(timeout, memory_limit),
+            busy_timeout=self.db.busy_timeout,
+        )

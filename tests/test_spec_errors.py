@@ -247,9 +247,12 @@ EDIT_CASES: list[tuple[str, Edit, type[RunsheetError], str, str]] = [
      NotFoundError, "campaign 't' has no row 999", "runsheet show"),
     ("page-unknown-column", lambda ws, c, tmp: c.page(columns=["email", "nope"]),
      NotFoundError, "campaign 't' has no column 'nope'", "email"),
-    ("import-csv-with-extra-column", lambda ws, c, tmp: c.import_file(_write(
-        tmp, "extra.csv", "email,first,employees,phone\nzed@zeta.com,Zed,5,555-0100\n")),
+    ("import-csv-with-extra-column-refused", lambda ws, c, tmp: c.import_file(_write(
+        tmp, "extra.csv", "email,first,employees,phone\nzed@zeta.com,Zed,5,555-0100\n"), add_columns=False),
      ImportError_, "column(s) phone are not input columns of campaign 't'", "kind: input"),
+    ("import-csv-with-step-column", lambda ws, c, tmp: c.import_file(_write(
+        tmp, "steps.csv", "email,first,domain\nzed@zeta.com,Zed,zeta.com\n")),
+     ImportError_, "column(s) domain are step columns of campaign 't'", "--skip domain"),
     ("import-csv-with-non-integer", lambda ws, c, tmp: c.import_file(_write(
         tmp, "bad.csv", "email,first,employees\nzed@zeta.com,Zed,5\nyan@yotta.com,Yan,many\n")),
      ImportError_, "column 'employees' has values that are not BIGINT", "fix the values"),
@@ -293,7 +296,7 @@ def test_a_good_edit_after_refused_ones_still_works(basic_ws: Workspace, tmp_pat
         campaign.import_file(_write(tmp_path, "bad.csv", "email,first,employees\nzed@zeta.com,Zed,many\n"))
     with pytest.raises(EditError):
         campaign.set(2, "employees", "lots")
-    ids, _ = campaign.import_file(_write(tmp_path, "good.csv", "email,first,employees\nzed@zeta.com,Zed,7\n"))
+    ids = campaign.import_file(_write(tmp_path, "good.csv", "email,first,employees\nzed@zeta.com,Zed,7\n")).inserted
     assert list(ids) == [4]  # the refused import did not use up row ids
     campaign.set(2, "employees", "901")
     assert campaign.cell(4, "greet").value == "Hi Zed at zeta.com"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from engine.cells.base import Batch, BatchStep, SqlStep, StepKind, StepOptions
+from engine.cells.ai import Ai
+from engine.cells.base import Batch, BatchStep, PaidStep, PrepareEnv, SqlStep, StepKind, StepOptions
 from engine.cells.formula import Formula
 from engine.cells.probe import LEDGER, Probe
 from engine.cells.python import Python
 
-KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Probe())}
+KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Ai(), Probe())}
 INPUT_KIND = "input"
 
 
@@ -16,4 +17,7 @@ def kind_named(name: str) -> StepKind:
     return KINDS[name]
 
 
-__all__ = ["INPUT_KIND", "KINDS", "LEDGER", "Batch", "BatchStep", "SqlStep", "StepKind", "StepOptions", "kind_named"]
+__all__ = [
+    "INPUT_KIND", "KINDS", "LEDGER", "Batch", "BatchStep", "PaidStep", "PrepareEnv", "SqlStep", "StepKind", "StepOptions",
+    "kind_named",
+]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from engine.runner.calls import PaidCall
 
 
 class StepOptions(BaseModel):
@@ -30,6 +33,17 @@ class Batch:
     column: str
     frame: pl.DataFrame
     run_id: int
+
+
+@dataclass(frozen=True)
+class PrepareEnv:
+    """What a paid step needs besides its rows to prepare calls."""
+
+    column: str
+    force: bool = False  # Run Again: bypass the cache and overwrite it
+    context: dict[str, str] = field(default_factory=dict)  # global context documents by name
+    tiers: dict[str, float] = field(default_factory=dict)  # credits per call for each tier
+    json_columns: frozenset[str] = frozenset()  # inputs whose values are JSON text, decoded for templates
 
 
 class StepKind(Protocol):
@@ -57,4 +71,14 @@ class SqlStep(StepKind, Protocol):
 class BatchStep(StepKind, Protocol):
     def compute(self, options: Any, batch: Batch) -> pl.DataFrame:
         """Outcomes with columns row_id, value, status, error_code, error_message; failures are rows, not raises."""
+        ...
+
+
+class PaidStep(StepKind, Protocol):
+    def prepare(self, options: Any, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
+        """One call per row of `frame` (row_id, key, and the step's inputs), for the runner to make."""
+        ...
+
+    def context_names(self, options: Any) -> set[str]:
+        """The global-context documents the step reads ("*" for all)."""
         ...

@@ -7,14 +7,18 @@ when any input equals that text, so error and "no data" paths can be exercised.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import ClassVar
 
 import polars as pl
+from pydantic import Field
 
-from engine.cells.base import Batch, StepOptions
-from engine.cells.outcomes import from_rows
+from engine.cells.base import PrepareEnv, StepOptions
+from engine.llm.types import ProviderFailure
+from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
 
 
@@ -22,6 +26,7 @@ class ProbeOptions(StepOptions):
     fail_on: str | None = None
     not_found_on: str | None = None
     credits: float = 0.0
+    delay: float = Field(default=0.0, ge=0, description="seconds each call takes, to exercise Stop and progress")
 
 
 class ProbeLedger:
@@ -58,27 +63,31 @@ class Probe:
     def references(self, options: ProbeOptions) -> set[str]:
         return set()  # a probe reads exactly its `inputs`
 
+    def context_names(self, options: ProbeOptions) -> set[str]:
+        return set()
+
     def value_type(self, options: ProbeOptions, input_types: dict[str, str]) -> str | None:
         return "VARCHAR"
 
-    def compute(self, options: ProbeOptions, batch: Batch) -> pl.DataFrame:
-        outcomes: list[dict[str, object]] = []
-        inputs = [c for c in batch.frame.columns if c != "row_id"]
-        for row in batch.frame.iter_rows(named=True):
-            LEDGER.record(batch.column, row["row_id"])
+    def prepare(self, options: ProbeOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
+        inputs = [c for c in frame.columns if c not in ("row_id", "key")]
+        for row in frame.iter_rows(named=True):
             values = [row[c] for c in inputs]
-            texts = {"" if v is None else str(v) for v in values}
-            if options.fail_on is not None and options.fail_on in texts:
-                outcomes.append(
-                    {
-                        "row_id": row["row_id"],
-                        "status": Status.ERROR.value,
-                        "error_code": ErrorCode.PROVIDER_ERROR.value,
-                        "error_message": f"the probe was told to fail on '{options.fail_on}'",
-                    }
-                )
-            elif options.not_found_on is not None and options.not_found_on in texts:
-                outcomes.append({"row_id": row["row_id"], "status": Status.NOT_FOUND.value})
-            else:
-                outcomes.append({"row_id": row["row_id"], "value": probe_value(values), "cost": options.credits})
-        return from_rows(outcomes)
+
+            async def attempt(row_id: int = row["row_id"], values: list[object] = values) -> Answer:
+                LEDGER.record(env.column, row_id)
+                if options.delay:
+                    await asyncio.sleep(options.delay)
+                texts = {"" if v is None else str(v) for v in values}
+                if options.fail_on is not None and options.fail_on in texts:
+                    raise ProviderFailure(
+                        ErrorCode.PROVIDER_ERROR, f"the probe was told to fail on '{options.fail_on}'", retryable=False
+                    )
+                if options.not_found_on is not None and options.not_found_on in texts:
+                    return Answer(None, Status.NOT_FOUND)
+                return Answer(probe_value(values))
+
+            yield PaidCall(
+                column=env.column, row_id=row["row_id"], key=row["key"], model="probe", credits=options.credits,
+                est_tokens=0, cache_key=None, force=env.force, deadline=max(30.0, options.delay * 4), attempt=attempt,
+            )

@@ -7,6 +7,8 @@ Each module registers its commands on the shared typer app.
 from __future__ import annotations
 
 from engine.cli import campaigns  # noqa: F401  (registers the commands)
+from engine.cli import data  # noqa: F401  (registers import, export, query)
+from engine.cli import ui  # noqa: F401  (registers `runsheet ui`)
 from engine.cli.common import app, main
 
 __all__ = ["app", "main"]

@@ -1,4 +1,4 @@
-"""The commands on a campaign's records and cells: init, apply, import, set, run, show, status, campaigns."""
+"""The commands on a campaign's records and cells: init, apply, set, run, show, status, campaigns."""
 
 from __future__ import annotations
 
@@ -66,27 +66,6 @@ def apply(
                 out.print(f"  {label}: {', '.join(summary[label])}")  # type: ignore[arg-type]
         if result.report is not None and result.report.events:
             print_report(result.report, False)
-
-    guard(body)
-
-
-@app.command(name="import")
-def import_(
-    file: Annotated[Path, typer.Argument(help="A CSV or Parquet file whose columns are input columns.")],
-    campaign: CampaignOption = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    no_run: Annotated[bool, typer.Option("--no-run", help="Only load; compute nothing.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Load records into a campaign; their auto-run formula steps compute at once, paid ones are queued."""
-
-    def body() -> None:
-        ids, report = open_campaign(workspace, campaign).import_file(file, run=not no_run)
-        if as_json:
-            out.print_json(json.dumps({"rows": len(ids), "first_row": ids.start, "run_id": report.run_id}))
-            return
-        out.print(f"imported {len(ids)} rows" + (f" (rows {ids.start}-{ids.stop - 1})" if len(ids) else ""))
-        print_report(report, False)
 
     guard(body)
 

@@ -2,7 +2,7 @@
 
 from engine.graph.dag import ColumnGraph, ColumnNode
 from engine.graph.planner import Action, CellPlan, Request, plan_row
-from engine.graph.references import ReferenceError_, sql_references, template_references
+from engine.graph.references import ALL_CONTEXT, ReferenceError_, context_references, sql_references, template_references
 
 __all__ = [
     "Action",
@@ -13,5 +13,7 @@ __all__ = [
     "Request",
     "plan_row",
     "sql_references",
+    "context_references",
+    "ALL_CONTEXT",
     "template_references",
 ]

@@ -56,3 +56,24 @@ def template_references(template: str) -> set[str]:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "could not parse"
+
+
+ALL_CONTEXT = "*"
+
+
+def context_references(template: str) -> set[str]:
+    """The global-context documents a template reads: `{{ context.icp }}` reads `icp`. Any other use of `context`
+    (a loop over it, `context[name]`) reads them all, written as {"*"}."""
+    env = jinja2.Environment()
+    try:
+        parsed = env.parse(template)
+    except jinja2.TemplateSyntaxError as err:
+        raise ReferenceError_(f"line {err.lineno}: {err.message}") from err
+    named: set[str] = set()
+    attribute_uses = 0
+    for node in parsed.find_all(jinja2.nodes.Getattr):
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "context":
+            named.add(node.attr)
+            attribute_uses += 1
+    all_uses = sum(1 for n in parsed.find_all(jinja2.nodes.Name) if n.name == "context")
+    return named | {ALL_CONTEXT} if all_uses > attribute_uses else named

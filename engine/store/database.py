@@ -27,7 +27,10 @@ WAL_CHECKPOINT_BYTES = 2 * 1024 * 1024
 
 
 def is_lock_error(err: Exception) -> bool:
+    """Another process holds the file, or (same process) the read-only query sandbox has it attached."""
     text = str(err)
+    if isinstance(err, duckdb.ResourceInUseException):
+        return "file handle conflict" in text.lower()
     return isinstance(err, duckdb.IOException) and ("lock" in text.lower() or "Conflicting" in text)
 
 
@@ -48,7 +51,7 @@ class Database:
                 # DuckDB still checkpoints when the WAL passes its threshold.
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 return con
-            except duckdb.IOException as err:
+            except (duckdb.IOException, duckdb.ResourceInUseException) as err:
                 if not is_lock_error(err):
                     raise
                 if time.monotonic() >= deadline:
@@ -67,8 +70,9 @@ class Database:
             return 0
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One connection, one transaction: committed if the block succeeds, rolled back if it raises."""
+    def transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection, one transaction: committed if the block succeeds (and `commit`), rolled back if it
+        raises. `commit=False` is a dry run: work out what a request would do, then leave no trace."""
         con = self._open()
         try:
             con.execute("BEGIN TRANSACTION")
@@ -77,6 +81,9 @@ class Database:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            if not commit:
+                con.execute("ROLLBACK")
+                return
             con.execute("COMMIT")
             if self._wal_bytes() > WAL_CHECKPOINT_BYTES:
                 con.execute("CHECKPOINT")

@@ -1,17 +1,27 @@
-"""Runs: one row per execution request, with who asked, why, and what it did."""
+"""Runs: one row per execution request, with who asked, why, what it did, and (for paid work) live progress.
+
+A run that claimed paid cells stays `running` until the runner finishes it; its `pid`, `host` and `heartbeat`
+let any later run tell a crashed runner from a live one and give the crashed runner's cells back.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from typing import Any
 
 import duckdb
 
-from engine.executor import Executor, RunReport
+from engine.executor import Executor, RunReport, restore_status
 from engine.graph import Request
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope
 from engine.store.database import scalar
+
+# A run on another machine whose heartbeat is older than this is taken to have crashed.
+LEASE_SECONDS = 60
+HOST = socket.gethostname()
 
 
 def run_transaction(
@@ -24,7 +34,9 @@ def run_transaction(
     trigger: str,
     describe: dict[str, Any] | None = None,
 ) -> RunReport:
-    """Record a run, execute `request` over `scope` on the open transaction, and store its counts."""
+    """Record a run, execute `request` over `scope` on the open transaction, and store its counts. Paid cells
+    it claimed are left in `report.claims`, the run `running`, for `engine.runner.drive.complete_run`."""
+    reclaim_orphans(con, campaign)
     run_id = int(scalar(con, "SELECT nextval('ids')"))
     details = {
         "kind": request.kind,
@@ -34,14 +46,81 @@ def run_transaction(
         **(describe or {}),
     }
     con.execute(
-        "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at) "
-        "VALUES (?, ?, ?, ?, ?, 'running', now())",
-        [run_id, campaign.campaign_id, actor, trigger, json.dumps(details)],
+        "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at, heartbeat, pid, host) "
+        "VALUES (?, ?, ?, ?, ?, 'running', now(), now(), ?, ?)",
+        [run_id, campaign.campaign_id, actor, trigger, json.dumps(details), os.getpid(), HOST],
     )
     report = Executor(con, campaign, run_id, actor=actor, trigger=trigger).execute(request, scope)
-    counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
+    total = sum(claim.frame.height for claim in report.claims)
     con.execute(
-        "UPDATE runs SET status = 'done', finished_at = now(), counts = ? WHERE run_id = ?",
-        [json.dumps(counts), run_id],
+        "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ? "
+        "WHERE run_id = ?",
+        ["running" if total else "done", bool(total), json.dumps(_counts(report)), total, run_id],
     )
+    report.status = "running" if total else "done"
     return report
+
+
+def _counts(report: RunReport) -> dict[str, dict[str, int]]:
+    return {column: dict(outcomes) for column, outcomes in report.counts().items()}
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, campaign: CampaignTables, report: RunReport, status: str) -> None:
+    """Close a run: cells it still holds go back (queued, empty or stale), its counts and status are stored."""
+    release_cells(con, campaign, report.run_id)
+    con.execute(
+        "UPDATE runs SET status = ?, finished_at = now(), counts = ?, heartbeat = now() WHERE run_id = ?",
+        [status, json.dumps(_counts(report)), report.run_id],
+    )
+    report.status = status
+
+
+def release_cells(con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int) -> int:
+    """Give back the cells `run_id` claimed and never finished; returns how many."""
+    released = 0
+    for column in campaign.spec.graph.steps():
+        node = campaign.spec.graph.nodes[column]
+        if node.free:
+            continue
+        released += int(
+            scalar(
+                con,
+                f"""UPDATE {campaign.tables[column]} SET status = {restore_status(node.auto)}
+                    WHERE status = 'running' AND run_id = ?""",
+                [run_id],
+            )
+            or 0
+        )
+    return released
+
+
+def reclaim_orphans(con: duckdb.DuckDBPyConnection, campaign: CampaignTables) -> list[int]:
+    """Runs of this campaign whose runner is gone (its process died here, or its heartbeat is older than the
+    lease) are marked interrupted and their claimed cells given back. Returns their ids."""
+    candidates = con.execute(
+        """SELECT run_id, pid, host, epoch(now() - coalesce(heartbeat, started_at)) FROM runs
+            WHERE campaign_id = ? AND status = 'running'""",
+        [campaign.campaign_id],
+    ).fetchall()
+    orphans = [run_id for run_id, pid, host, age in candidates if _gone(pid, host, age)]
+    for run_id in orphans:
+        release_cells(con, campaign, run_id)
+        con.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = now(), "
+            "message = 'the runner stopped without finishing; its cells were given back' WHERE run_id = ?",
+            [run_id],
+        )
+    return orphans
+
+
+def _gone(pid: int | None, host: str | None, age_seconds: float | None) -> bool:
+    if age_seconds is not None and age_seconds > LEASE_SECONDS:
+        return True
+    if host == HOST and pid is not None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False

@@ -1,0 +1,157 @@
+"""`ai`: a Jinja2 prompt over the record's fields and the workspace's global context, sent to any litellm model
+(or the built-in `offline` one), optionally answering JSON that must satisfy the column's schema.
+
+The step only prepares calls; the runner makes them (concurrency, rate limits, deadline, retries, cache, budget).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+import jinja2
+import jinja2.sandbox
+import polars as pl
+from pydantic import Field, field_validator
+
+from engine.cache import cache_key
+from engine.cells.base import PrepareEnv, StepOptions
+from engine.graph.references import context_references, template_references
+from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure
+from engine.runner.calls import Answer, PaidCall
+from engine.types import ErrorCode, Status
+
+Tier = Literal["fast", "standard", "deep", "thinking"]
+FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+class AiOptions(StepOptions):
+    prompt: str = Field(description="Jinja2 template over the row's columns and {{ context.<name> }}")
+    system: str | None = None
+    model: str = OFFLINE_MODEL
+    api_base: str | None = Field(default=None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(default=None, description="the environment variable holding the key")
+    transport: Literal["auto", "litellm", "direct"] = "auto"
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    tier: Tier = "standard"
+    output_schema: dict[str, Any] | None = None
+    timeout: float = Field(default=60.0, gt=0, le=3600, description="wall-clock seconds for one attempt")
+
+    @field_validator("output_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as err:
+                raise ValueError(f"not a valid JSON schema: {err.message}") from err
+        return schema
+
+    def sampling(self) -> dict[str, Any]:
+        params = {"temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p, "seed": self.seed}
+        return {k: v for k, v in params.items() if v is not None}
+
+
+_env = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+
+def render(template: str, row: dict[str, Any], context: dict[str, str]) -> str:
+    return _env.from_string(template).render({**row, "context": context})
+
+
+def messages_for(options: AiOptions, row: dict[str, Any], context: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The chat messages a row's call sends: optional system prompt (with the schema instruction), then the prompt."""
+    system = render(options.system, row, context) if options.system else ""
+    if options.output_schema is not None:
+        instruction = "Answer with one JSON object that satisfies this JSON schema, and nothing else:\n"
+        system = (system + "\n\n" if system else "") + instruction + json.dumps(options.output_schema, sort_keys=True)
+    messages = [("system", system)] if system else []
+    messages.append(("user", render(options.prompt, row, context)))
+    return tuple(messages)
+
+
+def parse_output(text: str, schema: dict[str, Any] | None) -> Answer:
+    """The cell value an answer gives: text as is, or JSON checked against `schema`; raises invalid_output."""
+    if schema is None:
+        stripped = text.strip()
+        return Answer(stripped if stripped else None, Status.DONE if stripped else Status.NOT_FOUND)
+    import jsonschema
+
+    try:
+        value = json.loads(FENCE.sub("", text.strip()))
+        jsonschema.validate(value, schema)
+    except (ValueError, jsonschema.ValidationError) as err:
+        reason = err.message if isinstance(err, jsonschema.ValidationError) else "not JSON"
+        raise ProviderFailure(
+            ErrorCode.INVALID_OUTPUT, f"the answer does not fit the schema: {reason}", retryable=True
+        ) from err
+    return Answer(value)
+
+
+class Ai:
+    name: ClassVar[str] = "ai"
+    free: ClassVar[bool] = False
+    options: ClassVar[type[StepOptions]] = AiOptions
+
+    def references(self, options: AiOptions) -> set[str]:
+        found = template_references(options.prompt)
+        if options.system:
+            found |= template_references(options.system)
+        return found
+
+    def context_names(self, options: AiOptions) -> set[str]:
+        found = context_references(options.prompt)
+        if options.system:
+            found |= context_references(options.system)
+        return found
+
+    def value_type(self, options: AiOptions, input_types: dict[str, str]) -> str | None:
+        return "JSON" if options.output_schema is not None else "VARCHAR"
+
+    def prepare(self, options: AiOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
+        """One call per row of `frame` (row_id, key and the step's inputs), rendered lazily."""
+        from engine.llm import complete
+
+        credits = 0.0 if options.model == OFFLINE_MODEL else env.tiers.get(options.tier, 0.0)
+        inputs = [c for c in frame.columns if c not in ("row_id", "key")]
+        for row in frame.iter_rows(named=True):
+            values = {c: _decoded(row[c], c in env.json_columns) for c in inputs}
+            messages = messages_for(options, values, env.context)
+            request = CompletionRequest(
+                model=options.model, messages=messages, params=options.sampling(), schema=options.output_schema,
+                api_base=options.api_base, api_key_env=options.api_key_env, transport=options.transport,
+            )
+            key = cache_key(options.model, {**options.sampling(), "api_base": options.api_base},
+                            request.message_dicts(), options.output_schema)
+
+            async def attempt(request: CompletionRequest = request) -> Answer:
+                completion = await complete(request)
+                answer = parse_output(completion.text, request.schema)
+                return Answer(answer.value, answer.status, completion.prompt_tokens, completion.completion_tokens,
+                              completion.provider_cost)
+
+            yield PaidCall(
+                column=env.column, row_id=row["row_id"], key=row["key"], model=options.model, credits=credits,
+                est_tokens=sum(len(m[1]) for m in messages) // 4 + (options.max_tokens or DEFAULT_OUTPUT_TOKENS),
+                cache_key=key, force=env.force, deadline=options.timeout, attempt=attempt,
+                detail={"model": options.model, "tier": options.tier, "cache_key": key,
+                        "messages": [{"role": r, "content": c} for r, c in messages]},
+            )
+
+
+def _decoded(value: Any, is_json: bool) -> Any:
+    """JSON upstream values reach templates as objects, so `{{ research.pain_points }}` works."""
+    if is_json and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,135 @@
+"""Export: a campaign's values (and, on request, each step's state) to CSV or Parquet, written atomically.
+
+The rows are produced inside the SQL sandbox, so a `--where` filter is user SQL under the same rules as a query;
+the sandbox may write exactly one file, a temporary one beside the target, which replaces the target only when
+complete. In CSV, text a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return)
+is written with a leading apostrophe; Parquet keeps every value and its type as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from engine.errors import ExportError, NotFoundError
+from engine.sql.sandbox import Limits, Sandbox, open_sandbox
+from engine.sql.views import ordered, wide_sql
+from engine.store.schema import literal, quote
+
+ExportFormat = Literal["csv", "parquet"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_TYPES = ("VARCHAR", "JSON")
+EXPORT_LIMITS = Limits(timeout=600.0, memory_limit="4GB")
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote."""
+
+    campaign: str
+    path: Path
+    format: ExportFormat
+    rows: int
+    columns: list[str]
+
+
+def formula_safe(expr: str) -> str:
+    """SQL for the text `expr` with an apostrophe in front when a spreadsheet would read it as a formula."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return f"CASE WHEN left({expr}, 1) IN ({starts}) THEN '''' || {expr} ELSE {expr} END"
+
+
+def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
+    """A DataFrame as CSV text (nulls empty, empty strings quoted), formula-escaped unless `escape` is False."""
+    if escape:
+        pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_STARTS) + "]"
+        frame = frame.with_columns(
+            pl.when(pl.col(name).str.contains(pattern)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name))
+            .alias(name)
+            for name, dtype in frame.schema.items()
+            if dtype == pl.String
+        )
+    return frame.write_csv()
+
+
+def export_format(path: Path, given: str | None) -> ExportFormat:
+    chosen = given or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(path.suffix.lower())
+    if chosen not in ("csv", "parquet"):
+        raise ExportError(f"cannot tell the format of {path.name}", hint="pass --format csv or --format parquet")
+    return chosen  # type: ignore[return-value]
+
+
+def export_campaign(
+    db_path: Path,
+    campaign: str,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    with_state: bool = False,
+    escape: bool = True,
+    limits: Limits = EXPORT_LIMITS,
+    busy_timeout: float = 30.0,
+) -> ExportReport:
+    """Write `campaign` (row_id first, then `columns` or every column, in spec order) to `path`."""
+    target = Path(path)
+    fmt = export_format(target, format)
+    check_target(target)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary) as box:
+            layout = box.layout(campaign)
+            names = list(columns) if columns else [c.name for c in layout.columns]
+            known = [c.name for c in layout.columns]
+            for name in names:
+                if name not in known:
+                    raise NotFoundError(
+                        f"campaign '{campaign}' has no column '{name}'", hint=f"use one of: {', '.join(known)}"
+                    )
+            select = wide_sql(layout, names, with_state=with_state)
+            if where:  # the filter may read any column, exported or not
+                wide = wide_sql(layout, known, with_state=with_state)
+                box.check(f"SELECT * FROM ({wide}) w WHERE ({where}\n)", what="--where filter")
+                chosen = ", ".join(quote(name) for name in box.describe(select))
+                select = f"SELECT {chosen} FROM ({wide}) w WHERE ({where}\n)"
+                names = known
+            if not ordered(layout, names):
+                select = f"SELECT * FROM ({select}) w ORDER BY row_id"
+            rows, header = write_select(box, select, temporary, fmt, escape=escape)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ExportReport(campaign, target, fmt, rows, header)
+
+
+def write_select(box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool) -> tuple[int, list[str]]:
+    """Run `select` in the sandbox and write its rows to `target` (which the sandbox was opened to allow).
+    Returns the row count and the column names."""
+    described = box.describe(select)
+    header = list(described)
+    if fmt == "csv" and escape:
+        outer = ", ".join(
+            (formula_safe(quote(name)) if kind in TEXT_TYPES else quote(name)) + f" AS {quote(name)}"
+            for name, kind in described.items()
+        )
+        select = f"SELECT {outer} FROM ({select}) q"
+    options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT parquet"
+    copied = box.run(f"COPY ({select}) TO {literal(str(target))} ({options})")
+    return int(str(copied[0][0])) if copied else 0, header
+
+
+def check_target(target: Path) -> None:
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"no folder {folder} to write {target.name} in", hint="create the folder first")
+    if target.is_dir():
+        raise ExportError(f"{target} is a folder", hint="give a file name, e.g. out.csv")
+    if not os.access(folder, os.W_OK):
+        raise ExportError(f"cannot write to {folder}", hint="choose a folder you can write to")

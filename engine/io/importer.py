@@ -1,0 +1,328 @@
+"""Import: a CSV, Parquet or JSON-lines file into a campaign, as one transaction.
+
+The importer reads the file with DuckDB into `_staged` (see staging.py), checks it (headers, types, key), adds the
+input columns the file brings through the campaign's spec, then writes: new records are appended and computed like
+`Campaign.add_rows`; with a key, records that match change only the cells whose value differs, and those edits
+drive the reactivity rules exactly like `Campaign.set` (free steps recompute, paid ones queue, manual ones go
+stale). Anything that fails, including a killed process, leaves the campaign as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from engine.errors import ImportError_
+from engine.executor import RunReport
+from engine.graph import Request
+from engine.io.names import ROW_ID, ColumnMap, check_headers, map_columns
+from engine.io.problems import (
+    add_row_problems,
+    count_problems,
+    first_problems,
+    resolve_lines,
+    start_problems,
+    write_rejects,
+)
+from engine.io.sniff import FileShape, describe, file_format, sniff_csv
+from engine.io.staging import ReadFailed, diagnose_csv, stage
+from engine.io.writer import append_rows, match_rows, update_matched
+from engine.spec import TYPE_PATTERN, parse_spec
+from engine.store.catalog import CampaignTables, load_campaign, store_spec
+from engine.store.cells import Scope
+from engine.store.runs import run_transaction
+from engine.store.schema import literal, quote
+
+if TYPE_CHECKING:
+    from engine.campaign import Campaign
+
+Progress = Callable[[str], None]
+STAGES = ("reading", "checking", "writing", "computing", "committing")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read and apply a file. Unset dialect fields are sniffed; `types` names a type per column (new
+    columns only: existing ones keep theirs); `key` names the column that identifies a record (upsert)."""
+
+    key: str | None = None
+    format: str | None = None
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
+    encoding: str | None = None
+    header: bool | None = None
+    types: Mapping[str, str] = field(default_factory=dict)
+    skip: tuple[str, ...] = ()
+    rejects: Path | None = None
+    max_line_size: int | None = None
+    add_columns: bool = True
+    run: bool = True
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did. `inserted` are the new row ids; `updated` rows had at least one changed input."""
+
+    campaign: str
+    file: str
+    format: str
+    records: int
+    inserted: range
+    updated: int
+    unchanged: int
+    rejected: int
+    rejects_file: Path | None
+    added_columns: dict[str, str]
+    columns: dict[str, str]
+    edit_run: RunReport | None
+    new_rows_run: RunReport
+
+    @property
+    def runs(self) -> list[RunReport]:
+        return [r for r in (self.edit_run, self.new_rows_run) if r is not None]
+
+
+def import_file(
+    campaign: Campaign, path: str | Path, options: ImportOptions, progress: Progress | None = None
+) -> ImportReport:
+    """Import `path` into `campaign` in one transaction; see the module docstring."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportError_(f"no file at {path}", hint="check the path")
+    fmt = file_format(path, options.format)
+    step = progress or (lambda stage_name: None)
+    rejects_tmp = _temporary(options.rejects) if options.rejects else None
+    try:
+        with campaign.db.transaction() as con:
+            report = _import(con, campaign, path, fmt, options, step, rejects_tmp)
+    except ReadFailed as failed:
+        raise _read_error(campaign, path, fmt, options, failed) from failed.error
+    except BaseException:
+        if rejects_tmp is not None:
+            rejects_tmp.unlink(missing_ok=True)
+        raise
+    if rejects_tmp is not None and options.rejects is not None:
+        if report.rejected:
+            os.replace(rejects_tmp, options.rejects)
+        else:
+            rejects_tmp.unlink(missing_ok=True)
+    return report
+
+
+def _import(
+    con: duckdb.DuckDBPyConnection,
+    campaign: Campaign,
+    path: Path,
+    fmt: str,
+    options: ImportOptions,
+    step: Progress,
+    rejects_tmp: Path | None,
+) -> ImportReport:
+    step("reading")
+    # The file is staged before the transaction begins: rows of a table created inside a transaction carry
+    # provisional row ids, and a staged record's position in the file is its temp table row id.
+    con.execute("COMMIT")
+    try:
+        tables = load_campaign(con, campaign.name)
+        shape, mapping, key, types = _plan(con, tables, path, fmt, options)
+        start_problems(con)
+        staged = stage(
+            con, shape, mapping, types, keep_rejects=options.rejects is not None, max_line_size=options.max_line_size
+        )
+    finally:
+        con.execute("BEGIN TRANSACTION")
+    step("checking")
+    current = load_campaign(con, campaign.name)
+    if current.spec.source != tables.spec.source:
+        raise ImportError_(
+            f"campaign '{campaign.name}' changed while {path.name} was being read", hint="import the file again"
+        )
+    _check_rows(con, tables, key, "row" if fmt == "parquet" else "line")
+    rejected = count_problems(con)
+    if rejected:
+        text = [c for c, t in staged.types.items() if t == "VARCHAR"]
+        resolve_lines(con, shape, text)
+        if options.rejects is None:
+            raise first_problems(con, path.name)
+        con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
+    added = {c: staged.types[c] for c in mapping.new}
+    if added:
+        tables = _add_input_columns(con, tables, added)
+    step("writing")
+    excluded = "_excluded" if rejected else None
+    matched = match_rows(con, tables, key, excluded) if key else 0
+    changes = update_matched(con, tables, key, [c for c in staged.types if c not in (key, ROW_ID)]) if matched else None
+    inserted = append_rows(
+        con, tables, [c for c in staged.types if c != ROW_ID], excluded=excluded, matched=matched > 0
+    )
+    step("computing")
+    edit_run = None
+    if changes is not None and changes.rows:
+        edit_run = run_transaction(
+            con, tables, Request.edit(changes.columns, run_paid=False), Scope.rows(changes.rows),
+            actor=campaign.actor, trigger="import", describe={"import": path.name, "updated": len(changes.rows)},
+        )
+    new_rows_run = campaign._new_rows(con, tables, inserted, options.run)
+    if rejects_tmp is not None and rejected:
+        write_rejects(con, rejects_tmp, _record_sql(list(staged.types)))
+    step("committing")
+    updated = len(changes.rows) if changes is not None else 0
+    return ImportReport(
+        campaign=campaign.name, file=str(path), format=fmt, records=staged.records, inserted=inserted,
+        updated=updated, unchanged=matched - updated, rejected=rejected,
+        rejects_file=options.rejects if rejected else None, added_columns=added,
+        columns={h: c for h, c in mapping.columns.items()}, edit_run=edit_run, new_rows_run=new_rows_run,
+    )
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection, tables: CampaignTables, path: Path, fmt: str, options: ImportOptions
+) -> tuple[FileShape, ColumnMap, str | None, dict[str, str]]:
+    """Sniff the file and decide, before reading it: which column each file column feeds, the key, the types."""
+    shape = _shape(con, path, fmt, options)
+    if shape.dialect is not None and not shape.dialect.header:
+        inputs = [c.name for c in tables.spec.columns if c.is_input]
+        if len(shape.headers) > len(inputs):
+            raise ImportError_(
+                f"{path.name} has no header row and {len(shape.headers)} columns; campaign "
+                f"'{tables.spec.name}' has {len(inputs)} input columns to fill in order",
+                hint="add a header row naming the columns",
+            )
+        names = tuple(inputs[: len(shape.headers)])
+        shape = replace(shape, headers=names, types=dict(zip(names, shape.types.values(), strict=True)))
+    check_headers(shape.headers, path.name)
+    mapping = map_columns(shape.headers, tables.spec, skip=options.skip, add_columns=options.add_columns)
+    key = _key_column(options.key, mapping, shape)
+    return shape, mapping, key, _target_types(tables, shape, mapping, options.types)
+
+
+def _shape(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: ImportOptions) -> FileShape:
+    if fmt == "csv":
+        return sniff_csv(
+            con, path, delimiter=options.delimiter, quote_char=options.quote, escape=options.escape,
+            header=options.header, encoding=options.encoding,
+        )
+    return describe(con, FileShape(path, fmt, ()))  # type: ignore[arg-type]
+
+
+def _key_column(key: str | None, mapping: ColumnMap, shape: FileShape) -> str | None:
+    if key is None:
+        if ROW_ID in mapping.columns.values():
+            raise ImportError_(
+                "the file has a row_id column",
+                hint="update those rows with --key row_id, or add them as new rows with --skip row_id",
+            )
+        return None
+    if key in mapping.columns:
+        return mapping.columns[key]
+    if key in mapping.columns.values():
+        return key
+    raise ImportError_(
+        f"the file has no column '{key}' to match records on",
+        hint=f"name one of the file's columns with --key: {', '.join(shape.headers)}",
+    )
+
+
+def _target_types(
+    tables: CampaignTables, shape: FileShape, mapping: ColumnMap, given: Mapping[str, str]
+) -> dict[str, str]:
+    """Each target column's type: an existing column's own; for a new one, the type given for it (by header or
+    column name), else DuckDB's inference (nested types become JSON)."""
+    by_column = {mapping.columns.get(name, name): t.strip().upper() for name, t in given.items()}
+    unknown = set(by_column) - set(mapping.columns.values())
+    if unknown:
+        raise ImportError_(
+            f"--type names {', '.join(sorted(unknown))}, which the file does not have",
+            hint=f"the file's columns are: {', '.join(shape.headers)}",
+        )
+    types: dict[str, str] = {}
+    for header, column in mapping.columns.items():
+        if column == ROW_ID:
+            types[column] = "BIGINT"
+        elif column in tables.spec.names:
+            own = tables.spec.column(column).value_type
+            if column in by_column and by_column[column] != own:
+                raise ImportError_(
+                    f"column '{column}' is {own} in campaign '{tables.spec.name}', not {by_column[column]}",
+                    hint=f"change its type in the spec (type: {by_column[column]}) and apply it, then import",
+                )
+            types[column] = own
+        else:
+            inferred = by_column.get(column) or shape.types.get(header, "VARCHAR")
+            if not TYPE_PATTERN.match(inferred):
+                inferred = "JSON"
+            types[column] = inferred
+    return types
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str | None, unit: str) -> None:
+    """Record the staged rows that cannot go in: a blank or repeated key, or a row id the campaign lacks."""
+    if key is None:
+        return
+    k = quote(key)
+    add_row_problems(
+        con, f"{k} IS NULL OR trim({k}::VARCHAR) = ''", "key",
+        f"'key column ''{key}'' is empty on {unit} {{line}}'",
+    )
+    add_row_problems(
+        con,
+        f"{k} IN (SELECT {k} FROM _staged WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1)",
+        "key",
+        f"'key column ''{key}'' repeats ' || {k}::VARCHAR || ' on {unit} {{line}} and other(s)'",
+    )
+    if key == ROW_ID:
+        add_row_problems(
+            con,
+            f"{k} IS NOT NULL AND {k} NOT IN (SELECT row_id FROM {tables.rows_table})",
+            "row",
+            f"'campaign ''{tables.spec.name}'' has no row ' || {k}::VARCHAR || ' (on {unit} {{line}})'",
+        )
+
+
+def _add_input_columns(
+    con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]
+) -> CampaignTables:
+    """Add new input columns through the spec, as `runsheet apply` would, so the catalog stays the one truth."""
+    source = dict(tables.spec.source)
+    source["columns"] = [
+        *source["columns"],
+        *({"name": name, "kind": "input", "type": value_type} for name, value_type in added.items()),
+    ]
+    store_spec(con, parse_spec(source))
+    return load_campaign(con, tables.spec.name)
+
+
+def _record_sql(columns: list[str]) -> str:
+    pairs = ", ".join(f"{literal(c)}, s.{quote(c)}" for c in columns)
+    return f"json_object({pairs})::VARCHAR" if pairs else "NULL"
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def _read_error(
+    campaign: Campaign, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed
+) -> ImportError_:
+    """Name the lines that made the fast read fail (read again, keeping rejects), or pass DuckDB's reason on."""
+    with campaign.db.transaction() as con:
+        tables = load_campaign(con, campaign.name)
+    with duckdb.connect(":memory:") as scratch:
+        shape, mapping, _, types = _plan(scratch, tables, path, fmt, options)
+    if shape.dialect is not None:
+        names = [mapping.columns.get(h, f"_skipped_{i}") for i, h in enumerate(shape.headers)]
+        forced = {n: types.get(n, "VARCHAR") for n in names}
+        try:
+            diagnose_csv(shape, forced, options.max_line_size)
+        except ImportError_ as named:
+            return named
+    return ImportError_(f"cannot read {path.name}: {failed}", hint="check the file's format")
+
+
+__all__ = ["STAGES", "ImportOptions", "ImportReport", "import_file"]

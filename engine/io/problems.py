@@ -1,0 +1,165 @@
+"""Rows of a file that cannot be imported: why, on which line, and where they go.
+
+Two sources feed the `_problems` temp table: DuckDB's CSV reader (ragged rows, bad encoding, values of the wrong
+type, over-long lines: its rejects table gives the line) and the importer's own checks on the staged rows (a blank
+or repeated key, a value that does not fit its column). Without a rejects file the import stops with the first
+few, by line; with one, they are written there and the other rows go in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from engine.errors import ImportError_
+from engine.io.sniff import FileShape
+from engine.store.database import scalar
+from engine.store.schema import literal, quote
+
+SHOWN = 3
+PROBLEMS_DDL = (
+    "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
+)
+_CAST_VALUE = re.compile(r'Could not convert string "(.*)" to', re.DOTALL)
+_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+HINTS = {
+    "cast": "fix the values, or declare the column with a wider type (--type COLUMN=VARCHAR)",
+    "fields": "fix those lines so each has as many fields as the header",
+    "quote": "quote fields that contain quotes or delimiters, or pass --quote",
+    "size": "shorten that field, or allow longer lines with --max-line-size BYTES",
+    "encoding": "save the file as UTF-8, or pass --encoding latin-1 if that is what it is",
+    "key": "give every row a distinct, non-empty key",
+    "row": "use row ids that `runsheet show` lists, or import those rows without --key row_id",
+    "parse": "check the file's format",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    kind: str
+    error: str
+
+
+def start_problems(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(PROBLEMS_DDL)
+
+
+def collect_reader_rejects(con: duckdb.DuckDBPyConnection, types: dict[str, str], encoding: str) -> None:
+    """Move the CSV reader's rejects (one per bad line, first error wins) into `_problems`."""
+    found = con.execute(
+        "SELECT line, error_type::VARCHAR, column_name, error_message, csv_line FROM _reject_errors "
+        "QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1 ORDER BY line"
+    ).fetchall()
+    rows = [(None, line, *_describe_reject(kind, column, message, types, line, encoding), record)
+            for line, kind, column, message, record in found]
+    if rows:
+        con.executemany("INSERT INTO _problems VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _describe_reject(
+    kind: str, column: str | None, message: str, types: dict[str, str], line: int, encoding: str
+) -> tuple[str, str]:
+    if kind == "CAST":
+        value = _CAST_VALUE.search(message or "")
+        shown = f": {value.group(1)!r}" if value else ""
+        return "cast", f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} on line {line}"
+    if kind in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
+        counts = _FOUND.search(message or "")
+        if counts:
+            return "fields", f"line {line} has {counts.group(2)} fields where the header has {counts.group(1)}"
+        return "fields", f"line {line} does not have as many fields as the header"
+    if kind == "UNQUOTED VALUE":
+        return "quote", f"line {line} has a quote inside an unquoted field"
+    if kind == "LINE SIZE OVER MAXIMUM":
+        return "size", f"line {line} is longer than the longest line allowed"
+    if kind == "INVALID ENCODING":
+        return "encoding", f"line {line} is not valid {encoding} text"
+    return "parse", f"line {line} cannot be read: {(message or kind).splitlines()[0]}"
+
+
+def add_row_problems(
+    con: duckdb.DuckDBPyConnection, condition: str, kind: str, error_sql: str, *, source: str = "_staged"
+) -> int:
+    """Record every row of `source` (with `_n`) matching `condition`, with the error text `error_sql`; a
+    `{line}` in the text becomes the row's line once lines are resolved."""
+    before = int(scalar(con, "SELECT count(*) FROM _problems"))
+    con.execute(
+        f"INSERT INTO _problems SELECT _n, NULL, {literal(kind)}, {error_sql}, NULL FROM {source} WHERE {condition}"
+    )
+    return int(scalar(con, "SELECT count(*) FROM _problems")) - before
+
+
+def count_problems(con: duckdb.DuckDBPyConnection) -> int:
+    return int(scalar(con, "SELECT count(*) FROM _problems"))
+
+
+def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns: list[str]) -> None:
+    """Give each staged-row problem its line in the file (for Parquet: its row number).
+
+    A CSV record starts after the header, after every earlier record's embedded newlines, and after every line
+    the reader rejected before it; JSON lines hold one record each.
+    """
+    if not scalar(con, "SELECT count(*) FROM _problems WHERE n IS NOT NULL"):
+        return
+    if shape.dialect is None:
+        con.execute("UPDATE _problems SET line = n + 1 WHERE n IS NOT NULL")
+        return
+    first = 1 + shape.dialect.skip + (1 if shape.dialect.header else 0)
+    newlines = " + ".join(
+        f"coalesce(length({quote(c)}) - length(replace({quote(c)}, chr(10), '')), 0)" for c in text_columns
+    ) or "0"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _lines AS SELECT _n, {first} + _n
+            + coalesce(sum({newlines}) OVER (ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+            AS line FROM _staged WHERE _n <= (SELECT max(n) FROM _problems)"""
+    )
+    estimates = con.execute(
+        "SELECT p.n, l.line FROM _problems p JOIN _lines l ON l._n = p.n ORDER BY p.n"
+    ).fetchall()
+    rejected = [r[0] for r in con.execute("SELECT line FROM _problems WHERE n IS NULL ORDER BY line").fetchall()]
+    fixed = [(n, _shift_past(line, rejected)) for n, line in estimates]
+    con.executemany("UPDATE _problems SET line = ? WHERE n = ?", [(line, n) for n, line in fixed])
+    con.execute(
+        "UPDATE _problems SET error = replace(error, '{line}', line::VARCHAR) WHERE n IS NOT NULL"
+    )
+
+
+def _shift_past(line: int, rejected: list[int]) -> int:
+    """The line of a good record, given its position among good lines and the sorted lines rejected."""
+    shift = bisect.bisect_right(rejected, line)
+    while shift and bisect.bisect_right(rejected, line + shift) != shift:
+        shift = bisect.bisect_right(rejected, line + shift)
+    return line + shift
+
+
+def first_problems(con: duckdb.DuckDBPyConnection, file: str) -> ImportError_:
+    """The error to raise when rows cannot be imported and there is no rejects file."""
+    total = count_problems(con)
+    shown = con.execute(f"SELECT line, kind, error FROM _problems ORDER BY line LIMIT {SHOWN}").fetchall()
+    more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
+    kinds = {kind for _, kind, _ in shown}
+    hint = "; ".join(HINTS[k] for k in sorted(kinds))
+    return ImportError_(
+        f"{total} row(s) of {file} cannot be imported: " + "; ".join(error for _, _, error in shown) + more,
+        hint=f"{hint}; or pass --rejects FILE to import the other rows and write these there",
+    )
+
+
+def write_rejects(con: duckdb.DuckDBPyConnection, target: Path, record_sql: str) -> None:
+    """Write every problem as CSV (line, error, the record as read) to `target`, formula-escaped."""
+    from engine.io.exporter import formula_safe
+
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _reject_rows AS SELECT p.line, p.error,
+            coalesce(p.record, (SELECT {record_sql} FROM _staged s WHERE s._n = p.n)) AS record
+            FROM _problems p"""
+    )
+    con.execute(
+        f"COPY (SELECT line, {formula_safe('error')} AS error, {formula_safe('record')} AS record "
+        f"FROM _reject_rows ORDER BY line) TO {literal(str(target))} (FORMAT csv, HEADER)"
+    )

@@ -1,0 +1,76 @@
+"""Completions through litellm, for every provider it covers. Imported only when an AI step runs on a provider
+(importing litellm costs seconds and hundreds of MiB). Its own retries and the SDK's are off: the runner retries,
+so every attempt is counted once."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from types import ModuleType
+
+from engine.llm.types import Completion, CompletionRequest, ProviderFailure, classify_status, parse_retry_after
+from engine.types import ErrorCode
+
+
+@cache
+def litellm_module() -> ModuleType:
+    # Without these, importing litellm fetches its cost map (and tokenizers) from the network.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    return litellm
+
+
+async def complete_litellm(request: CompletionRequest) -> Completion:
+    litellm = litellm_module()
+    kwargs = {k: v for k, v in request.params.items() if v is not None}
+    if request.schema is not None:
+        kwargs["response_format"] = {"type": "json_object"}
+    try:
+        response = await litellm.acompletion(
+            model=request.model,
+            messages=request.message_dicts(),
+            api_base=request.api_base,
+            api_key=request.api_key(),
+            num_retries=0,
+            max_retries=0,
+            **kwargs,
+        )
+    except Exception as err:  # litellm maps every provider's errors onto its own classes
+        raise _classify(litellm, err) from err
+    try:
+        text = response.choices[0].message.content or ""
+    except (AttributeError, IndexError) as err:
+        raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True) from err
+    usage = getattr(response, "usage", None)
+    cost = None
+    try:
+        cost = float(litellm.completion_cost(completion_response=response))
+    except Exception:  # models missing from the local cost map have no known price
+        cost = None
+    return Completion(
+        text=text,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        provider_cost=cost,
+        model=request.model,
+    )
+
+
+def _classify(litellm: ModuleType, err: Exception) -> ProviderFailure:
+    message = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+    if isinstance(err, litellm.Timeout):
+        return ProviderFailure(ErrorCode.TIMEOUT, message, retryable=True)
+    status = getattr(err, "status_code", None)
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or getattr(err, "headers", None) or {}
+    retry_after = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
+    if isinstance(status, int) and status >= 400:
+        return classify_status(status, message, retry_after)
+    if isinstance(err, litellm.APIConnectionError | litellm.APIError):
+        return ProviderFailure(ErrorCode.PROVIDER_ERROR, message, retryable=True)
+    return ProviderFailure(ErrorCode.PROVIDER_ERROR, message, retryable=False)

@@ -1,0 +1,199 @@
+"""Drives a run's paid work to the end: the cells a transaction claimed are computed by the call pool outside
+any transaction, their results written in batches; then what they feed is propagated (like an edit), which may
+claim more paid cells, until nothing is left. Stop, a crash or a budget cap end it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.cache import ResultCache
+from engine.cells import kind_named
+from engine.cells.base import PrepareEnv
+from engine.executor import ROW_LIST_LIMIT, Claim, ExecutionEvent, Executor, RunReport
+from engine.graph import Request
+from engine.llm.direct import close_sessions
+from engine.runner.budget import Budget
+from engine.runner.calls import CellResult, PaidCall
+from engine.runner.limits import RateLimits
+from engine.runner.pool import CallPool
+from engine.runner.writeback import write_results
+from engine.store.catalog import CampaignTables, load_campaign
+from engine.store.cells import Scope
+from engine.store.context import read_context
+from engine.store.database import Database
+from engine.store.runs import finish_run
+from engine.store.settings import Settings, balance, campaign_spent, load_settings
+
+
+@dataclass
+class RunProgress:
+    """A running run, as a progress bar shows it."""
+
+    run_id: int
+    total: int
+    done: int = 0
+    credits: float = 0.0
+    cache_hits: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunOptions:
+    """How to drive paid work: a credit cap for this run, the concurrency (default: the workspace's), a progress
+    callback, and an event that stops the run (Stop also arrives through `runs.stop_requested`)."""
+
+    max_credits: float | None = None
+    concurrency: int | None = None
+    progress: Callable[[RunProgress], None] | None = None
+    stop: threading.Event | None = None
+    flush_every: int = 100
+    flush_seconds: float = 1.0
+
+
+def complete_run(
+    db: Database, cache_dir: Path, name: str, report: RunReport, *, actor: str, trigger: str, options: RunOptions
+) -> RunReport:
+    """Finish `report`'s run: compute its claims and everything they make runnable. Returns the same report,
+    its events extended with the paid outcomes and `status` set (done or stopped)."""
+    stop = options.stop or threading.Event()
+    with db.transaction() as con:
+        tables = load_campaign(con, name)
+        settings = load_settings(con)
+        room = settings.campaign_caps.get(name)
+        budget = Budget(
+            balance=balance(con),
+            run_cap=options.max_credits if options.max_credits is not None else settings.run_cap,
+            campaign_room=None if room is None else room - campaign_spent(con, tables.campaign_id),
+        )
+        context = {n: d.text for n, d in read_context(con).items()}
+    progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
+    session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
+    cache = ResultCache(cache_dir)
+    try:
+        claims = report.claims
+        while claims:
+            _run_async(session.run_claims(claims, cache))
+            columns = {c.column for c in claims}
+            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list()})
+            with db.transaction() as con:
+                tables = load_campaign(con, name)
+                executor = Executor(con, tables, report.run_id, actor=actor, trigger=trigger)
+                # What the results feed recomputes like an edit; after Stop, only free steps (no new spending).
+                follow = executor.execute(Request.edit(columns, run_paid=not stop.is_set()), Scope.rows(rows))
+                report.events.extend(follow.events)
+                claims = follow.claims
+                added = sum(c.frame.height for c in claims)
+                if added:
+                    progress.total += added
+                    con.execute("UPDATE runs SET total = total + ? WHERE run_id = ?", [added, report.run_id])
+        with db.transaction() as con:
+            finish_run(con, load_campaign(con, name), report, "stopped" if stop.is_set() else "done")
+    except BaseException:
+        with db.transaction() as con:
+            finish_run(con, load_campaign(con, name), report, "failed")
+        raise
+    finally:
+        cache.close()
+    report.claims = []
+    return report
+
+
+def _run_async(coroutine: object) -> None:
+    """Run the pool's coroutine on a fresh event loop, in a thread when the caller already has a loop running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)  # type: ignore[arg-type]
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine)  # type: ignore[arg-type]
+        except BaseException as err:  # re-raised in the caller's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=target, name="runsheet-runner")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+class _Session:
+    """One run's pool, writer and bookkeeping across its phases."""
+
+    def __init__(
+        self, db: Database, tables: CampaignTables, report: RunReport, settings: Settings, budget: Budget,
+        context: dict[str, str], stop: threading.Event, progress: RunProgress, options: RunOptions,
+        who: tuple[str, str],
+    ) -> None:
+        self.db, self.tables, self.report, self.settings = db, tables, report, settings
+        self.budget, self.context, self.stop, self.progress, self.options, self.who = (
+            budget, context, stop, progress, options, who,
+        )
+        self.pending: list[CellResult] = []
+        self.closing = False
+        self.written_credits = 0.0
+        self.outcomes: dict[tuple[str, str], list[int]] = defaultdict(list)
+
+    def _calls(self, claims: list[Claim]) -> Iterator[PaidCall]:
+        json_columns = frozenset(c.name for c in self.tables.spec.columns if c.value_type == "JSON")
+        for claim in claims:
+            spec = self.tables.spec.column(claim.column)
+            env = PrepareEnv(claim.column, claim.force, self.context, self.settings.tiers, json_columns)
+            yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)  # type: ignore[attr-defined]
+
+    def _on_result(self, result: CellResult) -> None:
+        self.pending.append(result)
+        self.outcomes[(result.column, result.status.value)].append(result.row_id)
+        self.progress.done += 1
+        self.progress.credits += result.credits
+        self.progress.cache_hits += result.cached
+        if self.options.progress is not None:
+            self.options.progress(self.progress)
+
+    async def run_claims(self, claims: list[Claim], cache: ResultCache) -> None:
+        limits = RateLimits(
+            {m: (v.get("rpm"), v.get("tpm")) for m, v in self.settings.rate_limits.items()}
+        )
+        pool = CallPool(
+            concurrency=self.options.concurrency or self.settings.concurrency, budget=self.budget,
+            on_result=self._on_result, stop=self.stop, cache=cache, limits=limits,
+        )
+        self.outcomes.clear()
+        self.closing = False
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            await pool.run(self._calls(claims))
+        finally:
+            self.closing = True  # the flusher ends after the write it may be doing; never cancel a write midway
+            await flusher
+            await self._flush()
+            await close_sessions()
+        for (column, status), rows in self.outcomes.items():
+            listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
+            self.report.events.append(ExecutionEvent(column, status, len(rows), listed))
+
+    async def _flush_periodically(self) -> None:
+        last = time.monotonic()
+        while not self.closing:
+            await asyncio.sleep(0.05)
+            if len(self.pending) >= self.options.flush_every or time.monotonic() - last >= self.options.flush_seconds:
+                await self._flush()
+                last = time.monotonic()
+
+    async def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        written = await asyncio.to_thread(write_results, self.db, self.tables, self.report.run_id, self.who, batch)
+        self.written_credits += written.credits
+        self.budget.refresh(written.balance, self.written_credits)
+        if written.stop_requested:
+            self.stop.set()

@@ -1,0 +1,192 @@
+"""The SQL sandbox: users' SQL runs here, never in the writer's DuckDB instance.
+
+Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY (waiting, like the writer, while
+another process holds it), builds the views of engine/sql/views.py, then locks itself down: no file system, no
+extensions, no Python replacement scans, no spilling to disk, a memory limit, configuration locked. Only a single
+SELECT (or EXPLAIN) is accepted, and it is interrupted when it passes its time limit.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
+from engine.sql.views import SYSTEM_VIEWS, CampaignLayout, create_views, read_layouts
+from engine.store.database import is_lock_error
+from engine.store.schema import literal
+
+READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a statement may run (seconds) and how much memory the sandbox may use (DuckDB size text)."""
+
+    timeout: float = 30.0
+    memory_limit: str = "1GB"
+
+
+class Sandbox:
+    """One locked-down DuckDB instance over a workspace file, open for the duration of a `with` block."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], limits: Limits) -> None:
+        self.con = con
+        self.layouts = {layout.name: layout for layout in layouts}
+        self.limits = limits
+
+    def layout(self, campaign: str) -> CampaignLayout:
+        if campaign not in self.layouts:
+            known = ", ".join(self.layouts) or "none yet"
+            raise NotFoundError(f"no campaign named '{campaign}'", hint=f"apply its spec first (known: {known})")
+        return self.layouts[campaign]
+
+    def check(self, sql: str, *, what: str = "query") -> str:
+        """The text of `sql` if it is exactly one read statement; otherwise a QueryError saying why not."""
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as err:
+            raise QueryError(f"the {what} is not valid SQL: {_first_line(err)}", hint="fix the SQL syntax") from err
+        if len(statements) != 1:
+            raise QueryError(
+                f"the {what} holds {len(statements)} statements; one is allowed", hint="run one SELECT at a time"
+            )
+        statement = statements[0]
+        if statement.type not in READ_STATEMENTS:
+            kind = statement.type.name.replace("_", " ")
+            raise QueryError(
+                f"queries are read-only: a {kind} statement is not allowed",
+                hint="write a SELECT; change data with runsheet import, set or run",
+            )
+        return sql.strip().rstrip(";")
+
+    def query(self, sql: str) -> pa.Table:
+        """Run one user SELECT and return its whole result."""
+        text = self.check(sql)
+        with self._deadline():
+            return self.con.sql(text).to_arrow_table()
+
+    def describe(self, select: str) -> dict[str, str]:
+        """The column names and types `select` would give, without running it."""
+        with self._deadline():
+            return {str(row[0]): str(row[1]) for row in self.con.execute(f"DESCRIBE {select}").fetchall()}
+
+    def run(self, sql: str) -> list[tuple[object, ...]]:
+        """Run a statement the engine wrote (user SQL inside it must have passed `check`), under the limits."""
+        with self._deadline():
+            return self.con.execute(sql).fetchall()
+
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        timer = threading.Timer(self.limits.timeout, self.con.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except duckdb.Error as err:
+            raise translate(err, self.limits, self.tables()) from err
+        finally:
+            timer.cancel()
+
+    def tables(self) -> list[str]:
+        return [*self.layouts, *SYSTEM_VIEWS]
+
+
+@contextmanager
+def open_sandbox(
+    db_path: Path, *, limits: Limits | None = None, busy_timeout: float = 30.0, writable: Path | None = None
+) -> Iterator[Sandbox]:
+    """A sandbox over the workspace file at `db_path`, closed on leaving the block. `writable` is the one file
+    the engine's own statements may write (an export's temporary file); user SQL cannot reach it unchecked."""
+    limits = limits or Limits()
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        _attach(con, db_path, busy_timeout)
+        layouts = read_layouts(con)
+        create_views(con, layouts)
+        settings = [
+            f"SET memory_limit = {literal(limits.memory_limit)}",
+            "SET temp_directory = ''",
+            "SET python_enable_replacements = false",
+        ]
+        if writable is not None:
+            settings.append(f"SET allowed_paths = [{literal(str(writable))}]")
+        settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
+        for statement in settings:
+            try:
+                con.execute(statement)
+            except duckdb.Error as err:
+                if "memory_limit" in statement:
+                    raise QueryError(
+                        f"{limits.memory_limit!r} is not a memory size", hint="write it like 512MB or 2GB"
+                    ) from err
+                raise
+        yield Sandbox(con, layouts, limits)
+    finally:
+        con.close()
+
+
+def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) -> None:
+    if not db_path.exists():
+        raise NotFoundError(f"no workspace at {db_path.parent}", hint=f"create one with `runsheet init {db_path.parent}`")
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            con.execute(f"ATTACH {literal(str(db_path))} AS ws (READ_ONLY)")
+            return
+        except duckdb.Error as err:
+            if not is_lock_error(err):
+                raise
+            if time.monotonic() >= deadline:
+                raise WorkspaceBusyError(
+                    f"the workspace {db_path.parent} stayed locked by another process for {busy_timeout:.0f}s",
+                    hint="wait for the other runsheet command to finish, or stop it",
+                ) from err
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.1)
+
+
+def translate(err: duckdb.Error, limits: Limits, tables: list[str]) -> QueryError:
+    """A DuckDB error from user SQL, as one line saying what happened and what to do."""
+    text = _first_line(err)
+    if isinstance(err, duckdb.InterruptException):
+        return QueryError(
+            f"the query ran longer than {limits.timeout:g}s and was stopped",
+            hint="narrow it (a WHERE, a LIMIT), or allow more time with --timeout",
+        )
+    if isinstance(err, duckdb.OutOfMemoryException) or "memory limit" in text.lower():
+        return QueryError(
+            f"the query needed more than its {limits.memory_limit} of memory",
+            hint="filter or aggregate more, or allow more with --memory-limit",
+        )
+    if isinstance(err, duckdb.PermissionException):
+        return QueryError(
+            "queries cannot read or write files, attach databases or load extensions",
+            hint="query the workspace's own tables: " + ", ".join(tables),
+        )
+    if "read-only" in text:
+        return QueryError("the workspace is read-only to queries", hint="change data with runsheet import, set or run")
+    if "configuration has been locked" in text:
+        return QueryError("queries cannot change settings", hint="remove the SET; limits are options of the command")
+    if isinstance(err, duckdb.CatalogException):
+        return QueryError(text, hint="the tables are: " + ", ".join(tables))
+    if isinstance(err, duckdb.ParserException):
+        return QueryError(text, hint="fix the SQL syntax")
+    return QueryError(text, hint="fix the query")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

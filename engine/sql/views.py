@@ -1,0 +1,181 @@
+"""The tables a user's SQL sees, as views over the attached workspace (schema `ws`).
+
+- one wide table per campaign, named after it: `row_id` and each column's value (also `campaign.<name>`, which
+  stays reachable when a campaign shares a name with the views below);
+- `cells`: one row per (campaign, row, step column) with status, error, credits, tokens, latency and timestamps
+  (cells never computed appear as `empty`);
+- `runs`, `activity` (with the campaign's name), and `campaigns`.
+
+A column's table normally holds its rows in the row registry's order (see engine/io/writer.py). Such a table is
+lined up with POSITIONAL JOIN, which costs nothing; any other is joined on row_id. Which is which is checked on
+each open, in one scan of the row ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from engine.store.schema import literal, quote
+
+SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns")
+# (cells column, step table field, type when the field is missing)
+CELL_FIELDS = (
+    ("error_code", "error_code", "VARCHAR"),
+    ("error_message", "error_message", "VARCHAR"),
+    ("error_hint", "error_hint", "VARCHAR"),
+    ("waiting_on", "waiting_on", "VARCHAR"),
+    ("credits", "cost", "DOUBLE"),
+    ("tokens", "tokens", "BIGINT"),
+    ("latency_ms", "latency_ms", "DOUBLE"),
+    ("attempts", "attempts", "INTEGER"),
+    ("cached", "cached", "BOOLEAN"),
+    ("provider_cost", "provider_cost", "DOUBLE"),
+    ("started_at", "started_at", "TIMESTAMP"),
+    ("finished_at", "finished_at", "TIMESTAMP"),
+    ("run_id", "run_id", "BIGINT"),
+)
+STATE_FIELDS = (("status", "status"), ("error_code", "error_code"), ("error_message", "error_message"),
+                ("credits", "cost"))
+
+
+@dataclass(frozen=True)
+class ColumnTable:
+    name: str
+    kind: str
+    table: str
+    is_input: bool
+
+
+@dataclass(frozen=True)
+class CampaignLayout:
+    """A campaign as the sandbox sees it: its row registry, its columns in spec order, and which of their
+    tables are lined up with the registry."""
+
+    name: str
+    rows_table: str
+    columns: tuple[ColumnTable, ...]
+    aligned: frozenset[str]
+
+    def column(self, name: str) -> ColumnTable:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def steps(self) -> list[ColumnTable]:
+        return [c for c in self.columns if not c.is_input]
+
+
+def read_layouts(con: duckdb.DuckDBPyConnection, db: str = "ws") -> list[CampaignLayout]:
+    campaigns = con.execute(
+        f"SELECT campaign_id, name, rows_table FROM {db}.campaigns ORDER BY name"
+    ).fetchall()
+    columns = con.execute(
+        f"SELECT campaign_id, name, kind, table_name FROM {db}.columns ORDER BY campaign_id, position"
+    ).fetchall()
+    checks = [
+        f"SELECT {literal(table)}, count(*) FILTER (WHERE r.row_id IS DISTINCT FROM t.row_id) = 0 "
+        f"FROM {db}.{quote(rows)} r POSITIONAL JOIN (SELECT row_id FROM {db}.{quote(table)}) t"
+        for cid, _, rows in campaigns
+        for ccid, _, _, table in columns
+        if ccid == cid
+    ]
+    aligned = {t for t, ok in con.execute(" UNION ALL ".join(checks)).fetchall() if ok} if checks else set()
+    return [
+        CampaignLayout(
+            name=name,
+            rows_table=rows,
+            columns=tuple(
+                ColumnTable(col, kind, table, kind == "input") for ccid, col, kind, table in columns if ccid == cid
+            ),
+            aligned=frozenset(t for ccid, _, _, t in columns if ccid == cid and t in aligned),
+        )
+        for cid, name, rows in campaigns
+    ]
+
+
+def _joined(layout: CampaignLayout, parts: list[tuple[ColumnTable, list[str], str]], db: str) -> str:
+    """FROM clause: the row registry `r`, then each (column, fields it needs, alias) lined up with it."""
+    positional, hashed = [], []
+    for column, fields, alias in parts:
+        wanted = ", ".join(quote(f) for f in fields)
+        table = f"{db}.{quote(column.table)}"
+        if column.table in layout.aligned:
+            positional.append(f"POSITIONAL JOIN (SELECT {wanted} FROM {table}) {alias}")
+        else:
+            hashed.append(
+                f"LEFT JOIN (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id"
+            )
+    return f"{db}.{quote(layout.rows_table)} r " + " ".join(positional + hashed)
+
+
+def ordered(layout: CampaignLayout, names: list[str]) -> bool:
+    """Whether the wide view over `names` comes out in row order without sorting."""
+    return all(layout.column(n).table in layout.aligned for n in names)
+
+
+def wide_sql(layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str = "ws") -> str:
+    """SELECT row_id and the value of each of `names` (and with `with_state`, each step's status, error code,
+    error message and credits, as `<step>.status` ...)."""
+    parts: list[tuple[ColumnTable, list[str], str]] = []
+    selects = ["r.row_id"]
+    for i, name in enumerate(names):
+        column, alias = layout.column(name), f"j{i}"
+        fields = ["value"]
+        selects.append(f"{alias}.value AS {quote(name)}")
+        if with_state and not column.is_input:
+            fields += [f for _, f in STATE_FIELDS]
+            for label, field_name in STATE_FIELDS:
+                value = f"{alias}.{quote(field_name)}"
+                if field_name == "status":
+                    value = f"coalesce({value}, 'empty')"
+                selects.append(f"{value} AS {quote(name + '.' + label)}")
+        parts.append((column, fields, alias))
+    return f"SELECT {', '.join(selects)} FROM {_joined(layout, parts, db)}"
+
+
+def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: str = "ws") -> str:
+    """The long `cells` table: every step cell of every campaign, `present` saying which fields each table has."""
+    parts = []
+    for layout in layouts:
+        for step in layout.steps:
+            have = present.get(step.table, set())
+            fields = ["value", "status"] + [f for _, f, _ in CELL_FIELDS if f in have]
+            selects = [
+                literal(layout.name) + " AS campaign", "r.row_id", literal(step.name) + ' AS "column"',
+                "coalesce(j.status, 'empty') AS status", "j.value::VARCHAR AS value",
+            ] + [
+                (f"j.{quote(f)}::{t}" if f in have else f"NULL::{t}") + f" AS {quote(label)}"
+                for label, f, t in CELL_FIELDS
+            ]
+            source = _joined(layout, [(step, fields, "j")], db)
+            parts.append(f"SELECT {', '.join(selects)} FROM {source}")
+    if not parts:
+        empty = ", ".join(f"NULL::{t} AS {quote(label)}" for label, _, t in CELL_FIELDS)
+        return ("SELECT NULL::VARCHAR AS campaign, NULL::BIGINT AS row_id, NULL::VARCHAR AS \"column\", "
+                f"NULL::VARCHAR AS status, NULL::VARCHAR AS value, {empty} WHERE FALSE")
+    return " UNION ALL ".join(parts)
+
+
+def create_views(con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], db: str = "ws") -> None:
+    """Create every view named in the module docstring in the sandbox's own (in-memory) catalog."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
+    for layout in layouts:
+        names = [c.name for c in layout.columns]
+        con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names, db=db)}")
+        if layout.name not in SYSTEM_VIEWS:
+            con.execute(f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}")
+    present: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [db]
+    ).fetchall():
+        present.setdefault(table, set()).add(column)
+    con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present, db)}")
+    for name in ("runs", "activity"):
+        con.execute(
+            f"CREATE VIEW main.{name} AS SELECT c.name AS campaign, t.* FROM {db}.{name} t "
+            f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id"
+        )
+    con.execute(
+        f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
+    )

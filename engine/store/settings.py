@@ -1,0 +1,82 @@
+"""Workspace settings (a small key/value table of JSON) and the credit balance."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from engine.errors import EditError
+from engine.store.database import scalar
+
+DEFAULT_TIERS = {"fast": 1.0, "standard": 3.0, "deep": 10.0, "thinking": 15.0}
+STARTING_CREDITS = 1000.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What runs read: concurrency, credit prices, caps, rate limits, the confirm threshold."""
+
+    concurrency: int = 16
+    confirm_threshold: float = 100.0  # credits above which a spec change or a UI run asks first
+    tiers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    run_cap: float | None = None  # credits one run may spend
+    campaign_caps: dict[str, float] = field(default_factory=dict)  # credits each campaign may spend in all
+    rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {"rpm": .., "tpm": ..}
+
+
+FIELDS = set(Settings.__dataclass_fields__)
+
+
+def load_settings(con: duckdb.DuckDBPyConnection) -> Settings:
+    stored = {key: json.loads(value) for key, value in con.execute("SELECT key, value FROM settings").fetchall()}
+    return Settings(**{k: v for k, v in stored.items() if k in FIELDS})
+
+
+def store_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
+    """Change one setting after checking it has the right shape."""
+    if key not in FIELDS:
+        raise EditError(f"unknown setting '{key}'", hint=f"use one of: {', '.join(sorted(FIELDS))}")
+    try:
+        Settings(**{key: value})
+        _check(key, value)
+    except (TypeError, ValueError) as err:
+        raise EditError(f"bad value for setting '{key}': {err}", hint=f"see `runsheet settings` for {key}'s shape") from err
+    con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, json.dumps(value)])
+
+
+def _check(key: str, value: Any) -> None:
+    if key == "concurrency" and (not isinstance(value, int) or not 1 <= value <= 4096):
+        raise ValueError("a whole number from 1 to 4096")
+    if key in ("confirm_threshold", "run_cap") and value is not None and (
+        not isinstance(value, int | float) or value < 0
+    ):
+        raise ValueError("a number of credits, 0 or more")
+    if key in ("tiers", "campaign_caps") and (
+        not isinstance(value, dict) or not all(isinstance(v, int | float) and v >= 0 for v in value.values())
+    ):
+        raise ValueError("a mapping of names to credits")
+    if key == "rate_limits" and (
+        not isinstance(value, dict)
+        or not all(isinstance(v, dict) and set(v) <= {"rpm", "tpm"} for v in value.values())
+    ):
+        raise ValueError("a mapping of model names to {rpm: .., tpm: ..}")
+
+
+def balance(con: duckdb.DuckDBPyConnection) -> float:
+    return float(scalar(con, "SELECT coalesce(sum(amount), 0) FROM credit_ledger"))
+
+
+def campaign_spent(con: duckdb.DuckDBPyConnection, campaign_id: int) -> float:
+    spent = scalar(
+        con, "SELECT coalesce(-sum(amount), 0) FROM credit_ledger WHERE campaign_id = ? AND amount < 0", [campaign_id]
+    )
+    return float(spent)
+
+
+def grant(con: duckdb.DuckDBPyConnection, amount: float, reason: str) -> float:
+    """Add (or, negative, remove) credits; returns the new balance."""
+    con.execute("INSERT INTO credit_ledger VALUES (now(), ?, NULL, NULL, ?)", [float(amount), reason])
+    return balance(con)

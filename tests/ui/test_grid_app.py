@@ -1,0 +1,344 @@
+"""The Grid page through Streamlit's AppTest: every cell state, the cell panel, edits, the column menu, runs
+launched outside the script (progress, Stop, failure), an empty and a busy workspace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import Status, Workspace
+from ui import runs
+
+OPENER_1 = "probe(Hi Ann at acme.com|probe(acme.com))"
+
+
+def grid(at: AppTest) -> pd.DataFrame:
+    """The grid's display values (the first dataframe on the page), indexed by row id."""
+    assert not at.exception, at.exception
+    value = at.dataframe[0].value
+    return value.data if hasattr(value, "data") else value
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def wait_for_launches(timeout: float = 90) -> None:
+    """Block until every run the UI launched has finished (a wait, not a timed assertion)."""
+    for item in runs.launches_all():
+        item.process.wait(timeout=timeout)
+
+
+def open_cell(at: AppTest, row: int, column: str) -> AppTest:
+    at.session_state["selected"] = (row, column)
+    return at.run()
+
+
+# ---- what the grid shows ------------------------------------------------------------------------------------
+
+
+def test_grid_shows_every_cell_state(app: AppTest, states_ws: Workspace) -> None:
+    frame = grid(app.run())
+    assert list(frame.index) == [1, 2, 3]
+    assert frame.loc[1, "first"] == "Annie"
+    assert frame.loc[1, "greet"] == "Hi Annie at acme.com"  # the edit's downstream formula recomputed
+    assert frame.loc[1, "opener"] == f"◐ {OPENER_1}  (stale)"  # manual step: stale keeps its old value
+    assert frame.loc[2, "opener"] == "▶ Click to Run"
+    assert frame.loc[3, "opener"] == "▶ Click to Run"
+    assert frame.loc[2, "checker"] == "⚠ provider_error: check the provider's status and credentials, then run again"
+    assert frame.loc[3, "checker"] == "probe(Cy)"
+    assert frame.loc[3, "research"] == "∅ no data"
+    assert frame.loc[1, "big_only"] == "— skipped"
+    assert frame.loc[2, "big_only"] == "probe(bob@globex.io|900)"
+    assert frame.loc[2, "opener_length"] == "✎ 99"  # pinned: edited by hand
+    assert frame.loc[3, "opener_length"] == "⏳ waiting on opener"
+    assert "Rows 1–3 of 3" in texts(app)
+
+
+def test_header_counts_and_column_labels(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    assert app.subheader[0].value == "t"
+    caption = texts(app)
+    assert "1 error" in caption and "1 pinned" in caption and "1 waiting" in caption
+    assert [o for o in app.selectbox(key="menu_column").options][:3] == ["domain", "greet", "research"]
+
+
+def test_paging_a_larger_campaign(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.campaign("t").add_rows([{"email": f"p{i}@x{i}.com", "first": f"P{i}", "employees": i} for i in range(60)])
+    frame = grid(app.run())
+    assert len(frame) == 50 and frame.index[0] == 1
+    app.session_state["page-t"] = 2
+    frame = grid(app.run())
+    assert list(frame.index) == list(range(51, 64))
+    assert frame.loc[63, "domain"] == "x59.com"
+    assert "Rows 51–63 of 63" in texts(app)
+
+
+# ---- the cell panel -----------------------------------------------------------------------------------------
+
+
+def test_panel_for_an_error_cell_shows_reason_and_fix(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 2, "checker")
+    assert "provider_error" in app.error[0].value and "told to fail on 'Bob'" in app.error[0].value
+    assert "How to fix: check the provider's status" in texts(app)
+    assert app.button(key="panel-run").label == "⟳ Run Again"
+
+
+def test_panel_for_waiting_and_empty_cells(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 3, "opener_length")
+    assert "Waiting on **opener**" in app.info[0].value
+    assert app.button(key="panel-run-upstream").label == "Run opener first"
+    open_cell(app, 2, "opener")
+    assert app.button(key="panel-run").label == "▶ Click to Run"
+
+
+def test_panel_value_copy_and_provenance(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 1, "opener")
+    assert "Stale" in app.warning[0].value
+    codes = [c.value for c in app.code]
+    assert codes[0] == OPENER_1 and codes[1] == OPENER_1  # Copy and Copy as Markdown
+    inputs = [t.value for t in app.table]
+    assert inputs[0].loc[0, "greet"] == "Hi Annie at acme.com"  # provenance: the inputs as they are now
+    facts = inputs[1]
+    assert facts.loc[0, "by"] == "api (api)"
+    assert app.button(key="panel-run").label == "⟳ Run Again"
+
+
+def test_click_to_run_runs_outside_the_script_and_shows_the_value(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 2, "opener")
+    app.button(key="panel-run").click().run()
+    launched = runs.launches_all()
+    assert len(launched) == 1 and launched[0].request == runs.RunRequest("t", ("opener",), (2,))
+    wait_for_launches()
+    assert launched[0].process.returncode == 0, launched[0].log_path.read_text()
+    frame = grid(app.run())
+    assert frame.loc[2, "opener"] == "probe(Hi Bob at globex.io|probe(globex.io))"
+    assert frame.loc[3, "opener"] == "▶ Click to Run"  # only the chosen cell ran
+    assert app.button(key="panel-run").label == "⟳ Run Again"
+    run = runs.recent_runs(states_ws, 5)[0]
+    assert run["status"] == "done" and run["actor"] == "tester"
+
+
+def test_run_again_on_a_pinned_cell_unpins_it(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.campaign("t").run(["opener"], rows=[2])
+    open_cell(app.run(), 2, "opener_length")
+    assert app.button(key="panel-run").label == "⟳ Run Again"
+    app.button(key="panel-run").click().run()
+    assert runs.launches_all()[0].request.force
+    wait_for_launches()
+    frame = grid(app.run())
+    assert frame.loc[2, "opener_length"] == str(len("probe(Hi Bob at globex.io|probe(globex.io))"))
+
+
+def test_editing_an_input_recomputes_downstream_and_stales_manual_steps(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.campaign("t").run(["opener"], rows=[3])
+    open_cell(app.run(), 3, "email")
+    box = app.text_area[0]
+    assert box.value == "cy@initech.org"
+    box.input("cy@umbrella.com").run()
+    app.button(key=box.key + "-save").click().run()
+    frame = grid(app)
+    assert frame.loc[3, "domain"] == "umbrella.com"
+    assert frame.loc[3, "greet"] == "Hi Cy at umbrella.com"
+    assert frame.loc[3, "opener"].endswith("(stale)")
+    cell = states_ws.campaign("t").cell(3, "opener")
+    assert cell.status is Status.STALE
+    # research is an auto-run paid step: the edit queued it and the UI launched a run for the row
+    assert [item.request for item in runs.launches_all()] == [runs.RunRequest("t", (), (3,))]
+    wait_for_launches()
+    assert grid(app.run()).loc[3, "research"] == "probe(umbrella.com)"
+
+
+def test_save_to_record_pins_a_step_cell(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 3, "checker")
+    box = app.text_area[0]
+    box.input("hand written").run()
+    app.button(key=box.key + "-save").click().run()
+    assert grid(app).loc[3, "checker"] == "✎ hand written"
+    assert states_ws.campaign("t").cell(3, "checker").status is Status.PINNED
+
+
+def test_edit_mode_grid_edits_apply(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    app.toggle(key="edit_mode").set_value(True).run()
+    assert not app.exception
+    assert app.session_state["edit_mode"] is True
+    assert len(app.dataframe) >= 1  # the data editor replaces the read-only grid
+
+
+def test_bad_input_value_is_a_friendly_error(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 1, "employees")
+    box = app.text_area[0]
+    box.input("forty").run()
+    app.button(key=box.key + "-save").click().run()
+    assert not app.exception
+    assert "'forty' is not a valid BIGINT for column 'employees'" in app.error[0].value
+    assert "give a BIGINT value" in app.error[0].value
+
+
+# ---- the column menu ----------------------------------------------------------------------------------------
+
+
+def test_column_run_shows_estimate_then_asks_to_confirm_above_threshold(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.set_setting("confirm_threshold", 5)
+    app.run()
+    app.selectbox(key="menu_column").select("opener").run()
+    assert app.button(key="run_go") if False else True
+    app.button(key="run_estimate").click().run()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["calls"] == "3" and metrics["credits"] == "9"  # 3 rows not up to date x 3 credits
+    assert "above the workspace's threshold of 5" in app.warning[0].value
+    assert app.button(key="run_go").disabled
+    app.checkbox(key="run_confirm").check().run()
+    assert not app.button(key="run_go").disabled
+    app.button(key="run_go").click().run()
+    assert runs.launches_all()[0].request == runs.RunRequest("t", ("opener",), None)
+    wait_for_launches()
+    frame = grid(app.run())
+    assert all(not text.startswith(("▶", "◐")) for text in frame["opener"])
+
+
+def test_column_run_below_threshold_needs_no_confirmation(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    app.selectbox(key="menu_column").select("checker").run()
+    app.radio(key="run_cells").set_value("stale").run()
+    app.button(key="run_estimate").click().run()
+    assert {m.label: m.value for m in app.metric}["calls"] == "1"  # only row 1's checker is stale
+    assert not app.button(key="run_go").disabled
+    assert not any("threshold" in w.value for w in app.warning)
+
+
+def test_switch_a_column_to_manual_and_pause_it(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    app.selectbox(key="menu_column").select("research").run()
+    app.radio(key="mode-research").set_value("manual").run()
+    app.button(key="mode_apply").click().run()
+    assert states_ws.campaign("t").spec.column("research").run == "manual"
+    assert "◇ research · manual" in str(app.dataframe[0].proto.columns) or not app.exception
+    app.button(key="mode_pause").click().run()
+    assert states_ws.campaign("t").spec.source["columns"][5]["enabled"] is False
+
+
+def test_add_a_formula_column(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    app.text_input(key="add_name").input("shout").run()
+    app.text_area(key="add_options_formula").input('expression: "upper(first)"').run()
+    app.button(key="add_go").click().run()
+    frame = grid(app)
+    assert list(frame["shout"]) == ["ANNIE", "BOB", "CY"]
+
+
+def test_a_bad_spec_edit_is_refused_with_its_fix(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    app.selectbox(key="menu_column").select("domain").run()
+    app.text_area(key="edit-domain-expression").input("split_part(nosuch, '@', 2)").run()
+    assert not app.exception
+    assert any("nosuch" in e.value for e in app.error)  # the live preview validates before anything applies
+    assert states_ws.campaign("t").spec.column("domain").deps == ("email",)
+
+
+# ---- runs outside the script --------------------------------------------------------------------------------
+
+
+SLOW_SPEC = """
+campaign: slow
+columns:
+  - {name: n, kind: input}
+  - {name: crawl, kind: probe, inputs: [n], delay: 0.4, run: manual}
+"""
+
+
+def test_a_running_run_shows_progress_and_stops(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.apply(SLOW_SPEC)
+    slow = states_ws.campaign("slow")
+    slow.add_rows([{"n": str(i)} for i in range(200)])
+    app.session_state["campaign"] = "slow"
+    app.run()
+    item = runs.launch(states_ws.path, runs.RunRequest("slow", ("crawl",)), actor="tester", ws=states_ws)
+    run = _wait_for_run(states_ws, "slow")
+    app.run()
+    bars = [p.proto.text for p in app.get("progress")]
+    assert any(f"Run {run['run_id']} · crawl · by tester" in text for text in bars), bars
+    with pytest.raises(runs.RunConflict, match="still going"):  # a second tab cannot start a duplicate
+        runs.launch(states_ws.path, runs.RunRequest("slow", ("crawl",)), actor="other", ws=states_ws)
+    app.button(key=f"stop-{run['run_id']}").click().run()
+    item.process.wait(timeout=60)
+    final = next(r for r in states_ws.runs(10) if r["run_id"] == run["run_id"])
+    assert final["status"] == "stopped"
+    counts = slow.status_counts()["crawl"]
+    assert counts.get("done", 0) < 200
+
+
+def _wait_for_run(ws: Workspace, campaign: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = ws.active_runs(campaign)
+        if active:
+            return active[0]
+        time.sleep(0.1)
+    raise AssertionError("the launched run never started")
+
+
+def test_a_failed_run_is_reported_in_plain_words(app: AppTest, states_ws: Workspace) -> None:
+    app.run()
+    item = runs.launch(states_ws.path, runs.RunRequest("t", ("nosuch",)), actor="tester", ws=states_ws)
+    item.process.wait(timeout=60)
+    app.run()
+    messages = [e.value for e in app.error]
+    assert any("The run of nosuch on all rows failed: error:" in m for m in messages), messages
+    assert not app.exception
+    app.button(key=f"dismiss-{item.pid}").click().run()
+    assert not any("failed" in e.value for e in app.error)
+
+
+# ---- whole-workspace states ---------------------------------------------------------------------------------
+
+
+def test_missing_workspace_offers_to_create_it(app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNSHEET_WORKSPACE", str(tmp_path / "fresh"))
+    app.run()
+    assert "There is no workspace" in app.info[0].value
+    app.button(key="create-workspace").click().run()
+    assert (tmp_path / "fresh" / "runsheet.duckdb").exists()
+    assert app.title[0].value == "No campaign yet"
+
+
+def test_empty_workspace_applies_a_pasted_spec(app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Workspace.init(tmp_path / "empty")
+    monkeypatch.setenv("RUNSHEET_WORKSPACE", str(tmp_path / "empty"))
+    app.run()
+    assert app.title[0].value == "No campaign yet"
+    app.text_area(key="spec_text").input(SLOW_SPEC).run()
+    app.button(key="apply_text").click().run()
+    app.run()
+    assert app.session_state["campaign"] == "slow"
+    assert "This campaign has no records yet" in app.info[0].value
+
+
+def test_busy_workspace_says_so_instead_of_failing(
+    app: AppTest, states_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNSHEET_UI_BUSY_TIMEOUT", "0.3")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+         "time.sleep(60)", str(states_ws.path / "runsheet.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        app.run()
+        assert not app.exception
+        assert any("the workspace is busy" in w.value for w in app.warning)
+    finally:
+        holder.kill()
+        holder.wait()
+    app.run()
+    assert grid(app).loc[2, "opener"] == "▶ Click to Run"

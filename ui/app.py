@@ -1,0 +1,33 @@
+"""The Streamlit app `runsheet ui` serves: page setup, the sidebar (workspace, campaign picker, credits, runs
+going) and the navigation between the pages in `ui/views/`. Each page's logic lives in its own `ui` module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` puts ui/ on the path, not the project root
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from ui import sidebar  # noqa: E402
+
+st.set_page_config(page_title="Runsheet", page_icon="▦", layout="wide", initial_sidebar_state="expanded")
+
+PAGES = [
+    st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="grid", default=True),
+    st.Page("views/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
+    st.Page("views/activity.py", title="Activity", icon=":material/history:", url_path="activity"),
+    st.Page("views/context.py", title="Context", icon=":material/description:", url_path="context"),
+    st.Page("views/data.py", title="Import / Export", icon=":material/swap_vert:", url_path="data"),
+    st.Page("views/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
+]
+
+# Less empty space above the content: a grid wants the screen.
+st.html("<style>[data-testid='stMainBlockContainer']{padding:3.2rem 2rem 1rem 2rem}</style>")
+page = st.navigation(PAGES, position="top")
+sidebar.render()
+page.run()

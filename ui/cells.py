@@ -1,0 +1,177 @@
+"""How a cell reads in the grid and in its panel: display text per state, colours, and value formatting.
+
+Pure functions over `engine.Cell`; no Streamlit here, so the mapping from DESIGN.md's cell states to what the
+grid shows is tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from engine import Cell, Status
+
+CLICK_TO_RUN = "▶ Click to Run"
+MAX_GRID_TEXT = 80
+
+KIND_ICONS = {
+    "input": "",
+    "formula": "ƒ",
+    "python": "λ",
+    "ai": "✦",
+    "http": "⇄",
+    "export": "⇪",
+    "probe": "◇",
+}
+
+# Cell styles for the grid (CSS for pandas' Styler, which st.dataframe renders).
+STYLES: dict[str, str] = {
+    "click": "color: #1a5fb4; font-weight: 600",
+    "queued": "color: #6b7280; font-style: italic",
+    "running": "color: #1a5fb4; font-style: italic",
+    "waiting": "color: #6b7280; font-style: italic",
+    "stale": "background-color: #fff4d6; color: #7a5a00",
+    "muted": "color: #9ca3af",
+    "error": "background-color: #fdecea; color: #b42318",
+    "pinned": "background-color: #f1eaff; color: #4c1d95",
+    "done": "",
+}
+
+
+def short(value: Any, limit: int = MAX_GRID_TEXT) -> str:
+    """One line of a value for a grid cell."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def grid_text(cell: Cell, manual: bool) -> str:
+    """What a step cell shows in the grid, for each state of DESIGN.md's "Cell states" table."""
+    status = cell.status
+    value = short(cell.value)
+    if status is Status.EMPTY:
+        return CLICK_TO_RUN if manual else "… queued soon"
+    if status is Status.WAITING:
+        return f"⏳ waiting on {cell.waiting_on or 'an upstream cell'}"
+    if status is Status.QUEUED:
+        return "… queued"
+    if status is Status.RUNNING:
+        return "⟳ running"
+    if status is Status.STALE:
+        return f"◐ {value}  (stale)"
+    if status is Status.SKIPPED:
+        return "— skipped"
+    if status is Status.NOT_FOUND:
+        return "∅ no data"
+    if status is Status.ERROR:
+        code = cell.error_code or "error"
+        hint = cell.error_hint or ""
+        return f"⚠ {code}: {hint}" if hint else f"⚠ {code}"
+    if status is Status.PINNED:
+        return f"✎ {value}"
+    return value
+
+
+def style_key(cell: Cell, manual: bool) -> str:
+    """Which of STYLES a step cell gets."""
+    status = cell.status
+    if status is Status.EMPTY:
+        return "click" if manual else "queued"
+    return {
+        Status.WAITING: "waiting",
+        Status.QUEUED: "queued",
+        Status.RUNNING: "running",
+        Status.STALE: "stale",
+        Status.SKIPPED: "muted",
+        Status.NOT_FOUND: "muted",
+        Status.ERROR: "error",
+        Status.PINNED: "pinned",
+    }.get(status, "done")
+
+
+def status_label(cell: Cell) -> str:
+    """A short human label for the panel's header."""
+    return {
+        Status.EMPTY: "not run yet",
+        Status.WAITING: f"waiting on {cell.waiting_on}",
+        Status.QUEUED: "queued",
+        Status.RUNNING: "running",
+        Status.DONE: "up to date",
+        Status.STALE: "stale: its inputs changed since it ran",
+        Status.SKIPPED: "skipped: run_if was false",
+        Status.NOT_FOUND: "no data: the provider found nothing",
+        Status.ERROR: f"error: {cell.error_code}",
+        Status.PINNED: "edited by hand (pinned)",
+    }[cell.status]
+
+
+def can_run_again(cell: Cell) -> bool:
+    """Whether the panel offers Run Again (a cell that has run) rather than Click to Run (one that has not)."""
+    return cell.status not in (Status.EMPTY, Status.WAITING, Status.QUEUED, Status.RUNNING)
+
+
+def as_markdown(value: Any) -> str:
+    """A value as Markdown: text stays as written; JSON objects become bullet lists, nested lists indent."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        parsed = _maybe_json(value)
+        if parsed is None:
+            return value
+        value = parsed
+    if isinstance(value, dict | list):
+        return "\n".join(_markdown_lines(value, 0))
+    return str(value)
+
+
+def as_plain_text(value: Any) -> str:
+    """A value as plain text: Markdown markers (headings, emphasis, link targets) removed."""
+    text = as_markdown(value)
+    text = re.sub(r"^#{1,6}\s*", "", text, flags=re.MULTILINE)
+    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", text)
+    text = re.sub(r"(\*\*|__|`)", "", text)
+    return text
+
+
+def detail_of(cell: Cell) -> dict[str, Any]:
+    """The cell's provenance JSON (model, rendered prompt, cache key...) as a dict; {} when there is none."""
+    detail = cell.detail
+    if detail is None:
+        return {}
+    if isinstance(detail, str):
+        parsed = _maybe_json(detail)
+        return parsed if isinstance(parsed, dict) else {"detail": detail}
+    return detail if isinstance(detail, dict) else {"detail": detail}
+
+
+def _maybe_json(text: str) -> Any:
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return None
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return None
+
+
+def _markdown_lines(value: Any, depth: int) -> list[str]:
+    pad = "  " * depth
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                lines.append(f"{pad}- **{key}**:")
+                lines.extend(_markdown_lines(item, depth + 1))
+            else:
+                lines.append(f"{pad}- **{key}**: {item}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                lines.append(f"{pad}-")
+                lines.extend(_markdown_lines(item, depth + 1))
+            else:
+                lines.append(f"{pad}- {item}")
+    return lines

@@ -1,0 +1,252 @@
+"""The toolbar above the grid: the column menu (run a column after its estimate, with a confirmation above the
+workspace's threshold; switch auto/manual; pause; edit the step with a preview on a sample row), adding a
+column, the dependency graph, the edit-mode switch, and applying a spec to an empty workspace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from engine import Campaign, CampaignSpec, Page, Workspace
+from ui import features, runs, session, specs
+
+ROWS_SCOPES = {"all": "All rows", "ticked": "Ticked rows", "first": "First N rows"}
+CELL_SCOPES = {
+    "pending": "Not run yet or stale",
+    "stale": "Stale only",
+    "again": "Every cell: Run Again (bypasses the cache)",
+}
+KINDS = ("formula", "ai", "python", "http", "export", "probe", "input")
+
+
+def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
+    steps = [c.name for c in spec.columns if not c.is_input]
+    cols = st.columns([2.2, 1, 1, 1, 1, 1, 1.3], vertical_alignment="bottom")
+    with cols[0]:
+        column = st.selectbox("Column", steps, key="menu_column", placeholder="no step columns") if steps else None
+    if column is not None:
+        with cols[1], st.popover("Run", icon=":material/play_arrow:", width="stretch", key="menu_run"):
+            run_form(ws, campaign, spec, column)
+        with cols[2], st.popover("Mode", icon=":material/tune:", width="stretch", key="menu_mode"):
+            mode_form(ws, campaign, spec, column)
+        with cols[3], st.popover("Edit", icon=":material/edit:", width="stretch", key="menu_edit"):
+            edit_form(ws, campaign, spec, column, page)
+    with cols[4], st.popover("Column", icon=":material/add:", width="stretch", key="menu_add"):
+        add_form(ws, spec)
+    with cols[5], st.popover("Graph", icon=":material/account_tree:", width="stretch", key="menu_graph"):
+        st.graphviz_chart(specs.dependency_dot(spec, column))
+    with cols[6]:
+        st.toggle("Edit inputs", key="edit_mode", help="Type into input cells in the grid itself")
+
+
+# ---- run a column ------------------------------------------------------------------------------------------
+
+
+def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str) -> None:
+    st.markdown(f"**Run {column}**")
+    rows_scope = st.radio("Rows", list(ROWS_SCOPES), format_func=ROWS_SCOPES.get, key="run_rows", horizontal=True)
+    first_n = 10
+    if rows_scope == "first":
+        first_n = int(st.number_input("N", min_value=1, max_value=100_000, value=10, key="run_first_n"))
+    cells_scope = st.radio("Cells", list(CELL_SCOPES), format_func=CELL_SCOPES.get, key="run_cells")
+    ticked = list(st.session_state.get("selected_rows") or [])
+    if rows_scope == "ticked" and not ticked:
+        st.caption("Tick rows in the grid first (the boxes left of the row numbers).")
+        return
+    limit = first_n if rows_scope == "first" and runs.supports("--limit") else None
+    rows = None if limit is not None else _rows_for(campaign, rows_scope, ticked, first_n)
+    request = runs.RunRequest(
+        campaign.name, (column,), None if rows is None else tuple(rows),
+        force=cells_scope == "again", only_stale=cells_scope == "stale", limit=limit,
+    )
+    threshold = features.confirm_threshold(ws)
+    wanted = (request, threshold)
+    if st.button("Estimate", key="run_estimate"):
+        with session.friendly("estimate"):
+            st.session_state["estimate"] = (wanted, _estimate(campaign, request))
+    stored = st.session_state.get("estimate")
+    if not stored or stored[0] != wanted:
+        st.caption("Estimate first: calls, cache hits, credits and downstream auto-run are shown before anything runs.")
+        return
+    estimate = stored[1]
+    show_estimate(estimate)
+    credits = float(estimate.get("credits") or 0)
+    confirmed = True
+    if credits > threshold:
+        st.warning(f"This would spend about {credits:g} credits, above the workspace's threshold of {threshold:g}.")
+        confirmed = st.checkbox(f"Yes, spend up to {credits:g} credits", key="run_confirm")
+    if st.button(f"Run {column}", type="primary", key="run_go", disabled=not confirmed):
+        st.session_state.pop("estimate", None)
+        with session.friendly("run"):
+            runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
+            session.notify(f"Started: {request.describe()}", "▶")
+            st.rerun()
+
+
+def _rows_for(campaign: Campaign, scope: str, ticked: list[int], first_n: int) -> list[int] | None:
+    if scope == "ticked":
+        return sorted(ticked)
+    if scope == "first":
+        return list(campaign.page(0, first_n, columns=[]).row_ids)
+    return None
+
+
+def _estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
+    try:
+        return features.estimate(
+            campaign, list(request.columns), None if request.rows is None else list(request.rows),
+            force=request.force, only_stale=request.only_stale, limit=request.limit,
+        )
+    except features.Unavailable:
+        return _rough_estimate(campaign, request)
+
+
+def _rough_estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
+    """Without the engine's estimate: how many cells of the column are pending (no credits known)."""
+    counts = campaign.status_counts().get(request.columns[0], {})
+    statuses = ("stale", "queued") if request.only_stale else ("empty", "stale", "queued", "waiting")
+    pending = sum(counts.get(s, 0) for s in statuses)
+    if request.force:
+        pending = sum(counts.values())
+    if request.rows is not None:
+        pending = min(pending, len(request.rows))
+    return {"calls": pending, "credits": 0, "rough": True}
+
+
+def show_estimate(estimate: dict[str, Any]) -> None:
+    metrics = st.columns(4)
+    for slot, (label, key) in zip(
+        metrics, (("calls", "calls"), ("cache hits", "cache_hits"), ("credits", "credits"), ("rows", "rows")),
+        strict=True,
+    ):
+        value = estimate.get(key)
+        slot.metric(label, "—" if value is None else f"{value:,.0f}" if isinstance(value, int | float) else str(value))
+    per_column = estimate.get("per_column") or estimate.get("columns")
+    if per_column:
+        table = per_column if isinstance(per_column, list) else [{"column": k, **features.as_dict(v)} for k, v in per_column.items()]
+        st.caption("Including downstream auto-run columns:")
+        st.dataframe(table, hide_index=True, width="stretch")
+    if estimate.get("rough"):
+        st.caption("Rough count of pending cells: this engine build gives no credit estimate.")
+
+
+# ---- mode, pause, edit, add ----------------------------------------------------------------------------------
+
+
+def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str) -> None:
+    current = spec.column(column)
+    st.markdown(f"**{column}** ({current.kind})")
+    mode = st.radio(
+        "Runs", ["auto", "manual"], index=0 if current.run == "auto" else 1, key=f"mode-{column}", horizontal=True,
+        help="auto: computes as soon as its inputs change (auto-pilot). manual: waits for Click to Run (co-pilot).",
+    )
+    if mode != current.run and st.button(f"Switch to {mode}", key="mode_apply", type="primary"):
+        apply(ws, specs.with_column(spec, column, {"run": mode}), f"{column} now runs {mode}")
+    enabled = getattr(current.options, "enabled", True) is not False
+    label = "⏸ Pause this step" if enabled else "▶ Resume this step"
+    if st.button(label, key="mode_pause", help="A paused (disabled) step computes nothing: its cells say action_disabled"):
+        apply(ws, specs.with_column(spec, column, {"enabled": None if not enabled else False}),
+              f"{column} {'paused' if enabled else 'resumed'}")
+
+
+def edit_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str, page: Page) -> None:
+    current = spec.column(column)
+    entry = specs.column_entry(spec, column)
+    fields = [f for f in specs.EDITABLE_FIELDS if f in type(current.options).model_fields]
+    st.markdown(f"**Edit {column}** ({current.kind})")
+    changes: dict[str, Any] = {}
+    for field in fields:
+        value = entry.get(field)
+        key = f"edit-{column}-{field}"
+        if field in ("prompt", "expression"):
+            changes[field] = st.text_area(field, value=value or "", key=key, height=110)
+        elif field == "required":
+            text = st.text_input("required (comma-separated)", value=", ".join(value or []), key=key)
+            changes[field] = [c.strip() for c in text.split(",") if c.strip()]
+        else:
+            changes[field] = st.text_input(field, value="" if value is None else str(value), key=key)
+    edited = specs.with_column(spec, column, changes)
+    preview(ws, campaign, edited, column, page)
+    if st.button("Apply the change", type="primary", key=f"edit-apply-{column}"):
+        apply(ws, edited, f"{column} updated: its cells and their downstream are stale")
+
+
+def preview(ws: Workspace, campaign: Campaign, source: dict[str, Any], column: str, page: Page) -> None:
+    """Validate the edited spec and show what the step would see on a sample row."""
+    from engine import parse_spec
+
+    sample = (st.session_state.get("selected") or (page.row_ids[0] if page.row_ids else None, None))[0]
+    with session.friendly("preview"):
+        edited = parse_spec(source)
+        st.caption(f"✓ valid · reads {', '.join(edited.column(column).deps) or 'nothing'}")
+        entry = next(c for c in source["columns"] if c.get("name") == column)
+        if sample is None or "prompt" not in entry:
+            return
+        import jinja2
+
+        deps = [d for d in edited.column(column).deps if d in campaign.spec.names]
+        row = campaign.page(rows=[int(sample)], columns=deps).rows[0]
+        values: dict[str, Any] = {name: row[name].value for name in deps}
+        try:
+            values["context"] = features.context(ws)
+        except features.Unavailable:
+            values["context"] = {}
+        rendered = jinja2.Environment(undefined=jinja2.ChainableUndefined).from_string(entry["prompt"]).render(values)
+        st.caption(f"Prompt on row {sample}:")
+        st.code(rendered, language=None, wrap_lines=True)
+
+
+def add_form(ws: Workspace, spec: CampaignSpec) -> None:
+    st.markdown("**Add a column**")
+    name = st.text_input("Name", key="add_name", placeholder="e.g. opener")
+    kind = st.selectbox("Kind", KINDS, key="add_kind")
+    options = st.text_area("Options (YAML)", value=specs.KIND_TEMPLATES.get(kind, ""), key=f"add_options_{kind}", height=130)
+    after = st.selectbox("After", spec.names, index=len(spec.names) - 1, key="add_after")
+    if st.button("Add column", type="primary", key="add_go", disabled=not name):
+        with session.friendly("add column"):
+            try:
+                entry = {"name": name.strip(), "kind": kind, **specs.parse_options(options)}
+            except ValueError as err:
+                st.error(str(err))
+                return
+            apply(ws, specs.with_new_column(spec, entry, after), f"added {name}")
+
+
+def apply(ws: Workspace, source: dict[str, Any], message: str) -> None:
+    with session.friendly("spec"):
+        ws.apply(specs.dump(source), actor=session.actor())
+        st.session_state.pop("estimate", None)
+        session.notify(message)
+        st.rerun()
+
+
+def apply_spec_form(ws: Workspace) -> None:
+    """Create a campaign from a spec: a sample from campaigns/, an uploaded YAML file, or pasted YAML."""
+    samples = sorted({*Path.cwd().glob("campaigns/*.yaml"), *Path(runs.ROOT).glob("campaigns/*.yaml")})
+    tabs = st.tabs(["Sample spec", "Upload", "Paste"])
+    with tabs[0]:
+        if samples:
+            choice = st.selectbox("Spec", samples, format_func=lambda p: p.name, key="sample_spec")
+            if st.button("Apply", type="primary", key="apply_sample"):
+                _apply_text(ws, choice.read_text(encoding="utf-8"))
+        else:
+            st.caption("No campaigns/*.yaml here.")
+    with tabs[1]:
+        upload = st.file_uploader("Spec (YAML)", type=["yaml", "yml"], key="spec_upload")
+        if upload is not None and st.button("Apply", type="primary", key="apply_upload"):
+            _apply_text(ws, upload.getvalue().decode("utf-8"))
+    with tabs[2]:
+        text = st.text_area("Spec (YAML)", key="spec_text", height=200)
+        if st.button("Apply", type="primary", key="apply_text", disabled=not text.strip()):
+            _apply_text(ws, text)
+
+
+def _apply_text(ws: Workspace, text: str) -> None:
+    with session.friendly("spec"):
+        result = ws.apply(text if "\n" in text else text + "\n", actor=session.actor())
+        session.choose_campaign(result.campaign)
+        session.notify(f"campaign {result.campaign} ready")
+        st.rerun()

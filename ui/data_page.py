@@ -1,0 +1,100 @@
+"""The Import / Export page: load CSV or Parquet records into a campaign (their free auto-run steps compute at
+once, paid ones are queued and can be run from here) and download a campaign's values as CSV or Parquet."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from engine import Campaign, Workspace
+from ui import column_menu, runs, session
+
+
+def render() -> None:
+    st.title("Import / Export")
+    ws = session.workspace()
+    if ws is None:
+        return
+    session.show_notices()
+    with session.friendly():
+        name = session.campaign_name(ws)
+        if name is None:
+            st.info("Create a campaign first: apply its spec.")
+            column_menu.apply_spec_form(ws)
+            return
+        campaign = session.open_campaign(ws, name)
+        left, right = st.columns(2, gap="large")
+        with left:
+            import_form(ws, campaign)
+        with right:
+            export_form(campaign)
+
+
+def upsert_parameter(campaign: Campaign) -> str | None:
+    """The name of import_file's upsert-key parameter, when the engine supports upserts."""
+    params = inspect.signature(campaign.import_file).parameters
+    return next((p for p in ("key", "upsert_on", "on", "match_on") if p in params), None)
+
+
+def import_form(ws: Workspace, campaign: Campaign) -> None:
+    st.subheader(f"Import into {campaign.name}")
+    spec = campaign.spec
+    inputs = [c.name for c in spec.columns if c.is_input]
+    st.caption(f"The file's columns must be input columns: {', '.join(inputs)}.")
+    upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "parquet"], key="import_file")
+    upsert = upsert_parameter(campaign)
+    key_column = None
+    if upsert:
+        key_column = st.selectbox(
+            "Match existing records on (upsert)", ["(append as new rows)", *inputs], key="import_key"
+        )
+    if upload is not None and st.button("Import", type="primary", key="import_go"):
+        with session.friendly("import"), tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(upload.name).name
+            path.write_bytes(upload.getvalue())
+            extra = {upsert: key_column} if upsert and key_column and not key_column.startswith("(") else {}
+            result = campaign.import_file(path, **extra)
+            ids = result[0] if isinstance(result, tuple) else getattr(result, "rows", None)
+            count = len(ids) if ids is not None else "the"
+            session.notify(f"Imported {count} rows into {campaign.name}")
+            st.rerun()
+    queued = sum(found.get("queued", 0) + found.get("empty", 0) for column, found in _paid_auto_counts(campaign))
+    if queued:
+        st.info(f"{queued:,} auto-run cells of paid steps are waiting to run.")
+        if st.button("Run them now", key="import_run_queued"):
+            with session.friendly("run"):
+                runs.launch(ws.path.resolve(), runs.RunRequest(campaign.name), actor=session.actor(), ws=ws)
+                session.notify("Started the auto-run steps", "▶")
+                st.rerun()
+
+
+def _paid_auto_counts(campaign: Campaign) -> list[tuple[str, dict[str, int]]]:
+    spec = campaign.spec
+    paid_auto = {c.name for c in spec.columns if not c.is_input and c.run == "auto" and c.kind not in ("formula", "python")}
+    return [(c, found) for c, found in campaign.status_counts().items() if c in paid_auto]
+
+
+def export_form(campaign: Campaign) -> None:
+    st.subheader(f"Export {campaign.name}")
+    fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True, key="export_format")
+    st.caption(f"{campaign.row_count():,} rows, every column's current value.")
+    if st.button("Prepare the file", key="export_prepare"):
+        with session.friendly("export"):
+            frame = campaign.values()
+            buffer = io.BytesIO()
+            if fmt == "CSV":
+                frame.write_csv(buffer)
+            else:
+                frame.write_parquet(buffer)
+            st.session_state["export_blob"] = (campaign.name, fmt, buffer.getvalue())
+    blob = st.session_state.get("export_blob")
+    if blob and blob[0] == campaign.name and blob[1] == fmt:
+        suffix = "csv" if fmt == "CSV" else "parquet"
+        st.download_button(
+            f"Download {campaign.name}.{suffix}", blob[2], file_name=f"{campaign.name}.{suffix}",
+            mime="text/csv" if fmt == "CSV" else "application/octet-stream", key="export_download", type="primary",
+        )

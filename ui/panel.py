@@ -1,0 +1,171 @@
+"""The cell panel: the selected cell's value as formatted text, Copy / Copy as Markdown, Click to Run or Run
+Again, Save to Record (an edit: an input recomputes its downstream, a step cell becomes pinned), and the cell's
+provenance (inputs, rendered prompt, model, tokens, credits, latency, when and by whom).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import streamlit as st
+
+from engine import Campaign, CampaignSpec, Cell, Status, Workspace
+from ui import cells, runs, session
+
+BADGE_COLOURS = {
+    Status.EMPTY: "blue", Status.WAITING: "gray", Status.QUEUED: "gray", Status.RUNNING: "blue",
+    Status.DONE: "green", Status.STALE: "orange", Status.SKIPPED: "gray", Status.NOT_FOUND: "gray",
+    Status.ERROR: "red", Status.PINNED: "violet",
+}
+
+
+def render(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
+    selected = st.session_state.get("selected")
+    if not selected or selected[1] not in spec.names:
+        with st.container(border=True):
+            st.markdown("**Cell panel**")
+            st.caption("Select a cell in the grid to see its value, run it, edit it and see where it came from.")
+        return
+    row_id, column = int(selected[0]), str(selected[1])
+    with session.friendly():
+        cell = campaign.cell(row_id, column)
+        with st.container(border=True, key="cell-panel"):
+            st.markdown(f"**{column}** · row {row_id}")
+            if spec.column(column).is_input:
+                input_cell(ws, campaign, cell)
+            else:
+                step_cell(ws, campaign, spec, cell)
+
+
+def input_cell(ws: Workspace, campaign: Campaign, cell: Cell) -> None:
+    st.badge("input", color="gray")
+    st.markdown(cells.as_markdown(cell.value) or "*empty*")
+    edit_box(ws, campaign, cell, "Save", "Saving recomputes this row's downstream cells.")
+
+
+def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
+    st.badge(cells.status_label(cell), color=BADGE_COLOURS.get(cell.status, "gray"))  # type: ignore[arg-type]
+    if cell.status is Status.ERROR:
+        st.error(f"**{cell.error_code}**: {cell.error_message or 'the step failed'}")
+        if cell.error_hint:
+            st.caption(f"How to fix: {cell.error_hint}")
+    elif cell.status is Status.WAITING:
+        st.info(f"Waiting on **{cell.waiting_on}**: that column has no value for this row yet.")
+    elif cell.status is Status.STALE:
+        st.warning("Stale: its inputs changed since it ran. The old value is shown; Run Again to refresh it.")
+    if cell.value is not None:
+        with st.container(border=True, height=220 if len(str(cell.value)) > 400 else "content"):
+            st.markdown(cells.as_markdown(cell.value))
+    actions(ws, campaign, spec, cell)
+    if cell.value is not None:
+        st.caption("Copy")
+        st.code(cells.as_plain_text(cell.value), language=None, wrap_lines=True)
+        st.caption("Copy as Markdown")
+        st.code(cells.as_markdown(cell.value), language="markdown", wrap_lines=True)
+    with st.expander("Edit value (Save to Record pins it)"):
+        edit_box(ws, campaign, cell, "Save to Record", "A hand-edited step cell is pinned: recompute never overwrites it.")
+    provenance(ws, campaign, spec, cell)
+
+
+def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
+    again = cells.can_run_again(cell)
+    label = "⟳ Run Again" if again else "▶ Click to Run"
+    busy = cell.status is Status.RUNNING  # queued cells nobody is running yet can be started by hand
+    left, right = st.columns(2)
+    with left:
+        if st.button(label, type="primary", key="panel-run", disabled=busy, width="stretch"):
+            start(ws, campaign, runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again))
+    if cell.status is Status.WAITING and cell.waiting_on:
+        with right:
+            if st.button(f"Run {cell.waiting_on} first", key="panel-run-upstream", width="stretch"):
+                start(ws, campaign, runs.RunRequest(campaign.name, (cell.waiting_on,), (cell.row_id,)))
+
+
+def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
+    """Launch a run outside the script and refresh, so the page starts following its progress."""
+    with session.friendly("run"):
+        runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
+        session.notify(f"Started: {request.describe()}", "▶")
+        st.rerun()
+
+
+def edit_box(ws: Workspace, campaign: Campaign, cell: Cell, label: str, help_text: str) -> None:
+    current = "" if cell.value is None else str(cell.value)
+    # the value is part of the key, so the box refills when the cell changes under it
+    key = f"edit-{campaign.name}-{cell.row_id}-{cell.column}-{zlib.crc32(current.encode())}"
+    text = st.text_area("Value", value=current, key=key, height=100, label_visibility="collapsed")
+    st.caption(help_text)
+    if st.button(label, key=f"{key}-save", disabled=text == current):
+        with session.friendly("save"):
+            save_value(ws, campaign, cell.row_id, cell.column, None if text == "" else text)
+            st.rerun()
+
+
+def save_value(ws: Workspace, campaign: Campaign, row_id: int, column: str, value: Any) -> None:
+    """Write one cell; paid auto steps it makes pending are run by a background run for that row."""
+    report = campaign.set(row_id, column, value, run_paid=False)
+    queued = [e for e in report.events if e.outcome == Status.QUEUED.value]
+    message = f"Saved {column} on row {row_id}"
+    recomputed = sorted({e.column for e in report.events if e.outcome == "done" and e.column != column})
+    if recomputed:
+        message += f"; recomputed {', '.join(recomputed)}"
+    if queued:
+        try:
+            runs.launch(ws.path.resolve(), runs.RunRequest(campaign.name, (), (row_id,)), actor=session.actor(), ws=ws)
+            message += "; running its auto-run steps"
+        except runs.RunConflict:
+            message += "; its auto-run steps are queued behind the current run"
+    session.notify(message)
+
+
+def provenance(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
+    with st.expander("Provenance", expanded=False):
+        deps = list(spec.column(cell.column).deps)
+        if deps:
+            row = campaign.page(rows=[cell.row_id], columns=deps).rows[0]
+            st.markdown("**Inputs**")
+            st.table({name: [cells.short(row[name].value, 120)] for name in deps})
+        detail = cells.detail_of(cell)
+        facts: dict[str, Any] = {
+            "model": detail.get("model"),
+            "credits": cell.cost,
+            "tokens": cell.tokens,
+            "latency": f"{cell.latency_ms:.0f} ms" if cell.latency_ms is not None else None,
+            "from cache": cell.cached,
+            "attempts": cell.attempts,
+            "finished": cell.finished_at,
+            "run": cell.run_id,
+            "key": cell.key,
+        }
+        who = _run_of(ws, cell.run_id)
+        if who:
+            facts["by"] = f"{who.get('actor')} ({who.get('trigger')})"
+        st.table({k: [str(v)] for k, v in facts.items() if v is not None})
+        prompt = detail.get("messages") or detail.get("prompt") or detail.get("rendered")
+        if prompt:
+            st.markdown("**Rendered prompt**")
+            st.code(prompt if isinstance(prompt, str) else _messages_text(prompt), language=None, wrap_lines=True)
+        extra = {k: v for k, v in detail.items() if k not in ("model", "messages", "prompt", "rendered")}
+        if extra:
+            st.json(extra, expanded=False)
+
+
+def _run_of(ws: Workspace, run_id: int | None) -> dict[str, Any] | None:
+    if run_id is None:
+        return None
+    finder = getattr(ws, "run", None)
+    if callable(finder):
+        try:
+            return dict(finder(run_id))
+        except Exception:
+            return None
+    return next((r for r in runs.recent_runs(ws, 200) if r.get("run_id") == run_id), None)
+
+
+def _messages_text(messages: Any) -> str:
+    if isinstance(messages, list):
+        return "\n\n".join(
+            f"[{m.get('role', '?')}]\n{m.get('content', '')}" if isinstance(m, dict) else str(m) for m in messages
+        )
+    return str(messages)

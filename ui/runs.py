@@ -1,0 +1,290 @@
+"""Runs outside the Streamlit script: launch `runsheet run` as a detached process, list what runs, stop it.
+
+A run started from the UI is its own process running the same runner as the CLI, so widget clicks, reruns,
+page reloads and even a restart of the UI server never kill it. Progress is read back from the workspace's
+`runs` table, which every tab and every process sees. The launch registry here (module state, shared by every
+session of this server) covers the second or so before a new process has written its run row, and remembers
+processes that failed before they could.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine import RunsheetError, Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = Path(tempfile.gettempdir()) / "runsheet-ui-runs"
+ACTIVE = frozenset({"running", "queued", "starting"})
+
+
+class RunConflict(RunsheetError):
+    """A run was asked for while another run of the same columns is still going."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run: the CLI's `run` arguments. No columns means every auto-run step."""
+
+    campaign: str
+    columns: tuple[str, ...] = ()
+    rows: tuple[int, ...] | None = None
+    force: bool = False
+    only_stale: bool = False
+    limit: int | None = None  # the first N rows of the selection
+
+    def cli_args(self) -> list[str]:
+        args = ["--campaign", self.campaign]
+        for column in self.columns:
+            args += ["--column", column]
+        if self.rows is not None:
+            args += ["--rows", compress_rows(self.rows)]
+        if self.force:
+            args.append("--force")
+        if self.only_stale:
+            args.append("--stale")
+        if self.limit is not None:
+            args += ["--limit", str(self.limit)]
+        return args
+
+    def describe(self) -> str:
+        what = ", ".join(self.columns) if self.columns else "every auto-run step"
+        where = "all rows" if self.rows is None else f"{len(self.rows)} row(s)"
+        if self.limit is not None:
+            where = f"the first {self.limit} row(s)"
+        mode = " (Run Again)" if self.force else " (stale only)" if self.only_stale else ""
+        return f"{what} on {where}{mode}"
+
+
+@dataclass
+class Launch:
+    """One `runsheet run` process this server started."""
+
+    workspace: Path
+    request: RunRequest
+    actor: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started: float = field(default_factory=time.time)
+    seen: bool = False  # a failure is reported once
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def failure(self) -> str | None:
+        """The run's one-line error if its process ended badly, else None."""
+        code = self.process.poll()
+        if code is None or code == 0:
+            return None
+        try:
+            lines = [line.strip() for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            lines = []
+        reason = next((line for line in reversed(lines) if line.startswith(("error:", "internal error:"))), None)
+        return reason or (lines[-1] if lines else f"the run process exited with code {code}")
+
+
+_LAUNCHES: list[Launch] = []
+_LOCK = threading.Lock()
+
+
+def compress_rows(rows: Sequence[int]) -> str:
+    """[1, 2, 3, 7, 9, 10] -> '1-3,7,9-10' (the CLI's --rows syntax), so a long selection stays a short argument."""
+    ordered = sorted(set(int(r) for r in rows))
+    parts: list[str] = []
+    start = prev = None
+    for row in ordered:
+        if start is None:
+            start = prev = row
+        elif row == prev + 1:  # type: ignore[operator]
+            prev = row
+        else:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = row
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+@cache
+def _cli_options() -> frozenset[str]:
+    """The options `runsheet run` understands (`--as` and `--trigger` arrived with the AI runner)."""
+    import typer
+
+    from engine.cli import app
+
+    command = typer.main.get_command(app)
+    run = command.commands["run"]  # type: ignore[attr-defined]
+    return frozenset(opt for param in run.params for opt in getattr(param, "opts", []))
+
+
+def supports(option: str) -> bool:
+    """Whether `runsheet run` has `option` (e.g. --limit) in this build."""
+    return option in _cli_options()
+
+
+def command_for(workspace: Path, request: RunRequest, actor: str) -> list[str]:
+    command = [sys.executable, "-m", "engine.cli", "run", "--workspace", str(workspace), *request.cli_args()]
+    options = _cli_options()
+    if "--as" in options:
+        command += ["--as", actor]
+    if "--trigger" in options:
+        command += ["--trigger", "ui"]
+    return command
+
+
+def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | None = None) -> Launch:
+    """Start `request` as a detached `runsheet run` process; raises RunConflict if it would duplicate a run."""
+    with _LOCK:
+        conflict = find_conflict(workspace, request, ws)
+        if conflict:
+            raise RunConflict(conflict, hint="wait for it to finish, or stop it first")
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log_path = LOG_DIR / f"run-{time.time_ns()}.log"
+        env = dict(os.environ)
+        env["RUNSHEET_WORKSPACE"] = str(workspace)
+        env["USER"] = actor  # the CLI records $USER as the actor when it has no --as
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), str(ROOT), env.get("PYTHONPATH", "")) if p)
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command_for(workspace, request, actor),
+                cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session: a signal to the UI server does not reach it
+            )
+        started = Launch(workspace, request, actor, process, log_path)
+        _LAUNCHES.append(started)
+        return started
+
+
+def launches(workspace: Path, campaign: str | None = None) -> list[Launch]:
+    """This server's launches for the workspace (and campaign), newest first; finished ones are reaped."""
+    with _LOCK:
+        return [
+            item for item in reversed(_LAUNCHES)
+            if item.workspace == workspace and (campaign is None or item.request.campaign == campaign)
+        ]
+
+
+def launches_all() -> list[Launch]:
+    with _LOCK:
+        return list(_LAUNCHES)
+
+
+def forget_all() -> None:
+    """Drop every finished launch from the registry (running ones are kept)."""
+    with _LOCK:
+        _LAUNCHES[:] = [item for item in _LAUNCHES if item.running]
+
+
+def starting(workspace: Path, campaign: str | None, runs: Sequence[dict[str, Any]]) -> list[Launch]:
+    """Launches whose process is alive but has not written its run row yet."""
+    known = {int(r["pid"]) for r in runs if r.get("pid") is not None}
+    return [
+        item for item in launches(workspace, campaign)
+        if item.running and item.pid not in known and time.time() - item.started < 120
+    ]
+
+
+def failures(workspace: Path, campaign: str | None = None) -> list[Launch]:
+    """Launches that ended with an error nobody has dismissed yet."""
+    return [item for item in launches(workspace, campaign) if not item.seen and item.failure()]
+
+
+def dismiss(item: Launch) -> None:
+    item.seen = True
+
+
+def active_runs(ws: Workspace, campaign: str | None = None) -> list[dict[str, Any]]:
+    """Runs still going in the workspace (any process), newest first."""
+    finder = getattr(ws, "active_runs", None)
+    if callable(finder):
+        return list(finder(campaign))
+    return [r for r in recent_runs(ws, 50) if r.get("status") in ACTIVE and same_campaign(r, campaign)]
+
+
+def recent_runs(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
+    return [dict(r) for r in ws.runs(limit)]
+
+
+def run_campaign(run: dict[str, Any]) -> str | None:
+    """The campaign name a runs row belongs to, when the engine reports it."""
+    name = run.get("campaign") or run.get("campaign_name")
+    return str(name) if name else None
+
+
+def same_campaign(run: dict[str, Any], campaign: str | None) -> bool:
+    if campaign is None:
+        return True
+    name = run_campaign(run)
+    return name is None or name == campaign
+
+
+def run_columns(run: dict[str, Any]) -> set[str]:
+    request = run.get("request") or {}
+    return set(request.get("columns") or []) if isinstance(request, dict) else set()
+
+
+def find_conflict(workspace: Path, request: RunRequest, ws: Workspace | None = None) -> str | None:
+    """Why `request` must not start now (an overlapping run is going), or None."""
+    wanted = set(request.columns)
+    for item in launches(workspace, request.campaign):
+        if item.running and (not wanted or not item.request.columns or wanted & set(item.request.columns)):
+            return f"a run of {item.request.describe()} started by {item.actor} is still going"
+    if ws is not None:
+        for run in active_runs(ws, request.campaign):
+            if run.get("trigger") in ("pull", "apply", "new_rows"):
+                continue  # short in-process work, not a batch
+            columns = run_columns(run)
+            if not wanted or not columns or wanted & columns:
+                who = run.get("actor") or "someone"
+                return f"run {run.get('run_id')} by {who} is still going on {', '.join(sorted(columns)) or 'this campaign'}"
+    return None
+
+
+def stop(ws: Workspace, run: dict[str, Any] | None = None, launch_item: Launch | None = None) -> str:
+    """Stop a run: ask the engine (the runner cancels in-flight calls and starts nothing new); a process this
+    server launched that has no run row yet is terminated instead. Returns what was done."""
+    if run is not None:
+        stopper = getattr(ws, "stop_run", None)
+        if callable(stopper):
+            stopper(int(run["run_id"]))
+            return f"stop requested for run {run['run_id']}"
+        pid = run.get("pid")
+        own = next((item for item in _LAUNCHES if item.pid == pid and item.running), None)
+        if own is not None:
+            own.process.terminate()
+            return f"run {run['run_id']} stopped"
+        raise RunsheetError("this engine cannot stop a run started elsewhere", hint="stop it where it was started")
+    if launch_item is not None and launch_item.running:
+        launch_item.process.terminate()
+        launch_item.seen = True
+        return "run stopped before it began"
+    return "nothing to stop"
+
+
+def progress(run: dict[str, Any]) -> tuple[float, str]:
+    """A run's completed fraction and a one-line summary ("12/40 cells · 36 credits · 3 cached")."""
+    total = int(run.get("total") or 0)
+    done = int(run.get("done") or 0)
+    fraction = min(done / total, 1.0) if total else 0.0
+    parts = [f"{done}/{total} cells" if total else "planning…"]
+    if run.get("credits"):
+        parts.append(f"{float(run['credits']):g} credits")
+    if run.get("cache_hits"):
+        parts.append(f"{run['cache_hits']} cached")
+    return fraction, " · ".join(parts)

@@ -1,0 +1,110 @@
+"""What every page shares: the workspace this server serves, the chosen campaign, who the user is, and the rule
+that errors reach the user as one friendly line (what is wrong, then the fix), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import streamlit as st
+
+from engine import Campaign, RunsheetError, Workspace, WorkspaceBusyError
+
+log = logging.getLogger(__name__)
+
+# The UI waits this long (seconds) for a lock another process holds before saying the workspace is busy.
+BUSY_TIMEOUT_ENV = "RUNSHEET_UI_BUSY_TIMEOUT"
+BUSY_TIMEOUT_S = 8.0
+
+
+def workspace_path() -> Path:
+    return Path(os.environ.get("RUNSHEET_WORKSPACE") or "workspace").resolve()
+
+
+def actor() -> str:
+    """Who is using the UI, as recorded on runs and edits."""
+    return os.environ.get("RUNSHEET_USER") or os.environ.get("USER") or "ui"
+
+
+def workspace() -> Workspace | None:
+    """The served workspace, or None after telling the user how to create it."""
+    path = workspace_path()
+    try:
+        return Workspace(path, busy_timeout=float(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S))
+    except RunsheetError:
+        st.title("Runsheet")
+        st.info(f"There is no workspace at `{path}` yet.")
+        st.markdown(f"Create one from a terminal with `runsheet init {path}`, or here:")
+        if st.button("Create the workspace", type="primary", key="create-workspace"):
+            with friendly():
+                Workspace.init(path)
+                st.rerun()
+        return None
+
+
+def campaign_name(ws: Workspace) -> str | None:
+    """The campaign chosen in the sidebar (its widget owns the choice), else the first one."""
+    names = ws.campaigns()
+    if not names:
+        return None
+    chosen = st.session_state.get("campaign")
+    return chosen if chosen in names else names[0]
+
+
+def choose_campaign(name: str) -> None:
+    """Make `name` the chosen campaign from the next run on (the sidebar's widget is already drawn in this one)."""
+    st.session_state["_next_campaign"] = name
+
+
+def prepare_campaign_choice(names: list[str]) -> None:
+    """Before the sidebar draws its picker: apply a pending choice, else the URL's, else keep a valid one."""
+    wanted = st.session_state.pop("_next_campaign", None) or st.session_state.get("campaign")
+    if wanted not in names:
+        wanted = st.query_params.get("campaign")
+    if wanted not in names:
+        wanted = names[0] if names else None
+    st.session_state["campaign"] = wanted
+    if wanted:
+        st.query_params["campaign"] = wanted
+
+
+def open_campaign(ws: Workspace, name: str) -> Campaign:
+    return ws.campaign(name, actor=actor(), trigger="ui")
+
+
+def notify(message: str, icon: str = "✅") -> None:
+    """A message shown once, after the rerun an action causes."""
+    st.session_state.setdefault("_notices", []).append((message, icon))
+
+
+def show_notices() -> None:
+    for message, icon in st.session_state.pop("_notices", []):
+        st.toast(message, icon=icon)
+
+
+@contextmanager
+def friendly(what: str = "") -> Iterator[None]:
+    """Run a block; a user error shows as one line with its fix, a busy workspace as a warning, anything else as
+    a short apology (the traceback goes to the server log, not the page)."""
+    prefix = f"{what}: " if what else ""
+    try:
+        yield
+    except WorkspaceBusyError as error:
+        st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
+    except RunsheetError as error:
+        hint = f" — {error.hint}" if error.hint else ""
+        st.error(f"{prefix}{error.message}{hint}", icon="⚠️")
+    except Exception as error:  # an engine bug: say so plainly, keep the page alive
+        if _is_streamlit_control_flow(error):
+            raise
+        log.exception("UI action failed")
+        st.error(f"{prefix}something went wrong ({type(error).__name__}: {str(error)[:200]})", icon="⚠️")
+
+
+def _is_streamlit_control_flow(error: Exception) -> bool:
+    # st.rerun / st.stop / st.switch_page raise exceptions that must reach Streamlit.
+    return type(error).__module__.startswith("streamlit.")

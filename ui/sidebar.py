@@ -1,0 +1,41 @@
+"""The sidebar every page shares: which workspace this is, the campaign picker, the credit balance and the
+runs going right now (with a link to follow them on the Activity page)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import features, runs, session
+
+
+def render() -> None:
+    with st.sidebar:
+        st.markdown("### ▦ Runsheet")
+        path = session.workspace_path()
+        st.caption(f"Workspace `{path}`")
+        if not (path / "runsheet.duckdb").exists():
+            return
+        with session.friendly():
+            ws = session.workspace()
+            if ws is None:
+                return
+            names = ws.campaigns()
+            session.prepare_campaign_choice(names)
+            if names:
+                st.selectbox("Campaign", names, key="campaign", on_change=_remember_campaign)
+            else:
+                st.caption("No campaign yet.")
+            balance = features.credits(ws)
+            if balance is not None:
+                st.metric("Credits", f"{balance:,.0f}")
+            going = [r for r in runs.active_runs(ws) if r.get("trigger") not in ("pull", "apply", "new_rows")]
+            if going:
+                st.info(f"{len(going)} run(s) going", icon="⟳")
+                st.page_link("views/activity.py", label="Follow them on Activity")
+            st.caption(f"Signed in as **{session.actor()}**")
+
+
+def _remember_campaign() -> None:
+    st.query_params["campaign"] = st.session_state["campaign"]
+    st.session_state.pop("selected", None)
+    st.session_state.pop("selected_rows", None)

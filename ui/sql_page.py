@@ -1,0 +1,60 @@
+"""The SQL page: read-only SQL over the workspace in the engine's sandbox (the campaign as a wide table, the
+long `cells` table with status, error, cost and timing, `runs` and `activity`), results, and their export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui import features, session
+
+ROW_LIMIT = 10_000
+
+
+def default_query(campaign: str | None) -> str:
+    if campaign:
+        return (
+            "SELECT status, count(*) AS cells\nFROM cells\n"
+            f"WHERE campaign = '{campaign}'\nGROUP BY status\nORDER BY cells DESC"
+        )
+    return "SELECT * FROM runs ORDER BY run_id DESC LIMIT 20"
+
+
+def render() -> None:
+    st.title("SQL")
+    ws = session.workspace()
+    if ws is None:
+        return
+    session.show_notices()
+    with session.friendly():
+        name = session.campaign_name(ws)
+        st.caption(
+            "Read-only SQL in a sandbox: each campaign as a table of values, `cells` (one row per cell with status, "
+            "error, cost and timing), `runs` and `activity`. Nothing here can change the workspace."
+        )
+        sql = st.text_area("Query", value=default_query(name), height=150, key="sql_text")
+        if st.button("Run query", type="primary", key="sql_run"):
+            st.session_state.pop("sql_result", None)
+            with session.friendly("query"):
+                st.session_state["sql_result"] = (sql, to_pandas(features.query(ws, sql, ROW_LIMIT)))
+        stored = st.session_state.get("sql_result")
+        if stored:
+            query, result = stored
+            st.caption(f"{len(result):,} row(s)" + (f" (first {ROW_LIMIT:,})" if len(result) >= ROW_LIMIT else ""))
+            st.dataframe(result, hide_index=True, width="stretch")
+            st.download_button(
+                "Download CSV", result.to_csv(index=False).encode(), file_name="query.csv", mime="text/csv",
+                key="sql_download",
+            )
+
+
+def to_pandas(result: Any) -> pd.DataFrame:
+    if isinstance(result, pd.DataFrame):
+        return result
+    if hasattr(result, "to_pandas"):
+        return result.to_pandas()
+    if hasattr(result, "df"):
+        return result.df()
+    return pd.DataFrame(result)

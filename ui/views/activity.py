@@ -1,0 +1,5 @@
+"""The activity page (its logic: ui/activity.py)."""
+
+from ui import activity
+
+activity.render()

@@ -1,0 +1,5 @@
+"""The grid page (its logic: ui/grid.py)."""
+
+from ui import grid
+
+grid.render()
