@@ -21,7 +21,11 @@ from engine.errors import (
     SpecError,
     WorkspaceBusyError,
 )
+from engine.estimate import ColumnEstimate, Estimate
 from engine.executor import ExecutionEvent, RunReport
+from engine.runner.drive import RunOptions, RunProgress
+from engine.store.context import ContextDocument
+from engine.store.settings import Settings
 from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
@@ -41,7 +45,10 @@ __all__ = [
     "ColumnNode",
     "ColumnSpec",
     "CycleError",
+    "ColumnEstimate",
+    "ContextDocument",
     "EditError",
+    "Estimate",
     "ErrorCode",
     "ExecutionEvent",
     "ExportError",
@@ -53,7 +60,10 @@ __all__ = [
     "Page",
     "QueryError",
     "Request",
+    "RunOptions",
+    "RunProgress",
     "RunReport",
+    "Settings",
     "RunsheetError",
     "SpecError",
     "Status",

@@ -6,9 +6,13 @@ Each module registers its commands on the shared typer app.
 
 from __future__ import annotations
 
-from engine.cli import campaigns  # noqa: F401  (registers the commands)
-from engine.cli import data  # noqa: F401  (registers import, export, query)
-from engine.cli import ui  # noqa: F401  (registers `runsheet ui`)
+from engine.cli import (
+    account,  # noqa: F401  (registers context, credits, settings)
+    campaigns,  # noqa: F401  (registers the commands)
+    data,  # noqa: F401  (registers import, export, query)
+    runs,  # noqa: F401  (registers run, stop, runs)
+    ui,  # noqa: F401  (registers `runsheet ui`)
+)
 from engine.cli.common import app, main
 
 __all__ = ["app", "main"]

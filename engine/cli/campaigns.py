@@ -1,4 +1,4 @@
-"""The commands on a campaign's records and cells: init, apply, set, run, show, status, campaigns."""
+"""The commands on a campaign's records and cells: init, apply, set, show, status, campaigns."""
 
 from __future__ import annotations
 
@@ -85,25 +85,6 @@ def set_(
     def body() -> None:
         typed: Any = None if value == "null" else value
         report = open_campaign(workspace, campaign).set(row, column, typed, run_paid=not no_run)
-        print_report(report, as_json)
-
-    guard(body)
-
-
-@app.command()
-def run(
-    campaign: CampaignOption = None,
-    column: Annotated[list[str] | None, typer.Option("--column", help="Run these columns (repeatable).")] = None,
-    rows: Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1,2,10-12.")] = None,
-    stale: Annotated[bool, typer.Option("--stale", help="Only cells that are stale or queued.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Run Again: recompute even fresh or pinned cells.")] = False,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    as_json: JsonOption = False,
-) -> None:
-    """Compute cells: by default every auto-run step's empty, stale and queued cells."""
-
-    def body() -> None:
-        report = open_campaign(workspace, campaign).run(column or None, parse_rows(rows), only_stale=stale, force=force)
         print_report(report, as_json)
 
     guard(body)

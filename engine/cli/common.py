@@ -52,7 +52,7 @@ def guard(action: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
 
 
-def open_campaign(workspace: Path, name: str | None) -> Campaign:
+def open_campaign(workspace: Path, name: str | None, *, actor: str | None = None, trigger: str = "cli") -> Campaign:
     ws = Workspace(workspace)
     if name is None:
         names = ws.campaigns()
@@ -62,7 +62,7 @@ def open_campaign(workspace: Path, name: str | None) -> Campaign:
                 hint="name one with --campaign" if names else "apply a spec with `runsheet apply SPEC`",
             )
         name = names[0]
-    return ws.campaign(name, actor=os.environ.get("USER", "cli"), trigger="cli")
+    return ws.campaign(name, actor=actor or os.environ.get("USER", "cli"), trigger=trigger)
 
 
 def parse_rows(text: str | None) -> list[int] | None:

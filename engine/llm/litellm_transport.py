@@ -66,9 +66,13 @@ def _classify(litellm: ModuleType, err: Exception) -> ProviderFailure:
     if isinstance(err, litellm.Timeout):
         return ProviderFailure(ErrorCode.TIMEOUT, message, retryable=True)
     status = getattr(err, "status_code", None)
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None) or getattr(err, "headers", None) or {}
-    retry_after = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
+    retry_after = None
+    # litellm keeps the provider's headers in different places depending on the path the error took
+    for headers in (getattr(err, "litellm_response_headers", None), getattr(err, "headers", None),
+                    getattr(getattr(err, "response", None), "headers", None)):
+        if headers and hasattr(headers, "get") and headers.get("retry-after") is not None:
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            break
     if isinstance(status, int) and status >= 400:
         return classify_status(status, message, retry_after)
     if isinstance(err, litellm.APIConnectionError | litellm.APIError):

@@ -6,6 +6,7 @@ claim more paid cells, until nothing is left. Stop, a crash or a budget cap end 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -18,10 +19,10 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv
 from engine.executor import ROW_LIST_LIMIT, Claim, ExecutionEvent, Executor, RunReport
 from engine.graph import Request
-from engine.llm.direct import close_sessions
 from engine.runner.budget import Budget
 from engine.runner.calls import CellResult, PaidCall
 from engine.runner.limits import RateLimits
+from engine.runner.policy import RetryPolicy
 from engine.runner.pool import CallPool
 from engine.runner.writeback import write_results
 from engine.store.catalog import CampaignTables, load_campaign
@@ -167,6 +168,7 @@ class _Session:
         pool = CallPool(
             concurrency=self.options.concurrency or self.settings.concurrency, budget=self.budget,
             on_result=self._on_result, stop=self.stop, cache=cache, limits=limits,
+            policy=RetryPolicy(max_attempts=self.settings.max_attempts),
         )
         self.outcomes.clear()
         self.closing = False
@@ -177,7 +179,8 @@ class _Session:
             self.closing = True  # the flusher ends after the write it may be doing; never cancel a write midway
             await flusher
             await self._flush()
-            await close_sessions()
+            if "engine.llm.direct" in sys.modules:  # imported (with aiohttp) only when a call went direct
+                await sys.modules["engine.llm.direct"].close_sessions()
         for (column, status), rows in self.outcomes.items():
             listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, status, len(rows), listed))

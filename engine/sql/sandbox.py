@@ -62,8 +62,9 @@ class Sandbox:
         statement = statements[0]
         if statement.type not in READ_STATEMENTS:
             kind = statement.type.name.replace("_", " ")
+            article = "an" if kind[0] in "AEIOU" else "a"
             raise QueryError(
-                f"queries are read-only: a {kind} statement is not allowed",
+                f"queries are read-only: {article} {kind} statement is not allowed",
                 hint="write a SELECT; change data with runsheet import, set or run",
             )
         return sql.strip().rstrip(";")

@@ -25,6 +25,7 @@ class Settings:
     run_cap: float | None = None  # credits one run may spend
     campaign_caps: dict[str, float] = field(default_factory=dict)  # credits each campaign may spend in all
     rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {"rpm": .., "tpm": ..}
+    max_attempts: int = 4  # attempts per call on transient failures (429, 5xx, timeouts)
 
 
 FIELDS = set(Settings.__dataclass_fields__)
@@ -50,6 +51,8 @@ def store_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
 def _check(key: str, value: Any) -> None:
     if key == "concurrency" and (not isinstance(value, int) or not 1 <= value <= 4096):
         raise ValueError("a whole number from 1 to 4096")
+    if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
+        raise ValueError("a whole number from 1 to 20")
     if key in ("confirm_threshold", "run_cap") and value is not None and (
         not isinstance(value, int | float) or value < 0
     ):

@@ -101,7 +101,7 @@ def test_formula_like_text_is_escaped_in_csv_and_kept_in_parquet(ws: Workspace, 
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["note"] for r in rows] == ESCAPED
-    assert rows[0]["link"] == "'=HYPERLINK(\"http://evil.example/?q==1+1\",\"Click\")'"[:-1]
+    assert rows[0]["link"] == "'=HYPERLINK(\"http://evil.example/?q==1+1\",\"Click\")"
     assert all(r["link"].startswith("'=HYPERLINK(") for r in rows[:-1]) and rows[-1]["link"] == ""
     assert {r["score"] for r in rows} == {"-5"}  # numbers are numbers, not text to defuse
     raw = pl.read_parquet(campaign.export(tmp_path / "out.parquet").path)

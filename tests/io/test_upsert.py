@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from engine import PROBE_LEDGER, Campaign, ImportError_, Status
+from engine import PROBE_LEDGER, Campaign, ImportError_, Status, Workspace
 from tests.conftest import assert_ran
-from tests.io.conftest import people_csv, write
+from tests.io.conftest import PEOPLE_SPEC, people_csv, write
 
 ROWS = 300
 
 
-@pytest.fixture
-def settled(people: Campaign, tmp_path: Path) -> Campaign:
-    """300 people with every step computed, the manual opener included."""
-    people.import_file(write(tmp_path, "people.csv", people_csv(ROWS)))
+@pytest.fixture(scope="module")
+def settled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with 300 people and every step computed, the manual opener included."""
+    folder = tmp_path_factory.mktemp("upsert")
+    ws = Workspace.init(folder / "ws")
+    ws.apply(PEOPLE_SPEC)
+    people = ws.campaign("people")
+    people.import_file(write(folder, "people.csv", people_csv(ROWS)))
     people.run()
     people.run(["opener"])
     assert people.status_counts()["opener"] == {"done": ROWS}
+    return folder / "ws"
+
+
+@pytest.fixture
+def settled(settled_template: Path, tmp_path: Path) -> Campaign:
+    """A fresh copy of the settled workspace's campaign."""
+    shutil.copytree(settled_template, tmp_path / "ws")
     PROBE_LEDGER.clear()
-    return people
+    return Workspace(tmp_path / "ws").campaign("people")
 
 
 def events_of(report_events: list, column: str, outcome: str) -> tuple[int, ...] | None:  # type: ignore[type-arg]

@@ -1,0 +1,162 @@
+"""The commands that compute and watch runs: run (with a progress bar, or --dry-run for an estimate), stop, runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engine import Estimate, RunOptions, RunProgress, RunsheetError, Workspace
+from engine.cli.common import (
+    DEFAULT_WORKSPACE,
+    CampaignOption,
+    JsonOption,
+    WorkspaceOption,
+    app,
+    guard,
+    open_campaign,
+    out,
+    parse_rows,
+    print_report,
+)
+
+err = Console(stderr=True, highlight=False)
+Columns = Annotated[list[str] | None, typer.Option("--column", help="Run these columns (repeatable).")]
+Rows = Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1,2,10-12.")]
+Stale = Annotated[bool, typer.Option("--stale", help="Only cells that are stale or queued.")]
+Force = Annotated[bool, typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache.")]
+
+
+@app.command()
+def run(
+    campaign: CampaignOption = None,
+    column: Columns = None,
+    rows: Rows = None,
+    stale: Stale = False,
+    force: Force = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows of the selection.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")] = False,
+    max_credits: Annotated[float | None, typer.Option("--max-credits", help="Spend at most this many credits.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
+    trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute cells: by default every auto-run step's empty, stale and queued cells, AI steps included."""
+
+    def body() -> None:
+        handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
+        selected = parse_rows(rows)
+        if dry_run:
+            estimate = handle.estimate(column or None, selected, only_stale=stale, force=force, limit=limit)
+            _print_estimate(estimate, as_json)
+            return
+        if concurrency is not None and concurrency < 1:
+            raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
+        with _ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+            options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
+            report = handle.run(column or None, selected, only_stale=stale, force=force, limit=limit, options=options)
+        print_report(report, as_json)
+
+    guard(body)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr for the paid part of a run: done/total, rate, ETA, credits."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]run {task.fields[run_id]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[credits]:g} credits, {task.fields[hits]} cached"),
+            console=err,
+            transient=False,
+        )
+        self.task: int | None = None
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def update(self, state: RunProgress) -> None:
+        if not self.enabled:
+            return
+        import time
+
+        elapsed = max(1e-6, time.monotonic() - state.started)
+        fields = {"run_id": state.run_id, "rate": state.done / elapsed, "credits": state.credits, "hits": state.cache_hits}
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("run", total=state.total, **fields)
+        self.progress.update(self.task, completed=state.done, total=state.total, **fields)  # type: ignore[arg-type]
+
+
+def _print_estimate(estimate: Estimate, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(estimate.as_dict()))
+        return
+    if not estimate.columns:
+        out.print("nothing to run: every cell this would compute is up to date")
+        return
+    table = Table(title="estimate (nothing was run)")
+    for name in ("column", "cells", "cache hits", "provider calls", "credits", "tokens"):
+        table.add_column(name, justify="left" if name == "column" else "right")
+    for c in estimate.columns:
+        label = c.column + (" (downstream)" if c.downstream else "") + ("" if c.exact else " ~")
+        table.add_row(label, str(c.calls), str(c.cache_hits), str(c.calls - c.cache_hits), f"{c.credits:g}", str(c.tokens))
+    table.add_row("total", str(estimate.calls), str(estimate.cache_hits), str(estimate.calls - estimate.cache_hits),
+                  f"{estimate.credits:g}", str(estimate.tokens))
+    out.print(table)
+
+
+@app.command()
+def stop(
+    run_id: Annotated[int, typer.Argument(help="The run to stop (see `runsheet runs`).")],
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Stop a running run: calls in flight are cancelled and nothing new starts."""
+
+    def body() -> None:
+        if not Workspace(workspace).stop_run(run_id):
+            raise RunsheetError(f"run {run_id} is not running", hint="see running runs with `runsheet runs`")
+        out.print(f"run {run_id}: stop requested")
+
+    guard(body)
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", help="How many of the latest runs.")] = 20,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
+) -> None:
+    """List the latest runs with their progress, credits and outcome."""
+
+    def body() -> None:
+        found = Workspace(workspace).runs(limit)
+        if as_json:
+            out.print_json(json.dumps(found, default=str))
+            return
+        table = Table(title="runs")
+        for name in ("run", "campaign", "status", "trigger", "actor", "done", "credits", "cached", "started"):
+            table.add_column(name)
+        for r in found:
+            table.add_row(
+                str(r["run_id"]), str(r["campaign"]), str(r["status"]), str(r["trigger"]), str(r["actor"]),
+                f"{r['done']}/{r['total']}", f"{r['credits']:g}", str(r["cache_hits"]), str(r["started_at"])[:19],
+            )
+        out.print(table)
+
+    guard(body)

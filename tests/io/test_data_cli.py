@@ -1,0 +1,119 @@
+"""`runsheet import`, `export` and `query` through the command line (typer's CliRunner, in this process)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import click
+import polars as pl
+import pytest
+
+from tests.conftest import BASIC_SPEC
+from tests.test_cli import cli, ok, ok_json
+
+CSV = "email,first,employees\nann@acme.com,Ann,40\nbob@globex.io,Bob,900\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "ws"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASIC_SPEC, encoding="utf-8")
+    ok(folder, "init", str(folder))
+    ok(folder, "apply", str(spec))
+    ok(folder, "import", str(_file(tmp_path, "first.csv", CSV)))
+    return folder
+
+
+def _file(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_path: Path) -> None:
+    text = "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n,Nobody,1,4\n"
+    rejects = tmp_path / "bad.csv"
+    shown = ok(workspace, "import", str(_file(tmp_path, "again.csv", text)), "--key", "email",
+               "--rejects", str(rejects)).stdout
+    lines = shown.splitlines()
+    assert lines[:4] == [
+        "imported 1 rows (rows 3-3)",
+        "updated 2 rows; 0 unchanged",
+        f"rejected 1 rows: see {rejects}",
+        "added input columns: phone (BIGINT); add them to the campaign's spec file too, or a later apply drops them",
+    ]
+    assert rejects.read_text(encoding="utf-8").splitlines()[1].startswith("5,key column 'email' is empty on line 5")
+    again = ok_json(workspace, "import", str(_file(tmp_path, "third.csv", "email,first\ncy@x.org,Cyd\n")),
+                    "--key", "email")
+    assert {k: again[k] for k in ("rows", "updated", "unchanged", "rejected", "added_columns")} == {
+        "rows": 0, "updated": 1, "unchanged": 0, "rejected": 0, "added_columns": {},
+    }
+    assert isinstance(again["edit_run_id"], int)
+
+
+def test_import_errors_are_one_line(workspace: Path, tmp_path: Path) -> None:
+    bad = _file(tmp_path, "bad.csv", "email,first,employees\nzed@z.com,Zed,many\n")
+    result = cli(workspace, "import", str(bad))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (
+        "error: 1 row(s) of bad.csv cannot be imported: column 'employees' has values that are not BIGINT: 'many' "
+        "on line 2 (fix the values, or declare the column with a wider type (--type COLUMN=VARCHAR); or pass "
+        "--rejects FILE to import the other rows and write these there)\n"
+    )
+    result = cli(workspace, "import", str(bad), "--type", "employees")
+    assert result.exit_code == 1 and "is not COLUMN=TYPE" in result.stderr
+
+
+def test_export_writes_the_chosen_rows_and_columns(workspace: Path, tmp_path: Path) -> None:
+    target = tmp_path / "big.csv"
+    shown = ok(workspace, "export", "-o", str(target), "--columns", "first,domain", "--where", "employees > 100")
+    assert shown.stdout == f"exported 1 rows to {target}\n"
+    assert target.read_text(encoding="utf-8") == "row_id,first,domain\n2,Bob,globex.io\n"
+    summary = ok_json(workspace, "export", "-o", str(tmp_path / "all.parquet"), "--with-state")
+    assert (summary["rows"], summary["format"]) == (2, "parquet")
+    frame = pl.read_parquet(tmp_path / "all.parquet")
+    assert frame["research.status"].to_list() == ["queued", "queued"] and frame.columns == summary["columns"]
+
+
+def test_query_in_every_format(workspace: Path, tmp_path: Path) -> None:
+    sql = "SELECT row_id, first, '=1+1' AS trap FROM t ORDER BY row_id"
+    table = ok(workspace, "query", sql).stdout
+    assert "Ann" in table and "Bob" in table and "2 rows" in table
+    assert ok(workspace, "query", sql, "--format", "csv").stdout == "row_id,first,trap\n1,Ann,'=1+1\n2,Bob,'=1+1\n"
+    assert ok(workspace, "query", sql, "--format", "csv", "--raw").stdout.endswith("2,Bob,=1+1\n")
+    assert json.loads(ok(workspace, "query", sql, "--format", "json").stdout) == [
+        {"row_id": 1, "first": "Ann", "trap": "=1+1"}, {"row_id": 2, "first": "Bob", "trap": "=1+1"},
+    ]
+    out = tmp_path / "q.parquet"
+    assert ok(workspace, "query", sql, "--format", "parquet", "-o", str(out)).stdout == f"wrote 2 rows to {out}\n"
+    assert pl.read_parquet(out)["first"].to_list() == ["Ann", "Bob"]
+    out_csv = tmp_path / "q.csv"
+    ok(workspace, "query", sql, "--format", "csv", "-o", str(out_csv))
+    with out_csv.open(encoding="utf-8", newline="") as handle:
+        assert [r["trap"] for r in csv.DictReader(handle)] == ["'=1+1", "'=1+1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "DROP TABLE cells"], "error: queries are read-only: a DROP statement is not allowed"),
+        (["query", "SELECT 1", "--format", "parquet"], "error: parquet is written to a file"),
+        (["query", "SELECT 1", "--format", "xml"], "error: unknown format 'xml'"),
+        (["query", "SELECT count(*) FROM range(100000000000) a, range(1000000) b", "--timeout", "0.2"],
+         "error: the query ran longer than 0.2s and was stopped"),
+        (["export", "--where", "nope = 1"], 'error: Binder Error: Referenced column "nope" not found'),
+    ],
+)
+def test_data_command_errors_are_one_line(workspace: Path, args: list[str], message: str) -> None:
+    result = cli(workspace, *args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_help_lists_the_data_commands(workspace: Path) -> None:
+    text = click.unstyle(ok(workspace, "--help").stdout)
+    for command in ("import", "export", "query"):
+        assert f" {command} " in text
