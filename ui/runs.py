@@ -100,7 +100,7 @@ class Launch:
 
 
 _LAUNCHES: list[Launch] = []
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 def compress_rows(rows: Sequence[int]) -> str:
