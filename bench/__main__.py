@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["reactive_core"]
+BENCHES = ["reactive_core", "ai_runner"]
 
 
 def main() -> None:

@@ -27,6 +27,24 @@ def cache_key(model: str, params: dict[str, Any], messages: Any, schema: dict[st
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class JsonValueDisk(diskcache.Disk):
+    """Keys are the hex digests (stored as text), values JSON text: nothing is ever pickled or unpickled, and
+    unlike diskcache's JSONDisk nothing is zlib-compressed on the hot path (answers are small)."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if not isinstance(key, str):
+            raise TypeError("result cache keys are hex digests")
+        return super().put(key)  # type: ignore[no-any-return]
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        return super().store(json.dumps(value, ensure_ascii=False).encode(), read, key=key)
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_PICKLE:
+            raise ValueError("refusing to unpickle a result cache entry")
+        return json.loads(super().fetch(mode, filename, value, read))
+
+
 class ResultCache:
     """Owns the workspace's `cache/` folder. `get` and `put` are safe across threads and processes."""
 
@@ -37,8 +55,8 @@ class ResultCache:
         self._cache = diskcache.Cache(
             str(self.directory),
             eviction_policy="none",
-            disk=diskcache.JSONDisk,
-            disk_compress_level=1,
+            cull_limit=0,
+            disk=JsonValueDisk,
             size_limit=2**62,
         )
 

@@ -38,7 +38,7 @@ def render() -> None:
                     left, right = st.columns([6, 1], vertical_alignment="center")
                     left.progress(fraction, text=f"Run {run['run_id']} · {run.get('actor')} · {summary}")
                     if right.button("■ Stop", key=f"activity-stop-{run['run_id']}"):
-                        session.notify(runs.stop(ws, run=run), "■")
+                        session.notify(runs.stop(ws, run=run), ":material/stop_circle:")
                         st.rerun()
                 st.subheader("Runs")
                 st.dataframe(runs_frame(runs.recent_runs(ws, 100)), hide_index=True, width="stretch")

@@ -82,7 +82,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
         st.session_state.pop("estimate", None)
         with session.friendly("run"):
             runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
-            session.notify(f"Started: {request.describe()}", "▶")
+            session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
             st.rerun()
 
 

@@ -4,14 +4,13 @@ once, paid ones are queued and can be run from here) and download a campaign's v
 from __future__ import annotations
 
 import inspect
-import io
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from engine import Campaign, Workspace
-from ui import column_menu, runs, session
+from ui import column_menu, features, runs, session
 
 
 def render() -> None:
@@ -58,9 +57,7 @@ def import_form(ws: Workspace, campaign: Campaign) -> None:
             path.write_bytes(upload.getvalue())
             extra = {upsert: key_column} if upsert and key_column and not key_column.startswith("(") else {}
             result = campaign.import_file(path, **extra)
-            ids = result[0] if isinstance(result, tuple) else getattr(result, "rows", None)
-            count = len(ids) if ids is not None else "the"
-            session.notify(f"Imported {count} rows into {campaign.name}")
+            session.notify(import_summary(campaign.name, result))
             st.rerun()
     queued = sum(found.get("queued", 0) + found.get("empty", 0) for column, found in _paid_auto_counts(campaign))
     if queued:
@@ -68,8 +65,19 @@ def import_form(ws: Workspace, campaign: Campaign) -> None:
         if st.button("Run them now", key="import_run_queued"):
             with session.friendly("run"):
                 runs.launch(ws.path.resolve(), runs.RunRequest(campaign.name), actor=session.actor(), ws=ws)
-                session.notify("Started the auto-run steps", "▶")
+                session.notify("Started the auto-run steps", ":material/play_arrow:")
                 st.rerun()
+
+
+def import_summary(name: str, result: object) -> str:
+    """One line saying what an import did (new, updated, unchanged and rejected records)."""
+    if isinstance(result, tuple):
+        return f"Imported {len(result[0])} new rows into {name}"
+    parts = [f"{len(getattr(result, 'inserted', []))} new"]
+    for label in ("updated", "unchanged", "rejected"):
+        if getattr(result, label, 0):
+            parts.append(f"{getattr(result, label)} {label}")
+    return f"Imported into {name}: " + ", ".join(parts)
 
 
 def _paid_auto_counts(campaign: Campaign) -> list[tuple[str, dict[str, int]]]:
@@ -80,21 +88,17 @@ def _paid_auto_counts(campaign: Campaign) -> list[tuple[str, dict[str, int]]]:
 
 def export_form(campaign: Campaign) -> None:
     st.subheader(f"Export {campaign.name}")
-    fmt = st.radio("Format", ["CSV", "Parquet"], horizontal=True, key="export_format")
+    fmt = st.radio("Format", ["csv", "parquet"], format_func=str.upper, horizontal=True, key="export_format")
+    with_state = st.checkbox("With each step's status, error and credits", key="export_state")
     st.caption(f"{campaign.row_count():,} rows, every column's current value.")
     if st.button("Prepare the file", key="export_prepare"):
         with session.friendly("export"):
-            frame = campaign.values()
-            buffer = io.BytesIO()
-            if fmt == "CSV":
-                frame.write_csv(buffer)
-            else:
-                frame.write_parquet(buffer)
-            st.session_state["export_blob"] = (campaign.name, fmt, buffer.getvalue())
+            st.session_state["export_blob"] = (
+                campaign.name, fmt, with_state, features.export_campaign(campaign, fmt, with_state)
+            )
     blob = st.session_state.get("export_blob")
-    if blob and blob[0] == campaign.name and blob[1] == fmt:
-        suffix = "csv" if fmt == "CSV" else "parquet"
+    if blob and blob[:3] == (campaign.name, fmt, with_state):
         st.download_button(
-            f"Download {campaign.name}.{suffix}", blob[2], file_name=f"{campaign.name}.{suffix}",
-            mime="text/csv" if fmt == "CSV" else "application/octet-stream", key="export_download", type="primary",
+            f"Download {campaign.name}.{fmt}", blob[3], file_name=f"{campaign.name}.{fmt}",
+            mime="text/csv" if fmt == "csv" else "application/octet-stream", key="export_download", type="primary",
         )

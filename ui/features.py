@@ -128,6 +128,34 @@ def set_context(ws: Workspace, name: str, text: str, actor: str) -> None:
     ws.set_context(name, text, actor=actor)  # type: ignore[attr-defined]
 
 
+def query_csv(ws: Workspace, sql: str) -> bytes:
+    """The whole result of `sql` as CSV (cells that look like spreadsheet formulas are escaped)."""
+    import tempfile
+    from pathlib import Path
+
+    if not has(ws, "query_to_file"):
+        raise Unavailable("exporting query results")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "query.csv"
+        ws.query_to_file(sql, path, format="csv")  # type: ignore[attr-defined]
+        return path.read_bytes()
+
+
+def export_campaign(campaign: Campaign, fmt: str, with_state: bool) -> bytes:
+    """The campaign's values (and, with `with_state`, each step's status, error and credits) as file bytes."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{campaign.name}.{fmt}"
+        if has(campaign, "export"):
+            campaign.export(path, format=fmt, with_state=with_state)  # type: ignore[attr-defined]
+        else:
+            frame = campaign.values()
+            frame.write_csv(path) if fmt == "csv" else frame.write_parquet(path)
+        return path.read_bytes()
+
+
 def query(ws: Workspace, sql: str, limit: int) -> Any:
     """Run read-only SQL in the engine's sandbox; returns a polars or pandas frame (or rows)."""
     if not has(ws, "query"):

@@ -41,7 +41,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
         with right:
             if st.button("■ Stop", key=f"stop-{run['run_id']}", width="stretch"):
                 with session.friendly("stop"):
-                    session.notify(runs.stop(ws, run=run), "■")
+                    session.notify(runs.stop(ws, run=run), ":material/stop_circle:")
                     st.rerun()
     for item in launching:
         left, right = st.columns([6, 1], vertical_alignment="center")
@@ -49,7 +49,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
             st.progress(0.0, text=f"⟳ Starting a run of {item.request.describe()} …")
         with right:
             if st.button("■ Stop", key=f"stop-launch-{item.pid}", width="stretch"):
-                session.notify(runs.stop(ws, launch_item=item), "■")
+                session.notify(runs.stop(ws, launch_item=item), ":material/stop_circle:")
                 st.rerun()
     for item in runs.failures(path, campaign):
         left, right = st.columns([6, 1], vertical_alignment="center")

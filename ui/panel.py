@@ -86,7 +86,7 @@ def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
     """Launch a run outside the script and refresh, so the page starts following its progress."""
     with session.friendly("run"):
         runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
-        session.notify(f"Started: {request.describe()}", "▶")
+        session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
         st.rerun()
 
 

@@ -30,7 +30,7 @@ def render() -> None:
                 st.metric("Credits", f"{balance:,.0f}")
             going = [r for r in runs.active_runs(ws) if r.get("trigger") not in ("pull", "apply", "new_rows")]
             if going:
-                st.info(f"{len(going)} run(s) going", icon="⟳")
+                st.info(f"{len(going)} run(s) going", icon=":material/sync:")
                 st.page_link("views/activity.py", label="Follow them on Activity")
             st.caption(f"Signed in as **{session.actor()}**")
 

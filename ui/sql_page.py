@@ -39,15 +39,22 @@ def render() -> None:
             st.session_state.pop("sql_result", None)
             with session.friendly("query"):
                 st.session_state["sql_result"] = (sql, to_pandas(features.query(ws, sql, ROW_LIMIT)))
+                st.session_state.pop("sql_csv", None)
         stored = st.session_state.get("sql_result")
         if stored:
             query, result = stored
-            st.caption(f"{len(result):,} row(s)" + (f" (first {ROW_LIMIT:,})" if len(result) >= ROW_LIMIT else ""))
-            st.dataframe(result, hide_index=True, width="stretch")
-            st.download_button(
-                "Download CSV", result.to_csv(index=False).encode(), file_name="query.csv", mime="text/csv",
-                key="sql_download",
-            )
+            shown = result.head(ROW_LIMIT)
+            more = f" (showing the first {ROW_LIMIT:,})" if len(result) > ROW_LIMIT else ""
+            st.caption(f"{len(result):,} row(s){more}")
+            st.dataframe(shown, hide_index=True, width="stretch")
+            if st.button("Export the result as CSV", key="sql_export"):
+                with session.friendly("export"):
+                    st.session_state["sql_csv"] = features.query_csv(ws, query)
+            if st.session_state.get("sql_csv"):
+                st.download_button(
+                    "Download query.csv", st.session_state["sql_csv"], file_name="query.csv", mime="text/csv",
+                    key="sql_download", type="primary",
+                )
 
 
 def to_pandas(result: Any) -> pd.DataFrame:

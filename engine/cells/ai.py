@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import jinja2
@@ -63,8 +64,13 @@ class AiOptions(StepOptions):
 _env = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 
 
+@lru_cache(maxsize=256)
+def _compiled(template: str) -> jinja2.Template:
+    return _env.from_string(template)
+
+
 def render(template: str, row: dict[str, Any], context: dict[str, str]) -> str:
-    return _env.from_string(template).render({**row, "context": context})
+    return _compiled(template).render({**row, "context": context})
 
 
 def messages_for(options: AiOptions, row: dict[str, Any], context: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -19,7 +19,7 @@ import polars as pl
 
 from engine.errors import ExportError, NotFoundError
 from engine.sql.sandbox import Limits, Sandbox, open_sandbox
-from engine.sql.views import ordered, wide_sql
+from engine.sql.views import ordered, referenced_tables, wide_sql
 from engine.store.schema import literal, quote
 
 ExportFormat = Literal["csv", "parquet"]
@@ -84,7 +84,9 @@ def export_campaign(
     check_target(target)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary) as box:
+        wanted = None if where is None else referenced_tables(f"SELECT 1 WHERE {where}")
+        tables = None if wanted is None and where else frozenset({campaign.lower(), *(wanted or ())})
+        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, tables=tables) as box:
             layout = box.layout(campaign)
             names = list(columns) if columns else [c.name for c in layout.columns]
             known = [c.name for c in layout.columns]

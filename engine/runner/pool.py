@@ -104,7 +104,8 @@ class CallPool:
                 await self.limits.acquire(call.model, call.est_tokens)
                 state["attempts"] += 1
                 try:
-                    answer = await asyncio.wait_for(call.attempt(), call.deadline)
+                    async with asyncio.timeout(call.deadline):  # no extra task per call, unlike wait_for
+                        answer = await call.attempt()
                 except TimeoutError:
                     failure = ProviderFailure(
                         ErrorCode.TIMEOUT, f"no complete answer within {call.deadline:g}s", retryable=True

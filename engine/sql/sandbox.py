@@ -103,10 +103,16 @@ class Sandbox:
 
 @contextmanager
 def open_sandbox(
-    db_path: Path, *, limits: Limits | None = None, busy_timeout: float = 30.0, writable: Path | None = None
+    db_path: Path,
+    *,
+    limits: Limits | None = None,
+    busy_timeout: float = 30.0,
+    writable: Path | None = None,
+    tables: frozenset[str] | None = None,
 ) -> Iterator[Sandbox]:
     """A sandbox over the workspace file at `db_path`, closed on leaving the block. `writable` is the one file
-    the engine's own statements may write (an export's temporary file); user SQL cannot reach it unchecked."""
+    the engine's own statements may write (an export's temporary file); `tables` limits the views built to
+    those a statement reads (see views.referenced_tables), None builds them all."""
     limits = limits or Limits()
     con = duckdb.connect(
         ":memory:",
@@ -114,8 +120,8 @@ def open_sandbox(
     )
     try:
         _attach(con, db_path, busy_timeout)
-        layouts = read_layouts(con)
-        create_views(con, layouts)
+        layouts = read_layouts(con, tables)
+        create_views(con, layouts, tables)
         settings = [
             f"SET memory_limit = {literal(limits.memory_limit)}",
             "SET temp_directory = ''",

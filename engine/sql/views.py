@@ -66,17 +66,39 @@ class CampaignLayout:
         return [c for c in self.columns if not c.is_input]
 
 
-def read_layouts(con: duckdb.DuckDBPyConnection, db: str = "ws") -> list[CampaignLayout]:
+def referenced_tables(sql: str) -> frozenset[str] | None:
+    """The (lower-cased) names of the tables `sql` reads, so only their views are built; None if unsure."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        trees = sqlglot.parse(sql, dialect="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    return frozenset(t.name.lower() for tree in trees if tree is not None for t in tree.find_all(exp.Table))
+
+
+def _wants(wanted: frozenset[str] | None, name: str) -> bool:
+    return wanted is None or name.lower() in wanted
+
+
+def read_layouts(
+    con: duckdb.DuckDBPyConnection, wanted: frozenset[str] | None = None, db: str = "ws"
+) -> list[CampaignLayout]:
+    """Every campaign's layout; which tables are lined up is checked for the campaigns in `wanted` (all of
+    them when None, or when `cells` is wanted)."""
     campaigns = con.execute(
         f"SELECT campaign_id, name, rows_table FROM {db}.campaigns ORDER BY name"
     ).fetchall()
     columns = con.execute(
         f"SELECT campaign_id, name, kind, table_name FROM {db}.columns ORDER BY campaign_id, position"
     ).fetchall()
+    every = wanted is None or "cells" in wanted
     checks = [
         f"SELECT {literal(table)}, count(*) FILTER (WHERE r.row_id IS DISTINCT FROM t.row_id) = 0 "
         f"FROM {db}.{quote(rows)} r POSITIONAL JOIN (SELECT row_id FROM {db}.{quote(table)}) t"
-        for cid, _, rows in campaigns
+        for cid, name, rows in campaigns
+        if every or _wants(wanted, name)
         for ccid, _, _, table in columns
         if ccid == cid
     ]
@@ -157,25 +179,34 @@ def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: s
     return " UNION ALL ".join(parts)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], db: str = "ws") -> None:
-    """Create every view named in the module docstring in the sandbox's own (in-memory) catalog."""
+def create_views(
+    con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], wanted: frozenset[str] | None = None,
+    db: str = "ws",
+) -> None:
+    """Create the views named in the module docstring (those in `wanted`, or all) in the sandbox's own
+    in-memory catalog."""
     con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
     for layout in layouts:
+        if not _wants(wanted, layout.name):
+            continue
         names = [c.name for c in layout.columns]
         con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names, db=db)}")
         if layout.name not in SYSTEM_VIEWS:
             con.execute(f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}")
-    present: dict[str, set[str]] = {}
-    for table, column in con.execute(
-        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [db]
-    ).fetchall():
-        present.setdefault(table, set()).add(column)
-    con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present, db)}")
+    if _wants(wanted, "cells"):
+        present: dict[str, set[str]] = {}
+        for table, column in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [db]
+        ).fetchall():
+            present.setdefault(table, set()).add(column)
+        con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present, db)}")
     for name in ("runs", "activity"):
+        if _wants(wanted, name):
+            con.execute(
+                f"CREATE VIEW main.{name} AS SELECT c.name AS campaign, t.* FROM {db}.{name} t "
+                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id"
+            )
+    if _wants(wanted, "campaigns"):
         con.execute(
-            f"CREATE VIEW main.{name} AS SELECT c.name AS campaign, t.* FROM {db}.{name} t "
-            f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id"
+            f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
         )
-    con.execute(
-        f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
-    )

@@ -144,7 +144,9 @@ def test_the_cache_is_configured_for_the_job(tmp_path: Path) -> None:
     settings = dict(cache._cache._sql("SELECT key, value FROM Settings").fetchall())  # noqa: SLF001
     assert settings["eviction_policy"] == "none"
     assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
-    assert type(cache._cache.disk).__name__ == "JSONDisk"  # noqa: SLF001
+    assert type(cache._cache.disk).__name__ == "JsonValueDisk"  # noqa: SLF001
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir() if p.is_file())
+    assert b'{"value": "v"}' in stored  # JSON text, not a pickle
     cache.close()
 
 

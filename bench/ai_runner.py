@@ -1,0 +1,209 @@
+"""The paid runner against the fake provider (200 ms per call), side by side in one run:
+
+- 10,000 cells at concurrency 64 (the provider's latency caps this at 64 / 0.2 s = 320 calls/s): target >= 90%;
+- 10,000 cells at concurrency 256 (cap 1,280/s): target >= 600 calls/s, goal 1,000;
+- the same 10,000 calls through a 64-thread pool of `litellm.completion` (how LOTUS and DocETL run bulk calls),
+  and through our runner on the litellm transport: calls/s and CPU microseconds per call;
+- a rerun of 100,000 fully cached cells: provider calls (must be 0) and seconds (target <= 3 s);
+- peak RSS of a 1,000,000-cell run on the offline model (target <= 1.5 GB).
+
+Each scenario runs in its own process so CPU time and peak memory are its own. `BENCH_AI_QUICK=1` shrinks sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "ai_runner.json"
+QUICK = bool(os.environ.get("BENCH_AI_QUICK"))
+CELLS = 2_000 if QUICK else 10_000
+CACHED = 10_000 if QUICK else 100_000
+MILLION = 50_000 if QUICK else 1_000_000
+LATENCY = 0.2
+KEY_ENV = "BENCH_PROVIDER_KEY"
+
+
+def spec(api_base: str, transport: str, model: str = "openai/fake-model") -> str:
+    return f"""
+campaign: bench
+columns:
+  - {{name: company, kind: input}}
+  - name: research
+    kind: ai
+    model: {model}
+    api_base: {api_base}
+    api_key_env: {KEY_ENV}
+    transport: {transport}
+    tier: fast
+    prompt: "Research {{{{ company }}}}"
+"""
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scenario_runner(folder: str, api_base: str, transport: str, cells: int, concurrency: int) -> dict[str, float]:
+    from engine import RunOptions, Workspace
+
+    ws = Workspace.init(folder)
+    ws.apply(spec(api_base, transport))
+    ws.add_credits(cells * 2)
+    campaign = ws.campaign("bench")
+    campaign.add_rows([{"company": f"company-{transport}-{concurrency}-{i}"} for i in range(cells)])
+    cpu, start = cpu_seconds(), time.perf_counter()
+    report = campaign.run(options=RunOptions(concurrency=concurrency))
+    seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
+    done = report.counts()["research"].get("done", 0)
+    assert done == cells, report.counts()
+    return {"cells": cells, "seconds": seconds, "calls_per_s": cells / seconds, "cpu_us_per_call": used / cells * 1e6}
+
+
+def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, float]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.llm.litellm_transport import litellm_module
+
+    litellm = litellm_module()
+
+    def call(i: int) -> str:
+        response = litellm.completion(
+            model="openai/fake-model", api_base=api_base, api_key="k", num_retries=0, max_retries=0,
+            messages=[{"role": "user", "content": f"Research company-pool-{i}"}],
+        )
+        return response.choices[0].message.content
+
+    cpu, start = cpu_seconds(), time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        answers = list(pool.map(call, range(cells)))
+    seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
+    assert len(answers) == cells
+    return {"cells": cells, "seconds": seconds, "calls_per_s": cells / seconds, "cpu_us_per_call": used / cells * 1e6}
+
+
+def scenario_cached(folder: str, api_base: str, cells: int) -> dict[str, float]:
+    """Fill the cache through one campaign (provider at 0 latency), then time a second campaign whose every
+    prompt is already cached."""
+    from engine import RunOptions, Workspace
+
+    ws = Workspace.init(folder)
+    ws.add_credits(cells * 2)
+    records = [{"company": f"company-cached-{i}"} for i in range(cells)]
+    ws.apply(spec(api_base, "direct"))
+    ws.campaign("bench").add_rows(records)
+    ws.campaign("bench").run(options=RunOptions(concurrency=256))
+    ws.apply(spec(api_base, "direct").replace("campaign: bench", "campaign: rerun"))
+    rerun = ws.campaign("rerun")
+    rerun.add_rows(records)
+    start = time.perf_counter()
+    report = rerun.run()
+    seconds = time.perf_counter() - start
+    run = ws.runs(1)[0]
+    assert report.counts()["research"] == {"done": cells}, report.counts()
+    return {"cells": cells, "seconds": seconds, "cache_hits": float(run["cache_hits"]), "credits": float(run["credits"])}
+
+
+def scenario_million(folder: str, cells: int) -> dict[str, float]:
+    import polars as pl
+
+    from engine import RunOptions, Workspace
+
+    ws = Workspace.init(folder)
+    ws.apply(spec("http://unused", "direct", model="offline"))
+    campaign = ws.campaign("bench")
+    records = pl.DataFrame({"i": pl.int_range(0, cells, eager=True)}).select(company=pl.format("company-{}", "i"))
+    campaign.add_rows(records)
+    start = time.perf_counter()
+    report = campaign.run(options=RunOptions(concurrency=64))
+    seconds = time.perf_counter() - start
+    assert report.counts()["research"]["done"] == cells
+    return {"cells": cells, "seconds": seconds, "cells_per_s": cells / seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_scenario(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ai_runner", *args], capture_output=True, text=True,
+        env={**os.environ, KEY_ENV: "k"}, cwd=Path(__file__).parents[1],
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"scenario {args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tests.support.provider import start_provider
+
+    results: dict[str, dict[str, float]] = {}
+    slow = start_provider(latency=LATENCY)
+    fast = start_provider(latency=0.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            def folder(name: str) -> str:
+                return str(Path(tmp) / name)
+
+            for concurrency, cap in ((64, 64 / LATENCY), (256, 256 / LATENCY)):
+                found = run_scenario("runner", folder(f"direct{concurrency}"), slow.api_base, "direct", str(CELLS),
+                                     str(concurrency))
+                found["share_of_cap"] = found["calls_per_s"] / cap
+                results[f"runner_direct_c{concurrency}"] = found
+                print(f"runner, direct, concurrency {concurrency}: {found['calls_per_s']:.0f} calls/s "
+                      f"({found['share_of_cap']:.0%} of the {cap:.0f}/s cap), {found['cpu_us_per_call']:.0f} us CPU/call",
+                      flush=True)
+            found = run_scenario("runner", folder("litellm64"), slow.api_base, "litellm", str(CELLS), "64")
+            results["runner_litellm_c64"] = found
+            print(f"runner, litellm transport, concurrency 64: {found['calls_per_s']:.0f} calls/s, "
+                  f"{found['cpu_us_per_call']:.0f} us CPU/call", flush=True)
+            found = run_scenario("pool", slow.api_base, str(CELLS), "64")
+            results["litellm_thread_pool_64"] = found
+            ours = results["runner_direct_c64"]
+            print(f"64-thread pool of litellm.completion: {found['calls_per_s']:.0f} calls/s, "
+                  f"{found['cpu_us_per_call']:.0f} us CPU/call; runner/pool throughput ratio "
+                  f"{ours['calls_per_s'] / found['calls_per_s']:.2f}x, CPU ratio "
+                  f"{found['cpu_us_per_call'] / ours['cpu_us_per_call']:.1f}x less per call", flush=True)
+            before = len(fast.ledger()["billed"])
+            found = run_scenario("cached", folder("cached"), fast.api_base, str(CACHED))
+            found["provider_calls"] = float(len(fast.ledger()["billed"]) - before - CACHED)
+            results["cached_rerun"] = found
+            print(f"rerun of {CACHED:,} cached cells: {found['seconds']:.2f} s, "
+                  f"{found['provider_calls']:.0f} provider calls, {found['credits']:g} credits", flush=True)
+            found = run_scenario("million", folder("million"), str(MILLION))
+            results["million_offline"] = found
+            print(f"{MILLION:,}-cell run on the offline model: {found['seconds']:.0f} s "
+                  f"({found['cells_per_s']:.0f} cells/s), peak RSS {found['peak_rss_mb']:.0f} MB", flush=True)
+    finally:
+        slow.stop()
+        fast.stop()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        name, *rest = sys.argv[1:]
+        if name == "runner":
+            figures = scenario_runner(rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]))
+        elif name == "pool":
+            figures = scenario_thread_pool(rest[0], int(rest[1]), int(rest[2]))
+        elif name == "cached":
+            figures = scenario_cached(rest[0], rest[1], int(rest[2]))
+        elif name == "million":
+            figures = scenario_million(rest[0], int(rest[1]))
+        else:
+            raise SystemExit(f"unknown scenario {name}")
+        print(json.dumps(figures))
+    else:
+        main()
