@@ -57,8 +57,10 @@ REPEATS = 3
 QUERY_REPEATS = 5
 RESULTS = Path(__file__).parent / "results" / "data_io.json"
 PAIRS = [
-    ("import_csv", "read_csv"), ("import_parquet", "read_parquet"),
-    ("export_csv", "copy_csv"), ("export_parquet", "copy_parquet"),
+    ("import_csv", "read_csv"),
+    ("import_parquet", "read_parquet"),
+    ("export_csv", "copy_csv"),
+    ("export_parquet", "copy_parquet"),
 ]
 
 
@@ -67,7 +69,9 @@ def make_files(folder: Path, rows: int) -> None:
 
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT {COLUMNS} FROM range({rows})) TO '{folder / 'data.csv'}' (HEADER)")
-        con.execute(f"COPY (SELECT {COLUMNS} FROM range({rows})) TO '{folder / 'data.parquet'}' (FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT {COLUMNS} FROM range({rows})) TO '{folder / 'data.parquet'}' (FORMAT parquet)"
+        )
         changed = "CASE WHEN id % 100 = 7 THEN 'Changed title' ELSE title END AS title"
         con.execute(
             f"COPY (SELECT * REPLACE ({changed}) FROM (SELECT {COLUMNS} FROM range({rows}))) "
@@ -125,7 +129,11 @@ def scenario(name: str, folder: Path, rows: int) -> dict[str, float]:
     elif name == "queries":
         return run_queries(folder)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **extra,
+    }
 
 
 def run_queries(folder: Path) -> dict[str, float]:
@@ -154,7 +162,9 @@ def run_queries(folder: Path) -> dict[str, float]:
 def run_scenario(name: str, folder: Path, rows: int) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.data_io", "--scenario", name, str(folder), str(rows)],
-        capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     if done.returncode:
         raise SystemExit(f"scenario {name} failed:\n{done.stderr}")
@@ -171,8 +181,10 @@ def measure(rows: int, folder: Path) -> dict[str, dict[str, float]]:
     for _ in range(REPEATS):
         runs.setdefault("upsert", []).append(run_scenario("upsert", folder, rows))
     figures = {
-        name: {"median_s": statistics.median(r["seconds"] for r in found),
-               "peak_rss_mib": max(r["peak_rss_mib"] for r in found)}
+        name: {
+            "median_s": statistics.median(r["seconds"] for r in found),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in found),
+        }
         for name, found in runs.items()
     }
     figures["queries"] = run_scenario("queries", folder, rows)
@@ -189,20 +201,28 @@ def main() -> None:
             figures[str(rows)] = measure(rows, folder)
     for rows in sizes:
         found = figures[str(rows)]
-        print(f"data in and out, {rows:,} records x 12 columns (median of {REPEATS}, alternating with the baseline)")
+        print(
+            f"data in and out, {rows:,} records x 12 columns (median of {REPEATS}, alternating with the baseline)"
+        )
         for ours, baseline in PAIRS:
             mine, theirs = found[ours]["median_s"], found[baseline]["median_s"]
-            print(f"  {ours:<15} {mine:7.3f} s  vs DuckDB {baseline:<13} {theirs:7.3f} s  ratio {mine / theirs:.2f}x"
-                  f" (target <= 1.5x); peak RSS {found[ours]['peak_rss_mib']:.0f} MiB")
+            print(
+                f"  {ours:<15} {mine:7.3f} s  vs DuckDB {baseline:<13} {theirs:7.3f} s  ratio {mine / theirs:.2f}x"
+                f" (target <= 1.5x); peak RSS {found[ours]['peak_rss_mib']:.0f} MiB"
+            )
         print(f"  re-import with --key, 1% changed: {found['upsert']['median_s']:.3f} s")
         queries = found["queries"]
         for label in QUERIES:
             ms, plain = queries[f"{label}_ms"], queries[f"{label}_plain_ms"]
-            print(f"  query {label:<10} sandbox {ms:7.1f} ms  plain DuckDB {plain:7.1f} ms  "
-                  f"overhead {ms - plain:+.1f} ms, ratio {ms / plain:.2f}x")
+            print(
+                f"  query {label:<10} sandbox {ms:7.1f} ms  plain DuckDB {plain:7.1f} ms  "
+                f"overhead {ms - plain:+.1f} ms, ratio {ms / plain:.2f}x"
+            )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"  figures written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    print(
+        f"  figures written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
+    )
 
 
 if __name__ == "__main__":

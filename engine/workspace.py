@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 
 from engine.campaign import Campaign
+from engine.estimate import Estimate
 from engine.errors import NotFoundError
 from engine.executor import RunReport
 from engine.graph import Request
@@ -30,13 +31,19 @@ from engine.store.schema import create_metadata
 DB_FILE = "runsheet.duckdb"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ApplyResult:
     """What applying a spec changed, and the recompute it caused."""
 
     campaign: str
     changes: SpecChanges
     report: RunReport | None
+    estimate: Estimate | None = None  # what re-running the paid auto-run cells it made stale would cost
+    paid_report: RunReport | None = None  # that re-run, when it cost no more than the confirm threshold
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.estimate is not None and self.estimate.calls > 0 and self.paid_report is None
 
 
 class Workspace:
@@ -79,7 +86,9 @@ class Workspace:
         """Create or update a campaign from a spec (a CampaignSpec, a YAML file path, or YAML text).
 
         The spec is validated as a whole before anything is stored. Changed steps and their downstream become
-        stale; free auto-run steps (formula, python) recompute at once, paid ones wait for a run.
+        stale; free auto-run steps (formula, python) recompute at once. Paid auto-run steps are re-run only if
+        the estimate is within the workspace's confirm threshold (rule 4); otherwise they stay stale and
+        `estimate` says what confirming (`campaign.run(...)`) would cost.
         """
         if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and spec.endswith((".yaml", ".yml"))):
             spec = load_spec(spec)
@@ -98,7 +107,16 @@ class Workspace:
                     con, campaign, request, Scope.all(), actor=actor, trigger="apply",
                     describe={"apply": spec.name, "changed": changes.changed, "added": changes.added},
                 )
-        return ApplyResult(spec.name, changes, report)
+                affected = set(request.columns) | spec.graph.downstream(request.columns)
+                paid = [c for c in spec.graph.auto_steps() if c in affected and not spec.graph.nodes[c].free]
+            threshold = load_settings(con).confirm_threshold
+        result = ApplyResult(spec.name, changes, report)
+        if report is not None and paid:
+            campaign_handle = Campaign(self.db, spec.name, actor=actor, trigger="apply")
+            result.estimate = campaign_handle.estimate(paid)
+            if result.estimate.calls and threshold is not None and result.estimate.credits <= threshold:
+                result.paid_report = campaign_handle.run(paid)
+        return result
 
     # ---- global context ----------------------------------------------------------------------------------
 

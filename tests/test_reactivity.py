@@ -141,7 +141,10 @@ def test_spec_change_makes_the_column_and_its_downstream_stale(basic, ws: Worksp
     basic.run()
     basic.run(["opener"])
     PROBE_LEDGER.clear()
+    ws.set_setting("confirm_threshold", None)  # always ask before paid work
     result = ws.apply(BASIC_SPEC.replace("split_part(email, '@', 2)", "upper(split_part(email, '@', 2))"))
+    assert result.needs_confirmation and result.estimate is not None
+    assert {c.column: c.calls for c in result.estimate.columns} == {"research": 3}
     assert result.changes.changed == ["domain"]
     assert result.report is not None
     assert_ran(result.report, did=["domain", "greet"])
@@ -158,11 +161,25 @@ def test_changing_a_paid_steps_spec_marks_it_stale_without_spending(basic, ws: W
 
     basic.run()
     PROBE_LEDGER.clear()
-    ws.apply(BASIC_SPEC.replace("inputs: [domain]}", "inputs: [domain], credits: 2}"))
+    ws.set_setting("confirm_threshold", 5)
+    result = ws.apply(BASIC_SPEC.replace("inputs: [domain]}", "inputs: [domain], credits: 2}"))
+    assert result.estimate is not None and result.estimate.credits == 6 and result.needs_confirmation
     assert PROBE_LEDGER.calls == []
     assert basic.status_counts()["research"] == {"stale": 3}
     basic.run(only_stale=True)
     assert PROBE_LEDGER.per_column() == {"research": 3}
+
+
+def test_a_spec_change_within_the_confirm_threshold_reruns_paid_cells_at_once(basic, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import BASIC_SPEC
+
+    basic.run()
+    PROBE_LEDGER.clear()
+    ws.set_setting("confirm_threshold", 6)
+    result = ws.apply(BASIC_SPEC.replace("inputs: [domain]}", "inputs: [domain], credits: 2}"))
+    assert not result.needs_confirmation and result.paid_report is not None
+    assert PROBE_LEDGER.per_column() == {"research": 3}
+    assert basic.status_counts()["research"] == {"done": 3}
 
 
 def test_run_if_required_and_disabled(ws: Workspace) -> None:

@@ -55,6 +55,8 @@ def apply(
             "added": changes.added,
             "removed": changes.removed,
             "changed": changes.changed,
+            "estimate": result.estimate.as_dict() if result.estimate else None,
+            "needs_confirmation": result.needs_confirmation,
         }
         if as_json:
             out.print_json(json.dumps(summary))
@@ -66,6 +68,14 @@ def apply(
                 out.print(f"  {label}: {', '.join(summary[label])}")  # type: ignore[arg-type]
         if result.report is not None and result.report.events:
             print_report(result.report, False)
+        if result.paid_report is not None:
+            print_report(result.paid_report, False)
+        if result.needs_confirmation and result.estimate is not None:
+            out.print(
+                f"{result.estimate.calls} paid cells are out of date; re-running them would cost "
+                f"{result.estimate.credits:g} credits, above the confirm threshold. To confirm: "
+                f"runsheet run -c {result.campaign}"
+            )
 
     guard(body)
 

@@ -34,7 +34,9 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for value in values or []:
         name, sep, kind = value.partition("=")
         if not sep or not name.strip() or not kind.strip():
-            raise RunsheetError(f"{option} {value!r} is not COLUMN=TYPE", hint=f"write e.g. {option} zip=VARCHAR")
+            raise RunsheetError(
+                f"{option} {value!r} is not COLUMN=TYPE", hint=f"write e.g. {option} zip=VARCHAR"
+            )
         pairs[name.strip()] = kind.strip()
     return pairs
 
@@ -54,18 +56,26 @@ def import_(
     file: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSON-lines file.")],
     campaign: CampaignOption = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    key: Annotated[str | None, typer.Option("--key", help="Column that identifies a record: update matches.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, parquet or json (default: from the name).")] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Column that identifies a record: update matches.")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, parquet or json (default: from the name).")
+    ] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV field delimiter (default: sniffed).")] = None,
     quote: Annotated[str | None, typer.Option(help="CSV quote character (default: sniffed).")] = None,
     escape_char: Annotated[str | None, typer.Option("--escape", help="CSV escape character.")] = None,
     encoding: Annotated[str | None, typer.Option(help="utf-8, utf-16 or latin-1 (default: sniffed).")] = None,
-    header: Annotated[bool | None, typer.Option("--header/--no-header", help="Whether row 1 names columns.")] = None,
+    header: Annotated[
+        bool | None, typer.Option("--header/--no-header", help="Whether row 1 names columns.")
+    ] = None,
     types: Annotated[list[str] | None, typer.Option("--type", help="COLUMN=TYPE for a new column.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Leave this file column out.")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Write bad rows here and import the rest.")] = None,
     max_line_size: Annotated[int | None, typer.Option(help="Longest CSV line allowed, in bytes.")] = None,
-    no_new_columns: Annotated[bool, typer.Option("--no-new-columns", help="Refuse columns not in the spec.")] = False,
+    no_new_columns: Annotated[
+        bool, typer.Option("--no-new-columns", help="Refuse columns not in the spec.")
+    ] = False,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not compute new rows' steps.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -76,9 +86,21 @@ def import_(
         handle = open_campaign(workspace, campaign)
         with _progress(f"importing {file.name}") as progress:
             report = handle.import_file(
-                file, key=key, run=not no_run, rejects=rejects, progress=progress, format=fmt, delimiter=delimiter,
-                quote=quote, escape=escape_char, encoding=encoding, header=header, types=_pairs(types, "--type"),
-                skip=tuple(skip or ()), max_line_size=max_line_size, add_columns=not no_new_columns,
+                file,
+                key=key,
+                run=not no_run,
+                rejects=rejects,
+                progress=progress,
+                format=fmt,
+                delimiter=delimiter,
+                quote=quote,
+                escape=escape_char,
+                encoding=encoding,
+                header=header,
+                types=_pairs(types, "--type"),
+                skip=tuple(skip or ()),
+                max_line_size=max_line_size,
+                add_columns=not no_new_columns,
             )
         _print_import(report, as_json)
 
@@ -89,9 +111,14 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
     ids = report.inserted
     if as_json:
         summary: dict[str, Any] = {
-            "rows": len(ids), "first_row": ids.start, "run_id": report.new_rows_run.run_id,
-            "records": report.records, "updated": report.updated, "unchanged": report.unchanged,
-            "rejected": report.rejected, "rejects_file": str(report.rejects_file) if report.rejects_file else None,
+            "rows": len(ids),
+            "first_row": ids.start,
+            "run_id": report.new_rows_run.run_id,
+            "records": report.records,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected,
+            "rejects_file": str(report.rejects_file) if report.rejects_file else None,
             "added_columns": report.added_columns,
             "edit_run_id": report.edit_run.run_id if report.edit_run else None,
         }
@@ -104,7 +131,9 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
         out.print(f"rejected {report.rejected} rows: see {escape(str(report.rejects_file))}")
     if report.added_columns:
         added = ", ".join(f"{name} ({kind})" for name, kind in report.added_columns.items())
-        out.print(f"added input columns: {added}; add them to the campaign's spec file too, or a later apply drops them")
+        out.print(
+            f"added input columns: {added}; add them to the campaign's spec file too, or a later apply drops them"
+        )
     for run in report.runs:
         if run.events:
             print_report(run, False)
@@ -114,12 +143,20 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
 def export(
     campaign: CampaignOption = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default CAMPAIGN.FORMAT).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from the name, else csv).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default CAMPAIGN.FORMAT).")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or parquet (default: from the name, else csv).")
+    ] = None,
     where: Annotated[str | None, typer.Option(help="SQL condition over the campaign's columns.")] = None,
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
-    with_state: Annotated[bool, typer.Option("--with-state", help="Add each step's status, error, credits.")] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")] = False,
+    with_state: Annotated[
+        bool, typer.Option("--with-state", help="Add each step's status, error, credits.")
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write a campaign's values to a CSV or Parquet file, atomically (row_id first)."""
@@ -133,8 +170,16 @@ def export(
             target, format=chosen, columns=wanted, where=where, with_state=with_state, escape=not raw
         )
         if as_json:
-            out.print_json(json.dumps({"rows": report.rows, "path": str(report.path), "format": report.format,
-                                       "columns": report.columns}))
+            out.print_json(
+                json.dumps(
+                    {
+                        "rows": report.rows,
+                        "path": str(report.path),
+                        "format": report.format,
+                        "columns": report.columns,
+                    }
+                )
+            )
         else:
             out.print(f"exported {report.rows} rows to {escape(str(report.path))}")
 
@@ -150,7 +195,9 @@ def query(
     timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 30.0,
     memory_limit: Annotated[str, typer.Option(help="Memory the query may use, e.g. 1GB.")] = "1GB",
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
-    raw: Annotated[bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")
+    ] = False,
 ) -> None:
     """Run read-only SQL in the sandbox: each campaign is a table named after it; `cells` has every step
     cell's status, error, credits and timing; `runs` and `activity` are the logs."""
@@ -160,8 +207,9 @@ def query(
             raise QueryError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
         ws = Workspace(workspace)
         if output is not None and fmt in ("csv", "parquet"):
-            rows = ws.query_to_file(sql, output, format=fmt, escape=not raw, timeout=timeout,
-                                    memory_limit=memory_limit)
+            rows = ws.query_to_file(
+                sql, output, format=fmt, escape=not raw, timeout=timeout, memory_limit=memory_limit
+            )
             out.print(f"wrote {rows} rows to {escape(str(output))}")
             return
         if fmt == "parquet":
@@ -170,7 +218,11 @@ def query(
         if fmt == "table":
             _print_table(frame, limit)
             return
-        text = frame_to_csv(frame, escape=not raw) if fmt == "csv" else json.dumps(frame.to_dicts(), default=str, ensure_ascii=False)
+        text = (
+            frame_to_csv(frame, escape=not raw)
+            if fmt == "csv"
+            else json.dumps(frame.to_dicts(), default=str, ensure_ascii=False)
+        )
         if output is None:
             typer.echo(text, nl=fmt == "json")
             return

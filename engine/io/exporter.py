@@ -18,8 +18,9 @@ from typing import Literal
 import polars as pl
 
 from engine.errors import ExportError, NotFoundError
+from engine.sql.needs import Needs, needs_of
 from engine.sql.sandbox import Limits, Sandbox, open_sandbox
-from engine.sql.views import ordered, referenced_tables, wide_sql
+from engine.sql.views import ordered, wide_sql
 from engine.store.schema import literal, quote
 
 ExportFormat = Literal["csv", "parquet"]
@@ -50,7 +51,9 @@ def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
     if escape:
         pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_STARTS) + "]"
         frame = frame.with_columns(
-            pl.when(pl.col(name).str.contains(pattern)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name))
+            pl.when(pl.col(name).str.contains(pattern))
+            .then(pl.lit("'") + pl.col(name))
+            .otherwise(pl.col(name))
             .alias(name)
             for name, dtype in frame.schema.items()
             if dtype == pl.String
@@ -61,7 +64,9 @@ def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
 def export_format(path: Path, given: str | None) -> ExportFormat:
     chosen = given or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(path.suffix.lower())
     if chosen not in ("csv", "parquet"):
-        raise ExportError(f"cannot tell the format of {path.name}", hint="pass --format csv or --format parquet")
+        raise ExportError(
+            f"cannot tell the format of {path.name}", hint="pass --format csv or --format parquet"
+        )
     return chosen  # type: ignore[return-value]
 
 
@@ -84,16 +89,19 @@ def export_campaign(
     check_target(target)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        wanted = None if where is None else referenced_tables(f"SELECT 1 WHERE {where}")
-        tables = None if wanted is None and where else frozenset({campaign.lower(), *(wanted or ())})
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, tables=tables) as box:
+        filtered = needs_of(f"SELECT 1 WHERE {where}") if where else Needs(frozenset())
+        needs = Needs(filtered.tables).plus_tables(campaign)  # every column of the campaign
+        with open_sandbox(
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs
+        ) as box:
             layout = box.layout(campaign)
             names = list(columns) if columns else [c.name for c in layout.columns]
             known = [c.name for c in layout.columns]
             for name in names:
                 if name not in known:
                     raise NotFoundError(
-                        f"campaign '{campaign}' has no column '{name}'", hint=f"use one of: {', '.join(known)}"
+                        f"campaign '{campaign}' has no column '{name}'",
+                        hint=f"use one of: {', '.join(known)}",
                     )
             select = wide_sql(layout, names, with_state=with_state)
             if where:  # the filter may read any column, exported or not
@@ -111,7 +119,9 @@ def export_campaign(
     return ExportReport(campaign, target, fmt, rows, header)
 
 
-def write_select(box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool) -> tuple[int, list[str]]:
+def write_select(
+    box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool
+) -> tuple[int, list[str]]:
     """Run `select` in the sandbox and write its rows to `target` (which the sandbox was opened to allow).
     Returns the row count and the column names."""
     described = box.describe(select)

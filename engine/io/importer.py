@@ -133,7 +133,12 @@ def _import(
         shape, mapping, key, types = _plan(con, tables, path, fmt, options)
         start_problems(con)
         staged = stage(
-            con, shape, mapping, types, keep_rejects=options.rejects is not None, max_line_size=options.max_line_size
+            con,
+            shape,
+            mapping,
+            types,
+            keep_rejects=options.rejects is not None,
+            max_line_size=options.max_line_size,
         )
     finally:
         con.execute("BEGIN TRANSACTION")
@@ -141,7 +146,8 @@ def _import(
     current = load_campaign(con, campaign.name)
     if current.spec.source != tables.spec.source:
         raise ImportError_(
-            f"campaign '{campaign.name}' changed while {path.name} was being read", hint="import the file again"
+            f"campaign '{campaign.name}' changed while {path.name} was being read",
+            hint="import the file again",
         )
     _check_rows(con, tables, key, "row" if fmt == "parquet" else "line")
     rejected = count_problems(con)
@@ -150,14 +156,18 @@ def _import(
         resolve_lines(con, shape, text)
         if options.rejects is None:
             raise first_problems(con, path.name)
-        con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL"
+        )
     added = {c: staged.types[c] for c in mapping.new}
     if added:
         tables = _add_input_columns(con, tables, added)
     step("writing")
     excluded = "_excluded" if rejected else None
     matched = match_rows(con, tables, key, excluded) if key else 0
-    changes = update_matched(con, tables, key, [c for c in staged.types if c not in (key, ROW_ID)]) if matched else None
+    changes = (
+        update_matched(con, tables, [c for c in staged.types if c not in (key, ROW_ID)]) if matched else None
+    )
     inserted = append_rows(
         con, tables, [c for c in staged.types if c != ROW_ID], excluded=excluded, matched=matched > 0
     )
@@ -165,8 +175,13 @@ def _import(
     edit_run = None
     if changes is not None and changes.rows:
         edit_run = run_transaction(
-            con, tables, Request.edit(changes.columns, run_paid=False), Scope.rows(changes.rows),
-            actor=campaign.actor, trigger="import", describe={"import": path.name, "updated": len(changes.rows)},
+            con,
+            tables,
+            Request.edit(changes.columns, run_paid=False),
+            Scope.rows(changes.rows),
+            actor=campaign.actor,
+            trigger="import",
+            describe={"import": path.name, "updated": len(changes.rows)},
         )
     new_rows_run = campaign._new_rows(con, tables, inserted, options.run)
     if rejects_tmp is not None and rejected:
@@ -174,10 +189,19 @@ def _import(
     step("committing")
     updated = len(changes.rows) if changes is not None else 0
     return ImportReport(
-        campaign=campaign.name, file=str(path), format=fmt, records=staged.records, inserted=inserted,
-        updated=updated, unchanged=matched - updated, rejected=rejected,
-        rejects_file=options.rejects if rejected else None, added_columns=added,
-        columns={h: c for h, c in mapping.columns.items()}, edit_run=edit_run, new_rows_run=new_rows_run,
+        campaign=campaign.name,
+        file=str(path),
+        format=fmt,
+        records=staged.records,
+        inserted=inserted,
+        updated=updated,
+        unchanged=matched - updated,
+        rejected=rejected,
+        rejects_file=options.rejects if rejected else None,
+        added_columns=added,
+        columns={h: c for h, c in mapping.columns.items()},
+        edit_run=edit_run,
+        new_rows_run=new_rows_run,
     )
 
 
@@ -205,8 +229,13 @@ def _plan(
 def _shape(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: ImportOptions) -> FileShape:
     if fmt == "csv":
         return sniff_csv(
-            con, path, delimiter=options.delimiter, quote_char=options.quote, escape=options.escape,
-            header=options.header, encoding=options.encoding,
+            con,
+            path,
+            delimiter=options.delimiter,
+            quote_char=options.quote,
+            escape=options.escape,
+            header=options.header,
+            encoding=options.encoding,
         )
     return describe(con, FileShape(path, fmt, ()))  # type: ignore[arg-type]
 
@@ -267,7 +296,9 @@ def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str
         return
     k = quote(key)
     add_row_problems(
-        con, f"{k} IS NULL OR trim({k}::VARCHAR) = ''", "key",
+        con,
+        f"{k} IS NULL OR trim({k}::VARCHAR) = ''",
+        "key",
         f"'key column ''{key}'' is empty on {unit} {{line}}'",
     )
     add_row_problems(

@@ -21,9 +21,7 @@ from engine.store.database import scalar
 from engine.store.schema import literal, quote
 
 SHOWN = 3
-PROBLEMS_DDL = (
-    "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
-)
+PROBLEMS_DDL = "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
 _CAST_VALUE = re.compile(r'Could not convert string "(.*)" to', re.DOTALL)
 _FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 HINTS = {
@@ -55,8 +53,10 @@ def collect_reader_rejects(con: duckdb.DuckDBPyConnection, types: dict[str, str]
         "SELECT line, error_type::VARCHAR, column_name, error_message, csv_line FROM _reject_errors "
         "QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1 ORDER BY line"
     ).fetchall()
-    rows = [(None, line, *_describe_reject(kind, column, message, types, line, encoding), record)
-            for line, kind, column, message, record in found]
+    rows = [
+        (None, line, *_describe_reject(kind, column, message, types, line, encoding), record)
+        for line, kind, column, message, record in found
+    ]
     if rows:
         con.executemany("INSERT INTO _problems VALUES (?, ?, ?, ?, ?)", rows)
 
@@ -67,11 +67,17 @@ def _describe_reject(
     if kind == "CAST":
         value = _CAST_VALUE.search(message or "")
         shown = f": {value.group(1)!r}" if value else ""
-        return "cast", f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} on line {line}"
+        return (
+            "cast",
+            f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} on line {line}",
+        )
     if kind in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
         counts = _FOUND.search(message or "")
         if counts:
-            return "fields", f"line {line} has {counts.group(2)} fields where the header has {counts.group(1)}"
+            return (
+                "fields",
+                f"line {line} has {counts.group(2)} fields where the header has {counts.group(1)}",
+            )
         return "fields", f"line {line} does not have as many fields as the header"
     if kind == "UNQUOTED VALUE":
         return "quote", f"line {line} has a quote inside an unquoted field"
@@ -110,9 +116,13 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
         con.execute("UPDATE _problems SET line = n + 1 WHERE n IS NOT NULL")
         return
     first = 1 + shape.dialect.skip + (1 if shape.dialect.header else 0)
-    newlines = " + ".join(
-        f"coalesce(length({quote(c)}) - length(replace({quote(c)}, chr(10), '')), 0)" for c in text_columns
-    ) or "0"
+    newlines = (
+        " + ".join(
+            f"coalesce(length({quote(c)}) - length(replace({quote(c)}, chr(10), '')), 0)"
+            for c in text_columns
+        )
+        or "0"
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _lines AS SELECT _n, {first} + _n
             + coalesce(sum({newlines}) OVER (ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
@@ -121,12 +131,12 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
     estimates = con.execute(
         "SELECT p.n, l.line FROM _problems p JOIN _lines l ON l._n = p.n ORDER BY p.n"
     ).fetchall()
-    rejected = [r[0] for r in con.execute("SELECT line FROM _problems WHERE n IS NULL ORDER BY line").fetchall()]
+    rejected = [
+        r[0] for r in con.execute("SELECT line FROM _problems WHERE n IS NULL ORDER BY line").fetchall()
+    ]
     fixed = [(n, _shift_past(line, rejected)) for n, line in estimates]
     con.executemany("UPDATE _problems SET line = ? WHERE n = ?", [(line, n) for n, line in fixed])
-    con.execute(
-        "UPDATE _problems SET error = replace(error, '{line}', line::VARCHAR) WHERE n IS NOT NULL"
-    )
+    con.execute("UPDATE _problems SET error = replace(error, '{line}', line::VARCHAR) WHERE n IS NOT NULL")
 
 
 def _shift_past(line: int, rejected: list[int]) -> int:

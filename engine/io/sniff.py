@@ -20,11 +20,23 @@ from engine.store.schema import literal
 FileFormat = Literal["csv", "parquet", "json"]
 FORMATS: tuple[FileFormat, ...] = ("csv", "parquet", "json")
 SUFFIXES: dict[str, FileFormat] = {
-    ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "json", ".ndjson": "json", ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
 }
-ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "utf-16", "latin-1": "latin-1",
-             "latin1": "latin-1", "iso-8859-1": "latin-1"}
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-16": "utf-16",
+    "utf16": "utf-16",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+}
 SAMPLE_BYTES = 1 << 16
 SNIFF_LINE_BYTES = 100_000_000
 EMPTY = "(empty)"  # how sniff_csv reports "none"
@@ -43,14 +55,22 @@ class CsvDialect:
     date_format: str | None = None
     timestamp_format: str | None = None
 
-    def reader_sql(self, path: Path, columns: dict[str, str], *, rejects: bool, max_line_size: int | None) -> str:
+    def reader_sql(
+        self, path: Path, columns: dict[str, str], *, rejects: bool, max_line_size: int | None
+    ) -> str:
         """A read_csv(...) call that reads every field of the file into `columns` (name -> type, in file order).
         Nothing is sniffed again: the dialect and types are settled, and the sniffer would stop at the first
         over-long line instead of reporting it."""
         args = [
-            literal(str(path)), f"delim={literal(self.delimiter)}", f"quote={literal(self.quote)}",
-            f"escape={literal(self.escape)}", f"skip={self.skip}", f"header={str(self.header).lower()}",
-            f"encoding={literal(self.encoding)}", "allow_quoted_nulls=false", "auto_detect=false",
+            literal(str(path)),
+            f"delim={literal(self.delimiter)}",
+            f"quote={literal(self.quote)}",
+            f"escape={literal(self.escape)}",
+            f"skip={self.skip}",
+            f"header={str(self.header).lower()}",
+            f"encoding={literal(self.encoding)}",
+            "allow_quoted_nulls=false",
+            "auto_detect=false",
             "columns={" + ", ".join(f"{literal(n)}: {literal(t)}" for n, t in columns.items()) + "}",
         ]
         if self.date_format:
@@ -130,7 +150,12 @@ def sniff_csv(
         raise ImportError_(f"unsupported encoding {encoding!r}", hint="use utf-8, utf-16 or latin-1")
     chosen = ENCODINGS[chosen]
     # The sniffer reads whole lines: a generous limit here lets the read itself name an over-long line.
-    args = [literal(str(path)), "ignore_errors=true", f"encoding={literal(chosen)}", f"max_line_size={SNIFF_LINE_BYTES}"]
+    args = [
+        literal(str(path)),
+        "ignore_errors=true",
+        f"encoding={literal(chosen)}",
+        f"max_line_size={SNIFF_LINE_BYTES}",
+    ]
     for name, value in (("delim", delimiter), ("quote", quote_char), ("escape", escape)):
         if value is not None:
             args.append(f"{name}={literal(value)}")
@@ -142,11 +167,17 @@ def sniff_csv(
             f"FROM sniff_csv({', '.join(args)})"
         ).fetchall()[0]
     except duckdb.Error as err:
-        raise ImportError_(f"cannot read {path.name}: {first_line(err)}", hint="check the file's format") from err
-    sniffed_delim, sniffed_quote, sniffed_escape, skip, has_header, columns, date_format, timestamp_format = found
+        raise ImportError_(
+            f"cannot read {path.name}: {first_line(err)}", hint="check the file's format"
+        ) from err
+    sniffed_delim, sniffed_quote, sniffed_escape, skip, has_header, columns, date_format, timestamp_format = (
+        found
+    )
     # Quotes not seen in the sniffer's sample may still come later: read standard CSV quoting unless told not to.
     quote_used = quote_char if quote_char is not None else (sniffed_quote if sniffed_quote != EMPTY else '"')
-    escape_used = escape if escape is not None else (sniffed_escape if sniffed_escape != EMPTY else quote_used)
+    escape_used = (
+        escape if escape is not None else (sniffed_escape if sniffed_escape != EMPTY else quote_used)
+    )
     dialect = CsvDialect(
         delimiter=delimiter if delimiter is not None else sniffed_delim,
         quote=quote_used,
@@ -158,7 +189,9 @@ def sniff_csv(
         timestamp_format=timestamp_format or None,
     )
     types = [str(c["type"]) for c in columns]
-    headers = _read_header(path, dialect) if dialect.header else tuple(f"column{i}" for i in range(len(types)))
+    headers = (
+        _read_header(path, dialect) if dialect.header else tuple(f"column{i}" for i in range(len(types)))
+    )
     if len(headers) != len(types):  # the sniffer and the header disagree: trust the header, type as text
         types = ["VARCHAR"] * len(headers)
     return FileShape(path, "csv", headers, dict(zip(headers, types, strict=False)), dialect)
@@ -180,7 +213,9 @@ def _read_header(path: Path, dialect: CsvDialect) -> tuple[str, ...]:
         try:
             return tuple(next(reader))
         except (StopIteration, csv.Error) as err:
-            raise ImportError_(f"cannot read the header row of {path.name}", hint="check the file's format") from err
+            raise ImportError_(
+                f"cannot read the header row of {path.name}", hint="check the file's format"
+            ) from err
 
 
 def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:
@@ -188,8 +223,10 @@ def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {shape.reader_sql()}").fetchall()
     except duckdb.Error as err:
-        hint = "the file looks truncated or is not Parquet: export it again" if shape.format == "parquet" else (
-            "check that each line is one JSON object"
+        hint = (
+            "the file looks truncated or is not Parquet: export it again"
+            if shape.format == "parquet"
+            else ("check that each line is one JSON object")
         )
         raise ImportError_(f"cannot read {shape.path.name}: {first_line(err)}", hint=hint) from err
     headers = tuple(str(row[0]) for row in described)
@@ -199,4 +236,3 @@ def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-

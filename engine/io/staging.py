@@ -59,7 +59,9 @@ def stage(
     selects = [f"{ordinal} AS _n"]
     for header, column in mapping.columns.items():
         wanted, found = types[column], shape.types[header]
-        selects.append(f"{quote(header) if wanted == found else f'TRY_CAST({quote(header)} AS {wanted})'} AS {quote(column)}")
+        selects.append(
+            f"{quote(header) if wanted == found else f'TRY_CAST({quote(header)} AS {wanted})'} AS {quote(column)}"
+        )
         if wanted != found:
             add_row_problems(
                 con,
@@ -126,4 +128,3 @@ def diagnose_csv(shape: FileShape, types: dict[str, str], max_line_size: int | N
         collect_reader_rejects(scratch, types, shape.dialect.encoding)
         if scalar(scratch, "SELECT count(*) FROM _problems"):
             raise first_problems(scratch, shape.path.name)
-

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 
 from engine.io.names import ROW_ID
+from engine.sql.views import CampaignLayout, ColumnTable, aligned_tables, wide_sql
 from engine.store.catalog import CampaignTables
 from engine.store.database import scalar
 from engine.store.schema import quote
@@ -34,32 +35,53 @@ def match_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str,
         pairs = "SELECT s._n, s.row_id FROM _staged s"
         where.append(f"s.row_id IN (SELECT row_id FROM {tables.rows_table})")
     else:
-        pairs = f"SELECT s._n, e.row_id FROM _staged s JOIN {tables.tables[key]} e ON e.value = s.{quote(key)}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _match AS {pairs}" + (f" WHERE {' AND '.join(where)}" if where else ""))
+        pairs = (
+            f"SELECT s._n, e.row_id FROM _staged s JOIN {tables.tables[key]} e ON e.value = s.{quote(key)}"
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _match AS {pairs}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    )
     return int(scalar(con, "SELECT count(*) FROM _match"))
 
 
-def update_matched(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str | None, columns: list[str]
-) -> Changes:
-    """Write the matched records' values where they differ from the stored ones (in place), column by column."""
-    changed_columns: list[str] = []
-    con.execute("CREATE OR REPLACE TEMP TABLE _changed (row_id BIGINT)")
-    for column in columns:
-        table = tables.tables[column]
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _chg AS
-                SELECT m.row_id, s.{quote(column)} AS value, t.row_id IS NOT NULL AS present
-                FROM _match m JOIN _staged s USING (_n) LEFT JOIN {table} t ON t.row_id = m.row_id
-                WHERE t.value IS DISTINCT FROM s.{quote(column)}"""
-        )
-        if not scalar(con, "SELECT count(*) FROM _chg"):
+def update_matched(con: duckdb.DuckDBPyConnection, tables: CampaignTables, columns: list[str]) -> Changes:
+    """Write the matched records' values where they differ from the stored ones (in place). One pass compares
+    every column: the stored values are lined up by position where the tables allow (see module docstring)."""
+    if not columns:
+        return Changes([], [])
+    db = str(scalar(con, "SELECT current_database()"))
+    pairs = [(tables.rows_table, tables.tables[c]) for c in columns]
+    layout = CampaignLayout(
+        tables.spec.name,
+        tables.rows_table,
+        tuple(ColumnTable(c, "input", tables.tables[c], True) for c in columns),
+        frozenset(aligned_tables(con, pairs, db)),
+    )
+    differs = {c: f"cur.{quote(c)} IS DISTINCT FROM s.{quote(c)}" for c in columns}
+    flags = {c: quote("changed." + c) for c in columns}
+    selected = ", ".join(f"s.{quote(c)}, ({differs[c]}) AS {flags[c]}" for c in columns)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _cmp AS SELECT m.row_id, {selected}
+            FROM _match m JOIN _staged s USING (_n) JOIN ({wide_sql(layout, columns, db=db)}) cur
+            ON cur.row_id = m.row_id WHERE {" OR ".join(f"({d})" for d in differs.values())}"""
+    )
+    counted = ", ".join(f"count(*) FILTER (WHERE {flags[c]})" for c in columns)
+    counts = con.execute(f"SELECT {counted} FROM _cmp").fetchall()[0]
+    changed_columns = []
+    for column, count in zip(columns, counts, strict=True):
+        if not count:
             continue
         changed_columns.append(column)
-        con.execute(f"UPDATE {table} SET value = c.value FROM _chg c WHERE {table}.row_id = c.row_id AND c.present")
-        con.execute(f"INSERT INTO {table} SELECT row_id, value FROM _chg WHERE NOT present ORDER BY row_id")
-        con.execute("INSERT INTO _changed SELECT row_id FROM _chg")
-    rows = [r[0] for r in con.execute("SELECT DISTINCT row_id FROM _changed ORDER BY row_id").fetchall()]
+        table, flag = tables.tables[column], flags[column]
+        updated = con.execute(
+            f"UPDATE {table} SET value = c.{quote(column)} FROM _cmp c WHERE {table}.row_id = c.row_id AND c.{flag}"
+        ).fetchall()
+        if int(str(updated[0][0])) < count:  # some rows had no cell in this column yet
+            con.execute(
+                f"INSERT INTO {table} SELECT row_id, {quote(column)} FROM _cmp WHERE {flag} "
+                f"AND row_id NOT IN (SELECT row_id FROM {table}) ORDER BY row_id"
+            )
+    rows = [r[0] for r in con.execute("SELECT row_id FROM _cmp ORDER BY row_id").fetchall()]
     return Changes(changed_columns, rows)
 
 
@@ -83,7 +105,7 @@ def append_rows(
         skip = [f"_n NOT IN (SELECT _n FROM {t})" for t in (excluded, "_match" if matched else None) if t]
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _fresh AS SELECT _n, {start - 1} + row_number() OVER (ORDER BY _n)
-                AS row_id FROM _staged WHERE {' AND '.join(skip)}"""
+                AS row_id FROM _staged WHERE {" AND ".join(skip)}"""
         )
         ids, source, join = "f.row_id", "_fresh f", " JOIN _staged s USING (_n)"
         count = int(scalar(con, "SELECT count(*) FROM _fresh"))
@@ -92,11 +114,15 @@ def append_rows(
     order = "" if not join else " ORDER BY 1"
     con.execute(f"INSERT INTO {tables.rows_table} SELECT {ids}, now() FROM {source}{order}")
     for column in columns:
-        con.execute(f"INSERT INTO {tables.tables[column]} SELECT {ids}, s.{quote(column)} FROM {source}{join}{order}")
+        con.execute(
+            f"INSERT INTO {tables.tables[column]} SELECT {ids}, s.{quote(column)} FROM {source}{join}{order}"
+        )
     for spec in tables.spec.columns:
         if spec.is_input and spec.name not in columns:
             _pad(con, tables.tables[spec.name], before, f"SELECT {ids} FROM {source}{order}")
-    con.execute("UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id])
+    con.execute(
+        "UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id]
+    )
     return range(start, start + count)
 
 

@@ -9,13 +9,15 @@ from pathlib import Path
 import polars as pl
 
 from engine.errors import QueryError
+from engine.sql.needs import needs_of
 from engine.sql.sandbox import Limits, open_sandbox
-from engine.sql.views import referenced_tables
 
 
-def run_query(db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0) -> pl.DataFrame:
+def run_query(
+    db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0
+) -> pl.DataFrame:
     """The result of `sql` as a polars DataFrame (see engine/sql/views.py for the tables it can read)."""
-    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, tables=referenced_tables(sql)) as box:
+    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, needs=needs_of(sql)) as box:
         table = box.query(sql)
     result = pl.from_arrow(table)
     assert isinstance(result, pl.DataFrame)
@@ -41,11 +43,13 @@ def query_to_file(
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open_sandbox(
-            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, tables=referenced_tables(sql)
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs_of(sql)
         ) as box:
             text = box.check(sql)
             if text.lstrip()[:7].upper() == "EXPLAIN":
-                raise QueryError("an EXPLAIN cannot be written to a file", hint="print it with --format table")
+                raise QueryError(
+                    "an EXPLAIN cannot be written to a file", hint="print it with --format table"
+                )
             rows, _ = write_select(box, f"SELECT * FROM (\n{text}\n) q", temporary, fmt, escape=escape)
         os.replace(temporary, target)
     finally:

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
+from engine.sql.needs import EVERYTHING, Needs
 from engine.sql.views import SYSTEM_VIEWS, CampaignLayout, create_views, read_layouts
 from engine.store.database import is_lock_error
 from engine.store.schema import literal
@@ -46,7 +47,9 @@ class Sandbox:
     def layout(self, campaign: str) -> CampaignLayout:
         if campaign not in self.layouts:
             known = ", ".join(self.layouts) or "none yet"
-            raise NotFoundError(f"no campaign named '{campaign}'", hint=f"apply its spec first (known: {known})")
+            raise NotFoundError(
+                f"no campaign named '{campaign}'", hint=f"apply its spec first (known: {known})"
+            )
         return self.layouts[campaign]
 
     def check(self, sql: str, *, what: str = "query") -> str:
@@ -54,10 +57,13 @@ class Sandbox:
         try:
             statements = self.con.extract_statements(sql)
         except duckdb.Error as err:
-            raise QueryError(f"the {what} is not valid SQL: {_first_line(err)}", hint="fix the SQL syntax") from err
+            raise QueryError(
+                f"the {what} is not valid SQL: {_first_line(err)}", hint="fix the SQL syntax"
+            ) from err
         if len(statements) != 1:
             raise QueryError(
-                f"the {what} holds {len(statements)} statements; one is allowed", hint="run one SELECT at a time"
+                f"the {what} holds {len(statements)} statements; one is allowed",
+                hint="run one SELECT at a time",
             )
         statement = statements[0]
         if statement.type not in READ_STATEMENTS:
@@ -108,11 +114,11 @@ def open_sandbox(
     limits: Limits | None = None,
     busy_timeout: float = 30.0,
     writable: Path | None = None,
-    tables: frozenset[str] | None = None,
+    needs: Needs = EVERYTHING,
 ) -> Iterator[Sandbox]:
     """A sandbox over the workspace file at `db_path`, closed on leaving the block. `writable` is the one file
-    the engine's own statements may write (an export's temporary file); `tables` limits the views built to
-    those a statement reads (see views.referenced_tables), None builds them all."""
+    the engine's own statements may write (an export's temporary file); `needs` limits the views built to what
+    a statement reads (see needs.py)."""
     limits = limits or Limits()
     con = duckdb.connect(
         ":memory:",
@@ -120,8 +126,8 @@ def open_sandbox(
     )
     try:
         _attach(con, db_path, busy_timeout)
-        layouts = read_layouts(con, tables)
-        create_views(con, layouts, tables)
+        layouts = read_layouts(con, needs)
+        create_views(con, layouts, needs)
         settings = [
             f"SET memory_limit = {literal(limits.memory_limit)}",
             "SET temp_directory = ''",
@@ -146,7 +152,9 @@ def open_sandbox(
 
 def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) -> None:
     if not db_path.exists():
-        raise NotFoundError(f"no workspace at {db_path.parent}", hint=f"create one with `runsheet init {db_path.parent}`")
+        raise NotFoundError(
+            f"no workspace at {db_path.parent}", hint=f"create one with `runsheet init {db_path.parent}`"
+        )
     deadline = time.monotonic() + busy_timeout
     delay = 0.005
     while True:
@@ -184,9 +192,13 @@ def translate(err: duckdb.Error, limits: Limits, tables: list[str]) -> QueryErro
             hint="query the workspace's own tables: " + ", ".join(tables),
         )
     if "read-only" in text:
-        return QueryError("the workspace is read-only to queries", hint="change data with runsheet import, set or run")
+        return QueryError(
+            "the workspace is read-only to queries", hint="change data with runsheet import, set or run"
+        )
     if "configuration has been locked" in text:
-        return QueryError("queries cannot change settings", hint="remove the SET; limits are options of the command")
+        return QueryError(
+            "queries cannot change settings", hint="remove the SET; limits are options of the command"
+        )
     if isinstance(err, duckdb.CatalogException):
         return QueryError(text, hint="the tables are: " + ", ".join(tables))
     if isinstance(err, duckdb.ParserException):

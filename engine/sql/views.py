@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from engine.sql.needs import EVERYTHING, Needs
 from engine.store.schema import literal, quote
 
 SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns")
@@ -36,8 +37,12 @@ CELL_FIELDS = (
     ("finished_at", "finished_at", "TIMESTAMP"),
     ("run_id", "run_id", "BIGINT"),
 )
-STATE_FIELDS = (("status", "status"), ("error_code", "error_code"), ("error_message", "error_message"),
-                ("credits", "cost"))
+STATE_FIELDS = (
+    ("status", "status"),
+    ("error_code", "error_code"),
+    ("error_message", "error_message"),
+    ("credits", "cost"),
+)
 
 
 @dataclass(frozen=True)
@@ -66,49 +71,44 @@ class CampaignLayout:
         return [c for c in self.columns if not c.is_input]
 
 
-def referenced_tables(sql: str) -> frozenset[str] | None:
-    """The (lower-cased) names of the tables `sql` reads, so only their views are built; None if unsure."""
-    import sqlglot
-    from sqlglot import exp
-
-    try:
-        trees = sqlglot.parse(sql, dialect="duckdb")
-    except sqlglot.errors.SqlglotError:
-        return None
-    return frozenset(t.name.lower() for tree in trees if tree is not None for t in tree.find_all(exp.Table))
-
-
-def _wants(wanted: frozenset[str] | None, name: str) -> bool:
-    return wanted is None or name.lower() in wanted
+def aligned_tables(con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, str]], db: str) -> set[str]:
+    """Of each (row registry, column table) pair, the column tables holding exactly the registry's row ids in
+    the registry's order: one scan of the row ids."""
+    checks = [
+        f"SELECT {literal(table)}, count(*) FILTER (WHERE r.row_id IS DISTINCT FROM t.row_id) = 0 "
+        f"FROM {db}.{quote(rows)} r POSITIONAL JOIN (SELECT row_id FROM {db}.{quote(table)}) t"
+        for rows, table in pairs
+    ]
+    return {t for t, ok in con.execute(" UNION ALL ".join(checks)).fetchall() if ok} if checks else set()
 
 
 def read_layouts(
-    con: duckdb.DuckDBPyConnection, wanted: frozenset[str] | None = None, db: str = "ws"
+    con: duckdb.DuckDBPyConnection, needs: Needs = EVERYTHING, db: str = "ws"
 ) -> list[CampaignLayout]:
-    """Every campaign's layout; which tables are lined up is checked for the campaigns in `wanted` (all of
-    them when None, or when `cells` is wanted)."""
+    """Every campaign's layout; which tables are lined up is checked only for the columns `needs` reads (and
+    every step column when it reads `cells`)."""
     campaigns = con.execute(
         f"SELECT campaign_id, name, rows_table FROM {db}.campaigns ORDER BY name"
     ).fetchall()
     columns = con.execute(
         f"SELECT campaign_id, name, kind, table_name FROM {db}.columns ORDER BY campaign_id, position"
     ).fetchall()
-    every = wanted is None or "cells" in wanted
-    checks = [
-        f"SELECT {literal(table)}, count(*) FILTER (WHERE r.row_id IS DISTINCT FROM t.row_id) = 0 "
-        f"FROM {db}.{quote(rows)} r POSITIONAL JOIN (SELECT row_id FROM {db}.{quote(table)}) t"
+    pairs = [
+        (rows, table)
         for cid, name, rows in campaigns
-        if every or _wants(wanted, name)
-        for ccid, _, _, table in columns
+        for ccid, column, kind, table in columns
         if ccid == cid
+        and (needs.table(name) and needs.column(column) or needs.table("cells") and kind != "input")
     ]
-    aligned = {t for t, ok in con.execute(" UNION ALL ".join(checks)).fetchall() if ok} if checks else set()
+    aligned = aligned_tables(con, pairs, db)
     return [
         CampaignLayout(
             name=name,
             rows_table=rows,
             columns=tuple(
-                ColumnTable(col, kind, table, kind == "input") for ccid, col, kind, table in columns if ccid == cid
+                ColumnTable(col, kind, table, kind == "input")
+                for ccid, col, kind, table in columns
+                if ccid == cid
             ),
             aligned=frozenset(t for ccid, _, _, t in columns if ccid == cid and t in aligned),
         )
@@ -164,8 +164,11 @@ def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: s
             have = present.get(step.table, set())
             fields = ["value", "status"] + [f for _, f, _ in CELL_FIELDS if f in have]
             selects = [
-                literal(layout.name) + " AS campaign", "r.row_id", literal(step.name) + ' AS "column"',
-                "coalesce(j.status, 'empty') AS status", "j.value::VARCHAR AS value",
+                literal(layout.name) + " AS campaign",
+                "r.row_id",
+                literal(step.name) + ' AS "column"',
+                "coalesce(j.status, 'empty') AS status",
+                "j.value::VARCHAR AS value",
             ] + [
                 (f"j.{quote(f)}::{t}" if f in have else f"NULL::{t}") + f" AS {quote(label)}"
                 for label, f, t in CELL_FIELDS
@@ -174,26 +177,29 @@ def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: s
             parts.append(f"SELECT {', '.join(selects)} FROM {source}")
     if not parts:
         empty = ", ".join(f"NULL::{t} AS {quote(label)}" for label, _, t in CELL_FIELDS)
-        return ("SELECT NULL::VARCHAR AS campaign, NULL::BIGINT AS row_id, NULL::VARCHAR AS \"column\", "
-                f"NULL::VARCHAR AS status, NULL::VARCHAR AS value, {empty} WHERE FALSE")
+        return (
+            'SELECT NULL::VARCHAR AS campaign, NULL::BIGINT AS row_id, NULL::VARCHAR AS "column", '
+            f"NULL::VARCHAR AS status, NULL::VARCHAR AS value, {empty} WHERE FALSE"
+        )
     return " UNION ALL ".join(parts)
 
 
 def create_views(
-    con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], wanted: frozenset[str] | None = None,
-    db: str = "ws",
+    con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], needs: Needs = EVERYTHING, db: str = "ws"
 ) -> None:
-    """Create the views named in the module docstring (those in `wanted`, or all) in the sandbox's own
-    in-memory catalog."""
+    """Create the views named in the module docstring, those `needs` reads (a campaign's with the columns it
+    names), in the sandbox's own in-memory catalog."""
     con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
     for layout in layouts:
-        if not _wants(wanted, layout.name):
+        if not needs.table(layout.name):
             continue
-        names = [c.name for c in layout.columns]
+        names = [c.name for c in layout.columns if needs.column(c.name)]
         con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names, db=db)}")
         if layout.name not in SYSTEM_VIEWS:
-            con.execute(f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}")
-    if _wants(wanted, "cells"):
+            con.execute(
+                f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}"
+            )
+    if needs.table("cells"):
         present: dict[str, set[str]] = {}
         for table, column in con.execute(
             "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [db]
@@ -201,12 +207,12 @@ def create_views(
             present.setdefault(table, set()).add(column)
         con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present, db)}")
     for name in ("runs", "activity"):
-        if _wants(wanted, name):
+        if needs.table(name):
             con.execute(
                 f"CREATE VIEW main.{name} AS SELECT c.name AS campaign, t.* FROM {db}.{name} t "
                 f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id"
             )
-    if _wants(wanted, "campaigns"):
+    if needs.table("campaigns"):
         con.execute(
             f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
         )

@@ -20,7 +20,8 @@ class Settings:
     """What runs read: concurrency, credit prices, caps, rate limits, the confirm threshold."""
 
     concurrency: int = 16
-    confirm_threshold: float = 100.0  # credits above which a spec change or a UI run asks first
+    # Credits above which a spec change's re-run (or a UI run) asks first; None: always ask.
+    confirm_threshold: float | None = 100.0
     tiers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     run_cap: float | None = None  # credits one run may spend
     campaign_caps: dict[str, float] = field(default_factory=dict)  # credits each campaign may spend in all

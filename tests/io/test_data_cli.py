@@ -36,8 +36,15 @@ def _file(folder: Path, name: str, text: str) -> Path:
 def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_path: Path) -> None:
     text = "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n,Nobody,1,4\n"
     rejects = tmp_path / "bad.csv"
-    shown = ok(workspace, "import", str(_file(tmp_path, "again.csv", text)), "--key", "email",
-               "--rejects", str(rejects)).stdout
+    shown = ok(
+        workspace,
+        "import",
+        str(_file(tmp_path, "again.csv", text)),
+        "--key",
+        "email",
+        "--rejects",
+        str(rejects),
+    ).stdout
     lines = shown.splitlines()
     assert lines[:4] == [
         "imported 1 rows (rows 3-3)",
@@ -45,11 +52,24 @@ def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_pat
         f"rejected 1 rows: see {rejects}",
         "added input columns: phone (BIGINT); add them to the campaign's spec file too, or a later apply drops them",
     ]
-    assert rejects.read_text(encoding="utf-8").splitlines()[1].startswith("5,key column 'email' is empty on line 5")
-    again = ok_json(workspace, "import", str(_file(tmp_path, "third.csv", "email,first\ncy@x.org,Cyd\n")),
-                    "--key", "email")
+    assert (
+        rejects.read_text(encoding="utf-8")
+        .splitlines()[1]
+        .startswith("5,key column 'email' is empty on line 5")
+    )
+    again = ok_json(
+        workspace,
+        "import",
+        str(_file(tmp_path, "third.csv", "email,first\ncy@x.org,Cyd\n")),
+        "--key",
+        "email",
+    )
     assert {k: again[k] for k in ("rows", "updated", "unchanged", "rejected", "added_columns")} == {
-        "rows": 0, "updated": 1, "unchanged": 0, "rejected": 0, "added_columns": {},
+        "rows": 0,
+        "updated": 1,
+        "unchanged": 0,
+        "rejected": 0,
+        "added_columns": {},
     }
     assert isinstance(again["edit_run_id"], int)
 
@@ -69,7 +89,9 @@ def test_import_errors_are_one_line(workspace: Path, tmp_path: Path) -> None:
 
 def test_export_writes_the_chosen_rows_and_columns(workspace: Path, tmp_path: Path) -> None:
     target = tmp_path / "big.csv"
-    shown = ok(workspace, "export", "-o", str(target), "--columns", "first,domain", "--where", "employees > 100")
+    shown = ok(
+        workspace, "export", "-o", str(target), "--columns", "first,domain", "--where", "employees > 100"
+    )
     assert shown.stdout == f"exported 1 rows to {target}\n"
     assert target.read_text(encoding="utf-8") == "row_id,first,domain\n2,Bob,globex.io\n"
     summary = ok_json(workspace, "export", "-o", str(tmp_path / "all.parquet"), "--with-state")
@@ -82,13 +104,20 @@ def test_query_in_every_format(workspace: Path, tmp_path: Path) -> None:
     sql = "SELECT row_id, first, '=1+1' AS trap FROM t ORDER BY row_id"
     table = ok(workspace, "query", sql).stdout
     assert "Ann" in table and "Bob" in table and "2 rows" in table
-    assert ok(workspace, "query", sql, "--format", "csv").stdout == "row_id,first,trap\n1,Ann,'=1+1\n2,Bob,'=1+1\n"
+    assert (
+        ok(workspace, "query", sql, "--format", "csv").stdout
+        == "row_id,first,trap\n1,Ann,'=1+1\n2,Bob,'=1+1\n"
+    )
     assert ok(workspace, "query", sql, "--format", "csv", "--raw").stdout.endswith("2,Bob,=1+1\n")
     assert json.loads(ok(workspace, "query", sql, "--format", "json").stdout) == [
-        {"row_id": 1, "first": "Ann", "trap": "=1+1"}, {"row_id": 2, "first": "Bob", "trap": "=1+1"},
+        {"row_id": 1, "first": "Ann", "trap": "=1+1"},
+        {"row_id": 2, "first": "Bob", "trap": "=1+1"},
     ]
     out = tmp_path / "q.parquet"
-    assert ok(workspace, "query", sql, "--format", "parquet", "-o", str(out)).stdout == f"wrote 2 rows to {out}\n"
+    assert (
+        ok(workspace, "query", sql, "--format", "parquet", "-o", str(out)).stdout
+        == f"wrote 2 rows to {out}\n"
+    )
     assert pl.read_parquet(out)["first"].to_list() == ["Ann", "Bob"]
     out_csv = tmp_path / "q.csv"
     ok(workspace, "query", sql, "--format", "csv", "-o", str(out_csv))
@@ -102,8 +131,10 @@ def test_query_in_every_format(workspace: Path, tmp_path: Path) -> None:
         (["query", "DROP TABLE cells"], "error: queries are read-only: a DROP statement is not allowed"),
         (["query", "SELECT 1", "--format", "parquet"], "error: parquet is written to a file"),
         (["query", "SELECT 1", "--format", "xml"], "error: unknown format 'xml'"),
-        (["query", "SELECT count(*) FROM range(100000000000) a, range(1000000) b", "--timeout", "0.2"],
-         "error: the query ran longer than 0.2s and was stopped"),
+        (
+            ["query", "SELECT count(*) FROM range(100000000000) a, range(1000000) b", "--timeout", "0.2"],
+            "error: the query ran longer than 0.2s and was stopped",
+        ),
         (["export", "--where", "nope = 1"], 'error: Binder Error: Referenced column "nope" not found'),
     ],
 )

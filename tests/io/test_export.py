@@ -28,14 +28,32 @@ columns:
   - {{name: shout, kind: formula, expression: "upper(text)"}}
 """
 TRICKY: list[dict[str, Any]] = [
-    {"n": 9007199254740993, "text": "👩‍💻 東京 שלום e\u0301", "amount": 0.1, "day": dt.date(1, 1, 1),
-     "at": dt.datetime(2024, 2, 29, 23, 59, 59, 999999), "flag": True},
+    {
+        "n": 9007199254740993,
+        "text": "👩‍💻 東京 שלום e\u0301",
+        "amount": 0.1,
+        "day": dt.date(1, 1, 1),
+        "at": dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+        "flag": True,
+    },
     {"n": -42, "text": "", "amount": -1e-300, "day": dt.date(9999, 12, 31), "at": None, "flag": False},
     {"n": None, "text": None, "amount": None, "day": None, "at": dt.datetime(1970, 1, 1), "flag": None},
-    {"n": 0, "text": 'He said "hi", then left', "amount": 1.5e300, "day": dt.date(2000, 2, 29),
-     "at": dt.datetime(2000, 1, 1, 0, 0, 0, 1), "flag": True},
-    {"n": 7, "text": "line one\nline two\r\nline three", "amount": 3.0, "day": dt.date(2024, 1, 1),
-     "at": None, "flag": False},
+    {
+        "n": 0,
+        "text": 'He said "hi", then left',
+        "amount": 1.5e300,
+        "day": dt.date(2000, 2, 29),
+        "at": dt.datetime(2000, 1, 1, 0, 0, 0, 1),
+        "flag": True,
+    },
+    {
+        "n": 7,
+        "text": "line one\nline two\r\nline three",
+        "amount": 3.0,
+        "day": dt.date(2024, 1, 1),
+        "at": None,
+        "flag": False,
+    },
     {"n": 8, "text": "  padded, with a comma  ", "amount": -0.0, "day": None, "at": None, "flag": None},
     {"n": 9, "text": "NULL", "amount": 2.5, "day": None, "at": None, "flag": None},
 ]
@@ -63,8 +81,14 @@ def test_wide_and_long_files_round_trip(ws: Workspace, tmp_path: Path) -> None:
     wide = ws.campaign("wide")
     source = tmp_path / "wide.parquet"
     columns = ", ".join(
-        [f"i + {k} AS c{k}" if k % 3 == 0 else f"'v' || (i * {k}) AS c{k}" if k % 3 == 1 else f"(i / {k})::DOUBLE AS c{k}"
-         for k in range(60)]
+        [
+            f"i + {k} AS c{k}"
+            if k % 3 == 0
+            else f"'v' || (i * {k}) AS c{k}"
+            if k % 3 == 1
+            else f"(i / {k})::DOUBLE AS c{k}"
+            for k in range(60)
+        ]
     )
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT {columns} FROM range(20000) t(i)) TO '{source}' (FORMAT parquet)")
@@ -101,7 +125,7 @@ def test_formula_like_text_is_escaped_in_csv_and_kept_in_parquet(ws: Workspace, 
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["note"] for r in rows] == ESCAPED
-    assert rows[0]["link"] == "'=HYPERLINK(\"http://evil.example/?q==1+1\",\"Click\")"
+    assert rows[0]["link"] == '\'=HYPERLINK("http://evil.example/?q==1+1","Click")'
     assert all(r["link"].startswith("'=HYPERLINK(") for r in rows[:-1]) and rows[-1]["link"] == ""
     assert {r["score"] for r in rows} == {"-5"}  # numbers are numbers, not text to defuse
     raw = pl.read_parquet(campaign.export(tmp_path / "out.parquet").path)
@@ -143,16 +167,27 @@ def test_state_columns_and_where_over_any_column(basic: Campaign, tmp_path: Path
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == [
-        "row_id", "first", "research", "research.status", "research.error_code", "research.error_message",
+        "row_id",
+        "first",
+        "research",
+        "research.status",
+        "research.error_code",
+        "research.error_message",
         "research.credits",
     ]
-    assert [(r["row_id"], r["first"], r["research.status"]) for r in rows] == [("1", "Ann", "queued"),
-                                                                               ("2", "Bob", "queued")]
-    filtered = basic.export(tmp_path / "q.parquet", with_state=True, where="\"opener_length.status\" = 'waiting'")
+    assert [(r["row_id"], r["first"], r["research.status"]) for r in rows] == [
+        ("1", "Ann", "queued"),
+        ("2", "Bob", "queued"),
+    ]
+    filtered = basic.export(
+        tmp_path / "q.parquet", with_state=True, where="\"opener_length.status\" = 'waiting'"
+    )
     assert filtered.rows == 3
 
 
-def test_columns_out_of_row_order_are_joined_and_sorted(ws: Workspace, basic: Campaign, tmp_path: Path) -> None:
+def test_columns_out_of_row_order_are_joined_and_sorted(
+    ws: Workspace, basic: Campaign, tmp_path: Path
+) -> None:
     with open_sandbox(ws.db.path) as box:
         before = read_layouts(box.con)[0]
     first_table = next(c.table for c in before.columns if c.name == "first")
@@ -164,5 +199,13 @@ def test_columns_out_of_row_order_are_joined_and_sorted(ws: Workspace, basic: Ca
         after = read_layouts(box.con)[0]
     assert first_table not in after.aligned and len(after.aligned) == len(before.aligned) - 1
     out = pl.read_parquet(basic.export(tmp_path / "o.parquet", columns=["first", "email"]).path)
-    assert out.rows() == [(1, "Ann", "ann@acme.com"), (2, "Bob", "bob@globex.io"), (3, "Cy", "cy@initech.org")]
-    assert ws.query("SELECT row_id, first FROM t ORDER BY row_id").rows() == [(1, "Ann"), (2, "Bob"), (3, "Cy")]
+    assert out.rows() == [
+        (1, "Ann", "ann@acme.com"),
+        (2, "Bob", "bob@globex.io"),
+        (3, "Cy", "cy@initech.org"),
+    ]
+    assert ws.query("SELECT row_id, first FROM t ORDER BY row_id").rows() == [
+        (1, "Ann"),
+        (2, "Bob"),
+        (3, "Cy"),
+    ]

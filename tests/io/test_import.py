@@ -35,7 +35,7 @@ class Dialect:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-NAMES = [("c1", "zoë@example.com", "Zoë"), ("c2", "li@example.cn", "李"), ("c3", "ann@x.io", "Ann, \"Annie\"")]
+NAMES = [("c1", "zoë@example.com", "Zoë"), ("c2", "li@example.cn", "李"), ("c3", "ann@x.io", 'Ann, "Annie"')]
 
 
 def _csv(delimiter: str = ",", encoding: str = "utf-8", bom: bytes = b"") -> bytes:
@@ -99,20 +99,34 @@ def test_parquet_and_json_lines_keep_their_types(ws: Workspace, tmp_path: Path) 
 
 def test_no_header_fills_input_columns_in_order(people: Campaign, tmp_path: Path) -> None:
     people.import_file(write(tmp_path, "bare.csv", "c1,a@b.com,Ann\nc2,c@d.com,Cy\n"), header=False)
-    assert rows_of(people, "crm_id", "email", "first") == [(1, "c1", "a@b.com", "Ann"), (2, "c2", "c@d.com", "Cy")]
+    assert rows_of(people, "crm_id", "email", "first") == [
+        (1, "c1", "a@b.com", "Ann"),
+        (2, "c2", "c@d.com", "Cy"),
+    ]
 
 
 # ---- columns ---------------------------------------------------------------------------------------------------
 
 
-def test_new_columns_join_the_spec_with_inferred_or_given_types(ws: Workspace, people: Campaign, tmp_path: Path) -> None:
+def test_new_columns_join_the_spec_with_inferred_or_given_types(
+    ws: Workspace, people: Campaign, tmp_path: Path
+) -> None:
     text = "crm_id,Email,Phone Number,Zip,Founded,Seats\nc1,a@b.com,555-0100,02134,2001-02-03,12\n"
     report = people.import_file(write(tmp_path, "new.csv", text), types={"Seats": "INTEGER"})
     assert report.columns == {
-        "crm_id": "crm_id", "Email": "email", "Phone Number": "phone_number", "Zip": "zip",
-        "Founded": "founded", "Seats": "seats",
+        "crm_id": "crm_id",
+        "Email": "email",
+        "Phone Number": "phone_number",
+        "Zip": "zip",
+        "Founded": "founded",
+        "Seats": "seats",
     }
-    assert report.added_columns == {"phone_number": "VARCHAR", "zip": "VARCHAR", "founded": "DATE", "seats": "INTEGER"}
+    assert report.added_columns == {
+        "phone_number": "VARCHAR",
+        "zip": "VARCHAR",
+        "founded": "DATE",
+        "seats": "INTEGER",
+    }
     spec = ws.campaign("people").spec
     assert spec.names[-4:] == ["phone_number", "zip", "founded", "seats"]
     assert [spec.column(c).is_input for c in spec.names[-4:]] == [True] * 4
@@ -129,13 +143,15 @@ def test_a_hostile_header_is_just_a_name(ws: Workspace, people: Campaign, tmp_pa
     report = people.import_file(write(tmp_path, "evil.csv", text))
     assert report.columns[header] == "x_drop_table_cells"
     assert rows_of(people, "x_drop_table_cells") == [(1, "boom")]
-    found = ws.query('SELECT x_drop_table_cells, (SELECT count(*) FROM cells) AS cells FROM people')
+    found = ws.query("SELECT x_drop_table_cells, (SELECT count(*) FROM cells) AS cells FROM people")
     assert found.rows() == [("boom", 4)]
 
 
 def test_type_given_for_an_existing_column_must_match(people: Campaign, tmp_path: Path) -> None:
     with pytest.raises(ImportError_) as caught:
-        people.import_file(write(tmp_path, "t.csv", "crm_id,employees\nc1,5\n"), types={"employees": "VARCHAR"})
+        people.import_file(
+            write(tmp_path, "t.csv", "crm_id,employees\nc1,5\n"), types={"employees": "VARCHAR"}
+        )
     assert "column 'employees' is BIGINT in campaign 'people', not VARCHAR" in str(caught.value)
 
 
@@ -162,32 +178,85 @@ class Bad:
 
 HEAD = "crm_id,email,first,employees\n"
 BAD_FILES = [
-    Bad("ragged-row", lambda d: write(d, "r.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,2,surplus\n"),
-        ["line 3 has 5 fields where the header has 4"], "as many fields as the header"),
-    Bad("bad-encoding", lambda d: write(d, "e.csv", (HEAD + "c1,a@x.com,Zoë,1\nc2,b@x.com,Bo").encode()
-                                        + b"\xff\xfe" + b",2\n"),
-        ["line 3 is not valid utf-8 text"], "save the file as UTF-8"),
-    Bad("wrong-type", lambda d: write(d, "t.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,lots\n"),
-        ["column 'employees' has values that are not BIGINT: 'lots' on line 3"], "fix the values"),
-    Bad("ten-megabyte-field", lambda d: write(d, "big.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com," + "x" * 10_000_000
-                                              + ",2\nc3,c@x.com,Cy,3\n"),
-        ["line 3 is longer than the longest line allowed"], "--max-line-size"),
-    Bad("duplicate-header", lambda d: write(d, "d.csv", "crm_id,email,email\nc1,a@x.com,b@x.com\n"),
-        ["d.csv has two columns named 'email' (columns 2 and 3)"], "rename one"),
-    Bad("empty-header", lambda d: write(d, "h.csv", "crm_id,,first\nc1,x,Ann\n"),
-        ["column 2 of h.csv has an empty header"], "give every column a name"),
-    Bad("duplicate-key", lambda d: write(d, "k.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,2\nc1,c@x.com,Cy,3\n"),
-        ["2 row(s) of k.csv cannot be imported", "key column 'crm_id' repeats c1 on line 2",
-         "repeats c1 on line 4"], "distinct, non-empty key", {"key": "crm_id"}),
-    Bad("blank-key", lambda d: write(d, "b.csv", HEAD + "c1,a@x.com,Ann,1\n,b@x.com,Bob,2\n"),
-        ["key column 'crm_id' is empty on line 3"], "distinct, non-empty key", {"key": "crm_id"}),
-    Bad("key-not-in-file", lambda d: write(d, "n.csv", "email\na@x.com\n"),
-        ["the file has no column 'crm_id' to match records on"], "--key", {"key": "crm_id"}),
+    Bad(
+        "ragged-row",
+        lambda d: write(d, "r.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,2,surplus\n"),
+        ["line 3 has 5 fields where the header has 4"],
+        "as many fields as the header",
+    ),
+    Bad(
+        "bad-encoding",
+        lambda d: write(
+            d, "e.csv", (HEAD + "c1,a@x.com,Zoë,1\nc2,b@x.com,Bo").encode() + b"\xff\xfe" + b",2\n"
+        ),
+        ["line 3 is not valid utf-8 text"],
+        "save the file as UTF-8",
+    ),
+    Bad(
+        "wrong-type",
+        lambda d: write(d, "t.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,lots\n"),
+        ["column 'employees' has values that are not BIGINT: 'lots' on line 3"],
+        "fix the values",
+    ),
+    Bad(
+        "ten-megabyte-field",
+        lambda d: write(
+            d, "big.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com," + "x" * 10_000_000 + ",2\nc3,c@x.com,Cy,3\n"
+        ),
+        ["line 3 is longer than the longest line allowed"],
+        "--max-line-size",
+    ),
+    Bad(
+        "duplicate-header",
+        lambda d: write(d, "d.csv", "crm_id,email,email\nc1,a@x.com,b@x.com\n"),
+        ["d.csv has two columns named 'email' (columns 2 and 3)"],
+        "rename one",
+    ),
+    Bad(
+        "empty-header",
+        lambda d: write(d, "h.csv", "crm_id,,first\nc1,x,Ann\n"),
+        ["column 2 of h.csv has an empty header"],
+        "give every column a name",
+    ),
+    Bad(
+        "duplicate-key",
+        lambda d: write(d, "k.csv", HEAD + "c1,a@x.com,Ann,1\nc2,b@x.com,Bob,2\nc1,c@x.com,Cy,3\n"),
+        [
+            "2 row(s) of k.csv cannot be imported",
+            "key column 'crm_id' repeats c1 on line 2",
+            "repeats c1 on line 4",
+        ],
+        "distinct, non-empty key",
+        {"key": "crm_id"},
+    ),
+    Bad(
+        "blank-key",
+        lambda d: write(d, "b.csv", HEAD + "c1,a@x.com,Ann,1\n,b@x.com,Bob,2\n"),
+        ["key column 'crm_id' is empty on line 3"],
+        "distinct, non-empty key",
+        {"key": "crm_id"},
+    ),
+    Bad(
+        "key-not-in-file",
+        lambda d: write(d, "n.csv", "email\na@x.com\n"),
+        ["the file has no column 'crm_id' to match records on"],
+        "--key",
+        {"key": "crm_id"},
+    ),
     Bad("truncated-parquet", _truncated_parquet, ["cannot read cut.parquet"], "truncated"),
     Bad("empty-file", lambda d: write(d, "empty.csv", ""), ["empty.csv is empty"], "header row"),
-    Bad("unknown-format", lambda d: write(d, "rows.xlsx", "x"), ["cannot import rows.xlsx"], ".csv or .parquet"),
-    Bad("row-id-without-key", lambda d: write(d, "ids.csv", "row_id,first\n1,Ann\n"),
-        ["the file has a row_id column"], "--key row_id"),
+    Bad(
+        "unknown-format",
+        lambda d: write(d, "rows.xlsx", "x"),
+        ["cannot import rows.xlsx"],
+        ".csv or .parquet",
+    ),
+    Bad(
+        "row-id-without-key",
+        lambda d: write(d, "ids.csv", "row_id,first\n1,Ann\n"),
+        ["the file has a row_id column"],
+        "--key row_id",
+    ),
 ]
 
 
@@ -217,14 +286,16 @@ def test_line_numbers_count_multiline_fields(people: Campaign, tmp_path: Path) -
 
 
 def test_rejects_file_takes_bad_rows_and_good_ones_go_in(people: Campaign, tmp_path: Path) -> None:
-    text = (HEAD + "c1,a@x.com,Ann,1\n"  # line 2: good
-            "=c2,b@x.com,Bob,2,surplus\n"  # line 3: ragged (and formula-like: escaped in the rejects file)
-            "c3,c@x.com,Cy,many\n"  # line 4: not a number
-            "c4,d@x.com,Di,4\n"  # line 5: good
-            "c5,e@x.com,=cmd(),5\n"  # line 6: repeated key (with line 7)
-            "c5,f@x.com,Fay,6\n"
-            ",g@x.com,Gus,7\n"  # line 8: blank key
-            "c9,h@x.com,Hal,9\n")  # line 9: good
+    text = (
+        HEAD + "c1,a@x.com,Ann,1\n"  # line 2: good
+        "=c2,b@x.com,Bob,2,surplus\n"  # line 3: ragged (and formula-like: escaped in the rejects file)
+        "c3,c@x.com,Cy,many\n"  # line 4: not a number
+        "c4,d@x.com,Di,4\n"  # line 5: good
+        "c5,e@x.com,=cmd(),5\n"  # line 6: repeated key (with line 7)
+        "c5,f@x.com,Fay,6\n"
+        ",g@x.com,Gus,7\n"  # line 8: blank key
+        "c9,h@x.com,Hal,9\n"
+    )  # line 9: good
     rejects = tmp_path / "rejects.csv"
     report = people.import_file(write(tmp_path, "mixed.csv", text), key="crm_id", rejects=rejects)
     assert (report.records, len(report.inserted), report.rejected, report.rejects_file) == (8, 3, 5, rejects)
@@ -236,7 +307,12 @@ def test_rejects_file_takes_bad_rows_and_good_ones_go_in(people: Campaign, tmp_p
     assert found[0]["record"] == "'=c2,b@x.com,Bob,2,surplus"
     assert "not BIGINT: 'many' on line 4" in found[1]["error"]
     assert found[2]["error"] == "key column 'crm_id' repeats c5 on line 6 and other(s)"
-    assert json.loads(found[2]["record"]) == {"crm_id": "c5", "email": "e@x.com", "first": "=cmd()", "employees": 5}
+    assert json.loads(found[2]["record"]) == {
+        "crm_id": "c5",
+        "email": "e@x.com",
+        "first": "=cmd()",
+        "employees": 5,
+    }
     assert found[4]["error"] == "key column 'crm_id' is empty on line 8"
     assert not list(tmp_path.glob(".rejects.csv.*"))
 

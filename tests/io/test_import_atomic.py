@@ -64,7 +64,10 @@ def test_killed_import_leaves_the_campaign_as_it_was(
     marker = tmp_path / "stopped"
     child = subprocess.Popen(
         [sys.executable, "-c", IMPORTER, str(ws.path), str(big_csv), str(marker), stop_at],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120  # a guard against a hang, not a measurement

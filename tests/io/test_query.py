@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import Campaign, QueryError, Status, Workspace
+from engine.sql.needs import needs_of
 from engine.sql.sandbox import Limits, open_sandbox
 from tests.conftest import BASIC_ROWS, BASIC_SPEC, snapshot
 
@@ -23,7 +24,7 @@ def test_each_campaign_is_a_wide_table_of_its_values(ws: Workspace, basic: Campa
 def test_cells_hold_every_step_cell_with_its_state(ws: Workspace, basic: Campaign) -> None:
     basic.run(["research"], rows=[1])
     counts = ws.query(
-        'SELECT "column", status, count(*) AS n FROM cells WHERE campaign = \'t\' GROUP BY ALL ORDER BY ALL'
+        "SELECT \"column\", status, count(*) AS n FROM cells WHERE campaign = 't' GROUP BY ALL ORDER BY ALL"
     )
     expected = sorted((c, s, n) for c, found in basic.status_counts().items() for s, n in found.items())
     assert counts.rows() == expected
@@ -34,8 +35,17 @@ def test_cells_hold_every_step_cell_with_its_state(ws: Workspace, basic: Campaig
     stored = basic.cell(1, "research")
     assert cell.rows() == [(1, stored.value, Status.DONE.value, stored.cost, None, True)]
     assert set(ws.query("SELECT * FROM cells LIMIT 0").columns) >= {
-        "campaign", "row_id", "column", "status", "error_code", "error_hint", "credits", "tokens", "latency_ms",
-        "started_at", "finished_at",
+        "campaign",
+        "row_id",
+        "column",
+        "status",
+        "error_code",
+        "error_hint",
+        "credits",
+        "tokens",
+        "latency_ms",
+        "started_at",
+        "finished_at",
     }
 
 
@@ -44,6 +54,40 @@ def test_runs_and_activity_name_their_campaign(ws: Workspace, basic: Campaign) -
     assert ("t", "new_rows", 1) in runs.rows()
     activity = ws.query("SELECT DISTINCT campaign, column_name FROM activity WHERE column_name = 'domain'")
     assert activity.rows() == [("t", "domain")]
+
+
+NEEDS = [
+    ("SELECT email, count(*) FROM t GROUP BY ALL", {"t"}, {"email", "t"}),
+    (
+        "SELECT a.first FROM t a JOIN cells c USING (row_id) WHERE c.status = 'error'",
+        {"t", "cells"},
+        {"a", "c", "t", "cells", "first", "row_id", "status"},
+    ),
+    ("SELECT * FROM t", {"t"}, None),
+    ("SELECT x.* FROM t x", {"t"}, None),
+    ("SELECT COLUMNS('e.*') FROM t", {"t"}, None),
+    ("SELECT t FROM t", {"t"}, None),
+    ("WITH x AS (SELECT email FROM t) SELECT count(*) FROM x", {"t", "x"}, {"email", "t", "x"}),
+    ("EXPLAIN SELECT email FROM t", None, None),
+]
+
+
+@pytest.mark.parametrize(("sql", "tables", "columns"), NEEDS)
+def test_only_the_views_and_columns_a_query_reads_are_built(
+    sql: str, tables: set[str] | None, columns: set[str] | None
+) -> None:
+    needs = needs_of(sql)
+    assert needs.tables == (None if tables is None else frozenset(tables))
+    assert needs.columns == (None if columns is None else frozenset(columns))
+
+
+def test_pruned_and_whole_views_give_the_same_answers(ws: Workspace, basic: Campaign) -> None:
+    whole = ws.query("SELECT * FROM t ORDER BY row_id").select(["first", "greet"])
+    assert ws.query("SELECT first, greet FROM t ORDER BY row_id").equals(whole)
+    assert ws.query("EXPLAIN SELECT first FROM t").height >= 1
+    with pytest.raises(QueryError) as caught:
+        ws.query("SELECT nope FROM t")
+    assert 'Referenced column "nope" not found' in str(caught.value)
 
 
 def test_a_campaign_named_like_a_view_stays_reachable(ws: Workspace, tmp_path: Path) -> None:
@@ -124,7 +168,9 @@ def test_a_query_stops_at_its_memory_limit(ws: Workspace, basic: Campaign) -> No
     assert "needed more than its 64MB of memory" in str(caught.value)
 
 
-def test_a_query_waits_for_a_writer_in_the_same_process_and_vice_versa(ws: Workspace, basic: Campaign) -> None:
+def test_a_query_waits_for_a_writer_in_the_same_process_and_vice_versa(
+    ws: Workspace, basic: Campaign
+) -> None:
     results: list[object] = []
     holding, release = threading.Event(), threading.Event()
 

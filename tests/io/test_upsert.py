@@ -48,7 +48,9 @@ def events_of(report_events: list, column: str, outcome: str) -> tuple[int, ...]
 def test_one_percent_changed_recomputes_exactly_those_rows(settled: Campaign, tmp_path: Path) -> None:
     changed = {5: "Eve", 150: "Max", 299: "Zed"}
     before = settled.cell(6, "opener")
-    report = settled.import_file(write(tmp_path, "again.csv", people_csv(ROWS, changed=changed)), key="crm_id")
+    report = settled.import_file(
+        write(tmp_path, "again.csv", people_csv(ROWS, changed=changed)), key="crm_id"
+    )
     assert (report.updated, report.unchanged, len(report.inserted)) == (3, ROWS - 3, 0)
     assert report.edit_run is not None
     run = report.edit_run
@@ -65,8 +67,11 @@ def test_one_percent_changed_recomputes_exactly_those_rows(settled: Campaign, tm
 
 
 def test_a_changed_email_queues_the_paid_step_of_that_row_only(settled: Campaign, tmp_path: Path) -> None:
-    text = people_csv(ROWS).replace("c7,p7@firm0.com,", "c7,p7@newco.io,").replace("c8,p8@firm1.com,First8,24",
-                                                                                     "c8,p8@firm1.com,First8,25")
+    text = (
+        people_csv(ROWS)
+        .replace("c7,p7@firm0.com,", "c7,p7@newco.io,")
+        .replace("c8,p8@firm1.com,First8,24", "c8,p8@firm1.com,First8,25")
+    )
     report = settled.import_file(write(tmp_path, "moved.csv", text), key="crm_id")
     assert (report.updated, report.unchanged) == (2, ROWS - 2)
     run = report.edit_run

@@ -74,13 +74,27 @@ def cell_text(page: BrowserPage, row_position: int, column_position: int) -> Loc
     return page.locator(f"#glide-cell-{column_position}-{row_position}")
 
 
-def select_cell(page: BrowserPage, row_position: int, column_position: int) -> None:
-    """Click the row's first data cell, then arrow right to the column (the grid is a canvas)."""
+def select_cell(
+    page: BrowserPage, row_position: int, column_position: int, first_data_column: int = FIRST_DATA_COLUMN
+) -> None:
+    """Click the row's first data cell, then arrow right to the column (the grid is a canvas); returns once the
+    grid marks that cell selected. In edit mode there is no checkbox column: the first data column is 1."""
     box = grid(page).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 130, box["y"] + 35 + 35 * row_position + 17)
-    for _ in range(column_position - FIRST_DATA_COLUMN):
+    cell_text(page, row_position, first_data_column).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+    for _ in range(column_position - first_data_column):
         page.keyboard.press("ArrowRight")
+    cell_text(page, row_position, column_position).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+
+
+def type_into_cell(page: BrowserPage, text: str) -> None:
+    """Open the selected cell's editor, replace its text, commit."""
+    page.keyboard.press("Enter")
+    editor = page.locator("#portal textarea, .gdg-growing-entry textarea, textarea.gdg-input").first
+    editor.wait_for()
+    editor.fill(text)
+    page.keyboard.press("Enter")
 
 
 def panel(page: BrowserPage) -> Locator:

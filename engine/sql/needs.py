@@ -1,0 +1,62 @@
+"""Which views and columns a statement reads, so the sandbox builds only those (a wide view of a million rows
+costs nothing until read, but checking how its tables line up does)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+_ALL_COLUMN_NODES = (exp.Pivot, exp.Columns, exp.Command)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Names (lower case) of the views a statement reads, and of the columns it names; None means all."""
+
+    tables: frozenset[str] | None = None
+    columns: frozenset[str] | None = None
+
+    def table(self, name: str) -> bool:
+        return self.tables is None or name.lower() in self.tables
+
+    def column(self, name: str) -> bool:
+        return self.columns is None or name.lower() in self.columns
+
+    def plus_tables(self, *names: str) -> Needs:
+        if self.tables is None:
+            return self
+        return Needs(self.tables | {n.lower() for n in names}, self.columns)
+
+
+EVERYTHING = Needs()
+
+
+def needs_of(sql: str) -> Needs:
+    """What `sql` reads. Anything the parser cannot follow (a star outside count(*), COLUMNS(...), PIVOT, a
+    whole row used as a value, an EXPLAIN) means every column; a parse failure means everything."""
+    parser_log = logging.getLogger("sqlglot")
+    level = parser_log.level
+    parser_log.setLevel(logging.CRITICAL)  # it warns when it falls back to a raw command
+    try:
+        trees = [t for t in sqlglot.parse(sql, dialect="duckdb") if t is not None]
+    except sqlglot.errors.SqlglotError:
+        return EVERYTHING
+    finally:
+        parser_log.setLevel(level)
+    if not trees or any(isinstance(t, exp.Command) for t in trees):
+        return EVERYTHING
+    tables = {t.name.lower() for tree in trees for t in tree.find_all(exp.Table)}
+    named = {c.name.lower() for tree in trees for c in tree.find_all(exp.Column)}
+    # Every identifier counts as a column it may read (USING (email) names no Column node): a superset is safe.
+    columns = named | {i.name.lower() for tree in trees for i in tree.find_all(exp.Identifier)}
+    whole = bool(named & tables) or any(
+        isinstance(node, _ALL_COLUMN_NODES)
+        or isinstance(node, exp.Star)
+        and not isinstance(node.parent, exp.AggFunc)
+        for tree in trees
+        for node in tree.walk()
+    )
+    return Needs(frozenset(tables), None if whole else frozenset(columns))
