@@ -27,7 +27,8 @@ from pathlib import Path
 COLUMNS = (
     "range AS id, 'user' || range || '@company' || (range % 5000) || '.com' AS email, "
     "'First' || (range % 777) AS first_name, 'Last' || (range % 991) AS last_name, "
-    "'Company ' || (range % 5000) AS company, ['VP Sales', 'CTO', 'Engineer', 'Head of Growth'][range % 4 + 1] AS title, "
+    "'Company ' || (range % 5000) AS company, "
+    "['VP Sales', 'CTO', 'Engineer', 'Head of Growth'][range % 4 + 1] AS title, "
     "'City ' || (range % 300) AS city, ['US', 'DE', 'FR', 'GB'][range % 4 + 1] AS country, "
     "(range * 7919) % 20000 AS employees, round((range * 31) % 100000 / 7.0, 2) AS revenue, "
     "DATE '2020-01-01' + (range % 1500)::INTEGER AS signup_date, 'note, with \"quotes\" ' || range AS notes"
@@ -49,8 +50,9 @@ columns:
   - {name: notes, kind: input}
 """
 QUERIES = {
-    "aggregate": "SELECT country, count(*) AS n, avg(employees) AS e FROM {t} GROUP BY country ORDER BY country",
-    "point": "SELECT id, email, company, revenue, signup_date, notes FROM {t} WHERE email = 'user777@company777.com'",
+    "aggregate": "SELECT country, count(*) AS n, avg(employees) AS e FROM {t} GROUP BY ALL ORDER BY ALL",
+    "point": "SELECT id, email, company, revenue, signup_date, notes FROM {t} "
+    "WHERE email = 'user777@company777.com'",
     "top10": "SELECT email, revenue FROM {t} ORDER BY revenue DESC, id LIMIT 10",
 }
 REPEATS = 3
@@ -202,13 +204,13 @@ def main() -> None:
     for rows in sizes:
         found = figures[str(rows)]
         print(
-            f"data in and out, {rows:,} records x 12 columns (median of {REPEATS}, alternating with the baseline)"
+            f"data in and out, {rows:,} records x 12 columns (median of {REPEATS}, alternating with DuckDB)"
         )
         for ours, baseline in PAIRS:
             mine, theirs = found[ours]["median_s"], found[baseline]["median_s"]
             print(
-                f"  {ours:<15} {mine:7.3f} s  vs DuckDB {baseline:<13} {theirs:7.3f} s  ratio {mine / theirs:.2f}x"
-                f" (target <= 1.5x); peak RSS {found[ours]['peak_rss_mib']:.0f} MiB"
+                f"  {ours:<15} {mine:7.3f} s  vs DuckDB {baseline:<13} {theirs:7.3f} s  "
+                f"ratio {mine / theirs:.2f}x (target <= 1.5x); peak RSS {found[ours]['peak_rss_mib']:.0f} MiB"
             )
         print(f"  re-import with --key, 1% changed: {found['upsert']['median_s']:.3f} s")
         queries = found["queries"]
@@ -220,9 +222,8 @@ def main() -> None:
             )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
-    print(
-        f"  figures written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
-    )
+    shown = RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS
+    print(f"  figures written to {shown}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ class RunReport:
     events: list[ExecutionEvent] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     status: str = "done"
+    # paid work: what it spent, and what the cache saved
+    credits: float = 0.0
+    tokens: int = 0
+    cache_hits: int = 0
+    credits_saved: float = 0.0
 
     def counts(self) -> dict[str, Counter[str]]:
         """Per column, how many cells ended in each outcome. A cell that waited for a paid upstream result and

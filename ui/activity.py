@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ui import runs, session
+from ui import reads, runs, session
 
 RUN_FIELDS = ("run_id", "campaign", "status", "actor", "trigger", "started_at", "finished_at", "total", "done",
               "credits", "tokens", "cache_hits", "counts")
@@ -22,12 +22,13 @@ def render() -> None:
         return
     session.show_notices()
     with session.friendly():
-        going = [r for r in runs.active_runs(ws) if r.get("trigger") not in ("pull", "apply", "new_rows")]
+        going = reads.batch_runs(ws)
 
         @st.fragment(run_every=1.0 if going else None)
         def live() -> None:
+            reads.fresh()
             with session.friendly():
-                now = [r for r in runs.active_runs(ws) if r.get("trigger") not in ("pull", "apply", "new_rows")]
+                now = reads.batch_runs(ws)
                 if going and not now:
                     st.rerun()
                 st.subheader("Running now")

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` puts ui/ on the path,
 
 import streamlit as st  # noqa: E402
 
-from ui import sidebar  # noqa: E402
+from ui import reads, sidebar  # noqa: E402
 
 st.set_page_config(page_title="Runsheet", page_icon=":material/table_view:", layout="wide", initial_sidebar_state="expanded")
 
@@ -29,5 +29,6 @@ PAGES = [
 # Less empty space above the content: a grid wants the screen.
 st.html("<style>[data-testid='stMainBlockContainer']{padding:3.2rem 2rem 1rem 2rem}</style>")
 page = st.navigation(PAGES, position="top")
+reads.fresh()
 sidebar.render()
 page.run()

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Page, Workspace
-from ui import features, runs, session, specs
+from ui import features, reads, runs, session, specs
 
 ROWS_SCOPES = {"all": "All rows", "ticked": "Ticked rows", "first": "First N rows"}
 CELL_SCOPES = {
@@ -62,8 +62,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
         campaign.name, (column,), None if rows is None else tuple(rows),
         force=cells_scope == "again", only_stale=cells_scope == "stale", limit=limit,
     )
-    threshold = features.confirm_threshold(ws)
-    wanted = (request, threshold)
+    wanted = request
     if st.button("Estimate", key="run_estimate"):
         with session.friendly("estimate"):
             st.session_state["estimate"] = (wanted, _estimate(campaign, request))
@@ -72,6 +71,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
         st.caption("Estimate first: calls, cache hits, credits and downstream auto-run are shown before anything runs.")
         return
     estimate = stored[1]
+    threshold = features.confirm_threshold(ws)
     show_estimate(estimate)
     credits = float(estimate.get("credits") or 0)
     confirmed = True
@@ -218,6 +218,7 @@ def add_form(ws: Workspace, spec: CampaignSpec) -> None:
 def apply(ws: Workspace, source: dict[str, Any], message: str) -> None:
     with session.friendly("spec"):
         ws.apply(specs.dump(source), actor=session.actor())
+        reads.forget_cached()
         st.session_state.pop("estimate", None)
         session.notify(message)
         st.rerun()

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Page, Status, Workspace
-from ui import cells, column_menu, live, panel, session
+from ui import cells, column_menu, live, panel, reads, session
 
 PAGE_SIZES = (25, 50, 100, 200)
 POLL_S = 1.0
@@ -34,9 +34,12 @@ def render() -> None:
 
         @st.fragment(run_every=POLL_S if polling else None)
         def live_area() -> None:
+            if not st.session_state.pop("_reads_current", False):
+                reads.fresh()  # a rerun of the fragment alone: read the workspace anew
             with session.friendly():
                 body(ws, name, polling)
 
+        st.session_state["_reads_current"] = True  # this full run's reads are still current
         live_area()
 
 
@@ -51,19 +54,22 @@ def empty_workspace(ws: Workspace) -> None:
 
 def body(ws: Workspace, name: str, polling: bool) -> None:
     campaign = session.open_campaign(ws, name)
-    spec = campaign.spec
+    spec = reads.spec(ws, campaign)
     active_now = live.runs_bar(ws, name)
     if polling and not active_now:
         st.rerun()  # the run ended: refresh the whole app (sidebar balance too) and stop polling
     if active_now and not polling:
         st.rerun()
-    header(campaign, spec)
+    header(ws, campaign, spec)
     size = int(st.session_state.get("page_size", 50))
-    total = campaign.row_count()
+    number = int(st.session_state.get(f"page-{name}", 1))
+    page = read_page(campaign, spec, (number - 1) * size, size)
+    total = page.total_rows
     pages = max(1, math.ceil(total / size))
-    number = min(int(st.session_state.get(f"page-{name}", 1)), pages)
-    offset = (number - 1) * size
-    page = read_page(campaign, spec, offset, size)
+    if number > pages:  # the campaign shrank under this page number
+        number = pages
+        page = read_page(campaign, spec, (number - 1) * size, size)
+    offset = page.offset
     column_menu.toolbar(ws, campaign, spec, page)
     grid_area, panel_area = st.columns([3.4, 1.2], gap="small")
     with grid_area:
@@ -84,9 +90,9 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         panel.render(ws, campaign, spec)
 
 
-def header(campaign: Campaign, spec: CampaignSpec) -> None:
+def header(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
     st.subheader(campaign.name)
-    counts = campaign.status_counts()
+    counts = reads.status_counts(ws, campaign)
     totals: dict[str, int] = {}
     for found in counts.values():
         for status, count in found.items():

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Workspace
-from ui import runs, session
+from ui import reads, runs, session
 
 
 def is_active(ws: Workspace, campaign: str) -> bool:
@@ -20,8 +20,7 @@ def is_active(ws: Workspace, campaign: str) -> bool:
 
 
 def _batch_runs(ws: Workspace, campaign: str) -> list[dict[str, Any]]:
-    # pulls, applies and new-row recomputes are short work inside one request, not runs to follow
-    return [r for r in runs.active_runs(ws, campaign) if r.get("trigger") not in ("pull", "apply", "new_rows")]
+    return reads.batch_runs(ws, campaign)
 
 
 def runs_bar(ws: Workspace, campaign: str) -> bool:
@@ -74,5 +73,5 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
 def _failed_runs(ws: Workspace, campaign: str) -> list[dict[str, Any]]:
     """Failed runs among this campaign's latest ones that this session has not dismissed."""
     dismissed: set[int] = st.session_state.get("_failed_dismissed", set())
-    recent = [r for r in runs.recent_runs(ws, 10) if runs.same_campaign(r, campaign)]
+    recent = [r for r in reads.recent_runs(ws)[:10] if runs.same_campaign(r, campaign)]
     return [r for r in recent if r.get("status") == "failed" and int(r["run_id"]) not in dismissed]

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Cell, Status, Workspace
-from ui import cells, runs, session
+from ui import cells, reads, runs, session
 
 BADGE_COLOURS = {
     Status.EMPTY: "blue", Status.WAITING: "gray", Status.QUEUED: "gray", Status.RUNNING: "blue",
@@ -160,7 +160,8 @@ def _run_of(ws: Workspace, run_id: int | None) -> dict[str, Any] | None:
             return dict(finder(run_id))
         except Exception:
             return None
-    return next((r for r in runs.recent_runs(ws, 200) if r.get("run_id") == run_id), None)
+    found = next((r for r in reads.recent_runs(ws) if r.get("run_id") == run_id), None)
+    return found or next((r for r in runs.recent_runs(ws, 1000) if r.get("run_id") == run_id), None)
 
 
 def _messages_text(messages: Any) -> str:

@@ -48,7 +48,9 @@ def workspace() -> Workspace | None:
 
 def campaign_name(ws: Workspace) -> str | None:
     """The campaign chosen in the sidebar (its widget owns the choice), else the first one."""
-    names = ws.campaigns()
+    from ui import reads
+
+    names = reads.campaign_names(ws)
     if not names:
         return None
     chosen = st.session_state.get("campaign")

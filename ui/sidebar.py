@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import features, runs, session
+from ui import features, reads, session
 
 
 def render() -> None:
@@ -19,7 +19,7 @@ def render() -> None:
             ws = session.workspace()
             if ws is None:
                 return
-            names = ws.campaigns()
+            names = reads.campaign_names(ws)
             session.prepare_campaign_choice(names)
             if names:
                 st.selectbox("Campaign", names, key="campaign", on_change=_remember_campaign)
@@ -28,7 +28,7 @@ def render() -> None:
             balance = features.credits(ws)
             if balance is not None:
                 st.metric("Credits", f"{balance:,.0f}")
-            going = [r for r in runs.active_runs(ws) if r.get("trigger") not in ("pull", "apply", "new_rows")]
+            going = reads.batch_runs(ws)
             if going:
                 st.info(f"{len(going)} run(s) going", icon=":material/sync:")
                 st.page_link("views/activity.py", label="Follow them on Activity")

@@ -81,8 +81,12 @@ def parse_rows(text: str | None) -> list[int] | None:
 
 def print_report(report: RunReport, as_json: bool) -> None:
     counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
+    paid = {
+        "credits": report.credits, "tokens": report.tokens, "cache_hits": report.cache_hits,
+        "credits_saved": report.credits_saved,
+    }
     if as_json:
-        out.print_json(json.dumps({"run_id": report.run_id, "counts": counts}))
+        out.print_json(json.dumps({"run_id": report.run_id, "status": report.status, "counts": counts, **paid}))
         return
     if not counts:
         out.print(f"run {report.run_id}: nothing to do, every cell is up to date")
@@ -93,5 +97,12 @@ def print_report(report: RunReport, as_json: bool) -> None:
     for column, outcomes in counts.items():
         table.add_row(column, ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())))
     out.print(table)
+    if report.status != "done":
+        out.print(f"run {report.run_id} {report.status}")
+    if report.credits or report.tokens or report.cache_hits:
+        out.print(
+            f"{report.credits:g} credits, {report.tokens:,} tokens; {report.cache_hits} answers from the cache "
+            f"saved {report.credits_saved:g} credits"
+        )
 
 

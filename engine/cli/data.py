@@ -132,7 +132,8 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
     if report.added_columns:
         added = ", ".join(f"{name} ({kind})" for name, kind in report.added_columns.items())
         out.print(
-            f"added input columns: {added}; add them to the campaign's spec file too, or a later apply drops them"
+            f"added input columns: {added}; "
+            "add them to the campaign's spec file too, or a later apply drops them"
         )
     for run in report.runs:
         if run.events:

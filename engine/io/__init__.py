@@ -1,4 +1,5 @@
-"""Data in and out of a campaign: import (CSV, Parquet, JSON lines; upsert by key) and export (CSV, Parquet)."""
+"""Data in and out of a campaign: import (CSV, Parquet, JSON lines; upsert by key) and export (CSV,
+Parquet)."""
 
 from engine.io.exporter import ExportReport, export_campaign, frame_to_csv
 from engine.io.importer import ImportOptions, ImportReport, import_file

@@ -1,9 +1,9 @@
 """Export: a campaign's values (and, on request, each step's state) to CSV or Parquet, written atomically.
 
-The rows are produced inside the SQL sandbox, so a `--where` filter is user SQL under the same rules as a query;
-the sandbox may write exactly one file, a temporary one beside the target, which replaces the target only when
-complete. In CSV, text a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return)
-is written with a leading apostrophe; Parquet keeps every value and its type as it is.
+The rows are produced inside the SQL sandbox, so a `--where` filter is user SQL under the same rules as a
+query; the sandbox may write exactly one file, a temporary one beside the target, which replaces the target
+only when complete. In CSV, text a spreadsheet would run as a formula (starting with = + - @, a tab or a
+carriage return) is written with a leading apostrophe; Parquet keeps every value and its type as it is.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def formula_safe(expr: str) -> str:
 
 
 def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
-    """A DataFrame as CSV text (nulls empty, empty strings quoted), formula-escaped unless `escape` is False."""
+    """A DataFrame as CSV text (nulls empty, empty strings quoted), formula-escaped unless `escape` is
+    False."""
     if escape:
         pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_STARTS) + "]"
         frame = frame.with_columns(

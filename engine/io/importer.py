@@ -1,17 +1,18 @@
 """Import: a CSV, Parquet or JSON-lines file into a campaign, as one transaction.
 
-The importer reads the file with DuckDB into `_staged` (see staging.py), checks it (headers, types, key), adds the
-input columns the file brings through the campaign's spec, then writes: new records are appended and computed like
-`Campaign.add_rows`; with a key, records that match change only the cells whose value differs, and those edits
-drive the reactivity rules exactly like `Campaign.set` (free steps recompute, paid ones queue, manual ones go
-stale). Anything that fails, including a killed process, leaves the campaign as it was.
+The importer decides how to read the file (plan.py), reads it with DuckDB into `_staged` (staging.py), checks
+it (types, key), adds the input columns the file brings through the campaign's spec, then writes (writer.py):
+new records are appended and computed like `Campaign.add_rows`; with a key, records that match change only the
+cells whose value differs, and those edits drive the reactivity rules exactly like `Campaign.set` (free steps
+recompute, paid ones queue, manual ones go stale). Anything that fails, including a killed process, leaves the
+campaign as it was.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,8 @@ import duckdb
 from engine.errors import ImportError_
 from engine.executor import RunReport
 from engine.graph import Request
-from engine.io.names import ROW_ID, ColumnMap, check_headers, map_columns
+from engine.io.names import ROW_ID
+from engine.io.plan import ImportOptions, plan_import
 from engine.io.problems import (
     add_row_problems,
     count_problems,
@@ -29,10 +31,10 @@ from engine.io.problems import (
     start_problems,
     write_rejects,
 )
-from engine.io.sniff import FileShape, describe, file_format, sniff_csv
+from engine.io.sniff import file_format
 from engine.io.staging import ReadFailed, diagnose_csv, stage
 from engine.io.writer import append_rows, match_rows, update_matched
-from engine.spec import TYPE_PATTERN, parse_spec
+from engine.spec import parse_spec
 from engine.store.catalog import CampaignTables, load_campaign, store_spec
 from engine.store.cells import Scope
 from engine.store.runs import run_transaction
@@ -43,26 +45,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 STAGES = ("reading", "checking", "writing", "computing", "committing")
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How to read and apply a file. Unset dialect fields are sniffed; `types` names a type per column (new
-    columns only: existing ones keep theirs); `key` names the column that identifies a record (upsert)."""
-
-    key: str | None = None
-    format: str | None = None
-    delimiter: str | None = None
-    quote: str | None = None
-    escape: str | None = None
-    encoding: str | None = None
-    header: bool | None = None
-    types: Mapping[str, str] = field(default_factory=dict)
-    skip: tuple[str, ...] = ()
-    rejects: Path | None = None
-    max_line_size: int | None = None
-    add_columns: bool = True
-    run: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,7 +112,7 @@ def _import(
     con.execute("COMMIT")
     try:
         tables = load_campaign(con, campaign.name)
-        shape, mapping, key, types = _plan(con, tables, path, fmt, options)
+        shape, mapping, key, types = plan_import(con, tables, path, fmt, options)
         start_problems(con)
         staged = stage(
             con,
@@ -205,91 +187,6 @@ def _import(
     )
 
 
-def _plan(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, path: Path, fmt: str, options: ImportOptions
-) -> tuple[FileShape, ColumnMap, str | None, dict[str, str]]:
-    """Sniff the file and decide, before reading it: which column each file column feeds, the key, the types."""
-    shape = _shape(con, path, fmt, options)
-    if shape.dialect is not None and not shape.dialect.header:
-        inputs = [c.name for c in tables.spec.columns if c.is_input]
-        if len(shape.headers) > len(inputs):
-            raise ImportError_(
-                f"{path.name} has no header row and {len(shape.headers)} columns; campaign "
-                f"'{tables.spec.name}' has {len(inputs)} input columns to fill in order",
-                hint="add a header row naming the columns",
-            )
-        names = tuple(inputs[: len(shape.headers)])
-        shape = replace(shape, headers=names, types=dict(zip(names, shape.types.values(), strict=True)))
-    check_headers(shape.headers, path.name)
-    mapping = map_columns(shape.headers, tables.spec, skip=options.skip, add_columns=options.add_columns)
-    key = _key_column(options.key, mapping, shape)
-    return shape, mapping, key, _target_types(tables, shape, mapping, options.types)
-
-
-def _shape(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: ImportOptions) -> FileShape:
-    if fmt == "csv":
-        return sniff_csv(
-            con,
-            path,
-            delimiter=options.delimiter,
-            quote_char=options.quote,
-            escape=options.escape,
-            header=options.header,
-            encoding=options.encoding,
-        )
-    return describe(con, FileShape(path, fmt, ()))  # type: ignore[arg-type]
-
-
-def _key_column(key: str | None, mapping: ColumnMap, shape: FileShape) -> str | None:
-    if key is None:
-        if ROW_ID in mapping.columns.values():
-            raise ImportError_(
-                "the file has a row_id column",
-                hint="update those rows with --key row_id, or add them as new rows with --skip row_id",
-            )
-        return None
-    if key in mapping.columns:
-        return mapping.columns[key]
-    if key in mapping.columns.values():
-        return key
-    raise ImportError_(
-        f"the file has no column '{key}' to match records on",
-        hint=f"name one of the file's columns with --key: {', '.join(shape.headers)}",
-    )
-
-
-def _target_types(
-    tables: CampaignTables, shape: FileShape, mapping: ColumnMap, given: Mapping[str, str]
-) -> dict[str, str]:
-    """Each target column's type: an existing column's own; for a new one, the type given for it (by header or
-    column name), else DuckDB's inference (nested types become JSON)."""
-    by_column = {mapping.columns.get(name, name): t.strip().upper() for name, t in given.items()}
-    unknown = set(by_column) - set(mapping.columns.values())
-    if unknown:
-        raise ImportError_(
-            f"--type names {', '.join(sorted(unknown))}, which the file does not have",
-            hint=f"the file's columns are: {', '.join(shape.headers)}",
-        )
-    types: dict[str, str] = {}
-    for header, column in mapping.columns.items():
-        if column == ROW_ID:
-            types[column] = "BIGINT"
-        elif column in tables.spec.names:
-            own = tables.spec.column(column).value_type
-            if column in by_column and by_column[column] != own:
-                raise ImportError_(
-                    f"column '{column}' is {own} in campaign '{tables.spec.name}', not {by_column[column]}",
-                    hint=f"change its type in the spec (type: {by_column[column]}) and apply it, then import",
-                )
-            types[column] = own
-        else:
-            inferred = by_column.get(column) or shape.types.get(header, "VARCHAR")
-            if not TYPE_PATTERN.match(inferred):
-                inferred = "JSON"
-            types[column] = inferred
-    return types
-
-
 def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str | None, unit: str) -> None:
     """Record the staged rows that cannot go in: a blank or repeated key, or a row id the campaign lacks."""
     if key is None:
@@ -319,7 +216,8 @@ def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str
 def _add_input_columns(
     con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]
 ) -> CampaignTables:
-    """Add new input columns through the spec, as `runsheet apply` would, so the catalog stays the one truth."""
+    """Add new input columns through the spec, as `runsheet apply` would, so the catalog stays the one
+    truth."""
     source = dict(tables.spec.source)
     source["columns"] = [
         *source["columns"],
@@ -341,11 +239,12 @@ def _temporary(target: Path) -> Path:
 def _read_error(
     campaign: Campaign, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed
 ) -> ImportError_:
-    """Name the lines that made the fast read fail (read again, keeping rejects), or pass DuckDB's reason on."""
+    """Name the lines that made the fast read fail (read again, keeping rejects), or pass DuckDB's reason
+    on."""
     with campaign.db.transaction() as con:
         tables = load_campaign(con, campaign.name)
     with duckdb.connect(":memory:") as scratch:
-        shape, mapping, _, types = _plan(scratch, tables, path, fmt, options)
+        shape, mapping, _, types = plan_import(scratch, tables, path, fmt, options)
     if shape.dialect is not None:
         names = [mapping.columns.get(h, f"_skipped_{i}") for i, h in enumerate(shape.headers)]
         forced = {n: types.get(n, "VARCHAR") for n in names}

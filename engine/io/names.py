@@ -1,7 +1,9 @@
-"""How a file's headers become campaign columns: exact or case-insensitive matches first, otherwise a plain name.
+"""How a file's headers become campaign columns: exact or case-insensitive matches first, otherwise a plain
+name.
 
 Spec column names are plain identifiers (letters, digits, underscores), so a header such as `First Name` or
-`x"; DROP TABLE cells; --` is mapped to one (`first_name`, `x_drop_table_cells`) and never reaches SQL as text.
+`x"; DROP TABLE cells; --` is mapped to one (`first_name`, `x_drop_table_cells`) and never reaches SQL as
+text.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def plain_name(header: str) -> str:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which file column feeds which campaign column. `new` lists the columns the import adds to the campaign."""
+    """Which file column feeds which campaign column. `new` lists the columns the import adds to the
+    campaign."""
 
     columns: dict[str, str]  # file header -> campaign column (row_id maps to itself)
     skipped: tuple[str, ...]
@@ -85,7 +88,8 @@ def map_columns(
         columns[header] = target
     if steps:
         raise ImportError_(
-            f"column(s) {', '.join(steps)} are step columns of campaign '{spec.name}': a file only brings inputs",
+            f"column(s) {', '.join(steps)} are step columns of campaign '{spec.name}': "
+            "a file only brings inputs",
             hint="leave them out with " + " ".join(f"--skip {s}" for s in steps),
         )
     _refuse_shared_targets(columns)

@@ -1,9 +1,9 @@
 """Rows of a file that cannot be imported: why, on which line, and where they go.
 
-Two sources feed the `_problems` temp table: DuckDB's CSV reader (ragged rows, bad encoding, values of the wrong
-type, over-long lines: its rejects table gives the line) and the importer's own checks on the staged rows (a blank
-or repeated key, a value that does not fit its column). Without a rejects file the import stops with the first
-few, by line; with one, they are written there and the other rows go in.
+Two sources feed the `_problems` temp table: DuckDB's CSV reader (ragged rows, bad encoding, values of the
+wrong type, over-long lines: its rejects table gives the line) and the importer's own checks on the staged
+rows (a blank or repeated key, a value that does not fit its column). Without a rejects file the import stops
+with the first few, by line; with one, they are written there and the other rows go in.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from engine.store.database import scalar
 from engine.store.schema import literal, quote
 
 SHOWN = 3
-PROBLEMS_DDL = "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
+PROBLEMS_DDL = (
+    "CREATE OR REPLACE TEMP TABLE _problems "
+    "(n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
+)
 _CAST_VALUE = re.compile(r'Could not convert string "(.*)" to', re.DOTALL)
 _FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 HINTS = {
@@ -69,7 +72,8 @@ def _describe_reject(
         shown = f": {value.group(1)!r}" if value else ""
         return (
             "cast",
-            f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} on line {line}",
+            f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} "
+            f"on line {line}",
         )
     if kind in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
         counts = _FOUND.search(message or "")
@@ -95,7 +99,8 @@ def add_row_problems(
     `{line}` in the text becomes the row's line once lines are resolved."""
     before = int(scalar(con, "SELECT count(*) FROM _problems"))
     con.execute(
-        f"INSERT INTO _problems SELECT _n, NULL, {literal(kind)}, {error_sql}, NULL FROM {source} WHERE {condition}"
+        f"INSERT INTO _problems SELECT _n, NULL, {literal(kind)}, {error_sql}, NULL "
+        f"FROM {source} WHERE {condition}"
     )
     return int(scalar(con, "SELECT count(*) FROM _problems")) - before
 

@@ -1,4 +1,5 @@
-"""What a file is before anything is read from it: its format, and for CSV its encoding, dialect and raw header.
+"""What a file is before anything is read from it: its format, and for CSV its encoding, dialect and raw
+header.
 
 DuckDB's sniffer finds the dialect and the column types; the header row is then read here exactly as written,
 because DuckDB quietly renames duplicate (`a_1`) and empty (`column2`) headers, and those must be refused.
@@ -58,9 +59,9 @@ class CsvDialect:
     def reader_sql(
         self, path: Path, columns: dict[str, str], *, rejects: bool, max_line_size: int | None
     ) -> str:
-        """A read_csv(...) call that reads every field of the file into `columns` (name -> type, in file order).
-        Nothing is sniffed again: the dialect and types are settled, and the sniffer would stop at the first
-        over-long line instead of reporting it."""
+        """A read_csv(...) call that reads every field of the file into `columns` (name -> type, in file
+        order). Nothing is sniffed again: the dialect and types are settled, and the sniffer would stop at
+        the first over-long line instead of reporting it."""
         args = [
             literal(str(path)),
             f"delim={literal(self.delimiter)}",
@@ -86,7 +87,8 @@ class CsvDialect:
 
 @dataclass(frozen=True)
 class FileShape:
-    """A file's format, its columns as written (`headers`) with DuckDB's inferred types, and its CSV dialect."""
+    """A file's format, its columns as written (`headers`) with DuckDB's inferred types, and its CSV
+    dialect."""
 
     path: Path
     format: FileFormat
@@ -117,9 +119,9 @@ def file_format(path: Path, given: str | None) -> FileFormat:
 
 
 def sniff_encoding(path: Path) -> str:
-    """utf-16 or utf-8 by their byte-order marks; otherwise utf-8 unless the start of the file is not UTF-8 and
-    holds no UTF-8 text at all (then latin-1, what spreadsheets on Windows write). A UTF-8 file with a bad byte
-    stays utf-8, so the bad line is reported instead of the whole file being misread."""
+    """utf-16 or utf-8 by their byte-order marks; otherwise utf-8 unless the start of the file is not UTF-8
+    and holds no UTF-8 text at all (then latin-1, what spreadsheets on Windows write). A UTF-8 file with a bad
+    byte stays utf-8, so the bad line is reported instead of the whole file being misread."""
     with path.open("rb") as handle:
         sample = handle.read(SAMPLE_BYTES)
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -173,7 +175,8 @@ def sniff_csv(
     sniffed_delim, sniffed_quote, sniffed_escape, skip, has_header, columns, date_format, timestamp_format = (
         found
     )
-    # Quotes not seen in the sniffer's sample may still come later: read standard CSV quoting unless told not to.
+    # Quotes not seen in the sniffer's sample may still come later: read standard CSV quoting unless told not
+    # to.
     quote_used = quote_char if quote_char is not None else (sniffed_quote if sniffed_quote != EMPTY else '"')
     escape_used = (
         escape if escape is not None else (sniffed_escape if sniffed_escape != EMPTY else quote_used)

@@ -1,8 +1,9 @@
 """The file, as DuckDB reads it, exposed to the importer as the temp view `_staged`.
 
-`_staged` has `_n` (the record's position in the file, from 0) and one column per mapped file column, named after
-its campaign column and already of that column's type. The file is read by DuckDB, never row by row in Python:
-CSV and JSON into a temp table once; Parquet is scanned in place, column by column, as each statement needs it.
+`_staged` has `_n` (the record's position in the file, from 0) and one column per mapped file column, named
+after its campaign column and already of that column's type. The file is read by DuckDB, never row by row in
+Python: CSV and JSON into a temp table once; Parquet is scanned in place, column by column, as each statement
+needs it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from engine.store.schema import literal, quote
 
 
 class ReadFailed(Exception):
-    """DuckDB refused the file on the fast path; the transaction is lost, so the caller diagnoses it afresh."""
+    """DuckDB refused the file on the fast path; the transaction is lost, so the caller diagnoses it
+    afresh."""
 
     def __init__(self, error: duckdb.Error) -> None:
         super().__init__(first_line(error))
@@ -44,7 +46,8 @@ def stage(
     max_line_size: int | None,
 ) -> Staged:
     """Read the file and create `_staged`. `types` gives each target column's type. With `keep_rejects`, bad
-    CSV lines go to `_problems` instead of failing the read; cast failures of Parquet and JSON values always do."""
+    CSV lines go to `_problems` instead of failing the read; cast failures of Parquet and JSON values always
+    do."""
     if shape.dialect is not None:
         return _stage_csv(con, shape, mapping, types, keep_rejects=keep_rejects, max_line_size=max_line_size)
     source = shape.reader_sql()
@@ -60,7 +63,8 @@ def stage(
     for header, column in mapping.columns.items():
         wanted, found = types[column], shape.types[header]
         selects.append(
-            f"{quote(header) if wanted == found else f'TRY_CAST({quote(header)} AS {wanted})'} AS {quote(column)}"
+            (quote(header) if wanted == found else f"TRY_CAST({quote(header)} AS {wanted})")
+            + f" AS {quote(column)}"
         )
         if wanted != found:
             add_row_problems(
@@ -119,7 +123,8 @@ def _unit(shape: FileShape) -> str:
 
 
 def diagnose_csv(shape: FileShape, types: dict[str, str], max_line_size: int | None) -> None:
-    """After the fast read failed: read again in a scratch database, keeping rejects, to name the bad lines."""
+    """After the fast read failed: read again in a scratch database, keeping rejects, to name the bad
+    lines."""
     assert shape.dialect is not None
     with duckdb.connect(":memory:") as scratch:
         start_problems(scratch)

@@ -1,9 +1,9 @@
 """Writing staged records into a campaign's tables: matching them by key, changing only the cells that differ,
 appending the rest.
 
-Tables are written in row id order and changed cells are updated in place, so a column's table keeps its rows in
-the same order as the campaign's row registry; the query sandbox then lines columns up by position instead of
-joining a million rows per column.
+Tables are written in row id order and changed cells are updated in place, so a column's table keeps its rows
+in the same order as the campaign's row registry; the query sandbox then lines columns up by position instead
+of joining a million rows per column.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def update_matched(con: duckdb.DuckDBPyConnection, tables: CampaignTables, colum
         changed_columns.append(column)
         table, flag = tables.tables[column], flags[column]
         updated = con.execute(
-            f"UPDATE {table} SET value = c.{quote(column)} FROM _cmp c WHERE {table}.row_id = c.row_id AND c.{flag}"
+            f"UPDATE {table} SET value = c.{quote(column)} FROM _cmp c "
+            f"WHERE {table}.row_id = c.row_id AND c.{flag}"
         ).fetchall()
         if int(str(updated[0][0])) < count:  # some rows had no cell in this column yet
             con.execute(
@@ -104,7 +105,8 @@ def append_rows(
     else:
         skip = [f"_n NOT IN (SELECT _n FROM {t})" for t in (excluded, "_match" if matched else None) if t]
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _fresh AS SELECT _n, {start - 1} + row_number() OVER (ORDER BY _n)
+            f"""CREATE OR REPLACE TEMP TABLE _fresh AS
+                SELECT _n, {start - 1} + row_number() OVER (ORDER BY _n)
                 AS row_id FROM _staged WHERE {" AND ".join(skip)}"""
         )
         ids, source, join = "f.row_id", "_fresh f", " JOIN _staged s USING (_n)"
@@ -127,7 +129,7 @@ def append_rows(
 
 
 def _pad(con: duckdb.DuckDBPyConnection, table: str, rows_before: int, ids_sql: str) -> None:
-    """Give an input column the file does not have an empty cell on each new row, if it has one on every old row:
-    that keeps it lined up with the row registry (see the module docstring)."""
+    """Give an input column the file does not have an empty cell on each new row, if it has one on every old
+    row: that keeps it lined up with the row registry (see the module docstring)."""
     if int(scalar(con, f"SELECT count(*) FROM {table}")) == rows_before:
         con.execute(f"INSERT INTO {table} SELECT * , NULL FROM ({ids_sql})")

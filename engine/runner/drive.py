@@ -160,6 +160,10 @@ class _Session:
         self.progress.done += 1
         self.progress.credits += result.credits
         self.progress.cache_hits += result.cached
+        self.report.credits += result.credits
+        self.report.tokens += result.tokens
+        self.report.cache_hits += result.cached
+        self.report.credits_saved += result.saved
         if self.options.progress is not None:
             self.options.progress(self.progress)
 

@@ -50,7 +50,8 @@ def needs_of(sql: str) -> Needs:
         return EVERYTHING
     tables = {t.name.lower() for tree in trees for t in tree.find_all(exp.Table)}
     named = {c.name.lower() for tree in trees for c in tree.find_all(exp.Column)}
-    # Every identifier counts as a column it may read (USING (email) names no Column node): a superset is safe.
+    # Every identifier counts as a column it may read (USING (email) names no Column node): a superset is
+    # safe.
     columns = named | {i.name.lower() for tree in trees for i in tree.find_all(exp.Identifier)}
     whole = bool(named & tables) or any(
         isinstance(node, _ALL_COLUMN_NODES)

@@ -1,4 +1,5 @@
-"""Users' queries: one read-only SELECT over the workspace's views, its result in memory or written to a file."""
+"""Users' queries: one read-only SELECT over the workspace's views, its result in memory or written to a
+file."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The SQL sandbox: users' SQL runs here, never in the writer's DuckDB instance.
 
-Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY (waiting, like the writer, while
-another process holds it), builds the views of engine/sql/views.py, then locks itself down: no file system, no
-extensions, no Python replacement scans, no spilling to disk, a memory limit, configuration locked. Only a single
-SELECT (or EXPLAIN) is accepted, and it is interrupted when it passes its time limit.
+Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY (waiting, like the writer,
+while another process holds it), builds the views of engine/sql/views.py, then locks itself down: no file
+system, no extensions, no Python replacement scans, no spilling to disk, a memory limit, configuration
+locked. Only a single SELECT (or EXPLAIN) is accepted, and it is interrupted when it passes its time limit.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class Sandbox:
             return {str(row[0]): str(row[1]) for row in self.con.execute(f"DESCRIBE {select}").fetchall()}
 
     def run(self, sql: str) -> list[tuple[object, ...]]:
-        """Run a statement the engine wrote (user SQL inside it must have passed `check`), under the limits."""
+        """Run a statement the engine wrote (user SQL inside it must have passed `check`), under the
+        limits."""
         with self._deadline():
             return self.con.execute(sql).fetchall()
 
@@ -166,7 +167,8 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) 
                 raise
             if time.monotonic() >= deadline:
                 raise WorkspaceBusyError(
-                    f"the workspace {db_path.parent} stayed locked by another process for {busy_timeout:.0f}s",
+                    f"the workspace {db_path.parent} stayed locked by another process "
+                    f"for {busy_timeout:.0f}s",
                     hint="wait for the other runsheet command to finish, or stop it",
                 ) from err
             time.sleep(delay * (1 + random.random()))

@@ -2,13 +2,13 @@
 
 - one wide table per campaign, named after it: `row_id` and each column's value (also `campaign.<name>`, which
   stays reachable when a campaign shares a name with the views below);
-- `cells`: one row per (campaign, row, step column) with status, error, credits, tokens, latency and timestamps
-  (cells never computed appear as `empty`);
+- `cells`: one row per (campaign, row, step column) with status, error, credits, tokens, latency and
+  timestamps (cells never computed appear as `empty`);
 - `runs`, `activity` (with the campaign's name), and `campaigns`.
 
-A column's table normally holds its rows in the row registry's order (see engine/io/writer.py). Such a table is
-lined up with POSITIONAL JOIN, which costs nothing; any other is joined on row_id. Which is which is checked on
-each open, in one scan of the row ids.
+A column's table normally holds its rows in the row registry's order (see engine/io/writer.py). Such a table
+is lined up with POSITIONAL JOIN, which costs nothing; any other is joined on row_id. Which is which is
+checked on each open, in one scan of the row ids.
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ def wide_sql(layout: CampaignLayout, names: list[str], *, with_state: bool = Fal
 
 
 def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: str = "ws") -> str:
-    """The long `cells` table: every step cell of every campaign, `present` saying which fields each table has."""
+    """The long `cells` table: every step cell of every campaign, `present` saying which fields each table
+    has."""
     parts = []
     for layout in layouts:
         for step in layout.steps:
@@ -214,5 +215,6 @@ def create_views(
             )
     if needs.table("campaigns"):
         con.execute(
-            f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
+            "CREATE VIEW main.campaigns AS "
+            f"SELECT name, description, created_at, updated_at FROM {db}.campaigns"
         )

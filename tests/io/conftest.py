@@ -1,4 +1,5 @@
-"""Fixtures for import, export and query: a small campaign with a record id, formula, paid-like and manual steps."""
+"""Fixtures for import, export and query: a small campaign with a record id, formula, paid-like and manual
+steps."""
 
 from __future__ import annotations
 

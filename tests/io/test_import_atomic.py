@@ -1,5 +1,5 @@
-"""An import is one transaction: a process killed with SIGKILL in the middle of one leaves the campaign exactly as
-it was, and importing the file again gives exactly the file's rows."""
+"""An import is one transaction: a process killed with SIGKILL in the middle of one leaves the campaign
+exactly as it was, and importing the file again gives exactly the file's rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Re-importing with a key: changed inputs drive the reactivity rules like edits; unchanged rows cost nothing."""
+"""Re-importing with a key: changed inputs drive the reactivity rules like edits; unchanged rows cost
+nothing."""
 
 from __future__ import annotations
 

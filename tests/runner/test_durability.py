@@ -170,3 +170,28 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
     report = campaign.run()  # and a later run finishes the job
     assert campaign.status_counts()["research"] == {"done": cells}
     assert report.counts()["research"]["done"] == cells - counts["done"]
+
+
+def test_per_model_request_limits_space_the_calls(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
+    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    workspace.set_setting("rate_limits", {"openai/fake-model": {"rpm": 120}})  # 2 a second, bursts of 2
+    campaign = workspace.campaign("enrich")
+    campaign.add_rows(companies(6))
+    campaign.run()
+    times = sorted(entry["at"] for entry in fresh_provider.ledger()["billed"])
+    assert len(times) == 6
+    assert times[-1] - times[0] >= 1.5  # 4 calls beyond the burst at 0.5 s each (a lower bound: noise only adds)
+
+
+def test_a_campaign_cap_limits_what_the_campaign_spends_in_all(
+    workspace: Workspace, fresh_provider: ProviderProcess
+) -> None:
+    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    workspace.set_setting("campaign_caps", {"enrich": 8})
+    campaign = workspace.campaign("enrich")
+    campaign.add_rows(companies(5))
+    campaign.run()
+    campaign.add_rows(companies(10)[5:])
+    campaign.run()
+    assert campaign.status_counts()["research"] == {"done": 8, "error": 2}
+    assert workspace.credits() == 1000 - 8

@@ -40,6 +40,7 @@ def server(states_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     shutil.copytree(states_template, path)
     ws = Workspace(path)
     ws.apply(SLOW_SPEC)
+    ws.set_setting("concurrency", 2)  # 120 cells of 0.5 s take 30 s: long enough to reload and stop mid-run
     ws.campaign("slow").add_rows([{"n": str(i)} for i in range(120)])
     with e2e.ui_server(path) as url:
         yield url, ws

@@ -265,6 +265,7 @@ columns:
 
 def test_a_running_run_shows_progress_and_stops(app: AppTest, states_ws: Workspace) -> None:
     states_ws.apply(SLOW_SPEC)
+    states_ws.set_setting("concurrency", 2)
     slow = states_ws.campaign("slow")
     slow.add_rows([{"n": str(i)} for i in range(200)])
     app.session_state["campaign"] = "slow"

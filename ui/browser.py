@@ -1,0 +1,50 @@
+"""Playwright gestures on the grid, shared by the browser tests and bench/: find the grid, read a cell, select a
+cell, type into one. The grid is a canvas; its accessible table (`#glide-cell-COL-ROW`) is how cells are read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
+    from playwright.sync_api import Page as BrowserPage
+
+CHROMIUM = "/usr/bin/chromium"
+# Column positions in the grid's canvas: 0 is the row checkbox, 1 the row id, then the campaign's columns.
+FIRST_DATA_COLUMN = 2
+
+
+def grid(page: BrowserPage) -> Locator:
+    return page.locator('[data-testid="stDataFrame"]').first
+
+
+def cell_text(page: BrowserPage, row_position: int, column_position: int) -> Locator:
+    """The grid cell's text, from the accessible table the canvas grid keeps in the DOM."""
+    return page.locator(f"#glide-cell-{column_position}-{row_position}")
+
+
+def select_cell(
+    page: BrowserPage, row_position: int, column_position: int, first_data_column: int = FIRST_DATA_COLUMN
+) -> None:
+    """Click the row's first data cell, then arrow right to the column (the grid is a canvas); returns once the
+    grid marks that cell selected. In edit mode there is no checkbox column: the first data column is 1."""
+    box = grid(page).bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 130, box["y"] + 35 + 35 * row_position + 17)
+    cell_text(page, row_position, first_data_column).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+    for _ in range(column_position - first_data_column):
+        page.keyboard.press("ArrowRight")
+    cell_text(page, row_position, column_position).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+
+
+def type_into_cell(page: BrowserPage, text: str) -> None:
+    """Open the selected cell's editor, replace its text, commit."""
+    page.keyboard.press("Enter")
+    editor = page.locator("#portal textarea, .gdg-growing-entry textarea, textarea.gdg-input").first
+    editor.wait_for()
+    editor.fill(text)
+    page.keyboard.press("Enter")
+
+
+def panel(page: BrowserPage) -> Locator:
+    return page.locator(".st-key-cell-panel")
