@@ -55,7 +55,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def scenario_runner(folder: str, api_base: str, transport: str, cells: int, concurrency: int) -> dict[str, float]:
+def scenario_runner(
+    folder: str, api_base: str, transport: str, cells: int, concurrency: int
+) -> dict[str, float]:
     from engine import RunOptions, Workspace
 
     ws = Workspace.init(folder)
@@ -68,7 +70,12 @@ def scenario_runner(folder: str, api_base: str, transport: str, cells: int, conc
     seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
     done = report.counts()["research"].get("done", 0)
     assert done == cells, report.counts()
-    return {"cells": cells, "seconds": seconds, "calls_per_s": cells / seconds, "cpu_us_per_call": used / cells * 1e6}
+    return {
+        "cells": cells,
+        "seconds": seconds,
+        "calls_per_s": cells / seconds,
+        "cpu_us_per_call": used / cells * 1e6,
+    }
 
 
 def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, float]:
@@ -80,7 +87,11 @@ def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, f
 
     def call(i: int) -> str:
         response = litellm.completion(
-            model="openai/fake-model", api_base=api_base, api_key="k", num_retries=0, max_retries=0,
+            model="openai/fake-model",
+            api_base=api_base,
+            api_key="k",
+            num_retries=0,
+            max_retries=0,
             messages=[{"role": "user", "content": f"Research company-pool-{i}"}],
         )
         return response.choices[0].message.content
@@ -90,7 +101,12 @@ def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, f
         answers = list(pool.map(call, range(cells)))
     seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
     assert len(answers) == cells
-    return {"cells": cells, "seconds": seconds, "calls_per_s": cells / seconds, "cpu_us_per_call": used / cells * 1e6}
+    return {
+        "cells": cells,
+        "seconds": seconds,
+        "calls_per_s": cells / seconds,
+        "cpu_us_per_call": used / cells * 1e6,
+    }
 
 
 def scenario_cached(folder: str, api_base: str, cells: int) -> dict[str, float]:
@@ -112,7 +128,12 @@ def scenario_cached(folder: str, api_base: str, cells: int) -> dict[str, float]:
     seconds = time.perf_counter() - start
     run = ws.runs(1)[0]
     assert report.counts()["research"] == {"done": cells}, report.counts()
-    return {"cells": cells, "seconds": seconds, "cache_hits": float(run["cache_hits"]), "credits": float(run["credits"])}
+    return {
+        "cells": cells,
+        "seconds": seconds,
+        "cache_hits": float(run["cache_hits"]),
+        "credits": float(run["credits"]),
+    }
 
 
 def scenario_million(folder: str, cells: int) -> dict[str, float]:
@@ -123,7 +144,9 @@ def scenario_million(folder: str, cells: int) -> dict[str, float]:
     ws = Workspace.init(folder)
     ws.apply(spec("http://unused", "direct", model="offline"))
     campaign = ws.campaign("bench")
-    records = pl.DataFrame({"i": pl.int_range(0, cells, eager=True)}).select(company=pl.format("company-{}", "i"))
+    records = pl.DataFrame({"i": pl.int_range(0, cells, eager=True)}).select(
+        company=pl.format("company-{}", "i")
+    )
     campaign.add_rows(records)
     start = time.perf_counter()
     report = campaign.run(options=RunOptions(concurrency=64))
@@ -132,10 +155,42 @@ def scenario_million(folder: str, cells: int) -> dict[str, float]:
     return {"cells": cells, "seconds": seconds, "cells_per_s": cells / seconds, "peak_rss_mb": peak_rss_mb()}
 
 
+def scenario_stop(folder: str, api_base: str) -> dict[str, float]:
+    """Stop a run whose 64 calls in flight each take 5 s: how long until it has returned, nothing in flight."""
+    import threading
+
+    from engine import RunOptions, Workspace
+
+    ws = Workspace.init(folder)
+    ws.apply(spec(api_base, "direct").replace('prompt: "Research', 'prompt: "[[fake:latency:5]] Research'))
+    campaign = ws.campaign("bench")
+    campaign.add_rows([{"company": f"company-stop-{i}"} for i in range(1_000)])
+    finished: dict[str, float] = {}
+
+    def seen(progress: object) -> None:
+        finished["last_result"] = time.perf_counter()  # the cancelled calls report in as they end
+
+    def run() -> None:
+        campaign.run(options=RunOptions(concurrency=64, progress=seen))
+        finished["at"] = time.perf_counter()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(2.0)
+    run_id = int(ws.active_runs("bench")[0]["run_id"])
+    asked = time.perf_counter()
+    ws.stop_run(run_id)
+    worker.join()
+    return {"seconds_to_cancel": finished["last_result"] - asked, "seconds_to_stop": finished["at"] - asked}
+
+
 def run_scenario(*args: str) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.ai_runner", *args], capture_output=True, text=True,
-        env={**os.environ, KEY_ENV: "k"}, cwd=Path(__file__).parents[1],
+        [sys.executable, "-m", "bench.ai_runner", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, KEY_ENV: "k"},
+        cwd=Path(__file__).parents[1],
     )
     if done.returncode != 0:
         raise RuntimeError(f"scenario {args[0]} failed:\n{done.stderr[-3000:]}")
@@ -151,38 +206,64 @@ def main() -> None:
     fast = start_provider(latency=0.0)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+
             def folder(name: str) -> str:
                 return str(Path(tmp) / name)
 
             for concurrency, cap in ((64, 64 / LATENCY), (256, 256 / LATENCY)):
-                found = run_scenario("runner", folder(f"direct{concurrency}"), slow.api_base, "direct", str(CELLS),
-                                     str(concurrency))
+                found = run_scenario(
+                    "runner",
+                    folder(f"direct{concurrency}"),
+                    slow.api_base,
+                    "direct",
+                    str(CELLS),
+                    str(concurrency),
+                )
                 found["share_of_cap"] = found["calls_per_s"] / cap
                 results[f"runner_direct_c{concurrency}"] = found
-                print(f"runner, direct, concurrency {concurrency}: {found['calls_per_s']:.0f} calls/s "
-                      f"({found['share_of_cap']:.0%} of the {cap:.0f}/s cap), {found['cpu_us_per_call']:.0f} us CPU/call",
-                      flush=True)
+                print(
+                    f"runner, direct, concurrency {concurrency}: {found['calls_per_s']:.0f} calls/s "
+                    f"({found['share_of_cap']:.0%} of the {cap:.0f}/s cap), {found['cpu_us_per_call']:.0f} us CPU/call",
+                    flush=True,
+                )
             found = run_scenario("runner", folder("litellm64"), slow.api_base, "litellm", str(CELLS), "64")
             results["runner_litellm_c64"] = found
-            print(f"runner, litellm transport, concurrency 64: {found['calls_per_s']:.0f} calls/s, "
-                  f"{found['cpu_us_per_call']:.0f} us CPU/call", flush=True)
+            print(
+                f"runner, litellm transport, concurrency 64: {found['calls_per_s']:.0f} calls/s, "
+                f"{found['cpu_us_per_call']:.0f} us CPU/call",
+                flush=True,
+            )
             found = run_scenario("pool", slow.api_base, str(CELLS), "64")
             results["litellm_thread_pool_64"] = found
             ours = results["runner_direct_c64"]
-            print(f"64-thread pool of litellm.completion: {found['calls_per_s']:.0f} calls/s, "
-                  f"{found['cpu_us_per_call']:.0f} us CPU/call; runner/pool throughput ratio "
-                  f"{ours['calls_per_s'] / found['calls_per_s']:.2f}x, CPU ratio "
-                  f"{found['cpu_us_per_call'] / ours['cpu_us_per_call']:.1f}x less per call", flush=True)
+            print(
+                f"64-thread pool of litellm.completion: {found['calls_per_s']:.0f} calls/s, "
+                f"{found['cpu_us_per_call']:.0f} us CPU/call; runner/pool throughput ratio "
+                f"{ours['calls_per_s'] / found['calls_per_s']:.2f}x, CPU ratio "
+                f"{found['cpu_us_per_call'] / ours['cpu_us_per_call']:.1f}x less per call",
+                flush=True,
+            )
             before = len(fast.ledger()["billed"])
             found = run_scenario("cached", folder("cached"), fast.api_base, str(CACHED))
             found["provider_calls"] = float(len(fast.ledger()["billed"]) - before - CACHED)
             results["cached_rerun"] = found
-            print(f"rerun of {CACHED:,} cached cells: {found['seconds']:.2f} s, "
-                  f"{found['provider_calls']:.0f} provider calls, {found['credits']:g} credits", flush=True)
+            print(
+                f"rerun of {CACHED:,} cached cells: {found['seconds']:.2f} s, "
+                f"{found['provider_calls']:.0f} provider calls, {found['credits']:g} credits",
+                flush=True,
+            )
+            found = run_scenario("stop", folder("stop"), fast.api_base)
+            results["stop"] = found
+            print(f"Stop with 64 calls in flight: all cancelled {found['seconds_to_cancel']:.2f} s after the request "
+                  f"(target <= 2 s); the run had returned, its cells given back, after {found['seconds_to_stop']:.2f} s",
+                  flush=True)
             found = run_scenario("million", folder("million"), str(MILLION))
             results["million_offline"] = found
-            print(f"{MILLION:,}-cell run on the offline model: {found['seconds']:.0f} s "
-                  f"({found['cells_per_s']:.0f} cells/s), peak RSS {found['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{MILLION:,}-cell run on the offline model: {found['seconds']:.0f} s "
+                f"({found['cells_per_s']:.0f} cells/s), peak RSS {found['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     finally:
         slow.stop()
         fast.stop()
@@ -200,6 +281,8 @@ if __name__ == "__main__":
             figures = scenario_thread_pool(rest[0], int(rest[1]), int(rest[2]))
         elif name == "cached":
             figures = scenario_cached(rest[0], rest[1], int(rest[2]))
+        elif name == "stop":
+            figures = scenario_stop(rest[0], rest[1])
         elif name == "million":
             figures = scenario_million(rest[0], int(rest[1]))
         else:

@@ -11,17 +11,17 @@ import duckdb
 import polars as pl
 
 from engine.errors import EditError, ImportError_, NotFoundError
+from engine.estimate import Estimate, estimate_claims
 from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.planner import DEFAULT_RUN_STATUSES
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportOptions, ImportReport, import_file
+from engine.runner.drive import RunOptions, complete_run
 from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
-from engine.estimate import Estimate, estimate_claims
-from engine.runner.drive import RunOptions, complete_run
 from engine.store.runs import run_transaction
 from engine.store.schema import quote
 from engine.types import Status

@@ -20,7 +20,9 @@ from engine.store.catalog import CampaignTables
 from engine.store.context import read_context
 from engine.store.settings import load_settings
 
-SAMPLE_ROWS = 20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
+SAMPLE_ROWS = (
+    20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
+)
 
 
 @dataclass
@@ -58,7 +60,10 @@ class Estimate:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "calls": self.calls, "cache_hits": self.cache_hits, "credits": self.credits, "tokens": self.tokens,
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "credits": self.credits,
+            "tokens": self.tokens,
             "columns": [vars(c) for c in self.columns],
         }
 
@@ -76,7 +81,9 @@ def estimate_claims(
         for claim in claims:
             spec = tables.spec.column(claim.column)
             env = PrepareEnv(claim.column, claim.force, context, settings.tiers, json_columns)
-            sample = claim.frame if claim.frame.height <= SAMPLE_ROWS else claim.frame.sample(SAMPLE_ROWS, seed=0)
+            sample = (
+                claim.frame if claim.frame.height <= SAMPLE_ROWS else claim.frame.sample(SAMPLE_ROWS, seed=0)
+            )
             scale = claim.frame.height / max(1, sample.height)
             hits = tokens = 0
             price = 0.0
@@ -88,8 +95,14 @@ def estimate_claims(
             calls = claim.frame.height
             hit_count = round(hits * scale)
             estimate.columns.append(
-                ColumnEstimate(claim.column, calls, hit_count, (calls - hit_count) * price, round(tokens * scale),
-                               exact=scale == 1)
+                ColumnEstimate(
+                    claim.column,
+                    calls,
+                    hit_count,
+                    (calls - hit_count) * price,
+                    round(tokens * scale),
+                    exact=scale == 1,
+                )
             )
             claimed_rows[claim.column] = set(claim.frame["row_id"].to_list())
     finally:
@@ -110,6 +123,8 @@ def estimate_claims(
         price = getattr(options, "credits", price) if spec.kind == "probe" else price
         per_call = len(getattr(options, "prompt", "")) // 4 + (getattr(options, "max_tokens", None) or 256)
         estimate.columns.append(
-            ColumnEstimate(column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False)
+            ColumnEstimate(
+                column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False
+            )
         )
     return estimate

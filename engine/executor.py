@@ -16,12 +16,12 @@ import pyarrow as pa
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
 from engine.graph import Action, CellPlan, Request, plan_row
+from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
+from engine.store.context import context_versions
 from engine.store.database import frame
 from engine.store.schema import literal, quote
-from engine.graph.references import ALL_CONTEXT
-from engine.store.context import context_versions
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,6 @@ class Executor:
             self._context = context_versions(self.con)
         names = sorted(self._context) if ALL_CONTEXT in spec.context else spec.context
         return spec.version + "|" + ",".join(f"{n}={self._context.get(n, '')}" for n in names)
-        self.report = RunReport(run_id)
 
     def execute(self, request: Request, scope: Scope) -> RunReport:
         steps = self.graph.steps()
@@ -228,7 +227,7 @@ class Executor:
                 WHEN {required or 'FALSE'} THEN 'missing'
                 ELSE 'run' END AS verdict
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
-                         {gate_expression(step_deps)} AS gate, coalesce(cur.status, 'empty') AS old_status,
+                         {gate_expression(step_deps, getattr(kind_named(spec.kind), 'reads_only', None))} AS gate, coalesce(cur.status, 'empty') AS old_status,
                          cur.key AS old_key, cur.value AS old_value, coalesce(cur.error_code, '') AS old_code
                   FROM ({rows_sql}) r {' '.join(joins)}
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
@@ -241,6 +240,9 @@ class Executor:
         names = ", ".join(["row_id", "key", *(quote(d) for d in spec.deps)])
         rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run' ORDER BY row_id")
         if rows.height:
+            on_claim = getattr(kind_named(spec.kind), "on_claim", None)
+            if on_claim is not None:  # a side effect (export) records its decision to send in this transaction
+                rows = on_claim(self.con, self.campaign, column, rows, force, self.run_id)
             self.report.claims.append(Claim(column, rows, force))
 
     def _compute_batch(self, column: str) -> None:

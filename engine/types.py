@@ -49,6 +49,7 @@ class ErrorCode(str, Enum):
     PERMISSION_DENIED = "permission_denied"
     FORMULA_ERROR = "formula_error"
     PYTHON_ERROR = "python_error"
+    TEMPLATE_ERROR = "template_error"
 
 
 # Failures that say nothing about the cell's inputs: a later run tries these cells again (rule 9 covers the rest).
@@ -69,4 +70,5 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.PERMISSION_DENIED: "ask an admin for access",
     ErrorCode.FORMULA_ERROR: "fix the expression or the input value",
     ErrorCode.PYTHON_ERROR: "fix the function or the input value",
+    ErrorCode.TEMPLATE_ERROR: "fix the prompt template or the input value",
 }

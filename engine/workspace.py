@@ -12,21 +12,21 @@ import duckdb
 import polars as pl
 
 from engine.campaign import Campaign
-from engine.estimate import Estimate
 from engine.errors import NotFoundError
+from engine.estimate import Estimate
 from engine.executor import RunReport
 from engine.graph import Request
+from engine.graph.references import ALL_CONTEXT
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import query_to_file, run_query
 from engine.sql.sandbox import Limits
 from engine.store.catalog import SpecChanges, campaign_names, load_campaign, store_spec
 from engine.store.cells import Scope
-from engine.store.database import Database
-from engine.graph.references import ALL_CONTEXT
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
-from engine.store.runs import reclaim_orphans, run_transaction
-from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
+from engine.store.database import Database
+from engine.store.runs import reclaim_orphans, run_transaction, stop_file
 from engine.store.schema import create_metadata
+from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
 
 DB_FILE = "runsheet.duckdb"
 
@@ -180,6 +180,9 @@ class Workspace:
                 "UPDATE runs SET stop_requested = TRUE WHERE run_id = ? AND status = 'running' RETURNING run_id",
                 [run_id],
             ).fetchall()
+        if rows:  # the runner watches for this file many times a second; the flag above is the durable record
+            stop_file(self.path, run_id).parent.mkdir(exist_ok=True)
+            stop_file(self.path, run_id).touch()
         return bool(rows)
 
     def active_runs(self, campaign: str | None = None) -> list[dict[str, object]]:

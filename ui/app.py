@@ -27,8 +27,9 @@ PAGES = [
 ]
 
 # Less empty space above the content: a grid wants the screen.
-st.html("<style>[data-testid='stMainBlockContainer']{padding:3.2rem 2rem 1rem 2rem}</style>")
+st.html("<style>[data-testid='stMainBlockContainer']{padding:4.5rem 2rem 1rem 2rem}</style>")
 page = st.navigation(PAGES, position="top")
 reads.fresh()
-sidebar.render()
+sidebar.prepare()
 page.run()
+sidebar.render()  # after the page: the grid reaches the browser first

@@ -5,6 +5,8 @@ column, the dependency graph, the edit-mode switch, and applying a spec to an em
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +29,32 @@ def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -
     cols = st.columns([2.2, 1, 1, 1, 1, 1, 1.3], vertical_alignment="bottom")
     with cols[0]:
         column = st.selectbox("Column", steps, key="menu_column", placeholder="no step columns") if steps else None
+    # Menus draw their content only while open (a closed menu costs the page nothing).
     if column is not None:
-        with cols[1], st.popover("Run", icon=":material/play_arrow:", width="stretch", key="menu_run"):
-            run_form(ws, campaign, spec, column)
-        with cols[2], st.popover("Mode", icon=":material/tune:", width="stretch", key="menu_mode"):
-            mode_form(ws, campaign, spec, column)
-        with cols[3], st.popover("Edit", icon=":material/edit:", width="stretch", key="menu_edit"):
-            edit_form(ws, campaign, spec, column, page)
-    with cols[4], st.popover("Column", icon=":material/add:", width="stretch", key="menu_add"):
-        add_form(ws, spec)
-    with cols[5], st.popover("Graph", icon=":material/account_tree:", width="stretch", key="menu_graph"):
-        st.graphviz_chart(specs.dependency_dot(spec, column))
+        with cols[1], menu("Run", ":material/play_arrow:", "menu_run") as open_:
+            if open_:
+                run_form(ws, campaign, spec, column)
+        with cols[2], menu("Mode", ":material/tune:", "menu_mode") as open_:
+            if open_:
+                mode_form(ws, campaign, spec, column)
+        with cols[3], menu("Edit", ":material/edit:", "menu_edit") as open_:
+            if open_:
+                edit_form(ws, campaign, spec, column, page)
+    with cols[4], menu("Column", ":material/add:", "menu_add") as open_:
+        if open_:
+            add_form(ws, spec)
+    with cols[5], menu("Graph", ":material/account_tree:", "menu_graph") as open_:
+        if open_:
+            st.graphviz_chart(specs.dependency_dot(spec, column))
     with cols[6]:
         st.toggle("Edit inputs", key="edit_mode", help="Type into input cells in the grid itself")
+
+
+@contextmanager
+def menu(label: str, icon: str, key: str) -> Iterator[bool]:
+    """A popover that reruns the page when opened or closed; yields whether it is open."""
+    with st.popover(label, icon=icon, width="stretch", key=key, on_change="rerun") as popover:
+        yield bool(getattr(popover, "open", True))
 
 
 # ---- run a column ------------------------------------------------------------------------------------------

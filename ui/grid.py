@@ -55,12 +55,9 @@ def empty_workspace(ws: Workspace) -> None:
 def body(ws: Workspace, name: str, polling: bool) -> None:
     campaign = session.open_campaign(ws, name)
     spec = reads.spec(ws, campaign)
-    active_now = live.runs_bar(ws, name)
-    if polling and not active_now:
-        st.rerun()  # the run ended: refresh the whole app (sidebar balance too) and stop polling
-    if active_now and not polling:
-        st.rerun()
-    header(ws, campaign, spec)
+    # Laid out top to bottom, drawn grid first: Streamlit sends each element as it is drawn.
+    bar, head, tools = st.container(), st.container(), st.container()
+    grid_area, panel_area = st.columns([3.4, 1.2], gap="small")
     size = int(st.session_state.get("page_size", 50))
     number = int(st.session_state.get(f"page-{name}", 1))
     page = read_page(campaign, spec, (number - 1) * size, size)
@@ -70,8 +67,6 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         number = pages
         page = read_page(campaign, spec, (number - 1) * size, size)
     offset = page.offset
-    column_menu.toolbar(ws, campaign, spec, page)
-    grid_area, panel_area = st.columns([3.4, 1.2], gap="small")
     with grid_area:
         if not page.row_ids:
             st.info("This campaign has no records yet: add some on the **Import / Export** page.")
@@ -86,6 +81,14 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
             st.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(size), key="page_size")
         first = offset + 1 if page.row_ids else 0
         st.caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
+    with bar:
+        active_now = live.runs_bar(ws, name)
+    if polling != active_now:
+        st.rerun()  # a run started or ended: refresh the whole app (sidebar too) and start or stop polling
+    with head:
+        header(ws, campaign, spec)
+    with tools:
+        column_menu.toolbar(ws, campaign, spec, page)
     with panel_area:
         panel.render(ws, campaign, spec)
 

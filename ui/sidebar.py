@@ -8,6 +8,17 @@ import streamlit as st
 from ui import features, reads, session
 
 
+def prepare() -> None:
+    """Settle the chosen campaign before the page reads it (the picker itself is drawn after the page)."""
+    path = session.workspace_path()
+    if not (path / "runsheet.duckdb").exists():
+        return
+    with session.friendly():
+        ws = session.workspace()
+        if ws is not None:
+            session.prepare_campaign_choice(reads.campaign_names(ws))
+
+
 def render() -> None:
     with st.sidebar:
         st.markdown("### ▦ Runsheet")
@@ -20,7 +31,6 @@ def render() -> None:
             if ws is None:
                 return
             names = reads.campaign_names(ws)
-            session.prepare_campaign_choice(names)
             if names:
                 st.selectbox("Campaign", names, key="campaign", on_change=_remember_campaign)
             else:

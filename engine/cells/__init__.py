@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from engine.cells.ai import Ai
 from engine.cells.base import Batch, BatchStep, PaidStep, PrepareEnv, SqlStep, StepKind, StepOptions
+from engine.cells.export import Export
 from engine.cells.formula import Formula
+from engine.cells.http import Http
 from engine.cells.probe import LEDGER, Probe
 from engine.cells.python import Python
 
-KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Ai(), Probe())}
+KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Ai(), Probe(), Http(), Export())}
 INPUT_KIND = "input"
 
 

@@ -33,7 +33,9 @@ class AiOptions(StepOptions):
     prompt: str = Field(description="Jinja2 template over the row's columns and {{ context.<name> }}")
     system: str | None = None
     model: str = OFFLINE_MODEL
-    api_base: str | None = Field(default=None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api_base: str | None = Field(
+        default=None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
+    )
     api_key_env: str | None = Field(default=None, description="the environment variable holding the key")
     transport: Literal["auto", "litellm", "direct"] = "auto"
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -57,7 +59,12 @@ class AiOptions(StepOptions):
         return schema
 
     def sampling(self) -> dict[str, Any]:
-        params = {"temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p, "seed": self.seed}
+        params = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
         return {k: v for k, v in params.items() if v is not None}
 
 
@@ -73,12 +80,18 @@ def render(template: str, row: dict[str, Any], context: dict[str, str]) -> str:
     return _compiled(template).render({**row, "context": context})
 
 
-def messages_for(options: AiOptions, row: dict[str, Any], context: dict[str, str]) -> tuple[tuple[str, str], ...]:
+def messages_for(
+    options: AiOptions, row: dict[str, Any], context: dict[str, str]
+) -> tuple[tuple[str, str], ...]:
     """The chat messages a row's call sends: optional system prompt (with the schema instruction), then the prompt."""
     system = render(options.system, row, context) if options.system else ""
     if options.output_schema is not None:
         instruction = "Answer with one JSON object that satisfies this JSON schema, and nothing else:\n"
-        system = (system + "\n\n" if system else "") + instruction + json.dumps(options.output_schema, sort_keys=True)
+        system = (
+            (system + "\n\n" if system else "")
+            + instruction
+            + json.dumps(options.output_schema, sort_keys=True)
+        )
     messages = [("system", system)] if system else []
     messages.append(("user", render(options.prompt, row, context)))
     return tuple(messages)
@@ -130,27 +143,76 @@ class Ai:
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]
         for row in frame.iter_rows(named=True):
             values = {c: _decoded(row[c], c in env.json_columns) for c in inputs}
-            messages = messages_for(options, values, env.context)
+            try:
+                messages = messages_for(options, values, env.context)
+            except Exception as err:  # a template that fails on this row's values fails this cell only
+                yield _failing_call(env, options, row, f"the prompt template failed: {err}")
+                continue
             request = CompletionRequest(
-                model=options.model, messages=messages, params=options.sampling(), schema=options.output_schema,
-                api_base=options.api_base, api_key_env=options.api_key_env, transport=options.transport,
+                model=options.model,
+                messages=messages,
+                params=options.sampling(),
+                schema=options.output_schema,
+                api_base=options.api_base,
+                api_key_env=options.api_key_env,
+                transport=options.transport,
             )
-            key = cache_key(options.model, {**options.sampling(), "api_base": options.api_base},
-                            request.message_dicts(), options.output_schema)
+            key = cache_key(
+                options.model,
+                {**options.sampling(), "api_base": options.api_base},
+                request.message_dicts(),
+                options.output_schema,
+            )
 
             async def attempt(request: CompletionRequest = request) -> Answer:
                 completion = await complete(request)
                 answer = parse_output(completion.text, request.schema)
-                return Answer(answer.value, answer.status, completion.prompt_tokens, completion.completion_tokens,
-                              completion.provider_cost)
+                return Answer(
+                    answer.value,
+                    answer.status,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.provider_cost,
+                )
 
             yield PaidCall(
-                column=env.column, row_id=row["row_id"], key=row["key"], model=options.model, credits=credits,
-                est_tokens=sum(len(m[1]) for m in messages) // 4 + (options.max_tokens or DEFAULT_OUTPUT_TOKENS),
-                cache_key=key, force=env.force, deadline=options.timeout, attempt=attempt,
-                detail={"model": options.model, "tier": options.tier, "cache_key": key,
-                        "messages": [{"role": r, "content": c} for r, c in messages]},
+                column=env.column,
+                row_id=row["row_id"],
+                key=row["key"],
+                model=options.model,
+                credits=credits,
+                est_tokens=sum(len(m[1]) for m in messages) // 4
+                + (options.max_tokens or DEFAULT_OUTPUT_TOKENS),
+                cache_key=key,
+                force=env.force,
+                deadline=options.timeout,
+                attempt=attempt,
+                detail={
+                    "model": options.model,
+                    "tier": options.tier,
+                    "cache_key": key,
+                    "messages": [{"role": r, "content": c} for r, c in messages],
+                },
             )
+
+
+def _failing_call(env: PrepareEnv, options: AiOptions, row: dict[str, Any], message: str) -> PaidCall:
+    async def attempt() -> Answer:
+        raise ProviderFailure(ErrorCode.TEMPLATE_ERROR, message, retryable=False)
+
+    return PaidCall(
+        column=env.column,
+        row_id=row["row_id"],
+        key=row["key"],
+        model=options.model,
+        credits=0.0,
+        est_tokens=0,
+        cache_key=None,
+        force=env.force,
+        deadline=options.timeout,
+        attempt=attempt,
+        detail={"model": options.model},
+    )
 
 
 def _decoded(value: Any, is_json: bool) -> Any:

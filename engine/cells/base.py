@@ -44,6 +44,7 @@ class PrepareEnv:
     context: dict[str, str] = field(default_factory=dict)  # global context documents by name
     tiers: dict[str, float] = field(default_factory=dict)  # credits per call for each tier
     json_columns: frozenset[str] = frozenset()  # inputs whose values are JSON text, decoded for templates
+    allowed_hosts: frozenset[str] = frozenset()  # non-public hosts http/export steps may reach (engine/net)
 
 
 class StepKind(Protocol):

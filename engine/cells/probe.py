@@ -26,7 +26,9 @@ class ProbeOptions(StepOptions):
     fail_on: str | None = None
     not_found_on: str | None = None
     credits: float = 0.0
-    delay: float = Field(default=0.0, ge=0, description="seconds each call takes, to exercise Stop and progress")
+    delay: float = Field(
+        default=0.0, ge=0, description="seconds each call takes, to exercise Stop and progress"
+    )
 
 
 class ProbeLedger:
@@ -81,13 +83,23 @@ class Probe:
                 texts = {"" if v is None else str(v) for v in values}
                 if options.fail_on is not None and options.fail_on in texts:
                     raise ProviderFailure(
-                        ErrorCode.PROVIDER_ERROR, f"the probe was told to fail on '{options.fail_on}'", retryable=False
+                        ErrorCode.PROVIDER_ERROR,
+                        f"the probe was told to fail on '{options.fail_on}'",
+                        retryable=False,
                     )
                 if options.not_found_on is not None and options.not_found_on in texts:
                     return Answer(None, Status.NOT_FOUND)
                 return Answer(probe_value(values))
 
             yield PaidCall(
-                column=env.column, row_id=row["row_id"], key=row["key"], model="probe", credits=options.credits,
-                est_tokens=0, cache_key=None, force=env.force, deadline=max(30.0, options.delay * 4), attempt=attempt,
+                column=env.column,
+                row_id=row["row_id"],
+                key=row["key"],
+                model="probe",
+                credits=options.credits,
+                est_tokens=0,
+                cache_key=None,
+                force=env.force,
+                deadline=max(30.0, options.delay * 4),
+                attempt=attempt,
             )

@@ -32,8 +32,13 @@ def context_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOp
             table.add_column(name)
         for d in docs.values():
             preview = d.text.replace("\n", " ")
-            table.add_row(d.name, d.version, str(d.updated_at)[:19], str(d.updated_by),
-                          preview[:60] + ("…" if len(preview) > 60 else ""))
+            table.add_row(
+                d.name,
+                d.version,
+                str(d.updated_at)[:19],
+                str(d.updated_by),
+                preview[:60] + ("…" if len(preview) > 60 else ""),
+            )
         out.print(table)
 
     guard(body)
@@ -74,7 +79,9 @@ def context_set(
         assert content is not None
         reports = Workspace(workspace).set_context(name, content, actor=actor or "cli")
         stale = sum(c.get("stale", 0) for r in reports for c in r.counts().values())
-        out.print(f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved")
+        out.print(
+            f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved"
+        )
 
     guard(body)
 
@@ -94,7 +101,9 @@ def context_delete(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) ->
 
 
 @credits_app.callback()
-def credits_show(ctx: typer.Context, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+def credits_show(
+    ctx: typer.Context, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
+) -> None:
     """Show the credit balance."""
     if ctx.invoked_subcommand is not None:
         return
@@ -122,7 +131,9 @@ def credits_add(
 @app.command()
 def settings(
     key: Annotated[str | None, typer.Argument(help="A setting to change, e.g. concurrency.")] = None,
-    value: Annotated[str | None, typer.Argument(help="Its new value, as JSON (e.g. 32, null, {\"fast\": 1}).")] = None,
+    value: Annotated[
+        str | None, typer.Argument(help='Its new value, as JSON (e.g. 32, null, {"fast": 1}).')
+    ] = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -138,7 +149,9 @@ def settings(
             try:
                 parsed = json.loads(value)
             except ValueError:
-                raise RunsheetError(f"{value!r} is not JSON", hint="quote text as JSON, e.g. '\"text\"'") from None
+                raise RunsheetError(
+                    f"{value!r} is not JSON", hint="quote text as JSON, e.g. '\"text\"'"
+                ) from None
             current = ws.set_setting(key, parsed)
         if as_json or key is None:
             out.print_json(json.dumps(vars(current)))

@@ -109,7 +109,11 @@ def _cell_text(cell: Cell, manual: bool) -> str:
     if status is Status.EMPTY:
         return "[cyan]Click to Run[/]" if manual else "[dim]queued soon[/]"
     if status is Status.STALE:
+        if cell.value is None:  # e.g. skipped before, and its run_if now holds
+            return "[cyan]Click to Run[/] [yellow](stale)[/]" if manual else "[yellow]stale[/]"
         return f"[yellow]{value} (stale)[/]"
+    if status is Status.RUNNING:
+        return "[blue]running…[/]"
     if status is Status.WAITING:
         return f"[dim]waiting on {cell.waiting_on}[/]"
     if status is Status.QUEUED:

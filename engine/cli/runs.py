@@ -28,7 +28,10 @@ err = Console(stderr=True, highlight=False)
 Columns = Annotated[list[str] | None, typer.Option("--column", help="Run these columns (repeatable).")]
 Rows = Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1,2,10-12.")]
 Stale = Annotated[bool, typer.Option("--stale", help="Only cells that are stale or queued.")]
-Force = Annotated[bool, typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache."),
+]
 
 
 @app.command()
@@ -38,12 +41,22 @@ def run(
     rows: Rows = None,
     stale: Stale = False,
     force: Force = False,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows of the selection.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")] = False,
-    max_credits: Annotated[float | None, typer.Option("--max-credits", help="Spend at most this many credits.")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N rows of the selection.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")
+    ] = False,
+    max_credits: Annotated[
+        float | None, typer.Option("--max-credits", help="Spend at most this many credits.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
+    ] = None,
     actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
-    trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
+    trigger: Annotated[
+        str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)
+    ] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -57,10 +70,14 @@ def run(
             _print_estimate(estimate, as_json)
             return
         if concurrency is not None and concurrency < 1:
-            raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
+            raise RunsheetError(
+                f"--concurrency {concurrency} is not a positive number", hint="give 1 or more"
+            )
         with _ProgressBar(enabled=not as_json and err.is_terminal) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
-            report = handle.run(column or None, selected, only_stale=stale, force=force, limit=limit, options=options)
+            report = handle.run(
+                column or None, selected, only_stale=stale, force=force, limit=limit, options=options
+            )
         print_report(report, as_json)
 
     guard(body)
@@ -96,10 +113,15 @@ class _ProgressBar:
         import time
 
         elapsed = max(1e-6, time.monotonic() - state.started)
-        fields = {"run_id": state.run_id, "rate": state.done / elapsed, "credits": state.credits, "hits": state.cache_hits}
+        fields: dict[str, object] = {
+            "run_id": state.run_id,
+            "rate": state.done / elapsed,
+            "credits": state.credits,
+            "hits": state.cache_hits,
+        }
         if self.task is None:
             self.progress.start()
-            self.task = self.progress.add_task("run", total=state.total, **fields)
+            self.task = self.progress.add_task("run", total=state.total, **fields)  # type: ignore[arg-type]
         self.progress.update(self.task, completed=state.done, total=state.total, **fields)  # type: ignore[arg-type]
 
 
@@ -115,9 +137,22 @@ def _print_estimate(estimate: Estimate, as_json: bool) -> None:
         table.add_column(name, justify="left" if name == "column" else "right")
     for c in estimate.columns:
         label = c.column + (" (downstream)" if c.downstream else "") + ("" if c.exact else " ~")
-        table.add_row(label, str(c.calls), str(c.cache_hits), str(c.calls - c.cache_hits), f"{c.credits:g}", str(c.tokens))
-    table.add_row("total", str(estimate.calls), str(estimate.cache_hits), str(estimate.calls - estimate.cache_hits),
-                  f"{estimate.credits:g}", str(estimate.tokens))
+        table.add_row(
+            label,
+            str(c.calls),
+            str(c.cache_hits),
+            str(c.calls - c.cache_hits),
+            f"{c.credits:g}",
+            str(c.tokens),
+        )
+    table.add_row(
+        "total",
+        str(estimate.calls),
+        str(estimate.cache_hits),
+        str(estimate.calls - estimate.cache_hits),
+        f"{estimate.credits:g}",
+        str(estimate.tokens),
+    )
     out.print(table)
 
 
@@ -154,8 +189,15 @@ def runs(
             table.add_column(name)
         for r in found:
             table.add_row(
-                str(r["run_id"]), str(r["campaign"]), str(r["status"]), str(r["trigger"]), str(r["actor"]),
-                f"{r['done']}/{r['total']}", f"{r['credits']:g}", str(r["cache_hits"]), str(r["started_at"])[:19],
+                str(r["run_id"]),
+                str(r["campaign"]),
+                str(r["status"]),
+                str(r["trigger"]),
+                str(r["actor"]),
+                f"{r['done']}/{r['total']}",
+                f"{r['credits']:g}",
+                str(r["cache_hits"]),
+                str(r["started_at"])[:19],
             )
         out.print(table)
 

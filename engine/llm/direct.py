@@ -11,7 +11,13 @@ from typing import Any
 
 import aiohttp
 
-from engine.llm.types import Completion, CompletionRequest, ProviderFailure, classify_status, parse_retry_after
+from engine.llm.types import (
+    Completion,
+    CompletionRequest,
+    ProviderFailure,
+    classify_status,
+    parse_retry_after,
+)
 from engine.types import ErrorCode
 
 _sessions: dict[int, aiohttp.ClientSession] = {}
@@ -55,7 +61,9 @@ async def complete_direct(request: CompletionRequest) -> Completion:
             raw = await response.read()
             if response.status >= 400:
                 message = f"HTTP {response.status}: {raw[:200].decode('utf-8', 'replace')}"
-                raise classify_status(response.status, message, parse_retry_after(response.headers.get("Retry-After")))
+                raise classify_status(
+                    response.status, message, parse_retry_after(response.headers.get("Retry-After"))
+                )
     except aiohttp.ClientError as err:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, f"connection failed: {err}", retryable=True) from err
     try:

@@ -8,7 +8,13 @@ import os
 from functools import cache
 from types import ModuleType
 
-from engine.llm.types import Completion, CompletionRequest, ProviderFailure, classify_status, parse_retry_after
+from engine.llm.types import (
+    Completion,
+    CompletionRequest,
+    ProviderFailure,
+    classify_status,
+    parse_retry_after,
+)
 from engine.types import ErrorCode
 
 
@@ -45,7 +51,9 @@ async def complete_litellm(request: CompletionRequest) -> Completion:
     try:
         text = response.choices[0].message.content or ""
     except (AttributeError, IndexError) as err:
-        raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True) from err
+        raise ProviderFailure(
+            ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True
+        ) from err
     usage = getattr(response, "usage", None)
     cost = None
     try:
@@ -68,8 +76,11 @@ def _classify(litellm: ModuleType, err: Exception) -> ProviderFailure:
     status = getattr(err, "status_code", None)
     retry_after = None
     # litellm keeps the provider's headers in different places depending on the path the error took
-    for headers in (getattr(err, "litellm_response_headers", None), getattr(err, "headers", None),
-                    getattr(getattr(err, "response", None), "headers", None)):
+    for headers in (
+        getattr(err, "litellm_response_headers", None),
+        getattr(err, "headers", None),
+        getattr(getattr(err, "response", None), "headers", None),
+    ):
         if headers and hasattr(headers, "get") and headers.get("retry-after") is not None:
             retry_after = parse_retry_after(headers.get("retry-after"))
             break

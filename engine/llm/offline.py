@@ -25,8 +25,13 @@ def complete_offline(request: CompletionRequest) -> Completion:
     else:
         text = _text(request.messages[-1][1] if request.messages else "", digest)
     tokens_in = max(1, len(prompt) // 4)
-    return Completion(text=text, prompt_tokens=tokens_in, completion_tokens=max(1, len(text) // 4), provider_cost=0.0,
-                      model=OFFLINE_MODEL)
+    return Completion(
+        text=text,
+        prompt_tokens=tokens_in,
+        completion_tokens=max(1, len(text) // 4),
+        provider_cost=0.0,
+        model=OFFLINE_MODEL,
+    )
 
 
 def _text(last_message: str, digest: bytes) -> str:

@@ -52,7 +52,13 @@ class ProviderFailure(Exception):
     `retry_after` is the provider's own wait (seconds), honoured as a minimum."""
 
     def __init__(
-        self, code: ErrorCode, message: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -66,9 +72,13 @@ def classify_status(status: int, message: str, retry_after: float | None = None)
     """The failure an HTTP status stands for: 429 is rate limiting, 408/409/5xx are transient, other 4xx are
     permanent (a bad key or a bad request does not improve by asking again)."""
     if status == 429:
-        return ProviderFailure(ErrorCode.RATE_LIMITED, message, retryable=True, retry_after=retry_after, status=status)
+        return ProviderFailure(
+            ErrorCode.RATE_LIMITED, message, retryable=True, retry_after=retry_after, status=status
+        )
     if status in (408, 409) or status >= 500:
-        return ProviderFailure(ErrorCode.PROVIDER_ERROR, message, retryable=True, retry_after=retry_after, status=status)
+        return ProviderFailure(
+            ErrorCode.PROVIDER_ERROR, message, retryable=True, retry_after=retry_after, status=status
+        )
     return ProviderFailure(ErrorCode.PROVIDER_ERROR, message, retryable=False, status=status)
 
 

@@ -29,7 +29,7 @@ from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
-from engine.store.runs import finish_run
+from engine.store.runs import finish_run, stop_file
 from engine.store.settings import Settings, balance, campaign_spent, load_settings
 
 
@@ -61,7 +61,14 @@ class RunOptions:
 
 
 def complete_run(
-    db: Database, cache_dir: Path, name: str, report: RunReport, *, actor: str, trigger: str, options: RunOptions
+    db: Database,
+    cache_dir: Path,
+    name: str,
+    report: RunReport,
+    *,
+    actor: str,
+    trigger: str,
+    options: RunOptions,
 ) -> RunReport:
     """Finish `report`'s run: compute its claims and everything they make runnable. Returns the same report,
     its events extended with the paid outcomes and `status` set (done or stopped)."""
@@ -77,7 +84,9 @@ def complete_run(
         )
         context = {n: d.text for n, d in read_context(con).items()}
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
-    session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
+    session = _Session(
+        db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger)
+    )
     cache = ResultCache(cache_dir)
     try:
         claims = report.claims
@@ -98,6 +107,7 @@ def complete_run(
                     con.execute("UPDATE runs SET total = total + ? WHERE run_id = ?", [added, report.run_id])
         with db.transaction() as con:
             finish_run(con, load_campaign(con, name), report, "stopped" if stop.is_set() else "done")
+        stop_file(db.path.parent, report.run_id).unlink(missing_ok=True)
     except BaseException:
         with db.transaction() as con:
             finish_run(con, load_campaign(con, name), report, "failed")
@@ -134,16 +144,30 @@ class _Session:
     """One run's pool, writer and bookkeeping across its phases."""
 
     def __init__(
-        self, db: Database, tables: CampaignTables, report: RunReport, settings: Settings, budget: Budget,
-        context: dict[str, str], stop: threading.Event, progress: RunProgress, options: RunOptions,
+        self,
+        db: Database,
+        tables: CampaignTables,
+        report: RunReport,
+        settings: Settings,
+        budget: Budget,
+        context: dict[str, str],
+        stop: threading.Event,
+        progress: RunProgress,
+        options: RunOptions,
         who: tuple[str, str],
     ) -> None:
         self.db, self.tables, self.report, self.settings = db, tables, report, settings
         self.budget, self.context, self.stop, self.progress, self.options, self.who = (
-            budget, context, stop, progress, options, who,
+            budget,
+            context,
+            stop,
+            progress,
+            options,
+            who,
         )
         self.pending: list[CellResult] = []
         self.closing = False
+        self.stop_path = stop_file(db.path.parent, report.run_id)
         self.written_credits = 0.0
         self.outcomes: dict[tuple[str, str], list[int]] = defaultdict(list)
 
@@ -151,7 +175,14 @@ class _Session:
         json_columns = frozenset(c.name for c in self.tables.spec.columns if c.value_type == "JSON")
         for claim in claims:
             spec = self.tables.spec.column(claim.column)
-            env = PrepareEnv(claim.column, claim.force, self.context, self.settings.tiers, json_columns)
+            env = PrepareEnv(
+                claim.column,
+                claim.force,
+                self.context,
+                self.settings.tiers,
+                json_columns,
+                frozenset(self.settings.allowed_hosts),
+            )
             yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)  # type: ignore[attr-defined]
 
     def _on_result(self, result: CellResult) -> None:
@@ -168,12 +199,14 @@ class _Session:
             self.options.progress(self.progress)
 
     async def run_claims(self, claims: list[Claim], cache: ResultCache) -> None:
-        limits = RateLimits(
-            {m: (v.get("rpm"), v.get("tpm")) for m, v in self.settings.rate_limits.items()}
-        )
+        limits = RateLimits({m: (v.get("rpm"), v.get("tpm")) for m, v in self.settings.rate_limits.items()})
         pool = CallPool(
-            concurrency=self.options.concurrency or self.settings.concurrency, budget=self.budget,
-            on_result=self._on_result, stop=self.stop, cache=cache, limits=limits,
+            concurrency=self.options.concurrency or self.settings.concurrency,
+            budget=self.budget,
+            on_result=self._on_result,
+            stop=self.stop,
+            cache=cache,
+            limits=limits,
             policy=RetryPolicy(max_attempts=self.settings.max_attempts),
         )
         self.outcomes.clear()
@@ -182,11 +215,15 @@ class _Session:
         try:
             await pool.run(self._calls(claims))
         finally:
-            self.closing = True  # the flusher ends after the write it may be doing; never cancel a write midway
+            self.closing = (
+                True  # the flusher ends after the write it may be doing; never cancel a write midway
+            )
             await flusher
             await self._flush()
             if "engine.llm.direct" in sys.modules:  # imported (with aiohttp) only when a call went direct
                 await sys.modules["engine.llm.direct"].close_sessions()
+            if "engine.net.client" in sys.modules:  # http and export steps' clients
+                await sys.modules["engine.net.client"].close_clients()
         for (column, status), rows in self.outcomes.items():
             listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, status, len(rows), listed))
@@ -195,13 +232,20 @@ class _Session:
         last = time.monotonic()
         while not self.closing:
             await asyncio.sleep(0.05)
-            if len(self.pending) >= self.options.flush_every or time.monotonic() - last >= self.options.flush_seconds:
+            if not self.stop.is_set() and self.stop_path.exists():
+                self.stop.set()
+            if (
+                len(self.pending) >= self.options.flush_every
+                or time.monotonic() - last >= self.options.flush_seconds
+            ):
                 await self._flush()
                 last = time.monotonic()
 
     async def _flush(self) -> None:
         batch, self.pending = self.pending, []
-        written = await asyncio.to_thread(write_results, self.db, self.tables, self.report.run_id, self.who, batch)
+        written = await asyncio.to_thread(
+            write_results, self.db, self.tables, self.report.run_id, self.who, batch
+        )
         self.written_credits += written.credits
         self.budget.refresh(written.balance, self.written_credits)
         if written.stop_requested:

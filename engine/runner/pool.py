@@ -74,9 +74,15 @@ class CallPool:
             except asyncio.CancelledError:
                 self.on_result(
                     CellResult(
-                        call.column, call.row_id, None, Status.ERROR, error_code=ErrorCode.CANCELLED,
+                        call.column,
+                        call.row_id,
+                        None,
+                        Status.ERROR,
+                        error_code=ErrorCode.CANCELLED,
                         error_message="the run was stopped while this call was in flight",
-                        attempts=state["attempts"], latency_ms=(time.monotonic() - started) * 1000, detail=call.detail,
+                        attempts=state["attempts"],
+                        latency_ms=(time.monotonic() - started) * 1000,
+                        detail=call.detail,
                     )
                 )
                 return
@@ -88,12 +94,23 @@ class CallPool:
             hit = self.cache.get(call.cache_key)
             if hit is not None:
                 return CellResult(
-                    call.column, call.row_id, call.key, Status(hit.get("status", "done")), value=hit.get("value"),
-                    tokens=0, cached=True, saved=call.credits, detail=call.detail,
+                    call.column,
+                    call.row_id,
+                    call.key,
+                    Status(hit.get("status", "done")),
+                    value=hit.get("value"),
+                    tokens=0,
+                    cached=True,
+                    saved=call.credits,
+                    detail=call.detail,
                 )
         if not self.budget.reserve(call.credits):
             return CellResult(
-                call.column, call.row_id, call.key, Status.ERROR, error_code=ErrorCode.INSUFFICIENT_CREDITS,
+                call.column,
+                call.row_id,
+                call.key,
+                Status.ERROR,
+                error_code=ErrorCode.INSUFFICIENT_CREDITS,
                 error_message=f"this call costs {call.credits:g} credits, more than the run has left",
                 detail=call.detail,
             )
@@ -112,6 +129,15 @@ class CallPool:
                     )
                 except ProviderFailure as caught:
                     failure = caught
+                except (
+                    Exception
+                ) as caught:  # a bug or a surprise in a transport: the cell fails, the run goes on
+                    log.exception("unexpected failure in a %s call", call.model)
+                    failure = ProviderFailure(
+                        ErrorCode.PROVIDER_ERROR,
+                        f"unexpected {type(caught).__name__}: {caught}",
+                        retryable=False,
+                    )
                 else:
                     charged = call.credits
                     return self._success(call, answer, state["attempts"])
@@ -119,8 +145,14 @@ class CallPool:
                     invalid += 1
                 if not self.policy.should_retry(failure, state["attempts"] - invalid, invalid):
                     return CellResult(
-                        call.column, call.row_id, call.key, Status.ERROR, error_code=failure.code,
-                        error_message=failure.message, attempts=state["attempts"], detail=call.detail,
+                        call.column,
+                        call.row_id,
+                        call.key,
+                        Status.ERROR,
+                        error_code=failure.code,
+                        error_message=failure.message,
+                        attempts=state["attempts"],
+                        detail=call.detail,
                     )
                 await asyncio.sleep(self.policy.delay(failure, state["attempts"] - invalid))
         finally:
@@ -130,10 +162,23 @@ class CallPool:
         if self.cache is not None and call.cache_key is not None:
             self.cache.put(
                 call.cache_key,
-                {"value": answer.value, "status": answer.status.value, "tokens": answer.tokens,
-                 "provider_cost": answer.provider_cost, "at": time.time()},
+                {
+                    "value": answer.value,
+                    "status": answer.status.value,
+                    "tokens": answer.tokens,
+                    "provider_cost": answer.provider_cost,
+                    "at": time.time(),
+                },
             )
         return CellResult(
-            call.column, call.row_id, call.key, answer.status, value=answer.value, credits=call.credits,
-            tokens=answer.tokens, attempts=attempts, provider_cost=answer.provider_cost, detail=call.detail,
+            call.column,
+            call.row_id,
+            call.key,
+            answer.status,
+            value=answer.value,
+            credits=call.credits,
+            tokens=answer.tokens,
+            attempts=attempts,
+            provider_cost=answer.provider_cost,
+            detail=call.detail,
         )

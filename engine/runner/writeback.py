@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from engine.cells import kind_named
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
@@ -37,7 +38,9 @@ def write_results(
         for column, batch in by_column.items():
             spec = tables.column(column)
             con.register("_results", _arrow(batch, spec.value_type))
-            value = "s.value::JSON" if spec.value_type == "JSON" else f"TRY_CAST(s.value AS {spec.value_type})"
+            value = (
+                "s.value::JSON" if spec.value_type == "JSON" else f"TRY_CAST(s.value AS {spec.value_type})"
+            )
             hints = " ".join(f"WHEN {literal(c.value)} THEN {literal(h)}" for c, h in HINTS.items())
             con.execute(
                 f"""UPDATE {tables.tables[column]} AS t SET value = CASE WHEN s.status = 'error' THEN t.value
@@ -55,19 +58,29 @@ def write_results(
                     credits, {literal(who[0])}, {literal(who[1])}, tokens, provider_cost, cached, error_code
                 FROM _results"""
             )
+            on_written = getattr(kind_named(spec.kind), "on_written", None)
+            if (
+                on_written is not None
+            ):  # a side effect (export) settles its outbox entries in this transaction
+                on_written(con, tables, column, "_results")
             con.unregister("_results")
         if credits:
             con.execute(
-                "INSERT INTO credit_ledger VALUES (now(), ?, ?, ?, 'run')", [-credits, run_id, tables.campaign_id]
+                "INSERT INTO credit_ledger VALUES (now(), ?, ?, ?, 'run')",
+                [-credits, run_id, tables.campaign_id],
             )
         con.execute(
             """UPDATE runs SET done = done + ?, credits = credits + ?, tokens = tokens + ?,
                 provider_cost = provider_cost + ?, cache_hits = cache_hits + ?, credits_saved = credits_saved + ?,
                 heartbeat = now() WHERE run_id = ?""",
             [
-                len(results), credits, sum(r.tokens for r in results),
-                sum(r.provider_cost or 0.0 for r in results), sum(r.cached for r in results),
-                sum(r.saved for r in results), run_id,
+                len(results),
+                credits,
+                sum(r.tokens for r in results),
+                sum(r.provider_cost or 0.0 for r in results),
+                sum(r.cached for r in results),
+                sum(r.saved for r in results),
+                run_id,
             ],
         )
         balance = float(scalar(con, "SELECT coalesce(sum(amount), 0) FROM credit_ledger"))
@@ -89,7 +102,9 @@ def _arrow(batch: list[CellResult], value_type: str) -> pa.Table:
             "value": pa.array([encode(r.value) for r in batch], pa.string()),
             "status": pa.array([r.status.value for r in batch], pa.string()),
             "key": pa.array([r.key for r in batch], pa.uint64()),
-            "error_code": pa.array([r.error_code.value if r.error_code else None for r in batch], pa.string()),
+            "error_code": pa.array(
+                [r.error_code.value if r.error_code else None for r in batch], pa.string()
+            ),
             "error_message": pa.array([r.error_message for r in batch], pa.string()),
             "credits": pa.array([r.credits for r in batch], pa.float64()),
             "tokens": pa.array([r.tokens for r in batch], pa.int64()),
@@ -97,7 +112,8 @@ def _arrow(batch: list[CellResult], value_type: str) -> pa.Table:
             "attempts": pa.array([r.attempts for r in batch], pa.int32()),
             "provider_cost": pa.array([r.provider_cost for r in batch], pa.float64()),
             "cached": pa.array([r.cached for r in batch], pa.bool_()),
-            "detail": pa.array([json.dumps(r.detail, ensure_ascii=False, default=str) for r in batch], pa.string()),
+            "detail": pa.array(
+                [json.dumps(r.detail, ensure_ascii=False, default=str) for r in batch], pa.string()
+            ),
         }
     )
-

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 from engine.store.schema import STEP_COLUMNS, literal, quote
-from engine.types import SETTLED
+from engine.types import SETTLED, Status
 
 # Up to this many rows, scopes are inlined as literals so DuckDB prunes row groups with min/max statistics
 # and the cost of an edit does not grow with the size of the campaign.
@@ -70,15 +70,17 @@ def settled_list() -> str:
     return ", ".join(literal(s.value) for s in sorted(SETTLED, key=lambda s: s.value))
 
 
-def gate_expression(step_deps: Sequence[str]) -> str:
-    """SQL for `planner.dependency_gate` over live statuses: NULL, 'block:<dep>' or 'wait:<dep>'."""
+def gate_expression(step_deps: Sequence[str], readable: Iterable[Status] | None = None) -> str:
+    """SQL for `planner.dependency_gate` over live statuses: NULL, 'block:<dep>' or 'wait:<dep>'. `readable`
+    narrows the upstream statuses a step may read (an export reads only current values)."""
     if not step_deps:
         return "NULL::VARCHAR"
+    allowed = settled_list() if readable is None else ", ".join(literal(s.value) for s in sorted(readable))
     whens = []
     for dep in step_deps:
         status = f"coalesce({quote('s_' + dep)}, 'empty')"
         whens.append(f"WHEN {status} = 'error' THEN {literal('block:' + dep)}")
-        whens.append(f"WHEN {status} NOT IN ({settled_list()}) THEN {literal('wait:' + dep)}")
+        whens.append(f"WHEN {status} NOT IN ({allowed}) THEN {literal('wait:' + dep)}")
     return "CASE " + " ".join(whens) + " ELSE NULL END"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,6 +23,11 @@ from engine.store.database import scalar
 # A run on another machine whose heartbeat is older than this is taken to have crashed.
 LEASE_SECONDS = 60
 HOST = socket.gethostname()
+
+
+def stop_file(workspace: Path, run_id: int) -> Path:
+    """The file whose presence tells run `run_id` to stop (cheaper to watch than the database)."""
+    return workspace / "control" / f"stop-{run_id}"
 
 
 def run_transaction(
@@ -65,7 +71,9 @@ def _counts(report: RunReport) -> dict[str, dict[str, int]]:
     return {column: dict(outcomes) for column, outcomes in report.counts().items()}
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, campaign: CampaignTables, report: RunReport, status: str) -> None:
+def finish_run(
+    con: duckdb.DuckDBPyConnection, campaign: CampaignTables, report: RunReport, status: str
+) -> None:
     """Close a run: cells it still holds go back (queued, empty or stale), its counts and status are stored."""
     release_cells(con, campaign, report.run_id)
     con.execute(

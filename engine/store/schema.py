@@ -43,6 +43,12 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS credit_ledger (
         "at" TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value JSON)",
+    # Export steps' decisions to send (engine/store/outbox.py), written when their cells are claimed.
+    """CREATE TABLE IF NOT EXISTS outbox (
+        delivery_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL,
+        row_id BIGINT NOT NULL, cell_key UBIGINT, idempotency_key VARCHAR NOT NULL, message_id VARCHAR NOT NULL,
+        payload VARCHAR NOT NULL, status VARCHAR NOT NULL, run_id BIGINT, attempts INTEGER DEFAULT 0,
+        created_at TIMESTAMP, delivered_at TIMESTAMP, last_error VARCHAR)""",
 ]
 
 STEP_COLUMNS = (

@@ -27,13 +27,17 @@ class Settings:
     campaign_caps: dict[str, float] = field(default_factory=dict)  # credits each campaign may spend in all
     rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {"rpm": .., "tpm": ..}
     max_attempts: int = 4  # attempts per call on transient failures (429, 5xx, timeouts)
+    # hosts (`name` or `name:port`) http and export steps may reach although they are not public addresses
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 FIELDS = set(Settings.__dataclass_fields__)
 
 
 def load_settings(con: duckdb.DuckDBPyConnection) -> Settings:
-    stored = {key: json.loads(value) for key, value in con.execute("SELECT key, value FROM settings").fetchall()}
+    stored = {
+        key: json.loads(value) for key, value in con.execute("SELECT key, value FROM settings").fetchall()
+    }
     return Settings(**{k: v for k, v in stored.items() if k in FIELDS})
 
 
@@ -45,7 +49,9 @@ def store_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
         Settings(**{key: value})
         _check(key, value)
     except (TypeError, ValueError) as err:
-        raise EditError(f"bad value for setting '{key}': {err}", hint=f"see `runsheet settings` for {key}'s shape") from err
+        raise EditError(
+            f"bad value for setting '{key}': {err}", hint=f"see `runsheet settings` for {key}'s shape"
+        ) from err
     con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, json.dumps(value)])
 
 
@@ -54,14 +60,18 @@ def _check(key: str, value: Any) -> None:
         raise ValueError("a whole number from 1 to 4096")
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
-    if key in ("confirm_threshold", "run_cap") and value is not None and (
-        not isinstance(value, int | float) or value < 0
+    if (
+        key in ("confirm_threshold", "run_cap")
+        and value is not None
+        and (not isinstance(value, int | float) or value < 0)
     ):
         raise ValueError("a number of credits, 0 or more")
     if key in ("tiers", "campaign_caps") and (
         not isinstance(value, dict) or not all(isinstance(v, int | float) and v >= 0 for v in value.values())
     ):
         raise ValueError("a mapping of names to credits")
+    if key == "allowed_hosts" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        raise ValueError('a list of host names, e.g. ["127.0.0.1:8080", "crm.internal"]')
     if key == "rate_limits" and (
         not isinstance(value, dict)
         or not all(isinstance(v, dict) and set(v) <= {"rpm", "tpm"} for v in value.values())
@@ -75,7 +85,9 @@ def balance(con: duckdb.DuckDBPyConnection) -> float:
 
 def campaign_spent(con: duckdb.DuckDBPyConnection, campaign_id: int) -> float:
     spent = scalar(
-        con, "SELECT coalesce(-sum(amount), 0) FROM credit_ledger WHERE campaign_id = ? AND amount < 0", [campaign_id]
+        con,
+        "SELECT coalesce(-sum(amount), 0) FROM credit_ledger WHERE campaign_id = ? AND amount < 0",
+        [campaign_id],
     )
     return float(spent)
 

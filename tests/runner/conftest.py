@@ -27,12 +27,20 @@ def fresh_provider(provider: ProviderProcess) -> ProviderProcess:
     return provider
 
 
-def ai_spec(api_base: str, *, transport: str = "auto", run: str = "auto", timeout: float = 10.0,
-            schema: bool = False, extra: str = "") -> str:
+def ai_spec(
+    api_base: str,
+    *,
+    transport: str = "auto",
+    run: str = "auto",
+    timeout: float = 10.0,
+    schema: bool = False,
+    extra: str = "",
+) -> str:
     output = (
         "\n    output_schema: {type: object, properties: {answer: {type: string}, score: {type: integer}},"
         " required: [answer, score]}"
-        if schema else ""
+        if schema
+        else ""
     )
     return f"""
 campaign: enrich

@@ -61,7 +61,10 @@ def test_offline_answers_are_labelled_deterministic_and_free(offline: Workspace)
     fit = json.loads(campaign.cell(1, "fit").value)
     assert 0 <= fit["score"] <= 100 and campaign.cell(1, "score").value == fit["score"]
     detail = json.loads(research.detail)
-    assert detail["model"] == "offline" and detail["messages"][-1]["content"] == "Research Acme1 for a CTO. ICP: B2B SaaS"
+    assert (
+        detail["model"] == "offline"
+        and detail["messages"][-1]["content"] == "Research Acme1 for a CTO. ICP: B2B SaaS"
+    )
     # the same inputs in another workspace give the same answer
     assert campaign.cell(2, "research").value != research.value
 
@@ -95,7 +98,11 @@ def test_missing_required_field_is_a_cell_error_with_the_hint(offline: Workspace
     campaign.add_rows([{"company": " ", "title": "CEO"}])
     campaign.run()
     cell = campaign.cell(6, "research")
-    assert (cell.status, cell.error_code, cell.error_hint) == (Status.ERROR, "missing_required_field", "enrich the record first")
+    assert (cell.status, cell.error_code, cell.error_hint) == (
+        Status.ERROR,
+        "missing_required_field",
+        "enrich the record first",
+    )
     assert campaign.cell(6, "fit").error_code == "upstream_error"
 
 
@@ -109,7 +116,10 @@ def test_estimate_counts_calls_cache_hits_credits_and_downstream(offline: Worksp
     campaign.run()
     assert campaign.estimate().calls == 0
     again = campaign.estimate(["research"], force=True)
-    assert {c.column: (c.calls, c.cache_hits) for c in again.columns}["research"] == (5, 0)  # Run Again bypasses
+    assert {c.column: (c.calls, c.cache_hits) for c in again.columns}["research"] == (
+        5,
+        0,
+    )  # Run Again bypasses
 
 
 def test_cache_hits_cost_nothing_across_campaigns(
@@ -118,7 +128,9 @@ def test_cache_hits_cost_nothing_across_campaigns(
     monkeypatch.setenv("RUNSHEET_TEST_PROVIDER_KEY", "k")
     ws = Workspace.init(tmp_path / "ws")
     ws.apply(ai_spec(fresh_provider.api_base, transport="direct"))
-    ws.apply(ai_spec(fresh_provider.api_base, transport="direct").replace("campaign: enrich", "campaign: other"))
+    ws.apply(
+        ai_spec(fresh_provider.api_base, transport="direct").replace("campaign: enrich", "campaign: other")
+    )
     for name in ("enrich", "other"):
         ws.campaign(name).add_rows([{"company": f"Acme{i}"} for i in range(10)])
     assert ws.campaign("enrich").run().counts()["research"] == {"done": 10}
@@ -166,7 +178,10 @@ def test_every_execution_is_in_the_activity_log(offline: Workspace) -> None:
     [
         ("{name: a, kind: ai, prompt: '{{ nope }}'}", "nope"),
         ("{name: a, kind: ai, prompt: '{{ company '}", "invalid template"),
-        ("{name: a, kind: ai, prompt: x, inputs: [company], output_schema: {type: 12}}", "not a valid JSON schema"),
+        (
+            "{name: a, kind: ai, prompt: x, inputs: [company], output_schema: {type: 12}}",
+            "not a valid JSON schema",
+        ),
         ("{name: a, kind: ai, prompt: '{{ company }}', api_key: sk-123}", "unknown option 'api_key'"),
         ("{name: a, kind: ai, prompt: '{{ company }}', tier: huge}", "tier"),
         ("{name: a, kind: ai, prompt: '{{ company }}', temperature: 5}", "temperature"),
@@ -177,3 +192,23 @@ def test_bad_ai_specs_are_refused_naming_the_column(tmp_path: Path, column: str,
     with pytest.raises(SpecError) as caught:
         ws.apply(f"campaign: c\ncolumns:\n  - {{name: company, kind: input}}\n  - {column}\n")
     assert message in str(caught.value) and caught.value.column == "a"
+
+
+def test_a_template_that_fails_on_one_row_fails_that_cell_only(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    ws.apply("""
+campaign: t
+columns:
+  - {name: n, kind: input, type: BIGINT}
+  - {name: ratio, kind: ai, prompt: "{{ 10 // n }}"}
+""")
+    campaign = ws.campaign("t")
+    campaign.add_rows([{"n": 2}, {"n": 0}, {"n": 5}])
+    report = campaign.run()
+    assert report.counts()["ratio"] == {"done": 2, "error": 1}
+    cell = campaign.cell(2, "ratio")
+    assert (cell.error_code, cell.error_hint) == (
+        "template_error",
+        "fix the prompt template or the input value",
+    )
+    assert "division" in (cell.error_message or "")

@@ -24,8 +24,21 @@ CONCURRENCY = 64
 def runner_process(workspace: Path, *extra: str, key: str = "sk-test-key") -> subprocess.Popen[bytes]:
     env = {**os.environ, KEY_ENV: key, "RUNSHEET_WORKSPACE": str(workspace)}
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", "-c", "enrich", "--concurrency", str(CONCURRENCY), *extra],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "-c",
+            "enrich",
+            "--concurrency",
+            str(CONCURRENCY),
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -75,7 +88,9 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(
     assert sum(r["cache_hits"] for r in runs) > 0
 
 
-def test_two_runners_never_compute_the_same_cell(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
+def test_two_runners_never_compute_the_same_cell(
+    workspace: Workspace, fresh_provider: ProviderProcess
+) -> None:
     fresh_provider.control(latency=0.02)
     workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(5_000)
@@ -103,14 +118,20 @@ def test_a_run_stops_calling_at_its_credit_cap(workspace: Workspace, fresh_provi
     counts = campaign.status_counts()["research"]
     assert counts["done"] == 50 and counts["error"] == 250
     assert workspace.credits() == 1000 - 50
-    cell = next(campaign.cell(r, "research") for r in range(1, 301) if campaign.cell(r, "research").status is Status.ERROR)
+    cell = next(
+        campaign.cell(r, "research")
+        for r in range(1, 301)
+        if campaign.cell(r, "research").status is Status.ERROR
+    )
     assert cell.error_code == "insufficient_credits" and "add credits" in (cell.error_hint or "")
     # a later run with room finishes the rest: insufficient credits is a passing reason, retried
     report = campaign.run()
     assert report.counts()["research"]["done"] == 250
 
 
-def test_the_workspace_balance_is_never_overdrawn(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
+def test_the_workspace_balance_is_never_overdrawn(
+    workspace: Workspace, fresh_provider: ProviderProcess
+) -> None:
     workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(-990)  # 10 left, at 1 credit per call
     campaign = workspace.campaign("enrich")
@@ -131,7 +152,10 @@ def test_an_api_key_never_reaches_a_file(tmp_path: Path, fresh_provider: Provide
     assert ws.campaign("enrich").status_counts()["research"] == {"done": 20, "error": 1}
     export = subprocess.run(
         [sys.executable, "-m", "engine.cli", "query", "SELECT * FROM cells", "--format", "csv"],
-        cwd=REPO, env={**os.environ, "RUNSHEET_WORKSPACE": str(ws.path)}, capture_output=True, text=True,
+        cwd=REPO,
+        env={**os.environ, "RUNSHEET_WORKSPACE": str(ws.path)},
+        capture_output=True,
+        text=True,
     )
     assert canary not in export.stdout + export.stderr + stderr.decode()
     files = [p for p in ws.path.rglob("*") if p.is_file()]
@@ -172,7 +196,9 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
     assert report.counts()["research"]["done"] == cells - counts["done"]
 
 
-def test_per_model_request_limits_space_the_calls(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
+def test_per_model_request_limits_space_the_calls(
+    workspace: Workspace, fresh_provider: ProviderProcess
+) -> None:
     workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.set_setting("rate_limits", {"openai/fake-model": {"rpm": 120}})  # 2 a second, bursts of 2
     campaign = workspace.campaign("enrich")
@@ -180,7 +206,9 @@ def test_per_model_request_limits_space_the_calls(workspace: Workspace, fresh_pr
     campaign.run()
     times = sorted(entry["at"] for entry in fresh_provider.ledger()["billed"])
     assert len(times) == 6
-    assert times[-1] - times[0] >= 1.5  # 4 calls beyond the burst at 0.5 s each (a lower bound: noise only adds)
+    assert (
+        times[-1] - times[0] >= 1.5
+    )  # 4 calls beyond the burst at 0.5 s each (a lower bound: noise only adds)
 
 
 def test_a_campaign_cap_limits_what_the_campaign_spends_in_all(

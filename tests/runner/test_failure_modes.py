@@ -12,8 +12,15 @@ from tests.support.provider import ProviderProcess
 TRANSPORTS = ["litellm", "direct"]
 
 
-def one_cell(workspace: Workspace, provider: ProviderProcess, transport: str, company: str, *,
-             timeout: float = 10.0, schema: bool = False):  # type: ignore[no-untyped-def]
+def one_cell(
+    workspace: Workspace,
+    provider: ProviderProcess,
+    transport: str,
+    company: str,
+    *,
+    timeout: float = 10.0,
+    schema: bool = False,
+):  # type: ignore[no-untyped-def]
     workspace.apply(ai_spec(provider.api_base, transport=transport, timeout=timeout, schema=schema))
     campaign = workspace.campaign("enrich")
     campaign.add_rows([{"company": company}])
@@ -22,7 +29,9 @@ def one_cell(workspace: Workspace, provider: ProviderProcess, transport: str, co
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_an_answer_is_stored_with_its_cost(workspace: Workspace, fresh_provider: ProviderProcess, transport: str) -> None:
+def test_an_answer_is_stored_with_its_cost(
+    workspace: Workspace, fresh_provider: ProviderProcess, transport: str
+) -> None:
     cell = one_cell(workspace, fresh_provider, transport, "Acme")
     assert (cell.status, cell.value, cell.attempts) == (Status.DONE, "answer: Research Acme", 1)
     assert cell.tokens and cell.tokens > 0 and cell.cost == 1.0
@@ -31,14 +40,18 @@ def test_an_answer_is_stored_with_its_cost(workspace: Workspace, fresh_provider:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_429_waits_at_least_retry_after(workspace: Workspace, fresh_provider: ProviderProcess, transport: str) -> None:
+def test_429_waits_at_least_retry_after(
+    workspace: Workspace, fresh_provider: ProviderProcess, transport: str
+) -> None:
     cell = one_cell(workspace, fresh_provider, transport, "Acme [[fake:429x1:1.5]]")
     assert (cell.status, cell.attempts) == (Status.DONE, 2)
     assert cell.latency_ms >= 1500
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_5xx_backs_off_then_succeeds(workspace: Workspace, fresh_provider: ProviderProcess, transport: str) -> None:
+def test_5xx_backs_off_then_succeeds(
+    workspace: Workspace, fresh_provider: ProviderProcess, transport: str
+) -> None:
     cell = one_cell(workspace, fresh_provider, transport, "Acme [[fake:500x2]]")
     assert (cell.status, cell.attempts, cell.value) == (Status.DONE, 3, "answer: Research Acme")
 

@@ -61,8 +61,12 @@ class FakeProvider:
 
     async def ledger(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"billed": self.billed, "requests": self.requests, "max_in_flight": self.max_in_flight,
-             "attempts": dict(self.attempts)}
+            {
+                "billed": self.billed,
+                "requests": self.requests,
+                "max_in_flight": self.max_in_flight,
+                "attempts": dict(self.attempts),
+            }
         )
 
     async def complete(self, request: web.Request) -> web.StreamResponse:
@@ -96,14 +100,18 @@ class FakeProvider:
                 continue
             if name == "429":
                 return web.json_response(
-                    {"error": {"message": "rate limited", "type": "rate_limit_error"}}, status=429,
+                    {"error": {"message": "rate limited", "type": "rate_limit_error"}},
+                    status=429,
                     headers={"Retry-After": str(arg or "1")},
                 )
             if name in ("500", "503", "502"):
-                return web.json_response({"error": {"message": "server error", "type": "server_error"}}, status=int(name))
+                return web.json_response(
+                    {"error": {"message": "server error", "type": "server_error"}}, status=int(name)
+                )
             if name in ("401", "400", "404"):
-                return web.json_response({"error": {"message": f"error {name}", "type": "invalid_request_error"}},
-                                         status=int(name))
+                return web.json_response(
+                    {"error": {"message": f"error {name}", "type": "invalid_request_error"}}, status=int(name)
+                )
             if name == "hang":
                 await asyncio.sleep(3600)
             if name == "malformed":
@@ -115,7 +123,9 @@ class FakeProvider:
         self._bill(prompt_id)
         return web.json_response(_completion(body.get("model", "fake"), content, text))
 
-    def _answer(self, body: dict[str, Any], messages: list[dict[str, Any]], modes: list[tuple[str, Any]], attempt: int) -> str:
+    def _answer(
+        self, body: dict[str, Any], messages: list[dict[str, Any]], modes: list[tuple[str, Any]], attempt: int
+    ) -> str:
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         last = MARKER.sub("", last).strip()
         for mode, _ in modes:
@@ -148,9 +158,14 @@ def _completion(model: str, content: str, prompt: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 

@@ -26,7 +26,9 @@ class ProviderProcess:
 
     def _call(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method="POST" if data else "GET")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method="POST" if data else "GET"
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -51,8 +53,18 @@ class ProviderProcess:
 
 def start_provider(latency: float = 0.0, lifetime: float = 900.0) -> ProviderProcess:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_llm", "--latency", str(latency), "--lifetime", str(lifetime)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.fake_llm",
+            "--latency",
+            str(latency),
+            "--lifetime",
+            str(lifetime),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()

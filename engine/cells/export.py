@@ -1,0 +1,219 @@
+"""`export`: a side effect per record: a webhook POST (Standard Webhooks headers and HMAC signature, plus an
+`Idempotency-Key`) or an append to a CSV or JSON-lines file.
+
+Delivery is at-least-once. The decision to send is written to the outbox (engine/store/outbox.py) in the
+transaction that claims the cell (`on_claim`), with a payload frozen at that moment and an idempotency key that
+is deterministic in (campaign, record, step, input key): after a crash the next run repeats the delivery with
+the same key and `webhook-id`, so the receiver can drop the repeat. Run Again sends again on purpose, with a
+new key. An export fires only on upstream values that are current: an upstream cell that failed blocks it, and
+one that is stale or pinned (edited by hand, not recomputed) makes it wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import duckdb
+import polars as pl
+from pydantic import Field, model_validator
+
+from engine.cells.ai import render
+from engine.cells.base import PrepareEnv, StepOptions
+from engine.cells.http import SECRETS, secret_values, send
+from engine.graph.references import template_references
+from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
+from engine.runner.calls import Answer, PaidCall
+from engine.types import ErrorCode, Status
+
+if TYPE_CHECKING:  # the catalog imports the cell kinds
+    from engine.store.catalog import CampaignTables
+
+# Upstream statuses an export may read: current values only (not stale, not pinned-and-unconfirmed).
+READS_ONLY = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED})
+FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload")
+
+
+class ExportOptions(StepOptions):
+    url: str | None = Field(default=None, description="webhook: the URL records are POSTed to")
+    file: str | None = Field(default=None, description="or a .csv / .jsonl file records are appended to")
+    fields: tuple[str, ...] | None = Field(default=None, description="the record's fields to send (default: inputs)")
+    event: str = Field(default="record.exported", description="the payload's `type`")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers; values are templates")
+    secrets: tuple[str, ...] = Field(default=(), description="environment variables read as {{ secrets.NAME }}")
+    signing_secret_env: str | None = Field(
+        default=None, description="environment variable holding the Standard Webhooks secret (whsec_...)"
+    )
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    credits: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExportOptions:
+        if (self.url is None) == (self.file is None):
+            raise ValueError("give exactly one target: url (a webhook) or file (.csv or .jsonl)")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if self.file is not None and not self.file.endswith((".csv", ".jsonl")):
+            raise ValueError("file must end in .csv or .jsonl")
+        return self
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
+    """The Standard Webhooks signature header value: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`."""
+    key = base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
+    digest = hmac.new(key, f"{message_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+_file_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def append_record(path: Path, payload: str, delivery: dict[str, str]) -> None:
+    """Append one record durably (fsync) as a JSON line or a CSV row, with its idempotency key."""
+    with _locks_guard:
+        lock = _file_locks.setdefault(str(path.resolve()), threading.Lock())
+    record = json.loads(payload)
+    with lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".jsonl":
+            line = json.dumps({"idempotency_key": delivery["key"], "webhook_id": delivery["id"], **record})
+            data = (line + "\n").encode()
+        else:
+            fields = {"idempotency_key": delivery["key"], "webhook_id": delivery["id"], **record["data"]}
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            if not path.exists() or path.stat().st_size == 0:
+                writer.writerow(list(fields))
+            writer.writerow(["" if v is None else v for v in fields.values()])
+            data = buffer.getvalue().encode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+class Export:
+    name: ClassVar[str] = "export"
+    free: ClassVar[bool] = False
+    options: ClassVar[type[StepOptions]] = ExportOptions
+    reads_only: ClassVar[frozenset[Status]] = READS_ONLY
+
+    def references(self, options: ExportOptions) -> set[str]:
+        found = set(options.fields or ())
+        for text in options.headers.values():
+            found |= template_references(text)
+        return found - {SECRETS}
+
+    def context_names(self, options: ExportOptions) -> set[str]:
+        return set()
+
+    def value_type(self, options: ExportOptions, input_types: dict[str, str]) -> str | None:
+        return "JSON"
+
+    def on_claim(
+        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, rows: pl.DataFrame,
+        force: bool, run_id: int,
+    ) -> pl.DataFrame:
+        """Write the decision to send each claimed row to the outbox, in the claiming transaction; the frame
+        handed to `prepare` gains the delivery's id, idempotency key, message id and frozen payload."""
+        from engine.store.outbox import idempotency_key, record_decisions
+
+        spec = tables.spec.column(column)
+        options = spec.options
+        assert isinstance(options, ExportOptions)
+        fields = list(options.fields or [d for d in spec.deps])
+        campaign = tables.spec.name
+        json_columns = {c.name for c in tables.spec.columns if c.value_type == "JSON"}
+        stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        nonce = f"again:{run_id}" if force else ""
+        keys, payloads = [], []
+        for row in rows.iter_rows(named=True):
+            keys.append(idempotency_key(campaign, row["row_id"], column, row["key"], nonce))
+            data = {"campaign": campaign, "record": row["row_id"], "step": column}
+            data.update({f: _json_value(row.get(f), f in json_columns) for f in fields})
+            payloads.append(json.dumps({"type": options.event, "timestamp": stamp, "data": data}, default=str))
+        decisions = pl.DataFrame(
+            {"row_id": rows["row_id"], "key": rows["key"], "idempotency_key": keys, "payload": payloads}
+        )
+        stored = record_decisions(con, tables.campaign_id, column, decisions, run_id, reuse=not force)
+        renamed = stored.rename({c: "_" + c for c in stored.columns if c != "row_id"})
+        return rows.join(renamed, on="row_id", how="left")
+
+    def on_written(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, results: str) -> None:
+        """Settle the outbox entries of a batch of results, in the transaction that writes them."""
+        from engine.store.outbox import record_outcomes
+
+        record_outcomes(con, tables.campaign_id, column, results)
+
+    def prepare(self, options: ExportOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
+        if "_payload" not in frame.columns:  # an estimate: nothing was decided, so nothing is prepared to send
+            frame = frame.with_columns(
+                pl.lit(None).alias("_delivery_id"), pl.lit("").alias("_idempotency_key"),
+                pl.lit("").alias("_message_id"), pl.lit("{}").alias("_payload"),
+            )
+        for row in frame.iter_rows(named=True):
+            delivery = {"key": row["_idempotency_key"], "id": row["_message_id"], "payload": row["_payload"]}
+
+            async def attempt(delivery: dict[str, str] = delivery, row: dict[str, Any] = row) -> Answer:
+                if options.file is not None:
+                    await asyncio.to_thread(append_record, Path(options.file), delivery["payload"], delivery)
+                    return Answer({"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"],
+                                   "file": options.file})
+                return await _post(options, env, delivery, row)
+
+            yield PaidCall(
+                column=env.column, row_id=row["row_id"], key=row["key"], model="export", credits=options.credits,
+                est_tokens=0, cache_key=None, force=env.force, deadline=options.timeout + 5, attempt=attempt,
+                detail={"delivery_id": row["_delivery_id"], "webhook_id": delivery["id"],
+                        "idempotency_key": delivery["key"], "target": options.url or options.file},
+            )
+
+
+async def _post(options: ExportOptions, env: PrepareEnv, delivery: dict[str, str], row: dict[str, Any]) -> Answer:
+    assert options.url is not None
+    secrets = secret_values(options.secrets)
+    headers = {name: render(value, {**row, SECRETS: secrets}, {}) for name, value in options.headers.items()}
+    timestamp = int(time.time())
+    headers.update({
+        "content-type": "application/json",
+        "webhook-id": delivery["id"],
+        "webhook-timestamp": str(timestamp),
+        "idempotency-key": delivery["key"],
+    })
+    if options.signing_secret_env:
+        secret = secret_values((options.signing_secret_env,))[options.signing_secret_env]
+        headers["webhook-signature"] = sign(secret, delivery["id"], timestamp, delivery["payload"])
+    status, text, _, retry_after = await send(
+        env.allowed_hosts, "POST", options.url, headers, delivery["payload"].encode(), options.timeout
+    )
+    if not 200 <= status < 300:
+        failure = classify_status(status, f"HTTP {status}: {text[:200]}", parse_retry_after(retry_after))
+        if status in (400, 422):
+            raise ProviderFailure(ErrorCode.PROVIDER_ERROR, failure.message + " (the receiver refused the record)",
+                                  retryable=False, status=status)
+        raise failure
+    return Answer({"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"], "status": status})
+
+
+def _json_value(value: Any, is_json: bool) -> Any:
+    if is_json and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
