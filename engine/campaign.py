@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from engine.auth import authorize
 from engine.errors import EditError, ImportError_, NotFoundError
 from engine.estimate import Estimate, estimate_claims
 from engine.executor import RunReport
@@ -98,6 +99,7 @@ class Campaign:
         now unless `run` is False. Returns the new row ids and the run's report."""
         frame = records if isinstance(records, pl.DataFrame) else pl.DataFrame(list(records))
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "add_records", con=con, what=self.name)
             tables = self._load(con)
             con.register("_incoming", frame.to_arrow())
             try:
@@ -121,6 +123,7 @@ class Campaign:
         input columns; with `key`, matching records are updated and only changed inputs recompute downstream.
         `options` are the other ImportOptions fields (format, delimiter, quote, escape, encoding, header, types,
         skip, max_line_size, add_columns)."""
+        authorize(self.db, self.actor, "add_records", what=self.name)
         chosen = ImportOptions(key=key, run=run, rejects=Path(rejects) if rejects else None, **options)
         return import_file(self, path, chosen, progress)
 
@@ -156,6 +159,7 @@ class Campaign:
         manual steps whose inputs changed become stale and keep their value.
         """
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
             tables = self._load(con)
             spec = tables.column(column)
             _check_rows(con, tables, [row_id])
@@ -202,8 +206,28 @@ class Campaign:
         concurrency, a progress callback and a stop event.
         """
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "run", con=con, what=self.name)
             tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
             report = run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+        return self._drive(report, options or RunOptions())
+
+    def start_run(
+        self,
+        columns: Iterable[str] | None = None,
+        rows: Iterable[int] | None = None,
+        *,
+        only_stale: bool = False,
+        force: bool = False,
+    ) -> RunReport:
+        """The first half of `run` (same arguments): plan and claim in one transaction. The report carries the
+        run id and the paid cells claimed; `finish_run` computes them (e.g. in the background, for the API)."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "run", con=con, what=self.name)
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, None)
+            return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+
+    def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
+        """The second half of `run`: compute the paid cells `report` claimed, then what they feed."""
         return self._drive(report, options or RunOptions())
 
     def estimate(

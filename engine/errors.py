@@ -8,7 +8,8 @@
     ├── ImportError_              a file that cannot be loaded; nothing was imported
     ├── ExportError               an export that cannot be written; no file was created or changed
     ├── QueryError                SQL the read-only sandbox refused, or stopped at its time or memory limit
-    └── WorkspaceBusyError        another process held the workspace for longer than the retry budget
+    ├── WorkspaceBusyError        another process held the workspace for longer than the retry budget
+    └── PermissionDeniedError     the acting user's role does not allow the action (it is logged)
 
 Failures inside a cell are not exceptions: they are cell states (status, error code, hint).
 Anything else that raises is an engine bug.
@@ -70,3 +71,7 @@ class QueryError(RunsheetError):
 
 class WorkspaceBusyError(RunsheetError):
     """Another process kept the workspace locked for longer than the retry budget."""
+
+
+class PermissionDeniedError(RunsheetError):
+    """The acting user's role does not allow the action; the refusal is in the activity log."""

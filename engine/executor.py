@@ -20,6 +20,7 @@ from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
 from engine.store.context import context_versions
+from engine.store.pause import PauseState, pause_state
 from engine.store.database import frame
 from engine.store.schema import literal, quote
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
@@ -100,6 +101,13 @@ class Executor:
         self.who = (actor, trigger)
         self.report = RunReport(run_id)
         self._context: dict[str, str] | None = None
+        self._pause: PauseState | None = None
+
+    def _paused(self, column: str) -> bool:
+        """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
+        if self._pause is None:
+            self._pause = pause_state(self.con, self.campaign.campaign_id)
+        return self._pause.stops(column, self.graph.nodes[column].free)
 
     def _version(self, column: str) -> str:
         """The spec version that goes into a column's keys, with the versions of the context documents it reads
@@ -222,7 +230,7 @@ class Executor:
             f"""SELECT *, CASE
                 WHEN gate IS NOT NULL THEN gate
                 WHEN {keep} THEN '{KEEP}'
-                WHEN NOT {str(options.enabled).upper()} THEN 'disabled'
+                WHEN NOT {str(options.enabled and not self._paused(column)).upper()} THEN 'disabled'
                 WHEN {run_if} THEN 'skip'
                 WHEN {required or 'FALSE'} THEN 'missing'
                 ELSE 'run' END AS verdict

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from engine.auth import authorize, current_user
 from engine.campaign import Campaign
 from engine.errors import NotFoundError
 from engine.estimate import Estimate
@@ -49,8 +50,9 @@ class ApplyResult:
 class Workspace:
     """Owns one workspace folder: opens short transactions on its database and hands out campaigns."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, actor: str | None = None) -> None:
         self.path = Path(path)
+        self.actor = actor or current_user()  # who acts, for the methods that take no `actor` (engine/auth.py)
         if not (self.path / DB_FILE).exists():
             raise NotFoundError(
                 f"no workspace at {self.path}", hint=f"create one with `runsheet init {self.path}`"
@@ -95,6 +97,7 @@ class Workspace:
         elif isinstance(spec, str):
             spec = parse_spec(spec)
         with self.db.transaction() as con:
+            authorize(self.db, actor, "apply_spec", con=con, what=spec.name)
             changes = store_spec(con, spec)
             report = None
             if changes.changed or changes.added:
@@ -137,6 +140,7 @@ class Workspace:
     def _context_changed(self, name: str, change: Callable[[duckdb.DuckDBPyConnection], bool], actor: str) -> list[RunReport]:
         reports = []
         with self.db.transaction() as con:
+            authorize(self.db, actor, "edit_context", con=con, what=name)
             if not change(con):
                 return []
             for campaign_name in campaign_names(con):
@@ -161,6 +165,7 @@ class Workspace:
     def add_credits(self, amount: float, *, reason: str = "grant") -> float:
         """Add credits (a negative amount removes them); returns the new balance."""
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "add_credits", con=con)
             return grant(con, amount, reason)
 
     def settings(self) -> Settings:
@@ -170,12 +175,14 @@ class Workspace:
     def set_setting(self, key: str, value: Any) -> Settings:
         """Change one setting (see `Settings`); raises EditError naming the fix for a bad key or value."""
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "edit_settings", con=con, what=key)
             store_setting(con, key, value)
             return load_settings(con)
 
     def stop_run(self, run_id: int) -> bool:
         """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "stop", con=con)
             rows = con.execute(
                 "UPDATE runs SET stop_requested = TRUE WHERE run_id = ? AND status = 'running' RETURNING run_id",
                 [run_id],

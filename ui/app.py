@@ -15,7 +15,9 @@ import streamlit as st  # noqa: E402
 
 from ui import reads, sidebar  # noqa: E402
 
-st.set_page_config(page_title="Runsheet", page_icon=":material/table_view:", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(
+    page_title="Runsheet", page_icon=":material/table_view:", layout="wide", initial_sidebar_state="expanded"
+)
 
 PAGES = [
     st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="grid", default=True),

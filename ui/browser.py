@@ -23,6 +23,11 @@ def cell_text(page: BrowserPage, row_position: int, column_position: int) -> Loc
     return page.locator(f"#glide-cell-{column_position}-{row_position}")
 
 
+def wait_for_cell_text(page: BrowserPage, row_position: int, column_position: int, text: str) -> None:
+    """Return once a grid shows `text` in that cell (while the grid is redrawn, two may be in the page)."""
+    cell_text(page, row_position, column_position).filter(has_text=text).first.wait_for(state="attached")
+
+
 def select_cell(
     page: BrowserPage, row_position: int, column_position: int, first_data_column: int = FIRST_DATA_COLUMN
 ) -> None:
@@ -31,10 +36,11 @@ def select_cell(
     box = grid(page).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 130, box["y"] + 35 + 35 * row_position + 17)
-    cell_text(page, row_position, first_data_column).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+    selected = page.locator("[aria-selected=true]")
+    cell_text(page, row_position, first_data_column).and_(selected).wait_for(state="attached")
     for _ in range(column_position - first_data_column):
         page.keyboard.press("ArrowRight")
-    cell_text(page, row_position, column_position).and_(page.locator("[aria-selected=true]")).wait_for(state="attached")
+    cell_text(page, row_position, column_position).and_(selected).wait_for(state="attached")
 
 
 def type_into_cell(page: BrowserPage, text: str) -> None:

@@ -43,7 +43,10 @@ def short(value: Any, limit: int = MAX_GRID_TEXT) -> str:
     """One line of a value for a grid cell."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -90,7 +90,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
     show_estimate(estimate)
     credits = float(estimate.get("credits") or 0)
     confirmed = True
-    if credits > threshold:
+    if threshold is not None and credits > threshold:
         st.warning(f"This would spend about {credits:g} credits, above the workspace's threshold of {threshold:g}.")
         confirmed = st.checkbox(f"Yes, spend up to {credits:g} credits", key="run_confirm")
     if st.button(f"Run {column}", type="primary", key="run_go", disabled=not confirmed):
@@ -110,25 +110,10 @@ def _rows_for(campaign: Campaign, scope: str, ticked: list[int], first_n: int) -
 
 
 def _estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
-    try:
-        return features.estimate(
-            campaign, list(request.columns), None if request.rows is None else list(request.rows),
-            force=request.force, only_stale=request.only_stale, limit=request.limit,
-        )
-    except features.Unavailable:
-        return _rough_estimate(campaign, request)
-
-
-def _rough_estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
-    """Without the engine's estimate: how many cells of the column are pending (no credits known)."""
-    counts = campaign.status_counts().get(request.columns[0], {})
-    statuses = ("stale", "queued") if request.only_stale else ("empty", "stale", "queued", "waiting")
-    pending = sum(counts.get(s, 0) for s in statuses)
-    if request.force:
-        pending = sum(counts.values())
-    if request.rows is not None:
-        pending = min(pending, len(request.rows))
-    return {"calls": pending, "credits": 0, "rough": True}
+    return features.estimate(
+        campaign, list(request.columns), None if request.rows is None else list(request.rows),
+        force=request.force, only_stale=request.only_stale, limit=request.limit,
+    )
 
 
 def show_estimate(estimate: dict[str, Any]) -> None:
@@ -141,11 +126,11 @@ def show_estimate(estimate: dict[str, Any]) -> None:
         slot.metric(label, "—" if value is None else f"{value:,.0f}" if isinstance(value, int | float) else str(value))
     per_column = estimate.get("per_column") or estimate.get("columns")
     if per_column:
-        table = per_column if isinstance(per_column, list) else [{"column": k, **features.as_dict(v)} for k, v in per_column.items()]
+        if isinstance(per_column, dict):
+            per_column = [{"column": k, **features.as_dict(v)} for k, v in per_column.items()]
+        table = per_column
         st.caption("Including downstream auto-run columns:")
         st.dataframe(table, hide_index=True, width="stretch")
-    if estimate.get("rough"):
-        st.caption("Rough count of pending cells: this engine build gives no credit estimate.")
 
 
 # ---- mode, pause, edit, add ----------------------------------------------------------------------------------
@@ -162,7 +147,8 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
         apply(ws, specs.with_column(spec, column, {"run": mode}), f"{column} now runs {mode}")
     enabled = getattr(current.options, "enabled", True) is not False
     label = "⏸ Pause this step" if enabled else "▶ Resume this step"
-    if st.button(label, key="mode_pause", help="A paused (disabled) step computes nothing: its cells say action_disabled"):
+    pause_help = "A paused (disabled) step computes nothing: its cells say action_disabled"
+    if st.button(label, key="mode_pause", help=pause_help):
         apply(ws, specs.with_column(spec, column, {"enabled": None if not enabled else False}),
               f"{column} {'paused' if enabled else 'resumed'}")
 
@@ -205,10 +191,7 @@ def preview(ws: Workspace, campaign: Campaign, source: dict[str, Any], column: s
         deps = [d for d in edited.column(column).deps if d in campaign.spec.names]
         row = campaign.page(rows=[int(sample)], columns=deps).rows[0]
         values: dict[str, Any] = {name: row[name].value for name in deps}
-        try:
-            values["context"] = features.context(ws)
-        except features.Unavailable:
-            values["context"] = {}
+        values["context"] = features.context(ws)
         rendered = jinja2.Environment(undefined=jinja2.ChainableUndefined).from_string(entry["prompt"]).render(values)
         st.caption(f"Prompt on row {sample}:")
         st.code(rendered, language=None, wrap_lines=True)
@@ -218,7 +201,8 @@ def add_form(ws: Workspace, spec: CampaignSpec) -> None:
     st.markdown("**Add a column**")
     name = st.text_input("Name", key="add_name", placeholder="e.g. opener")
     kind = st.selectbox("Kind", KINDS, key="add_kind")
-    options = st.text_area("Options (YAML)", value=specs.KIND_TEMPLATES.get(kind, ""), key=f"add_options_{kind}", height=130)
+    template = specs.KIND_TEMPLATES.get(kind, "")
+    options = st.text_area("Options (YAML)", value=template, key=f"add_options_{kind}", height=130)
     after = st.selectbox("After", spec.names, index=len(spec.names) - 1, key="add_after")
     if st.button("Add column", type="primary", key="add_go", disabled=not name):
         with session.friendly("add column"):

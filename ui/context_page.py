@@ -21,7 +21,9 @@ def render() -> None:
     session.show_notices()
     with session.friendly():
         docs = features.context(ws)
-        st.caption("Documents every AI step can read as `{{ context.NAME }}`. Editing one marks the steps using it stale.")
+        st.caption(
+            "Documents every AI step can read as `{{ context.NAME }}`. Editing one marks the steps using it stale."
+        )
         names = sorted(docs) + [n for n in SUGGESTED if n not in docs] + ["+ new document"]
         choice = st.radio("Document", names, key="context_doc", horizontal=True)
         name = choice

@@ -3,7 +3,6 @@ once, paid ones are queued and can be run from here) and download a campaign's v
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import streamlit as st
 
 from engine import Campaign, Workspace
 from ui import column_menu, features, runs, session
+
+APPEND = "(append as new rows)"
 
 
 def render() -> None:
@@ -33,30 +34,21 @@ def render() -> None:
             export_form(campaign)
 
 
-def upsert_parameter(campaign: Campaign) -> str | None:
-    """The name of import_file's upsert-key parameter, when the engine supports upserts."""
-    params = inspect.signature(campaign.import_file).parameters
-    return next((p for p in ("key", "upsert_on", "on", "match_on") if p in params), None)
-
-
 def import_form(ws: Workspace, campaign: Campaign) -> None:
     st.subheader(f"Import into {campaign.name}")
     spec = campaign.spec
     inputs = [c.name for c in spec.columns if c.is_input]
     st.caption(f"The file's columns must be input columns: {', '.join(inputs)}.")
     upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "parquet"], key="import_file")
-    upsert = upsert_parameter(campaign)
-    key_column = None
-    if upsert:
-        key_column = st.selectbox(
-            "Match existing records on (upsert)", ["(append as new rows)", *inputs], key="import_key"
-        )
+    key_column = st.selectbox(
+        "Match existing records on (upsert)", [APPEND, *inputs], key="import_key",
+        help="Records whose value in this column matches an existing row update it; only changed inputs recompute.",
+    )
     if upload is not None and st.button("Import", type="primary", key="import_go"):
         with session.friendly("import"), tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(upload.name).name
             path.write_bytes(upload.getvalue())
-            extra = {upsert: key_column} if upsert and key_column and not key_column.startswith("(") else {}
-            result = campaign.import_file(path, **extra)
+            result = campaign.import_file(path, key=None if key_column == APPEND else key_column)
             session.notify(import_summary(campaign.name, result))
             st.rerun()
     queued = sum(found.get("queued", 0) + found.get("empty", 0) for column, found in _paid_auto_counts(campaign))
@@ -82,7 +74,8 @@ def import_summary(name: str, result: object) -> str:
 
 def _paid_auto_counts(campaign: Campaign) -> list[tuple[str, dict[str, int]]]:
     spec = campaign.spec
-    paid_auto = {c.name for c in spec.columns if not c.is_input and c.run == "auto" and c.kind not in ("formula", "python")}
+    free = ("formula", "python")
+    paid_auto = {c.name for c in spec.columns if not c.is_input and c.run == "auto" and c.kind not in free}
     return [(c, found) for c, found in campaign.status_counts().items() if c in paid_auto]
 
 

@@ -64,7 +64,8 @@ def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell)
         st.caption("Copy as Markdown")
         st.code(cells.as_markdown(cell.value), language="markdown", wrap_lines=True)
     with st.expander("Edit value (Save to Record pins it)"):
-        edit_box(ws, campaign, cell, "Save to Record", "A hand-edited step cell is pinned: recompute never overwrites it.")
+        pinned = "A hand-edited step cell is pinned: recompute never overwrites it."
+        edit_box(ws, campaign, cell, "Save to Record", pinned)
     provenance(ws, campaign, spec, cell)
 
 

@@ -252,7 +252,8 @@ def find_conflict(workspace: Path, request: RunRequest, ws: Workspace | None = N
             columns = run_columns(run)
             if not wanted or not columns or wanted & columns:
                 who = run.get("actor") or "someone"
-                return f"run {run.get('run_id')} by {who} is still going on {', '.join(sorted(columns)) or 'this campaign'}"
+                on = ", ".join(sorted(columns)) or "this campaign"
+                return f"run {run.get('run_id')} by {who} is still going on {on}"
     return None
 
 

@@ -25,9 +25,6 @@ def render() -> None:
 def credits_section(ws: Workspace) -> None:
     st.subheader("Credits")
     balance = features.credits(ws)
-    if balance is None:
-        st.caption("This engine build keeps no credit balance.")
-        return
     st.metric("Balance", f"{balance:,.0f} credits")
     left, right = st.columns([2, 1], vertical_alignment="bottom")
     amount = left.number_input("Add credits", min_value=1, max_value=10_000_000, value=100, step=100, key="add_credits")
@@ -42,11 +39,14 @@ def threshold_section(ws: Workspace) -> None:
     st.subheader("Confirm threshold")
     current = features.confirm_threshold(ws)
     st.caption("A run estimated to cost more credits than this asks for confirmation first.")
+    if current is None:
+        st.caption("Right now runs never ask: set a threshold to turn confirmations on.")
     left, right = st.columns([2, 1], vertical_alignment="bottom")
-    value = left.number_input("Credits", min_value=0.0, value=float(current), step=10.0, key="confirm_threshold")
+    shown = 100.0 if current is None else current
+    value = left.number_input("Credits", min_value=0.0, value=shown, step=10.0, key="confirm_threshold")
     if right.button("Save", key="confirm_threshold_save", disabled=value == current):
         with session.friendly("settings"):
-            features.set_setting(ws, "confirm_threshold", float(value), session.actor())
+            features.set_setting(ws, "confirm_threshold", float(value))
             session.notify(f"Runs above {value:g} credits now ask first")
             st.rerun()
 

@@ -35,9 +35,7 @@ def render() -> None:
                 st.selectbox("Campaign", names, key="campaign", on_change=_remember_campaign)
             else:
                 st.caption("No campaign yet.")
-            balance = features.credits(ws)
-            if balance is not None:
-                st.metric("Credits", f"{balance:,.0f}")
+            st.metric("Credits", f"{features.credits(ws):,.0f}")
             going = reads.batch_runs(ws)
             if going:
                 st.info(f"{len(going)} run(s) going", icon=":material/sync:")

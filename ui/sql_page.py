@@ -38,7 +38,7 @@ def render() -> None:
         if st.button("Run query", type="primary", key="sql_run"):
             st.session_state.pop("sql_result", None)
             with session.friendly("query"):
-                st.session_state["sql_result"] = (sql, to_pandas(features.query(ws, sql, ROW_LIMIT)))
+                st.session_state["sql_result"] = (sql, to_pandas(features.query(ws, sql)))
                 st.session_state.pop("sql_csv", None)
         stored = st.session_state.get("sql_result")
         if stored:

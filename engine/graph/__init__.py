@@ -2,7 +2,13 @@
 
 from engine.graph.dag import ColumnGraph, ColumnNode
 from engine.graph.planner import Action, CellPlan, Request, plan_row
-from engine.graph.references import ALL_CONTEXT, ReferenceError_, context_references, sql_references, template_references
+from engine.graph.references import (
+    ALL_CONTEXT,
+    ReferenceError_,
+    context_references,
+    sql_references,
+    template_references,
+)
 
 __all__ = [
     "Action",

@@ -72,19 +72,10 @@ class CallPool:
             try:
                 result = await self._one(call, state)
             except asyncio.CancelledError:
-                self.on_result(
-                    CellResult(
-                        call.column,
-                        call.row_id,
-                        None,
-                        Status.ERROR,
-                        error_code=ErrorCode.CANCELLED,
-                        error_message="the run was stopped while this call was in flight",
-                        attempts=state["attempts"],
-                        latency_ms=(time.monotonic() - started) * 1000,
-                        detail=call.detail,
-                    )
-                )
+                message = "the run was stopped while this call was in flight"
+                result = _failed(call, ErrorCode.CANCELLED, message, attempts=state["attempts"])
+                result.latency_ms = (time.monotonic() - started) * 1000
+                self.on_result(result)
                 return
             result.latency_ms = (time.monotonic() - started) * 1000
             self.on_result(result)
@@ -105,15 +96,8 @@ class CallPool:
                     detail=call.detail,
                 )
         if not self.budget.reserve(call.credits):
-            return CellResult(
-                call.column,
-                call.row_id,
-                call.key,
-                Status.ERROR,
-                error_code=ErrorCode.INSUFFICIENT_CREDITS,
-                error_message=f"this call costs {call.credits:g} credits, more than the run has left",
-                detail=call.detail,
-            )
+            message = f"this call costs {call.credits:g} credits, more than the run has left"
+            return _failed(call, ErrorCode.INSUFFICIENT_CREDITS, message, attempts=0)
         charged = 0.0
         try:
             invalid = 0
@@ -129,9 +113,7 @@ class CallPool:
                     )
                 except ProviderFailure as caught:
                     failure = caught
-                except (
-                    Exception
-                ) as caught:  # a bug or a surprise in a transport: the cell fails, the run goes on
+                except Exception as caught:  # a bug or a surprise in a transport: the cell fails, the run goes on
                     log.exception("unexpected failure in a %s call", call.model)
                     failure = ProviderFailure(
                         ErrorCode.PROVIDER_ERROR,
@@ -144,16 +126,7 @@ class CallPool:
                 if failure.code is ErrorCode.INVALID_OUTPUT:
                     invalid += 1
                 if not self.policy.should_retry(failure, state["attempts"] - invalid, invalid):
-                    return CellResult(
-                        call.column,
-                        call.row_id,
-                        call.key,
-                        Status.ERROR,
-                        error_code=failure.code,
-                        error_message=failure.message,
-                        attempts=state["attempts"],
-                        detail=call.detail,
-                    )
+                    return _failed(call, failure.code, failure.message, attempts=state["attempts"])
                 await asyncio.sleep(self.policy.delay(failure, state["attempts"] - invalid))
         finally:
             self.budget.settle(call.credits, charged)
@@ -182,3 +155,16 @@ class CallPool:
             provider_cost=answer.provider_cost,
             detail=call.detail,
         )
+
+
+def _failed(call: PaidCall, code: ErrorCode, message: str, *, attempts: int) -> CellResult:
+    return CellResult(
+        call.column,
+        call.row_id,
+        call.key,
+        Status.ERROR,
+        error_code=code,
+        error_message=message,
+        attempts=attempts,
+        detail=call.detail,
+    )

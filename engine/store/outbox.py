@@ -14,8 +14,10 @@ import hashlib
 import duckdb
 import polars as pl
 
+from engine.store.database import frame
 from engine.store.schema import literal
 from engine.types import RETRYABLE_CODES
+
 
 def idempotency_key(campaign: str, row_id: int, column: str, cell_key: int, nonce: str = "") -> str:
     """Deterministic per (campaign, record, step, input key); Run Again adds a nonce so it sends on purpose."""
@@ -42,10 +44,11 @@ def record_decisions(
     try:
         where = f"o.campaign_id = {campaign_id} AND o.column_name = {literal(column)} AND o.status = 'pending'"
         kept = (
-            con.execute(
+            frame(
+                con,
                 f"""SELECT o.row_id, o.delivery_id, o.idempotency_key, o.message_id, o.payload FROM outbox o
-                    JOIN _decisions d ON d.row_id = o.row_id AND d.key = o.cell_key WHERE {where}"""
-            ).pl()
+                    JOIN _decisions d ON d.row_id = o.row_id AND d.key = o.cell_key WHERE {where}""",
+            )
             if reuse
             else pl.DataFrame()
         )
@@ -56,7 +59,7 @@ def record_decisions(
             [kept_ids],
         )
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _new_deliveries AS
+            """CREATE OR REPLACE TEMP TABLE _new_deliveries AS
                 SELECT nextval('ids') AS delivery_id, d.row_id, d.key, d.idempotency_key, d.payload
                 FROM _decisions d WHERE NOT list_contains(?::BIGINT[], d.row_id)""",
             [kept["row_id"].to_list() if kept.height else []],
@@ -68,10 +71,11 @@ def record_decisions(
                     'msg_' || left(idempotency_key, 32), payload, 'pending', {run_id}, now()
                 FROM _new_deliveries"""
         )
-        fresh = con.execute(
+        fresh = frame(
+            con,
             "SELECT row_id, delivery_id, idempotency_key, 'msg_' || left(idempotency_key, 32) AS message_id, "
-            "payload FROM _new_deliveries"
-        ).pl()
+            "payload FROM _new_deliveries",
+        )
         con.execute("DROP TABLE _new_deliveries")
     finally:
         con.unregister("_decisions")

@@ -43,6 +43,15 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS credit_ledger (
         "at" TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value JSON)",
+    # Who may do what (engine/auth.py): users with a role, and API tokens (only their hash is stored).
+    """CREATE TABLE IF NOT EXISTS users (
+        name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, created_at TIMESTAMP, created_by VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        token_hash VARCHAR PRIMARY KEY, user_name VARCHAR NOT NULL, label VARCHAR, created_at TIMESTAMP)""",
+    # Paused campaigns (column_name '') and steps (engine/store/pause.py).
+    """CREATE TABLE IF NOT EXISTS paused (
+        campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL, paused_at TIMESTAMP, paused_by VARCHAR,
+        PRIMARY KEY (campaign_id, column_name))""",
     # Export steps' decisions to send (engine/store/outbox.py), written when their cells are claimed.
     """CREATE TABLE IF NOT EXISTS outbox (
         delivery_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL,

@@ -43,6 +43,9 @@ class Receiver:
     def deliveries(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["method"] == "POST"]
 
+    def posts(self) -> int:
+        return int(self._call("/count")["posts"])
+
     def control(self, **settings: Any) -> None:
         self._call("/control", settings)
 

@@ -49,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 self._send(200, {"requests": state["requests"]})
             return
+        if url.path == "/count":
+            with lock:
+                self._send(200, {"posts": sum(r["method"] == "POST" for r in state["requests"])})
+            return
         self._record("GET", b"")
         if url.path.startswith("/status/"):
             self._send(int(url.path.rsplit("/", 1)[1]), {"error": "as asked"})

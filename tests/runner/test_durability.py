@@ -54,18 +54,17 @@ def values_and_statuses(workspace: Workspace) -> tuple[list[object], Counter[str
 def test_kill_9_at_random_moments_then_resume_loses_nothing(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
-    fresh_provider.control(latency=0.05)
+    fresh_provider.control(latency=0.2)  # 64 in flight: at most 320 calls/s, so 10,000 cells outlast 20 kills
     workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(20_000)
     cells = 10_000
     workspace.campaign("enrich").add_rows(companies(cells))
     rng = random.Random(20261121)
     kills = 0
-    for _ in range(20):
+    while kills < 20:
         process = runner_process(workspace.path)
-        time.sleep(rng.uniform(0.8, 2.5))
-        if process.poll() is not None:
-            break  # it finished before this kill
+        time.sleep(rng.uniform(0.8, 2.2))
+        assert process.poll() is None, "the run finished before it could be killed 20 times"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
@@ -74,7 +73,6 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(
     assert final.returncode == 0, stderr.decode()
 
     values, statuses = values_and_statuses(workspace)
-    assert kills >= 15, "the run finished too early to be killed enough times"
     assert statuses == Counter({"done": cells})
     assert values == [f"answer: Research company-{i:05d}" for i in range(cells)]
     billed = Counter(entry["prompt"] for entry in fresh_provider.ledger()["billed"])
@@ -174,8 +172,11 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(cells))
     process = runner_process(workspace.path, "--concurrency", "8")
-    time.sleep(3.0)
-    running = workspace.active_runs("enrich")
+    running: list[dict[str, object]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (running and int(running[0]["done"]) > 0):  # type: ignore[call-overload]
+        time.sleep(0.2)
+        running = workspace.active_runs("enrich")
     assert len(running) == 1
     asked = time.monotonic()
     assert workspace.stop_run(int(running[0]["run_id"]))

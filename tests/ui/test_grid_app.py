@@ -43,6 +43,12 @@ def panel_box(at: AppTest):  # type: ignore[no-untyped-def]
     return next(t for t in at.text_area if str(t.key).startswith("edit-t-"))
 
 
+def open_menu(at: AppTest, key: str) -> AppTest:
+    """Open a toolbar menu (its content is only drawn while open)."""
+    at.session_state[key] = True
+    return at.run()
+
+
 def open_cell(at: AppTest, row: int, column: str) -> AppTest:
     at.session_state["selected"] = (row, column)
     return at.run()
@@ -71,6 +77,10 @@ def test_grid_shows_every_cell_state(app: AppTest, states_ws: Workspace) -> None
 
 def test_header_counts_and_column_labels(app: AppTest, states_ws: Workspace) -> None:
     app.run()
+    assert "run_estimate" not in [b.key for b in app.button]  # a closed menu draws nothing
+    open_menu(app, "menu_graph")
+    dot = app.get("graphviz_chart")[0].proto.spec
+    assert '"domain" -> "greet";' in dot and '"greet" -> "opener";' in dot
     assert app.subheader[0].value == "t"
     caption = texts(app)
     assert "1 error" in caption and "1 pinned" in caption and "1 waiting" in caption
@@ -199,6 +209,7 @@ def test_column_run_shows_estimate_then_asks_to_confirm_above_threshold(app: App
     states_ws.set_setting("confirm_threshold", 5)
     app.run()
     app.selectbox(key="menu_column").select("opener").run()
+    open_menu(app, "menu_run")
     app.button(key="run_estimate").click().run()
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["calls"] == "3" and metrics["credits"] == "9"  # 3 rows not up to date x 3 credits
@@ -216,6 +227,7 @@ def test_column_run_shows_estimate_then_asks_to_confirm_above_threshold(app: App
 def test_column_run_below_threshold_needs_no_confirmation(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.selectbox(key="menu_column").select("checker").run()
+    open_menu(app, "menu_run")
     app.radio(key="run_cells").set_value("stale").run()
     app.button(key="run_estimate").click().run()
     assert {m.label: m.value for m in app.metric}["calls"] == "1"  # only row 1's checker is stale
@@ -226,6 +238,7 @@ def test_column_run_below_threshold_needs_no_confirmation(app: AppTest, states_w
 def test_switch_a_column_to_manual_and_pause_it(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.selectbox(key="menu_column").select("research").run()
+    open_menu(app, "menu_mode")
     app.radio(key="mode-research").set_value("manual").run()
     app.button(key="mode_apply").click().run()
     assert states_ws.campaign("t").spec.column("research").run == "manual"
@@ -235,7 +248,7 @@ def test_switch_a_column_to_manual_and_pause_it(app: AppTest, states_ws: Workspa
 
 
 def test_add_a_formula_column(app: AppTest, states_ws: Workspace) -> None:
-    app.run()
+    open_menu(app.run(), "menu_add")
     app.text_input(key="add_name").input("shout").run()
     app.text_area(key="add_options_formula").input('expression: "upper(first)"').run()
     app.button(key="add_go").click().run()
@@ -246,6 +259,7 @@ def test_add_a_formula_column(app: AppTest, states_ws: Workspace) -> None:
 def test_a_bad_spec_edit_is_refused_with_its_fix(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.selectbox(key="menu_column").select("domain").run()
+    open_menu(app, "menu_edit")
     app.text_area(key="edit-domain-expression").input("split_part(nosuch, '@', 2)").run()
     assert not app.exception
     assert any("nosuch" in e.value for e in app.error)  # the live preview validates before anything applies
@@ -331,13 +345,15 @@ def test_empty_workspace_applies_a_pasted_spec(app: AppTest, tmp_path: Path, mon
     assert "This campaign has no records yet" in app.info[0].value
 
 
+HOLD_LOCK = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(60)"
+
+
 def test_busy_workspace_says_so_instead_of_failing(
     app: AppTest, states_ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNSHEET_UI_BUSY_TIMEOUT", "0.3")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
-         "time.sleep(60)", str(states_ws.path / "runsheet.duckdb")],
+        [sys.executable, "-c", HOLD_LOCK, str(states_ws.path / "runsheet.duckdb")],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -1,0 +1,174 @@
+"""Roles: who may do what in a workspace, enforced by the engine for every entry point (CLI, API, UI).
+
+    admin   edit specs, context, settings, credits, users and tokens; and everything a member may do
+    member  run steps, edit inputs, add records, stop runs, pause and resume
+    viewer  read
+
+A workspace with no users is open: everyone acts as admin (a single person's workspace needs no setup). Once
+a user exists, roles apply: an actor who is not a user reads only. A refused action raises
+PermissionDeniedError and is written to the activity log (action, actor, outcome `permission_denied`).
+
+API tokens stand for a user; only their SHA-256 is stored, so the token is shown once, when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Literal, get_args
+
+import duckdb
+
+from engine.errors import EditError, PermissionDeniedError
+from engine.store.database import Database, scalar
+
+Role = Literal["admin", "member", "viewer"]
+Action = Literal[
+    "read", "run", "edit_inputs", "add_records", "stop", "pause", "apply_spec", "edit_context", "edit_settings",
+    "add_credits", "manage_users",
+]
+RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2}
+NEEDS: dict[str, Role] = {
+    "read": "viewer",
+    "run": "member",
+    "edit_inputs": "member",
+    "add_records": "member",
+    "stop": "member",
+    "pause": "member",
+    "apply_spec": "admin",
+    "edit_context": "admin",
+    "edit_settings": "admin",
+    "add_credits": "admin",
+    "manage_users": "admin",
+}
+TOKEN_PREFIX = "rs_"
+
+
+def role_of(con: duckdb.DuckDBPyConnection, actor: str) -> Role:
+    """The actor's role: admin in an open workspace (no users), viewer for someone who is not a user."""
+    if not scalar(con, "SELECT count(*) FROM users"):
+        return "admin"
+    found = scalar(con, "SELECT role FROM users WHERE name = ?", [actor])
+    return found if found in RANK else "viewer"  # type: ignore[no-any-return]
+
+
+def allowed(role: Role, action: Action) -> bool:
+    return RANK[role] >= RANK[NEEDS[action]]
+
+
+def authorize(
+    db: Database, actor: str, action: Action, *, con: duckdb.DuckDBPyConnection | None = None,
+    campaign_id: int | None = None, what: str = "",
+) -> None:
+    """Raise PermissionDeniedError unless `actor` may do `action`. Pass the caller's open transaction as `con`
+    to check inside it (no extra open of the file); a refusal is logged in a transaction of its own, so it is
+    kept although the caller's transaction rolls back."""
+    if con is None:
+        with db.transaction() as own:
+            role = role_of(own, actor)
+    else:
+        role = role_of(con, actor)
+    if allowed(role, action):
+        return
+    with db.transaction() as log:
+        log.execute(
+            "INSERT INTO activity (campaign_id, column_name, cells, action, outcome, \"at\", actor, trigger, "
+            "error_code) VALUES (?, ?, 0, ?, 'permission_denied', now(), ?, 'auth', 'permission_denied')",
+            [campaign_id, what or None, action, actor],
+        )
+    raise PermissionDeniedError(
+        f"{actor} is a {role} and may not {action.replace('_', ' ')} (that needs {NEEDS[action]})",
+        hint="ask an admin for access: `runsheet users set NAME ROLE`",
+    )
+
+
+def check_role(role: str) -> Role:
+    if role not in RANK:
+        raise EditError(f"unknown role '{role}'", hint=f"use one of: {', '.join(get_args(Role))}")
+    return role  # type: ignore[return-value]
+
+
+def set_user(db: Database, actor: str, user: str, role: str) -> None:
+    """Give `user` a role (creating the user). The first user must be an admin, so nobody is locked out."""
+    chosen = check_role(role)
+    authorize(db, actor, "manage_users")
+    with db.transaction() as con:
+        if not scalar(con, "SELECT count(*) FROM users") and chosen != "admin":
+            raise EditError("the first user must be an admin", hint=f"run `runsheet users set {user} admin` first")
+        con.execute(
+            "INSERT OR REPLACE INTO users VALUES (?, ?, now(), ?)", [user, chosen, actor]
+        )
+        _keep_an_admin(con)
+
+
+def remove_user(db: Database, actor: str, user: str) -> bool:
+    """Remove a user and their tokens; False if there was no such user."""
+    authorize(db, actor, "manage_users")
+    with db.transaction() as con:
+        removed = con.execute("DELETE FROM users WHERE name = ? RETURNING name", [user]).fetchall()
+        con.execute("DELETE FROM api_tokens WHERE user_name = ?", [user])
+        _keep_an_admin(con)
+    return bool(removed)
+
+
+def _keep_an_admin(con: duckdb.DuckDBPyConnection) -> None:
+    users = int(scalar(con, "SELECT count(*) FROM users"))
+    if users and not scalar(con, "SELECT count(*) FROM users WHERE role = 'admin'"):
+        raise EditError("a workspace with users needs at least one admin", hint="make another user admin first")
+
+
+def list_users(db: Database) -> list[dict[str, object]]:
+    with db.transaction() as con:
+        cursor = con.execute(
+            "SELECT u.name, u.role, u.created_at, u.created_by, count(t.token_hash) AS tokens FROM users u "
+            "LEFT JOIN api_tokens t ON t.user_name = u.name GROUP BY ALL ORDER BY u.name"
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(db: Database, actor: str, user: str, label: str = "") -> str:
+    """A new API token acting as `user` (who must exist, unless the workspace is open); shown only now."""
+    authorize(db, actor, "manage_users")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.transaction() as con:
+        if scalar(con, "SELECT count(*) FROM users") and not scalar(
+            con, "SELECT count(*) FROM users WHERE name = ?", [user]
+        ):
+            raise EditError(f"no user '{user}'", hint=f"create it with `runsheet users set {user} member`")
+        con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, now())", [_digest(token), user, label or None])
+    return token
+
+
+def user_for_token(db: Database, token: str) -> str | None:
+    """The user a token acts as, or None for an unknown token."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    with db.transaction() as con:
+        found = scalar(con, "SELECT user_name FROM api_tokens WHERE token_hash = ?", [_digest(token)])
+    return None if found is None else str(found)
+
+
+def revoke_tokens(db: Database, actor: str, user: str) -> int:
+    """Revoke every token of `user`; returns how many."""
+    authorize(db, actor, "manage_users")
+    with db.transaction() as con:
+        return len(con.execute("DELETE FROM api_tokens WHERE user_name = ? RETURNING 1", [user]).fetchall())
+
+
+def current_user() -> str:
+    """Who runs this process: $RUNSHEET_USER (the CLI's `--as` sets it), else the login name."""
+    import getpass
+    import os
+
+    found = os.environ.get("RUNSHEET_USER") or os.environ.get("USER")
+    if not found:
+        try:
+            found = getpass.getuser()
+        except (KeyError, OSError):
+            found = "cli"
+    return found

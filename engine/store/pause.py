@@ -1,0 +1,44 @@
+"""Active or paused: a paused step (or every paid step of a paused campaign) does not run. Its cells report
+`action_disabled` when asked to run; schedules skip a paused campaign and records sent to it are stored but not
+run, until it is resumed. Pausing is not part of the spec: it is an operating switch, kept in `paused`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+WHOLE_CAMPAIGN = ""  # the column_name of a campaign-wide pause
+
+
+@dataclass(frozen=True)
+class PauseState:
+    """What is paused in one campaign."""
+
+    campaign: bool
+    columns: frozenset[str]
+
+    def stops(self, column: str, free: bool) -> bool:
+        """Whether `column` may not run now (free steps are not actions: a paused campaign still computes them)."""
+        return column in self.columns or (self.campaign and not free)
+
+
+def pause_state(con: duckdb.DuckDBPyConnection, campaign_id: int) -> PauseState:
+    names = {r[0] for r in con.execute("SELECT column_name FROM paused WHERE campaign_id = ?", [campaign_id]).fetchall()}
+    return PauseState(WHOLE_CAMPAIGN in names, frozenset(names - {WHOLE_CAMPAIGN}))
+
+
+def set_paused(
+    con: duckdb.DuckDBPyConnection, campaign_id: int, column: str | None, paused: bool, actor: str
+) -> bool:
+    """Pause or resume a campaign (`column` None) or one step; False if it already was in that state."""
+    name = WHOLE_CAMPAIGN if column is None else column
+    if paused:
+        done = con.execute(
+            "INSERT OR IGNORE INTO paused VALUES (?, ?, now(), ?) RETURNING 1", [campaign_id, name, actor]
+        ).fetchall()
+    else:
+        done = con.execute(
+            "DELETE FROM paused WHERE campaign_id = ? AND column_name = ? RETURNING 1", [campaign_id, name]
+        ).fetchall()
+    return bool(done)

@@ -1,0 +1,193 @@
+"""`http` steps: values and paths, "no data", retries, secrets that never reach the disk, the cache, and the
+SSRF battery (every non-public address refused with zero connections reaching a listener)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import ErrorCode, SpecError, Status, Workspace
+from engine.net import refusal, set_resolver
+from tests.actions.conftest import CountingListener, Receiver
+
+TOKEN_ENV = "RUNSHEET_TEST_HTTP_TOKEN"
+TOKEN = "tok-very-secret-4711"
+
+
+def spec(url: str, options: str = "") -> str:
+    lines = [
+        "campaign: h",
+        "columns:",
+        "  - {name: q, kind: input}",
+        "  - name: lookup",
+        "    kind: http",
+        f'    url: "{url}"',
+        *[f"    {line}" for line in options.strip().splitlines() if line.strip()],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+def test_value_is_the_json_answer_or_a_path_into_it_and_secrets_never_reach_the_disk(
+    ws: Workspace, receiver: Receiver
+) -> None:
+    ws.apply(spec(
+        f"{receiver.base}/json/companies?name={{{{ q }}}}",
+        f"""headers: {{Authorization: "Bearer {{{{ secrets.{TOKEN_ENV} }}}}"}}
+secrets: [{TOKEN_ENV}]
+path: data.items.0.name""",
+    ))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "acme"}, {"q": "globex"}])
+    report = campaign.run()
+    assert report.counts()["lookup"] == {"done": 2}
+    assert [json.loads(campaign.cell(r, "lookup").value) for r in (1, 2)] == ["acme", "globex"]
+    sent = [r for r in receiver.requests() if r["path"].startswith("/json/companies")]
+    assert [r["headers"]["authorization"] for r in sent] == [f"Bearer {TOKEN}"] * 2
+    detail = campaign.cell(1, "lookup").detail
+    assert TOKEN not in json.dumps(detail)
+    campaign.cell(1, "lookup")
+    for path in ws.path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), f"the secret reached {path}"
+
+
+def test_whole_answer_without_a_path(ws: Workspace, receiver: Receiver) -> None:
+    ws.apply(spec(f"{receiver.base}/json/echo?name={{{{ q }}}}"))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "ann"}])
+    campaign.run()
+    value = json.loads(campaign.cell(1, "lookup").value)
+    assert value["query"] == {"name": "ann"} and value["data"] == {"items": [{"name": "ann"}]}
+
+
+@pytest.mark.parametrize(
+    ("route", "path"),
+    [("/status/404", None), ("/status/410", None), ("/empty", None), ("/json/x?name=", "data.items.0.name"),
+     ("/json/x", "data.missing.field")],
+)
+def test_no_data_is_not_found_not_an_error(ws: Workspace, receiver: Receiver, route: str, path: str | None) -> None:
+    ws.apply(spec(receiver.base + route, "inputs: [q]\n" + (f"path: {path}" if path else "")))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "x"}])
+    campaign.run()
+    cell = campaign.cell(1, "lookup")
+    assert (cell.status, cell.value, cell.error_code) == (Status.NOT_FOUND, None, None)
+
+
+def test_transient_failures_are_retried_and_client_errors_are_not(ws: Workspace, receiver: Receiver) -> None:
+    ws.apply(spec(f"{receiver.base}/flaky?q={{{{ q }}}}", "cache: false"))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "a"}])
+    receiver.control(fail_first=2)
+    campaign.run()
+    cell = campaign.cell(1, "lookup")
+    assert (cell.status, cell.attempts, json.loads(cell.value)) == (Status.DONE, 3, {"ok": True})
+
+    ws.apply(spec(f"{receiver.base}/status/403?q={{{{ q }}}}"))
+    campaign.run()
+    refused = campaign.cell(1, "lookup")
+    assert (refused.status, refused.error_code, refused.attempts) == (Status.ERROR, "provider_error", 1)
+    assert "HTTP 403" in (refused.error_message or "")
+
+
+def test_answers_are_cached_and_run_again_asks_again(ws: Workspace, receiver: Receiver) -> None:
+    ws.apply(spec(f"{receiver.base}/json/c?name={{{{ q }}}}", "path: query.name"))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "same"}, {"q": "same"}, {"q": "other"}])
+    report = campaign.run()
+    asked = [r for r in receiver.requests() if r["path"].startswith("/json/c")]
+    assert report.cache_hits + len(asked) == 3 and len(asked) in (2, 3)
+    campaign.run(["lookup"], rows=[3], force=True)
+    assert len([r for r in receiver.requests() if r["path"].startswith("/json/c")]) == len(asked) + 1
+
+
+def test_bad_http_specs_are_refused_with_the_fix(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    with pytest.raises(SpecError, match="http:// or https://"):
+        ws.apply(spec("ftp://example.com/{{ q }}"))
+    with pytest.raises(SpecError, match="method"):
+        ws.apply(spec("https://example.com/{{ q }}", "method: FETCH"))
+    with pytest.raises(SpecError, match="unknown option 'tiemout'"):
+        ws.apply(spec("https://example.com/{{ q }}", "tiemout: 3"))
+
+
+# ---- SSRF ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def fake_dns() -> Iterator[None]:
+    """`internal.example` resolves to a private address; every other name as the system says."""
+    from engine.net.guard import system_resolver
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host == "internal.example":
+            return ["10.0.0.5"]
+        return await system_resolver(host, port)
+
+    set_resolver(resolve)
+    yield
+    set_resolver(None)
+
+
+def test_ssrf_battery_is_refused_before_any_connection(
+    tmp_path: Path, listener: CountingListener, receiver: Receiver, fake_dns: None
+) -> None:
+    port = listener.port
+    targets = [
+        f"http://127.0.0.1:{port}/",
+        f"http://[::1]:{port}/",
+        "http://169.254.169.254/latest/meta-data/",
+        f"http://2130706433:{port}/",
+        f"http://0x7f.1:{port}/",
+        f"http://localhost:{port}/",
+        f"http://[::ffff:127.0.0.1]:{port}/",
+        f"http://0.0.0.0:{port}/",
+        f"http://internal.example:{port}/",
+        # an allowed host that redirects to a loopback address it may not reach
+        f"{receiver.base}/redirect?to=http://127.0.0.1:{port}/stolen",
+    ]
+    ws = Workspace.init(tmp_path / "ws")
+    ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}"])
+    ws.apply(spec("{{ q }}", "inputs: [q]\ncache: false"))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": url} for url in targets])
+    campaign.run()
+    cells = [campaign.cell(row, "lookup") for row in range(1, len(targets) + 1)]
+    for url, cell in zip(targets, cells, strict=True):
+        assert (cell.status, cell.error_code) == (Status.ERROR, ErrorCode.PERMISSION_DENIED.value), (url, cell)
+        assert "refused to connect" in (cell.error_message or ""), (url, cell.error_message)
+        assert "allowed_hosts" in (cell.error_message or "")
+        assert cell.attempts == 1  # never retried
+    assert listener.accepted == 0
+    assert "10.0.0.5" in (cells[8].error_message or "")
+    assert [r["path"] for r in receiver.requests()] == [f"/redirect?to=http://127.0.0.1:{port}/stolen"]
+
+
+def test_an_allowed_host_is_reached(tmp_path: Path, listener: CountingListener) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    ws.set_setting("allowed_hosts", [f"127.0.0.1:{listener.port}"])
+    ws.apply(spec(f"http://127.0.0.1:{listener.port}/?q={{{{ q }}}}", "timeout: 5\ncache: false"))
+    ws.set_setting("max_attempts", 1)
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "a"}])
+    campaign.run()
+    assert listener.accepted == 1  # connected (the bare listener hangs up: a provider error, not a refusal)
+    assert campaign.cell(1, "lookup").error_code == ErrorCode.PROVIDER_ERROR.value
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [("8.8.8.8", False), ("2606:4700:4700::1111", False), ("10.1.2.3", True), ("172.16.0.1", True),
+     ("192.168.1.1", True), ("100.64.0.1", True), ("169.254.169.254", True), ("fe80::1", True), ("fc00::1", True),
+     ("::1", True), ("::ffff:10.0.0.1", True), ("224.0.0.1", True), ("0.0.0.0", True)],
+)
+def test_address_classification(address: str, refused: bool) -> None:
+    assert (refusal(address) is not None) == refused
