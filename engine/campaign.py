@@ -244,7 +244,7 @@ class Campaign:
         with self.db.transaction(commit=False) as con:
             tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
             report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate")
-            return estimate_claims(con, tables, report.claims, self.cache_dir)
+            return estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
 
     def _plan_request(
         self,

@@ -69,8 +69,14 @@ class Estimate:
 
 
 def estimate_claims(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, claims: list[Claim], cache_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    claims: list[Claim],
+    cache_dir: Path,
+    memo_hits: dict[str, int] | None = None,
 ) -> Estimate:
+    """The estimate of a planned run: `claims` are the cells it would call for, `memo_hits` (per column) the cells
+    it would answer from the memo without a call."""
     settings = load_settings(con)
     context = {n: d.text for n, d in read_context(con).items()}
     json_columns = frozenset(c.name for c in tables.spec.columns if c.value_type == "JSON")
@@ -108,6 +114,14 @@ def estimate_claims(
     finally:
         if cache is not None:
             cache.close()
+    by_column = {c.column: c for c in estimate.columns}
+    for column, hits in (memo_hits or {}).items():
+        found = by_column.get(column)
+        if found is None:
+            found = by_column[column] = ColumnEstimate(column)
+            estimate.columns.append(found)
+        found.calls += hits
+        found.cache_hits += hits
     graph = tables.spec.graph
     for column in graph.sorted(graph.downstream(list(claimed_rows))):
         node = graph.nodes[column]

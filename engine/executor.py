@@ -20,8 +20,9 @@ from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
 from engine.store.context import context_versions
+from engine.store.settings import load_settings
 from engine.store.pause import PauseState, pause_state
-from engine.store.database import frame
+from engine.store.database import frame, scalar
 from engine.store.schema import literal, quote
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
 
@@ -64,6 +65,7 @@ class RunReport:
     tokens: int = 0
     cache_hits: int = 0
     credits_saved: float = 0.0
+    memo_hits: dict[str, int] = field(default_factory=dict)  # per column: cells answered from the memo
 
     def counts(self) -> dict[str, Counter[str]]:
         """Per column, how many cells ended in each outcome. A cell that waited for a paid upstream result and
@@ -181,16 +183,20 @@ class Executor:
         expression: str | None = None  # the SQL of a vectorized kind's value; None when Python computes it
         kind = kind_named(spec.kind)
         claim = plan.action is Action.RUN and not kind.free
+        memo = claim and getattr(kind, "cacheable", False) and not plan.force
         if plan.action is Action.RUN:
             if hasattr(kind, "sql"):
                 expression = f"({kind.sql(spec.options)})::{spec.value_type}"
             elif claim:
-                self._claim(column, plan.force)
+                if memo:
+                    self._look_up_memo(column)
+                self._claim(column, plan.force, memo)
             else:
                 self._compute_batch(column)
         claimed = {c.column for c in self.report.claims}
         out = self._materialize(
-            "_out", _outcome_sql(plan, spec.value_type, expression, self.run_id, claim=claim, claimed=claimed)
+            "_out",
+            _outcome_sql(plan, spec.value_type, expression, self.run_id, claim=claim, claimed=claimed, memo=memo),
         )
         if expression is not None:
             out = self._find_formula_errors(out, spec.deps, expression)
@@ -242,11 +248,28 @@ class Executor:
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         )
 
-    def _claim(self, column: str, force: bool) -> None:
+    def _look_up_memo(self, column: str) -> None:
+        """Add to _in the answers the workspace already has for these exact keys (same step version, context and
+        inputs, in any campaign): those cells are done at once, in this statement's batch, for no credits."""
+        self._materialize(
+            "_in",
+            "SELECT i.*, m.value AS memo_value, m.status AS memo_status FROM _in i "
+            "LEFT JOIN memo m ON i.verdict = 'run' AND m.key = i.key",
+        )
+        hits = int(scalar(self.con, "SELECT count(*) FROM _in WHERE memo_status IS NOT NULL"))
+        if hits:
+            spec = self.campaign.spec.column(column)
+            price = kind_named(spec.kind).price(spec.options, load_settings(self.con).tiers)  # type: ignore[attr-defined]
+            self.report.cache_hits += hits
+            self.report.credits_saved += hits * price
+            self.report.memo_hits[column] = self.report.memo_hits.get(column, 0) + hits
+
+    def _claim(self, column: str, force: bool, memo: bool = False) -> None:
         """Hand the rows whose verdict is 'run' to the paid runner; their cells are marked running (in _outcome_sql)."""
         spec = self.campaign.spec.column(column)
         names = ", ".join(["row_id", "key", *(quote(d) for d in spec.deps)])
-        rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run' ORDER BY row_id")
+        unanswered = " AND memo_status IS NULL" if memo else ""
+        rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run'{unanswered} ORDER BY row_id")
         if rows.height:
             on_claim = getattr(kind_named(spec.kind), "on_claim", None)
             if on_claim is not None:  # a side effect (export) records its decision to send in this transaction
@@ -324,8 +347,8 @@ class Executor:
         if not free and len(summed) < len(groups):
             self.con.execute(
                 f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
-                actor, trigger, error_code) SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
-                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code FROM _out
+                actor, trigger, error_code, cached) SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
+                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
                 WHERE status IN ({', '.join(literal(o) for o in executed)})"""
             )
 
@@ -343,6 +366,7 @@ def _outcome_sql(
     *,
     claim: bool = False,
     claimed: set[str] | None = None,
+    memo: bool = False,
 ) -> str:
     """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded).
     A RUN takes its values from `expression`, from the `_outcomes` a Python-side kind produced, or, for a paid
@@ -353,6 +377,10 @@ def _outcome_sql(
         value = "old_value" if claim else "o.value" if from_batch else f"TRY({expression})"
         status = "'running'" if claim else "o.status" if from_batch else "'done'"
         run_key = "old_key" if claim else "i.key"
+        if memo:  # cells answered from the memo are done now; the others are claimed
+            value = f"CASE WHEN memo_status IS NULL THEN old_value ELSE TRY_CAST(memo_value AS {value_type}) END"
+            status = "coalesce(memo_status, 'running')"
+            run_key = "CASE WHEN memo_status IS NULL THEN old_key ELSE i.key END"
         cases = {
             "value": f"CASE WHEN verdict = 'run' THEN {value} WHEN starts_with(verdict, 'wait:') THEN old_value END",
             "status": f"""CASE WHEN verdict = 'run' THEN {status} WHEN starts_with(verdict, 'wait:') THEN 'waiting'
@@ -401,7 +429,7 @@ def _outcome_sql(
         now()::TIMESTAMP AS started_at,
         (CASE WHEN ({cases['status']})::VARCHAR = 'running' THEN NULL ELSE now() END)::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
         NULL::BIGINT AS tokens, NULL::DOUBLE AS latency_ms, NULL::INTEGER AS attempts, NULL::DOUBLE AS provider_cost,
-        NULL::BOOLEAN AS cached, NULL::JSON AS detail
+        ({'memo_status IS NOT NULL' if memo else 'NULL'})::BOOLEAN AS cached, NULL::JSON AS detail
         FROM {source} WHERE {where}"""
 
 

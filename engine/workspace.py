@@ -13,7 +13,7 @@ import polars as pl
 
 from engine.auth import authorize, current_user
 from engine.campaign import Campaign
-from engine.errors import NotFoundError
+from engine.errors import EditError, NotFoundError
 from engine.estimate import Estimate
 from engine.executor import RunReport
 from engine.graph import Request
@@ -25,8 +25,10 @@ from engine.store.catalog import SpecChanges, campaign_names, load_campaign, sto
 from engine.store.cells import Scope
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
 from engine.store.database import Database
+from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
+from engine.store.runlog import forget_step
 from engine.store.runs import reclaim_orphans, run_transaction, stop_file
-from engine.store.schema import create_metadata
+from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
 
 DB_FILE = "runsheet.duckdb"
@@ -58,6 +60,8 @@ class Workspace:
                 f"no workspace at {self.path}", hint=f"create one with `runsheet init {self.path}`"
             )
         self.db = Database(self.path / DB_FILE, busy_timeout=busy_timeout)
+        with self.db.transaction() as con:
+            upgrade_metadata(con)
 
     @classmethod
     def init(cls, path: str | Path, *, busy_timeout: float = 30.0) -> Workspace:
@@ -99,6 +103,8 @@ class Workspace:
         with self.db.transaction() as con:
             authorize(self.db, actor, "apply_spec", con=con, what=spec.name)
             changes = store_spec(con, spec)
+            for removed in changes.removed:  # deleting a step removes its logs
+                forget_step(con, load_campaign(con, spec.name).campaign_id, removed)
             report = None
             if changes.changed or changes.added:
                 campaign = load_campaign(con, spec.name)
@@ -178,6 +184,24 @@ class Workspace:
             authorize(self.db, self.actor, "edit_settings", con=con, what=key)
             store_setting(con, key, value)
             return load_settings(con)
+
+    def pause(self, campaign: str, column: str | None = None, *, resume: bool = False) -> bool:
+        """Pause a campaign (every paid step) or one step, or `resume` it; False if it already was so. A paused
+        step's cells report action_disabled when asked to run (engine/store/pause.py)."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "pause", con=con, what=campaign)
+            tables = load_campaign(con, campaign)
+            if column is not None and tables.column(column).is_input:
+                raise EditError(f"'{column}' is an input column", hint="pause a step column, or the campaign")
+            changed = set_paused(con, tables.campaign_id, column, not resume, self.actor)
+            if resume:
+                requeue_disabled(con, tables, column)
+            return changed
+
+    def pause_state(self, campaign: str) -> PauseState:
+        """What is paused in `campaign`."""
+        with self.db.transaction() as con:
+            return pause_state(con, load_campaign(con, campaign).campaign_id)
 
     def stop_run(self, run_id: int) -> bool:
         """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""

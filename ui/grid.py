@@ -206,7 +206,7 @@ def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) ->
     st.data_editor(
         frame,
         key=key,
-        disabled=steps,
+        disabled=[*steps, "_index"],  # row ids are not editable either
         column_config=column_config(spec, page),
         height=table_height(len(page.row_ids)),
         width="stretch",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import Campaign, RunsheetError, Workspace, WorkspaceBusyError
+from engine import Campaign, NotFoundError, RunsheetError, Workspace, WorkspaceBusyError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,13 @@ def workspace() -> Workspace | None:
     path = workspace_path()
     try:
         return Workspace(path, busy_timeout=float(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S))
-    except RunsheetError:
+    except WorkspaceBusyError as error:
+        said: dict[str, object] = st.session_state.setdefault("_reads", {})
+        if "busy" not in said:  # once per run, however many parts of the page ask
+            said["busy"] = True
+            st.warning(f"The workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
+        return None
+    except NotFoundError:
         st.title("Runsheet")
         st.info(f"There is no workspace at `{path}` yet.")
         st.markdown(f"Create one from a terminal with `runsheet init {path}`, or here:")

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from engine.cache import cache_key
 from engine.cells.base import PrepareEnv, StepOptions
 from engine.graph.references import context_references, template_references
-from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure
+from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure, pick_transport
 from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
 
@@ -118,7 +118,14 @@ def parse_output(text: str, schema: dict[str, Any] | None) -> Answer:
 class Ai:
     name: ClassVar[str] = "ai"
     free: ClassVar[bool] = False
+    # Same step version, context and inputs give the same answer to reuse (the memo), as far as the user is
+    # concerned: a new sample is what Run Again is for.
+    cacheable: ClassVar[bool] = True
     options: ClassVar[type[StepOptions]] = AiOptions
+
+    def price(self, options: AiOptions, tiers: dict[str, float]) -> float:
+        """Credits one call costs: the tier's price; the offline model is free."""
+        return 0.0 if options.model == OFFLINE_MODEL else tiers.get(options.tier, 0.0)
 
     def references(self, options: AiOptions) -> set[str]:
         found = template_references(options.prompt)
@@ -139,8 +146,13 @@ class Ai:
         """One call per row of `frame` (row_id, key and the step's inputs), rendered lazily."""
         from engine.llm import complete
 
-        credits = 0.0 if options.model == OFFLINE_MODEL else env.tiers.get(options.tier, 0.0)
+        credits = self.price(options, env.tiers)
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]
+        sample = CompletionRequest(options.model, (), api_base=options.api_base, transport=options.transport)
+        if pick_transport(sample) == "litellm":
+            from engine.llm.litellm_transport import litellm_module
+
+            litellm_module()  # importing litellm takes seconds: not inside the first call's deadline
         for row in frame.iter_rows(named=True):
             values = {c: _decoded(row[c], c in env.json_columns) for c in inputs}
             try:

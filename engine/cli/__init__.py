@@ -10,7 +10,9 @@ from engine.cli import (
     account,  # noqa: F401  (registers context, credits, settings)
     campaigns,  # noqa: F401  (registers the commands)
     data,  # noqa: F401  (registers import, export, query)
+    log,  # noqa: F401  (registers `runsheet log`)
     runs,  # noqa: F401  (registers run, stop, runs)
+    serve,  # noqa: F401  (registers serve, users, token, schedule, pause, resume)
     ui,  # noqa: F401  (registers `runsheet ui`)
 )
 from engine.cli.common import app, main

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from engine import RunsheetError, Workspace
+from engine.auth import current_user
 from engine.cli.common import DEFAULT_WORKSPACE, JsonOption, WorkspaceOption, app, guard, out
 
 context_app = typer.Typer(help="Global context documents (brand brief, ICP, offer...) that AI steps read.")
@@ -77,7 +78,7 @@ def context_set(
             except OSError as error:
                 raise RunsheetError(f"cannot read {file}: {error.strerror}", hint="check the path") from None
         assert content is not None
-        reports = Workspace(workspace).set_context(name, content, actor=actor or "cli")
+        reports = Workspace(workspace).set_context(name, content, actor=actor or current_user())
         stale = sum(c.get("stale", 0) for r in reports for c in r.counts().values())
         out.print(
             f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved"
@@ -94,7 +95,7 @@ def context_delete(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) ->
         ws = Workspace(workspace)
         if name not in ws.context():
             raise RunsheetError(f"no context document '{name}'", hint="see them with `runsheet context list`")
-        ws.delete_context(name, actor="cli")
+        ws.delete_context(name, actor=current_user())
         out.print(f"context '{name}' deleted")
 
     guard(body)

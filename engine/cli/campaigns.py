@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import Cell, Status, Workspace
+from engine.auth import current_user
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -47,7 +48,7 @@ def apply(
     """Create or update a campaign from its spec; changed steps and their downstream become stale."""
 
     def body() -> None:
-        result = Workspace(workspace).apply(spec, actor=os.environ.get("USER", "cli"))
+        result = Workspace(workspace).apply(spec, actor=current_user())
         changes = result.changes
         summary = {
             "campaign": result.campaign,

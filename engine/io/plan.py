@@ -19,7 +19,9 @@ from engine.store.catalog import CampaignTables
 @dataclass(frozen=True)
 class ImportOptions:
     """How to read and apply a file. Unset dialect fields are sniffed; `types` names a type per column (new
-    columns only: existing ones keep theirs); `key` names the column that identifies a record (upsert)."""
+    columns only: existing ones keep theirs); `key` names the column that identifies a record (upsert).
+    `run=False` only leaves new rows uncomputed: changed inputs always follow the edit rules, so no cell claims
+    to be fresh when it is not."""
 
     key: str | None = None
     format: str | None = None

@@ -100,7 +100,13 @@ def complete_run(
                 # What the results feed recomputes like an edit; after Stop, only free steps (no new spending).
                 follow = executor.execute(Request.edit(columns, run_paid=not stop.is_set()), Scope.rows(rows))
                 report.events.extend(follow.events)
+                report.cache_hits += follow.cache_hits
+                report.credits_saved += follow.credits_saved
                 claims = follow.claims
+                con.execute(
+                    "UPDATE runs SET cache_hits = cache_hits + ?, credits_saved = credits_saved + ? WHERE run_id = ?",
+                    [follow.cache_hits, follow.credits_saved, report.run_id],
+                )
                 added = sum(c.frame.height for c in claims)
                 if added:
                     progress.total += added

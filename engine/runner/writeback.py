@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from engine.cells import kind_named
+from engine.cells import kind_named
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
@@ -63,6 +64,11 @@ def write_results(
                 on_written is not None
             ):  # a side effect (export) settles its outbox entries in this transaction
                 on_written(con, tables, column, "_results")
+            if getattr(kind_named(spec.kind), "cacheable", False):
+                con.execute(
+                    """INSERT OR REPLACE INTO memo SELECT DISTINCT ON (key) key, value, status, now() FROM _results
+                    WHERE status IN ('done', 'not_found') AND key IS NOT NULL"""
+                )
             con.unregister("_results")
         if credits:
             con.execute(

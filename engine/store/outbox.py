@@ -104,7 +104,3 @@ def outbox_counts(con: duckdb.DuckDBPyConnection, campaign_id: int | None = None
     where = "" if campaign_id is None else f"WHERE campaign_id = {int(campaign_id)}"
     return dict(con.execute(f"SELECT status, count(*) FROM outbox {where} GROUP BY 1").fetchall())
 
-
-def forget_column(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str) -> None:
-    """Remove a deleted step's entries."""
-    con.execute("DELETE FROM outbox WHERE campaign_id = ? AND column_name = ?", [campaign_id, column])

@@ -5,8 +5,12 @@ run, until it is resumed. Pausing is not part of the spec: it is an operating sw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from engine.store.catalog import CampaignTables
 
 WHOLE_CAMPAIGN = ""  # the column_name of a campaign-wide pause
 
@@ -24,7 +28,8 @@ class PauseState:
 
 
 def pause_state(con: duckdb.DuckDBPyConnection, campaign_id: int) -> PauseState:
-    names = {r[0] for r in con.execute("SELECT column_name FROM paused WHERE campaign_id = ?", [campaign_id]).fetchall()}
+    found = con.execute("SELECT column_name FROM paused WHERE campaign_id = ?", [campaign_id]).fetchall()
+    names = {r[0] for r in found}
     return PauseState(WHOLE_CAMPAIGN in names, frozenset(names - {WHOLE_CAMPAIGN}))
 
 
@@ -42,3 +47,20 @@ def set_paused(
             "DELETE FROM paused WHERE campaign_id = ? AND column_name = ? RETURNING 1", [campaign_id, name]
         ).fetchall()
     return bool(done)
+
+
+def requeue_disabled(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str | None) -> int:
+    """On resume: cells that reported action_disabled while paused go back to queued (auto), empty (manual) or
+    stale (they hold an old value), so the next run computes them. Returns how many."""
+    graph = tables.spec.graph
+    changed = 0
+    for name in graph.steps() if column is None else [column]:
+        back = "queued" if graph.nodes[name].auto else "empty"
+        changed += len(
+            con.execute(
+                f"""UPDATE {tables.tables[name]} SET status = CASE WHEN value IS NULL THEN '{back}' ELSE 'stale' END,
+                    error_code = NULL, error_message = NULL, error_hint = NULL
+                WHERE status = 'error' AND error_code = 'action_disabled' RETURNING 1"""
+            ).fetchall()
+        )
+    return changed

@@ -59,9 +59,12 @@ def run_transaction(
     report = Executor(con, campaign, run_id, actor=actor, trigger=trigger).execute(request, scope)
     total = sum(claim.frame.height for claim in report.claims)
     con.execute(
-        "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ? "
-        "WHERE run_id = ?",
-        ["running" if total else "done", bool(total), json.dumps(_counts(report)), total, run_id],
+        "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ?, "
+        "cache_hits = ?, credits_saved = ? WHERE run_id = ?",
+        [
+            "running" if total else "done", bool(total), json.dumps(_counts(report)), total, report.cache_hits,
+            report.credits_saved, run_id,
+        ],
     )
     report.status = "running" if total else "done"
     return report

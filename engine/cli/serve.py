@@ -1,0 +1,245 @@
+"""`runsheet serve` (the HTTP API with the scheduler), and the commands that set it up: users and their roles,
+API tokens, schedules, pause and resume.
+
+The server runs in this process and binds 127.0.0.1 unless told otherwise; `--exit-after` makes it stop by
+itself (tests use it as a safety net), and SIGTERM stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from engine import RunsheetError, Workspace
+from engine.auth import create_token, current_user, list_users, remove_user, revoke_tokens, set_user
+from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
+
+users_app = typer.Typer(help="Who may do what: admin, member (run, edit inputs), viewer (read).")
+token_app = typer.Typer(help="API tokens for `runsheet serve` (each acts as a user).")
+schedule_app = typer.Typer(help="Runs on a cron expression or an interval, inside `runsheet serve`.")
+app.add_typer(users_app, name="users")
+app.add_typer(token_app, name="token")
+app.add_typer(schedule_app, name="schedule")
+Actor = Annotated[str | None, typer.Option("--as", help="Act as this user (default: $RUNSHEET_USER or $USER).")]
+
+
+def _workspace(path: object, actor: str | None) -> Workspace:
+    return Workspace(path, actor=actor or current_user())  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8700,
+    schedules: Annotated[bool, typer.Option("--schedules/--no-schedules", help="Run due schedules.")] = True,
+    tick: Annotated[float, typer.Option("--tick", help="Seconds between schedule checks.")] = 30.0,
+    exit_after: Annotated[
+        float | None, typer.Option("--exit-after", help="Stop the server by itself after this many seconds.")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (records in, runs, stop; docs at /docs) and run due schedules."""
+    import uvicorn
+
+    from engine.api import create_app
+    from engine.schedules import Scheduler
+
+    ws = guard(lambda: _workspace(workspace, None))
+    server = uvicorn.Server(uvicorn.Config(create_app(ws.path), host=host, port=port, log_level="warning"))
+    scheduler = Scheduler(ws, interval=tick) if schedules else None
+    if exit_after is not None:
+        timer = threading.Timer(exit_after, lambda: setattr(server, "should_exit", True))
+        timer.daemon = True
+        timer.start()
+    if scheduler is not None:
+        scheduler.start()
+    typer.echo(f"Runsheet API for {ws.path} on http://{host}:{port} (docs: /docs)", err=True)
+    try:
+        server.run()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+
+
+# ---- users and tokens ---------------------------------------------------------------------------------------
+
+
+@users_app.command("set")
+def users_set(
+    name: str, role: Annotated[str, typer.Argument(help="admin, member or viewer")], actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Give a user a role (the first user must be an admin; from then on roles apply)."""
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        set_user(ws.db, ws.actor, name, role)
+        out.print(f"{name} is a {role}")
+
+    guard(body)
+
+
+@users_app.command("remove")
+def users_remove(name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+    """Remove a user and their tokens."""
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        if not remove_user(ws.db, ws.actor, name):
+            raise RunsheetError(f"no user '{name}'", hint="see them with `runsheet users list`")
+        out.print(f"{name} removed")
+
+    guard(body)
+
+
+@users_app.command("list")
+def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+    """List users, their roles and how many tokens each has."""
+
+    def body() -> None:
+        found = list_users(_workspace(workspace, None).db)
+        if as_json:
+            out.print_json(json.dumps(found, default=str))
+            return
+        table = Table(title="users" if found else "no users: everyone acts as admin")
+        for name in ("user", "role", "tokens", "added by"):
+            table.add_column(name)
+        for u in found:
+            table.add_row(str(u["name"]), str(u["role"]), str(u["tokens"]), str(u["created_by"]))
+        out.print(table)
+
+    guard(body)
+
+
+@token_app.command("create")
+def token_create(
+    user: str, label: Annotated[str, typer.Option(help="What the token is for.")] = "", actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Create an API token acting as USER; it is printed once (only its hash is kept)."""
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        typer.echo(create_token(ws.db, ws.actor, user, label))
+
+    guard(body)
+
+
+@token_app.command("revoke")
+def token_revoke(user: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+    """Revoke every token of USER."""
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        out.print(f"{revoke_tokens(ws.db, ws.actor, user)} token(s) revoked")
+
+    guard(body)
+
+
+# ---- pause and resume ---------------------------------------------------------------------------------------
+
+
+def _pause(campaign: str | None, column: str | None, actor: str | None, workspace: object, resume: bool) -> None:
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        name = campaign or _only_campaign(ws)
+        changed = ws.pause(name, column, resume=resume)
+        what = f"step {column} of {name}" if column else f"campaign {name}"
+        state = "resumed" if resume else "paused"
+        out.print(f"{what} {state}" if changed else f"{what} was already {state}")
+
+    guard(body)
+
+
+def _only_campaign(ws: Workspace) -> str:
+    names = ws.campaigns()
+    if len(names) != 1:
+        raise RunsheetError("name the campaign", hint="use --campaign NAME")
+    return names[0]
+
+
+ColumnOption = Annotated[str | None, typer.Option("--column", help="Only this step.")]
+
+
+@app.command()
+def pause(
+    campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Pause a campaign (its paid steps) or one step: asked to run, its cells report action_disabled."""
+    _pause(campaign, column, actor, workspace, resume=False)
+
+
+@app.command()
+def resume(
+    campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Resume a paused campaign or step."""
+    _pause(campaign, column, actor, workspace, resume=True)
+
+
+# ---- schedules ----------------------------------------------------------------------------------------------
+
+
+@schedule_app.command("add")
+def schedule_add(
+    campaign: CampaignOption = None,
+    column: ColumnOption = None,
+    cron: Annotated[str | None, typer.Option(help="A cron expression, e.g. '0 6 * * *'.")] = None,
+    every: Annotated[str | None, typer.Option(help="An interval, e.g. 15m, 1h, 1d.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Also re-run cells computed longer ago, e.g. 30d.")
+    ] = None,
+    actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Run a campaign's auto-run steps (or --column) on a schedule, inside `runsheet serve`."""
+    from engine.schedules import add_schedule
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        made = add_schedule(ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every,
+                            older_than=older_than)
+        out.print(f"schedule {made.schedule_id}: next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
+
+    guard(body)
+
+
+@schedule_app.command("list")
+def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+    """List schedules with their next and last runs."""
+    from engine.schedules import schedules
+
+    def body() -> None:
+        found = schedules(_workspace(workspace, None))
+        if as_json:
+            out.print_json(json.dumps([vars(s) for s in found], default=str))
+            return
+        table = Table(title="schedules")
+        for name in ("id", "campaign", "column", "when", "older than", "next", "last run"):
+            table.add_column(name)
+        for s in found:
+            when = s.cron or f"every {s.every_seconds:g}s"
+            older = "" if s.older_than_seconds is None else f"{s.older_than_seconds:g}s"
+            table.add_row(str(s.schedule_id), s.campaign, s.column or "(auto steps)", when, older,
+                          f"{s.next_due_at:%Y-%m-%d %H:%M:%S}", str(s.last_run_id or ""))
+        out.print(table)
+
+    guard(body)
+
+
+@schedule_app.command("remove")
+def schedule_remove(schedule_id: int, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+    """Remove a schedule."""
+    from engine.schedules import remove_schedule
+
+    def body() -> None:
+        remove_schedule(_workspace(workspace, actor), schedule_id)
+        out.print(f"schedule {schedule_id} removed")
+
+    guard(body)

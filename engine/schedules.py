@@ -1,0 +1,182 @@
+"""Schedules: run a campaign's auto-run steps (or one column) on a cron expression or an interval, optionally
+re-running cells older than a freshness limit ("re-run cells older than 30 days"). They run inside
+`runsheet serve` (a Scheduler thread), with trigger `schedule` and the schedule's creator as the actor.
+
+A schedule that was due several times while nothing was serving runs once, not once per missed time: after a
+run its next time is the first one after *now*. A paused campaign's schedules wait (still due) until resumed.
+The clock is a parameter, so tests move time by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from engine.auth import authorize
+from engine.errors import EditError, NotFoundError, RunsheetError
+from engine.store.catalog import load_campaign
+from engine.store.pause import pause_state
+from engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '1h', '30d', '2w' -> seconds."""
+    found = DURATION.match(text)
+    if not found or float(found.group(1)) <= 0:
+        raise EditError(f"{text!r} is not a duration", hint="write e.g. 90s, 15m, 1h, 30d or 2w")
+    return float(found.group(1)) * UNITS[found.group(2)]
+
+
+def _now() -> datetime:
+    return datetime.now()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    schedule_id: int
+    campaign: str
+    column: str | None
+    cron: str | None
+    every_seconds: float | None
+    older_than_seconds: float | None
+    next_due_at: datetime
+    last_run_at: datetime | None
+    last_run_id: int | None
+    created_by: str
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first due time strictly after `moment`."""
+        if self.cron is not None:
+            from croniter import croniter
+
+            return croniter(self.cron, moment).get_next(datetime)  # type: ignore[no-any-return]
+        assert self.every_seconds is not None
+        return moment + timedelta(seconds=self.every_seconds)
+
+
+def add_schedule(
+    ws: Workspace, campaign: str, *, column: str | None = None, cron: str | None = None, every: str | None = None,
+    older_than: str | None = None, clock: Clock = _now,
+) -> Schedule:
+    """Create a schedule (member or admin); exactly one of `cron` and `every`."""
+    if (cron is None) == (every is None):
+        raise EditError("give a cron expression or an interval, not both or neither", hint="e.g. --every 1h")
+    if cron is not None:
+        from croniter import croniter
+
+        if not croniter.is_valid(cron):
+            raise EditError(f"{cron!r} is not a cron expression", hint="five fields, e.g. '0 6 * * 1' (Mondays 6:00)")
+    seconds = parse_duration(every) if every is not None else None
+    older = parse_duration(older_than) if older_than is not None else None
+    with ws.db.transaction() as con:
+        authorize(ws.db, ws.actor, "run", con=con, what=campaign)
+        tables = load_campaign(con, campaign)
+        if column is not None and tables.column(column).is_input:
+            raise EditError(f"'{column}' is an input column", hint="schedule a step column")
+        schedule_id = int(con.execute("SELECT nextval('ids')").fetchall()[0][0])
+        draft = Schedule(schedule_id, campaign, column, cron, seconds, older, clock(), None, None, ws.actor)
+        con.execute(
+            "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, now())",
+            [schedule_id, campaign, column, cron, seconds, older, draft.next_after(clock()), ws.actor],
+        )
+    return schedules(ws, schedule_id=schedule_id)[0]
+
+
+def schedules(ws: Workspace, *, schedule_id: int | None = None) -> list[Schedule]:
+    with ws.db.transaction() as con:
+        where = "" if schedule_id is None else f"WHERE schedule_id = {int(schedule_id)}"
+        rows = con.execute(
+            "SELECT schedule_id, campaign, column_name, cron, every_seconds, older_than_seconds, next_due_at, "
+            f"last_run_at, last_run_id, created_by FROM schedules {where} ORDER BY schedule_id"
+        ).fetchall()
+    return [Schedule(*row) for row in rows]
+
+
+def remove_schedule(ws: Workspace, schedule_id: int) -> None:
+    with ws.db.transaction() as con:
+        authorize(ws.db, ws.actor, "run", con=con)
+        if not con.execute("DELETE FROM schedules WHERE schedule_id = ? RETURNING 1", [schedule_id]).fetchall():
+            raise NotFoundError(f"no schedule {schedule_id}", hint="see them with `runsheet schedule list`")
+
+
+def run_due(ws: Workspace, clock: Clock = _now) -> list[tuple[int, int | None]]:
+    """Run every schedule that is due at `clock()`, once each; returns (schedule_id, run_id or None)."""
+    fired: list[tuple[int, int | None]] = []
+    for schedule in schedules(ws):
+        now = clock()
+        if schedule.next_due_at > now:
+            continue
+        with ws.db.transaction() as con:
+            paused = pause_state(con, load_campaign(con, schedule.campaign).campaign_id)
+        if paused.campaign or (schedule.column is not None and schedule.column in paused.columns):
+            continue  # still due: it runs once the campaign is resumed
+        run_id: int | None = None
+        try:
+            run_id = _run(ws, schedule, now)
+        except RunsheetError as error:  # e.g. the creator lost the role: logged, the schedule moves on
+            log.warning("schedule %s could not run: %s", schedule.schedule_id, error)
+        with ws.db.transaction() as con:
+            con.execute(
+                "UPDATE schedules SET last_run_at = ?, last_run_id = ?, next_due_at = ? WHERE schedule_id = ?",
+                [now, run_id, schedule.next_after(now), schedule.schedule_id],
+            )
+        fired.append((schedule.schedule_id, run_id))
+    return fired
+
+
+def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
+    campaign = ws.campaign(schedule.campaign, actor=schedule.created_by, trigger="schedule")
+    columns = None if schedule.column is None else [schedule.column]
+    report = campaign.run(columns)
+    if schedule.older_than_seconds is None:
+        return report.run_id
+    cutoff = now - timedelta(seconds=schedule.older_than_seconds)
+    with ws.db.transaction() as con:
+        tables = load_campaign(con, schedule.campaign)
+        targets = columns or [c for c in tables.spec.graph.auto_steps() if not tables.spec.graph.nodes[c].free]
+        old = {
+            column: [r[0] for r in con.execute(
+                f"SELECT row_id FROM {tables.tables[column]} WHERE finished_at < ? AND status IN "
+                "('done', 'not_found') ORDER BY row_id", [cutoff],
+            ).fetchall()]
+            for column in targets
+        }
+    last = report.run_id
+    for column, rows in old.items():
+        if rows:  # Run Again on the old cells (pinned ones are not in the list: they are never re-run)
+            last = campaign.run([column], rows, force=True).run_id
+    return last
+
+
+class Scheduler:
+    """Runs due schedules every `interval` seconds in a thread, until stopped."""
+
+    def __init__(self, ws: Workspace, *, interval: float = 30.0, clock: Clock = _now) -> None:
+        self.ws, self.interval, self.clock = ws, interval, clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runsheet-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_due(self.ws, self.clock)
+            except Exception:  # a failing tick must not end the server's schedules
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.interval)
+
