@@ -50,15 +50,22 @@ class ResultCache:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-        self._cache = diskcache.Cache(
-            str(self.directory),
-            eviction_policy="none",
-            cull_limit=0,
-            disk=JsonValueDisk,
-            size_limit=2**62,
-        )
+        self._opened: diskcache.Cache | None = None
+
+    @property
+    def _cache(self) -> diskcache.Cache:
+        """The diskcache, opened on first use: a run of steps that are never cached does not pay for it."""
+        if self._opened is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.directory, 0o700)
+            self._opened = diskcache.Cache(
+                str(self.directory),
+                eviction_policy="none",
+                cull_limit=0,
+                disk=JsonValueDisk,
+                size_limit=2**62,
+            )
+        return self._opened
 
     def get(self, key: str) -> dict[str, Any] | None:
         found = self._cache.get(key)
@@ -75,4 +82,6 @@ class ResultCache:
         return len(self._cache)
 
     def close(self) -> None:
-        self._cache.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None

@@ -192,6 +192,7 @@ class Campaign:
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
+        only_empty: bool = False,
         force: bool = False,
         limit: int | None = None,
         options: RunOptions | None = None,
@@ -200,14 +201,14 @@ class Campaign:
 
         Without `columns`, every auto-run step; with them, those columns (manual ones too). Cells run when empty,
         stale, queued or waiting (only stale and queued ones with `only_stale`); auto ancestors without a fresh
-        value are computed first. `force` is Run Again: recompute whatever the status, bypassing the cache, then
+        value are computed first; `only_empty` keeps the cells never computed. `force` is Run Again: recompute whatever the status, bypassing the cache, then
         propagate downstream; pinned cells are unpinned only when both `columns` and `rows` are given (Run Again
         on chosen cells). `limit` keeps the first N rows of the selection. `options` sets a credit cap, the
         concurrency, a progress callback and a stop event.
         """
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
             report = run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
         return self._drive(report, options or RunOptions())
 
@@ -223,7 +224,9 @@ class Campaign:
         run id and the paid cells claimed; `finish_run` computes them (e.g. in the background, for the API)."""
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, None)
+            tables, request, scope = self._plan_request(
+                con, columns, rows, only_stale=only_stale, only_empty=False, force=force, limit=None
+            )
             return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
@@ -236,13 +239,14 @@ class Campaign:
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
+        only_empty: bool = False,
         force: bool = False,
         limit: int | None = None,
     ) -> Estimate:
         """What `run` with the same arguments would call and spend (a dry run: nothing is stored): calls, cache
         hits, credits and tokens per column, downstream auto-run columns included."""
         with self.db.transaction(commit=False) as con:
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, force, limit)
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
             report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate")
             return estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
 
@@ -252,6 +256,7 @@ class Campaign:
         columns: Iterable[str] | None,
         rows: Iterable[int] | None,
         only_stale: bool,
+        only_empty: bool,
         force: bool,
         limit: int | None,
     ) -> tuple[CampaignTables, Request, Scope]:
@@ -278,8 +283,11 @@ class Campaign:
         scope = Scope.all() if chosen is None else Scope.rows(chosen)
         if force:  # pinned cells are only unpinned when someone picks them: given columns and rows
             request = Request.run_again(targets, unpin=columns is not None and rows is not None)
-        elif only_stale:
-            request = Request.run(targets, statuses={Status.STALE, Status.QUEUED})
+        elif only_stale or only_empty:
+            wanted = ({Status.STALE, Status.QUEUED} if only_stale else set()) | (
+                {Status.EMPTY, Status.QUEUED} if only_empty else set()
+            )
+            request = Request.run(targets, statuses=wanted)
         else:
             request = Request.run(targets, statuses=DEFAULT_RUN_STATUSES)
         return tables, request, scope

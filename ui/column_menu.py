@@ -18,6 +18,7 @@ from ui import features, reads, runs, session, specs
 ROWS_SCOPES = {"all": "All rows", "ticked": "Ticked rows", "first": "First N rows"}
 CELL_SCOPES = {
     "pending": "Not run yet or stale",
+    "empty": "Not run yet only",
     "stale": "Stale only",
     "again": "Every cell: Run Again (bypasses the cache)",
 }
@@ -75,7 +76,8 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
     rows = None if limit is not None else _rows_for(campaign, rows_scope, ticked, first_n)
     request = runs.RunRequest(
         campaign.name, (column,), None if rows is None else tuple(rows),
-        force=cells_scope == "again", only_stale=cells_scope == "stale", limit=limit,
+        force=cells_scope == "again", only_stale=cells_scope == "stale", only_empty=cells_scope == "empty",
+        limit=limit,
     )
     wanted = request
     if st.button("Estimate", key="run_estimate"):
@@ -112,7 +114,7 @@ def _rows_for(campaign: Campaign, scope: str, ticked: list[int], first_n: int) -
 def _estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
     return features.estimate(
         campaign, list(request.columns), None if request.rows is None else list(request.rows),
-        force=request.force, only_stale=request.only_stale, limit=request.limit,
+        force=request.force, only_stale=request.only_stale, only_empty=request.only_empty, limit=request.limit,
     )
 
 

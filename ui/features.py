@@ -25,11 +25,11 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 def estimate(
     campaign: Campaign, columns: list[str], rows: list[int] | None, *, force: bool, only_stale: bool,
-    limit: int | None = None,
+    only_empty: bool = False, limit: int | None = None,
 ) -> dict[str, Any]:
     """What running `columns` on `rows` would cost: calls, cache hits, credits, tokens, per column (downstream
     auto-run columns included)."""
-    found = campaign.estimate(columns, rows, force=force, only_stale=only_stale, limit=limit)
+    found = campaign.estimate(columns, rows, force=force, only_stale=only_stale, only_empty=only_empty, limit=limit)
     return as_dict(found)
 
 

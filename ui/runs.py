@@ -41,6 +41,7 @@ class RunRequest:
     rows: tuple[int, ...] | None = None
     force: bool = False
     only_stale: bool = False
+    only_empty: bool = False
     limit: int | None = None  # the first N rows of the selection
 
     def cli_args(self) -> list[str]:
@@ -53,6 +54,8 @@ class RunRequest:
             args.append("--force")
         if self.only_stale:
             args.append("--stale")
+        if self.only_empty:
+            args.append("--empty")
         if self.limit is not None:
             args += ["--limit", str(self.limit)]
         return args
@@ -62,7 +65,12 @@ class RunRequest:
         where = "all rows" if self.rows is None else f"{len(self.rows)} row(s)"
         if self.limit is not None:
             where = f"the first {self.limit} row(s)"
-        mode = " (Run Again)" if self.force else " (stale only)" if self.only_stale else ""
+        mode = (
+            " (Run Again)" if self.force
+            else " (stale only)" if self.only_stale
+            else " (not run yet only)" if self.only_empty
+            else ""
+        )
         return f"{what} on {where}{mode}"
 
 

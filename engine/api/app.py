@@ -9,12 +9,16 @@ OpenAPI at /openapi.json, browsable at /docs.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import tempfile
 import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,11 +26,17 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import Campaign, NotFoundError, RunsheetError, Workspace, WorkspaceBusyError
+from engine import Campaign, CampaignSpec, NotFoundError, RunsheetError, Workspace, WorkspaceBusyError
 from engine.auth import user_for_token
 from engine.errors import PermissionDeniedError
+from engine.store.catalog import load_campaign
+from engine.store.pause import pause_state
+
+if TYPE_CHECKING:
+    import polars as pl
 
 MAX_BATCH = 100_000
+TOKEN_SECONDS = 5.0
 Scalar = str | int | float | bool | None
 
 
@@ -89,6 +99,34 @@ class ApiState:
     def __init__(self, workspace: Path) -> None:
         self.workspace = Workspace(workspace)
         self.threads: dict[int, threading.Thread] = {}
+        self._tokens: dict[str, tuple[str | None, float]] = {}
+
+    def user_for(self, token: str) -> str | None:
+        """The token's user. Answers are remembered for TOKEN_SECONDS (each lookup opens the workspace file),
+        so a revoked token stops working within that time."""
+        now = time.monotonic()
+        found = self._tokens.get(token)
+        if found is None or now - found[1] > TOKEN_SECONDS:
+            found = (user_for_token(self.workspace.db, token), now)
+            self._tokens[token] = found
+        return found[0]
+
+    def stop_background_runs(self) -> None:
+        """On shutdown: runs this server started are asked to stop, and waited for (their cells go back)."""
+        live = [run_id for run_id, thread in self.threads.items() if thread.is_alive()]
+        if live:
+            with self.workspace.db.transaction() as con:
+                con.execute("UPDATE runs SET stop_requested = TRUE WHERE list_contains(?, run_id)", [live])
+        for thread in self.threads.values():
+            thread.join(timeout=60)
+        self.threads.clear()
+
+    def campaign_and_pause(self, user: str, name: str) -> tuple[Campaign, CampaignSpec, bool]:
+        """A handle on the campaign (raising NotFoundError), its spec and whether it is paused: one transaction."""
+        with self.workspace.db.transaction() as con:
+            tables = load_campaign(con, name)
+            paused = pause_state(con, tables.campaign_id).campaign
+        return self.campaign(user, name), tables.spec, paused
 
     def as_user(self, user: str) -> Workspace:
         acting = copy.copy(self.workspace)
@@ -103,7 +141,7 @@ def _user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials 
     """The user the request's bearer token acts as; 401 without a known token."""
     if credentials is None:
         raise HTTPException(401, "no token", headers={"WWW-Authenticate": "Bearer"})
-    found = user_for_token(request.app.state.runsheet.workspace.db, credentials.credentials)
+    found = request.app.state.runsheet.user_for(credentials.credentials)
     if found is None:
         raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
     return found
@@ -115,8 +153,15 @@ User = Annotated[str, Depends(_user)]
 def create_app(workspace: str | Path) -> FastAPI:
     """The API for one workspace."""
     state = ApiState(Path(workspace))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(state.stop_background_runs)
+
     app = FastAPI(
         title="Runsheet API", version="1", description=__doc__ or "", responses=ERRORS,  # type: ignore[arg-type]
+        lifespan=lifespan,
     )
     app.state.runsheet = state
 
@@ -163,10 +208,11 @@ def create_app(workspace: str | Path) -> FastAPI:
     def add_records(name: str, body: RecordsIn, who: User) -> RecordsOut:
         """Add records (and with `key`, update the ones that match): durable when this answers. Their auto-run
         steps are queued; free ones computed. A paused campaign stores them and runs nothing until resumed."""
-        acting = state.as_user(who)
-        paused = acting.pause_state(name).campaign
-        handle = state.campaign(who, name)
-        # Through the importer, key or not: one transaction, typed columns, and errors that name the record.
+        handle, spec, paused = state.campaign_and_pause(who, name)
+        if body.key is None:  # appending: straight into the tables, after a check of every value's type
+            inserted, _ = handle.add_rows(check_types(spec, body.records), run=not paused)
+            return RecordsOut(campaign=name, inserted=len(inserted), updated=0, unchanged=0, queued=not paused)
+        # An upsert goes through the importer: one transaction, matched on the key, errors naming the record.
         with tempfile.TemporaryDirectory(prefix="runsheet-intake-") as folder:
             path = Path(folder) / "records.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in body.records), encoding="utf-8")
@@ -219,6 +265,49 @@ def create_app(workspace: str | Path) -> FastAPI:
         return {"changed": state.as_user(who).pause(name, column, resume=True)}
 
     return app
+
+
+def check_types(spec: CampaignSpec, records: list[dict[str, Scalar]]) -> pl.DataFrame:
+    """The batch as a frame of text columns (the store casts them), after refusing it with the first value that
+    is not of its input column's type (or an unknown field); checked in a scratch in-memory DuckDB."""
+    import duckdb
+    import polars as pl
+    import pyarrow as pa
+
+    from engine.errors import ImportError_
+
+    inputs = {c.name: c.value_type for c in spec.columns if c.is_input}
+    fields = list(dict.fromkeys(f for r in records for f in r))
+    unknown = [f for f in fields if f not in inputs]
+    if unknown:
+        raise ImportError_(
+            f"field(s) {', '.join(unknown)} are not input columns of campaign '{spec.name}'",
+            hint="add them to the spec as `kind: input`, or leave them out",
+        )
+    table = pa.table({f: pa.array([_text(r.get(f)) for r in records], pa.string()) for f in fields})
+    with duckdb.connect(":memory:") as scratch:
+        scratch.register("_batch", table)
+        for field in fields:
+            bad = scratch.execute(
+                f'SELECT n, v FROM (SELECT row_number() OVER () AS n, "{field}" AS v FROM _batch) '
+                f'WHERE v IS NOT NULL AND TRY_CAST(v AS {inputs[field]}) IS NULL LIMIT 1'
+            ).fetchall()
+            if bad:
+                raise ImportError_(
+                    f"record {bad[0][0]}: {field} = {bad[0][1]!r} is not a {inputs[field]}",
+                    hint=f"send a {inputs[field]} value for '{field}'",
+                )
+    found = pl.from_arrow(table)
+    assert isinstance(found, pl.DataFrame)
+    return found
+
+
+def _text(value: Scalar) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _run_out(workspace: Workspace, run_id: int) -> RunOut:

@@ -28,6 +28,7 @@ err = Console(stderr=True, highlight=False)
 Columns = Annotated[list[str] | None, typer.Option("--column", help="Run these columns (repeatable).")]
 Rows = Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1,2,10-12.")]
 Stale = Annotated[bool, typer.Option("--stale", help="Only cells that are stale or queued.")]
+Empty = Annotated[bool, typer.Option("--empty", help="Only cells never computed (empty or queued).")]
 Force = Annotated[
     bool,
     typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache."),
@@ -40,6 +41,7 @@ def run(
     column: Columns = None,
     rows: Rows = None,
     stale: Stale = False,
+    empty: Empty = False,
     force: Force = False,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Only the first N rows of the selection.")
@@ -66,7 +68,9 @@ def run(
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         selected = parse_rows(rows)
         if dry_run:
-            estimate = handle.estimate(column or None, selected, only_stale=stale, force=force, limit=limit)
+            estimate = handle.estimate(
+                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit
+            )
             _print_estimate(estimate, as_json)
             return
         if concurrency is not None and concurrency < 1:
@@ -76,7 +80,8 @@ def run(
         with _ProgressBar(enabled=not as_json and err.is_terminal) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(
-                column or None, selected, only_stale=stale, force=force, limit=limit, options=options
+                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit,
+                options=options,
             )
         print_report(report, as_json)
 

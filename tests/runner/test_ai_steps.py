@@ -212,3 +212,14 @@ columns:
         "fix the prompt template or the input value",
     )
     assert "division" in (cell.error_message or "")
+
+
+def test_run_only_the_cells_never_computed(offline: Workspace) -> None:
+    campaign = offline.campaign("c")
+    campaign.run()
+    campaign.run(["opener"], rows=[1])
+    offline.set_context("icp", "Fintech")  # research goes stale everywhere
+    assert campaign.estimate(["opener"], only_empty=True).calls == 4
+    report = campaign.run(["opener"], only_empty=True)
+    assert report.counts()["opener"] == {"done": 4}
+    assert campaign.status_counts()["research"] == {"stale": 5}  # stale cells were not part of it
