@@ -78,7 +78,8 @@ API_ACTIONS = [
     ("read runs", "get", "/runs", None, "viewer"),
     ("list campaigns", "get", "/campaigns", None, "viewer"),
     ("add records", "post", "/campaigns/r/records", {"records": [{"company": "initech"}]}, "member"),
-    ("start a run", "post", "/campaigns/r/runs", {"columns": ["research"]}, "member"),
+    # rows: [] claims nothing, so no run continues in the background while the next requests are served
+    ("start a run", "post", "/campaigns/r/runs", {"columns": ["research"], "rows": []}, "member"),
     ("pause", "post", "/campaigns/r/pause", None, "member"),
     ("resume", "post", "/campaigns/r/resume", None, "member"),
 ]
