@@ -72,6 +72,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
+        if len(body) < int(self.headers.get("content-length") or 0):
+            self.close_connection = True  # the sender died mid-request: not a delivery
+            return
         url = urlparse(self.path)
         if url.path == "/control":
             with lock:
