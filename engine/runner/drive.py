@@ -93,6 +93,8 @@ def complete_run(
         while claims:
             _run_async(session.run_claims(claims, cache))
             columns = {c.column for c in claims}
+            if not tables.spec.graph.downstream(columns):
+                break  # nothing reads these columns: no propagation to plan
             rows = sorted({r for c in claims for r in c.frame["row_id"].to_list()})
             with db.transaction() as con:
                 tables = load_campaign(con, name)

@@ -79,6 +79,9 @@ class CallPool:
                 return
             result.latency_ms = (time.monotonic() - started) * 1000
             self.on_result(result)
+            # Calls that never wait (the offline model, cache hits) would otherwise run back to back without
+            # letting the writer, the stop watcher or the other workers in.
+            await asyncio.sleep(0)
 
     async def _one(self, call: PaidCall, state: dict[str, int]) -> CellResult:
         if self.cache is not None and call.cache_key is not None and not call.force:
