@@ -14,7 +14,7 @@ from typing import Any
 from engine.llm.types import OFFLINE_MODEL, Completion, CompletionRequest
 
 LABEL = "[offline model]"
-WORDS = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.@]*")
+WORDS = re.compile(r"\w[\w'\-.@]*")
 
 
 def complete_offline(request: CompletionRequest) -> Completion:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import polars as pl
 from engine.errors import WorkspaceBusyError
 
 log = logging.getLogger(__name__)
+_CONNECT_LOCK = threading.Lock()
 
 # Every open replays the write-ahead log, so it is folded into the file once it passes this size.
 WAL_CHECKPOINT_BYTES = 2 * 1024 * 1024
@@ -46,10 +48,14 @@ class Database:
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                # Closing would otherwise checkpoint the whole file every time (100+ ms on a million rows);
-                # DuckDB still checkpoints when the WAL passes its threshold.
-                con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                # Threads of one process (the API server, the UI, the runner's writer) share DuckDB's instance of
+                # the file; creating or joining it from two threads at once has been seen to leave a connection
+                # without its Arrow scan function, so connections are made one at a time.
+                with _CONNECT_LOCK:
+                    con = duckdb.connect(str(self.path))
+                    # Closing would otherwise checkpoint the whole file every time (100+ ms on a million rows);
+                    # DuckDB still checkpoints when the WAL passes its threshold.
+                    con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 return con
             except (duckdb.IOException, duckdb.ResourceInUseException) as err:
                 if not is_lock_error(err):
