@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from engine.cache import cache_key
-from engine.cells.base import PrepareEnv, StepOptions
+from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
 from engine.graph.references import context_references, template_references
 from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure, pick_transport
 from engine.runner.calls import Answer, PaidCall
@@ -154,7 +154,7 @@ class Ai:
 
             litellm_module()  # importing litellm takes seconds: not inside the first call's deadline
         for row in frame.iter_rows(named=True):
-            values = {c: _decoded(row[c], c in env.json_columns) for c in inputs}
+            values = {c: decode_json_input(row[c], c in env.json_columns) for c in inputs}
             try:
                 messages = messages_for(options, values, env.context)
             except Exception as err:  # a template that fails on this row's values fails this cell only
@@ -226,12 +226,3 @@ def _failing_call(env: PrepareEnv, options: AiOptions, row: dict[str, Any], mess
         detail={"model": options.model},
     )
 
-
-def _decoded(value: Any, is_json: bool) -> Any:
-    """JSON upstream values reach templates as objects, so `{{ research.pain_points }}` works."""
-    if is_json and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

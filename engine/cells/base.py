@@ -83,3 +83,16 @@ class PaidStep(StepKind, Protocol):
     def context_names(self, options: Any) -> set[str]:
         """The global-context documents the step reads ("*" for all)."""
         ...
+
+
+def decode_json_input(value: Any, is_json: bool) -> Any:
+    """An input value as a template sees it: JSON upstream values as objects, so `{{ research.pain_points }}`
+    works; text that is not JSON stays as it is."""
+    if is_json and isinstance(value, str):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from engine.cells.ai import render
-from engine.cells.base import PrepareEnv, StepOptions
+from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
 from engine.cells.http import SECRETS, secret_values, send
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
@@ -145,7 +145,7 @@ class Export:
         for row in rows.iter_rows(named=True):
             keys.append(idempotency_key(campaign, row["row_id"], column, row["key"], nonce))
             data = {"campaign": campaign, "record": row["row_id"], "step": column}
-            data.update({f: _json_value(row.get(f), f in json_columns) for f in fields})
+            data.update({f: decode_json_input(row.get(f), f in json_columns) for f in fields})
             payloads.append(json.dumps({"type": options.event, "timestamp": stamp, "data": data}, default=str))
         decisions = pl.DataFrame(
             {"row_id": rows["row_id"], "key": rows["key"], "idempotency_key": keys, "payload": payloads}
@@ -209,11 +209,3 @@ async def _post(options: ExportOptions, env: PrepareEnv, delivery: dict[str, str
         raise failure
     return Answer({"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"], "status": status})
 
-
-def _json_value(value: Any, is_json: bool) -> Any:
-    if is_json and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

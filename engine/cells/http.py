@@ -17,8 +17,8 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from engine.cache import cache_key
-from engine.cells.ai import _decoded, render
-from engine.cells.base import PrepareEnv, StepOptions
+from engine.cells.ai import render
+from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
 from engine.runner.calls import Answer, PaidCall
@@ -185,7 +185,7 @@ class Http:
         inputs = [c for c in frame.columns if c not in ("row_id", "key") and not c.startswith("_")]
         placeholders = {n: "${" + n + "}" for n in options.secrets}
         for row in frame.iter_rows(named=True):
-            values = {c: _decoded(row[c], c in env.json_columns) for c in inputs}
+            values = {c: decode_json_input(row[c], c in env.json_columns) for c in inputs}
             shown = _request(options, {**values, SECRETS: placeholders})
             key = cache_key("http", {"method": options.method, "headers": shown[1]}, shown[0], {"body": shown[2]})
 
