@@ -206,10 +206,9 @@ class Campaign:
         on chosen cells). `limit` keeps the first N rows of the selection. `options` sets a credit cap, the
         concurrency, a progress callback and a stop event.
         """
-        with self.db.transaction() as con:
-            authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
-            report = run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+        report = self.start_run(
+            columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit
+        )
         return self._drive(report, options or RunOptions())
 
     def start_run(
@@ -218,15 +217,15 @@ class Campaign:
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
+        only_empty: bool = False,
         force: bool = False,
+        limit: int | None = None,
     ) -> RunReport:
         """The first half of `run` (same arguments): plan and claim in one transaction. The report carries the
         run id and the paid cells claimed; `finish_run` computes them (e.g. in the background, for the API)."""
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables, request, scope = self._plan_request(
-                con, columns, rows, only_stale=only_stale, only_empty=False, force=force, limit=None
-            )
+            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
             return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
