@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = "keep"
+NOTHING_WRITTEN = pa.table({"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())})
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class Executor:
         self.report = RunReport(run_id)
         self._context: dict[str, str] | None = None
         self._pause: PauseState | None = None
+        self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
+        self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
 
     def _paused(self, column: str) -> bool:
         """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
@@ -138,7 +142,17 @@ class Executor:
         for column in steps:
             for plan, signatures in actions.get(column, {}).items():
                 self._apply(column, plan, signatures, scope)
+        self._write_summaries()
         return self.report
+
+    def _write_summaries(self) -> None:
+        """One statement for the summed activity rows of every column (an edit touches several)."""
+        if self._summaries:
+            self.con.executemany(
+                "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
+                "cost, actor, trigger) VALUES (?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)",
+                [[self.run_id, self.campaign.campaign_id, *row, *self.who] for row in self._summaries],
+            )
 
     def _requeue_retryable(self, request: Request, scope: Scope) -> None:
         """Cells of the requested columns (and their auto ancestors) that failed for a passing reason (timeout,
@@ -162,6 +176,7 @@ class Executor:
         return table
 
     def _signatures(self, steps: list[str], scope: Scope) -> list[str]:
+        """Each row's status signature (its steps' statuses, in order), registered as _sig; returns the distinct ones."""
         joins, parts = [], []
         for i, column in enumerate(steps):
             table = self.campaign.tables[column]
@@ -169,17 +184,22 @@ class Executor:
                 f"LEFT JOIN (SELECT row_id, status FROM {table} WHERE {scope.filter()}) s{i} ON s{i}.row_id = r.row_id"
             )
             parts.append(f"coalesce(s{i}.status, 'empty')")
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sig AS SELECT r.row_id, concat_ws(',', {', '.join(parts)}) AS sig "
-            f"FROM (SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}) r {' '.join(joins)}"
+        signatures = self._materialize(
+            "_sig",
+            f"SELECT r.row_id, concat_ws(',', {', '.join(parts)}) AS sig "
+            f"FROM (SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}) r {' '.join(joins)}",
         )
-        return [row[0] for row in self.con.execute("SELECT DISTINCT sig FROM _sig").fetchall()]
+        return pc.unique(signatures.column("sig")).to_pylist()  # type: ignore[no-any-return]
 
     def _apply(self, column: str, plan: CellPlan, signatures: list[str], scope: Scope) -> None:
         rows = f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
         self._gather_inputs(column, rows, scope, plan.force)
         spec = self.campaign.spec.column(column)
         started = time.perf_counter()
+        if plan.action not in (Action.WAIT, Action.BLOCK) and _all_kept(self._in):
+            # early cutoff: every planned cell already holds the result for its inputs, so nothing is written
+            self._record(column, NOTHING_WRITTEN, time.perf_counter() - started)
+            return
         expression: str | None = None  # the SQL of a vectorized kind's value; None when Python computes it
         kind = kind_named(spec.kind)
         claim = plan.action is Action.RUN and not kind.free
@@ -231,7 +251,7 @@ class Executor:
         keep = "FALSE" if forced else (
             f"old_key = key AND (old_status IN ({fresh}) OR (old_status = 'error' AND old_code NOT IN ({passing})))"
         )
-        self._materialize(
+        self._in = self._materialize(
             "_in",
             f"""SELECT *, CASE
                 WHEN gate IS NOT NULL THEN gate
@@ -251,7 +271,7 @@ class Executor:
     def _look_up_memo(self, column: str) -> None:
         """Add to _in the answers the workspace already has for these exact keys (same step version, context and
         inputs, in any campaign): those cells are done at once, in this statement's batch, for no credits."""
-        self._materialize(
+        self._in = self._materialize(
             "_in",
             "SELECT i.*, m.value AS memo_value, m.status AS memo_status FROM _in i "
             "LEFT JOIN memo m ON i.verdict = 'run' AND m.key = i.key",
@@ -319,15 +339,15 @@ class Executor:
         """Add this column's outcomes to the report and the activity log (per cell for paid kinds)."""
         outcomes = pl.from_arrow(out.select(["row_id", "status", "cost"]))
         assert isinstance(outcomes, pl.DataFrame)
-        kept = pl.from_arrow(self.con.sql(f"SELECT row_id FROM _in WHERE verdict = '{KEEP}'").to_arrow_table())
-        assert isinstance(kept, pl.DataFrame)
+        planned = self._in.select(["row_id", "verdict"])
+        kept = planned.filter(pc.equal(planned.column("verdict"), KEEP)).column("row_id")
         groups = [
             (status, part["row_id"])
             for (status,), part in outcomes.group_by("status", maintain_order=True)
             if status != Status.RUNNING.value  # claimed cells are reported when the runner has their results
         ]
-        if kept.height:
-            groups.append((KEEP, kept["row_id"]))
+        if len(kept):
+            groups.append((KEEP, pl.Series(kept)))
         for outcome, rows in groups:
             listed = tuple(sorted(rows.to_list())) if rows.len() <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, str(outcome), rows.len(), listed))
@@ -338,12 +358,7 @@ class Executor:
         # Paid cells that were settled here (skipped, missing a field, blocked) get one activity row each, like
         # the ones the runner computes; everything else is summed up per outcome.
         summed = [(o, rows) for o, rows in groups if free or o not in executed]
-        if summed:
-            self.con.executemany(
-                "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
-                "cost, actor, trigger) VALUES (?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)",
-                [[self.run_id, self.campaign.campaign_id, column, rows.len(), o, seconds * 1000, *self.who] for o, rows in summed],
-            )
+        self._summaries += [[column, rows.len(), o, seconds * 1000] for o, rows in summed]
         if not free and len(summed) < len(groups):
             self.con.execute(
                 f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
@@ -351,6 +366,12 @@ class Executor:
                 1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
                 WHERE status IN ({', '.join(literal(o) for o in executed)})"""
             )
+
+
+def _all_kept(planned: pa.Table) -> bool:
+    """Whether every planned row's verdict is to keep its cell as it is."""
+    verdicts = planned.column("verdict")
+    return bool(pc.all(pc.equal(verdicts, KEEP)).as_py()) if len(verdicts) else True
 
 
 def restore_status(auto: bool) -> str:
@@ -394,7 +415,7 @@ def _outcome_sql(
                 WHEN starts_with(verdict, 'block:') THEN 'upstream cell ' || substr(verdict, 7) || ' failed'
                 WHEN verdict = 'disabled' THEN 'the step is disabled'
                 WHEN verdict = 'missing' THEN 'a required field is empty' END""",
-            "cost": f"CASE WHEN verdict = 'run' THEN {'o.cost' if from_batch else '0.0'} ELSE 0.0 END",
+            "cost": "CASE WHEN verdict = 'run' THEN o.cost ELSE 0.0 END" if from_batch else "0.0",
         }
         where = f"verdict <> '{KEEP}'"
         source = "_in i LEFT JOIN _outcomes o USING (row_id)" if from_batch else "_in i"
@@ -421,16 +442,19 @@ def _outcome_sql(
             Action.BLOCK: "TRUE",
         }[plan.action]
         source = "_in i"
+    # The decisions are spelled out once, in the inner SELECT; the outer one derives the hint and finish time from
+    # them. Planning a statement costs about as much as its expressions, which is most of a small edit's time.
     hints = " ".join(f"WHEN {literal(code.value)} THEN {literal(hint)}" for code, hint in HINTS.items())
-    return f"""SELECT row_id, ({cases['value']})::{value_type} AS value, ({cases['status']})::VARCHAR AS status,
-        ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
-        ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
-        (CASE ({cases['error_code']})::VARCHAR {hints} END)::VARCHAR AS error_hint, ({cases['cost']})::DOUBLE AS cost,
-        now()::TIMESTAMP AS started_at,
-        (CASE WHEN ({cases['status']})::VARCHAR = 'running' THEN NULL ELSE now() END)::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
+    return f"""SELECT row_id, value, status, key, waiting_on, error_code, error_message,
+        (CASE error_code {hints} END)::VARCHAR AS error_hint, cost, now()::TIMESTAMP AS started_at,
+        (CASE WHEN status = 'running' THEN NULL ELSE now() END)::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
         NULL::BIGINT AS tokens, NULL::DOUBLE AS latency_ms, NULL::INTEGER AS attempts, NULL::DOUBLE AS provider_cost,
-        ({'memo_status IS NOT NULL' if memo else 'NULL'})::BOOLEAN AS cached, NULL::JSON AS detail
-        FROM {source} WHERE {where}"""
+        cached, NULL::JSON AS detail
+        FROM (SELECT row_id, ({cases['value']})::{value_type} AS value, ({cases['status']})::VARCHAR AS status,
+            ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
+            ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
+            ({cases['cost']})::DOUBLE AS cost, ({'memo_status IS NOT NULL' if memo else 'NULL'})::BOOLEAN AS cached
+            FROM {source} WHERE {where})"""
 
 
 def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:

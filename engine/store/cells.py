@@ -85,18 +85,9 @@ def gate_expression(step_deps: Sequence[str], readable: Iterable[Status] | None 
 
 
 def merge_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str, scope: Scope) -> None:
-    """Write `source` (rows with the step columns, all inside `scope`) into a step table: update the cells that
-    exist, add the rest."""
-    names = STEP_COLUMNS.split(", ")
-    if scope.row_ids is None or len(scope.row_ids) > INLINE_ROWS:
-        # Bulk: deleting and appending is an order of magnitude faster than updating many rows in place.
-        con.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT row_id FROM {source})")
-        con.execute(f"INSERT INTO {table} SELECT {', '.join(names)} FROM {source} ORDER BY row_id")
-        return
-    assignments = ", ".join(f"{c} = s.{c}" for c in names if c != "row_id")
-    within = scope.filter("t.row_id")
-    con.execute(f"UPDATE {table} AS t SET {assignments} FROM {source} AS s WHERE t.row_id = s.row_id AND {within}")
-    con.execute(
-        f"INSERT INTO {table} SELECT {', '.join('s.' + c for c in names)} FROM {source} AS s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.row_id = s.row_id AND {within})"
-    )
+    """Write `source` (rows with the step columns, all inside `scope`) into a step table, replacing the cells that
+    exist. Deleting and appending beats updating in place at every size: about 1 ms for an edit's row against
+    5 ms, and an order of magnitude for many rows. The scope's literal filter lets the delete prune row groups."""
+    names = ", ".join(STEP_COLUMNS.split(", "))
+    con.execute(f"DELETE FROM {table} WHERE {scope.filter()} AND row_id IN (SELECT row_id FROM {source})")
+    con.execute(f"INSERT INTO {table} SELECT {names} FROM {source} ORDER BY row_id")
