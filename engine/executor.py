@@ -8,27 +8,30 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine import decide
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
-from engine.store.cells import Scope, gate_expression, key_expression, merge_outcomes
+from engine.store.cells import Scope, key_expression, merge_outcomes
 from engine.store.context import context_versions
-from engine.store.settings import load_settings
-from engine.store.pause import PauseState, pause_state
 from engine.store.database import frame, scalar
+from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
-from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
+from engine.store.settings import load_settings
+from engine.types import HINTS, RETRYABLE_CODES, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
+FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = "keep"
 NOTHING_WRITTEN = pa.table({"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())})
@@ -106,6 +109,7 @@ class Executor:
         self.report = RunReport(run_id)
         self._context: dict[str, str] | None = None
         self._pause: PauseState | None = None
+        self._started: datetime | None = None
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
 
@@ -177,6 +181,8 @@ class Executor:
 
     def _signatures(self, steps: list[str], scope: Scope) -> list[str]:
         """Each row's status signature (its steps' statuses, in order), registered as _sig; returns the distinct ones."""
+        if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
+            return self._few_signatures(steps, scope)
         joins, parts = [], []
         for i, column in enumerate(steps):
             table = self.campaign.tables[column]
@@ -191,41 +197,68 @@ class Executor:
         )
         return pc.unique(signatures.column("sig")).to_pylist()  # type: ignore[no-any-return]
 
+    def _few_signatures(self, steps: list[str], scope: Scope) -> list[str]:
+        """_signatures for a few rows: their cells' statuses in one union of small scans, assembled here (a join
+        of every step table costs DuckDB several times more to plan than to run)."""
+        parts = [f"SELECT row_id, -1 AS step, NULL AS status FROM {self.campaign.rows_table} WHERE {scope.filter()}"]
+        parts += [
+            f"SELECT row_id, {i} AS step, status FROM {self.campaign.tables[column]} WHERE {scope.filter()}"
+            for i, column in enumerate(steps)
+        ]
+        statuses: dict[int, list[str]] = {}
+        found = self.con.execute(" UNION ALL ".join(parts)).fetchall()
+        for row_id, step, status in sorted(found, key=lambda cell: cell[1]):
+            if step < 0:
+                statuses[row_id] = [Status.EMPTY.value] * len(steps)
+            elif row_id in statuses:
+                statuses[row_id][step] = status
+        signatures = {row_id: ",".join(row) for row_id, row in statuses.items()}
+        self.con.register(
+            "_sig",
+            pa.table({"row_id": pa.array(list(signatures), pa.int64()), "sig": pa.array(list(signatures.values()), pa.string())}),
+        )
+        return sorted(set(signatures.values()))
+
     def _apply(self, column: str, plan: CellPlan, signatures: list[str], scope: Scope) -> None:
         rows = f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
-        self._gather_inputs(column, rows, scope, plan.force)
         spec = self.campaign.spec.column(column)
+        kind = kind_named(spec.kind)
+        # the SQL of a vectorized kind's value, computed while gathering; None when Python or a provider computes it
+        expression = f"({kind.sql(spec.options)})::{spec.value_type}" if hasattr(kind, "sql") else None
+        self._gather_inputs(column, rows, scope, plan.force, expression if plan.action is Action.RUN else None)
         started = time.perf_counter()
         if plan.action not in (Action.WAIT, Action.BLOCK) and _all_kept(self._in):
             # early cutoff: every planned cell already holds the result for its inputs, so nothing is written
             self._record(column, NOTHING_WRITTEN, time.perf_counter() - started)
             return
-        expression: str | None = None  # the SQL of a vectorized kind's value; None when Python computes it
-        kind = kind_named(spec.kind)
         claim = plan.action is Action.RUN and not kind.free
         memo = claim and getattr(kind, "cacheable", False) and not plan.force
-        if plan.action is Action.RUN:
-            if hasattr(kind, "sql"):
-                expression = f"({kind.sql(spec.options)})::{spec.value_type}"
-            elif claim:
-                if memo:
-                    self._look_up_memo(column)
-                self._claim(column, plan.force, memo)
-            else:
-                self._compute_batch(column)
+        batch = plan.action is Action.RUN and expression is None and not claim
+        if claim:
+            if memo:
+                self._look_up_memo(column)
+            self._claim(column, plan.force, memo)
+        elif batch:
+            self._compute_batch(column)
         claimed = {c.column for c in self.report.claims}
-        out = self._materialize(
-            "_out",
-            _outcome_sql(plan, spec.value_type, expression, self.run_id, claim=claim, claimed=claimed, memo=memo),
-        )
-        if expression is not None:
+        source = decide.Source(batch=batch, claim=claim, memo=memo)
+        out = decide.outcomes(self._in, plan, source, run_id=self.run_id, now=self._now(), claimed=claimed)
+        self.con.register("_out", out)
+        if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
             merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
         self._record(column, out, time.perf_counter() - started)
 
-    def _gather_inputs(self, column: str, rows_sql: str, scope: Scope, forced: bool) -> None:
-        """_in: the planned rows with their input values, live upstream statuses, current key and verdict."""
+    def _now(self) -> datetime:
+        """The transaction's timestamp, the one SQL's now() gives, for the cells this run writes."""
+        if self._started is None:
+            self._started = scalar(self.con, "SELECT now()::TIMESTAMP")
+        return self._started
+
+    def _gather_inputs(self, column: str, rows_sql: str, scope: Scope, forced: bool, expression: str | None) -> None:
+        """_in: the planned rows with their input values, live upstream statuses, current cell, new key, a
+        formula's new value (`expression`), and each row's verdict (engine/decide.py)."""
         spec = self.campaign.spec.column(column)
         options = spec.options
         assert isinstance(options, StepOptions)
@@ -243,37 +276,35 @@ class Executor:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
         key = key_expression(self._version(column), [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)])
-        fresh = ", ".join(literal(s.value) for s in sorted(FRESH_WHEN_KEY_MATCHES))
-        passing = ", ".join(literal(c.value) for c in sorted(RETRYABLE_CODES))
-        required = " OR ".join(f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
-        run_if = f"NOT coalesce(({options.run_if})::BOOLEAN, FALSE)" if options.run_if else "FALSE"
-        # Run Again ignores the key; a failure for a passing reason is not kept either (rule 9 keeps the others)
-        keep = "FALSE" if forced else (
-            f"old_key = key AND (old_status IN ({fresh}) OR (old_status = 'error' AND old_code NOT IN ({passing})))"
-        )
-        self._in = self._materialize(
-            "_in",
-            f"""SELECT *, CASE
-                WHEN gate IS NOT NULL THEN gate
-                WHEN {keep} THEN '{KEEP}'
-                WHEN NOT {str(options.enabled and not self._paused(column)).upper()} THEN 'disabled'
-                WHEN {run_if} THEN 'skip'
-                WHEN {required or 'FALSE'} THEN 'missing'
-                ELSE 'run' END AS verdict
+        facts = [f"TRY({expression}) AS new_value"] if expression is not None else []
+        if options.run_if:
+            facts.append(f"coalesce(({options.run_if})::BOOLEAN, FALSE) AS _run_if")
+        if options.required:
+            facts.append(" OR ".join(f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required) + " AS _missing")
+        gathered = self.con.sql(
+            f"""SELECT *{''.join(', ' + f for f in facts)}
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
-                         {gate_expression(step_deps, getattr(kind_named(spec.kind), 'reads_only', None))} AS gate, coalesce(cur.status, 'empty') AS old_status,
-                         cur.key AS old_key, cur.value AS old_value, coalesce(cur.error_code, '') AS old_code
+                         coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value,
+                         coalesce(cur.error_code, '') AS old_code
                   FROM ({rows_sql}) r {' '.join(joins)}
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
+        ).to_arrow_table()
+        gates = decide.gate(gathered, step_deps, getattr(kind_named(spec.kind), "reads_only", None))
+        checks = decide.Checks(
+            forced=forced, enabled=options.enabled and not self._paused(column),
+            has_run_if=bool(options.run_if), has_required=bool(options.required),
         )
+        self._in = gathered.append_column("verdict", decide.verdicts(gathered, gates, checks))
+        self.con.register("_in", self._in)
 
     def _look_up_memo(self, column: str) -> None:
         """Add to _in the answers the workspace already has for these exact keys (same step version, context and
         inputs, in any campaign): those cells are done at once, in this statement's batch, for no credits."""
+        value_type = self.campaign.spec.column(column).value_type
         self._in = self._materialize(
             "_in",
-            "SELECT i.*, m.value AS memo_value, m.status AS memo_status FROM _in i "
+            f"SELECT i.*, TRY_CAST(m.value AS {value_type}) AS memo_value, m.status AS memo_status FROM _in i "
             "LEFT JOIN memo m ON i.verdict = 'run' AND m.key = i.key",
         )
         hits = int(scalar(self.con, "SELECT count(*) FROM _in WHERE memo_status IS NOT NULL"))
@@ -306,6 +337,11 @@ class Executor:
         )
         outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))  # type: ignore[attr-defined]
         self.con.register("_outcomes", outcomes.to_arrow())
+        self._in = self._materialize(
+            "_in",
+            f"""SELECT i.*, o.value::{spec.value_type} AS new_value, o.status AS batch_status, o.error_code AS batch_code,
+                o.error_message AS batch_message, o.cost AS batch_cost FROM _in i LEFT JOIN _outcomes o USING (row_id)""",
+        )
 
     def _find_formula_errors(self, out: pa.Table, deps: tuple[str, ...], expression: str) -> pa.Table:
         """TRY() keeps one bad row from failing the statement (which would abort the whole transaction); the rows
@@ -377,84 +413,6 @@ def _all_kept(planned: pa.Table) -> bool:
 def restore_status(auto: bool) -> str:
     """SQL for the status a claimed cell goes back to when its call never ran (Stop, a crashed runner)."""
     return f"CASE WHEN value IS NULL THEN '{'queued' if auto else 'empty'}' ELSE 'stale' END"
-
-
-def _outcome_sql(
-    plan: CellPlan,
-    value_type: str,
-    expression: str | None,
-    run_id: int,
-    *,
-    claim: bool = False,
-    claimed: set[str] | None = None,
-    memo: bool = False,
-) -> str:
-    """The SELECT over _in that gives each planned cell its new value, status, key and error (keep rows excluded).
-    A RUN takes its values from `expression`, from the `_outcomes` a Python-side kind produced, or, for a paid
-    kind (`claim`), marks the cell running with its old value and key until the runner writes the result."""
-    settled_before = "old_status IN ('done', 'skipped', 'not_found', 'error')"
-    if plan.action is Action.RUN:
-        from_batch = expression is None and not claim
-        value = "old_value" if claim else "o.value" if from_batch else f"TRY({expression})"
-        status = "'running'" if claim else "o.status" if from_batch else "'done'"
-        run_key = "old_key" if claim else "i.key"
-        if memo:  # cells answered from the memo are done now; the others are claimed
-            value = f"CASE WHEN memo_status IS NULL THEN old_value ELSE TRY_CAST(memo_value AS {value_type}) END"
-            status = "coalesce(memo_status, 'running')"
-            run_key = "CASE WHEN memo_status IS NULL THEN old_key ELSE i.key END"
-        cases = {
-            "value": f"CASE WHEN verdict = 'run' THEN {value} WHEN starts_with(verdict, 'wait:') THEN old_value END",
-            "status": f"""CASE WHEN verdict = 'run' THEN {status} WHEN starts_with(verdict, 'wait:') THEN 'waiting'
-                WHEN verdict = 'skip' THEN 'skipped' ELSE 'error' END""",
-            "key": f"CASE WHEN verdict = 'run' THEN {run_key} WHEN verdict IN ('skip', 'missing') THEN i.key END",
-            "waiting_on": "CASE WHEN starts_with(verdict, 'wait:') THEN substr(verdict, 6) END",
-            "error_code": f"""CASE WHEN verdict = 'run' THEN {'o.error_code' if from_batch else 'NULL'}
-                WHEN starts_with(verdict, 'block:') THEN 'upstream_error' WHEN verdict = 'disabled' THEN 'action_disabled'
-                WHEN verdict = 'missing' THEN 'missing_required_field' END""",
-            "error_message": f"""CASE WHEN verdict = 'run' THEN {'o.error_message' if from_batch else 'NULL'}
-                WHEN starts_with(verdict, 'block:') THEN 'upstream cell ' || substr(verdict, 7) || ' failed'
-                WHEN verdict = 'disabled' THEN 'the step is disabled'
-                WHEN verdict = 'missing' THEN 'a required field is empty' END""",
-            "cost": "CASE WHEN verdict = 'run' THEN o.cost ELSE 0.0 END" if from_batch else "0.0",
-        }
-        where = f"verdict <> '{KEEP}'"
-        source = "_in i LEFT JOIN _outcomes o USING (row_id)" if from_batch else "_in i"
-    else:
-        status = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[
-            plan.action
-        ]
-        blame = literal(plan.blame or "")
-        pending_waits = ", ".join(literal("wait:" + c) for c in sorted(claimed or ())) or "''"
-        cases = {
-            "value": "NULL" if plan.action is Action.BLOCK else "old_value",
-            "status": literal(status),
-            "key": "old_key" if plan.action in (Action.QUEUE, Action.STALE) else "NULL",
-            "waiting_on": blame if plan.action is Action.WAIT else "NULL",
-            "error_code": "'upstream_error'" if plan.action is Action.BLOCK else "NULL",
-            "error_message": f"'upstream cell ' || {blame} || ' failed'" if plan.action is Action.BLOCK else "NULL",
-            "cost": "0.0",
-        }
-        where = {
-            Action.QUEUE: f"verdict <> '{KEEP}'",
-            # a manual cell whose input is being computed now is judged when that result is in
-            Action.STALE: f"verdict <> '{KEEP}' AND {settled_before} AND verdict NOT IN ({pending_waits})",
-            Action.WAIT: "TRUE",
-            Action.BLOCK: "TRUE",
-        }[plan.action]
-        source = "_in i"
-    # The decisions are spelled out once, in the inner SELECT; the outer one derives the hint and finish time from
-    # them. Planning a statement costs about as much as its expressions, which is most of a small edit's time.
-    hints = " ".join(f"WHEN {literal(code.value)} THEN {literal(hint)}" for code, hint in HINTS.items())
-    return f"""SELECT row_id, value, status, key, waiting_on, error_code, error_message,
-        (CASE error_code {hints} END)::VARCHAR AS error_hint, cost, now()::TIMESTAMP AS started_at,
-        (CASE WHEN status = 'running' THEN NULL ELSE now() END)::TIMESTAMP AS finished_at, {run_id}::BIGINT AS run_id,
-        NULL::BIGINT AS tokens, NULL::DOUBLE AS latency_ms, NULL::INTEGER AS attempts, NULL::DOUBLE AS provider_cost,
-        cached, NULL::JSON AS detail
-        FROM (SELECT row_id, ({cases['value']})::{value_type} AS value, ({cases['status']})::VARCHAR AS status,
-            ({cases['key']})::UBIGINT AS key, ({cases['waiting_on']})::VARCHAR AS waiting_on,
-            ({cases['error_code']})::VARCHAR AS error_code, ({cases['error_message']})::VARCHAR AS error_message,
-            ({cases['cost']})::DOUBLE AS cost, ({'memo_status IS NOT NULL' if memo else 'NULL'})::BOOLEAN AS cached
-            FROM {source} WHERE {where})"""
 
 
 def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:
