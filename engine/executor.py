@@ -266,7 +266,7 @@ class Executor:
         for i, dep in enumerate(spec.deps):
             table = self.campaign.tables[dep]
             is_step = not self.campaign.spec.column(dep).is_input
-            status = f", status AS {quote('s_' + dep)}" if is_step else ""
+            status = f", status AS {quote('s_' + dep)}, run_id AS {quote('r_' + dep)}" if is_step else ""
             joins.append(
                 f"LEFT JOIN (SELECT row_id, value AS {quote(dep)}{status} FROM {table} WHERE {scope.filter()}) d{i} "
                 f"ON d{i}.row_id = r.row_id"
@@ -275,7 +275,10 @@ class Executor:
             if is_step:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
-        key = key_expression(self._version(column), [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)])
+        refs = [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)]
+        if getattr(kind_named(spec.kind), "keys_on_upstream_runs", False):
+            refs += [f"d{i}.{quote('r_' + dep)}" for i, dep in enumerate(spec.deps) if dep in step_deps]
+        key = key_expression(self._version(column), refs)
         facts = [f"TRY({expression}) AS new_value"] if expression is not None else []
         if options.run_if:
             facts.append(f"coalesce(({options.run_if})::BOOLEAN, FALSE) AS _run_if")

@@ -6,7 +6,7 @@ transaction that claims the cell (`on_claim`), with a payload frozen at that mom
 is deterministic in (campaign, record, step, input key): after a crash the next run repeats the delivery with
 the same key and `webhook-id`, so the receiver can drop the repeat. Run Again sends again on purpose, with a
 new key. An export fires only on upstream values that are current: an upstream cell that failed blocks it, and
-one that is stale or pinned (edited by hand, not recomputed) makes it wait.
+one that is stale or pinned (edited by hand and not yet confirmed, `Campaign.confirm`) makes it wait.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the catalog imports the cell kinds
     from engine.store.catalog import CampaignTables
 
 # Upstream statuses an export may read: current values only (not stale, not pinned-and-unconfirmed).
-READS_ONLY = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED})
+READS_ONLY = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED, Status.CONFIRMED})
 FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload")
 
 
@@ -112,6 +112,9 @@ class Export:
     free: ClassVar[bool] = False
     options: ClassVar[type[StepOptions]] = ExportOptions
     reads_only: ClassVar[frozenset[Status]] = READS_ONLY
+    # The key also covers which run produced each upstream step cell, so re-running an upstream cell sends again
+    # (or makes a manual export stale) even when it gives the same value; early cutoff does not apply.
+    keys_on_upstream_runs: ClassVar[bool] = True
 
     def references(self, options: ExportOptions) -> set[str]:
         found = set(options.fields or ())

@@ -164,6 +164,41 @@ def test_run_again_sends_on_purpose_with_a_new_key(ws: Workspace, receiver: Rece
     assert outbox(ws) == {"delivered": 5}
 
 
+def test_re_running_an_upstream_cell_sends_again_even_with_the_same_value(ws: Workspace, receiver: Receiver) -> None:
+    extra = """  - {name: research, kind: probe, inputs: [company]}
+  - name: push_research
+    kind: export
+    url: "URL"
+    fields: [email, research]
+  - name: push_later
+    kind: export
+    url: "URL"
+    fields: [email, research]
+    run: manual
+""".replace("URL", f"{receiver.base}/hooks/other")
+    ws.apply(export_spec(receiver, extra=extra))
+    campaign = ws.campaign("crm")
+    campaign.add_rows(records(2))
+    campaign.run()
+    campaign.run(["push_later"])
+    research_posts = lambda: [  # noqa: E731
+        d for d in receiver.deliveries() if d["path"].endswith("/other") and "push_research" in d["body"]
+    ]
+    assert len(research_posts()) == 2
+    before = campaign.cell(1, "research").value
+    campaign.run(["research"], rows=[1], force=True)  # Run Again upstream: the probe gives the same value
+    assert campaign.cell(1, "research").value == before
+    first = [d for d in research_posts() if json.loads(d["body"])["data"]["record"] == 1]
+    assert len(research_posts()) == 3 and len(first) == 2
+    assert first[1]["headers"]["idempotency-key"] != first[0]["headers"]["idempotency-key"]
+    assert campaign.cell(1, "push_later").status is Status.STALE  # manual: stale, not sent
+    assert campaign.cell(2, "push_later").status is Status.DONE
+    # nothing re-ran: nothing is sent
+    posts = receiver.posts()
+    campaign.run()
+    assert receiver.posts() == posts
+
+
 def test_an_export_never_fires_on_failed_stale_or_pinned_upstream_cells(ws: Workspace, receiver: Receiver) -> None:
     extra = """  - {name: research, kind: probe, inputs: [company], fail_on: "Company 1"}
   - {name: opener, kind: probe, inputs: [company], run: manual}
