@@ -6,8 +6,10 @@
     campaign.import_file("campaigns/prospects.csv")
     campaign.set(1, "email", "ada@example.com")   # downstream formula cells recompute at once
     campaign.run(["opener"], rows=[1])             # Click to Run / Run Again (force=True)
+    campaign.save_to_record(1, "opener")           # Save to Record: a line "opener: ..." in the notes field
 """
 
+from engine.auth import ROLES
 from engine.campaign import Campaign, Cell, Page
 from engine.cells.probe import LEDGER as PROBE_LEDGER
 from engine.errors import (
@@ -31,11 +33,12 @@ from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, pla
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.types import HINTS, ErrorCode, Status
-from engine.workspace import ApplyResult, Workspace
+from engine.workspace import ApplyResult, Resumed, Workspace
 
 __all__ = [
     "HINTS",
     "PROBE_LEDGER",
+    "ROLES",
     "Action",
     "ApplyResult",
     "Campaign",
@@ -64,6 +67,7 @@ __all__ = [
     "Request",
     "RunOptions",
     "RunProgress",
+    "Resumed",
     "RunReport",
     "Settings",
     "RunsheetError",

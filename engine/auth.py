@@ -27,6 +27,7 @@ Action = Literal[
     "read", "run", "edit_inputs", "add_records", "stop", "pause", "apply_spec", "edit_context", "edit_settings",
     "add_credits", "manage_users",
 ]
+ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2}
 NEEDS: dict[str, Role] = {
     "read": "viewer",

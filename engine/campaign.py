@@ -23,6 +23,7 @@ from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
+from engine.store.edits import NOTES, confirm_pin, log_edit, pin, save_to_record, write_input
 from engine.store.runs import run_transaction
 from engine.store.schema import quote
 from engine.types import Status
@@ -148,12 +149,16 @@ class Campaign:
         auto = tables.spec.graph.auto_steps() if run else []
         request = Request.run(auto, statuses={Status.EMPTY}, run_paid=False)
         scope = Scope.range(ids.start, ids.stop - 1) if len(ids) else Scope.rows([])
-        return run_transaction(con, tables, request, scope, actor=self.actor, trigger="new_rows")
+        # the caller's trigger (webhook, cli, ui...): new rows are logged as the way they came in
+        return run_transaction(
+            con, tables, request, scope, actor=self.actor, trigger=self.trigger, describe={"new_rows": len(ids)}
+        )
 
     # ---- edits -------------------------------------------------------------------------------------------
 
     def set(self, row_id: int, column: str, value: Any, *, run_paid: bool = True) -> RunReport:
-        """Edit one cell. An input edit recomputes that row's downstream closure; editing a step cell pins it.
+        """Edit one cell. An input edit recomputes that row's downstream closure; editing a step cell pins it
+        (unconfirmed: exports downstream wait until `confirm`).
 
         Free auto steps recompute at once; paid auto steps run now (or are queued if `run_paid` is False);
         manual steps whose inputs changed become stale and keep their value.
@@ -161,28 +166,53 @@ class Campaign:
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
             tables = self._load(con)
-            spec = tables.column(column)
             _check_rows(con, tables, [row_id])
-            typed = _cast(con, value, spec.value_type, column)
-            table = tables.tables[column]
-            where = f"row_id = {int(row_id)}"
-            if spec.is_input:
-                if scalar(con, f"SELECT count(*) FROM {table} WHERE {where}"):
-                    con.execute(f"UPDATE {table} SET value = $1::{spec.value_type} WHERE {where}", [typed])
-                else:
-                    con.execute(f"INSERT INTO {table} VALUES ({int(row_id)}, $1::{spec.value_type})", [typed])
+            if tables.column(column).is_input:
+                write_input(con, tables, row_id, column, value)
             else:
-                con.execute(f"DELETE FROM {table} WHERE {where}")
-                con.execute(
-                    f"INSERT INTO {table} (row_id, value, status, finished_at) "
-                    f"VALUES ({int(row_id)}, $1::{spec.value_type}, 'pinned', now())",
-                    [typed],
-                )
-            report = run_transaction(
-                con, tables, Request.edit([column], run_paid=run_paid), Scope.rows([row_id]),
-                actor=self.actor, trigger=self.trigger, describe={"edit": column, "row": row_id},
-            )
+                pin(con, tables, row_id, column, value)
+            report = self._edited(con, tables, column, row_id, run_paid, {"edit": column, "row": row_id})
         return self._drive(report, RunOptions())
+
+    def save_to_record(self, row_id: int, column: str, field: str = NOTES, *, run_paid: bool = True) -> RunReport:
+        """Save to Record: copy the current value of a step cell (done, or edited by hand) into a field of the
+        record, so later steps use it as context. Into `notes` (the default) it appends a line
+        `<column>: <value>`; into any other name it sets that input field. A missing field is created as an
+        input column; a step column is refused. It is an input edit: the row's downstream reacts as for `set`."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "edit_inputs", con=con, what=field)
+            tables = self._load(con)
+            _check_rows(con, tables, [row_id])
+            tables, saved = save_to_record(con, tables, row_id, column, field)
+            describe = {"save_to_record": column, "field": saved.field, "row": row_id}
+            report = self._edited(con, tables, saved.field if saved.changed else None, row_id, run_paid, describe)
+            who = (self.actor, self.trigger)
+            log_edit(con, tables, report.run_id, "save_to_record", saved.field, row_id, who, saved.changed)
+        return self._drive(report, RunOptions())
+
+    def confirm(self, row_id: int, column: str, *, run_paid: bool = True) -> RunReport:
+        """Confirm a step cell edited by hand: it stays pinned (recompute never overwrites it, Run Again unpins
+        it) and exports downstream, which wait on unconfirmed edits, may now send it. Editing it again makes
+        it unconfirmed."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
+            tables = self._load(con)
+            _check_rows(con, tables, [row_id])
+            changed = confirm_pin(con, tables, row_id, column)
+            describe = {"confirm": column, "row": row_id}
+            report = self._edited(con, tables, column if changed else None, row_id, run_paid, describe)
+            log_edit(con, tables, report.run_id, "confirm", column, row_id, (self.actor, self.trigger), changed)
+        return self._drive(report, RunOptions())
+
+    def _edited(
+        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str | None, row_id: int,
+        run_paid: bool, describe: dict[str, Any],
+    ) -> RunReport:
+        """The run an edit of (`row_id`, `column`) causes: that row's downstream reacts (rule 3)."""
+        request = Request.edit([] if column is None else [column], run_paid=run_paid)
+        return run_transaction(
+            con, tables, request, Scope.rows([row_id]), actor=self.actor, trigger=self.trigger, describe=describe
+        )
 
     # ---- runs --------------------------------------------------------------------------------------------
 
@@ -437,15 +467,6 @@ def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_ids:
         raise NotFoundError(
             f"campaign '{tables.spec.name}' has no row {missing}", hint="see the row ids with `runsheet show`"
         )
-
-
-def _cast(con: duckdb.DuckDBPyConnection, value: Any, value_type: str, column: str) -> Any:
-    try:
-        return scalar(con, f"SELECT $1::{value_type}", [value])
-    except duckdb.Error as err:
-        raise EditError(
-            f"{value!r} is not a valid {value_type} for column '{column}'", hint=f"give a {value_type} value"
-        ) from err
 
 
 def _read_cells(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, scope: Scope) -> list[Cell]:

@@ -21,7 +21,8 @@ from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, SETTLED
 
 KEEP = "keep"
 # A manual cell goes stale only from these statuses (an empty or queued one has nothing to be stale about).
-SETTLED_BEFORE = ("done", "skipped", "not_found", "error")
+SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error"])
+KEYED = pa.array(["skip", "missing"])  # verdicts other than run whose cell records the key it was judged under
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
@@ -29,7 +30,7 @@ def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
 
 
 def _const(value: object, length: int, type_: pa.DataType) -> pa.Array:
-    return pa.array([value] * length, type=type_) if value is not None else pa.nulls(length, type_)
+    return pa.repeat(pa.scalar(value, type_), length) if value is not None else pa.nulls(length, type_)
 
 
 def gate(table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status] | None = None) -> pa.Array:
@@ -100,6 +101,7 @@ def outcomes(
     old_value, old_key = table.column("old_value"), table.column("old_key")
     n = table.num_rows
     string = pa.string()
+    no_text = pa.scalar(None, string)
     if plan.action is Action.RUN:
         runs = pc.equal(verdict, "run")
         waits = pc.starts_with(verdict, "wait:")
@@ -119,14 +121,14 @@ def outcomes(
             blocks, ErrorCode.UPSTREAM_ERROR.value,
             pc.if_else(
                 pc.equal(verdict, "disabled"), ErrorCode.ACTION_DISABLED.value,
-                pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, pa.scalar(None, string)),
+                pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
             ),
         )
         messages = pc.if_else(
             blocks, pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
             pc.if_else(
                 pc.equal(verdict, "disabled"), "the step is disabled",
-                pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", pa.scalar(None, string)),
+                pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", no_text),
             ),
         )
         batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
@@ -134,17 +136,22 @@ def outcomes(
         columns = {
             "value": pc.if_else(runs, value, pc.if_else(waits, old_value, pa.nulls(n, old_value.type))),
             "status": pc.if_else(runs, status, otherwise),
-            "key": pc.if_else(pc.or_(runs, pc.is_in(verdict, value_set=pa.array(["skip", "missing"]))), key, pa.nulls(n, pa.uint64())),
-            "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), pa.scalar(None, string)),
+            "key": pc.if_else(pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pa.nulls(n, pa.uint64())),
+            "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
             "error_code": pc.if_else(runs, batch_code, codes),
             "error_message": pc.if_else(runs, batch_message, messages),
-            "cost": pc.if_else(runs, pc.fill_null(table.column("batch_cost"), 0.0), 0.0) if source.batch else _const(0.0, n, pa.float64()),
+            "cost": (
+                pc.if_else(runs, pc.fill_null(table.column("batch_cost"), 0.0), 0.0)
+                if source.batch else _const(0.0, n, pa.float64())
+            ),
             "cached": pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_()),
         }
         keep = pc.not_equal(verdict, KEEP)
     else:
         blame = plan.blame or ""
-        fixed = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[plan.action]
+        fixed = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[
+            plan.action
+        ]
         block = plan.action is Action.BLOCK
         columns = {
             "value": pa.nulls(n, old_value.type) if block else old_value,
@@ -162,7 +169,7 @@ def outcomes(
             # a manual cell whose input is being computed now is judged when that result is in
             pending = pa.array(sorted("wait:" + c for c in claimed), type=string)
             keep = pc.and_(
-                pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=pa.array(SETTLED_BEFORE))),
+                pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=SETTLED_BEFORE)),
                 pc.invert(pc.is_in(verdict, value_set=pending)),
             )
         else:
@@ -170,7 +177,9 @@ def outcomes(
     return _step_table(table.column("row_id"), columns, keep, run_id=run_id, now=now)
 
 
-def _step_table(row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], keep: pa.Array, *, run_id: int, now: datetime) -> pa.Table:
+def _step_table(
+    row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], keep: pa.Array, *, run_id: int, now: datetime
+) -> pa.Table:
     """The decided columns of the rows in `keep`, with the derived ones, in the step tables' column order."""
     decided = pa.table({"row_id": row_ids, **columns}).filter(keep)
     n = decided.num_rows

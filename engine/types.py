@@ -24,10 +24,17 @@ class Status(str, Enum):
     NOT_FOUND = "not_found"
     ERROR = "error"
     PINNED = "pinned"
+    CONFIRMED = "confirmed"  # pinned, and a person confirmed the edited value: exports may send it
 
 
 # Statuses whose cell holds a value that downstream steps may read.
-SETTLED = frozenset({Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED})
+SETTLED = frozenset(
+    {Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED, Status.CONFIRMED}
+)
+# Statuses of a cell edited by hand: recompute never overwrites it; Run Again on the cell unpins it.
+HAND_SET = frozenset({Status.PINNED, Status.CONFIRMED})
+# Statuses of a step cell whose value is current: what Save to Record may copy into the record.
+CURRENT = frozenset({Status.DONE, Status.PINNED, Status.CONFIRMED})
 # Statuses of a cell that still needs computing.
 PENDING = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING})
 # Statuses that a recompute may keep when the cell's key has not changed.

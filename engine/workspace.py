@@ -11,7 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from engine.auth import authorize, current_user
+from engine.auth import Action as Permission
+from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
 from engine.campaign import Campaign
 from engine.errors import EditError, NotFoundError
 from engine.estimate import Estimate
@@ -47,6 +48,16 @@ class ApplyResult:
     @property
     def needs_confirmation(self) -> bool:
         return self.estimate is not None and self.estimate.calls > 0 and self.paid_report is None
+
+
+@dataclass
+class Resumed:
+    """What `Workspace.resume` did: whether anything was paused, and the run it started (claimed, not yet
+    computed: `campaign.finish_run(run)` computes it) or None."""
+
+    changed: bool
+    campaign: Campaign
+    run: RunReport | None
 
 
 class Workspace:
@@ -186,17 +197,62 @@ class Workspace:
             return load_settings(con)
 
     def pause(self, campaign: str, column: str | None = None, *, resume: bool = False) -> bool:
-        """Pause a campaign (every paid step) or one step, or `resume` it; False if it already was so. A paused
-        step's cells report action_disabled when asked to run (engine/store/pause.py)."""
+        """Pause a campaign (every paid step) or one step, or `resume` it (without running anything: see
+        `resume`); False if it already was so. A paused step's cells report action_disabled when asked to run
+        (engine/store/pause.py)."""
+        if resume:
+            return self.resume(campaign, column, run=False).changed
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "pause", con=con, what=campaign)
             tables = load_campaign(con, campaign)
             if column is not None and tables.column(column).is_input:
                 raise EditError(f"'{column}' is an input column", hint="pause a step column, or the campaign")
-            changed = set_paused(con, tables.campaign_id, column, not resume, self.actor)
-            if resume:
-                requeue_disabled(con, tables, column)
-            return changed
+            return set_paused(con, tables.campaign_id, column, True, self.actor)
+
+    def resume(self, campaign: str, column: str | None = None, *, run: bool = True, trigger: str = "api") -> Resumed:
+        """Resume a paused campaign or step: cells that reported action_disabled are queued again. With `run`,
+        the work accepted while paused (queued auto-run cells, records that came in) starts: a run of the
+        campaign's auto-run steps (or of the step, if it is auto-run) is planned and claimed, and `Resumed.run`
+        holds its report for `Campaign.finish_run` to compute. Nothing runs if nothing was paused."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "pause", con=con, what=campaign)
+            tables = load_campaign(con, campaign)
+            if column is not None and tables.column(column).is_input:
+                raise EditError(f"'{column}' is an input column", hint="resume a step column, or the campaign")
+            changed = set_paused(con, tables.campaign_id, column, False, self.actor)
+            requeue_disabled(con, tables, column)
+            still = pause_state(con, tables.campaign_id)
+        graph = tables.spec.graph
+        auto = graph.auto_steps()
+        targets = [
+            c for c in ([column] if column is not None else auto)
+            if graph.nodes[c].auto and not still.stops(c, graph.nodes[c].free)
+        ]
+        handle = Campaign(self.db, campaign, actor=self.actor, trigger=trigger)
+        report = None
+        if run and changed and targets:
+            report = handle.start_run(None if targets == auto else targets)
+        return Resumed(changed, handle, report)
+
+    # ---- people ------------------------------------------------------------------------------------------
+
+    def authorize(self, action: Permission, what: str = "") -> None:
+        """Raise PermissionDeniedError (and log it) unless this workspace's actor may do `action`: a check for
+        entry points that hand work to another process (the UI launching a run)."""
+        authorize(self.db, self.actor, action, what=what)
+
+    def role(self, user: str | None = None) -> Role:
+        """The role of `user` (default: the actor): admin in a workspace with no users, viewer for a stranger."""
+        with self.db.transaction() as con:
+            return role_of(con, user or self.actor)
+
+    def users(self) -> list[dict[str, object]]:
+        """The workspace's users: name, role, created_at, created_by, tokens (empty: the workspace is open)."""
+        return list_users(self.db)
+
+    def set_role(self, user: str, role: str) -> None:
+        """Give `user` a role (admin only), creating the user; the first user must be an admin."""
+        set_user(self.db, self.actor, user, role)
 
     def pause_state(self, campaign: str) -> PauseState:
         """What is paused in `campaign`."""

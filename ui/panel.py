@@ -1,6 +1,8 @@
 """The cell panel: the selected cell's value as formatted text, Copy / Copy as Markdown, Click to Run or Run
-Again, Save to Record (an edit: an input recomputes its downstream, a step cell becomes pinned), and the cell's
-provenance (inputs, rendered prompt, model, tokens, credits, latency, when and by whom).
+Again, editing (an input recomputes its downstream, a step cell becomes pinned), Confirm on a pinned cell (so
+exports downstream may send it), Save to Record (a step's current value copied into the record's notes or a
+named field, so later steps read it), and the cell's provenance (inputs, rendered prompt, model, tokens,
+credits, latency, when and by whom).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from typing import Any
 
 import streamlit as st
 
-from engine import Campaign, CampaignSpec, Cell, Status, Workspace
+from engine import Campaign, CampaignSpec, Cell, RunReport, Status, Workspace
 from ui import cells, reads, runs, session
 
 BADGE_COLOURS = {
     Status.EMPTY: "blue", Status.WAITING: "gray", Status.QUEUED: "gray", Status.RUNNING: "blue",
     Status.DONE: "green", Status.STALE: "orange", Status.SKIPPED: "gray", Status.NOT_FOUND: "gray",
-    Status.ERROR: "red", Status.PINNED: "violet",
+    Status.ERROR: "red", Status.PINNED: "violet", Status.CONFIRMED: "violet",
 }
+CURRENT = (Status.DONE, Status.PINNED, Status.CONFIRMED)  # values Save to Record may copy
+NOTES = "notes"
+NEW_FIELD = "➕ a new field…"
 
 
 def render(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
@@ -45,7 +50,7 @@ def input_cell(ws: Workspace, campaign: Campaign, cell: Cell) -> None:
 
 
 def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
-    st.badge(cells.status_label(cell), color=BADGE_COLOURS.get(cell.status, "gray"))  # type: ignore[arg-type]
+    st.badge(status_label(cell), color=BADGE_COLOURS.get(cell.status, "gray"))  # type: ignore[arg-type]
     if cell.status is Status.ERROR:
         st.error(f"**{cell.error_code}**: {cell.error_message or 'the step failed'}")
         if cell.error_hint:
@@ -58,15 +63,56 @@ def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell)
         with st.container(border=True, height=220 if len(str(cell.value)) > 400 else "content"):
             st.markdown(cells.as_markdown(cell.value))
     actions(ws, campaign, spec, cell)
+    if cell.status in (Status.PINNED, Status.CONFIRMED):
+        confirm_box(ws, campaign, cell)
     if cell.value is not None:
         st.caption("Copy")
         st.code(cells.as_plain_text(cell.value), language=None, wrap_lines=True)
         st.caption("Copy as Markdown")
         st.code(cells.as_markdown(cell.value), language="markdown", wrap_lines=True)
-    with st.expander("Edit value (Save to Record pins it)"):
-        pinned = "A hand-edited step cell is pinned: recompute never overwrites it."
-        edit_box(ws, campaign, cell, "Save to Record", pinned)
+    if cell.status in CURRENT and cell.value is not None:
+        save_to_record_box(ws, campaign, spec, cell)
+    with st.expander("Edit value (pins it)"):
+        pinned = "A hand-edited step cell is pinned: recompute never overwrites it; exports wait until you confirm it."
+        edit_box(ws, campaign, cell, "Save edit", pinned)
     provenance(ws, campaign, spec, cell)
+
+
+def status_label(cell: Cell) -> str:
+    if cell.status is Status.CONFIRMED:
+        return "edited by hand, confirmed"
+    return cells.status_label(cell)
+
+
+def confirm_box(ws: Workspace, campaign: Campaign, cell: Cell) -> None:
+    """A pinned cell's Confirm: its exports downstream wait for it. A confirmed one says so."""
+    if cell.status is Status.CONFIRMED:
+        st.caption("Edited by hand and confirmed: exports downstream may send it. Editing it again unconfirms it.")
+        return
+    st.caption("Edited by hand: exports downstream wait until the value is confirmed.")
+    if st.button("✓ Confirm", key="panel-confirm"):
+        with session.friendly("confirm"):
+            report = campaign.confirm(cell.row_id, cell.column, run_paid=False)
+            after_edit(ws, campaign, cell.row_id, report, f"Confirmed {cell.column} on row {cell.row_id}")
+            st.rerun()
+
+
+def save_to_record_box(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
+    """Save to Record: the value goes into the record's notes (a line `column: value`) or a named field."""
+    with st.expander("Save to Record"):
+        inputs = [c.name for c in spec.columns if c.is_input and c.name != NOTES]
+        field = st.selectbox("Field", [NOTES, *inputs, NEW_FIELD], key=f"save-field-{campaign.name}")
+        if field == NEW_FIELD:
+            field = st.text_input("New field name", key=f"save-new-field-{campaign.name}").strip()
+        st.caption(
+            f"**{NOTES}** gets a line `{cell.column}: value`; another field is set to the value (a new one is "
+            "created). Steps that read the field react like after any edit of the record."
+        )
+        if st.button("Save to Record", key="panel-save-to-record", disabled=not field):
+            with session.friendly("save to record"):
+                report = campaign.save_to_record(cell.row_id, cell.column, field, run_paid=False)
+                after_edit(ws, campaign, cell.row_id, report, f"Saved {cell.column} into {field} of row {cell.row_id}")
+                st.rerun()
 
 
 def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
@@ -98,7 +144,7 @@ def edit_box(ws: Workspace, campaign: Campaign, cell: Cell, label: str, help_tex
     text = st.text_area("Value", value=current, key=key, height=100, label_visibility="collapsed")
     st.caption(help_text)
     if st.button(label, key=f"{key}-save", disabled=text == current):
-        with session.friendly("save"):
+        with session.friendly("save"):  # a refusal (a bad value, a role that may not edit) is one friendly line
             save_value(ws, campaign, cell.row_id, cell.column, None if text == "" else text)
             st.rerun()
 
@@ -106,9 +152,15 @@ def edit_box(ws: Workspace, campaign: Campaign, cell: Cell, label: str, help_tex
 def save_value(ws: Workspace, campaign: Campaign, row_id: int, column: str, value: Any) -> None:
     """Write one cell; paid auto steps it makes pending are run by a background run for that row."""
     report = campaign.set(row_id, column, value, run_paid=False)
+    after_edit(ws, campaign, row_id, report, f"Saved {column} on row {row_id}", edited=column)
+
+
+def after_edit(
+    ws: Workspace, campaign: Campaign, row_id: int, report: RunReport, message: str, edited: str | None = None
+) -> None:
+    """Tell what an edit recomputed; paid auto steps it queued are run by a background run for the row."""
     queued = [e for e in report.events if e.outcome == Status.QUEUED.value]
-    message = f"Saved {column} on row {row_id}"
-    recomputed = sorted({e.column for e in report.events if e.outcome == "done" and e.column != column})
+    recomputed = sorted({e.column for e in report.events if e.outcome == "done" and e.column != edited})
     if recomputed:
         message += f"; recomputed {', '.join(recomputed)}"
     if queued:

@@ -157,7 +157,10 @@ def command_for(workspace: Path, request: RunRequest, actor: str) -> list[str]:
 
 
 def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | None = None) -> Launch:
-    """Start `request` as a detached `runsheet run` process; raises RunConflict if it would duplicate a run."""
+    """Start `request` as a detached `runsheet run` process; raises RunConflict if it would duplicate a run, and
+    PermissionDeniedError (logged) if `actor` may not run: refused here, in plain words, not in the process."""
+    acting = ws if ws is not None and ws.actor == actor else Workspace(workspace, actor=actor)
+    acting.authorize("run", what=request.campaign)
     with _LOCK:
         conflict = find_conflict(workspace, request, ws)
         if conflict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import Campaign, NotFoundError, RunsheetError, Workspace, WorkspaceBusyError
+from engine import Campaign, NotFoundError, PermissionDeniedError, RunsheetError, Workspace, WorkspaceBusyError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def workspace_path() -> Path:
 
 
 def actor() -> str:
-    """Who is using the UI, as recorded on runs and edits."""
+    """Who is using the UI: the user every write acts as (roles apply, engine/auth.py), recorded on runs and
+    edits."""
     return os.environ.get("RUNSHEET_USER") or os.environ.get("USER") or "ui"
 
 
@@ -34,7 +35,8 @@ def workspace() -> Workspace | None:
     """The served workspace, or None after telling the user how to create it."""
     path = workspace_path()
     try:
-        return Workspace(path, busy_timeout=float(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S))
+        busy = float(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S)
+        return Workspace(path, busy_timeout=busy, actor=actor())  # every write acts as this UI's user
     except WorkspaceBusyError as error:
         said: dict[str, object] = st.session_state.setdefault("_reads", {})
         if "busy" not in said:  # once per run, however many parts of the page ask
@@ -103,6 +105,9 @@ def friendly(what: str = "") -> Iterator[None]:
         yield
     except WorkspaceBusyError as error:
         st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
+    except PermissionDeniedError as error:  # the role's limit, and who can lift it (the refusal is logged)
+        lift = "ask an admin to change your role (Settings → People and roles)"
+        st.error(f"{prefix}{error.message} — {lift}.", icon="🔒")
     except RunsheetError as error:
         hint = f" — {error.hint}" if error.hint else ""
         st.error(f"{prefix}{error.message}{hint}", icon="⚠️")

@@ -1,11 +1,11 @@
 """The Settings page: the credit balance (and adding credits), the confirm threshold above which a run asks
-before spending, and the people and roles of the workspace when the engine has them."""
+before spending, and the people of the workspace with their roles (an admin sets them)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from engine import Workspace
+from engine import ROLES, Workspace
 from ui import features, session
 
 
@@ -52,9 +52,27 @@ def threshold_section(ws: Workspace) -> None:
 
 
 def roles_section(ws: Workspace) -> None:
+    """Who may do what: admins edit specs, context, settings and roles; members run and edit inputs; viewers
+    read. Anyone sees the list; only an admin's change is accepted (the engine refuses the others)."""
     st.subheader("People and roles")
-    roles = features.settings(ws).get("roles")
-    if not roles:
-        st.caption(f"Everyone who can open this workspace can edit and run it. You are **{session.actor()}**.")
-        return
-    st.dataframe([{"person": k, "role": v} for k, v in dict(roles).items()], hide_index=True, width="stretch")
+    people = ws.users()
+    me = session.actor()
+    if people:
+        st.dataframe(
+            [{"person": u["name"], "role": u["role"], "added by": u["created_by"], "API tokens": u["tokens"]}
+             for u in people],
+            hide_index=True, width="stretch", key="roles_table",
+        )
+        st.caption(f"You are **{me}**, a **{ws.role()}**. Admins edit specs, context, settings and roles; members "
+                   "run steps and edit inputs; viewers read.")
+    else:
+        st.caption(f"No users yet: everyone who can open this workspace acts as admin. You are **{me}**; make "
+                   "yourself the first admin to turn roles on.")
+    left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
+    name = left.text_input("Person", value="" if people else me, key="role_person").strip()
+    role = middle.selectbox("Role", ROLES, key="role_choice")
+    if right.button("Set role", key="role_save", disabled=not name):
+        with session.friendly("roles"):
+            ws.set_role(name, role)
+            session.notify(f"{name} is now a {role}")
+            st.rerun()

@@ -1,4 +1,5 @@
-"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key), runs triggered, watched and stopped.
+"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key), runs triggered, watched and stopped,
+a step's result saved to its record, hand edits confirmed, campaigns paused and resumed.
 
 Every route but /health needs `Authorization: Bearer <token>` (`runsheet token create USER`); the token's user
 is the actor, so roles (engine/auth.py) apply exactly as on the command line. Errors are JSON
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import Campaign, CampaignSpec, NotFoundError, RunsheetError, Workspace, WorkspaceBusyError
+from engine import Campaign, CampaignSpec, NotFoundError, RunReport, RunsheetError, Workspace, WorkspaceBusyError
 from engine.auth import user_for_token
 from engine.errors import PermissionDeniedError
 from engine.store.catalog import load_campaign
@@ -66,6 +67,32 @@ class RunIn(BaseModel):
     only_stale: bool = False
 
 
+class SaveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    column: str = Field(description="the step column whose current value (done, or edited by hand) is saved")
+    field: str = Field(
+        default="notes",
+        description="notes (a line `column: value` is appended) or an input column; a missing one is created",
+    )
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    column: str = Field(description="a step column whose cell was edited by hand (pinned)")
+
+
+class EditOut(BaseModel):
+    """A cell after an edit, and the run the edit caused (the row's downstream reacting)."""
+
+    campaign: str
+    row: int
+    column: str
+    value: Any
+    status: str
+    run_id: int
+    counts: dict[str, dict[str, int]]
+
+
 class RunOut(BaseModel):
     run_id: int
     campaign: str | None
@@ -80,6 +107,11 @@ class RunOut(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     message: str | None = None
+
+
+class ResumeOut(BaseModel):
+    changed: bool = Field(description="false if it was not paused")
+    run: RunOut | None = Field(default=None, description="the run of what was accepted while paused, if any")
 
 
 class ErrorOut(BaseModel):
@@ -120,6 +152,13 @@ class ApiState:
         for thread in self.threads.values():
             thread.join(timeout=60)
         self.threads.clear()
+
+    def finish_in_background(self, handle: Campaign, report: RunReport) -> None:
+        """Compute the paid cells a started run claimed in a thread of its own (stopped and joined on shutdown)."""
+        if report.claims:
+            thread = threading.Thread(target=handle.finish_run, args=(report,), name=f"run-{report.run_id}")
+            self.threads[report.run_id] = thread
+            thread.start()
 
     def campaign_and_pause(self, user: str, name: str) -> tuple[Campaign, CampaignSpec, bool]:
         """A handle on the campaign (raising NotFoundError), its spec and whether it is paused: one transaction."""
@@ -227,11 +266,23 @@ def create_app(workspace: str | Path) -> FastAPI:
         """Start a run of columns and/or rows; it continues in the background (watch GET /runs/{run_id})."""
         handle = state.campaign(who, name, trigger="api")
         report = handle.start_run(body.columns, body.rows, only_stale=body.only_stale, force=body.force)
-        if report.claims:
-            thread = threading.Thread(target=handle.finish_run, args=(report,), name=f"run-{report.run_id}")
-            state.threads[report.run_id] = thread
-            thread.start()
+        state.finish_in_background(handle, report)
         return _run_out(state.workspace, report.run_id)
+
+    @app.post("/campaigns/{name}/records/{row_id}/save", response_model=EditOut, tags=["records"])
+    def save_to_record(name: str, row_id: int, body: SaveIn, who: User) -> EditOut:
+        """Save to Record: copy a step cell's current value into a field of the record (`notes` gets a line
+        `column: value`), so later steps use it as context; the row's downstream reacts before this answers."""
+        handle = state.campaign(who, name, trigger="api")
+        report = handle.save_to_record(row_id, body.column, body.field)
+        return _edit_out(handle, row_id, body.field, report)
+
+    @app.post("/campaigns/{name}/records/{row_id}/confirm", response_model=EditOut, tags=["records"])
+    def confirm(name: str, row_id: int, body: ConfirmIn, who: User) -> EditOut:
+        """Confirm a step cell edited by hand: it stays pinned, and exports downstream may now send it."""
+        handle = state.campaign(who, name, trigger="api")
+        report = handle.confirm(row_id, body.column)
+        return _edit_out(handle, row_id, body.column, report)
 
     @app.get("/runs", response_model=list[RunOut], tags=["runs"])
     def list_runs(who: User, campaign: str | None = None, limit: int = 20) -> list[RunOut]:
@@ -260,9 +311,15 @@ def create_app(workspace: str | Path) -> FastAPI:
         """Pause a campaign (or one step with ?column=): records are still accepted, nothing runs."""
         return {"changed": state.as_user(who).pause(name, column)}
 
-    @app.post("/campaigns/{name}/resume", tags=["campaigns"])
-    def resume(name: str, who: User, column: str | None = None) -> dict[str, bool]:
-        return {"changed": state.as_user(who).pause(name, column, resume=True)}
+    @app.post("/campaigns/{name}/resume", response_model=ResumeOut, tags=["campaigns"])
+    def resume(name: str, who: User, column: str | None = None, run: bool = True) -> ResumeOut:
+        """Resume a paused campaign (or step): what was accepted while paused (queued auto-run cells, records
+        that came in) starts running in the background, as with POST /runs; `?run=false` only resumes."""
+        resumed = state.as_user(who).resume(name, column, run=run, trigger="api")
+        if resumed.run is None:
+            return ResumeOut(changed=resumed.changed)
+        state.finish_in_background(resumed.campaign, resumed.run)
+        return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
     return app
 
@@ -308,6 +365,14 @@ def _text(value: Scalar) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> EditOut:
+    cell = handle.cell(row_id, column)
+    return EditOut(
+        campaign=handle.name, row=row_id, column=column, value=cell.value, status=cell.status.value,
+        run_id=report.run_id, counts={c: dict(o) for c, o in report.counts().items()},
+    )
 
 
 def _run_out(workspace: Workspace, run_id: int) -> RunOut:

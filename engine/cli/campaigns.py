@@ -1,4 +1,5 @@
-"""The commands on a campaign's records and cells: init, apply, set, show, status, campaigns."""
+"""The commands on a campaign's records and cells: init, apply, set, save (Save to Record), confirm, show, status,
+campaigns."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from engine.cli.common import (
     out,
     parse_rows,
     print_report,
+    report_summary,
 )
 
 
@@ -101,6 +103,68 @@ def set_(
     guard(body)
 
 
+CampaignArg = Annotated[str, typer.Argument(help="Campaign name.")]
+RowArg = Annotated[int, typer.Argument(help="Row id (see `runsheet show`).")]
+NoRun = Annotated[bool, typer.Option("--no-run", help="Queue paid auto steps instead of running them.")]
+
+
+@app.command()
+def save(
+    campaign: CampaignArg,
+    row: RowArg,
+    column: Annotated[str, typer.Argument(help="The step column whose current value is saved.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="The record field: notes (a line `COLUMN: value` is appended) or an input column; "
+            "a missing one is created.",
+        ),
+    ] = "notes",
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    no_run: NoRun = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Save to Record: copy a step cell's current value into a field of the record, so later steps use it as
+    context. It is an input edit: the row's downstream recomputes."""
+
+    def body() -> None:
+        handle = open_campaign(workspace, campaign)
+        report = handle.save_to_record(row, column, to, run_paid=not no_run)
+        value = handle.cell(row, to).value
+        if as_json:
+            out.print_json(json.dumps({"field": to, "value": value, **report_summary(report)}, default=str))
+            return
+        out.print(f"saved {column} of row {row} into {to}")
+        if report.events:
+            print_report(report, False)
+
+    guard(body)
+
+
+@app.command()
+def confirm(
+    campaign: CampaignArg,
+    row: RowArg,
+    column: Annotated[str, typer.Argument(help="A step column whose cell was edited by hand.")],
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    no_run: NoRun = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Confirm a step cell edited by hand: it stays pinned, and exports downstream (which wait on unconfirmed
+    edits) may now send it. Editing it again makes it unconfirmed."""
+
+    def body() -> None:
+        report = open_campaign(workspace, campaign).confirm(row, column, run_paid=not no_run)
+        if as_json:
+            print_report(report, True)
+            return
+        out.print(f"confirmed {column} of row {row}")
+        if report.events:
+            print_report(report, False)
+
+    guard(body)
+
+
 def _cell_text(cell: Cell, manual: bool) -> str:
     value = "" if cell.value is None else str(cell.value)
     if len(value) > 40:
@@ -127,6 +191,8 @@ def _cell_text(cell: Cell, manual: bool) -> str:
         return "[dim]skipped[/]"
     if status is Status.PINNED:
         return f"[magenta]{value} (edited)[/]"
+    if status is Status.CONFIRMED:
+        return f"[magenta]{value} (edited, confirmed)[/]"
     return value
 
 

@@ -80,14 +80,20 @@ def parse_rows(text: str | None) -> list[int] | None:
     return rows
 
 
-def print_report(report: RunReport, as_json: bool) -> None:
-    counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
-    paid = {
+def report_summary(report: RunReport) -> dict[str, object]:
+    """A run report as the JSON `--json` prints: run id, status, counts per column and outcome, credits."""
+    return {
+        "run_id": report.run_id, "status": report.status,
+        "counts": {column: dict(outcomes) for column, outcomes in report.counts().items()},
         "credits": report.credits, "tokens": report.tokens, "cache_hits": report.cache_hits,
         "credits_saved": report.credits_saved,
     }
+
+
+def print_report(report: RunReport, as_json: bool) -> None:
+    counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
     if as_json:
-        out.print_json(json.dumps({"run_id": report.run_id, "status": report.status, "counts": counts, **paid}))
+        out.print_json(json.dumps(report_summary(report)))
         return
     if not counts:
         out.print(f"run {report.run_id}: nothing to do, every cell is up to date")

@@ -77,7 +77,7 @@ def run(
             raise RunsheetError(
                 f"--concurrency {concurrency} is not a positive number", hint="give 1 or more"
             )
-        with _ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+        with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(
                 column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit,
@@ -88,7 +88,7 @@ def run(
     guard(body)
 
 
-class _ProgressBar:
+class ProgressBar:
     """A rich progress bar on stderr for the paid part of a run: done/total, rate, ETA, credits."""
 
     def __init__(self, enabled: bool) -> None:
@@ -105,7 +105,7 @@ class _ProgressBar:
         )
         self.task: int | None = None
 
-    def __enter__(self) -> _ProgressBar:
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

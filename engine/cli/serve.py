@@ -14,9 +14,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from engine import RunsheetError, Workspace
+from engine import RunOptions, RunsheetError, Workspace
 from engine.auth import create_token, current_user, list_users, remove_user, revoke_tokens, set_user
-from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
+from engine.cli.common import (
+    DEFAULT_WORKSPACE,
+    CampaignOption,
+    JsonOption,
+    WorkspaceOption,
+    app,
+    guard,
+    out,
+    print_report,
+    report_summary,
+)
+from engine.cli.runs import ProgressBar, err
 
 users_app = typer.Typer(help="Who may do what: admin, member (run, edit inputs), viewer (read).")
 token_app = typer.Typer(help="API tokens for `runsheet serve` (each acts as a user).")
@@ -143,18 +154,6 @@ def token_revoke(user: str, actor: Actor = None, workspace: WorkspaceOption = DE
 # ---- pause and resume ---------------------------------------------------------------------------------------
 
 
-def _pause(campaign: str | None, column: str | None, actor: str | None, workspace: object, resume: bool) -> None:
-    def body() -> None:
-        ws = _workspace(workspace, actor)
-        name = campaign or _only_campaign(ws)
-        changed = ws.pause(name, column, resume=resume)
-        what = f"step {column} of {name}" if column else f"campaign {name}"
-        state = "resumed" if resume else "paused"
-        out.print(f"{what} {state}" if changed else f"{what} was already {state}")
-
-    guard(body)
-
-
 def _only_campaign(ws: Workspace) -> str:
     names = ws.campaigns()
     if len(names) != 1:
@@ -171,16 +170,44 @@ def pause(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Pause a campaign (its paid steps) or one step: asked to run, its cells report action_disabled."""
-    _pause(campaign, column, actor, workspace, resume=False)
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        name = campaign or _only_campaign(ws)
+        changed = ws.pause(name, column)
+        what = f"step {column} of {name}" if column else f"campaign {name}"
+        out.print(f"{what} paused" if changed else f"{what} was already paused")
+
+    guard(body)
 
 
 @app.command()
 def resume(
     campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Only resume; run nothing now.")] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
 ) -> None:
-    """Resume a paused campaign or step."""
-    _pause(campaign, column, actor, workspace, resume=True)
+    """Resume a paused campaign or step, then run what was accepted while paused (its queued auto-run cells,
+    records that came in), like `runsheet run`, unless --no-run."""
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        name = campaign or _only_campaign(ws)
+        resumed = ws.resume(name, column, run=not no_run, trigger="cli")
+        report = None
+        if resumed.run is not None:
+            with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+                report = resumed.campaign.finish_run(resumed.run, RunOptions(progress=bar.update))
+        if as_json:
+            summary = None if report is None else report_summary(report)
+            out.print_json(json.dumps({"campaign": name, "changed": resumed.changed, "run": summary}))
+            return
+        what = f"step {column} of {name}" if column else f"campaign {name}"
+        out.print(f"{what} resumed" if resumed.changed else f"{what} was already resumed")
+        if report is not None:
+            print_report(report, False)
+
+    guard(body)
 
 
 # ---- schedules ----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Literal
 
 from engine.graph.dag import ColumnGraph
-from engine.types import SETTLED, Status
+from engine.types import HAND_SET, SETTLED, Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
 
@@ -116,7 +116,7 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         if not touched or current is Status.RUNNING:
             continue
         forced = request.force and column in targets
-        if current is Status.PINNED and not (forced and request.unpin):
+        if current in HAND_SET and not (forced and request.unpin):
             continue
         if column not in targets and not node.auto and current is not Status.WAITING:
             # A waiting manual cell was asked for already: it runs once what it waited on has a value.

@@ -34,8 +34,7 @@ from engine.io.problems import (
 from engine.io.sniff import file_format
 from engine.io.staging import ReadFailed, diagnose_csv, stage
 from engine.io.writer import append_rows, match_rows, update_matched
-from engine.spec import parse_spec
-from engine.store.catalog import CampaignTables, load_campaign, store_spec
+from engine.store.catalog import CampaignTables, add_input_columns, load_campaign
 from engine.store.cells import Scope
 from engine.store.runs import run_transaction
 from engine.store.schema import literal, quote
@@ -143,7 +142,7 @@ def _import(
         )
     added = {c: staged.types[c] for c in mapping.new}
     if added:
-        tables = _add_input_columns(con, tables, added)
+        tables = add_input_columns(con, tables, added)
     step("writing")
     excluded = "_excluded" if rejected else None
     matched = match_rows(con, tables, key, excluded) if key else 0
@@ -162,7 +161,7 @@ def _import(
             Request.edit(changes.columns, run_paid=False),
             Scope.rows(changes.rows),
             actor=campaign.actor,
-            trigger="import",
+            trigger=campaign.trigger,  # how the records came in (cli, ui, webhook), like the new rows' run
             describe={"import": path.name, "updated": len(changes.rows)},
         )
     new_rows_run = campaign._new_rows(con, tables, inserted, options.run)
@@ -211,20 +210,6 @@ def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str
             "row",
             f"'campaign ''{tables.spec.name}'' has no row ' || {k}::VARCHAR || ' (on {unit} {{line}})'",
         )
-
-
-def _add_input_columns(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]
-) -> CampaignTables:
-    """Add new input columns through the spec, as `runsheet apply` would, so the catalog stays the one
-    truth."""
-    source = dict(tables.spec.source)
-    source["columns"] = [
-        *source["columns"],
-        *({"name": name, "kind": "input", "type": value_type} for name, value_type in added.items()),
-    ]
-    store_spec(con, parse_spec(source))
-    return load_campaign(con, tables.spec.name)
 
 
 def _record_sql(columns: list[str]) -> str:

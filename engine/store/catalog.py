@@ -139,6 +139,20 @@ def store_spec(con: duckdb.DuckDBPyConnection, spec: CampaignSpec) -> SpecChange
     return changes
 
 
+def add_input_columns(
+    con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]
+) -> CampaignTables:
+    """Add input columns (name -> DuckDB type) through the spec, as `runsheet apply` would, so the catalog stays
+    the one truth: each gets a new table of its own, no existing table is altered. Returns the campaign anew."""
+    source = dict(tables.spec.source)
+    source["columns"] = [
+        *source["columns"],
+        *({"name": name, "kind": INPUT_KIND, "type": value_type} for name, value_type in added.items()),
+    ]
+    store_spec(con, parse_spec(source))
+    return load_campaign(con, tables.spec.name)
+
+
 def _retype_input(con: duckdb.DuckDBPyConnection, column: ColumnSpec, table: str) -> None:
     bad = con.execute(
         f"SELECT count(*), any_value(value::VARCHAR) FROM {table} "

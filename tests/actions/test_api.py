@@ -187,9 +187,54 @@ def test_a_paused_campaign_accepts_records_and_runs_nothing_until_resumed(
     assert _wait_for(client, run["run_id"], auth, {"done"})["counts"]["research"] == {"error": 3}
     cell = workspace.campaign("leads").cell(1, "research")
     assert cell.error_code == "action_disabled"
-    assert client.post("/campaigns/leads/resume", headers=auth).json() == {"changed": True}
-    run = client.post("/campaigns/leads/runs", json={"columns": ["research"]}, headers=auth).json()
-    assert _wait_for(client, run["run_id"], auth, {"done"})["counts"]["research"] == {"done": 3}
+    resumed = client.post("/campaigns/leads/resume", headers=auth).json()
+    assert resumed["changed"] is True and (resumed["run"]["trigger"], resumed["run"]["actor"]) == ("api", "max")
+    finished = _wait_for(client, resumed["run"]["run_id"], auth, {"done"})  # resuming ran what was held back
+    assert finished["counts"]["research"] == {"done": 3}
+    assert workspace.campaign("leads").status_counts()["research"] == {"done": 3}
+    assert client.post("/campaigns/leads/resume", headers=auth).json() == {"changed": False, "run": None}
+
+
+def test_resume_runs_the_records_that_came_in_while_paused_unless_told_not_to(
+    client: TestClient, workspace: Workspace
+) -> None:
+    auth = token(workspace, "max")
+    client.post("/campaigns/leads/pause", headers=auth)
+    client.post("/campaigns/leads/records", json={"records": people(4)}, headers=auth)
+    assert workspace.campaign("leads").status_counts()["research"] == {"empty": 4}
+    held = client.post("/campaigns/leads/resume", params={"run": "false"}, headers=auth).json()
+    assert held == {"changed": True, "run": None}
+    assert workspace.campaign("leads").status_counts()["research"] == {"empty": 4}
+    client.post("/campaigns/leads/pause", headers=auth)
+    client.post("/campaigns/leads/records", json={"records": people(2, start=10)}, headers=auth)
+    resumed = client.post("/campaigns/leads/resume", headers=auth).json()
+    finished = _wait_for(client, resumed["run"]["run_id"], auth, {"done"})
+    assert finished["counts"]["research"] == {"done": 6} and finished["total"] == 6
+    assert workspace.campaign("leads").status_counts()["research"] == {"done": 6}
+
+
+def test_records_from_the_api_are_logged_with_the_webhook_trigger(client: TestClient, workspace: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    auth = token(workspace, "max")
+    client.post("/campaigns/leads/records", json={"records": people(3)}, headers=auth)
+    changed = people(3)
+    changed[0]["company"] = "Renamed"
+    client.post("/campaigns/leads/records", json={"records": changed, "key": "email"}, headers=auth)
+    result = CliRunner().invoke(app, ["log", "-w", str(workspace.path), "--trigger", "webhook", "--json"])
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [(r["actor"], r["trigger"]) for r in logged] == [("max", "webhook")] * 3  # append; upsert edit + new
+    assert logged[0]["outcomes"]["done"] == 3  # the appended records' domains, computed at intake
+    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook"}
+    csv = workspace.path.parent / "more.csv"
+    csv.write_text("email,company\nzed@z.com,Zed\n")
+    imported = CliRunner().invoke(app, ["import", str(csv), "-c", "leads", "-w", str(workspace.path)],
+                                  env={"RUNSHEET_USER": "max"})
+    assert imported.exit_code == 0, imported.output
+    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook", "cli"}  # import from the CLI stays cli
 
 
 def test_openapi_documents_the_routes(client: TestClient) -> None:

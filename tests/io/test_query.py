@@ -51,7 +51,7 @@ def test_cells_hold_every_step_cell_with_its_state(ws: Workspace, basic: Campaig
 
 def test_runs_and_activity_name_their_campaign(ws: Workspace, basic: Campaign) -> None:
     runs = ws.query("SELECT campaign, trigger, count(*) AS n FROM runs GROUP BY ALL ORDER BY ALL")
-    assert ("t", "new_rows", 1) in runs.rows()
+    assert ("t", "api", 1) in runs.rows()  # the new rows, logged with the trigger they came in by
     activity = ws.query("SELECT DISTINCT campaign, column_name FROM activity WHERE column_name = 'domain'")
     assert activity.rows() == [("t", "domain")]
 

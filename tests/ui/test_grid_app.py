@@ -173,13 +173,46 @@ def test_editing_an_input_recomputes_downstream_and_stales_manual_steps(app: App
     assert grid(app.run()).loc[3, "research"] == "probe(umbrella.com)"
 
 
-def test_save_to_record_pins_a_step_cell(app: AppTest, states_ws: Workspace) -> None:
+def test_editing_a_step_cell_pins_it(app: AppTest, states_ws: Workspace) -> None:
     open_cell(app.run(), 3, "checker")
     box = panel_box(app)
     box.input("hand written").run()
     app.button(key=box.key + "-save").click().run()
     assert grid(app).loc[3, "checker"] == "✎ hand written"
     assert states_ws.campaign("t").cell(3, "checker").status is Status.PINNED
+
+
+def test_confirm_on_a_pinned_cell_marks_it_confirmed(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 2, "opener_length")
+    assert "exports downstream wait until the value is confirmed" in texts(app)
+    app.button(key="panel-confirm").click().run()
+    assert not app.exception and not app.error
+    cell = states_ws.campaign("t").cell(2, "opener_length")
+    assert (cell.status, cell.value) == (Status.CONFIRMED, 99)
+    assert "Edited by hand and confirmed" in texts(app)
+    assert "panel-confirm" not in [b.key for b in app.button]
+    open_cell(app, 1, "opener")  # a cell nobody edited has nothing to confirm
+    assert "panel-confirm" not in [b.key for b in app.button]
+
+
+def test_save_to_record_writes_into_notes_or_a_chosen_field(app: AppTest, states_ws: Workspace) -> None:
+    from ui.panel import NEW_FIELD
+
+    campaign = states_ws.campaign("t")
+    open_cell(app.run(), 2, "greet")
+    assert app.selectbox(key="save-field-t").options == ["notes", "email", "first", "employees", NEW_FIELD]
+    app.button(key="panel-save-to-record").click().run()
+    assert not app.exception and not app.error
+    assert campaign.cell(2, "notes").value == "greet: Hi Bob at globex.io"  # the notes field, created for it
+    app.selectbox(key="save-field-t").select(NEW_FIELD).run()
+    app.text_input(key="save-new-field-t").input("greeting").run()
+    app.button(key="panel-save-to-record").click().run()
+    assert campaign.cell(2, "greeting").value == "Hi Bob at globex.io"
+    app.selectbox(key="save-field-t").select("first").run()  # an input a step reads: that step recomputes
+    app.button(key="panel-save-to-record").click().run()
+    assert grid(app).loc[2, "greet"] == "Hi Hi Bob at globex.io at globex.io"
+    open_cell(app, 1, "opener")  # stale: not a current value, so nothing to save
+    assert "panel-save-to-record" not in [b.key for b in app.button]
 
 
 def test_edit_mode_makes_only_inputs_editable(app: AppTest, states_ws: Workspace) -> None:

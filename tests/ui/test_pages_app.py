@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import Workspace
+from tests.ui.conftest import APP
 
 
 def on_page(app: AppTest, page: str) -> AppTest:
@@ -24,7 +25,7 @@ def test_sql_page_runs_a_query_and_exports_it(app: AppTest, states_ws: Workspace
     on_page(app, "sql")
     app.text_area(key="sql_text").input(
         "SELECT row_id, \"column\", status FROM cells WHERE campaign = 't' AND status IN ('error', 'pinned') "
-        "ORDER BY row_id"
+        "ORDER BY row_id, \"column\""
     ).run()
     app.button(key="sql_run").click().run()
     result = app.dataframe[0].value
@@ -116,3 +117,60 @@ def test_every_page_handles_an_empty_workspace(app: AppTest, tmp_path: Path, mon
     for page in ("grid", "sql", "activity", "context", "data", "settings"):
         on_page(app, page)
         assert not app.error, (page, [e.value for e in app.error])
+
+
+# ---- roles: the UI acts as its user -------------------------------------------------------------------------
+
+
+def test_a_viewer_cannot_edit_or_run_and_is_told_why(app: AppTest, states_ws: Workspace) -> None:
+    from engine.auth import set_user
+    from ui import runs
+
+    set_user(states_ws.db, "ada", "ada", "admin")
+    set_user(states_ws.db, "ada", "tester", "viewer")  # the UI's user (RUNSHEET_USER)
+    app.run()
+    app.session_state["selected"] = (3, "email")
+    app.run()
+    box = next(t for t in app.text_area if str(t.key).startswith("edit-t-3-email"))
+    box.input("cy@umbrella.com").run()
+    app.button(key=box.key + "-save").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "save: tester is a viewer and may not edit inputs (that needs member) — ask an admin to change your role "
+        "(Settings → People and roles)."
+    ]
+    assert states_ws.campaign("t").cell(3, "email").value == "cy@initech.org"
+    app.session_state["selected"] = (2, "opener")
+    app.run()
+    app.button(key="panel-run").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and app.error[0].value.startswith("run: tester is a viewer and may not run")
+    assert runs.launches_all() == []  # refused before any process started
+    denied = [(a["actor"], a["action"]) for a in states_ws.activity(50) if a["outcome"] == "permission_denied"]
+    assert sorted(denied) == [("tester", "edit_inputs"), ("tester", "run")]
+
+
+def test_an_admin_sets_a_role_and_a_viewer_may_not(
+    app: AppTest, states_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_page(app, "settings")
+    assert "No users yet" in " ".join(c.value for c in app.caption)
+    assert app.text_input(key="role_person").value == "tester"
+    app.button(key="role_save").click().run()  # the first user: tester, an admin
+    assert not app.error and [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin")]
+    app.run()
+    assert app.dataframe[0].value.to_dict("records")[0]["role"] == "admin"
+    app.text_input(key="role_person").input("vic").run()
+    app.selectbox(key="role_choice").select("viewer").run()
+    app.button(key="role_save").click().run()
+    assert not app.exception and not app.error
+    assert [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin"), ("vic", "viewer")]
+
+    monkeypatch.setenv("RUNSHEET_USER", "vic")
+    viewer = on_page(AppTest.from_file(APP, default_timeout=60), "settings")
+    viewer.text_input(key="role_person").input("vic").run()
+    viewer.selectbox(key="role_choice").select("admin").run()
+    viewer.button(key="role_save").click().run()
+    assert not viewer.exception
+    assert "vic is a viewer and may not manage users" in viewer.error[0].value
+    assert [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin"), ("vic", "viewer")]
