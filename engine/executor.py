@@ -27,7 +27,7 @@ from engine.store.database import frame, scalar
 from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
 from engine.store.settings import load_settings
-from engine.types import HINTS, RETRYABLE_CODES, ErrorCode, Status
+from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ class Executor:
         self._context: dict[str, str] | None = None
         self._pause: PauseState | None = None
         self._started: datetime | None = None
+        self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
+        self._written: set[str] = set()  # columns this run has written cells of
+        self._sig = pa.table({})  # each planned row's status signature (registered as _sig)
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
 
@@ -143,20 +146,45 @@ class Executor:
             states = {c: Status(s) for c, s in zip(steps, signature.split(","), strict=True)}
             for column, plan in plan_row(self.graph, states, request).items():
                 actions[column][plan].append(signature)
+        self._edited = set(request.columns) if request.kind == "edit" else None
         for column in steps:
             for plan, signatures in actions.get(column, {}).items():
-                self._apply(column, plan, signatures, scope)
+                if self._unchanged(column, plan, [s.split(",")[steps.index(column)] for s in signatures]):
+                    self._keep_all(column, signatures)
+                else:
+                    self._apply(column, plan, signatures, scope)
         self._write_summaries()
         return self.report
 
+    def _unchanged(self, column: str, plan: CellPlan, statuses: list[str]) -> bool:
+        """Early cutoff without reading anything: on an edit, a cell whose status says it holds the result for its
+        key, none of whose inputs was edited or rewritten by this run, still has that key; so it is kept."""
+        if self._edited is None or plan.action in (Action.WAIT, Action.BLOCK) or plan.force:
+            return False
+        if not set(statuses) <= {s.value for s in FRESH_WHEN_KEY_MATCHES}:
+            return False
+        return not (set(self.campaign.spec.column(column).deps) & (self._edited | self._written))
+
+    def _keep_all(self, column: str, signatures: list[str]) -> None:
+        rows = self._sig.filter(pc.is_in(self._sig.column("sig"), value_set=pa.array(signatures)))
+        self._in = pa.table({"row_id": rows.column("row_id"), "verdict": pa.repeat(pa.scalar(KEEP), rows.num_rows)})
+        self._record(column, NOTHING_WRITTEN, 0.0)
+
     def _write_summaries(self) -> None:
         """One statement for the summed activity rows of every column (an edit touches several)."""
-        if self._summaries:
-            self.con.executemany(
-                "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
-                "cost, actor, trigger) VALUES (?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)",
-                [[self.run_id, self.campaign.campaign_id, *row, *self.who] for row in self._summaries],
-            )
+        if not self._summaries:
+            return
+        columns, cells, outcomes, durations = zip(*self._summaries, strict=True)
+        self.con.register("_summaries", pa.table({
+            "column_name": pa.array(columns, pa.string()), "cells": pa.array(cells, pa.int64()),
+            "outcome": pa.array(outcomes, pa.string()), "duration_ms": pa.array(durations, pa.float64()),
+        }))
+        self.con.execute(
+            "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
+            "cost, actor, trigger) SELECT ?, ?, column_name, cells, 'run', outcome, now(), duration_ms, 0.0, ?, ? "
+            "FROM _summaries",
+            [self.run_id, self.campaign.campaign_id, *self.who],
+        )
 
     def _requeue_retryable(self, request: Request, scope: Scope) -> None:
         """Cells of the requested columns (and their auto ancestors) that failed for a passing reason (timeout,
@@ -190,7 +218,7 @@ class Executor:
                 f"LEFT JOIN (SELECT row_id, status FROM {table} WHERE {scope.filter()}) s{i} ON s{i}.row_id = r.row_id"
             )
             parts.append(f"coalesce(s{i}.status, 'empty')")
-        signatures = self._materialize(
+        signatures = self._sig = self._materialize(
             "_sig",
             f"SELECT r.row_id, concat_ws(',', {', '.join(parts)}) AS sig "
             f"FROM (SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}) r {' '.join(joins)}",
@@ -213,10 +241,10 @@ class Executor:
             elif row_id in statuses:
                 statuses[row_id][step] = status
         signatures = {row_id: ",".join(row) for row_id, row in statuses.items()}
-        self.con.register(
-            "_sig",
-            pa.table({"row_id": pa.array(list(signatures), pa.int64()), "sig": pa.array(list(signatures.values()), pa.string())}),
+        self._sig = pa.table(
+            {"row_id": pa.array(list(signatures), pa.int64()), "sig": pa.array(list(signatures.values()), pa.string())}
         )
+        self.con.register("_sig", self._sig)
         return sorted(set(signatures.values()))
 
     def _apply(self, column: str, plan: CellPlan, signatures: list[str], scope: Scope) -> None:
@@ -248,6 +276,7 @@ class Executor:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
             merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
+            self._written.add(column)
         self._record(column, out, time.perf_counter() - started)
 
     def _now(self) -> datetime:
