@@ -32,23 +32,33 @@ def select_cell(
     page: BrowserPage, row_position: int, column_position: int, first_data_column: int = FIRST_DATA_COLUMN
 ) -> None:
     """Click the row's first data cell, then arrow right to the column (the grid is a canvas); returns once the
-    grid marks that cell selected. In edit mode there is no checkbox column: the first data column is 1."""
+    grid marks that cell selected. In edit mode there is no checkbox column: the first data column is 1.
+
+    A click on a cell that is already selected opens its editor (after an edit, Enter leaves the cell below
+    selected); that editor is closed again, so the caller finds the cell selected and not being edited."""
     box = grid(page).bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 130, box["y"] + 35 + 35 * row_position + 17)
     selected = page.locator("[aria-selected=true]")
     cell_text(page, row_position, first_data_column).and_(selected).wait_for(state="attached")
+    if editor(page).count():  # opened by the click, in the same frame; the accessible table shows later
+        page.keyboard.press("Escape")
+        editor(page).wait_for(state="detached")
     for _ in range(column_position - first_data_column):
         page.keyboard.press("ArrowRight")
     cell_text(page, row_position, column_position).and_(selected).wait_for(state="attached")
 
 
+def editor(page: BrowserPage) -> Locator:
+    """The text box of the cell being edited (the grid opens it over the canvas)."""
+    return page.locator("#portal textarea, .gdg-growing-entry textarea, textarea.gdg-input").first
+
+
 def type_into_cell(page: BrowserPage, text: str) -> None:
     """Open the selected cell's editor, replace its text, commit."""
     page.keyboard.press("Enter")
-    editor = page.locator("#portal textarea, .gdg-growing-entry textarea, textarea.gdg-input").first
-    editor.wait_for()
-    editor.fill(text)
+    editor(page).wait_for()
+    editor(page).fill(text)
     page.keyboard.press("Enter")
 
 

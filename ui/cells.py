@@ -75,6 +75,8 @@ def grid_text(cell: Cell, manual: bool) -> str:
         return f"⚠ {code}: {hint}" if hint else f"⚠ {code}"
     if status is Status.PINNED:
         return f"✎ {value}"
+    if status is Status.CONFIRMED:
+        return f"✎ {value}  (confirmed)"
     return value
 
 
@@ -92,6 +94,7 @@ def style_key(cell: Cell, manual: bool) -> str:
         Status.NOT_FOUND: "muted",
         Status.ERROR: "error",
         Status.PINNED: "pinned",
+        Status.CONFIRMED: "pinned",
     }.get(status, "done")
 
 
@@ -108,6 +111,7 @@ def status_label(cell: Cell) -> str:
         Status.NOT_FOUND: "no data: the provider found nothing",
         Status.ERROR: f"error: {cell.error_code}",
         Status.PINNED: "edited by hand (pinned)",
+        Status.CONFIRMED: "edited by hand (pinned) and confirmed: exports may send it",
     }[cell.status]
 
 

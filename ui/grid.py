@@ -5,14 +5,17 @@ itself (a Streamlit fragment polling the workspace), so progress and new values 
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from engine import Campaign, CampaignSpec, Page, Status, Workspace
+from engine import Campaign, CampaignSpec, Page, RunsheetError, Status, Workspace
 from ui import cells, column_menu, live, panel, reads, session
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZES = (25, 50, 100, 200)
 POLL_S = 1.0
@@ -21,7 +24,7 @@ NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "
 
 
 def render() -> None:
-    ws = session.workspace()
+    ws = reads.workspace()
     if ws is None:
         return
     session.show_notices()
@@ -35,11 +38,11 @@ def render() -> None:
         @st.fragment(run_every=POLL_S if polling else None)
         def live_area() -> None:
             if not st.session_state.pop("_reads_current", False):
-                reads.fresh()  # a rerun of the fragment alone: read the workspace anew
+                reads.fresh()  # a rerun of the fragment alone is a new run (e.g. "the workspace is busy" said once)
             with session.friendly():
                 body(ws, name, polling)
 
-        st.session_state["_reads_current"] = True  # this full run's reads are still current
+        st.session_state["_reads_current"] = True  # this full run already started afresh
         live_area()
 
 
@@ -53,19 +56,19 @@ def empty_workspace(ws: Workspace) -> None:
 
 
 def body(ws: Workspace, name: str, polling: bool) -> None:
-    campaign = session.open_campaign(ws, name)
+    campaign = reads.campaign(ws, name)
     spec = reads.spec(ws, campaign)
     # Laid out top to bottom, drawn grid first: Streamlit sends each element as it is drawn.
     bar, head, tools = st.container(), st.container(), st.container()
     grid_area, panel_area = st.columns([3.4, 1.2], gap="small")
     size = int(st.session_state.get("page_size", 50))
     number = int(st.session_state.get(f"page-{name}", 1))
-    page = read_page(campaign, spec, (number - 1) * size, size)
+    page = read_page(ws, campaign, spec, (number - 1) * size, size)
     total = page.total_rows
     pages = max(1, math.ceil(total / size))
     if number > pages:  # the campaign shrank under this page number
         number = pages
-        page = read_page(campaign, spec, (number - 1) * size, size)
+        page = read_page(ws, campaign, spec, (number - 1) * size, size)
     offset = page.offset
     with grid_area:
         if not page.row_ids:
@@ -106,14 +109,19 @@ def header(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
         st.caption(line)
 
 
-def read_page(campaign: Campaign, spec: CampaignSpec, offset: int, size: int) -> Page:
-    """A page of the grid; a lazy pull first when a free auto cell on it is out of date (DESIGN rule 6)."""
-    page = campaign.page(offset, size)
-    behind = {Status.EMPTY, Status.STALE, Status.QUEUED}
-    free_auto = [c.name for c in spec.columns if c.kind in FREE_KINDS and c.run == "auto"]
-    if any(row[c].status in behind for row in page.rows for c in free_auto):
-        page = campaign.page(offset, size, compute=True)
-    return page
+def read_page(ws: Workspace, campaign: Campaign, spec: CampaignSpec, offset: int, size: int) -> Page:
+    """A page of the grid; a lazy pull first when a free auto cell on it is out of date (DESIGN rule 6). Read
+    anew whenever the workspace changed, else shared by the reruns of this session."""
+
+    def read() -> Page:
+        page = campaign.page(offset, size)
+        behind = {Status.EMPTY, Status.STALE, Status.QUEUED}
+        free_auto = [c.name for c in spec.columns if c.kind in FREE_KINDS and c.run == "auto"]
+        if any(row[c].status in behind for row in page.rows for c in free_auto):
+            page = campaign.page(offset, size, compute=True)
+        return page
+
+    return reads.held(ws, ("page", campaign.name, offset, size), read)
 
 
 def column_label(spec: CampaignSpec, name: str) -> str:
@@ -168,13 +176,19 @@ def table_height(rows: int) -> int:
     return 38 + 35 * min(max(rows, 1), 16)
 
 
+def styled(frame: pd.DataFrame, css: pd.DataFrame) -> pd.DataFrame | Any:
+    """The frame with its cell colours; the plain frame when no cell has one (a Styler doubles what is sent)."""
+    if not css.to_numpy().any():
+        return frame
+    return frame.style.apply(lambda _: css, axis=None)
+
+
 def table(campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
     """The read-only grid: select a cell to open its panel, tick rows to run a column on them."""
     frame, css = grid_frames(spec, page)
-    styled = frame.style.apply(lambda _: css, axis=None)
     key = f"grid-{campaign.name}-{page.offset}-{len(page.row_ids)}"
     st.dataframe(
-        styled,
+        styled(frame, css),
         key=key,
         on_select=lambda: _selected(key, page),
         selection_mode=["single-cell", "multi-row"],
@@ -198,13 +212,21 @@ def _selected(key: str, page: Page) -> None:
 
 
 def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
-    """Edit mode: input cells are editable in place; downstream cells recompute when an edit lands."""
-    frame, _ = grid_frames(spec, page)
-    version = st.session_state.get("editor_version", 0)
-    key = f"editor-{campaign.name}-{page.offset}-{version}"
+    """Edit mode: input cells are editable in place, step cells keep their state colours. An edit is written by
+    the editor's callback, so the rerun it causes already shows the downstream cells it recomputed.
+
+    The editor keeps its key from one edit to the next, so the browser updates the grid it has rather than
+    building a new one; it still holds the edits typed into it, which is right while they match the workspace.
+    When one does not (it failed, or someone changed that cell since), a new key drops them."""
+    frame, css = grid_frames(spec, page)
+    base = f"editor-{campaign.name}-{page.offset}-{len(page.row_ids)}"
+    key = f"{base}-{st.session_state.get('editor_version', 0)}"
+    if not edits_match(st.session_state.get(key), frame):
+        st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
+        key = f"{base}-{st.session_state['editor_version']}"
     steps = [name for name in page.columns if not spec.column(name).is_input]
     st.data_editor(
-        frame,
+        styled(frame, css),
         key=key,
         disabled=[*steps, "_index"],  # row ids are not editable either
         column_config=column_config(spec, page),
@@ -213,13 +235,54 @@ def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) ->
         on_change=_apply_edits,
         args=(ws, campaign, page, key),
     )
+    for problem in st.session_state.pop("_edit_problems", []):
+        st.error(problem, icon="⚠️")
     st.caption("Edit mode: type into input cells; step cells are computed (pin one from its panel).")
 
 
-def _apply_edits(ws: Workspace, campaign: Campaign, page: Page, key: str) -> None:
-    changes: dict[int, dict[str, Any]] = (st.session_state.get(key) or {}).get("edited_rows", {})
-    for position, edits in changes.items():
-        row_id = page.row_ids[int(position)]
+def edits_match(state: Any, frame: pd.DataFrame) -> bool:
+    """Whether every edit the editor holds shows what the workspace now has in that cell."""
+    for position, edits in ((state or {}).get("edited_rows") or {}).items():
+        if not 0 <= int(position) < len(frame):
+            return False
         for column, value in edits.items():
-            panel.save_value(ws, campaign, row_id, column, value)
-    st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
+            if column not in frame.columns or not _same(frame[column].iloc[int(position)], value):
+                return False
+    return True
+
+
+def _same(stored: Any, typed: Any) -> bool:
+    if _blank(stored) or _blank(typed):
+        return _blank(stored) and _blank(typed)
+    return bool(stored == typed) or str(stored) == str(typed)
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, str):
+        return value == ""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _apply_edits(ws: Workspace, campaign: Campaign, page: Page, key: str) -> None:
+    """Write the cells whose typed value differs from the page the editor showed (earlier edits it still holds
+    landed already); say what failed in the rerun that follows."""
+    changes: dict[Any, dict[str, Any]] = (st.session_state.get(key) or {}).get("edited_rows") or {}
+    problems: list[str] = []
+    for position, edits in changes.items():
+        if not 0 <= int(position) < len(page.row_ids):
+            continue
+        row_id, row = page.row_ids[int(position)], page.rows[int(position)]
+        for column, value in edits.items():
+            if column not in row or _same(row[column].value, value):
+                continue
+            try:
+                panel.save_value(ws, campaign, row_id, column, value)
+            except RunsheetError as error:
+                hint = f" — {error.hint}" if error.hint else ""
+                problems.append(f"{column} on row {row_id} was not saved: {error.message}{hint}")
+            except Exception as error:  # an engine bug: say so plainly, keep the page alive
+                log.exception("editing %s on row %s failed", column, row_id)
+                reason = f"something went wrong ({type(error).__name__})"
+                problems.append(f"{column} on row {row_id} was not saved: {reason}")
+    if problems:
+        st.session_state["_edit_problems"] = problems

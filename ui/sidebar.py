@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import features, reads, session
+from ui import reads, session
 
 
 def prepare() -> None:
@@ -14,7 +14,7 @@ def prepare() -> None:
     if not (path / "runsheet.duckdb").exists():
         return
     with session.friendly():
-        ws = session.workspace()
+        ws = reads.workspace()
         if ws is not None:
             session.prepare_campaign_choice(reads.campaign_names(ws))
 
@@ -27,7 +27,7 @@ def render() -> None:
         if not (path / "runsheet.duckdb").exists():
             return
         with session.friendly():
-            ws = session.workspace()
+            ws = reads.workspace()
             if ws is None:
                 return
             names = reads.campaign_names(ws)
@@ -35,7 +35,7 @@ def render() -> None:
                 st.selectbox("Campaign", names, key="campaign", on_change=_remember_campaign)
             else:
                 st.caption("No campaign yet.")
-            st.metric("Credits", f"{features.credits(ws):,.0f}")
+            st.metric("Credits", f"{reads.credits(ws):,.0f}")
             going = reads.batch_runs(ws)
             if going:
                 st.info(f"{len(going)} run(s) going", icon=":material/sync:")

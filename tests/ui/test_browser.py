@@ -45,7 +45,7 @@ def server(states_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     with e2e.ui_server(path) as url:
         yield url, ws
     for run in ws.active_runs():  # a test that failed mid-run leaves nothing running
-        ws.stop_run(int(run["run_id"]))
+        ws.stop_run(int(str(run["run_id"])))
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +103,23 @@ def test_edit_an_input_and_see_downstream_update(page, server) -> None:  # type:
     page.get_by_text("Edit inputs").click()
     expect(page.get_by_text("Edit mode: type into input cells")).to_be_visible()
     expect(e2e.cell_text(page, 2, FIRST)).to_have_text("Cy")
+    edits_before = edit_runs(ws)
     e2e.select_cell(page, 2, FIRST, first_data_column=1)
     e2e.type_into_cell(page, "Cyrus")
     expect(e2e.cell_text(page, 2, GREET)).to_have_text("Hi Cyrus at initech.org")
+    e2e.select_cell(page, 1, FIRST, first_data_column=1)  # a second edit in the same grid, which still holds the first
+    e2e.type_into_cell(page, "Bobby")
+    expect(e2e.cell_text(page, 1, GREET)).to_have_text("Hi Bobby at globex.io")
+    expect(e2e.cell_text(page, 2, GREET)).to_have_text("Hi Cyrus at initech.org")
     e2e.shot(page, "edit_input")
     assert ws.campaign("t").cell(3, "greet").value == "Hi Cyrus at initech.org"
+    assert ws.campaign("t").cell(2, "greet").value == "Hi Bobby at globex.io"
+    assert edit_runs(ws) == edits_before + 2  # each edit written once
+
+
+def edit_runs(ws: Workspace) -> int:
+    requests = [run.get("request") for run in ws.runs(1000)]
+    return sum(1 for request in requests if isinstance(request, dict) and request.get("kind") == "edit")
 
 
 def test_column_run_survives_a_reload_and_stops(page, server) -> None:  # type: ignore[no-untyped-def]

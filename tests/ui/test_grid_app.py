@@ -225,6 +225,48 @@ def test_edit_mode_makes_only_inputs_editable(app: AppTest, states_ws: Workspace
     assert all(disabled[n] for n in ("domain", "research", "opener", "opener_length"))  # steps are not
 
 
+def test_both_grids_colour_the_cell_states(app: AppTest, states_ws: Workspace) -> None:
+    colours = {"stale": "#fff4d6", "error": "#fdecea", "pinned": "#f1eaff"}
+    grid(app.run())
+    assert all(c in app.dataframe[0].proto.arrow_data.styler.styles for c in colours.values())
+    app.toggle(key="edit_mode").set_value(True).run()
+    editor = app.dataframe[0].proto
+    assert editor.editing_mode == 1
+    assert all(c in editor.arrow_data.styler.styles for c in colours.values())  # edit mode keeps them
+
+
+def test_a_page_without_coloured_cells_sends_no_styles(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.apply(SLOW_SPEC)
+    states_ws.campaign("slow").add_rows([{"n": "1"}])
+    states_ws.campaign("slow").run(["crawl"])
+    app.session_state["campaign"] = "slow"
+    app.run()
+    assert grid(app).loc[1, "crawl"] == "probe(1)"
+    assert not app.dataframe[0].proto.arrow_data.HasField("styler")  # a Styler would double what is sent
+
+
+@pytest.mark.parametrize(
+    ("edited_rows", "match"),
+    [
+        ({}, True),
+        ({"0": {"email": "ann@acme.com"}}, True),  # the edit landed: the editor may keep holding it
+        ({0: {"employees": 40.0}}, True),  # a number typed into a number column
+        ({"1": {"first": None}}, False),  # cleared, but the workspace still has Bob
+        ({"2": {"first": "Cyrus"}}, False),  # not saved (refused, or changed since by someone else)
+        ({"9": {"first": "Zed"}}, False),  # no such row on this page
+    ],
+)
+def test_the_editor_keeps_its_edits_only_while_they_match(edited_rows: dict, match: bool) -> None:  # type: ignore[type-arg]
+    from ui.grid import edits_match
+
+    frame = pd.DataFrame(
+        {"email": ["ann@acme.com", "bob@globex.io", "cy@initech.org"], "first": ["Ann", "Bob", "Cy"],
+         "employees": [40, 900, 12]},
+        index=pd.Index([1, 2, 3], name="row"),
+    )
+    assert edits_match({"edited_rows": edited_rows}, frame) is match
+
+
 def test_bad_input_value_is_a_friendly_error(app: AppTest, states_ws: Workspace) -> None:
     open_cell(app.run(), 1, "employees")
     box = panel_box(app)

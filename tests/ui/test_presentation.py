@@ -27,6 +27,7 @@ def cell(status: Status, value: object = None, **fields: object) -> Cell:
         (cell(Status.NOT_FOUND), False, "∅ no data", "muted"),
         (cell(Status.ERROR, error_code="timeout", error_hint="run again"), False, "⚠ timeout: run again", "error"),
         (cell(Status.PINNED, "mine"), False, "✎ mine", "pinned"),
+        (cell(Status.CONFIRMED, "mine"), False, "✎ mine  (confirmed)", "pinned"),
     ],
 )
 def test_each_state_reads_as_design_says(given: Cell, manual: bool, shown: str, style: str) -> None:
@@ -49,8 +50,13 @@ def test_json_values_become_markdown_lists_and_plain_text() -> None:
 
 def test_run_again_is_offered_once_a_cell_has_run() -> None:
     assert [s.value for s in Status if cells.can_run_again(cell(s))] == [
-        "done", "stale", "skipped", "not_found", "error", "pinned",
+        "done", "stale", "skipped", "not_found", "error", "pinned", "confirmed",
     ]
+
+
+def test_every_state_has_a_panel_label() -> None:
+    labels = {s: cells.status_label(cell(s, waiting_on="x", error_code="timeout")) for s in Status}
+    assert all(labels.values()) and len(set(labels.values())) == len(Status)
 
 
 def test_run_request_becomes_cli_arguments() -> None:
