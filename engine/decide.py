@@ -98,90 +98,102 @@ def outcomes(
     table's column order; rows whose verdict is keep are left out (and, for STALE, cells with nothing to be
     stale about and cells waiting on a paid result computed in this run)."""
     verdict = table.column("verdict")
-    old_value, old_key = table.column("old_value"), table.column("old_key")
-    n = table.num_rows
-    string = pa.string()
-    no_text = pa.scalar(None, string)
     if plan.action is Action.RUN:
-        runs = pc.equal(verdict, "run")
-        waits = pc.starts_with(verdict, "wait:")
-        blocks = pc.starts_with(verdict, "block:")
-        if source.claim:
-            value, status, key = old_value, _const(Status.RUNNING.value, n, string), old_key
-            if source.memo:
-                answered = pc.is_valid(table.column("memo_status"))
-                value = pc.if_else(answered, table.column("memo_value"), old_value)
-                status = pc.coalesce(table.column("memo_status"), status)
-                key = pc.if_else(answered, table.column("key"), old_key)
-        else:
-            value, key = table.column("new_value"), table.column("key")
-            status = table.column("batch_status") if source.batch else _const(Status.DONE.value, n, string)
-        otherwise = pc.if_else(waits, "waiting", pc.if_else(pc.equal(verdict, "skip"), "skipped", "error"))
-        codes = pc.if_else(
-            blocks, ErrorCode.UPSTREAM_ERROR.value,
-            pc.if_else(
-                pc.equal(verdict, "disabled"), ErrorCode.ACTION_DISABLED.value,
-                pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
-            ),
-        )
-        messages = pc.if_else(
-            blocks, pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
-            pc.if_else(
-                pc.equal(verdict, "disabled"), "the step is disabled",
-                pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", no_text),
-            ),
-        )
-        batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
-        batch_message = table.column("batch_message") if source.batch else pa.nulls(n, string)
-        columns = {
-            "value": pc.if_else(runs, value, pc.if_else(waits, old_value, pa.nulls(n, old_value.type))),
-            "status": pc.if_else(runs, status, otherwise),
-            "key": pc.if_else(pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pa.nulls(n, pa.uint64())),
-            "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
-            "error_code": pc.if_else(runs, batch_code, codes),
-            "error_message": pc.if_else(runs, batch_message, messages),
-            "cost": (
-                pc.if_else(runs, pc.fill_null(table.column("batch_cost"), 0.0), 0.0)
-                if source.batch else _const(0.0, n, pa.float64())
-            ),
-            "cached": pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_()),
-        }
-        keep = pc.not_equal(verdict, KEEP)
+        columns, written = _ran(table, source), pc.not_equal(verdict, KEEP)
     else:
-        blame = plan.blame or ""
-        fixed = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[
-            plan.action
-        ]
-        block = plan.action is Action.BLOCK
-        columns = {
-            "value": pa.nulls(n, old_value.type) if block else old_value,
-            "status": _const(fixed, n, string),
-            "key": old_key if plan.action in (Action.QUEUE, Action.STALE) else pa.nulls(n, pa.uint64()),
-            "waiting_on": _const(blame if plan.action is Action.WAIT else None, n, string),
-            "error_code": _const(ErrorCode.UPSTREAM_ERROR.value if block else None, n, string),
-            "error_message": _const(f"upstream cell {blame} failed" if block else None, n, string),
-            "cost": _const(0.0, n, pa.float64()),
-            "cached": pa.nulls(n, pa.bool_()),
-        }
+        columns = _marked(table, plan)
         if plan.action is Action.QUEUE:
-            keep = pc.not_equal(verdict, KEEP)
+            written = pc.not_equal(verdict, KEEP)
         elif plan.action is Action.STALE:
             # a manual cell whose input is being computed now is judged when that result is in
-            pending = pa.array(sorted("wait:" + c for c in claimed), type=string)
-            keep = pc.and_(
+            pending = pa.array(sorted("wait:" + c for c in claimed), type=pa.string())
+            written = pc.and_(
                 pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=SETTLED_BEFORE)),
                 pc.invert(pc.is_in(verdict, value_set=pending)),
             )
         else:
-            keep = _const(True, n, pa.bool_())
-    return _step_table(table.column("row_id"), columns, keep, run_id=run_id, now=now)
+            written = _const(True, table.num_rows, pa.bool_())
+    return _step_table(table.column("row_id"), columns, written, run_id=run_id, now=now)
+
+
+def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
+    """The decided columns of a RUN: cells whose verdict is run take their value from `source`; the others wait,
+    are skipped, or fail (blocked upstream, disabled, missing a required field)."""
+    verdict = table.column("verdict")
+    old_value, old_key = table.column("old_value"), table.column("old_key")
+    n = table.num_rows
+    string = pa.string()
+    no_text = pa.scalar(None, string)
+    runs = pc.equal(verdict, "run")
+    waits = pc.starts_with(verdict, "wait:")
+    blocks = pc.starts_with(verdict, "block:")
+    if source.claim:
+        value, status, key = old_value, _const(Status.RUNNING.value, n, string), old_key
+        if source.memo:
+            answered = pc.is_valid(table.column("memo_status"))
+            value = pc.if_else(answered, table.column("memo_value"), old_value)
+            status = pc.coalesce(table.column("memo_status"), status)
+            key = pc.if_else(answered, table.column("key"), old_key)
+    else:
+        value, key = table.column("new_value"), table.column("key")
+        status = table.column("batch_status") if source.batch else _const(Status.DONE.value, n, string)
+    otherwise = pc.if_else(waits, "waiting", pc.if_else(pc.equal(verdict, "skip"), "skipped", "error"))
+    codes = pc.if_else(
+        blocks, ErrorCode.UPSTREAM_ERROR.value,
+        pc.if_else(
+            pc.equal(verdict, "disabled"), ErrorCode.ACTION_DISABLED.value,
+            pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
+        ),
+    )
+    messages = pc.if_else(
+        blocks, pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
+        pc.if_else(
+            pc.equal(verdict, "disabled"), "the step is disabled",
+            pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", no_text),
+        ),
+    )
+    batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
+    batch_message = table.column("batch_message") if source.batch else pa.nulls(n, string)
+    return {
+        "value": pc.if_else(runs, value, pc.if_else(waits, old_value, pa.nulls(n, old_value.type))),
+        "status": pc.if_else(runs, status, otherwise),
+        "key": pc.if_else(pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pa.nulls(n, pa.uint64())),
+        "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
+        "error_code": pc.if_else(runs, batch_code, codes),
+        "error_message": pc.if_else(runs, batch_message, messages),
+        "cost": (
+            pc.if_else(runs, pc.fill_null(table.column("batch_cost"), 0.0), 0.0)
+            if source.batch else _const(0.0, n, pa.float64())
+        ),
+        "cached": pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_()),
+    }
+
+
+def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
+    """The decided columns of QUEUE, STALE, WAIT and BLOCK: a state (with what it waits on or what failed)
+    over the old value and key, or no value for a blocked cell."""
+    old_value, old_key = table.column("old_value"), table.column("old_key")
+    n = table.num_rows
+    blame = plan.blame or ""
+    fixed = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[plan.action]
+    block = plan.action is Action.BLOCK
+    return {
+        "value": pa.nulls(n, old_value.type) if block else old_value,
+        "status": _const(fixed, n, pa.string()),
+        "key": old_key if plan.action in (Action.QUEUE, Action.STALE) else pa.nulls(n, pa.uint64()),
+        "waiting_on": _const(blame if plan.action is Action.WAIT else None, n, pa.string()),
+        "error_code": _const(ErrorCode.UPSTREAM_ERROR.value if block else None, n, pa.string()),
+        "error_message": _const(f"upstream cell {blame} failed" if block else None, n, pa.string()),
+        "cost": _const(0.0, n, pa.float64()),
+        "cached": pa.nulls(n, pa.bool_()),
+    }
 
 
 def _step_table(
-    row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], keep: pa.Array, *, run_id: int, now: datetime
+    row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], written: pa.Array, *, run_id: int, now: datetime
 ) -> pa.Table:
-    """The decided columns of the rows in `keep`, with the derived ones, in the step tables' column order."""
-    decided = pa.table({"row_id": row_ids, **columns}).filter(keep)
+    """The decided columns of the rows in `written`, with the derived ones, in the step tables' column order."""
+    decided = pa.table({"row_id": row_ids, **columns}).filter(written)
     n = decided.num_rows
     status = decided.column("status")
     hints = pa.array([HINTS[ErrorCode(c)] for c in sorted(HINTS, key=lambda c: c.value)])

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
-KEEP = "keep"
+KEEP = decide.KEEP  # the verdict of a cell that already holds the result for its key
 NOTHING_WRITTEN = pa.table({"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())})
 
 
