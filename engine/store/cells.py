@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
-from engine.store.schema import STEP_COLUMNS, literal, quote
-from engine.types import SETTLED, Status
+from engine.store.schema import STEP_COLUMNS, literal
 
 # Up to this many rows, scopes are inlined as literals so DuckDB prunes row groups with min/max statistics
 # and the cost of an edit does not grow with the size of the campaign.
@@ -64,24 +63,6 @@ def key_expression(version: str, value_refs: Sequence[str]) -> str:
     """
     parts = [literal(version)] + [f"coalesce(to_json({ref}), 'null')" for ref in value_refs]
     return f"md5_number_lower(concat_ws(chr(31), {', '.join(parts)}))"
-
-
-def settled_list() -> str:
-    return ", ".join(literal(s.value) for s in sorted(SETTLED, key=lambda s: s.value))
-
-
-def gate_expression(step_deps: Sequence[str], readable: Iterable[Status] | None = None) -> str:
-    """SQL for `planner.dependency_gate` over live statuses: NULL, 'block:<dep>' or 'wait:<dep>'. `readable`
-    narrows the upstream statuses a step may read (an export reads only current values)."""
-    if not step_deps:
-        return "NULL::VARCHAR"
-    allowed = settled_list() if readable is None else ", ".join(literal(s.value) for s in sorted(readable))
-    whens = []
-    for dep in step_deps:
-        status = f"coalesce({quote('s_' + dep)}, 'empty')"
-        whens.append(f"WHEN {status} = 'error' THEN {literal('block:' + dep)}")
-        whens.append(f"WHEN {status} NOT IN ({allowed}) THEN {literal('wait:' + dep)}")
-    return "CASE " + " ".join(whens) + " ELSE NULL END"
 
 
 def merge_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str, scope: Scope) -> None:
