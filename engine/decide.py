@@ -22,6 +22,9 @@ from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, SETTLED
 KEEP = "keep"
 # A manual cell goes stale only from these statuses (an empty or queued one has nothing to be stale about).
 SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error"])
+# Each error code with a hint, and the hint, in the same order.
+HINTED_CODES = pa.array([code.value for code in HINTS])
+HINT_TEXTS = pa.array(list(HINTS.values()))
 KEYED = pa.array(["skip", "missing"])  # verdicts other than run whose cell records the key it was judged under
 
 
@@ -196,9 +199,7 @@ def _step_table(
     decided = pa.table({"row_id": row_ids, **columns}).filter(written)
     n = decided.num_rows
     status = decided.column("status")
-    hints = pa.array([HINTS[ErrorCode(c)] for c in sorted(HINTS, key=lambda c: c.value)])
-    codes = pa.array([c.value for c in sorted(HINTS, key=lambda c: c.value)])
-    positions = pc.index_in(decided.column("error_code"), value_set=codes)
+    positions = pc.index_in(decided.column("error_code"), value_set=HINTED_CODES)
     stamp = pa.scalar(now, pa.timestamp("us"))
     return pa.table({
         "row_id": decided.column("row_id"),
@@ -208,7 +209,7 @@ def _step_table(
         "waiting_on": decided.column("waiting_on"),
         "error_code": decided.column("error_code"),
         "error_message": decided.column("error_message"),
-        "error_hint": pc.take(hints, positions),
+        "error_hint": pc.take(HINT_TEXTS, positions),
         "cost": decided.column("cost").cast(pa.float64()),
         "started_at": _const(now, n, pa.timestamp("us")),
         "finished_at": pc.if_else(pc.equal(status, Status.RUNNING.value), pa.scalar(None, pa.timestamp("us")), stamp),

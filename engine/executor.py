@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = decide.KEEP  # the verdict of a cell that already holds the result for its key
-NOTHING_WRITTEN = pa.table({"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())})
+NOTHING_WRITTEN = pa.table(
+    {"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())}
+)
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,8 @@ class Executor:
         if options.run_if:
             facts.append(f"coalesce(({options.run_if})::BOOLEAN, FALSE) AS _run_if")
         if options.required:
-            facts.append(" OR ".join(f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required) + " AS _missing")
+            empty = (f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
+            facts.append(" OR ".join(empty) + " AS _missing")
         gathered = self.con.sql(
             f"""SELECT *{''.join(', ' + f for f in facts)}
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,

@@ -3,40 +3,19 @@ that may reach it, and a bare TCP listener that counts the connections it gets."
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine import Workspace
-from tests.support.provider import REPO
+from tests.support.servers import LocalServer, start_process
 
 
-@dataclass
-class Receiver:
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _call(self, path: str, payload: dict[str, Any] | None = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(self.base + path, data=data, method="POST" if data else "GET")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
+class Receiver(LocalServer):
     def requests(self) -> list[dict[str, Any]]:
         return list(self._call("/ledger")["requests"])
 
@@ -46,29 +25,9 @@ class Receiver:
     def posts(self) -> int:
         return int(self._call("/count")["posts"])
 
-    def control(self, **settings: Any) -> None:
-        self._call("/control", settings)
-
-    def reset(self) -> None:
-        self._call("/reset", {})
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
-
 
 def start_receiver(lifetime: float = 900.0) -> Receiver:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.actions.receiver", "--lifetime", str(lifetime)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("PORT "):
-        process.kill()
-        raise RuntimeError(f"the receiver did not start: {line!r}")
-    return Receiver(process, int(line.split()[1]))
+    return Receiver(*start_process("tests.actions.receiver", "--lifetime", str(lifetime), what="the receiver"))
 
 
 @pytest.fixture(scope="session")
