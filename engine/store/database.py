@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -30,6 +31,8 @@ _CONNECT_LOCK = threading.Lock()
 # edits adding ~2.5 KB each, the sum of replays and checkpoints per edit is lowest when the log is folded at
 # sqrt(8 x checkpoint ms x 2.5 KB): ~20 KB for a small workspace, ~80 KB at a million records.
 WAL_MIN_BYTES = 16 * 1024
+# A process waiting for the file retries at least twice within this pause that its holder makes for it.
+TURN_SECONDS = 0.05
 
 
 def wal_checkpoint_bytes(file_bytes: int) -> int:
@@ -53,7 +56,26 @@ class Database:
         self.path = path
         self.busy_timeout = busy_timeout
 
+    def _waiting_marker(self) -> Path:
+        return self.path.parent / "control" / f"waiting-{os.getpid()}"
+
+    def _let_waiters_in(self) -> None:
+        """Take turns: when another live process is waiting for the file, pause once so it can open it (without
+        this, a process that writes in a loop reopens the file before a waiting one's next retry)."""
+        for marker in self.path.parent.glob("control/waiting-*"):
+            pid = int(marker.name.removeprefix("waiting-") or 0)
+            if pid != os.getpid() and _alive(pid):
+                time.sleep(TURN_SECONDS)
+                return
+
     def _open(self) -> duckdb.DuckDBPyConnection:
+        self._let_waiters_in()
+        try:
+            return self._connect()
+        finally:
+            self._waiting_marker().unlink(missing_ok=True)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.005
         while True:
@@ -76,8 +98,12 @@ class Database:
                         f"for {self.busy_timeout:.0f}s",
                         hint="wait for the other runsheet command to finish, or stop it",
                     ) from err
+                marker = self._waiting_marker()
+                if not marker.exists():
+                    marker.parent.mkdir(exist_ok=True)
+                    marker.touch()
                 time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.1)
+                delay = min(delay * 2, TURN_SECONDS / 2)
 
     def _wal_bytes(self) -> int:
         try:
@@ -105,6 +131,16 @@ class Database:
                 con.execute("CHECKPOINT")
         finally:
             con.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> Any:
