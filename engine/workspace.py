@@ -89,6 +89,11 @@ class Workspace:
                 grant(con, STARTING_CREDITS, "starting credits")
         return cls(folder, busy_timeout=busy_timeout)
 
+    def release(self) -> None:
+        """Give the database file up now. Between transactions this process keeps it open for a moment (a reopen
+        costs more than most edits); a program that hands the file to another process at once calls this."""
+        self.db.release()
+
     def campaigns(self) -> list[str]:
         with self.db.transaction() as con:
             return campaign_names(con)

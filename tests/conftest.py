@@ -4,7 +4,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from engine import PROBE_LEDGER, RunReport, Workspace
@@ -56,10 +55,7 @@ def assert_ran(report: RunReport, did: Iterable[str] = (), did_not: Iterable[str
 
 
 def snapshot(ws: Workspace) -> dict[str, Any]:
-    """Every table of the workspace, sorted, for before/after comparisons."""
-    con = duckdb.connect(str(ws.db.path), read_only=True)
-    try:
+    """Every table of the workspace, sorted, for before/after comparisons (read in a transaction rolled back)."""
+    with ws.db.transaction(commit=False) as con:
         names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
         return {name: sorted(map(repr, con.execute(f'SELECT * FROM "{name}"').fetchall())) for name in names}
-    finally:
-        con.close()

@@ -22,7 +22,7 @@ import pyarrow as pa
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
 from engine.sql.needs import EVERYTHING, Needs
 from engine.sql.views import SYSTEM_VIEWS, CampaignLayout, create_views, read_layouts
-from engine.store.database import is_lock_error
+from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
 
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -159,6 +159,7 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) 
     deadline = time.monotonic() + busy_timeout
     delay = 0.005
     while True:
+        release(db_path)  # this process's own hold on the file (engine/store/database.py) would refuse the attach
         try:
             con.execute(f"ATTACH {literal(str(db_path))} AS ws (READ_ONLY)")
             return

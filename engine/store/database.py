@@ -1,12 +1,17 @@
 """Short-lived DuckDB connections to the workspace file, with retry on the lock another process holds.
 
-DuckDB lets one process at a time open a file. Every operation opens a connection, runs one transaction and
-closes it, so the UI, a CLI batch job and a reader can take turns on one workspace. Never hold a connection
-across slow work (a provider call, a user's prompt).
+DuckDB lets one process at a time open a file. Every operation runs one transaction on a connection of its
+own, so the UI, a CLI batch job and a reader can take turns on one workspace. Never hold a transaction across
+slow work (a provider call, a user's prompt).
+
+Opening the file costs more than most edits (30 ms at a million records: the catalog, the write-ahead log),
+so a process keeps it open for LINGER_SECONDS after its last transaction and gives it up at once when another
+process is waiting for it (see `_Holder`).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -33,6 +38,8 @@ _CONNECT_LOCK = threading.Lock()
 WAL_MIN_BYTES = 16 * 1024
 # A process waiting for the file retries at least twice within this pause that its holder makes for it.
 TURN_SECONDS = 0.05
+# How long a process keeps the file open after its last transaction, unless another process is waiting.
+LINGER_SECONDS = 0.2
 
 
 def wal_checkpoint_bytes(file_bytes: int) -> int:
@@ -49,6 +56,49 @@ def is_lock_error(err: Exception) -> bool:
     return isinstance(err, duckdb.IOException) and ("lock" in text.lower() or "Conflicting" in text)
 
 
+class _Holder:
+    """This process's hold on one workspace file: a connection that keeps DuckDB's instance of the file open
+    between transactions, each of which runs on a cursor of it (a cursor costs microseconds, an open 30 ms)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.active = 0  # transactions running on it
+        self.generation = 0  # counts transactions started, so a timer set by an earlier one can tell it is late
+
+    def close(self) -> None:
+        """Give the file up (the caller holds `lock`)."""
+        if self.con is not None:
+            with _CONNECT_LOCK:
+                self.con.close()
+            self.con = None
+
+
+_HOLDERS: dict[str, _Holder] = {}
+_HOLDERS_LOCK = threading.Lock()
+
+
+def _holder(path: Path) -> _Holder:
+    with _HOLDERS_LOCK:
+        if not _HOLDERS:
+            atexit.register(release_all)
+        return _HOLDERS.setdefault(str(path.resolve()), _Holder())
+
+
+def release(path: Path) -> None:
+    """Give up this process's hold on the file at `path` now, unless a transaction is running on it (the read-only
+    query sandbox attaches the file from an instance of its own, which DuckDB refuses while this one is open)."""
+    holder = _holder(path)
+    with holder.lock:
+        if holder.active == 0:
+            holder.close()
+
+
+def release_all() -> None:
+    for path in list(_HOLDERS):
+        release(Path(path))
+
+
 class Database:
     """Opens transactions on one DuckDB file, waiting (up to `busy_timeout` seconds) while another process has it."""
 
@@ -56,20 +106,26 @@ class Database:
         self.path = path
         self.busy_timeout = busy_timeout
 
+    def release(self) -> None:
+        """Give up this process's hold on the file now (see `release`)."""
+        release(self.path)
+
     def _waiting_marker(self) -> Path:
         return self.path.parent / "control" / f"waiting-{os.getpid()}"
 
-    def _let_waiters_in(self) -> None:
-        """Take turns: when another live process is waiting for the file, pause once so it can open it (without
-        this, a process that writes in a loop reopens the file before a waiting one's next retry)."""
+    def _someone_waiting(self) -> bool:
+        """Whether another live process has left a marker saying it waits for the file."""
         for marker in self.path.parent.glob("control/waiting-*"):
             pid = int(marker.name.removeprefix("waiting-") or 0)
             if pid != os.getpid() and _alive(pid):
-                time.sleep(TURN_SECONDS)
-                return
+                return True
+        return False
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self._let_waiters_in()
+        # Take turns: when another live process is waiting for the file, pause once so it can open it (without
+        # this, a process that writes in a loop reopens the file before a waiting one's next retry).
+        if self._someone_waiting():
+            time.sleep(TURN_SECONDS)
         try:
             return self._connect()
         finally:
@@ -111,11 +167,43 @@ class Database:
         except FileNotFoundError:
             return 0
 
+    def _begin(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one transaction, on this process's hold of the file (opened if needed)."""
+        holder = _holder(self.path)
+        with holder.lock:
+            if holder.con is None:
+                holder.con = self._open()
+            holder.active += 1
+            holder.generation += 1
+            try:
+                with _CONNECT_LOCK:
+                    return holder.con.cursor()
+            except BaseException:
+                holder.active -= 1
+                raise
+
+    def _end(self) -> None:
+        """After a transaction: give the file up at once if another process waits for it, else in LINGER_SECONDS
+        unless another transaction has started by then."""
+        holder = _holder(self.path)
+        with holder.lock:
+            holder.active -= 1
+            if holder.active:
+                return
+            if self._someone_waiting():
+                holder.close()
+                return
+            generation = holder.generation
+        wal = self.path.with_name(self.path.name + ".wal")
+        timer = threading.Timer(LINGER_SECONDS, _release_if_idle, args=(holder, generation, wal))
+        timer.daemon = True
+        timer.start()
+
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One connection, one transaction: committed if the block succeeds (and `commit`), rolled back if it
         raises. `commit=False` is a dry run: work out what a request would do, then leave no trace."""
-        con = self._open()
+        con = self._begin()
         try:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -131,6 +219,21 @@ class Database:
                 con.execute("CHECKPOINT")
         finally:
             con.close()
+            self._end()
+
+
+def _release_if_idle(holder: _Holder, generation: int, wal: Path) -> None:
+    """The linger is over: give the file up, first folding the write-ahead log into it, so the next process to
+    open the file (or this one, later) does not replay it (up to 30 ms at a million records)."""
+    with holder.lock:
+        if holder.active or holder.generation != generation or holder.con is None:
+            return
+        if wal.exists() and wal.stat().st_size:
+            try:
+                holder.con.execute("CHECKPOINT")
+            except duckdb.Error as err:  # another instance's transaction, say: the next open replays the log
+                log.debug("idle checkpoint skipped: %s", err)
+        holder.close()
 
 
 def _alive(pid: int) -> bool:

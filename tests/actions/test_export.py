@@ -15,7 +15,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from engine import ErrorCode, Status, Workspace
@@ -56,11 +55,8 @@ def verify(delivery: dict) -> bool:
 
 
 def outbox(ws: Workspace) -> dict[str, int]:
-    con = duckdb.connect(str(ws.db.path), read_only=True)
-    try:
+    with ws.db.transaction(commit=False) as con:
         return dict(con.execute("SELECT status, count(*) FROM outbox GROUP BY 1").fetchall())
-    finally:
-        con.close()
 
 
 @pytest.fixture(autouse=True)

@@ -427,6 +427,7 @@ def test_busy_workspace_says_so_instead_of_failing(
     app: AppTest, states_ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNSHEET_UI_BUSY_TIMEOUT", "0.3")
+    states_ws.release()  # this process keeps the file open for a moment after its last transaction
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(states_ws.path / "runsheet.duckdb")],
         stdout=subprocess.PIPE, text=True,

@@ -1,0 +1,58 @@
+"""A process keeps the workspace file open for a moment between its transactions, and gives it up: when the
+moment is over (folding the write-ahead log first), at once when asked, and to a process waiting for it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine import Campaign, Workspace
+from engine.store import database
+
+# Opens the file the plain way, without waiting: it fails while another process holds the file.
+PLAIN_OPEN = "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('opened')"
+
+
+def plain_open(path: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", PLAIN_OPEN, path], capture_output=True, text=True, timeout=60)
+
+
+def test_transactions_close_together_share_one_open_of_the_file(
+    ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opens = []
+    real_open = database.Database._open
+    monkeypatch.setattr(database.Database, "_open", lambda self: opens.append(1) or real_open(self))
+    ws.release()
+    for k in range(5):
+        basic.set(1, "first", f"name{k}")
+    assert basic.cell(1, "greet").value.startswith("Hi name4")
+    assert len(opens) == 1
+
+
+def test_the_file_is_given_up_after_the_linger_with_its_log_folded(ws: Workspace, basic: Campaign) -> None:
+    basic.set(2, "first", "Zed")
+    wal = ws.db.path.with_name(ws.db.path.name + ".wal")
+    assert wal.stat().st_size > 0
+    assert "lock" in plain_open(str(ws.db.path)).stderr.lower()  # still held right after the edit
+    time.sleep(database.LINGER_SECONDS + 0.5)
+    assert plain_open(str(ws.db.path)).stdout.strip() == "opened"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_release_gives_the_file_up_at_once(ws: Workspace, basic: Campaign) -> None:
+    basic.set(2, "first", "Zed")
+    ws.release()
+    assert plain_open(str(ws.db.path)).stdout.strip() == "opened"
+    assert basic.cell(2, "greet").value.startswith("Hi Zed")  # and this process opens it again when needed
+
+
+def test_a_query_right_after_an_edit_reads_it(ws: Workspace, basic: Campaign) -> None:
+    """The read-only query sandbox attaches the file from an instance of its own: this process's hold on the
+    file is given up first, or DuckDB would refuse it."""
+    basic.set(3, "first", "Ada")
+    answer = ws.query("SELECT greet FROM t WHERE first = 'Ada'")
+    assert answer["greet"].to_list()[0].startswith("Hi Ada")
