@@ -43,6 +43,10 @@ BASELINE = """CREATE OR REPLACE TEMP TABLE baseline AS SELECT r.row_id,
     JOIN {company} c USING (row_id) JOIN {employees} n USING (row_id)"""
 EDITS = 15
 REPEATS = 3
+# Cold edits are this far apart: past the time a process keeps the file open after its last transaction
+# (engine/store/database.py), so each one opens the file again, as a user's edits seconds apart in the UI do.
+COLD_PAUSE_S = 1.0
+SCENARIOS = ("build", "edit", "edit_cold", "recompute", "baseline")
 RESULTS = Path(__file__).parent / "results" / "reactive_core.json"
 
 
@@ -75,10 +79,12 @@ def scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
         times.append(time.perf_counter() - started)
         return {"median_s": times[0], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     campaign = Workspace(folder).campaign("bench")
-    if name == "edit":
+    if name in ("edit", "edit_cold"):
         step = max(rows // EDITS, 1)
         for k in range(EDITS):
-            row = 1 + k * step
+            row = 1 + k * step + (name == "edit_cold")
+            if name == "edit_cold":
+                time.sleep(COLD_PAUSE_S)
             started = time.perf_counter()
             campaign.set(row, "email", f"edited{k}.{time.time_ns()}@new{k}.example")
             times.append(time.perf_counter() - started)
@@ -97,11 +103,19 @@ def scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
         tables = dict(con.execute("SELECT name, table_name FROM columns").fetchall())
         rows_table = con.execute("SELECT rows_table FROM campaigns").fetchall()[0][0]
         sql = BASELINE.format(rows=rows_table, **tables)
+        stored: list[float] = []
         for _ in range(REPEATS):
             started = time.perf_counter()
             con.execute(sql)
             times.append(time.perf_counter() - started)
+            # the same statement keeping its result in the workspace file, as the engine must
+            started = time.perf_counter()
+            con.execute(sql.replace("CREATE OR REPLACE TEMP TABLE baseline", "CREATE OR REPLACE TABLE baseline_stored"))
+            stored.append(time.perf_counter() - started)
+        con.execute("DROP TABLE baseline_stored")
         con.close()
+        return {"median_s": statistics.median(times), "stored_s": statistics.median(stored),
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"median_s": statistics.median(times), "peak_rss_mib": peak_mib}
 
@@ -121,21 +135,27 @@ def main() -> None:
         for rows in sizes:
             folder = Path(tmp) / f"ws{rows}"
             figures[str(rows)] = {
-                name: run_scenario(folder, name, rows) for name in ("build", "edit", "recompute", "baseline")
+                name: run_scenario(folder, name, rows) for name in SCENARIOS
             }
     small, large = str(sizes[0]), str(sizes[-1])
     edit_small = figures[small]["edit"]["median_s"] * 1000
     edit_large = figures[large]["edit"]["median_s"] * 1000
+    cold_small = figures[small]["edit_cold"]["median_s"] * 1000
+    cold_large = figures[large]["edit_cold"]["median_s"] * 1000
     recompute = figures[large]["recompute"]["median_s"]
     baseline = figures[large]["baseline"]["median_s"]
     print(f"reactive core, {int(large):,} records, 8 step columns (7 formulas + 1 probe)")
-    print(f"  edit one input cell, median of {EDITS}: {edit_large:.1f} ms (target <= 100 ms)")
+    print(f"  edit one input cell, median of {EDITS} back to back: {edit_large:.1f} ms (target <= 100 ms)")
     print(f"  same edit on {int(small):,} records:      {edit_small:.1f} ms; ratio {edit_large / edit_small:.2f}x (target <= 2x)")
+    print(f"  edits {COLD_PAUSE_S:g} s apart (the file opened each time): {cold_large:.1f} ms (target <= 100 ms)")
+    print(f"  same on {int(small):,} records:      {cold_small:.1f} ms; ratio {cold_large / cold_small:.2f}x (target <= 2x)")
     print(f"  full recompute of the 7 formulas:   {recompute:.3f} s")
     print(f"  one hand-written DuckDB statement:  {baseline:.3f} s; ratio {recompute / baseline:.2f}x (target <= 2x)")
+    stored = figures[large]["baseline"]["stored_s"]
+    print(f"  the same statement storing its result in the file: {stored:.3f} s; ratio {recompute / stored:.2f}x")
     for rows in sizes:
         peaks = ", ".join(
-            f"{n} {figures[str(rows)][n]['peak_rss_mib']:.0f} MiB" for n in ("build", "edit", "recompute", "baseline")
+            f"{n} {figures[str(rows)][n]['peak_rss_mib']:.0f} MiB" for n in SCENARIOS
         )
         print(f"  peak RSS at {rows:,} rows: {peaks}")
     RESULTS.parent.mkdir(exist_ok=True)

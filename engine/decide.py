@@ -128,8 +128,6 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     string = pa.string()
     no_text = pa.scalar(None, string)
     runs = pc.equal(verdict, "run")
-    waits = pc.starts_with(verdict, "wait:")
-    blocks = pc.starts_with(verdict, "block:")
     if source.claim:
         value, status, key = old_value, _const(Status.RUNNING.value, n, string), old_key
         if source.memo:
@@ -140,6 +138,17 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     else:
         value, key = table.column("new_value"), table.column("key")
         status = table.column("batch_status") if source.batch else _const(Status.DONE.value, n, string)
+    batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
+    batch_message = table.column("batch_message") if source.batch else pa.nulls(n, string)
+    cost = pc.fill_null(table.column("batch_cost"), 0.0) if source.batch else _const(0.0, n, pa.float64())
+    cached = pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_())
+    if pc.all(runs).as_py():  # a bulk run: every planned cell runs, so there is nothing to choose per row
+        return {
+            "value": value, "status": status, "key": key, "waiting_on": pa.nulls(n, string),
+            "error_code": batch_code, "error_message": batch_message, "cost": cost, "cached": cached,
+        }
+    waits = pc.starts_with(verdict, "wait:")
+    blocks = pc.starts_with(verdict, "block:")
     otherwise = pc.if_else(waits, "waiting", pc.if_else(pc.equal(verdict, "skip"), "skipped", "error"))
     codes = pc.if_else(
         blocks, ErrorCode.UPSTREAM_ERROR.value,
@@ -155,8 +164,6 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
             pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", no_text),
         ),
     )
-    batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
-    batch_message = table.column("batch_message") if source.batch else pa.nulls(n, string)
     return {
         "value": pc.if_else(runs, value, pc.if_else(waits, old_value, pa.nulls(n, old_value.type))),
         "status": pc.if_else(runs, status, otherwise),
@@ -164,11 +171,8 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
         "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
         "error_code": pc.if_else(runs, batch_code, codes),
         "error_message": pc.if_else(runs, batch_message, messages),
-        "cost": (
-            pc.if_else(runs, pc.fill_null(table.column("batch_cost"), 0.0), 0.0)
-            if source.batch else _const(0.0, n, pa.float64())
-        ),
-        "cached": pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_()),
+        "cost": pc.if_else(runs, cost, 0.0),
+        "cached": cached,
     }
 
 
@@ -196,10 +200,13 @@ def _step_table(
     row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], written: pa.Array, *, run_id: int, now: datetime
 ) -> pa.Table:
     """The decided columns of the rows in `written`, with the derived ones, in the step tables' column order."""
-    decided = pa.table({"row_id": row_ids, **columns}).filter(written)
+    decided = pa.table({"row_id": row_ids, **columns})
+    if not pc.all(written).as_py():  # a bulk run usually writes every planned cell: no copy then
+        decided = decided.filter(written)
     n = decided.num_rows
     status = decided.column("status")
-    positions = pc.index_in(decided.column("error_code"), value_set=HINTED_CODES)
+    codes = decided.column("error_code")
+    hints = pa.nulls(n, pa.string()) if codes.null_count == n else pc.take(HINT_TEXTS, pc.index_in(codes, HINTED_CODES))
     stamp = pa.scalar(now, pa.timestamp("us"))
     return pa.table({
         "row_id": decided.column("row_id"),
@@ -209,7 +216,7 @@ def _step_table(
         "waiting_on": decided.column("waiting_on"),
         "error_code": decided.column("error_code"),
         "error_message": decided.column("error_message"),
-        "error_hint": pc.take(HINT_TEXTS, positions),
+        "error_hint": hints,
         "cost": decided.column("cost").cast(pa.float64()),
         "started_at": _const(now, n, pa.timestamp("us")),
         "finished_at": pc.if_else(pc.equal(status, Status.RUNNING.value), pa.scalar(None, pa.timestamp("us")), stamp),

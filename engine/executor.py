@@ -277,7 +277,7 @@ class Executor:
         if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
-            merge_outcomes(self.con, self.campaign.tables[column], "_out", scope)
+            merge_outcomes(self.con, self.campaign.tables[column], "_out", scope, ordered=_ascending(out.column("row_id")))
             self._written.add(column)
         self._record(column, out, time.perf_counter() - started)
 
@@ -381,17 +381,20 @@ class Executor:
     def _find_formula_errors(self, out: pa.Table, deps: tuple[str, ...], expression: str) -> pa.Table:
         """TRY() keeps one bad row from failing the statement (which would abort the whole transaction); the rows
         where it gave NULL are checked for real errors, outside the transaction."""
-        outcomes = pl.from_arrow(out)
-        assert isinstance(outcomes, pl.DataFrame)
-        nulls = outcomes.filter((pl.col("status") == "done") & pl.col("value").is_null())["row_id"]
-        if nulls.len() == 0:
+        done_null = pc.and_(pc.equal(out.column("status"), Status.DONE.value), pc.is_null(out.column("value")))
+        nulls = pc.filter(out.column("row_id"), done_null)
+        if len(nulls) == 0:
             return out
         names = ", ".join(["row_id", *(quote(d) for d in deps)])
-        candidates = frame(self.con, f"SELECT {names} FROM _in WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [nulls.to_list()])
+        candidates = frame(
+            self.con, f"SELECT {names} FROM _in WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [nulls.to_pylist()]
+        )
         failures = failing_rows(candidates, expression)
         if not failures:
             return out
         code = ErrorCode.FORMULA_ERROR
+        outcomes = pl.from_arrow(out)
+        assert isinstance(outcomes, pl.DataFrame)
         failed = pl.col("row_id").is_in(list(failures))
         outcomes = outcomes.with_columns(
             status=pl.when(failed).then(pl.lit("error")).otherwise(pl.col("status")),
@@ -408,20 +411,19 @@ class Executor:
 
     def _record(self, column: str, out: pa.Table, seconds: float) -> None:
         """Add this column's outcomes to the report and the activity log (per cell for paid kinds)."""
-        outcomes = pl.from_arrow(out.select(["row_id", "status", "cost"]))
-        assert isinstance(outcomes, pl.DataFrame)
-        planned = self._in.select(["row_id", "verdict"])
-        kept = planned.filter(pc.equal(planned.column("verdict"), KEEP)).column("row_id")
+        status, row_ids = out.column("status"), out.column("row_id")
         groups = [
-            (status, part["row_id"])
-            for (status,), part in outcomes.group_by("status", maintain_order=True)
-            if status != Status.RUNNING.value  # claimed cells are reported when the runner has their results
+            (outcome, pc.filter(row_ids, pc.equal(status, outcome)))
+            for outcome in pc.unique(status).to_pylist()
+            if outcome != Status.RUNNING.value  # claimed cells are reported when the runner has their results
         ]
+        verdicts = self._in.column("verdict")
+        kept = pc.filter(self._in.column("row_id"), pc.equal(verdicts, KEEP))
         if len(kept):
-            groups.append((KEEP, pl.Series(kept)))
+            groups.append((KEEP, kept))
         for outcome, rows in groups:
-            listed = tuple(sorted(rows.to_list())) if rows.len() <= ROW_LIST_LIMIT else None
-            self.report.events.append(ExecutionEvent(column, str(outcome), rows.len(), listed))
+            listed = tuple(sorted(rows.to_pylist())) if len(rows) <= ROW_LIST_LIMIT else None
+            self.report.events.append(ExecutionEvent(column, str(outcome), len(rows), listed))
         if not groups:
             return
         free = kind_named(self.campaign.spec.column(column).kind).free
@@ -429,7 +431,7 @@ class Executor:
         # Paid cells that were settled here (skipped, missing a field, blocked) get one activity row each, like
         # the ones the runner computes; everything else is summed up per outcome.
         summed = [(o, rows) for o, rows in groups if free or o not in executed]
-        self._summaries += [[column, rows.len(), o, seconds * 1000] for o, rows in summed]
+        self._summaries += [[column, len(rows), o, seconds * 1000] for o, rows in summed]
         if not free and len(summed) < len(groups):
             self.con.execute(
                 f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
@@ -437,6 +439,12 @@ class Executor:
                 1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
                 WHERE status IN ({', '.join(literal(o) for o in executed)})"""
             )
+
+
+def _ascending(row_ids: pa.ChunkedArray) -> bool:
+    """Whether row ids are in strictly ascending order."""
+    ids = row_ids.combine_chunks() if isinstance(row_ids, pa.ChunkedArray) else row_ids
+    return len(ids) < 2 or bool(pc.all(pc.greater(ids[1:], ids[:-1])).as_py())
 
 
 def _all_kept(planned: pa.Table) -> bool:
