@@ -194,10 +194,23 @@ class Database:
                 holder.close()
                 return
             generation = holder.generation
-        wal = self.path.with_name(self.path.name + ".wal")
-        timer = threading.Timer(LINGER_SECONDS, _release_if_idle, args=(holder, generation, wal))
+        timer = threading.Timer(LINGER_SECONDS, self._release_if_idle, args=(holder, generation))
         timer.daemon = True
         timer.start()
+
+    def _release_if_idle(self, holder: _Holder, generation: int) -> None:
+        """The linger is over: give the file up, first folding the write-ahead log into it (unless another process
+        is waiting), so the next process to open the file, or this one later, does not replay it (up to 30 ms at
+        a million records)."""
+        with holder.lock:
+            if holder.active or holder.generation != generation or holder.con is None:
+                return
+            if self._wal_bytes() and not self._someone_waiting():
+                try:
+                    holder.con.execute("CHECKPOINT")
+                except duckdb.Error as err:  # another instance's transaction, say: the next open replays the log
+                    log.debug("idle checkpoint skipped: %s", err)
+            holder.close()
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -220,20 +233,6 @@ class Database:
         finally:
             con.close()
             self._end()
-
-
-def _release_if_idle(holder: _Holder, generation: int, wal: Path) -> None:
-    """The linger is over: give the file up, first folding the write-ahead log into it, so the next process to
-    open the file (or this one, later) does not replay it (up to 30 ms at a million records)."""
-    with holder.lock:
-        if holder.active or holder.generation != generation or holder.con is None:
-            return
-        if wal.exists() and wal.stat().st_size:
-            try:
-                holder.con.execute("CHECKPOINT")
-            except duckdb.Error as err:  # another instance's transaction, say: the next open replays the log
-                log.debug("idle checkpoint skipped: %s", err)
-        holder.close()
 
 
 def _alive(pid: int) -> bool:
