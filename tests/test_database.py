@@ -1,5 +1,5 @@
-"""A process keeps the workspace file open for a moment between its transactions, and gives it up: when the
-moment is over (folding the write-ahead log first), at once when asked, and to a process waiting for it."""
+"""A process keeps the workspace file open for a while between its transactions, and gives it up: when the
+while is over (folding the write-ahead log first), at once when asked, and to a process waiting for it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import pytest
 
 from engine import Campaign, Workspace
 from engine.store import database
+from tests.support.servers import REPO
 
 # Opens the file the plain way, without waiting: it fails while another process holds the file.
 PLAIN_OPEN = "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('opened')"
+# Reads a cell the engine's way, waiting for the file (and saying so) while another process has it.
+ENGINE_READ = "import sys; from engine import Workspace; print(Workspace(sys.argv[1]).campaign('t').cell(2, 'greet').value)"
 
 
 def plain_open(path: str) -> subprocess.CompletedProcess[str]:
@@ -33,7 +36,10 @@ def test_transactions_close_together_share_one_open_of_the_file(
     assert len(opens) == 1
 
 
-def test_the_file_is_given_up_after_the_linger_with_its_log_folded(ws: Workspace, basic: Campaign) -> None:
+def test_the_file_is_given_up_after_the_linger_with_its_log_folded(
+    ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "LINGER_SECONDS", 1.0)
     basic.set(2, "first", "Zed")
     wal = ws.db.path.with_name(ws.db.path.name + ".wal")
     assert wal.stat().st_size > 0
@@ -41,6 +47,18 @@ def test_the_file_is_given_up_after_the_linger_with_its_log_folded(ws: Workspace
     time.sleep(database.LINGER_SECONDS + 0.5)
     assert plain_open(str(ws.db.path)).stdout.strip() == "opened"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_a_waiting_process_gets_the_file_while_this_one_lingers(
+    ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "LINGER_SECONDS", 3600.0)  # only the waiter can make this process let go
+    basic.set(2, "first", "Zed")
+    reader = subprocess.run(
+        [sys.executable, "-c", ENGINE_READ, str(ws.path)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert (reader.returncode, reader.stdout.strip()) == (0, "Hi Zed at globex.io"), reader.stderr
+    assert basic.cell(2, "greet").value == "Hi Zed at globex.io"  # and this process opens it again
 
 
 def test_release_gives_the_file_up_at_once(ws: Workspace, basic: Campaign) -> None:

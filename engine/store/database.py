@@ -5,8 +5,8 @@ own, so the UI, a CLI batch job and a reader can take turns on one workspace. Ne
 slow work (a provider call, a user's prompt).
 
 Opening the file costs more than most edits (30 ms at a million records: the catalog, the write-ahead log),
-so a process keeps it open for LINGER_SECONDS after its last transaction and gives it up at once when another
-process is waiting for it (see `_Holder`).
+so a process keeps it open for LINGER_SECONDS after its last transaction, and gives it up within POLL_SECONDS
+when another process is waiting for it (see `_Holder`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ _CONNECT_LOCK = threading.Lock()
 WAL_MIN_BYTES = 16 * 1024
 # A process waiting for the file retries at least twice within this pause that its holder makes for it.
 TURN_SECONDS = 0.05
-# How long a process keeps the file open after its last transaction, unless another process is waiting.
-LINGER_SECONDS = 0.2
+# How long a process keeps the file open after its last transaction (a user's next edit in the grid, the next
+# request to the API) unless another process is waiting for it; and how often it looks for one meanwhile.
+LINGER_SECONDS = 5.0
+POLL_SECONDS = 0.02
 
 
 def wal_checkpoint_bytes(file_bytes: int) -> int:
@@ -64,7 +66,8 @@ class _Holder:
         self.lock = threading.Lock()
         self.con: duckdb.DuckDBPyConnection | None = None
         self.active = 0  # transactions running on it
-        self.generation = 0  # counts transactions started, so a timer set by an earlier one can tell it is late
+        self.idle_since = 0.0  # when the last transaction ended (time.monotonic)
+        self.watcher: threading.Thread | None = None  # gives the file up when idle (Database._watch)
 
     def close(self) -> None:
         """Give the file up (the caller holds `lock`)."""
@@ -95,8 +98,13 @@ def release(path: Path) -> None:
 
 
 def release_all() -> None:
+    """Give up every file this process holds, and let the watchers end (at exit: a watcher still holding its
+    connection then would leave it to the interpreter's teardown)."""
     for path in list(_HOLDERS):
         release(Path(path))
+    for holder in list(_HOLDERS.values()):
+        if holder.watcher is not None:
+            holder.watcher.join(timeout=4 * POLL_SECONDS)
 
 
 class Database:
@@ -173,8 +181,9 @@ class Database:
         with holder.lock:
             if holder.con is None:
                 holder.con = self._open()
+                holder.watcher = threading.Thread(target=self._watch, args=(holder, holder.con), daemon=True)
+                holder.watcher.start()
             holder.active += 1
-            holder.generation += 1
             try:
                 with _CONNECT_LOCK:
                     return holder.con.cursor()
@@ -183,34 +192,35 @@ class Database:
                 raise
 
     def _end(self) -> None:
-        """After a transaction: give the file up at once if another process waits for it, else in LINGER_SECONDS
-        unless another transaction has started by then."""
+        """After a transaction: give the file up at once if another process waits for it."""
         holder = _holder(self.path)
         with holder.lock:
             holder.active -= 1
-            if holder.active:
-                return
-            if self._someone_waiting():
+            holder.idle_since = time.monotonic()
+            if not holder.active and self._someone_waiting():
+                holder.close()
+
+    def _watch(self, holder: _Holder, con: duckdb.DuckDBPyConnection) -> None:
+        """While this process holds the file (as `con`): give it up as soon as it is idle and another process waits
+        for it, or once it has been idle for LINGER_SECONDS, then first folding the write-ahead log into the file so
+        the next open does not replay it (up to 30 ms at a million records)."""
+        while True:
+            time.sleep(POLL_SECONDS)
+            with holder.lock:
+                if holder.con is not con:  # given up meanwhile (release)
+                    return
+                if holder.active:
+                    continue
+                waiting = self._someone_waiting()
+                if not waiting and time.monotonic() - holder.idle_since < LINGER_SECONDS:
+                    continue
+                if not waiting and self._wal_bytes():
+                    try:
+                        con.execute("CHECKPOINT")
+                    except duckdb.Error as err:  # another instance's transaction, say: the next open replays it
+                        log.debug("idle checkpoint skipped: %s", err)
                 holder.close()
                 return
-            generation = holder.generation
-        timer = threading.Timer(LINGER_SECONDS, self._release_if_idle, args=(holder, generation))
-        timer.daemon = True
-        timer.start()
-
-    def _release_if_idle(self, holder: _Holder, generation: int) -> None:
-        """The linger is over: give the file up, first folding the write-ahead log into it (unless another process
-        is waiting), so the next process to open the file, or this one later, does not replay it (up to 30 ms at
-        a million records)."""
-        with holder.lock:
-            if holder.active or holder.generation != generation or holder.con is None:
-                return
-            if self._wal_bytes() and not self._someone_waiting():
-                try:
-                    holder.con.execute("CHECKPOINT")
-                except duckdb.Error as err:  # another instance's transaction, say: the next open replays the log
-                    log.debug("idle checkpoint skipped: %s", err)
-            holder.close()
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
