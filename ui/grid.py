@@ -86,14 +86,16 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         st.caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
     with bar:
         active_now = live.runs_bar(ws, name)
-    if polling != active_now:
-        st.rerun()  # a run started or ended: refresh the whole app (sidebar too) and start or stop polling
     with head:
         header(ws, campaign, spec)
     with tools:
         column_menu.toolbar(ws, campaign, spec, page)
     with panel_area:
         panel.render(ws, campaign, spec)
+    # A run started or ended: refresh the whole app (sidebar too) and start or stop polling. Only now, after the
+    # buttons above were drawn: a click that arrived with this run is acted on, not lost to the rerun.
+    if polling != active_now:
+        st.rerun()
 
 
 def header(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:

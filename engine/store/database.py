@@ -38,9 +38,10 @@ _CONNECT_LOCK = threading.Lock()
 WAL_MIN_BYTES = 16 * 1024
 # A process waiting for the file retries at least twice within this pause that its holder makes for it.
 TURN_SECONDS = 0.05
-# How long a process keeps the file open after its last transaction (a user's next edit in the grid, the next
-# request to the API) unless another process is waiting for it; and how often it looks for one meanwhile.
-LINGER_SECONDS = 5.0
+# How long a process keeps the file open after its last transaction (the grid's redraw after an edit, the next of
+# a burst of requests) unless another process is waiting for it; and how often it looks for one meanwhile. Kept
+# short: processes that share a workspace (the UI, its background runs, a CLI) otherwise hand it over far more.
+LINGER_SECONDS = 0.25
 POLL_SECONDS = 0.02
 
 
