@@ -1,5 +1,5 @@
 """A process keeps the workspace file open for a while between its transactions, and gives it up: when the
-while is over, at once when asked, and to a process waiting for it."""
+while is over (folding the write-ahead log first), at once when asked, and to a process waiting for it."""
 
 from __future__ import annotations
 
@@ -38,12 +38,17 @@ def test_transactions_close_together_share_one_open_of_the_file(
     assert len(opens) == 1
 
 
-def test_the_file_is_given_up_after_the_linger(ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_file_is_given_up_after_the_linger_with_its_log_folded(
+    ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(database, "LINGER_SECONDS", 1.0)
     basic.set(2, "first", "Zed")
+    wal = ws.db.path.with_name(ws.db.path.name + ".wal")
+    assert wal.stat().st_size > 0
     assert "lock" in plain_open(str(ws.db.path)).stderr.lower()  # still held right after the edit
     time.sleep(database.LINGER_SECONDS + 0.5)
     assert plain_open(str(ws.db.path)).stdout.strip() == "opened"
+    assert not wal.exists() or wal.stat().st_size == 0
 
 
 def test_a_waiting_process_gets_the_file_while_this_one_lingers(
