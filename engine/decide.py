@@ -32,7 +32,8 @@ def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
     return pc.fill_null(array, pa.scalar(value, pa.string()))
 
 
-def _const(value: object, length: int, type_: pa.DataType) -> pa.Array:
+def constant(value: object, length: int, type_: pa.DataType) -> pa.Array:
+    """An array of `length` copies of `value` (nulls for None)."""
     if value is None:
         return pa.nulls(length, type_)
     encoded = value.encode() if isinstance(value, str) and type_ == pa.string() else None
@@ -73,13 +74,13 @@ def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
     failure unless it failed for a passing reason; Run Again keeps nothing); 'disabled', 'skip' (run_if false),
     'missing' (a required field is empty); else 'run'."""
     n = table.num_rows
-    verdict: pa.Array = _const("run", n, pa.string())
+    verdict: pa.Array = constant("run", n, pa.string())
     if checks.has_required:
         verdict = pc.if_else(pc.fill_null(table.column("_missing"), False), "missing", verdict)
     if checks.has_run_if:
         verdict = pc.if_else(pc.fill_null(table.column("_run_if"), False), verdict, "skip")
     if not checks.enabled:
-        verdict = _const("disabled", n, pa.string())
+        verdict = constant("disabled", n, pa.string())
     if not checks.forced:
         status = table.column("old_status")
         same_key = pc.fill_null(pc.equal(table.column("old_key"), table.column("key")), False)
@@ -124,7 +125,7 @@ def outcomes(
                 pc.invert(pc.is_in(verdict, value_set=pending)),
             )
         else:
-            written = _const(True, table.num_rows, pa.bool_())
+            written = constant(True, table.num_rows, pa.bool_())
     return _step_table(table.column("row_id"), columns, written, run_id=run_id, now=now)
 
 
@@ -138,7 +139,7 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     no_text = pa.scalar(None, string)
     runs = pc.equal(verdict, "run")
     if source.claim:
-        value, status, key = old_value, _const(Status.RUNNING.value, n, string), old_key
+        value, status, key = old_value, constant(Status.RUNNING.value, n, string), old_key
         if source.memo:
             answered = pc.is_valid(table.column("memo_status"))
             value = pc.if_else(answered, table.column("memo_value"), old_value)
@@ -146,10 +147,10 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
             key = pc.if_else(answered, table.column("key"), old_key)
     else:
         value, key = table.column("new_value"), table.column("key")
-        status = table.column("batch_status") if source.batch else _const(Status.DONE.value, n, string)
+        status = table.column("batch_status") if source.batch else constant(Status.DONE.value, n, string)
     batch_code = table.column("batch_code") if source.batch else pa.nulls(n, string)
     batch_message = table.column("batch_message") if source.batch else pa.nulls(n, string)
-    cost = pc.fill_null(table.column("batch_cost"), 0.0) if source.batch else _const(0.0, n, pa.float64())
+    cost = pc.fill_null(table.column("batch_cost"), 0.0) if source.batch else constant(0.0, n, pa.float64())
     cached = pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_())
     if pc.all(runs).as_py():  # a bulk run: every planned cell runs, so there is nothing to choose per row
         return {
@@ -195,12 +196,12 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
     block = plan.action is Action.BLOCK
     return {
         "value": pa.nulls(n, old_value.type) if block else old_value,
-        "status": _const(fixed, n, pa.string()),
+        "status": constant(fixed, n, pa.string()),
         "key": old_key if plan.action in (Action.QUEUE, Action.STALE) else pa.nulls(n, pa.uint64()),
-        "waiting_on": _const(blame if plan.action is Action.WAIT else None, n, pa.string()),
-        "error_code": _const(ErrorCode.UPSTREAM_ERROR.value if block else None, n, pa.string()),
-        "error_message": _const(f"upstream cell {blame} failed" if block else None, n, pa.string()),
-        "cost": _const(0.0, n, pa.float64()),
+        "waiting_on": constant(blame if plan.action is Action.WAIT else None, n, pa.string()),
+        "error_code": constant(ErrorCode.UPSTREAM_ERROR.value if block else None, n, pa.string()),
+        "error_message": constant(f"upstream cell {blame} failed" if block else None, n, pa.string()),
+        "cost": constant(0.0, n, pa.float64()),
         "cached": pa.nulls(n, pa.bool_()),
     }
 
@@ -227,9 +228,9 @@ def _step_table(
         "error_message": decided.column("error_message"),
         "error_hint": hints,
         "cost": decided.column("cost").cast(pa.float64()),
-        "started_at": _const(now, n, pa.timestamp("us")),
+        "started_at": constant(now, n, pa.timestamp("us")),
         "finished_at": pc.if_else(pc.equal(status, Status.RUNNING.value), pa.scalar(None, pa.timestamp("us")), stamp),
-        "run_id": _const(run_id, n, pa.int64()),
+        "run_id": constant(run_id, n, pa.int64()),
         "tokens": pa.nulls(n, pa.int64()),
         "latency_ms": pa.nulls(n, pa.float64()),
         "attempts": pa.nulls(n, pa.int32()),

@@ -169,7 +169,7 @@ class Executor:
 
     def _keep_all(self, column: str, signatures: list[str]) -> None:
         rows = self._sig.filter(pc.is_in(self._sig.column("sig"), value_set=pa.array(signatures)))
-        self._in = pa.table({"row_id": rows.column("row_id"), "verdict": pa.repeat(pa.scalar(KEEP), rows.num_rows)})
+        self._in = pa.table({"row_id": rows.column("row_id"), "verdict": decide.constant(KEEP, rows.num_rows, pa.string())})
         self._record(column, NOTHING_WRITTEN, 0.0)
 
     def _write_summaries(self) -> None:
