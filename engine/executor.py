@@ -4,7 +4,9 @@ column by column in topological order, each column in one vectorized pass over i
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCo
 log = logging.getLogger(__name__)
 
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
+UNIFORM_COMBINATIONS = 256  # status combinations planned to tell whether a large scope plans the same everywhere
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = decide.KEEP  # the verdict of a cell that already holds the result for its key
 NOTHING_WRITTEN = pa.table(
@@ -114,7 +117,6 @@ class Executor:
         self._started: datetime | None = None
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
         self._written: set[str] = set()  # columns this run has written cells of
-        self._sig = pa.table({})  # each planned row's status signature (registered as _sig)
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
 
@@ -142,21 +144,82 @@ class Executor:
         scope.prepare(self.con)
         if request.kind == "run" and not request.force:
             self._requeue_retryable(request, scope)
+        self._edited = set(request.columns) if request.kind == "edit" else None
+        uniform = self._uniform_plans(steps, scope, request)
+        if uniform is not None:
+            self._execute_uniform(steps, uniform, scope)
+            self._write_summaries()
+            return self.report
         groups = self._signatures(steps, scope)
         actions: dict[str, dict[CellPlan, list[str]]] = defaultdict(lambda: defaultdict(list))
         for signature in groups:
             states = {c: Status(s) for c, s in zip(steps, signature.split(","), strict=True)}
             for column, plan in plan_row(self.graph, states, request).items():
                 actions[column][plan].append(signature)
-        self._edited = set(request.columns) if request.kind == "edit" else None
         for column in steps:
             for plan, signatures in actions.get(column, {}).items():
-                if self._unchanged(column, plan, [s.split(",")[steps.index(column)] for s in signatures]):
-                    self._keep_all(column, signatures)
+                statuses = [s.split(",")[steps.index(column)] for s in signatures]
+                if self._unchanged(column, plan, statuses):
+                    self._keep_all(column, self._signed_rows(signatures))
                 else:
-                    self._apply(column, plan, signatures, scope)
+                    self._apply(column, plan, self._signed_rows(signatures), scope)
         self._write_summaries()
         return self.report
+
+    def _uniform_plans(self, steps: list[str], scope: Scope, request: Request) -> dict[str, tuple[CellPlan, set[str]]] | None:
+        """When every row of a large scope gets the same plan, each planned column's plan and the statuses its
+        cells are in; else None. It is found from each column's distinct statuses (a few small scans): if every
+        combination of them plans the same, no per-row signature is needed (building those costs a full join of
+        the step tables)."""
+        if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
+            return None
+        parts = [f"SELECT -1 AS step, NULL AS status, count(*) AS n FROM {self.campaign.rows_table} WHERE {scope.filter()}"]
+        parts += [
+            f"SELECT {i} AS step, status, count(*) AS n FROM {self.campaign.tables[column]} WHERE {scope.filter()} "
+            "GROUP BY status"
+            for i, column in enumerate(steps)
+        ]
+        found = self.con.execute(" UNION ALL ".join(parts)).fetchall()
+        rows = sum(n for step, _, n in found if step < 0)
+        sets: list[set[str]] = [set() for _ in steps]
+        counts = [0] * len(steps)
+        for step, status, n in found:
+            if step >= 0:
+                sets[step].add(status)
+                counts[step] += n
+        for i, counted in enumerate(counts):
+            if counted < rows:  # rows without a cell in this column yet
+                sets[i].add(Status.EMPTY.value)
+        if not rows or math.prod(len(s) for s in sets) > UNIFORM_COMBINATIONS:
+            return None
+        plans: dict[str, set[CellPlan | None]] = defaultdict(set)
+        for combination in itertools.product(*(sorted(s) for s in sets)):
+            planned = plan_row(self.graph, {c: Status(s) for c, s in zip(steps, combination, strict=True)}, request)
+            for column in steps:
+                plans[column].add(planned.get(column))
+        if any(len(p) > 1 for p in plans.values()):
+            return None
+        return {
+            column: (plan, sets[steps.index(column)])
+            for column, (plan,) in plans.items()
+            if plan is not None
+        }
+
+    def _execute_uniform(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> None:
+        """Execute plans that are the same for every row in scope: no signatures, every row of the scope planned."""
+        rows = f"SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}"
+        for column in steps:
+            if column not in plans:
+                continue
+            plan, statuses = plans[column]
+            if self._unchanged(column, plan, sorted(statuses)):
+                self._keep_all(column, rows)
+            else:
+                self._apply(column, plan, rows, scope)
+
+    def _signed_rows(self, signatures: list[str]) -> str:
+        """SQL for the rows whose status signature is one of `signatures`."""
+        return f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
 
     def _unchanged(self, column: str, plan: CellPlan, statuses: list[str]) -> bool:
         """Early cutoff without reading anything: on an edit, a cell whose status says it holds the result for its
@@ -167,9 +230,9 @@ class Executor:
             return False
         return not (set(self.campaign.spec.column(column).deps) & (self._edited | self._written))
 
-    def _keep_all(self, column: str, signatures: list[str]) -> None:
-        rows = self._sig.filter(pc.is_in(self._sig.column("sig"), value_set=pa.array(signatures)))
-        self._in = pa.table({"row_id": rows.column("row_id"), "verdict": decide.constant(KEEP, rows.num_rows, pa.string())})
+    def _keep_all(self, column: str, rows_sql: str) -> None:
+        row_ids = self.con.sql(rows_sql).to_arrow_table().column("row_id")
+        self._in = pa.table({"row_id": row_ids, "verdict": decide.constant(KEEP, len(row_ids), pa.string())})
         self._record(column, NOTHING_WRITTEN, 0.0)
 
     def _write_summaries(self) -> None:
@@ -220,7 +283,7 @@ class Executor:
                 f"LEFT JOIN (SELECT row_id, status FROM {table} WHERE {scope.filter()}) s{i} ON s{i}.row_id = r.row_id"
             )
             parts.append(f"coalesce(s{i}.status, 'empty')")
-        signatures = self._sig = self._materialize(
+        signatures = self._materialize(
             "_sig",
             f"SELECT r.row_id, concat_ws(',', {', '.join(parts)}) AS sig "
             f"FROM (SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}) r {' '.join(joins)}",
@@ -243,14 +306,13 @@ class Executor:
             elif row_id in statuses:
                 statuses[row_id][step] = status
         signatures = {row_id: ",".join(row) for row_id, row in statuses.items()}
-        self._sig = pa.table(
+        self.con.register("_sig", pa.table(
             {"row_id": pa.array(list(signatures), pa.int64()), "sig": pa.array(list(signatures.values()), pa.string())}
-        )
-        self.con.register("_sig", self._sig)
+        ))
         return sorted(set(signatures.values()))
 
-    def _apply(self, column: str, plan: CellPlan, signatures: list[str], scope: Scope) -> None:
-        rows = f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
+    def _apply(self, column: str, plan: CellPlan, rows: str, scope: Scope) -> None:
+        """Execute `plan` for the cells of `column` in the rows `rows` (SQL selecting row ids) selects."""
         spec = self.campaign.spec.column(column)
         kind = kind_named(spec.kind)
         # the SQL of a vectorized kind's value, computed while gathering; None when Python or a provider computes it
