@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 from engine import decide
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
+from engine.cells.formula import Formula, FormulaOptions
+from engine.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
@@ -147,7 +149,7 @@ class Executor:
         self._edited = set(request.columns) if request.kind == "edit" else None
         uniform = self._uniform_plans(steps, scope, request)
         if uniform is not None:
-            self._execute_uniform(steps, uniform, scope)
+            self._execute_uniform(steps, uniform, scope, request)
             self._write_summaries()
             return self.report
         groups = self._signatures(steps, scope)
@@ -205,17 +207,64 @@ class Executor:
             if plan is not None
         }
 
-    def _execute_uniform(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> None:
+    def _execute_uniform(
+        self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope, request: Request
+    ) -> None:
         """Execute plans that are the same for every row in scope: no signatures, every row of the scope planned."""
         rows = f"SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}"
+        fused = self._fused_pass(steps, plans, scope, request)
         for column in steps:
-            if column not in plans:
+            if column not in plans or column in fused:
                 continue
             plan, statuses = plans[column]
             if self._unchanged(column, plan, sorted(statuses)):
                 self._keep_all(column, rows)
             else:
                 self._apply(column, plan, rows, scope)
+
+    def _fused_pass(
+        self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope, request: Request
+    ) -> set[str]:
+        """Compute the formula columns that run in every row together (engine/fused.py); returns those it did."""
+        fusable: list[FusedColumn] = []
+        for column in steps:
+            spec = self.campaign.spec.column(column)
+            options = spec.options
+            if column not in plans or spec.kind != "formula" or self._edited is not None:
+                continue
+            assert isinstance(options, FormulaOptions)
+            plan, statuses = plans[column]
+            simple = options.enabled and not options.run_if and not options.required and not self._paused(column)
+            allowed = FORCED_STATUSES if plan.force else PLAIN_STATUSES
+            reads = all(
+                self.campaign.spec.column(d).is_input or d not in plans or d in {f.name for f in fusable}
+                for d in spec.deps
+            )
+            if plan.action is not Action.RUN or not simple or not statuses <= allowed or not reads:
+                continue
+            readers = [c for c in steps if column in self.campaign.spec.column(c).deps]
+            stamp_all = plan.force and any(
+                getattr(kind_named(self.campaign.spec.column(r).kind), "keys_on_upstream_runs", False) for r in readers
+            )
+            expression = f"({Formula().sql(options)})::{spec.value_type}"
+            same_version = not (request.kind == "spec_change" and column in request.columns)
+            fusable.append(
+                FusedColumn(column, expression, spec.deps, self._version(column), plan.force, stamp_all, same_version)
+            )
+        if not fusable:
+            return set()
+        started = time.perf_counter()
+        result = FusedPass(self.con, self.campaign, fusable, self.run_id).run(scope)
+        if result is None:
+            return set()
+        seconds = (time.perf_counter() - started) / len(fusable)
+        for column in fusable:
+            ran = result.ran[column.name]
+            self._in = pa.table({"row_id": result.row_ids, "verdict": pc.if_else(ran, "run", KEEP)})
+            done = pc.filter(result.row_ids, ran)
+            self._record(column.name, pa.table({"row_id": done, "status": decide.constant("done", len(done), pa.string())}), seconds)
+        self._written |= result.written
+        return {c.name for c in fusable}
 
     def _signed_rows(self, signatures: list[str]) -> str:
         """SQL for the rows whose status signature is one of `signatures`."""

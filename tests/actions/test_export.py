@@ -195,6 +195,22 @@ def test_re_running_an_upstream_cell_sends_again_even_with_the_same_value(ws: Wo
     assert receiver.posts() == posts
 
 
+def test_run_again_on_an_upstream_formula_over_every_row_sends_every_record_again(
+    ws: Workspace, receiver: Receiver
+) -> None:
+    ws.apply(export_spec(receiver))
+    campaign = ws.campaign("crm")
+    campaign.add_rows(records(80))  # a large scope: the formula is recomputed in the fused pass (engine/fused.py)
+    campaign.run()
+    assert receiver.posts() == 80
+    campaign.run(["domain"], force=True)  # every value comes out the same, and yet Run Again sends again
+    assert receiver.posts() == 160
+    keys = defaultdict(set)
+    for delivery in receiver.deliveries():
+        keys[json.loads(delivery["body"])["data"]["record"]].add(delivery["headers"]["idempotency-key"])
+    assert all(len(k) == 2 for k in keys.values()) and len(keys) == 80
+
+
 def test_an_export_never_fires_on_failed_stale_or_pinned_upstream_cells(ws: Workspace, receiver: Receiver) -> None:
     extra = """  - {name: research, kind: probe, inputs: [company], fail_on: "Company 1"}
   - {name: opener, kind: probe, inputs: [company], run: manual}
