@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -36,6 +37,9 @@ columns:
   - {name: touch, kind: probe, inputs: [label]}
 """
 FORMULAS = ["domain", "who", "size_band", "score", "tier", "label", "greeting"]
+# The same formulas written differently: applying it is a spec change that gives every formula cell a new key (with
+# the same value), so each is rewritten; applying SPEC again changes them back.
+REWORDED = re.sub(r'expression: "(.*)"}', r'expression: "(\1)"}', SPEC)
 BASELINE = """CREATE OR REPLACE TEMP TABLE baseline AS SELECT r.row_id,
     lower(split_part(e.value, '@', 2)) AS domain, f.value || ' @ ' || c.value AS who,
     CASE WHEN n.value < 50 THEN 'small' WHEN n.value < 500 THEN 'mid' ELSE 'large' END AS size_band,
@@ -48,7 +52,7 @@ REPEATS = 3
 # Cold edits are this far apart: past the time a process keeps the file open after its last transaction
 # (engine/store/database.py), so each one opens the file again, as the first edit after a pause does.
 COLD_PAUSE_S = LINGER_SECONDS + 1.0
-SCENARIOS = ("build", "edit", "edit_cold", "recompute", "floor", "baseline")
+SCENARIOS = ("build", "edit", "edit_cold", "recompute", "rewrite", "floor", "baseline")
 RESULTS = Path(__file__).parent / "results" / "reactive_core.json"
 
 
@@ -98,6 +102,13 @@ def scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
             report = campaign.run(FORMULAS, force=True)
             times.append(time.perf_counter() - started)
             assert report.computed("greeting") == rows, report.counts()
+    elif name == "rewrite":
+        workspace = Workspace(folder)
+        for spec in [REWORDED, SPEC, REWORDED][:REPEATS]:
+            started = time.perf_counter()
+            report = workspace.apply(spec).report
+            times.append(time.perf_counter() - started)
+            assert report is not None and report.computed("greeting") == rows, report
     elif name == "floor":
         return floor(folder)
     elif name == "baseline":
@@ -197,12 +208,15 @@ def main() -> None:
           " (target <= 2x)")
     print(f"  edits {COLD_PAUSE_S:g} s apart (the file opened again each time): {cold_large:.1f} ms")
     print(f"  same on {int(small):,} records: {cold_small:.1f} ms; ratio {cold_large / cold_small:.2f}x")
-    print(f"  full recompute of the 7 formulas:   {recompute:.3f} s")
-    print(f"  one hand-written DuckDB statement:  {baseline:.3f} s; ratio {recompute / baseline:.2f}x (target <= 2x)")
+    rewrite = figures[large]["rewrite"]["median_s"]
     stored = figures[large]["baseline"]["stored_s"]
+    print(f"  full recompute of the 7 formulas (Run Again; the values come out the same): {recompute:.3f} s")
+    print(f"  one hand-written DuckDB statement:  {baseline:.3f} s; ratio {recompute / baseline:.2f}x (target <= 2x)")
     print(f"  the same statement storing its result in the file: {stored:.3f} s; ratio {recompute / stored:.2f}x")
+    print(f"  a spec change to all 7 (every key and cell rewritten): {rewrite:.3f} s;"
+          f" {rewrite / baseline:.1f}x the statement, {rewrite / stored:.1f}x the stored one")
     parts = figures[large]["floor"]
-    print(f"  of which any recompute must spend at least: the cells' keys {parts['keys_s']:.3f} s, rewriting the"
+    print(f"  what rewriting every cell costs at least: the cells' keys {parts['keys_s']:.3f} s, rewriting the"
           f" 7 step tables {parts['rewrite_s']:.3f} s; together {parts['median_s'] / baseline:.1f}x the statement")
     for rows in sizes:
         peaks = ", ".join(

@@ -26,12 +26,12 @@ from engine.errors import (
 )
 from engine.estimate import ColumnEstimate, Estimate
 from engine.executor import ExecutionEvent, RunReport
-from engine.runner.drive import RunOptions, RunProgress
-from engine.store.context import ContextDocument
-from engine.store.settings import Settings
 from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
+from engine.runner.drive import RunOptions, RunProgress
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
+from engine.store.context import ContextDocument
+from engine.store.settings import Settings
 from engine.types import HINTS, ErrorCode, Status
 from engine.workspace import ApplyResult, Resumed, Workspace
 

@@ -118,6 +118,7 @@ class Executor:
         self._pause: PauseState | None = None
         self._started: datetime | None = None
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
+        self._respecified: set[str] = set()  # on a spec change, the columns whose spec (so whose keys) changed
         self._written: set[str] = set()  # columns this run has written cells of
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
@@ -147,6 +148,7 @@ class Executor:
         if request.kind == "run" and not request.force:
             self._requeue_retryable(request, scope)
         self._edited = set(request.columns) if request.kind == "edit" else None
+        self._respecified = set(request.columns) if request.kind == "spec_change" else set()
         uniform = self._uniform_plans(steps, scope, request)
         if uniform is not None:
             self._execute_uniform(steps, uniform, scope, request)
@@ -168,14 +170,17 @@ class Executor:
         self._write_summaries()
         return self.report
 
-    def _uniform_plans(self, steps: list[str], scope: Scope, request: Request) -> dict[str, tuple[CellPlan, set[str]]] | None:
+    def _uniform_plans(
+        self, steps: list[str], scope: Scope, request: Request
+    ) -> dict[str, tuple[CellPlan, set[str]]] | None:
         """When every row of a large scope gets the same plan, each planned column's plan and the statuses its
         cells are in; else None. It is found from each column's distinct statuses (a few small scans): if every
         combination of them plans the same, no per-row signature is needed (building those costs a full join of
         the step tables)."""
         if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
             return None
-        parts = [f"SELECT -1 AS step, NULL AS status, count(*) AS n FROM {self.campaign.rows_table} WHERE {scope.filter()}"]
+        rows_table = self.campaign.rows_table
+        parts = [f"SELECT -1 AS step, NULL AS status, count(*) AS n FROM {rows_table} WHERE {scope.filter()}"]
         parts += [
             f"SELECT {i} AS step, status, count(*) AS n FROM {self.campaign.tables[column]} WHERE {scope.filter()} "
             "GROUP BY status"
@@ -258,11 +263,11 @@ class Executor:
         if result is None:
             return set()
         seconds = (time.perf_counter() - started) / len(fusable)
-        for column in fusable:
-            ran = result.ran[column.name]
-            self._in = pa.table({"row_id": result.row_ids, "verdict": pc.if_else(ran, "run", KEEP)})
-            done = pc.filter(result.row_ids, ran)
-            self._record(column.name, pa.table({"row_id": done, "status": decide.constant("done", len(done), pa.string())}), seconds)
+        for fused in fusable:  # a recomputed cell is done: one that raised sent the whole pass back
+            ran = result.ran[fused.name]
+            row_ids = result.row_ids
+            groups = [(Status.DONE.value, pc.filter(row_ids, ran)), (KEEP, pc.filter(row_ids, pc.invert(ran)))]
+            self._record_groups(fused.name, [(o, rows) for o, rows in groups if len(rows)], seconds)
         self._written |= result.written
         return {c.name for c in fusable}
 
@@ -271,13 +276,14 @@ class Executor:
         return f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
 
     def _unchanged(self, column: str, plan: CellPlan, statuses: list[str]) -> bool:
-        """Early cutoff without reading anything: on an edit, a cell whose status says it holds the result for its
-        key, none of whose inputs was edited or rewritten by this run, still has that key; so it is kept."""
-        if self._edited is None or plan.action in (Action.WAIT, Action.BLOCK) or plan.force:
+        """Early cutoff without reading anything: a cell whose status says it holds the result for its key, whose
+        spec did not change and none of whose inputs was edited or rewritten by this run, still has that key; so
+        it is kept (every writer of inputs and specs plans their downstream, so the status can be trusted)."""
+        if plan.action in (Action.WAIT, Action.BLOCK) or plan.force or column in self._respecified:
             return False
         if not set(statuses) <= {s.value for s in FRESH_WHEN_KEY_MATCHES}:
             return False
-        return not (set(self.campaign.spec.column(column).deps) & (self._edited | self._written))
+        return not (set(self.campaign.spec.column(column).deps) & ((self._edited or set()) | self._written))
 
     def _keep_all(self, column: str, rows_sql: str) -> None:
         row_ids = self.con.sql(rows_sql).to_arrow_table().column("row_id")
@@ -532,6 +538,10 @@ class Executor:
         kept = pc.filter(self._in.column("row_id"), pc.equal(verdicts, KEEP))
         if len(kept):
             groups.append((KEEP, kept))
+        self._record_groups(column, groups, seconds)
+
+    def _record_groups(self, column: str, groups: list[tuple[str, pa.Array]], seconds: float) -> None:
+        """Report each outcome of a column with the rows it happened to; sum them into the activity log."""
         for outcome, rows in groups:
             listed = tuple(sorted(rows.to_pylist())) if len(rows) <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, str(outcome), len(rows), listed))

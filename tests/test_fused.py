@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from engine import Status, Workspace
 from engine.executor import Executor
 from engine.fused import FusedPass, FusedResult

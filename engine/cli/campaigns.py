@@ -23,7 +23,6 @@ from engine.cli.common import (
     guard,
     open_campaign,
     out,
-    parse_rows,
     print_report,
     report_summary,
 )

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from engine.cells import kind_named
-from engine.cells import kind_named
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
