@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.store.catalog import CampaignTables
-from engine.store.cells import Scope, key_expression, merge_outcomes
+from engine.store.cells import Scope, key_expression, merge_outcomes, update_outcomes
 from engine.store.schema import quote
 
 # Statuses a fused column's cells may be in: with Run Again any settled or hand-set one; otherwise only those a
@@ -71,6 +71,7 @@ class FusedPass:
         self.columns = list(columns)
         self.run_id = run_id
         self.fused = {c.name for c in columns}
+        self._complete_columns: set[str] = set()  # columns with a cell in every row of the scope (see statement)
 
     def _complete(self, tables: Sequence[str], scope: Scope) -> set[str]:
         """The columns among `tables` with a cell in every row of the scope: joined with an inner join, which
@@ -88,7 +89,7 @@ class FusedPass:
         """The SELECT computing every fused column with its old cell and new key, and each cell's fate: a bit
         mask of RAN (recomputed, not kept), WRITE (its value, key or status changed) and NULL (TRY() gave NULL)."""
         outside = sorted({d for c in self.columns for d in c.deps} - self.fused)
-        complete = self._complete([*outside, *(c.name for c in self.columns)], scope)
+        complete = self._complete_columns = self._complete([*outside, *(c.name for c in self.columns)], scope)
 
         def join(name: str, alias: str, select: str) -> str:
             kind = "JOIN" if name in complete else "LEFT JOIN"
@@ -193,9 +194,13 @@ class FusedPass:
             "NULL AS waiting_on, NULL AS error_code, NULL AS error_message, NULL AS error_hint, 0.0 AS cost, "
             f"now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {self.run_id} AS run_id, "
             "NULL AS tokens, NULL AS latency_ms, NULL AS attempts, NULL AS provider_cost, NULL AS cached, "
-            f"NULL AS detail FROM _fused WHERE {_name('fate', column.name)} & {WRITE} <> 0) AS _rewritten"
+            f"NULL AS detail FROM _fused WHERE {_name('fate', column.name)} & {WRITE} <> 0)"
         )
-        merge_outcomes(self.con, self.campaign.tables[column.name], source, scope)
+        table = self.campaign.tables[column.name]
+        if column.name in self._complete_columns:  # every rewritten cell exists: updated in place, no sort
+            update_outcomes(self.con, table, source)
+        else:
+            merge_outcomes(self.con, table, source, scope)
 
 
 

