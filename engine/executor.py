@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from engine import decide
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
-from engine.cells.formula import Formula, FormulaOptions
+from engine.cells.formula import Formula, FormulaOptions, failing_rows
 from engine.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.references import ALL_CONTEXT
@@ -577,29 +577,3 @@ def _all_kept(planned: pa.Table) -> bool:
 def restore_status(auto: bool) -> str:
     """SQL for the status a claimed cell goes back to when its call never ran (Stop, a crashed runner)."""
     return f"CASE WHEN value IS NULL THEN '{'queued' if auto else 'empty'}' ELSE 'stale' END"
-
-
-def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:
-    """The rows of `candidates` (row_id and input columns) on which `expression` raises, with DuckDB's message.
-
-    They are evaluated in a scratch in-memory database, so a failure cannot abort the workspace's transaction;
-    the search bisects, so a few bad rows among many cost a few statements.
-    """
-    failures: dict[int, str] = {}
-    with duckdb.connect(":memory:") as scratch:
-        scratch.register("_candidates", candidates.to_arrow())
-        pending = [candidates["row_id"].to_list()]
-        while pending:
-            chunk = pending.pop()
-            try:
-                scratch.execute(
-                    f"SELECT count({expression}) FROM _candidates WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
-                    [chunk],
-                ).fetchall()
-            except duckdb.Error as err:
-                if len(chunk) == 1:
-                    failures[chunk[0]] = str(err).strip().splitlines()[0]
-                else:
-                    middle = len(chunk) // 2
-                    pending += [chunk[:middle], chunk[middle:]]
-    return failures

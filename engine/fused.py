@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.cells.formula import failing_rows
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, key_expression, merge_outcomes, update_outcomes
 from engine.store.schema import quote
@@ -168,8 +169,6 @@ class FusedPass:
     def _raises(self, row_ids: pa.ChunkedArray, fates: dict[str, pa.ChunkedArray], statement: str) -> bool:
         """Whether a formula raised in a row where TRY() gave NULL (checked outside the transaction, as the
         general path does, on just those rows and their inputs)."""
-        from engine.executor import failing_rows  # the executor imports this module
-
         for column in self.columns:
             nulls = pc.filter(row_ids, _has(fates[column.name], NULL))
             if not len(nulls):

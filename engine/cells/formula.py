@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import duckdb
+import polars as pl
+
 from engine.cells.base import StepOptions
 from engine.graph.references import sql_references
 
@@ -25,3 +28,29 @@ class Formula:
 
     def sql(self, options: FormulaOptions) -> str:
         return options.expression
+
+
+def failing_rows(candidates: pl.DataFrame, expression: str) -> dict[int, str]:
+    """The rows of `candidates` (row_id and input columns) on which `expression` raises, with DuckDB's message.
+
+    They are evaluated in a scratch in-memory database, so a failure cannot abort the workspace's transaction;
+    the search bisects, so a few bad rows among many cost a few statements.
+    """
+    failures: dict[int, str] = {}
+    with duckdb.connect(":memory:") as scratch:
+        scratch.register("_candidates", candidates.to_arrow())
+        pending = [candidates["row_id"].to_list()]
+        while pending:
+            chunk = pending.pop()
+            try:
+                scratch.execute(
+                    f"SELECT count({expression}) FROM _candidates WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+                    [chunk],
+                ).fetchall()
+            except duckdb.Error as err:
+                if len(chunk) == 1:
+                    failures[chunk[0]] = str(err).strip().splitlines()[0]
+                else:
+                    middle = len(chunk) // 2
+                    pending += [chunk[:middle], chunk[middle:]]
+    return failures
