@@ -51,8 +51,8 @@ class FusedColumn:
 class FusedResult:
     """Per fused column: the rows whose cell was recomputed, and whether any cell was written."""
 
-    ran: dict[str, pa.Array]
-    row_ids: pa.Array
+    ran: dict[str, pa.ChunkedArray]
+    row_ids: pa.ChunkedArray
     written: set[str]
 
 
@@ -200,7 +200,6 @@ class FusedPass:
             update_outcomes(self.con, table, source)
         else:
             merge_outcomes(self.con, table, source, scope)
-
 
 
 def _has(fates: pa.ChunkedArray, bit: int) -> pa.ChunkedArray:
