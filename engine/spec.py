@@ -233,6 +233,7 @@ def _bind_types(
             bound = step.value_type(options, {d: types[d] for d in deps})
             if bound is None:
                 bound = _bind(con, name, step.sql(options), row)  # type: ignore[attr-defined]
+                _check_repeatable(con, name, step.sql(options), row)  # type: ignore[attr-defined]
             types[name] = bound
             if options.run_if:
                 _bind(con, name, f"({options.run_if})::BOOLEAN", row, what="run_if")
@@ -265,3 +266,20 @@ def _bind(con: duckdb.DuckDBPyConnection, column: str, expression: str, row: str
             f"invalid SQL {what}: {message}", hint=f"fix the {what} (it is DuckDB SQL over the row)", column=column
         ) from err
     return str(described[0][1])
+
+
+def _check_repeatable(con: duckdb.DuckDBPyConnection, column: str, expression: str, row: str) -> None:
+    """A formula is computed under TRY() (one bad row fails its cell, not the run), which DuckDB refuses for a
+    volatile function; and a cell's key is its inputs, so a value that changes on every call could never be fresh."""
+    try:
+        con.execute(f"DESCRIBE SELECT TRY({expression}) AS value FROM (SELECT {row})").fetchall()
+    except duckdb.Error as err:
+        if "volatile" not in str(err):
+            raise
+        raise SpecError(
+            "the expression calls a volatile function (such as random() or uuid()): a formula must give the same "
+            "value for the same inputs",
+            hint="compute the value from the row's fields (e.g. md5(email) instead of random()), or in a python step",
+            column=column,
+        ) from err
+

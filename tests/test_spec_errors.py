@@ -98,6 +98,7 @@ SPEC_CASES = [
     case("cycle-2", CYCLE_2, ("a", "b"), "dependency cycle"),
     case("cycle-3", CYCLE_3, ("a", "b", "c"), "dependency cycle"),
     case("sql-syntax", spec_with(BAD + '"split_part(email,"}'), "bad", "invalid SQL expression"),
+    case("sql-volatile", spec_with(BAD + '"email || random()"}'), "bad", "calls a volatile function"),
     case("sql-empty", spec_with(BAD + '""}'), "bad", "the expression is empty"),
     case("sql-unknown-function", spec_with(BAD + '"nosuchfn(email)"}'), "bad", "nosuchfn does not exist"),
     case("sql-type-error", spec_with(BAD + '"email + 1"}'), "bad", "Binder Error"),
