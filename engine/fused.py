@@ -118,30 +118,35 @@ class FusedPass:
             for c in self.columns
         )
         sql = f"SELECT *, {facts} FROM ({sql})"
-        keys = ", ".join(f"{self._key(c)} AS {_name('new_key', c.name)}" for c in self.columns)
+        trusted = ", ".join(f"{self._trusted(c)} AS {_name('trusted', c.name)}" for c in self.columns)
+        sql = f"SELECT *, {trusted} FROM ({sql})"
+        keys = ", ".join(
+            f"CASE WHEN {_name('trusted', c.name)} THEN {_name('key', c.name)} "
+            f"ELSE {key_expression(c.version, [quote(d) for d in c.deps])} END AS {_name('new_key', c.name)}"
+            for c in self.columns
+        )
         sql = f"SELECT *, {keys} FROM ({sql})"
         fates = []
         for column in self.columns:
-            done, value = _name("done", column.name), quote(column.name)
-            same_key = f"{_name('new_key', column.name)} IS NOT DISTINCT FROM {_name('key', column.name)}"
-            kept = "FALSE" if column.forced else f"({done} AND {same_key})"
-            write = "TRUE" if column.stamp_all else f"NOT ({done} AND {same_key} AND {_name('same', column.name)})"
+            trusted, value = _name("trusted", column.name), quote(column.name)
+            # a trusted cell keeps its key, so it is kept (unless forced) and rewritten only if its value changed;
+            # any other cell gets a new key (a changed input or version), so it runs and is rewritten
+            kept = "FALSE" if column.forced else trusted
+            write = "TRUE" if column.stamp_all else f"NOT ({trusted} AND {_name('same', column.name)})"
             fates.append(
-                f"CASE WHEN {kept} THEN 0 ELSE {RAN} + CASE WHEN {write} THEN {WRITE} ELSE 0 END "
-                f"+ CASE WHEN {value} IS NULL THEN {NULL} ELSE 0 END END::UTINYINT AS {_name('fate', column.name)}"
+                f"CASE WHEN {kept} THEN 0 ELSE {RAN} + {WRITE} * ({write})::UTINYINT "
+                f"+ {NULL} * ({value} IS NULL)::UTINYINT END::UTINYINT AS {_name('fate', column.name)}"
             )
         return f"SELECT *, {', '.join(fates)} FROM ({sql})"
 
-    def _key(self, column: FusedColumn) -> str:
-        """The cell's key: the stored one while its cell is done and no input it reads changed in this run (so it
-        is not hashed again), else the key expression over its inputs' new values."""
-        fresh = key_expression(column.version, [quote(d) for d in column.deps])
+    def _trusted(self, column: FusedColumn) -> str:
+        """Whether a cell's stored key is still its key: it is done, its version did not change, and no input it
+        reads changed value in this run (then its key is not hashed again)."""
         if not column.same_version:
-            return fresh
-        trusted = " AND ".join(_name(fact, name) for fact, name in [
+            return "FALSE"
+        return " AND ".join(_name(fact, name) for fact, name in [
             ("done", column.name), *(("same", d) for d in column.deps if d in self.fused)
         ])
-        return f"CASE WHEN {trusted} THEN {_name('key', column.name)} ELSE {fresh} END"
 
     def run(self, scope: Scope) -> FusedResult | None:
         """Compute and write the fused columns. None, with nothing written, when a formula raises in some row:
