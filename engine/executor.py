@@ -151,7 +151,7 @@ class Executor:
         self._respecified = set(request.columns) if request.kind == "spec_change" else set()
         uniform = self._uniform_plans(steps, scope, request)
         if uniform is not None:
-            self._execute_uniform(steps, uniform, scope, request)
+            self._execute_uniform(steps, uniform, scope)
             self._write_summaries()
             return self.report
         groups = self._signatures(steps, scope)
@@ -212,12 +212,10 @@ class Executor:
             if plan is not None
         }
 
-    def _execute_uniform(
-        self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope, request: Request
-    ) -> None:
+    def _execute_uniform(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> None:
         """Execute plans that are the same for every row in scope: no signatures, every row of the scope planned."""
         rows = f"SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}"
-        fused = self._fused_pass(steps, plans, scope, request)
+        fused = self._fused_pass(steps, plans, scope)
         for column in steps:
             if column not in plans or column in fused:
                 continue
@@ -227,9 +225,7 @@ class Executor:
             else:
                 self._apply(column, plan, rows, scope)
 
-    def _fused_pass(
-        self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope, request: Request
-    ) -> set[str]:
+    def _fused_pass(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> set[str]:
         """Compute the formula columns that run in every row together (engine/fused.py); returns those it did."""
         fusable: list[FusedColumn] = []
         for column in steps:
@@ -252,7 +248,7 @@ class Executor:
                 getattr(kind_named(self.campaign.spec.column(r).kind), "keys_on_upstream_runs", False) for r in readers
             )
             expression = f"({Formula().sql(options)})::{spec.value_type}"
-            same_version = not (request.kind == "spec_change" and column in request.columns)
+            same_version = column not in self._respecified
             fusable.append(
                 FusedColumn(column, expression, spec.deps, self._version(column), plan.force, stamp_all, same_version)
             )
