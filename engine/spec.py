@@ -275,11 +275,14 @@ def _check_repeatable(con: duckdb.DuckDBPyConnection, column: str, expression: s
         con.execute(f"DESCRIBE SELECT TRY({expression}) AS value FROM (SELECT {row})").fetchall()
     except duckdb.Error as err:
         if "volatile" not in str(err):
-            raise
+            message = str(err).strip().splitlines()[0]
+            raise SpecError(
+                f"invalid SQL expression: {message}", hint="fix the expression (it is DuckDB SQL over the row)",
+                column=column,
+            ) from err
         raise SpecError(
             "the expression calls a volatile function (such as random() or uuid()): a formula must give the same "
             "value for the same inputs",
             hint="compute the value from the row's fields (e.g. md5(email) instead of random()), or in a python step",
             column=column,
         ) from err
-
