@@ -4,9 +4,7 @@ column by column in topological order, each column in one vectorized pass over i
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,11 +30,11 @@ from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
 from engine.store.settings import load_settings
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
+from engine.uniform import uniform_plans
 
 log = logging.getLogger(__name__)
 
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
-UNIFORM_COMBINATIONS = 256  # status combinations planned to tell whether a large scope plans the same everywhere
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = decide.KEEP  # the verdict of a cell that already holds the result for its key
 NOTHING_WRITTEN = pa.table(
@@ -173,44 +171,10 @@ class Executor:
     def _uniform_plans(
         self, steps: list[str], scope: Scope, request: Request
     ) -> dict[str, tuple[CellPlan, set[str]]] | None:
-        """When every row of a large scope gets the same plan, each planned column's plan and the statuses its
-        cells are in; else None. It is found from each column's distinct statuses (a few small scans): if every
-        combination of them plans the same, no per-row signature is needed (building those costs a full join of
-        the step tables)."""
+        """Each column's plan when it is the same for every row of a large scope (engine/uniform.py), else None."""
         if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
             return None
-        rows_table = self.campaign.rows_table
-        parts = [f"SELECT -1 AS step, NULL AS status, count(*) AS n FROM {rows_table} WHERE {scope.filter()}"]
-        parts += [
-            f"SELECT {i} AS step, status, count(*) AS n FROM {self.campaign.tables[column]} WHERE {scope.filter()} "
-            "GROUP BY status"
-            for i, column in enumerate(steps)
-        ]
-        found = self.con.execute(" UNION ALL ".join(parts)).fetchall()
-        rows = sum(n for step, _, n in found if step < 0)
-        sets: list[set[str]] = [set() for _ in steps]
-        counts = [0] * len(steps)
-        for step, status, n in found:
-            if step >= 0:
-                sets[step].add(status)
-                counts[step] += n
-        for i, counted in enumerate(counts):
-            if counted < rows:  # rows without a cell in this column yet
-                sets[i].add(Status.EMPTY.value)
-        if not rows or math.prod(len(s) for s in sets) > UNIFORM_COMBINATIONS:
-            return None
-        plans: dict[str, set[CellPlan | None]] = defaultdict(set)
-        for combination in itertools.product(*(sorted(s) for s in sets)):
-            planned = plan_row(self.graph, {c: Status(s) for c, s in zip(steps, combination, strict=True)}, request)
-            for column in steps:
-                plans[column].add(planned.get(column))
-        if any(len(p) > 1 for p in plans.values()):
-            return None
-        return {
-            column: (plan, sets[steps.index(column)])
-            for column, (plan,) in plans.items()
-            if plan is not None
-        }
+        return uniform_plans(self.con, self.campaign, steps, scope, request)
 
     def _execute_uniform(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> None:
         """Execute plans that are the same for every row in scope: no signatures, every row of the scope planned."""
