@@ -19,7 +19,19 @@ from ui import reads
 OPENER_1 = "probe(Hi Ann at acme.com|probe(acme.com))"
 
 
+def settled(ws: Workspace) -> None:
+    """Wait until this process has folded the write-ahead log of its last write into the file, as it does once its
+    hold on the file ends (database.LINGER_SECONDS after the write). That fold changes the change key too, so a
+    count of reads taken across it would count the reads it makes again."""
+    wal = ws.path / (reads.DB_FILE + ".wal")
+    deadline = time.monotonic() + 10
+    while wal.exists() and wal.stat().st_size and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not (wal.exists() and wal.stat().st_size), "the write-ahead log was never folded into the file"
+
+
 def test_the_change_key_moves_with_writes_only(states_ws: Workspace) -> None:
+    settled(states_ws)
     campaign = states_ws.campaign("t")
     before = reads.change_key(states_ws.path)
     campaign.page(0, 50)
@@ -34,6 +46,7 @@ def test_the_change_key_moves_with_writes_only(states_ws: Workspace) -> None:
 
 
 def test_a_kept_read_is_made_again_only_after_a_write(states_ws: Workspace) -> None:
+    settled(states_ws)
     made: list[int] = []
 
     def read() -> int:
@@ -67,17 +80,6 @@ def workspace_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     assert isinstance(spec, property) and spec.fget is not None
     monkeypatch.setattr(Campaign, "spec", property(counted("Campaign.spec", spec.fget)))
     return made
-
-
-def settled(ws: Workspace) -> None:
-    """Wait until this process has folded the write-ahead log of its last write into the file, as it does once its
-    hold on the file ends (database.LINGER_SECONDS after the write). That fold changes the change key too, so a
-    count of reads taken across it would count the reads it makes again."""
-    wal = ws.path / (reads.DB_FILE + ".wal")
-    deadline = time.monotonic() + 10
-    while wal.exists() and wal.stat().st_size and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not (wal.exists() and wal.stat().st_size), "the write-ahead log was never folded into the file"
 
 
 def test_a_new_session_reads_only_its_page_until_the_workspace_changes(
