@@ -126,6 +126,7 @@ def outcomes(
             )
         else:
             written = constant(True, table.num_rows, pa.bool_())
+    columns["present"] = table.column("_present")
     return _step_table(table.column("row_id"), columns, written, run_id=run_id, now=now)
 
 
@@ -209,7 +210,8 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
 def _step_table(
     row_ids: pa.ChunkedArray, columns: dict[str, pa.Array], written: pa.Array, *, run_id: int, now: datetime
 ) -> pa.Table:
-    """The decided columns of the rows in `written`, with the derived ones, in the step tables' column order."""
+    """The decided columns of the rows in `written`, with the derived ones, in the step tables' column order;
+    then `present`: whether the step table holds the row's cell already (it is updated in place, not appended)."""
     decided = pa.table({"row_id": row_ids, **columns})
     if not pc.all(written).as_py():  # a bulk run usually writes every planned cell: no copy then
         decided = decided.filter(written)
@@ -237,4 +239,5 @@ def _step_table(
         "provider_cost": pa.nulls(n, pa.float64()),
         "cached": decided.column("cached"),
         "detail": pa.nulls(n, pa.string()),
+        "present": decided.column("present"),
     })

@@ -214,7 +214,8 @@ class Executor:
             expression = f"({Formula().sql(options)})::{spec.value_type}"
             same_version = column not in self._respecified
             fusable.append(
-                FusedColumn(column, expression, spec.deps, self._version(column), plan.force, stamp_all, same_version)
+                FusedColumn(column, expression, spec.deps, self._version(column), plan.force, stamp_all, same_version,
+                            frozenset(statuses))
             )
         if not fusable:
             return set()
@@ -224,9 +225,7 @@ class Executor:
             return set()
         seconds = (time.perf_counter() - started) / len(fusable)
         for fused in fusable:  # a recomputed cell is done: one that raised sent the whole pass back
-            ran = result.ran[fused.name]
-            row_ids = result.row_ids
-            groups = [(Status.DONE.value, pc.filter(row_ids, ran)), (KEEP, pc.filter(row_ids, pc.invert(ran)))]
+            groups = [(Status.DONE.value, result.ran[fused.name]), (KEEP, result.kept[fused.name])]
             self._record_groups(fused.name, [(o, rows) for o, rows in groups if len(rows)], seconds)
         self._written |= result.written
         return {c.name for c in fusable}
@@ -354,7 +353,10 @@ class Executor:
         if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
-            merge_outcomes(self.con, self.campaign.tables[column], "_out", scope, ordered=_ascending(out.column("row_id")))
+            merge_outcomes(
+                self.con, self.campaign.tables[column], "_out", scope, present=pc.sum(out.column("present")).as_py() or 0,
+                rows=out.num_rows, ordered=_ascending(out.column("row_id")),
+            )
             self._written.add(column)
         self._record(column, out, time.perf_counter() - started)
 
@@ -397,7 +399,7 @@ class Executor:
             f"""SELECT *{''.join(', ' + f for f in facts)}
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
                          coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value,
-                         coalesce(cur.error_code, '') AS old_code
+                         coalesce(cur.error_code, '') AS old_code, cur.row_id IS NOT NULL AS _present
                   FROM ({rows_sql}) r {' '.join(joins)}
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""

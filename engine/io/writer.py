@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import duckdb
 
 from engine.io.names import ROW_ID
-from engine.sql.views import CampaignLayout, ColumnTable, aligned_tables, wide_sql
+from engine.sql.views import CampaignLayout, ColumnTable, wide_sql
 from engine.store.catalog import CampaignTables
+from engine.store.cells import aligned_tables
 from engine.store.database import scalar
 from engine.store.schema import quote
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import duckdb
 
 from engine.sql.needs import EVERYTHING, Needs
+from engine.store.cells import aligned_tables
 from engine.store.schema import literal, quote
 
 SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns")
@@ -69,17 +70,6 @@ class CampaignLayout:
     @property
     def steps(self) -> list[ColumnTable]:
         return [c for c in self.columns if not c.is_input]
-
-
-def aligned_tables(con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, str]], db: str) -> set[str]:
-    """Of each (row registry, column table) pair, the column tables holding exactly the registry's row ids in
-    the registry's order: one scan of the row ids."""
-    checks = [
-        f"SELECT {literal(table)}, count(*) FILTER (WHERE r.row_id IS DISTINCT FROM t.row_id) = 0 "
-        f"FROM {db}.{quote(rows)} r POSITIONAL JOIN (SELECT row_id FROM {db}.{quote(table)}) t"
-        for rows, table in pairs
-    ]
-    return {t for t, ok in con.execute(" UNION ALL ".join(checks)).fetchall() if ok} if checks else set()
 
 
 def read_layouts(

@@ -16,6 +16,7 @@ from engine.errors import EditError
 from engine.spec import NAME_PATTERN, RESERVED
 from engine.store.catalog import CampaignTables, add_input_columns
 from engine.store.database import scalar
+from engine.store.schema import STEP_COLUMNS
 from engine.types import CURRENT, Status
 
 NOTES = "notes"  # the record's free-text field: Save to Record appends `<column>: <value>` lines to it
@@ -60,12 +61,20 @@ def pin(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, col
     spec = tables.column(column)
     typed = cast_value(con, value, spec.value_type, column)
     table = tables.tables[column]
-    con.execute(f"DELETE FROM {table} WHERE row_id = {int(row_id)}")
-    con.execute(
-        f"INSERT INTO {table} (row_id, value, status, finished_at) "
-        f"VALUES ({int(row_id)}, $1::{spec.value_type}, 'pinned', now())",
-        [typed],
-    )
+    where = f"row_id = {int(row_id)}"
+    if scalar(con, f"SELECT count(*) FROM {table} WHERE {where}"):  # in place: the table keeps its row order
+        fields = [n for n in STEP_COLUMNS.split(", ") if n not in ("row_id", "value", "status", "finished_at")]
+        con.execute(
+            f"UPDATE {table} SET value = $1::{spec.value_type}, status = 'pinned', finished_at = now(), "
+            f"{', '.join(f'{n} = NULL' for n in fields)} WHERE {where}",
+            [typed],
+        )
+    else:
+        con.execute(
+            f"INSERT INTO {table} (row_id, value, status, finished_at) "
+            f"VALUES ({int(row_id)}, $1::{spec.value_type}, 'pinned', now())",
+            [typed],
+        )
 
 
 def confirm_pin(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str) -> bool:
