@@ -23,7 +23,7 @@ from engine.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.references import ALL_CONTEXT
 from engine.store.catalog import CampaignTables
-from engine.store.cells import Scope, key_expression, merge_outcomes
+from engine.store.cells import PARAMETER_TYPES, Scope, key_expression, merge_outcomes, update_cell
 from engine.store.context import context_versions
 from engine.store.database import frame, scalar
 from engine.store.pause import PauseState, pause_state
@@ -353,10 +353,14 @@ class Executor:
         if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
-            merge_outcomes(
-                self.con, self.campaign.tables[column], "_out", scope, present=pc.sum(out.column("present")).as_py() or 0,
-                rows=out.num_rows, ordered=_ascending(out.column("row_id")),
-            )
+            present = pc.sum(out.column("present")).as_py() or 0
+            if out.num_rows == present == 1 and spec.value_type in PARAMETER_TYPES:  # an edit's cell
+                update_cell(self.con, self.campaign.tables[column], out.to_pylist()[0])
+            else:
+                merge_outcomes(
+                    self.con, self.campaign.tables[column], "_out", scope, present=present, rows=out.num_rows,
+                    ordered=_ascending(out.column("row_id")),
+                )
             self._written.add(column)
         self._record(column, out, time.perf_counter() - started)
 
