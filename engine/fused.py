@@ -104,7 +104,9 @@ class FusedPass:
             by_table = {self.campaign.tables[name]: name for name in tables}
             pairs = [(self.campaign.rows_table, t) for t in by_table]
             aligned = {by_table[t] for t in aligned_tables(self.con, pairs, db, same_slots=True)}
-        rest = [name for name in tables if name not in aligned]
+        # a fused column's statuses say whether every row has a cell (`empty` stands for a missing one)
+        known = {c.name for c in self.columns if "empty" not in c.statuses}
+        rest = [name for name in tables if name not in aligned and name not in known]
         parts = [
             f"SELECT NULL AS name, count(*) AS n, min(rowid) AS low, max(rowid) AS high FROM {self.campaign.rows_table} "
             f"WHERE {scope.filter()}"
@@ -115,10 +117,11 @@ class FusedPass:
         ]
         found = {name: (n, low, high) for name, n, low, high in self.con.execute(" UNION ALL ".join(parts)).fetchall()}
         rows, low, high = found.pop(None)
-        complete = aligned | {rest[int(i)] for i, (n, _, _) in found.items() if n == rows}
+        complete = aligned | known | {rest[int(i)] for i, (n, _, _) in found.items() if n == rows}
         ranges: list[tuple[int, int]] = []
         parts_wanted = min(threads(self.con), rows // SPLIT_ROWS)
-        if whole and not rest and parts_wanted > 1 and high - low + 1 == rows:  # slots 0..n-1, none deleted
+        every_slot = high - low + 1 == rows  # slots low..high, none deleted
+        if whole and aligned >= set(tables) and parts_wanted > 1 and every_slot:
             bounds = [low + rows * k // parts_wanted for k in range(parts_wanted + 1)]
             ranges = [(bounds[k], bounds[k + 1] - 1) for k in range(parts_wanted)]
         return Layout(complete=complete, aligned=aligned, ranges=ranges)
