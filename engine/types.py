@@ -54,6 +54,7 @@ class ErrorCode(str, Enum):
     CANCELLED = "cancelled"
     UPSTREAM_ERROR = "upstream_error"
     PERMISSION_DENIED = "permission_denied"
+    HOST_NOT_ALLOWED = "host_not_allowed"  # the lookup guard refused a non-public address (engine/net/guard.py)
     FORMULA_ERROR = "formula_error"
     PYTHON_ERROR = "python_error"
     TEMPLATE_ERROR = "template_error"
@@ -75,6 +76,10 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.CANCELLED: "run again to finish it",
     ErrorCode.UPSTREAM_ERROR: "fix the upstream cell, then run again",
     ErrorCode.PERMISSION_DENIED: "ask an admin for access",
+    ErrorCode.HOST_NOT_ALLOWED: (
+        "if the host is yours, add it to the workspace's allowed_hosts: "
+        "runsheet settings allowed_hosts '[\"host:port\"]'"
+    ),
     ErrorCode.FORMULA_ERROR: "fix the expression or the input value",
     ErrorCode.PYTHON_ERROR: "fix the function or the input value",
     ErrorCode.TEMPLATE_ERROR: "fix the prompt template or the input value",

@@ -140,14 +140,16 @@ async def send(
     import httpx
 
     from engine.net.client import client
-    from engine.net.guard import BlockedAddress, NetworkPolicy
+    from engine.net.guard import BlockedAddress, NetworkPolicy, UnresolvedHost
 
     try:
         response = await client(NetworkPolicy.allowing(allowed_hosts)).request(
             method, url, headers=headers, content=content, timeout=timeout
         )
     except BlockedAddress as err:
-        raise ProviderFailure(ErrorCode.PERMISSION_DENIED, str(err), retryable=False) from None
+        raise ProviderFailure(ErrorCode.HOST_NOT_ALLOWED, str(err), retryable=False) from None
+    except UnresolvedHost as err:
+        raise ProviderFailure(ErrorCode.PROVIDER_ERROR, str(err), retryable=True) from None
     except httpx.TooManyRedirects:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, f"more than 5 redirects from {url}", retryable=False) from None
     except httpx.TimeoutException:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from engine.net.guard import BlockedAddress, NetworkPolicy, refusal, set_resolver
+from engine.net.guard import BlockedAddress, NetworkPolicy, UnresolvedHost, refusal, set_resolver
 
-__all__ = ["BlockedAddress", "NetworkPolicy", "refusal", "set_resolver"]
+__all__ = ["BlockedAddress", "NetworkPolicy", "UnresolvedHost", "refusal", "set_resolver"]

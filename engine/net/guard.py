@@ -32,6 +32,10 @@ class BlockedAddress(Exception):
     """A request the guard refused; the message names the host, the address and why."""
 
 
+class UnresolvedHost(Exception):
+    """A host name that resolved to no address: a lookup failure, not a refusal."""
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for `host` (numeric spellings such as 2130706433 included)."""
     import asyncio
@@ -40,7 +44,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     try:
         found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
-        raise BlockedAddress(f"cannot resolve host '{host}': {err.strerror}") from err
+        raise UnresolvedHost(f"cannot resolve host '{host}': {err.strerror}") from err
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
@@ -90,10 +94,11 @@ class NetworkPolicy:
         )
 
     async def checked_address(self, host: str, port: int) -> str:
-        """The address to connect to for `host`: resolved once, every answer checked; raises BlockedAddress."""
+        """The address to connect to for `host`: resolved once, every answer checked; raises BlockedAddress (or
+        UnresolvedHost)."""
         addresses = await _resolver[0](host.strip("[]"), port)
         if not addresses:
-            raise BlockedAddress(f"host '{host}' resolved to no address")
+            raise UnresolvedHost(f"host '{host}' resolved to no address")
         if self.allows(host, port):
             return addresses[0]
         for address in addresses:

@@ -162,9 +162,10 @@ def test_ssrf_battery_is_refused_before_any_connection(
     campaign.run()
     cells = [campaign.cell(row, "lookup") for row in range(1, len(targets) + 1)]
     for url, cell in zip(targets, cells, strict=True):
-        assert (cell.status, cell.error_code) == (Status.ERROR, ErrorCode.PERMISSION_DENIED.value), (url, cell)
+        assert (cell.status, cell.error_code) == (Status.ERROR, ErrorCode.HOST_NOT_ALLOWED.value), (url, cell)
         assert "refused to connect" in (cell.error_message or ""), (url, cell.error_message)
         assert "allowed_hosts" in (cell.error_message or "")
+        assert "allowed_hosts" in (cell.error_hint or "") and "admin" not in (cell.error_hint or "")
         assert cell.attempts == 1  # never retried
     assert listener.accepted == 0
     assert "10.0.0.5" in (cells[8].error_message or "")
@@ -191,3 +192,23 @@ def test_an_allowed_host_is_reached(tmp_path: Path, listener: CountingListener) 
 )
 def test_address_classification(address: str, refused: bool) -> None:
     assert (refusal(address) is not None) == refused
+
+
+def test_a_name_that_resolves_to_nothing_is_a_lookup_failure_not_a_refusal(tmp_path: Path) -> None:
+    async def nowhere(host: str, port: int) -> list[str]:
+        return []
+
+    set_resolver(nowhere)
+    try:
+        ws = Workspace.init(tmp_path / "ws")
+        ws.apply(spec("http://nowhere.example/?q={{ q }}", "cache: false"))
+        ws.set_setting("max_attempts", 1)
+        campaign = ws.campaign("h")
+        campaign.add_rows([{"q": "a"}])
+        campaign.run()
+    finally:
+        set_resolver(None)
+    cell = campaign.cell(1, "lookup")
+    assert (cell.error_code, cell.error_message) == (
+        ErrorCode.PROVIDER_ERROR.value, "host 'nowhere.example' resolved to no address"
+    )
