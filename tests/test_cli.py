@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +139,7 @@ def test_end_to_end_in_its_own_process(tmp_path: Path) -> None:
     assert shown["rows"][1]["greet"] == {"value": "Hi Bob at globex.io", "status": "done"}
 
 
-def test_help_is_quick_and_imports_no_llm_or_ui_library() -> None:
+def test_help_imports_no_llm_or_ui_library() -> None:
     """`python -m engine.cli --help`, run through runpy (what `-m` does) under a recorder of import attempts:
     it sees an attempt to import litellm or streamlit even where they are not installed."""
     probe = r"""
@@ -164,19 +163,15 @@ seconds = time.perf_counter() - start
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print("RESULT " + json.dumps({"attempts": attempts, "loaded": loaded, "seconds": seconds, "code": code}))
 """
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, env=process_env(REPO / "no-workspace"),
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     help_text, _, result_line = done.stdout.rpartition("RESULT ")
     result = json.loads(result_line)
     assert result["attempts"] == [] and result["loaded"] == []
     assert result["code"] == 0
-    assert result["seconds"] < 3.0, f"importing engine.cli and printing help took {result['seconds']:.2f}s"
-    assert elapsed < 10.0
     assert "Usage: python -m engine.cli [OPTIONS] COMMAND [ARGS]..." in help_text and done.stderr == ""
     for command in ("init", "apply", "import", "set", "run", "show", "status", "campaigns"):
         assert f" {command} " in help_text
