@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from engine.campaign import Campaign
 
 Progress = Callable[[str], None]
+SHOWN_ROWS = 5  # campaign rows named per repeated key
 STAGES = ("reading", "checking", "writing", "computing", "committing")
 
 
@@ -210,6 +211,34 @@ def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str
             "row",
             f"'campaign ''{tables.spec.name}'' has no row ' || {k}::VARCHAR || ' (on {unit} {{line}})'",
         )
+    elif key in tables.tables:
+        _check_campaign_key(con, tables, key, unit)
+
+
+def _check_campaign_key(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str, unit: str) -> None:
+    """Record the staged rows whose key several campaign rows hold: an upsert touches only the row its key
+    names, so such a record can go nowhere."""
+    k = quote(key)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _key_repeats AS
+            SELECT value AS _value, count(*) AS _count,
+                   array_to_string(list(row_id ORDER BY row_id)[1:{SHOWN_ROWS}], ', ') AS _rows
+            FROM {tables.tables[key]}
+            WHERE value IN (SELECT {k} FROM _staged) GROUP BY value HAVING count(*) > 1"""
+    )
+    more = f"CASE WHEN r._count > {SHOWN_ROWS} THEN ', ...' ELSE '' END"
+    error = (
+        f"'key ''{key}'' value ' || {literal(chr(39))} || r._value::VARCHAR || {literal(chr(39))} "
+        f"|| ' on {unit} {{line}} is held by ' || r._count || ' rows of campaign ''{tables.spec.name}'' "
+        f"(rows ' || r._rows || {more} || ')'"
+    )
+    add_row_problems(
+        con,
+        f"_staged.{k} IN (SELECT _value FROM _key_repeats) "
+        "AND _n NOT IN (SELECT n FROM _problems WHERE n IS NOT NULL)",
+        "campaign_key",
+        f"(SELECT {error} FROM _key_repeats r WHERE r._value = _staged.{k})",
+    )
 
 
 def _record_sql(columns: list[str]) -> str:

@@ -34,6 +34,7 @@ HINTS = {
     "size": "shorten that field, or allow longer lines with --max-line-size BYTES",
     "encoding": "save the file as UTF-8, or pass --encoding latin-1 if that is what it is",
     "key": "give every row a distinct, non-empty key",
+    "campaign_key": "dedupe the campaign, or pick a key that is unique in it, such as row_id",
     "row": "use row ids that `runsheet show` lists, or import those rows without --key row_id",
     "parse": "check the file's format",
 }

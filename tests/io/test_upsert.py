@@ -106,11 +106,13 @@ def test_new_records_are_appended_and_partial_files_touch_only_their_columns(
     assert settled.row_count() == ROWS + 2
 
 
-def test_every_campaign_row_holding_a_key_is_updated(people: Campaign, tmp_path: Path) -> None:
+def test_a_key_several_campaign_rows_hold_is_refused(people: Campaign, tmp_path: Path) -> None:
     people.import_file(write(tmp_path, "twice.csv", "crm_id,first\nc1,Ann\nc1,Ann\nc2,Bob\n"))
-    report = people.import_file(write(tmp_path, "fix.csv", "crm_id,first\nc1,Anne\n"), key="crm_id")
-    assert (report.updated, report.unchanged) == (2, 0)
-    assert [people.cell(r, "greet").value for r in (1, 2, 3)] == ["Hi Anne", "Hi Anne", "Hi Bob"]
+    with pytest.raises(ImportError_, match="key 'crm_id' value 'c1' on line 2 is held by 2 rows"):
+        people.import_file(write(tmp_path, "fix.csv", "crm_id,first\nc1,Anne\n"), key="crm_id")
+    assert [people.cell(r, "greet").value for r in (1, 2, 3)] == ["Hi Ann", "Hi Ann", "Hi Bob"]
+    report = people.import_file(write(tmp_path, "fix2.csv", "crm_id,first\nc2,Bobby\n"), key="crm_id")
+    assert (report.updated, report.unchanged) == (1, 0)  # a key the campaign holds once still upserts
 
 
 def test_parquet_upsert_casts_to_the_column_types(settled: Campaign, tmp_path: Path) -> None:
