@@ -107,7 +107,7 @@ def export_campaign(
             select = wide_sql(layout, names, with_state=with_state)
             if where:  # the filter may read any column, exported or not
                 wide = wide_sql(layout, known, with_state=with_state)
-                box.check(f"SELECT * FROM ({wide}) w WHERE ({where}\n)", what="--where filter")
+                box.check(f"SELECT * FROM campaign.{quote(campaign)} w WHERE ({where}\n)", what="--where filter")
                 chosen = ", ".join(quote(name) for name in box.describe(select))
                 select = f"SELECT {chosen} FROM ({wide}) w WHERE ({where}\n)"
                 names = known

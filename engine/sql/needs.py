@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-_ALL_COLUMN_NODES = (exp.Pivot, exp.Columns, exp.Command)
+_ALL_COLUMN_NODES = (exp.Pivot, exp.Columns, exp.Command, exp.Describe, exp.Summarize)
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,23 @@ EVERYTHING = Needs()
 
 def needs_of(sql: str) -> Needs:
     """What `sql` reads. Anything the parser cannot follow (a star outside count(*), COLUMNS(...), PIVOT, a
-    whole row used as a value, an EXPLAIN) means every column; a parse failure means everything."""
+    whole row used as a value, an EXPLAIN, DESCRIBE or SUMMARIZE) means every column; a parse failure (or a
+    tree too deep for it to walk) means everything."""
     parser_log = logging.getLogger("sqlglot")
     level = parser_log.level
     parser_log.setLevel(logging.CRITICAL)  # it warns when it falls back to a raw command
     try:
         trees = [t for t in sqlglot.parse(sql, dialect="duckdb") if t is not None]
-    except sqlglot.errors.SqlglotError:
+        if not trees or any(isinstance(t, exp.Command) for t in trees):
+            return EVERYTHING
+        return _needs_of_trees(trees)
+    except (sqlglot.errors.SqlglotError, RecursionError):
         return EVERYTHING
     finally:
         parser_log.setLevel(level)
-    if not trees or any(isinstance(t, exp.Command) for t in trees):
-        return EVERYTHING
+
+
+def _needs_of_trees(trees: list[exp.Expr]) -> Needs:
     tables = {t.name.lower() for tree in trees for t in tree.find_all(exp.Table)}
     named = {c.name.lower() for tree in trees for c in tree.find_all(exp.Column)}
     # Every identifier counts as a column it may read (USING (email) names no Column node): a superset is

@@ -10,7 +10,6 @@ from pathlib import Path
 import polars as pl
 
 from engine.errors import QueryError
-from engine.sql.needs import needs_of
 from engine.sql.sandbox import Limits, open_sandbox
 
 
@@ -18,7 +17,7 @@ def run_query(
     db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0
 ) -> pl.DataFrame:
     """The result of `sql` as a polars DataFrame (see engine/sql/views.py for the tables it can read)."""
-    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, needs=needs_of(sql)) as box:
+    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, query=sql) as box:
         table = box.query(sql)
     result = pl.from_arrow(table)
     assert isinstance(result, pl.DataFrame)
@@ -43,9 +42,7 @@ def query_to_file(
     check_target(target)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open_sandbox(
-            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs_of(sql)
-        ) as box:
+        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql) as box:
             text = box.check(sql)
             if text.lstrip()[:7].upper() == "EXPLAIN":
                 raise QueryError(

@@ -1,14 +1,17 @@
 """The SQL sandbox: users' SQL runs here, never in the writer's DuckDB instance.
 
-Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY (waiting, like the writer,
-while another process holds it), builds the views of engine/sql/views.py, then locks itself down: no file
-system, no extensions, no Python replacement scans, no spilling to disk, a memory limit, configuration
-locked. Only a single SELECT (or EXPLAIN) is accepted, and it is interrupted when it passes its time limit.
+Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY under an alias drawn at random
+(waiting, like the writer, while another process holds it), builds the views of engine/sql/views.py, then
+locks itself down: no file system, no extensions, no Python replacement scans, no spilling to disk, a memory
+limit, configuration locked. Only a single SELECT (or EXPLAIN) is accepted, it may name only those views
+(engine/sql/statement.py: the workspace's own tables, users and tokens among them, are out of reach), and it
+is interrupted when it passes its time limit.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -20,12 +23,11 @@ import duckdb
 import pyarrow as pa
 
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
-from engine.sql.needs import EVERYTHING, Needs
-from engine.sql.views import SYSTEM_VIEWS, CampaignLayout, create_views, read_layouts
+from engine.sql.needs import EVERYTHING, Needs, needs_of
+from engine.sql.statement import DEPTH_HINT, Reachable, check_reach, parse_read
+from engine.sql.views import CampaignLayout, create_views, read_layouts
 from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
-
-READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,15 @@ class Limits:
 class Sandbox:
     """One locked-down DuckDB instance over a workspace file, open for the duration of a `with` block."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], limits: Limits) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], limits: Limits, reachable: Reachable,
+        db: str,
+    ) -> None:
         self.con = con
         self.layouts = {layout.name: layout for layout in layouts}
         self.limits = limits
+        self.reachable = reachable
+        self.db = db  # the attached workspace's alias: engine SQL only
 
     def layout(self, campaign: str) -> CampaignLayout:
         if campaign not in self.layouts:
@@ -53,27 +60,11 @@ class Sandbox:
         return self.layouts[campaign]
 
     def check(self, sql: str, *, what: str = "query") -> str:
-        """The text of `sql` if it is exactly one read statement; otherwise a QueryError saying why not."""
-        try:
-            statements = self.con.extract_statements(sql)
-        except duckdb.Error as err:
-            raise QueryError(
-                f"the {what} is not valid SQL: {_first_line(err)}", hint="fix the SQL syntax"
-            ) from err
-        if len(statements) != 1:
-            raise QueryError(
-                f"the {what} holds {len(statements)} statements; one is allowed",
-                hint="run one SELECT at a time",
-            )
-        statement = statements[0]
-        if statement.type not in READ_STATEMENTS:
-            kind = statement.type.name.replace("_", " ")
-            article = "an" if kind[0] in "AEIOU" else "a"
-            raise QueryError(
-                f"queries are read-only: {article} {kind} statement is not allowed",
-                hint="write a SELECT; change data with runsheet import, set or run",
-            )
-        return sql.strip().rstrip(";")
+        """The text of `sql` if it is exactly one read statement naming only the views; otherwise a QueryError
+        saying why not."""
+        statement = parse_read(self.con, sql, what=what)
+        check_reach(statement, self.reachable)
+        return statement.text
 
     def query(self, sql: str) -> pa.Table:
         """Run one user SELECT and return its whole result."""
@@ -100,12 +91,12 @@ class Sandbox:
         try:
             yield
         except duckdb.Error as err:
-            raise translate(err, self.limits, self.tables()) from err
+            raise translate(err, self.limits, self.tables(), self.db) from err
         finally:
             timer.cancel()
 
     def tables(self) -> list[str]:
-        return [*self.layouts, *SYSTEM_VIEWS]
+        return self.reachable.names()
 
 
 @contextmanager
@@ -116,19 +107,24 @@ def open_sandbox(
     busy_timeout: float = 30.0,
     writable: Path | None = None,
     needs: Needs = EVERYTHING,
+    query: str | None = None,
 ) -> Iterator[Sandbox]:
     """A sandbox over the workspace file at `db_path`, closed on leaving the block. `writable` is the one file
     the engine's own statements may write (an export's temporary file); `needs` limits the views built to what
-    a statement reads (see needs.py)."""
+    a statement reads (see needs.py). `query`, a user's statement, is parsed before anything is attached (a
+    bad one is refused at once) and sets `needs`."""
     limits = limits or Limits()
     con = duckdb.connect(
         ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
+    db = "ws_" + secrets.token_hex(16)
     try:
-        _attach(con, db_path, busy_timeout)
-        layouts = read_layouts(con, needs)
-        create_views(con, layouts, needs)
+        if query is not None:
+            needs = needs_of(parse_read(con, query).text)
+        _attach(con, db_path, busy_timeout, db)
+        layouts = read_layouts(con, needs, db)
+        reachable = create_views(con, layouts, needs, db)
         settings = [
             f"SET memory_limit = {literal(limits.memory_limit)}",
             "SET temp_directory = ''",
@@ -146,12 +142,12 @@ def open_sandbox(
                         f"{limits.memory_limit!r} is not a memory size", hint="write it like 512MB or 2GB"
                     ) from err
                 raise
-        yield Sandbox(con, layouts, limits)
+        yield Sandbox(con, layouts, limits, reachable, db)
     finally:
         con.close()
 
 
-def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) -> None:
+def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float, db: str) -> None:
     if not db_path.exists():
         raise NotFoundError(
             f"no workspace at {db_path.parent}", hint=f"create one with `runsheet init {db_path.parent}`"
@@ -161,7 +157,7 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) 
     while True:
         release(db_path)  # this process's own hold on the file (engine/store/database.py) would refuse the attach
         try:
-            con.execute(f"ATTACH {literal(str(db_path))} AS ws (READ_ONLY)")
+            con.execute(f"ATTACH {literal(str(db_path))} AS {db} (READ_ONLY)")
             return
         except duckdb.Error as err:
             if not is_lock_error(err):
@@ -176,9 +172,12 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float) 
             delay = min(delay * 2, 0.1)
 
 
-def translate(err: duckdb.Error, limits: Limits, tables: list[str]) -> QueryError:
-    """A DuckDB error from user SQL, as one line saying what happened and what to do."""
+def translate(err: duckdb.Error, limits: Limits, tables: list[str], db: str = "") -> QueryError:
+    """A DuckDB error from user SQL, as one line saying what happened and what to do (never naming the
+    attached workspace's alias `db`)."""
     text = _first_line(err)
+    if db:
+        text = text.replace(f"{db}.", "").replace(db, "workspace")
     if isinstance(err, duckdb.InterruptException):
         return QueryError(
             f"the query ran longer than {limits.timeout:g}s and was stopped",
@@ -202,6 +201,8 @@ def translate(err: duckdb.Error, limits: Limits, tables: list[str]) -> QueryErro
         return QueryError(
             "queries cannot change settings", hint="remove the SET; limits are options of the command"
         )
+    if "expression depth" in text:
+        return QueryError("the query is nested more than 1000 levels deep", hint=DEPTH_HINT)
     if isinstance(err, duckdb.CatalogException):
         return QueryError(text, hint="the tables are: " + ", ".join(tables))
     if isinstance(err, duckdb.ParserException):

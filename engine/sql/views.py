@@ -1,4 +1,5 @@
-"""The tables a user's SQL sees, as views over the attached workspace (schema `ws`).
+"""The tables a user's SQL sees, as views over the attached workspace (attached under an alias of its own,
+which user SQL may not name: engine/sql/statement.py).
 
 - one wide table per campaign, named after it: `row_id` and each column's value (also `campaign.<name>`, which
   stays reachable when a campaign shares a name with the views below);
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import duckdb
 
 from engine.sql.needs import EVERYTHING, Needs
+from engine.sql.statement import Reachable
 from engine.store.cells import aligned_tables
 from engine.store.schema import literal, quote
 
@@ -56,13 +58,14 @@ class ColumnTable:
 
 @dataclass(frozen=True)
 class CampaignLayout:
-    """A campaign as the sandbox sees it: its row registry, its columns in spec order, and which of their
-    tables are lined up with the registry."""
+    """A campaign as the sandbox sees it: its row registry, its columns in spec order, which of their tables
+    are lined up with the registry, and the alias of the attached workspace that holds them."""
 
     name: str
     rows_table: str
     columns: tuple[ColumnTable, ...]
     aligned: frozenset[str]
+    db: str = "ws"
 
     def column(self, name: str) -> ColumnTable:
         return next(c for c in self.columns if c.name == name)
@@ -101,6 +104,7 @@ def read_layouts(
                 if ccid == cid
             ),
             aligned=frozenset(t for ccid, _, _, t in columns if ccid == cid and t in aligned),
+            db=db,
         )
         for cid, name, rows in campaigns
     ]
@@ -126,9 +130,11 @@ def ordered(layout: CampaignLayout, names: list[str]) -> bool:
     return all(layout.column(n).table in layout.aligned for n in names)
 
 
-def wide_sql(layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str = "ws") -> str:
+def wide_sql(
+    layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str | None = None
+) -> str:
     """SELECT row_id and the value of each of `names` (and with `with_state`, each step's status, error code,
-    error message and credits, as `<step>.status` ...)."""
+    error message and credits, as `<step>.status` ...), from the database `db` (default: the layout's)."""
     parts: list[tuple[ColumnTable, list[str], str]] = []
     selects = ["r.row_id"]
     for i, name in enumerate(names):
@@ -143,10 +149,10 @@ def wide_sql(layout: CampaignLayout, names: list[str], *, with_state: bool = Fal
                     value = f"coalesce({value}, 'empty')"
                 selects.append(f"{value} AS {quote(name + '.' + label)}")
         parts.append((column, fields, alias))
-    return f"SELECT {', '.join(selects)} FROM {_joined(layout, parts, db)}"
+    return f"SELECT {', '.join(selects)} FROM {_joined(layout, parts, db or layout.db)}"
 
 
-def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: str = "ws") -> str:
+def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]]) -> str:
     """The long `cells` table: every step cell of every campaign, `present` saying which fields each table
     has."""
     parts = []
@@ -164,7 +170,7 @@ def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: s
                 (f"j.{quote(f)}::{t}" if f in have else f"NULL::{t}") + f" AS {quote(label)}"
                 for label, f, t in CELL_FIELDS
             ]
-            source = _joined(layout, [(step, fields, "j")], db)
+            source = _joined(layout, [(step, fields, "j")], layout.db)
             parts.append(f"SELECT {', '.join(selects)} FROM {source}")
     if not parts:
         empty = ", ".join(f"NULL::{t} AS {quote(label)}" for label, _, t in CELL_FIELDS)
@@ -177,34 +183,43 @@ def cells_sql(layouts: list[CampaignLayout], present: dict[str, set[str]], db: s
 
 def create_views(
     con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], needs: Needs = EVERYTHING, db: str = "ws"
-) -> None:
+) -> Reachable:
     """Create the views named in the module docstring, those `needs` reads (a campaign's with the columns it
-    names), in the sandbox's own in-memory catalog."""
+    names), in the sandbox's own in-memory catalog; returns their names, the only ones user SQL may read."""
+    main: set[str] = set()
+    campaign: set[str] = set()
     con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
     for layout in layouts:
         if not needs.table(layout.name):
             continue
         names = [c.name for c in layout.columns if needs.column(c.name)]
-        con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names, db=db)}")
+        con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names)}")
+        campaign.add(layout.name.lower())
         if layout.name not in SYSTEM_VIEWS:
             con.execute(
                 f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}"
             )
+            main.add(layout.name.lower())
     if needs.table("cells"):
         present: dict[str, set[str]] = {}
         for table, column in con.execute(
             "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ?", [db]
         ).fetchall():
             present.setdefault(table, set()).add(column)
-        con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present, db)}")
+        con.execute(f"CREATE VIEW main.cells AS {cells_sql(layouts, present)}")
+        main.add("cells")
     for name in ("runs", "activity"):
         if needs.table(name):
             con.execute(
                 f"CREATE VIEW main.{name} AS SELECT c.name AS campaign, t.* FROM {db}.{name} t "
                 f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id"
             )
+            main.add(name)
     if needs.table("campaigns"):
         con.execute(
             "CREATE VIEW main.campaigns AS "
             f"SELECT name, description, created_at, updated_at FROM {db}.campaigns"
         )
+        main.add("campaigns")
+    listed = [layout.name for layout in layouts if layout.name not in SYSTEM_VIEWS] + list(SYSTEM_VIEWS)
+    return Reachable(frozenset(main), frozenset(campaign), tuple(listed))

@@ -14,7 +14,6 @@ import pytest
 
 from engine import Campaign, ExportError, NotFoundError, QueryError, Workspace, frame_to_csv
 from engine.sql.sandbox import open_sandbox
-from engine.sql.views import read_layouts
 
 FIDELITY_SPEC = """
 campaign: {name}
@@ -190,14 +189,14 @@ def test_columns_out_of_row_order_are_joined_and_sorted(
     ws: Workspace, basic: Campaign, tmp_path: Path
 ) -> None:
     with open_sandbox(ws.db.path) as box:
-        before = read_layouts(box.con)[0]
+        before = box.layout("t")
     first_table = next(c.table for c in before.columns if c.name == "first")
     assert first_table in before.aligned
     with ws.db.transaction() as con:  # what a delete-and-append rewrite of one cell does to a table's order
         con.execute(f"DELETE FROM {first_table} WHERE row_id = 1")
         con.execute(f"INSERT INTO {first_table} VALUES (1, 'Ann')")
     with open_sandbox(ws.db.path) as box:
-        after = read_layouts(box.con)[0]
+        after = box.layout("t")
     assert first_table not in after.aligned and len(after.aligned) == len(before.aligned) - 1
     out = pl.read_parquet(basic.export(tmp_path / "o.parquet", columns=["first", "email"]).path)
     assert out.rows() == [

@@ -69,6 +69,8 @@ NEEDS = [
     ("SELECT t FROM t", {"t"}, None),
     ("WITH x AS (SELECT email FROM t) SELECT count(*) FROM x", {"t", "x"}, {"email", "t", "x"}),
     ("EXPLAIN SELECT email FROM t", None, None),
+    ("DESCRIBE t", {"t"}, None),
+    ("SELECT count(*) FROM (SUMMARIZE t)", {"t"}, None),
 ]
 
 
@@ -126,7 +128,7 @@ REFUSED = [
     Refused("detach", "DETACH ws", "a DETACH statement is not allowed"),
     Refused("export-database", "EXPORT DATABASE '/tmp/dump'", "an EXPORT statement is not allowed"),
     Refused("two-statements", "SELECT 1; DROP TABLE cells", "holds 2 statements; one is allowed"),
-    Refused("smuggled-write", "SELECT * FROM query('INSERT INTO ws.runs (run_id) VALUES (1)')", "SELECT"),
+    Refused("smuggled-write", "SELECT * FROM query('INSERT INTO ws.runs (run_id) VALUES (1)')", "call query()"),
     Refused("syntax", "SELEC 1", "not valid SQL"),
     Refused("unknown-table", "SELECT * FROM nowhere", "nowhere"),
 ]
