@@ -364,7 +364,7 @@ class Campaign:
         compute: bool = False,
     ) -> Page:
         """A page of the grid in row order. With `compute`, free auto cells on the page are brought up to date
-        first (a lazy pull); paid ones are queued."""
+        first (a lazy pull); paid ones are queued; python ones keep their stored value (reads never import code)."""
         with self.db.transaction() as con:
             tables = self._load(con)
             names = list(columns) if columns is not None else tables.spec.names
@@ -385,7 +385,7 @@ class Campaign:
             if compute and ids:
                 auto = tables.spec.graph.auto_steps()
                 run_transaction(
-                    con, tables, Request.run(auto, run_paid=False), scope, actor=self.actor, trigger="pull"
+                    con, tables, Request.pull(auto), scope, actor=self.actor, trigger="pull"
                 )
             grid: dict[int, dict[str, Cell]] = {row_id: {} for row_id in ids}
             for name in names:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.cells import INPUT_KIND, KINDS, StepOptions, kind_named
-from engine.cells.python import PythonOptions, resolve
+from engine.cells.python import IMPORT_FIX, PythonOptions, resolve
 from engine.errors import SpecError
 from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_references
 
@@ -84,8 +84,9 @@ def load_spec(path: str | Path) -> CampaignSpec:
     return parse_spec(text)
 
 
-def parse_spec(source: str | dict[str, Any]) -> CampaignSpec:
-    """Validate a spec given as YAML text or an already-parsed mapping."""
+def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> CampaignSpec:
+    """Validate a spec given as YAML text or an already-parsed mapping. `check_code` imports each python step's
+    function to refuse a missing one; a stored spec is read without it, so reads never need user code."""
     data = _parse_yaml(source) if isinstance(source, str) else source
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping with 'campaign' and 'columns'", hint="see campaigns/outbound.yaml")
@@ -101,13 +102,14 @@ def parse_spec(source: str | dict[str, Any]) -> CampaignSpec:
     raw_columns = data.get("columns")
     if not isinstance(raw_columns, list) or not raw_columns:
         raise SpecError("'columns' must be a non-empty list", hint="list the campaign's columns under 'columns:'")
-    parsed = [_parse_column(raw, i) for i, raw in enumerate(raw_columns)]
+    parsed = [_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)]
     graph = ColumnGraph.build(
         ColumnNode(
             name=name_,
             is_input=kind == INPUT_KIND,
             run="auto" if kind == INPUT_KIND else options.run,  # type: ignore[union-attr]
             free=kind == INPUT_KIND or KINDS[kind].free,
+            code=isinstance(options, PythonOptions),
             deps=deps,
         )
         for name_, kind, options, deps in parsed
@@ -139,7 +141,9 @@ def _parse_yaml(text: str) -> Any:
         raise SpecError(f"the spec is not valid YAML{line}", hint="fix the YAML syntax") from err
 
 
-def _parse_column(raw: Any, index: int) -> tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]:
+def _parse_column(
+    raw: Any, index: int, check_code: bool = True
+) -> tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise SpecError(f"column #{index + 1} is not a mapping", hint="write each column as 'name: ..., kind: ...'")
     raw = dict(raw)
@@ -162,13 +166,13 @@ def _parse_column(raw: Any, index: int) -> tuple[str, str, StepOptions | InputOp
         return name, kind, options, ()
     assert isinstance(options, StepOptions)
     deps = _dependencies(name, kind, options)
-    if isinstance(options, PythonOptions):
+    if check_code and isinstance(options, PythonOptions):
         try:
             resolve(options.function)
         except LookupError as err:
             raise SpecError(
                 f"bad value for option 'function': {err}",
-                hint="make the module importable from the folder you run runsheet in",
+                hint=IMPORT_FIX,
                 column=name,
             ) from err
     return name, kind, options, deps

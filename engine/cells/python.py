@@ -1,4 +1,9 @@
-"""`python`: a function `package.module:function` that takes a polars DataFrame of the inputs, returns a Series."""
+"""`python`: a function `package.module:function` that takes a polars DataFrame of the inputs, returns a Series.
+
+Only computing imports the module: a stored spec is read without it (engine/store/catalog.py) and a read's lazy
+pull leaves python cells as stored (`Request.pull`), so status, show, export, query, the UI and the API work in a
+process that cannot import it. Computing there fails the cell with an error naming the module and PYTHONPATH.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from pydantic import field_validator
 from engine.cells.base import Batch, StepOptions
 from engine.cells.outcomes import done, failed
 from engine.types import ErrorCode
+
+
+IMPORT_FIX = "put the module's folder on PYTHONPATH, or run runsheet in the folder that holds it"
 
 
 class PythonOptions(StepOptions):
@@ -37,7 +45,7 @@ def resolve(reference: str) -> Callable[[pl.DataFrame], Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise LookupError(f"cannot import module '{module_name}': {err}") from err
+        raise LookupError(f"cannot import module '{module_name}' ({err})") from err
     function = getattr(module, attr, None)
     if not callable(function):
         raise LookupError(f"module '{module_name}' has no function '{attr}'")
@@ -58,7 +66,12 @@ class Python:
     def compute(self, options: PythonOptions, batch: Batch) -> pl.DataFrame:
         row_ids = batch.frame["row_id"]
         try:
-            result = resolve(options.function)(batch.frame.drop("row_id"))
+            function = resolve(options.function)
+        except LookupError as err:  # not importable in this process: say where the module must be, in one line
+            fix = f": {IMPORT_FIX}" if isinstance(err.__cause__, ImportError) else ""
+            return failed(row_ids, ErrorCode.PYTHON_ERROR, f"{options.function}: {err}{fix}")
+        try:
+            result = function(batch.frame.drop("row_id"))
             values = result if isinstance(result, pl.Series) else pl.Series(result)
             if values.len() != row_ids.len():
                 raise ValueError(f"returned {values.len()} values for {row_ids.len()} rows")

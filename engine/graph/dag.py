@@ -22,6 +22,7 @@ class ColumnNode:
     is_input: bool = False
     run: RunMode = "auto"
     free: bool = True  # computed at once (formula, python); paid steps are queued instead
+    code: bool = False  # computed by user code (python): only a request to compute imports it, never a read
     deps: tuple[str, ...] = ()
 
     @property

@@ -48,6 +48,8 @@ class Request:
     force: bool = False
     run_paid: bool = True
     unpin: bool = False
+    run_code: bool = True  # False for a read: cells of user code (python) keep their stored value and status
+
 
     @classmethod
     def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
@@ -64,6 +66,13 @@ class Request:
     ) -> Request:
         """Compute the cells of `columns` whose status is in `statuses`, pulling auto ancestors first."""
         return cls("run", frozenset(columns), statuses=frozenset(statuses), run_paid=run_paid)
+
+    @classmethod
+    def pull(cls, columns: Iterable[str]) -> Request:
+        """A read's lazy pull: the free cells of `columns` not yet fresh are computed, paid ones queued, and cells of
+        user code (python) are left as stored (a stale one shows its old value, marked stale): reads never import
+        user code (DESIGN.md, invariant 8)."""
+        return cls("run", frozenset(columns), run_paid=False, run_code=False)
 
     @classmethod
     def run_again(cls, columns: Iterable[str], *, unpin: bool = True) -> Request:
@@ -88,6 +97,8 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
     plan: dict[str, CellPlan] = {}
 
     def schedule(column: str, forced: bool) -> None:
+        if graph.nodes[column].code and not request.run_code:
+            return  # left as stored: downstream reads its stored value, or waits on it if it has none
         # Lazy pull: an auto ancestor without a fresh value is computed first.
         for dep in graph.sorted(graph.nodes[column].deps):
             node = graph.nodes[dep]

@@ -50,7 +50,7 @@ class SpecChanges:
 
 @lru_cache(maxsize=64)
 def _parse_stored(spec_json: str) -> CampaignSpec:
-    return parse_spec(json.loads(spec_json))
+    return parse_spec(json.loads(spec_json), check_code=False)  # reads never import user code
 
 
 def campaign_names(con: duckdb.DuckDBPyConnection) -> list[str]:
