@@ -1,0 +1,453 @@
+"""DESIGN.md's invariants, checked together by one stateful property test.
+
+A hypothesis `RuleBasedStateMachine` drives one campaign through random sequences of what users do: add records,
+upsert (with keys that repeat), edit, pin, confirm, Save to Record, run with and without credit caps, Run Again
+(of the AI step and of the export), pause and resume, apply spec changes (adding, changing, renaming, removing
+columns), export then re-import, and a `runsheet run` killed with SIGKILL then resumed. Its model is what the
+user asked for (the records' inputs, the pins); after every step the workspace is checked against it, against the
+fake provider's ledger (real HTTP, the real client path) and against the webhook receiver's log:
+
+- inputs are exactly what was typed, imported or keyed: no row touched that was not keyed (invariant 2);
+- every computed value equals a fresh computation from the current inputs (rule 10): a refusal never wiped one
+  (invariant 1), and Save to Record fields and imported columns survive every `apply` (invariant 3);
+- each distinct provider request is billed once, plus once per Run Again that asked for it (invariant 5), and
+  the credits spent are the calls billed; nothing is billed before the paid step is activated (invariant 7);
+- an export payload is sent again only when a person asked (invariant 6), and its idempotency key follows it;
+- history (runs, activity, credit rows) never shrinks (invariant 4).
+
+Examples: RUNSHEET_STATEFUL_EXAMPLES (default 200), RUNSHEET_STATEFUL_STEPS steps each (default 12). Without
+RUNSHEET_STATEFUL_SEED the examples are derandomized, so CI sees the same ones every time; with it, that seed's.
+A failure prints the steps that reproduce it and a `@reproduce_failure` blob.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from engine import RunOptions, RunsheetError, Status, Workspace
+from tests.actions.conftest import Receiver, start_receiver
+from tests.support.provider import REPO, ProviderProcess, start_provider
+
+KEY_ENV = "RUNSHEET_TEST_PROVIDER_KEY"
+CAMPAIGN = "sm"
+BALANCE = 1000.0
+COMPANIES = ["Acme", "ACME", "Beta", "Gamma"]
+# titles a spreadsheet would run as formulas: an export then re-import must keep them as typed
+TITLES = ["CEO", "@ceo", "+1 555", "-5", "=1+1", "VP Sales"]
+PROMPTS = {"research": "Research", "study": "Study"}
+
+
+def spec_text(provider: ProviderProcess, receiver: Receiver, variant: str) -> str:
+    """The campaign's spec in one of its shapes: `base`, `study` (the prompt changed), `shout` (a formula
+    column added), `loud` (that column renamed with `renamed_from`)."""
+    verb = PROMPTS["study"] if variant == "study" else PROMPTS["research"]
+    extra = ""
+    if variant == "shout":
+        extra = '  - {name: shout, kind: formula, expression: "upper(title)"}\n'
+    if variant == "loud":
+        extra = '  - {name: loud, kind: formula, expression: "upper(title)", renamed_from: shout}\n'
+    return f"""
+campaign: {CAMPAIGN}
+columns:
+  - {{name: handle, kind: input}}
+  - {{name: company, kind: input}}
+  - {{name: title, kind: input}}
+  - {{name: domain, kind: formula, expression: "lower(company)"}}
+  - name: research
+    kind: ai
+    model: openai/fake-model
+    api_base: {provider.api_base}
+    api_key_env: {KEY_ENV}
+    tier: fast
+    timeout: 20
+    prompt: "{verb} {{{{ domain }}}}"
+  - {{name: line, kind: formula, expression: "research || ' / ' || title"}}
+  - name: push
+    kind: export
+    url: "{receiver.base}/hooks/crm"
+    fields: [handle, line]
+{extra}"""
+
+
+def prompt_id(text: str) -> str:
+    """The fake provider's ledger id of a one-message prompt (tests/support/fake_llm.py)."""
+    messages = [{"role": "user", "content": text}]
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+
+class Servers:
+    def __init__(self, provider: ProviderProcess, receiver: Receiver, template: Path) -> None:
+        self.provider, self.receiver, self.template = provider, receiver, template
+
+
+class TrustMachine(RuleBasedStateMachine):
+    """One campaign driven by random user actions; the model is what the user asked for."""
+
+    servers: Servers
+    root: Path
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = self.root / uuid.uuid4().hex
+        shutil.copytree(self.servers.template, self.path)
+        self.servers.provider.reset()
+        self.servers.receiver.reset()
+        self.ws = Workspace(self.path)
+        self.campaign = self.ws.campaign(CAMPAIGN)
+        self.inputs: dict[int, dict[str, str | None]] = {}
+        self.pinned: dict[int, str] = {}
+        self.fields = ["handle", "company", "title"]
+        self.variant = "base"
+        self.active = False  # the paid step starts paused (invariant 7)
+        self.forced: Counter[str] = Counter()  # prompt id -> Run Agains that asked for it
+        self.pushed_again: Counter[int] = Counter()  # row -> Run Agains of its export
+        self.kills = 0
+        self.history = (0, 0, 0)
+        self.handles = 0
+
+    def teardown(self) -> None:
+        self.ws.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+
+    def new_handle(self) -> str:
+        self.handles += 1
+        return f"h{self.handles}"
+
+    def verb(self) -> str:
+        return PROMPTS["study"] if self.variant == "study" else PROMPTS["research"]
+
+    def prompt(self, row: int) -> str:
+        return f"{self.verb()} {(self.inputs[row]['company'] or '').lower()}"
+
+    def stored(self) -> dict[int, dict[str, Any]]:
+        rows = self.campaign.values().to_dicts()
+        return {int(r.pop("row_id")): r for r in rows}
+
+    def cells(self, column: str) -> dict[int, Any]:
+        if not self.inputs:
+            return {}
+        page = self.campaign.page(rows=sorted(self.inputs), columns=[column])
+        return {row_id: cells[column] for row_id, cells in zip(page.row_ids, page.rows, strict=True)}
+
+    def values_with_data(self) -> dict[int, Any]:
+        return {r: c.value for r, c in self.cells("research").items() if c.value is not None}
+
+    def billed(self) -> list[str]:
+        return [entry["prompt"] for entry in self.servers.provider.ledger()["billed"]]
+
+    def run_options(self, cap: int | None) -> RunOptions:
+        return RunOptions(max_credits=None if cap is None else float(cap), concurrency=2)
+
+    def check_refusal_kept(self, before: dict[int, Any], billed_before: int) -> None:
+        """Cells that held a value before a run still hold one: a refused cell keeps its value (invariant 1)."""
+        after = self.cells("research")
+        for row, value in before.items():
+            assert after[row].value is not None, f"row {row}: research lost its value {value!r} ({after[row]})"
+        if not self.active:
+            assert len(self.billed()) == billed_before, "a paused paid step was billed"
+
+    # ---- records in ---------------------------------------------------------------------------------------
+
+    @rule(companies=st.lists(st.sampled_from(COMPANIES), min_size=1, max_size=3), title=st.sampled_from(TITLES),
+          repeat=st.booleans())
+    def add_records(self, companies: list[str], title: str, repeat: bool) -> None:
+        handles = [self.new_handle() for _ in companies]
+        if repeat and self.inputs:  # a second record with a handle the campaign already holds (legal to add)
+            handles[0] = self.inputs[min(self.inputs)]["handle"] or handles[0]
+        records = [{"handle": h, "company": c, "title": title} for h, c in zip(handles, companies, strict=True)]
+        ids, _ = self.campaign.add_rows(records)
+        for row_id, record in zip(ids, records, strict=True):
+            self.inputs[row_id] = {name: record.get(name) for name in self.fields}
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data())
+    def upsert(self, data: st.DataObject) -> None:
+        """`import --key handle`: refused whole when a handle repeats in the campaign; otherwise only keyed rows
+        change, and a new handle is a new row."""
+        handles = sorted({v["handle"] for v in self.inputs.values() if v["handle"]})
+        chosen = data.draw(st.lists(st.sampled_from(handles), min_size=1, max_size=2, unique=True))
+        records = [
+            {"handle": h, "company": data.draw(st.sampled_from(COMPANIES)), "title": data.draw(st.sampled_from(TITLES))}
+            for h in chosen
+        ]
+        if data.draw(st.booleans()):
+            records.append({"handle": self.new_handle(), "company": "Gamma", "title": "CEO"})
+        path = self.path / f"upsert-{uuid.uuid4().hex}.csv"
+        with path.open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=["handle", "company", "title"])
+            writer.writeheader()
+            writer.writerows(records)
+        holders = Counter(v["handle"] for v in self.inputs.values())
+        repeated = [r["handle"] for r in records if holders[r["handle"]] > 1]
+        if repeated:
+            with pytest.raises(RunsheetError) as refused:
+                self.campaign.import_file(path, key="handle", types={"title": "VARCHAR"})
+            assert repeated[0] in str(refused.value)
+            return
+        report = self.campaign.import_file(path, key="handle", types={"title": "VARCHAR"})
+        by_handle = {v["handle"]: row for row, v in self.inputs.items()}
+        for record in records:
+            if record["handle"] in by_handle:
+                self.inputs[by_handle[record["handle"]]].update(company=record["company"], title=record["title"])
+        for row_id in report.inserted:
+            record = next(r for r in records if r["handle"] not in by_handle)
+            self.inputs[row_id] = {name: record.get(name) for name in self.fields}
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data(), column=st.sampled_from(["company", "title"]))
+    def edit(self, data: st.DataObject, column: str) -> None:
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        value = data.draw(st.sampled_from(COMPANIES if column == "company" else TITLES))
+        self.campaign.set(row, column, value)
+        self.inputs[row][column] = value
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data())
+    def pin(self, data: st.DataObject) -> None:
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        value = f"by hand {data.draw(st.integers(0, 3))}"
+        self.campaign.set(row, "research", value)
+        self.pinned[row] = value
+
+    @precondition(lambda self: bool(self.pinned))
+    @rule(data=st.data())
+    def confirm(self, data: st.DataObject) -> None:
+        row = data.draw(st.sampled_from(sorted(self.pinned)))
+        self.campaign.confirm(row, "research")
+        assert self.cells("research")[row].status == Status.CONFIRMED
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data(), field=st.sampled_from(["notes", "angle"]))
+    def save_to_record(self, data: st.DataObject, field: str) -> None:
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        cell = self.cells("research")[row]
+        if cell.value is None or cell.status not in (Status.DONE, Status.PINNED, Status.CONFIRMED):
+            with pytest.raises(RunsheetError):
+                self.campaign.save_to_record(row, "research", field)
+            return
+        self.campaign.save_to_record(row, "research", field)
+        if field not in self.fields:
+            self.fields.append(field)
+            for values in self.inputs.values():
+                values.setdefault(field, None)
+        line = f"research: {cell.value}"
+        if field == "notes":
+            old = self.inputs[row].get("notes")
+            self.inputs[row]["notes"] = line if not old else f"{old}\n{line}"
+        else:
+            self.inputs[row][field] = str(cell.value)
+
+    # ---- runs ---------------------------------------------------------------------------------------------
+
+    @rule(cap=st.one_of(st.none(), st.integers(0, 2)))
+    def run(self, cap: int | None) -> None:
+        before, billed = self.values_with_data(), len(self.billed())
+        self.campaign.run(options=self.run_options(cap))
+        if cap is not None:
+            assert len(self.billed()) - billed <= cap, "a run spent more calls than its credit cap"
+        self.check_refusal_kept(before, billed)
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data(), cap=st.one_of(st.none(), st.integers(0, 2)))
+    def run_again(self, data: st.DataObject, cap: int | None) -> None:
+        """Run Again on chosen research cells: a new sample for each distinct prompt, at most once per run."""
+        rows = data.draw(st.lists(st.sampled_from(sorted(self.inputs)), min_size=1, max_size=3, unique=True))
+        before, billed = self.values_with_data(), len(self.billed())
+        self.campaign.run(["research"], rows=rows, force=True, options=self.run_options(cap))
+        if self.active:
+            for prompt in {prompt_id(self.prompt(r)) for r in rows}:
+                self.forced[prompt] += 1
+        after = self.cells("research")
+        for row in rows:
+            if row in self.pinned and after[row].status not in (Status.PINNED, Status.CONFIRMED):
+                del self.pinned[row]  # Run Again unpins; a refused one keeps its pin
+        self.check_refusal_kept(before, billed)
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data())
+    def run_export_again(self, data: st.DataObject) -> None:
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        self.campaign.run(["push"], rows=[row], force=True, options=self.run_options(None))
+        self.pushed_again[row] += 1
+
+    @rule(active=st.booleans())
+    def pause_or_resume(self, active: bool) -> None:
+        if active:
+            self.ws.resume(CAMPAIGN, "research", run=False)
+        else:
+            self.ws.pause(CAMPAIGN, "research")
+        self.active = active
+
+    @precondition(lambda self: len(self.inputs) >= 2)
+    @rule()
+    def killed_run_then_resume(self) -> None:
+        """`runsheet run` killed with SIGKILL while calls are in flight, then run again in this process: each
+        answer paid before the kill comes back from the cache."""
+        self.ws.release()
+        self.servers.provider.control(latency=0.5)
+        env = {**os.environ, "RUNSHEET_WORKSPACE": str(self.path)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "run", "-c", CAMPAIGN, "--force", "--concurrency", "2"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.5)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            self.servers.provider.control(latency=0.0)
+        self.kills += 1
+        if self.active:  # the killed run asked for every research cell again (a person asked: --force)
+            for prompt in {prompt_id(self.prompt(r)) for r in self.inputs}:
+                self.forced[prompt] += 1
+        self.pinned.clear()  # --force over whole columns does not unpin (only chosen cells are unpinned)...
+        self.pinned.update({r: c.value for r, c in self.cells("research").items() if c.status in (
+            Status.PINNED, Status.CONFIRMED)})  # ...so what is pinned now is what stays pinned
+        for row in self.inputs:
+            self.pushed_again[row] += 1
+        self.campaign.run(options=self.run_options(None))
+
+    # ---- spec and files -----------------------------------------------------------------------------------
+
+    @rule(variant=st.sampled_from(["base", "study", "shout", "loud"]))
+    def apply(self, variant: str) -> None:
+        if variant == "loud" and self.variant != "shout":
+            variant = "shout"
+        billed = len(self.billed())
+        self.ws.apply(spec_text(self.servers.provider, self.servers.receiver, variant))
+        self.variant = variant
+        names = self.campaign.spec.names
+        for field in self.fields:
+            assert field in names, f"apply dropped {field}, which holds data"
+        if not self.active:
+            assert len(self.billed()) == billed, "apply spent on a paused paid step"
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule()
+    def export_then_reimport(self) -> None:
+        """The README's round trip: export to CSV (formula-looking text escaped), import it back by row_id."""
+        path = self.path / f"export-{uuid.uuid4().hex}.csv"
+        self.campaign.export(path, columns=self.fields)
+        billed, sent = len(self.billed()), len(self.servers.receiver.deliveries())
+        report = self.campaign.import_file(path, key="row_id", types={name: "VARCHAR" for name in self.fields})
+        assert len(report.inserted) == 0
+        assert len(self.billed()) == billed and len(self.servers.receiver.deliveries()) == sent
+
+    # ---- invariants ---------------------------------------------------------------------------------------
+
+    @invariant()
+    def inputs_are_what_was_asked(self) -> None:
+        stored = self.stored()
+        assert sorted(stored) == sorted(self.inputs)
+        for row, expected in self.inputs.items():
+            got = {name: stored[row].get(name) for name in expected}
+            assert got == expected, f"row {row}: inputs {got} != {expected}"
+
+    @invariant()
+    def computed_values_are_a_fresh_computation(self) -> None:
+        stored = self.stored()
+        research = self.cells("research")
+        for row, values in self.inputs.items():
+            domain = (values["company"] or "").lower()
+            cell = research[row]
+            if row in self.pinned:
+                assert cell.value == self.pinned[row] and cell.status in (Status.PINNED, Status.CONFIRMED), cell
+            elif cell.status == Status.DONE:
+                assert cell.value == f"answer: {self.verb()} {domain}", f"row {row}: {cell}"
+            assert cell.status not in (Status.ERROR,) or cell.error_code not in ("upstream_error",), cell
+            assert stored[row]["domain"] == domain
+            line = self.cells("line")[row]
+            if line.status == Status.DONE and cell.value is not None:
+                assert line.value == f"{cell.value} / {values['title']}", f"row {row}: {line} from {cell}"
+
+    @invariant()
+    def each_request_is_billed_once(self) -> None:
+        billed = Counter(self.billed())
+        if not self.active and not self.forced:
+            assert not billed, "a paid call went out before the step was activated"
+        for prompt, times in billed.items():
+            assert times <= 1 + self.forced[prompt] + 2 * self.kills, f"prompt {prompt[:8]} billed {times} times"
+        assert self.ws.credits() == BALANCE - sum(billed.values()), "credits spent differ from the calls billed"
+
+    @invariant()
+    def exports_are_not_resent_unchanged(self) -> None:
+        by_record: dict[int, list[tuple[str, str]]] = {}
+        keys: dict[str, str] = {}
+        for delivery in self.servers.receiver.deliveries():
+            data = json.loads(delivery["body"])["data"]
+            payload = json.dumps(data, sort_keys=True)
+            key = delivery["headers"].get("idempotency-key") or delivery["headers"]["webhook-id"]
+            assert keys.setdefault(payload, key) == key, "one payload went out under two idempotency keys"
+            by_record.setdefault(int(data["record"]), []).append((payload, key))
+        assert len(set(keys.values())) == len(keys), "two payloads went out under one idempotency key"
+        for row, sent in by_record.items():
+            repeats = sum(1 for a, b in zip(sent, sent[1:], strict=False) if a[0] == b[0])
+            assert repeats <= self.pushed_again[row], f"row {row}: an unchanged payload was sent {repeats} more times"
+
+    @invariant()
+    def history_never_shrinks(self) -> None:
+        with self.ws.db.transaction(commit=False) as con:
+            counts = tuple(
+                int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+                for table in ("runs", "activity", "credit_ledger")
+            )
+        assert all(now >= then for now, then in zip(counts, self.history, strict=True)), (counts, self.history)
+        self.history = counts
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    provider, receiver = start_provider(lifetime=3600), start_receiver(lifetime=3600)
+    template = tmp_path_factory.mktemp("template") / "ws"
+    try:
+        ws = Workspace.init(template)
+        ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}", f"127.0.0.1:{provider.port}"])
+        result = ws.apply(spec_text(provider, receiver, "base"))
+        assert result.paused == ["research"], "a new paid step must start paused"
+        ws.release()
+        yield Servers(provider, receiver, template)
+    finally:
+        provider.stop()
+        receiver.stop()
+
+
+def test_invariants_hold_over_random_user_sessions(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test-key")
+    TrustMachine.servers, TrustMachine.root = servers, tmp_path
+    chosen = os.environ.get("RUNSHEET_STATEFUL_SEED")
+    config = settings(
+        max_examples=int(os.environ.get("RUNSHEET_STATEFUL_EXAMPLES", "200")),
+        stateful_step_count=int(os.environ.get("RUNSHEET_STATEFUL_STEPS", "12")),
+        deadline=None,
+        derandomize=chosen is None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+        # each step is real work (a DuckDB file, HTTP servers): shrinking a failure takes many minutes, so it is
+        # asked for (RUNSHEET_STATEFUL_SHRINK=1); the failing steps are printed either way
+        phases=[p for p in Phase if p != Phase.shrink or os.environ.get("RUNSHEET_STATEFUL_SHRINK")],
+    )
+    machine = TrustMachine if chosen is None else seed(int(chosen))(TrustMachine)
+    run_state_machine_as_test(machine, settings=config)
