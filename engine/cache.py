@@ -2,6 +2,10 @@
 
 diskcache is configured for this job: no eviction (its default silently drops entries past 1 GiB), JSON on disk
 (its default unpickles whatever the file holds), and a folder only the owner can read.
+
+Beside the answers it keeps leases on requests being made (`cache/leases/`), so that two processes asking the
+same thing at once send it once: the first takes the lease and calls, the second waits for the answer to land
+in the cache (or for the lease to end: released, expired, or its holder's process gone).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +51,78 @@ class JsonValueDisk(diskcache.Disk):
         return json.loads(super().fetch(mode, filename, value, read))
 
 
+def _open(directory: Path) -> diskcache.Cache:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    return diskcache.Cache(
+        str(directory), eviction_policy="none", cull_limit=0, disk=JsonValueDisk, size_limit=2**62
+    )
+
+
+HOST = socket.gethostname()
+
+
+def _holder_alive(lease: dict[str, Any]) -> bool:
+    """Whether the process holding a lease may still answer: always, for another host's (its expiry decides)."""
+    if lease.get("host") != HOST:
+        return True
+    try:
+        os.kill(int(lease["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return True
+    return True
+
+
 class ResultCache:
-    """Owns the workspace's `cache/` folder. `get` and `put` are safe across threads and processes."""
+    """Owns the workspace's `cache/` folder. `get`, `put` and the leases are safe across threads and processes."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self._opened: diskcache.Cache | None = None
+        self._leases: diskcache.Cache | None = None
 
     @property
     def _cache(self) -> diskcache.Cache:
         """The diskcache, opened on first use: a run of steps that are never cached does not pay for it."""
         if self._opened is None:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self.directory, 0o700)
-            self._opened = diskcache.Cache(
-                str(self.directory),
-                eviction_policy="none",
-                cull_limit=0,
-                disk=JsonValueDisk,
-                size_limit=2**62,
-            )
+            self._opened = _open(self.directory)
         return self._opened
+
+    @property
+    def _lease_store(self) -> diskcache.Cache:
+        if self._leases is None:
+            self._leases = _open(self.directory / "leases")
+        return self._leases
+
+    def lease(self, key: str, seconds: float) -> bool:
+        """Take (or extend) this process's lease on making the request `key` for `seconds`; False if another
+        live process holds it."""
+        store = self._lease_store
+        mine = {"pid": os.getpid(), "host": HOST, "until": time.time() + seconds}
+        with store.transact(retry=True):
+            held = store.get(key, retry=True)
+            if isinstance(held, dict) and (held.get("pid"), held.get("host")) != (mine["pid"], HOST):
+                if float(held.get("until", 0)) > time.time() and _holder_alive(held):
+                    return False
+            store.set(key, mine, expire=seconds, retry=True)
+        return True
+
+    def leased_elsewhere(self, key: str) -> bool:
+        """Whether another live process holds a lease on `key` now."""
+        held = self._lease_store.get(key, retry=True)
+        if not isinstance(held, dict) or float(held.get("until", 0)) <= time.time():
+            return False
+        return (held.get("pid"), held.get("host")) != (os.getpid(), HOST) and _holder_alive(held)
+
+    def release(self, key: str) -> None:
+        """End this process's lease on `key` (the answer, if any, is in the cache by now)."""
+        store = self._lease_store
+        with store.transact(retry=True):
+            held = store.get(key, retry=True)
+            if isinstance(held, dict) and (held.get("pid"), held.get("host")) == (os.getpid(), HOST):
+                store.delete(key, retry=True)
 
     def get(self, key: str) -> dict[str, Any] | None:
         found = self._cache.get(key)
@@ -82,6 +139,7 @@ class ResultCache:
         return len(self._cache)
 
     def close(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
-            self._opened = None
+        for opened in (self._opened, self._leases):
+            if opened is not None:
+                opened.close()
+        self._opened = self._leases = None

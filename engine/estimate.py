@@ -1,8 +1,10 @@
 """Estimates: what a run would call and spend, worked out from the cells it would claim, before spending.
 
 Claimed cells are prepared exactly as the runner would (rendered prompts, cache keys, prices), so cache hits are
-real lookups. Paid auto-run columns downstream of them would run too once their inputs change; their calls are
-counted per row, without cache hits (their prompts depend on answers not yet known).
+real lookups, and a request repeated by other cells of the run is counted once, its repeats as hits (the runner
+sends identical requests once: engine/runner/flights.py). Paid auto-run columns downstream of them would run too
+once their inputs change; their calls are counted per row, without cache hits (their prompts depend on answers
+not yet known).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def estimate_claims(
     estimate = Estimate()
     claimed_rows: dict[str, set[int]] = {}
     cache = ResultCache(cache_dir) if cache_dir.exists() else None
+    asked: set[tuple[str, bool]] = set()  # the requests the run makes, and whether under Run Again
     try:
         for claim in claims:
             spec = tables.spec.column(claim.column)
@@ -95,9 +98,16 @@ def estimate_claims(
             price = 0.0
             for call in kind_named(spec.kind).prepare(spec.options, sample, env):  # type: ignore[attr-defined]
                 price = call.credits
-                tokens += call.est_tokens
+                if call.request_key is not None:
+                    request = (call.request_key, call.force)
+                    if request in asked:
+                        hits += 1
+                        continue
+                    asked.add(request)
                 if cache is not None and call.cache_key and not call.force and call.cache_key in cache:
                     hits += 1
+                    continue
+                tokens += call.est_tokens
             calls = claim.frame.height
             hit_count = round(hits * scale)
             estimate.columns.append(

@@ -25,7 +25,8 @@ from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
 
 Tier = Literal["fast", "standard", "deep", "thinking"]
-FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+# One markdown code fence (```json ... ```, any case, any tag, prose around it allowed), as real models add.
+FENCED = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
 DEFAULT_OUTPUT_TOKENS = 256
 
 
@@ -105,7 +106,7 @@ def parse_output(text: str, schema: dict[str, Any] | None) -> Answer:
     import jsonschema
 
     try:
-        value = json.loads(FENCE.sub("", text.strip()))
+        value = _json_answer(text)
         jsonschema.validate(value, schema)
     except (ValueError, jsonschema.ValidationError) as err:
         reason = err.message if isinstance(err, jsonschema.ValidationError) else "not JSON"
@@ -113,6 +114,18 @@ def parse_output(text: str, schema: dict[str, Any] | None) -> Answer:
             ErrorCode.INVALID_OUTPUT, f"the answer does not fit the schema: {reason}", retryable=True
         ) from err
     return Answer(value)
+
+
+def _json_answer(text: str) -> Any:
+    """The JSON an answer holds: the whole text, or the inside of its one code fence; raises ValueError."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        blocks = FENCED.findall(stripped)
+        if len(blocks) != 1:
+            raise
+        return json.loads(blocks[0])
 
 
 class Ai:
@@ -178,7 +191,11 @@ class Ai:
 
             async def attempt(request: CompletionRequest = request) -> Answer:
                 completion = await complete(request)
-                answer = parse_output(completion.text, request.schema)
+                try:
+                    answer = parse_output(completion.text, request.schema)
+                except ProviderFailure as refused:  # the provider answered and billed: its cost is recorded
+                    refused.billed(completion.tokens, completion.provider_cost)
+                    raise
                 return Answer(
                     answer.value,
                     answer.status,
@@ -199,6 +216,7 @@ class Ai:
                 force=env.force,
                 deadline=options.timeout,
                 attempt=attempt,
+                request_key=key,
                 detail={
                     "model": options.model,
                     "tier": options.tier,

@@ -202,7 +202,7 @@ class Http:
             yield PaidCall(
                 column=env.column, row_id=row["row_id"], key=row["key"], model="http", credits=options.credits,
                 est_tokens=0, cache_key=key if options.cache else None, force=env.force,
-                deadline=options.timeout + 5, attempt=attempt,
+                deadline=options.timeout + 5, attempt=attempt, request_key=key,
                 detail={"method": options.method, "url": shown[0], "cache_key": key},
             )
 

@@ -49,7 +49,8 @@ class Completion:
 
 class ProviderFailure(Exception):
     """A failed attempt, classified into a cell error code. `retryable` attempts are retried with backoff;
-    `retry_after` is the provider's own wait (seconds), honoured as a minimum."""
+    `retry_after` is the provider's own wait (seconds), honoured as a minimum. An attempt the provider answered
+    (and billed) but whose answer was refused carries that answer's tokens and cost, so they are recorded."""
 
     def __init__(
         self,
@@ -66,6 +67,13 @@ class ProviderFailure(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self.tokens = 0
+        self.provider_cost: float | None = None
+
+    def billed(self, tokens: int, provider_cost: float | None) -> ProviderFailure:
+        """The same failure, carrying what the refused answer cost."""
+        self.tokens, self.provider_cost = tokens, provider_cost
+        return self
 
 
 def classify_status(status: int, message: str, retry_after: float | None = None) -> ProviderFailure:

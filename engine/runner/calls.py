@@ -27,7 +27,8 @@ class Answer:
 @dataclass
 class PaidCall:
     """One cell to compute through the runner. `attempt` makes one try and raises ProviderFailure on failure;
-    `cache_key` (None: never cached) identifies the answer across rows and campaigns."""
+    `cache_key` (None: never cached) identifies the answer across rows and campaigns; `request_key` (None: never
+    shared) identifies the request itself, so that identical requests in flight at once are sent once."""
 
     column: str
     row_id: int
@@ -40,6 +41,7 @@ class PaidCall:
     deadline: float
     attempt: Callable[[], Awaitable[Answer]]
     detail: dict[str, Any] = field(default_factory=dict)
+    request_key: str | None = None
 
 
 @dataclass

@@ -1,8 +1,14 @@
 """The async runner: a fixed pool of workers pulling paid calls, each call behind the global concurrency limit,
 its model's rate limits, the budget, the result cache and a wall-clock deadline, retried by our own policy.
 
+One request, one bill: a call whose request is already in flight in this process (same run or another) does not
+take a worker; it follows that flight (engine/runner/flights.py) and is reported as a cache hit costing nothing
+when the answer lands. A cacheable request another process is making is waited for through the cache's lease.
+Run Again bypasses the cache, yet its identical requests still share one flight within the run.
+
 Results go to `on_result` the moment they exist (the writer batches them to DuckDB); answers go to the cache
-first, so a crash never loses what was paid for. Stop cancels the calls in flight and starts nothing new.
+first, so a crash never loses what was paid for. Every attempt's tokens and provider cost count, failed ones
+included. Stop cancels the calls in flight and starts nothing new.
 """
 
 from __future__ import annotations
@@ -12,17 +18,36 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 from engine.cache import ResultCache
 from engine.llm.types import ProviderFailure
 from engine.runner.budget import Budget
 from engine.runner.calls import Answer, CellResult, PaidCall
+from engine.runner.flights import FLIGHTS
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.types import ErrorCode, Status
 
 log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.1
+LEASE_MARGIN_SECONDS = 30.0  # a lease outlives its attempt's deadline by this much, then another process may call
+LEASE_POLL_SECONDS = 0.1
+
+
+@dataclass
+class _Spent:
+    """What a call's attempts have cost so far."""
+
+    attempts: int = 0
+    tokens: int = 0
+    provider_cost: float | None = None
+
+    def add(self, tokens: int, provider_cost: float | None) -> None:
+        self.tokens += tokens
+        if provider_cost is not None:
+            self.provider_cost = (self.provider_cost or 0.0) + provider_cost
 
 
 class CallPool:
@@ -46,6 +71,7 @@ class CallPool:
         self.cache = cache
         self.limits = limits or RateLimits({})
         self.policy = policy or RetryPolicy()
+        self._followers: set[asyncio.Task[None]] = set()
 
     async def run(self, calls: Iterable[PaidCall]) -> None:
         """Run every call (or until Stop). Calls not started because of Stop are simply not reported."""
@@ -54,59 +80,124 @@ class CallPool:
         watcher = asyncio.create_task(self._watch_stop(workers))
         try:
             await asyncio.gather(*workers, return_exceptions=True)
+            while self._followers:  # a follower whose leader could not share may follow another flight
+                await asyncio.gather(*list(self._followers), return_exceptions=True)
         finally:
             watcher.cancel()
 
     async def _watch_stop(self, workers: list[asyncio.Task[None]]) -> None:
         while not self.stop.is_set():
             await asyncio.sleep(STOP_POLL_SECONDS)
-        for worker in workers:
-            worker.cancel()
+        for task in [*workers, *self._followers]:
+            task.cancel()
 
     async def _worker(self, source: Iterator[PaidCall]) -> None:
         for call in source:
             if self.stop.is_set():
                 return
             started = time.monotonic()
-            state = {"attempts": 0}
+            spent = _Spent()
             try:
-                result = await self._one(call, state)
+                result = self._cached(call)
+                if result is None:
+                    result = await self._fly(call, spent, started)
             except asyncio.CancelledError:
-                message = "the run was stopped while this call was in flight"
-                result = _failed(call, ErrorCode.CANCELLED, message, attempts=state["attempts"])
-                result.latency_ms = (time.monotonic() - started) * 1000
-                self.on_result(result)
+                self._report(_cancelled(call, spent), started)
                 return
-            result.latency_ms = (time.monotonic() - started) * 1000
-            self.on_result(result)
-            # Calls that never wait (the offline model, cache hits) would otherwise run back to back without
-            # letting the writer, the stop watcher or the other workers in.
+            if result is not None:
+                self._report(result, started)
+            # Calls that never wait (the offline model, cache hits, followers) would otherwise run back to back
+            # without letting the writer, the stop watcher or the other workers in.
             await asyncio.sleep(0)
 
-    async def _one(self, call: PaidCall, state: dict[str, int]) -> CellResult:
-        if self.cache is not None and call.cache_key is not None and not call.force:
-            hit = self.cache.get(call.cache_key)
+    def _report(self, result: CellResult, started: float) -> None:
+        result.latency_ms = (time.monotonic() - started) * 1000
+        self.on_result(result)
+
+    def _flight_key(self, call: PaidCall) -> str | None:
+        """Which flight a call may share: its request; under Run Again, only with this run's same requests."""
+        if call.request_key is None:
+            return None
+        return f"{call.request_key}|again:{id(self)}" if call.force else call.request_key
+
+    async def _fly(self, call: PaidCall, spent: _Spent, started: float) -> CellResult | None:
+        """Make the call, or follow the identical request in flight (then None: a follower task reports)."""
+        key = self._flight_key(call)
+        if key is None:
+            return await self._one(call, spent)
+        flight, leading = FLIGHTS.board(key)
+        if not leading:
+            follower = asyncio.create_task(self._follow(call, flight, started))
+            self._followers.add(follower)
+            follower.add_done_callback(self._followers.discard)
+            return None
+        result: CellResult | None = None
+        try:
+            result = await self._one(call, spent)
+            return result
+        finally:
+            FLIGHTS.land(key, flight, result)
+
+    async def _follow(self, call: PaidCall, flight: Future[CellResult | None], started: float) -> None:
+        """Wait for the leader of this request; take its outcome, or ask again when it cannot be shared."""
+        spent = _Spent()
+        result: CellResult | None
+        try:
+            shared = await asyncio.wrap_future(flight)
+            if shared is not None:
+                result = _shared(call, shared)
+            elif self.stop.is_set():
+                result = _cancelled(call, spent)
+            else:
+                result = self._cached(call) or await self._fly(call, spent, started)
+        except asyncio.CancelledError:
+            result = _cancelled(call, spent)
+        if result is not None:
+            self._report(result, started)
+
+    def _cached(self, call: PaidCall) -> CellResult | None:
+        if self.cache is None or call.cache_key is None or call.force:
+            return None
+        hit = self.cache.get(call.cache_key)
+        return None if hit is None else _hit(call, hit)
+
+    async def _one(self, call: PaidCall, spent: _Spent) -> CellResult:
+        leased = self.cache is not None and call.cache_key is not None and call.request_key is not None
+        leased = leased and not call.force
+        if leased:
+            hit = await self._wait_for_lease(call)
             if hit is not None:
-                return CellResult(
-                    call.column,
-                    call.row_id,
-                    call.key,
-                    Status(hit.get("status", "done")),
-                    value=hit.get("value"),
-                    tokens=0,
-                    cached=True,
-                    saved=call.credits,
-                    detail=call.detail,
-                )
+                return hit
+        try:
+            return await self._attempts(call, spent, leased)
+        finally:
+            if leased:
+                assert self.cache is not None and call.cache_key is not None
+                self.cache.release(call.cache_key)
+
+    async def _wait_for_lease(self, call: PaidCall) -> CellResult | None:
+        """Take the lease on this request, or, while another process holds it, wait for its answer."""
+        assert self.cache is not None and call.cache_key is not None
+        while not self.cache.lease(call.cache_key, call.deadline + LEASE_MARGIN_SECONDS):
+            await asyncio.sleep(LEASE_POLL_SECONDS)
+            hit = self._cached(call)
+            if hit is not None:
+                return hit
+        return self._cached(call)  # it may have landed between the last look and the lease
+
+    async def _attempts(self, call: PaidCall, spent: _Spent, leased: bool) -> CellResult:
         if not self.budget.reserve(call.credits):
             message = f"this call costs {call.credits:g} credits, more than the run has left"
-            return _failed(call, ErrorCode.INSUFFICIENT_CREDITS, message, attempts=0)
+            return _failed(call, ErrorCode.INSUFFICIENT_CREDITS, message, spent)
         charged = 0.0
         try:
             invalid = 0
             while True:
                 await self.limits.acquire(call.model, call.est_tokens)
-                state["attempts"] += 1
+                if leased and spent.attempts:  # a retry: keep other processes waiting for this answer
+                    assert self.cache is not None and call.cache_key is not None
+                    self.cache.lease(call.cache_key, call.deadline + LEASE_MARGIN_SECONDS)
+                spent.attempts += 1
                 try:
                     async with asyncio.timeout(call.deadline):  # no extra task per call, unlike wait_for
                         answer = await call.attempt()
@@ -125,16 +216,18 @@ class CallPool:
                     )
                 else:
                     charged = call.credits
-                    return self._success(call, answer, state["attempts"])
+                    spent.add(answer.tokens, answer.provider_cost)
+                    return self._success(call, answer, spent)
+                spent.add(failure.tokens, failure.provider_cost)
                 if failure.code is ErrorCode.INVALID_OUTPUT:
                     invalid += 1
-                if not self.policy.should_retry(failure, state["attempts"] - invalid, invalid):
-                    return _failed(call, failure.code, failure.message, attempts=state["attempts"])
-                await asyncio.sleep(self.policy.delay(failure, state["attempts"] - invalid))
+                if not self.policy.should_retry(failure, spent.attempts - invalid, invalid):
+                    return _failed(call, failure.code, failure.message, spent)
+                await asyncio.sleep(self.policy.delay(failure, spent.attempts - invalid))
         finally:
             self.budget.settle(call.credits, charged)
 
-    def _success(self, call: PaidCall, answer: Answer, attempts: int) -> CellResult:
+    def _success(self, call: PaidCall, answer: Answer, spent: _Spent) -> CellResult:
         if self.cache is not None and call.cache_key is not None:
             self.cache.put(
                 call.cache_key,
@@ -153,14 +246,46 @@ class CallPool:
             answer.status,
             value=answer.value,
             credits=call.credits,
-            tokens=answer.tokens,
-            attempts=attempts,
-            provider_cost=answer.provider_cost,
+            tokens=spent.tokens,
+            attempts=spent.attempts,
+            provider_cost=spent.provider_cost,
             detail=call.detail,
         )
 
 
-def _failed(call: PaidCall, code: ErrorCode, message: str, *, attempts: int) -> CellResult:
+def _hit(call: PaidCall, hit: dict[str, object]) -> CellResult:
+    """A cell answered from the cache: no call, no credits."""
+    return CellResult(
+        call.column,
+        call.row_id,
+        call.key,
+        Status(hit.get("status", "done")),
+        value=hit.get("value"),
+        tokens=0,
+        cached=True,
+        saved=call.credits,
+        detail=call.detail,
+    )
+
+
+def _shared(call: PaidCall, leader: CellResult) -> CellResult:
+    """A cell that asked what the leader of its flight asked: the same outcome, for nothing (a hit if answered)."""
+    answered = leader.status is not Status.ERROR
+    return CellResult(
+        call.column,
+        call.row_id,
+        call.key,
+        leader.status,
+        value=leader.value,
+        error_code=leader.error_code,
+        error_message=leader.error_message,
+        cached=answered,
+        saved=call.credits if answered else 0.0,
+        detail=call.detail,
+    )
+
+
+def _failed(call: PaidCall, code: ErrorCode, message: str, spent: _Spent) -> CellResult:
     return CellResult(
         call.column,
         call.row_id,
@@ -168,6 +293,12 @@ def _failed(call: PaidCall, code: ErrorCode, message: str, *, attempts: int) -> 
         Status.ERROR,
         error_code=code,
         error_message=message,
-        attempts=attempts,
+        attempts=spent.attempts,
+        tokens=spent.tokens,
+        provider_cost=spent.provider_cost,
         detail=call.detail,
     )
+
+
+def _cancelled(call: PaidCall, spent: _Spent) -> CellResult:
+    return _failed(call, ErrorCode.CANCELLED, "the run was stopped while this call was in flight", spent)

@@ -4,6 +4,7 @@ plus the activity rows, the credit ledger and the run's progress, all in one sho
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
 from engine.store.schema import literal
 from engine.types import HINTS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,11 +66,6 @@ def write_results(
                 on_written is not None
             ):  # a side effect (export) settles its outbox entries in this transaction
                 on_written(con, tables, column, "_results")
-            if getattr(kind_named(spec.kind), "cacheable", False):
-                con.execute(
-                    """INSERT OR REPLACE INTO memo SELECT DISTINCT ON (key) key, value, status, now() FROM _results
-                    WHERE status IN ('done', 'not_found') AND key IS NOT NULL"""
-                )
             con.unregister("_results")
         if credits:
             con.execute(
@@ -90,7 +88,30 @@ def write_results(
         )
         balance = float(scalar(con, "SELECT coalesce(sum(amount), 0) FROM credit_ledger"))
         stop = bool(scalar(con, "SELECT stop_requested FROM runs WHERE run_id = ?", [run_id]))
+    _remember(db, tables, by_column)
     return Written(credits, balance, stop)
+
+
+def _remember(db: Database, tables: CampaignTables, by_column: dict[str, list[CellResult]]) -> None:
+    """Index the answers of cacheable steps by cell key in the memo, in a transaction of its own: two runs that
+    shared one answer write the same memo key at once, and DuckDB refuses one of the commits. The memo only
+    saves a lookup (the result cache holds every answer), so the refused one is skipped, never the results."""
+    import duckdb
+
+    for column, batch in by_column.items():
+        spec = tables.column(column)
+        if not getattr(kind_named(spec.kind), "cacheable", False):
+            continue
+        try:
+            with db.transaction() as con:
+                con.register("_results", _arrow(batch, spec.value_type))
+                con.execute(
+                    """INSERT OR REPLACE INTO memo SELECT DISTINCT ON (key) key, value, status, now() FROM _results
+                    WHERE status IN ('done', 'not_found') AND key IS NOT NULL"""
+                )
+                con.unregister("_results")
+        except (duckdb.TransactionException, duckdb.ConstraintException) as conflict:
+            log.debug("memo write skipped for %s: %s", column, conflict)
 
 
 def _arrow(batch: list[CellResult], value_type: str) -> pa.Table:

@@ -7,6 +7,7 @@ Behaviour is switched per request by markers in the prompt, or for every request
   [[fake:hang]]       never answers                    [[fake:drip]]  sends the body one byte a second
   [[fake:malformed]]  200 with a body that is not JSON [[fake:latency:S]]  answers after S seconds
   [[fake:invalid]]    answers text that is not JSON (for schema steps) ([[fake:invalidx1]]: only the first time)
+  [[fake:fenced]]     wraps the JSON answer in a markdown code fence (```json ... ```), as real models often do
 A request answered with 200 is billed: GET /ledger lists the billed prompts (sha256 of the messages).
 The answer is deterministic: "answer: <last user message>"; in JSON mode {"answer": ..., "score": <0-100>}.
 
@@ -134,7 +135,10 @@ class FakeProvider:
                 return "this is not JSON"
         if (body.get("response_format") or {}).get("type") == "json_object":
             score = int(hashlib.sha256(last.encode()).hexdigest(), 16) % 101
-            return json.dumps({"answer": last, "score": score})
+            answer = json.dumps({"answer": last, "score": score})
+            if any(mode == "fenced" for mode, _ in modes):
+                return f"```json\n{answer}\n```"
+            return answer
         return f"answer: {last}"
 
     def _bill(self, prompt_id: str) -> None:
