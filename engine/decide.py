@@ -1,6 +1,10 @@
 """What happens to each planned cell of one column, decided over Arrow arrays: the gate on upstream statuses, the
 verdict (run, keep, wait, block, skip, missing, disabled) and the outcome row written to the column's table.
 
+A refusal changes nothing (DESIGN, Invariants 1): a paused or disabled step keeps every cell that holds an
+outcome, and a cell waiting on a paid result of this run keeps its stored state until that result is in (then the
+cells it feeds are judged: a refused call leaves them as they were).
+
 The executor gathers the raw facts per cell in one SQL statement (input values, upstream statuses, the new key, the
 old cell, run_if and required checks, a formula's value); the decisions are made here. Planning a SQL statement
 costs DuckDB about as much as its expressions, so deciding in SQL cost most of a small edit's time, while these
@@ -17,15 +21,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.graph import Action, CellPlan
-from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, SETTLED, ErrorCode, Status
+from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, PAUSED_HINT, RETRYABLE_CODES, SETTLED, ErrorCode, Status
 
 KEEP = "keep"
 # A manual cell goes stale only from these statuses (an empty or queued one has nothing to be stale about).
-SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error"])
+SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error", "running"])  # running: inputs edited meanwhile
 # Each error code with a hint, and the hint, in the same order.
 HINTED_CODES = pa.array([code.value for code in HINTS])
 HINT_TEXTS = pa.array(list(HINTS.values()))
 KEYED = pa.array(["skip", "missing"])  # verdicts other than run whose cell records the key it was judged under
+# Statuses of a cell that holds an outcome: a refusal (pause, disabled step) or a wait on this run's paid result
+# leaves such a cell as it is. Any cell holding a value counts too.
+HOLDING = pa.array(sorted(
+    s.value for s in (*SETTLED, Status.ERROR, Status.PAUSED)
+))
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
@@ -67,20 +76,23 @@ class Checks:
     enabled: bool
     has_run_if: bool
     has_required: bool
+    paused: bool = False  # the step or its campaign is paused (an operating switch, not the spec's `enabled`)
 
 
 def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
     """Per row: the gate if any; 'keep' when the cell already holds the result for this key (rule 9 keeps a
-    failure unless it failed for a passing reason; Run Again keeps nothing); 'disabled', 'skip' (run_if false),
-    'missing' (a required field is empty); else 'run'."""
+    failure unless it failed for a passing reason; Run Again keeps nothing); 'paused' or 'disabled' (a cell that
+    holds an outcome is kept then, whatever its gate: a refusal changes nothing), 'skip' (run_if false), 'missing'
+    (a required field is empty); else 'run'."""
     n = table.num_rows
     verdict: pa.Array = constant("run", n, pa.string())
     if checks.has_required:
         verdict = pc.if_else(pc.fill_null(table.column("_missing"), False), "missing", verdict)
     if checks.has_run_if:
         verdict = pc.if_else(pc.fill_null(table.column("_run_if"), False), verdict, "skip")
-    if not checks.enabled:
-        verdict = constant("disabled", n, pa.string())
+    refused = checks.paused or not checks.enabled
+    if refused:
+        verdict = constant("paused" if checks.paused else "disabled", n, pa.string())
     if not checks.forced:
         status = table.column("old_status")
         same_key = pc.fill_null(pc.equal(table.column("old_key"), table.column("key")), False)
@@ -90,7 +102,26 @@ def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
             pc.invert(pc.is_in(table.column("old_code"), value_set=pa.array(sorted(c.value for c in RETRYABLE_CODES)))),
         )
         verdict = pc.if_else(pc.and_(same_key, pc.or_(fresh, settled_failure)), KEEP, verdict)
-    return pc.coalesce(gates, verdict)
+    decided = pc.coalesce(gates, verdict)
+    if refused:
+        decided = pc.if_else(holds(table), KEEP, decided)
+    return decided
+
+
+def holds(table: pa.Table) -> pa.Array:
+    """Per gathered row: whether the cell holds an outcome (a value, or a settled, failed or paused state)."""
+    status = _fill(table.column("old_status"), "empty")
+    return pc.or_(pc.is_in(status, value_set=HOLDING), pc.is_valid(table.column("old_value")))
+
+
+def held(table: pa.Table, pending: set[str]) -> pa.Array:
+    """Per gathered row: whether the cell waits on a result still being computed in this run (a column of
+    `pending`) while holding an outcome. Such a cell is not written now: it keeps its state until that result
+    is in, so a refused or stopped call leaves it as it was."""
+    if not pending:
+        return constant(False, table.num_rows, pa.bool_())
+    waits = pa.array(sorted("wait:" + c for c in pending), type=pa.string())
+    return pc.and_(pc.fill_null(pc.is_in(table.column("verdict"), value_set=waits), False), holds(table))
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,8 @@ def outcomes(
     verdict = table.column("verdict")
     if plan.action is Action.RUN:
         columns, written = _ran(table, source), pc.not_equal(verdict, KEEP)
+        if claimed:
+            written = pc.and_(written, pc.invert(held(table, claimed)))
     else:
         columns = _marked(table, plan)
         if plan.action is Action.QUEUE:
@@ -160,7 +193,11 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
         }
     waits = pc.starts_with(verdict, "wait:")
     blocks = pc.starts_with(verdict, "block:")
-    otherwise = pc.if_else(waits, "waiting", pc.if_else(pc.equal(verdict, "skip"), "skipped", "error"))
+    paused = pc.equal(verdict, "paused")
+    otherwise = pc.if_else(
+        waits, "waiting",
+        pc.if_else(pc.equal(verdict, "skip"), "skipped", pc.if_else(paused, Status.PAUSED.value, "error")),
+    )
     codes = pc.if_else(
         blocks, ErrorCode.UPSTREAM_ERROR.value,
         pc.if_else(
@@ -172,7 +209,10 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
         blocks, pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
         pc.if_else(
             pc.equal(verdict, "disabled"), "the step is disabled",
-            pc.if_else(pc.equal(verdict, "missing"), "a required field is empty", no_text),
+            pc.if_else(
+                pc.equal(verdict, "missing"), "a required field is empty",
+                pc.if_else(paused, "the step or its campaign is paused", no_text),
+            ),
         ),
     )
     return {
@@ -219,6 +259,8 @@ def _step_table(
     status = decided.column("status")
     codes = decided.column("error_code")
     hints = pa.nulls(n, pa.string()) if codes.null_count == n else pc.take(HINT_TEXTS, pc.index_in(codes, HINTED_CODES))
+    if n and pc.any(pc.equal(status, Status.PAUSED.value)).as_py():
+        hints = pc.if_else(pc.equal(status, Status.PAUSED.value), PAUSED_HINT, hints)
     stamp = pa.scalar(now, pa.timestamp("us"))
     return pa.table({
         "row_id": decided.column("row_id"),

@@ -55,11 +55,14 @@ class ExecutionEvent:
 @dataclass(frozen=True)
 class Claim:
     """Paid cells this run marked `running`, to be computed by the runner outside the transaction: `frame` has
-    row_id, key (the key to store with the result) and the step's inputs."""
+    row_id, key (the key to store with the result) and the step's inputs. `previous` holds, as stored before the
+    claim, the cells that held an outcome: a call refused for credits (or never made, after Stop) puts them back
+    as they were, so a refusal changes nothing."""
 
     column: str
     frame: pl.DataFrame
     force: bool
+    previous: pa.Table | None = None
 
 
 @dataclass
@@ -70,6 +73,7 @@ class RunReport:
     events: list[ExecutionEvent] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     status: str = "done"
+    message: str | None = None  # why the run ended as it did, when not every cell ran (credits, a cap, Stop)
     # paid work: what it spent, and what the cache saved
     credits: float = 0.0
     tokens: int = 0
@@ -118,6 +122,8 @@ class Executor:
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
         self._respecified: set[str] = set()  # on a spec change, the columns whose spec (so whose keys) changed
         self._written: set[str] = set()  # columns this run has written cells of
+        # per column, the rows whose cells wait on a paid result of this run and were left as stored (decide.held)
+        self._held: dict[str, pa.Array] = {}
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
 
@@ -346,9 +352,13 @@ class Executor:
             self._claim(column, plan.force, memo)
         elif batch:
             self._compute_batch(column)
-        claimed = {c.column for c in self.report.claims}
+        pending = {c.column for c in self.report.claims} | set(self._held)
         source = decide.Source(batch=batch, claim=claim, memo=memo)
-        out = decide.outcomes(self._in, plan, source, run_id=self.run_id, now=self._now(), claimed=claimed)
+        out = decide.outcomes(self._in, plan, source, run_id=self.run_id, now=self._now(), claimed=pending)
+        if plan.action is Action.RUN and pending:
+            held = pc.filter(self._in.column("row_id"), decide.held(self._in, pending))
+            if len(held):
+                self._held[column] = held
         self.con.register("_out", out)
         if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
@@ -399,7 +409,7 @@ class Executor:
         if options.required:
             empty = (f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
             facts.append(" OR ".join(empty) + " AS _missing")
-        gathered = self.con.sql(
+        gathered: pa.Table = self.con.sql(
             f"""SELECT *{''.join(', ' + f for f in facts)}
             FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
                          coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value,
@@ -408,9 +418,15 @@ class Executor:
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         ).to_arrow_table()
+        for dep in step_deps:  # a cell left as stored while it waits on this run's paid result is not readable yet
+            if dep in self._held:
+                name = "s_" + dep
+                waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
+                status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
+                gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
         gates = decide.gate(gathered, step_deps, getattr(kind_named(spec.kind), "reads_only", None))
         checks = decide.Checks(
-            forced=forced, enabled=options.enabled and not self._paused(column),
+            forced=forced, enabled=options.enabled, paused=self._paused(column),
             has_run_if=bool(options.run_if), has_required=bool(options.required),
         )
         self._in = gathered.append_column("verdict", decide.verdicts(gathered, gates, checks))
@@ -443,7 +459,17 @@ class Executor:
             on_claim = getattr(kind_named(spec.kind), "on_claim", None)
             if on_claim is not None:  # a side effect (export) records its decision to send in this transaction
                 rows = on_claim(self.con, self.campaign, column, rows, force, self.run_id)
-            self.report.claims.append(Claim(column, rows, force))
+            self.report.claims.append(Claim(column, rows, force, self._previous_cells(column, unanswered)))
+
+    def _previous_cells(self, column: str, unanswered: str) -> pa.Table | None:
+        """The stored cells about to be claimed that hold an outcome (a cell never computed has nothing to keep)."""
+        holding = ", ".join(literal(s) for s in decide.HOLDING.to_pylist())
+        previous = self.con.sql(
+            f"""SELECT * FROM {self.campaign.tables[column]} WHERE row_id IN (
+                SELECT row_id FROM _in WHERE verdict = 'run'{unanswered} AND _present
+                  AND (old_value IS NOT NULL OR old_status IN ({holding})))"""
+        ).to_arrow_table()
+        return previous if previous.num_rows else None
 
     def _compute_batch(self, column: str) -> None:
         """Run a Python-side kind over the rows whose verdict is 'run'; its outcomes land in _outcomes."""
@@ -503,7 +529,8 @@ class Executor:
         verdicts = self._in.column("verdict")
         kept = pc.filter(self._in.column("row_id"), pc.equal(verdicts, KEEP))
         if len(kept):
-            groups.append((KEEP, kept))
+            # a paused step's cells that hold an outcome were kept because of the pause: reported as paused
+            groups.append((Status.PAUSED.value if self._paused(column) else KEEP, kept))
         self._record_groups(column, groups, seconds)
 
     def _record_groups(self, column: str, groups: list[tuple[str, pa.Array]], seconds: float) -> None:

@@ -25,6 +25,7 @@ class Status(str, Enum):
     ERROR = "error"
     PINNED = "pinned"
     CONFIRMED = "confirmed"  # pinned, and a person confirmed the edited value: exports may send it
+    PAUSED = "paused"  # asked to run while its step or campaign is paused: not an error, resuming runs it
 
 
 # Statuses whose cell holds a value that downstream steps may read.
@@ -36,7 +37,7 @@ HAND_SET = frozenset({Status.PINNED, Status.CONFIRMED})
 # Statuses of a step cell whose value is current: what Save to Record may copy into the record.
 CURRENT = frozenset({Status.DONE, Status.PINNED, Status.CONFIRMED})
 # Statuses of a cell that still needs computing.
-PENDING = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING})
+PENDING = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING, Status.PAUSED})
 # Statuses that a recompute may keep when the cell's key has not changed.
 FRESH_WHEN_KEY_MATCHES = frozenset({Status.DONE, Status.SKIPPED, Status.NOT_FOUND})
 
@@ -64,6 +65,9 @@ class ErrorCode(str, Enum):
 RETRYABLE_CODES = frozenset(
     {ErrorCode.TIMEOUT, ErrorCode.RATE_LIMITED, ErrorCode.CANCELLED, ErrorCode.INSUFFICIENT_CREDITS}
 )
+
+# What a paused cell says, beside its status (DESIGN: "paused" with how to resume, never an error).
+PAUSED_HINT = "resume the step or campaign to run it: `runsheet resume -c CAMPAIGN [--column STEP]`"
 
 HINTS: dict[ErrorCode, str] = {
     ErrorCode.MISSING_REQUIRED_FIELD: "enrich the record first",

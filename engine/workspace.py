@@ -203,8 +203,8 @@ class Workspace:
 
     def pause(self, campaign: str, column: str | None = None, *, resume: bool = False) -> bool:
         """Pause a campaign (every paid step) or one step, or `resume` it (without running anything: see
-        `resume`); False if it already was so. A paused step's cells report action_disabled when asked to run
-        (engine/store/pause.py)."""
+        `resume`); False if it already was so. A paused step's cells keep what they hold when asked to run, empty
+        ones show `paused` (engine/store/pause.py)."""
         if resume:
             return self.resume(campaign, column, run=False).changed
         with self.db.transaction() as con:
@@ -215,7 +215,7 @@ class Workspace:
             return set_paused(con, tables.campaign_id, column, True, self.actor)
 
     def resume(self, campaign: str, column: str | None = None, *, run: bool = True, trigger: str = "api") -> Resumed:
-        """Resume a paused campaign or step: cells that reported action_disabled are queued again. With `run`,
+        """Resume a paused campaign or step: cells shown `paused` are queued again. With `run`,
         the work accepted while paused (queued auto-run cells, records that came in) starts: a run of the
         campaign's auto-run steps (or of the step, if it is auto-run) is planned and claimed, and `Resumed.run`
         holds its report for `Campaign.finish_run` to compute. Nothing runs if nothing was paused."""

@@ -69,6 +69,8 @@ def grid_text(cell: Cell, manual: bool) -> str:
         return "— skipped"
     if status is Status.NOT_FOUND:
         return "∅ no data"
+    if status is Status.PAUSED:
+        return "⏸ paused: resume to run it"
     if status is Status.ERROR:
         code = cell.error_code or "error"
         hint = cell.error_hint or ""
@@ -95,6 +97,7 @@ def style_key(cell: Cell, manual: bool) -> str:
         Status.ERROR: "error",
         Status.PINNED: "pinned",
         Status.CONFIRMED: "pinned",
+        Status.PAUSED: "muted",
     }.get(status, "done")
 
 
@@ -112,12 +115,13 @@ def status_label(cell: Cell) -> str:
         Status.ERROR: f"error: {cell.error_code}",
         Status.PINNED: "edited by hand (pinned)",
         Status.CONFIRMED: "edited by hand (pinned) and confirmed: exports may send it",
+        Status.PAUSED: "paused: resume the step or campaign (column menu, or `runsheet resume`) to run it",
     }[cell.status]
 
 
 def can_run_again(cell: Cell) -> bool:
     """Whether the panel offers Run Again (a cell that has run) rather than Click to Run (one that has not)."""
-    return cell.status not in (Status.EMPTY, Status.WAITING, Status.QUEUED, Status.RUNNING)
+    return cell.status not in (Status.EMPTY, Status.WAITING, Status.QUEUED, Status.RUNNING, Status.PAUSED)
 
 
 def as_markdown(value: Any) -> str:

@@ -188,6 +188,8 @@ def _cell_text(cell: Cell, manual: bool) -> str:
         return "[dim]no data[/]"
     if status is Status.SKIPPED:
         return "[dim]skipped[/]"
+    if status is Status.PAUSED:
+        return "[dim]paused (runsheet resume)[/]"
     if status is Status.PINNED:
         return f"[magenta]{value} (edited)[/]"
     if status is Status.CONFIRMED:

@@ -169,7 +169,8 @@ def pause(
     campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
-    """Pause a campaign (its paid steps) or one step: asked to run, its cells report action_disabled."""
+    """Pause a campaign (its paid steps) or one step: asked to run, its cells keep what they hold (empty ones show
+    paused)."""
 
     def body() -> None:
         ws = _workspace(workspace, actor)

@@ -18,7 +18,7 @@ from engine.types import HAND_SET, SETTLED, Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
 
-DEFAULT_RUN_STATUSES = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING})
+DEFAULT_RUN_STATUSES = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING, Status.PAUSED})
 # Statuses of an auto ancestor that a lazy pull computes first.
 PULLED = DEFAULT_RUN_STATUSES
 

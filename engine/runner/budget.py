@@ -30,6 +30,15 @@ class Budget:
             limits.append(self.campaign_room - self.spent)
         return min(limits) - self.reserved
 
+    def tightest(self) -> str:
+        """Which limit leaves the least room: what a refusal for credits names."""
+        limits = {"the workspace balance": self.balance}
+        if self.run_cap is not None:
+            limits["the run's cap (--max-credits, or the run_cap setting)"] = self.run_cap
+        if self.campaign_room is not None:
+            limits["the campaign's cap (the campaign_caps setting)"] = self.campaign_room
+        return min(limits, key=lambda name: limits[name])
+
     def reserve(self, credits: float) -> bool:
         """Hold `credits` for a call; False (and nothing held) if that would overdraw."""
         if credits <= 0:

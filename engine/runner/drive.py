@@ -1,6 +1,10 @@
 """Drives a run's paid work to the end: the cells a transaction claimed are computed by the call pool outside
 any transaction, their results written in batches; then what they feed is propagated (like an edit), which may
 claim more paid cells, until nothing is left. Stop, a crash or a budget cap end it cleanly.
+
+A refusal changes nothing: a call refused for credits (the balance, or a cap) puts its cell back as it was stored
+before the claim when it held an outcome (only a cell never computed shows `insufficient_credits`), and so do the
+calls Stop kept from starting; such cells count as `refused` in the run's counts, and its message says why.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.cache import ResultCache
 from engine.cells import kind_named
@@ -29,8 +37,14 @@ from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
-from engine.store.runs import finish_run, stop_file
+from engine.store.runs import finish_run, put_back, release_cells, stop_file
 from engine.store.settings import Settings, balance, campaign_spent, load_settings
+from engine.types import ErrorCode
+
+REFUSED = "refused"  # the outcome of a cell whose call the budget refused
+STOPPED = "stopped"  # the outcome of a cell whose call Stop cancelled or kept from starting
+# Calls that did not run for the run's own reasons: their cells go back as they were, reported by this outcome.
+PUT_BACK = {ErrorCode.INSUFFICIENT_CREDITS: REFUSED, ErrorCode.CANCELLED: STOPPED}
 
 
 @dataclass
@@ -91,7 +105,11 @@ def complete_run(
     try:
         claims = report.claims
         while claims:
+            session.remember(claims)
             _run_async(session.run_claims(claims, cache))
+            if stop.is_set():  # calls Stop kept from starting: their cells go back before what they feed is judged
+                with db.transaction() as con:
+                    session.give_back(con)
             columns = {c.column for c in claims}
             if not tables.spec.graph.downstream(columns):
                 break  # nothing reads these columns: no propagation to plan
@@ -113,12 +131,15 @@ def complete_run(
                 if added:
                     progress.total += added
                     con.execute("UPDATE runs SET total = total + ? WHERE run_id = ?", [added, report.run_id])
+        report.message = session.ending()
         with db.transaction() as con:
-            finish_run(con, load_campaign(con, name), report, "stopped" if stop.is_set() else "done")
+            finish_run(
+                con, load_campaign(con, name), report, "stopped" if stop.is_set() else "done", session.previous()
+            )
         stop_file(db.path.parent, report.run_id).unlink(missing_ok=True)
     except BaseException:
         with db.transaction() as con:
-            finish_run(con, load_campaign(con, name), report, "failed")
+            finish_run(con, load_campaign(con, name), report, "failed", session.previous())
         raise
     finally:
         cache.close()
@@ -178,7 +199,37 @@ class _Session:
         self.stop_path = stop_file(db.path.parent, report.run_id)
         self.written_credits = 0.0
         self.outcomes: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.refused = 0
+        # per column, the claimed cells as stored before their claim (those that held an outcome), and their rows
+        self._previous: dict[str, list[pa.Table]] = defaultdict(list)
+        self._previous_rows: dict[str, set[int]] = defaultdict(set)
 
+    def remember(self, claims: list[Claim]) -> None:
+        """Keep what the claimed cells held, to put it back if their call is refused or never made."""
+        for claim in claims:
+            if claim.previous is not None:
+                self._previous[claim.column].append(claim.previous)
+                self._previous_rows[claim.column].update(claim.previous.column("row_id").to_pylist())
+
+    def previous(self) -> dict[str, pa.Table]:
+        """Per column, the claimed cells' stored state before the claim (for finish_run to put back)."""
+        return {column: pa.concat_tables(tables) for column, tables in self._previous.items()}
+
+    def give_back(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Cells this run still holds (Stop kept their calls from starting) go back as they were stored."""
+        for column, rows in release_cells(con, self.tables, self.report.run_id, self.previous()).items():
+            listed = tuple(rows) if len(rows) <= ROW_LIST_LIMIT else None
+            self.report.events.append(ExecutionEvent(column, STOPPED, len(rows), listed))
+
+    def ending(self) -> str | None:
+        """The run's message when not every claimed cell ran: the credits refusal, with how to list the cells."""
+        if not self.refused:
+            return None
+        return (
+            f"stopped for credits: {self.refused} cells were not run, {self.budget.tightest()} ran out; add credits "
+            "(`runsheet credits add N`) or raise the cap, then run again. The cells: `runsheet query \"SELECT "
+            f"column_name, row_id FROM activity WHERE run_id = {self.report.run_id} AND outcome = 'refused'\"`"
+        )
     def _calls(self, claims: list[Claim]) -> Iterator[PaidCall]:
         json_columns = frozenset(c.name for c in self.tables.spec.columns if c.value_type == "JSON")
         for claim in claims:
@@ -195,7 +246,9 @@ class _Session:
 
     def _on_result(self, result: CellResult) -> None:
         self.pending.append(result)
-        self.outcomes[(result.column, result.status.value)].append(result.row_id)
+        outcome = PUT_BACK.get(result.error_code, result.status.value) if result.error_code else result.status.value
+        self.refused += outcome == REFUSED
+        self.outcomes[(result.column, outcome)].append(result.row_id)
         self.progress.done += 1
         self.progress.credits += result.credits
         self.progress.cache_hits += result.cached
@@ -251,6 +304,14 @@ class _Session:
 
     async def _flush(self) -> None:
         batch, self.pending = self.pending, []
+        kept: dict[tuple[str, str], list[int]] = defaultdict(list)  # refused or cancelled cells that held an outcome
+        for result in batch:
+            if result.error_code in PUT_BACK and result.row_id in self._previous_rows[result.column]:
+                kept[(result.column, PUT_BACK[result.error_code])].append(result.row_id)
+        if kept:
+            back = {(column, row) for (column, _), rows in kept.items() for row in rows}
+            batch = [r for r in batch if (r.column, r.row_id) not in back]
+            await asyncio.to_thread(self._put_back, kept)
         written = await asyncio.to_thread(
             write_results, self.db, self.tables, self.report.run_id, self.who, batch
         )
@@ -258,3 +319,10 @@ class _Session:
         self.budget.refresh(written.balance, self.written_credits)
         if written.stop_requested:
             self.stop.set()
+
+    def _put_back(self, kept: dict[tuple[str, str], list[int]]) -> None:
+        with self.db.transaction() as con:
+            for (column, outcome), rows in kept.items():
+                previous = pa.concat_tables(self._previous[column])
+                chosen = previous.filter(pc.is_in(previous.column("row_id"), value_set=pa.array(rows, pa.int64())))
+                put_back(con, self.tables, column, chosen, self.report.run_id, self.who, outcome)

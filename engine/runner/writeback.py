@@ -57,7 +57,8 @@ def write_results(
             con.execute(
                 f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at",
                     duration_ms, cost, actor, trigger, tokens, provider_cost, cached, error_code)
-                SELECT {run_id}, {tables.campaign_id}, {literal(column)}, row_id, 1, 'run', status, now(), latency_ms,
+                SELECT {run_id}, {tables.campaign_id}, {literal(column)}, row_id, 1, 'run',
+                    CASE WHEN error_code = 'insufficient_credits' THEN 'refused' ELSE status END, now(), latency_ms,
                     credits, {literal(who[0])}, {literal(who[1])}, tokens, provider_cost, cached, error_code
                 FROM _results"""
             )

@@ -1,6 +1,7 @@
-"""Active or paused: a paused step (or every paid step of a paused campaign) does not run. Its cells report
-`action_disabled` when asked to run; schedules skip a paused campaign and records sent to it are stored but not
-run, until it is resumed. Pausing is not part of the spec: it is an operating switch, kept in `paused`."""
+"""Active or paused: a paused step (or every paid step of a paused campaign) does not run. Asked to run, its cells
+that hold an outcome keep it, the others show `paused` with how to resume (never an error); schedules skip a
+paused campaign and records sent to it are stored but not run, until it is resumed. Pausing is not part of the
+spec: it is an operating switch, kept in `paused`."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def set_paused(
 
 
 def requeue_disabled(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str | None) -> int:
-    """On resume: cells that reported action_disabled while paused go back to queued (auto), empty (manual) or
-    stale (they hold an old value), so the next run computes them. Returns how many."""
+    """On resume: cells shown `paused` (or, from older versions, action_disabled) go back to queued (auto), empty
+    (manual) or stale (they hold an old value), so the next run computes them. Returns how many."""
     graph = tables.spec.graph
     changed = 0
     for name in graph.steps() if column is None else [column]:
@@ -60,7 +61,7 @@ def requeue_disabled(con: duckdb.DuckDBPyConnection, tables: CampaignTables, col
             con.execute(
                 f"""UPDATE {tables.tables[name]} SET status = CASE WHEN value IS NULL THEN '{back}' ELSE 'stale' END,
                     error_code = NULL, error_message = NULL, error_hint = NULL
-                WHERE status = 'error' AND error_code = 'action_disabled' RETURNING 1"""
+                WHERE status = 'paused' OR (status = 'error' AND error_code = 'action_disabled') RETURNING 1"""
             ).fetchall()
         )
     return changed

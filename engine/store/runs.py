@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from engine.executor import Executor, RunReport, restore_status
 from engine.graph import Request
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope
 from engine.store.database import scalar
+from engine.store.schema import STEP_COLUMNS, literal
+from engine.types import ErrorCode
 
 # A run on another machine whose heartbeat is older than this is taken to have crashed.
 LEASE_SECONDS = 60
@@ -75,33 +78,96 @@ def _counts(report: RunReport) -> dict[str, dict[str, int]]:
 
 
 def finish_run(
-    con: duckdb.DuckDBPyConnection, campaign: CampaignTables, report: RunReport, status: str
+    con: duckdb.DuckDBPyConnection,
+    campaign: CampaignTables,
+    report: RunReport,
+    status: str,
+    previous: dict[str, pa.Table] | None = None,
 ) -> None:
-    """Close a run: cells it still holds go back (queued, empty or stale), its counts and status are stored."""
-    release_cells(con, campaign, report.run_id)
+    """Close a run: cells it still holds go back (as they were stored before, when `previous` has them; else
+    queued, empty or stale), its counts, status and message are stored."""
+    release_cells(con, campaign, report.run_id, previous)
     con.execute(
-        "UPDATE runs SET status = ?, finished_at = now(), counts = ?, heartbeat = now() WHERE run_id = ?",
-        [status, json.dumps(_counts(report)), report.run_id],
+        "UPDATE runs SET status = ?, finished_at = now(), counts = ?, heartbeat = now(), "
+        "message = coalesce(?, message) WHERE run_id = ?",
+        [status, json.dumps(_counts(report)), report.message, report.run_id],
     )
     report.status = status
 
 
-def release_cells(con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int) -> int:
-    """Give back the cells `run_id` claimed and never finished; returns how many."""
-    released = 0
-    for column in campaign.spec.graph.steps():
-        node = campaign.spec.graph.nodes[column]
-        if node.free:
-            continue
-        released += int(
+def restore_cells(con: duckdb.DuckDBPyConnection, table: str, previous: pa.Table, run_id: int) -> int:
+    """Put back the cells of `previous` (step-table rows as stored before `run_id` claimed them) that the run
+    still holds: a call refused or never made changes nothing. Returns how many."""
+    names = [n for n in STEP_COLUMNS.split(", ") if n != "row_id"]
+    con.register("_previous", previous)
+    try:
+        return int(
             scalar(
                 con,
-                f"""UPDATE {campaign.tables[column]} SET status = {restore_status(node.auto)}
-                    WHERE status = 'running' AND run_id = ?""",
+                f"""UPDATE {table} AS t SET {', '.join(f'{n} = p.{n}' for n in names)} FROM _previous AS p
+                    WHERE t.row_id = p.row_id AND t.status = 'running' AND t.run_id = ?""",
                 [run_id],
             )
             or 0
         )
+    finally:
+        con.unregister("_previous")
+
+
+def put_back(
+    con: duckdb.DuckDBPyConnection,
+    campaign: CampaignTables,
+    column: str,
+    previous: pa.Table,
+    run_id: int,
+    who: tuple[str, str],
+    outcome: str,
+) -> int:
+    """Cells whose call did not run for the run's own reason (`outcome`: `refused` for credits, the balance or a
+    cap; `stopped` when Stop cancelled it) and that held an outcome go back as they were (`previous`); that is
+    logged in `activity` and counted in the run's progress."""
+    kept = restore_cells(con, campaign.tables[column], previous, run_id)
+    code = ErrorCode.INSUFFICIENT_CREDITS if outcome == "refused" else ErrorCode.CANCELLED
+    con.register("_put_back", previous.select(["row_id"]))
+    try:
+        con.execute(
+            f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
+                actor, trigger, error_code)
+            SELECT ?, ?, ?, row_id, 1, 'run', ?, now(), 0.0, ?, ?, {literal(code.value)} FROM _put_back""",
+            [run_id, campaign.campaign_id, column, outcome, *who],
+        )
+    finally:
+        con.unregister("_put_back")
+    con.execute("UPDATE runs SET done = done + ?, heartbeat = now() WHERE run_id = ?", [previous.num_rows, run_id])
+    return kept
+
+
+def release_cells(
+    con: duckdb.DuckDBPyConnection,
+    campaign: CampaignTables,
+    run_id: int,
+    previous: dict[str, pa.Table] | None = None,
+) -> dict[str, list[int]]:
+    """Give back the cells `run_id` claimed and never finished; returns their rows per column. Those `previous`
+    holds go back as they were stored before the claim; the others to queued, empty or stale."""
+    released: dict[str, list[int]] = {}
+    for column in campaign.spec.graph.steps():
+        node = campaign.spec.graph.nodes[column]
+        if node.free:
+            continue
+        table = campaign.tables[column]
+        back = con.execute(
+            f"SELECT row_id FROM {table} WHERE status = 'running' AND run_id = ? ORDER BY row_id", [run_id]
+        ).fetchall()
+        if not back:
+            continue
+        if previous is not None and column in previous:
+            restore_cells(con, table, previous[column], run_id)
+        con.execute(
+            f"UPDATE {table} SET status = {restore_status(node.auto)} WHERE status = 'running' AND run_id = ?",
+            [run_id],
+        )
+        released[column] = [row for (row,) in back]
     return released
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine import Workspace
+from engine import Status, Workspace
 from engine.api import create_app
 from engine.auth import create_token, set_user
 from tests.support.provider import REPO
@@ -184,9 +184,9 @@ def test_a_paused_campaign_accepts_records_and_runs_nothing_until_resumed(
     answer = client.post("/campaigns/leads/records", json={"records": people(3)}, headers=auth)
     assert answer.json()["queued"] is False and answer.json()["inserted"] == 3
     run = client.post("/campaigns/leads/runs", json={"columns": ["research"]}, headers=auth).json()
-    assert _wait_for(client, run["run_id"], auth, {"done"})["counts"]["research"] == {"error": 3}
+    assert _wait_for(client, run["run_id"], auth, {"done"})["counts"]["research"] == {"paused": 3}
     cell = workspace.campaign("leads").cell(1, "research")
-    assert cell.error_code == "action_disabled"
+    assert cell.status is Status.PAUSED and cell.error_code is None  # paused, never an error
     resumed = client.post("/campaigns/leads/resume", headers=auth).json()
     assert resumed["changed"] is True and (resumed["run"]["trigger"], resumed["run"]["actor"]) == ("api", "max")
     finished = _wait_for(client, resumed["run"]["run_id"], auth, {"done"})  # resuming ran what was held back

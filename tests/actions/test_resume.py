@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine import Workspace
+from engine import Status, Workspace
 from engine.auth import create_token, set_user
 from engine.cli import app
 from engine.schedules import add_schedule
@@ -50,8 +50,8 @@ def test_cli_resume_runs_what_came_in_while_paused_and_prints_the_report(ws: Wor
     cli(ws, "pause", "-c", "p")
     campaign = ws.campaign("p", trigger="webhook")
     campaign.add_rows([{"company": f"c{i}"} for i in range(3)], run=False)  # as the API stores them while paused
-    campaign.run(["research"], rows=[1])  # asked while paused: action_disabled
-    assert campaign.cell(1, "research").error_code == "action_disabled"
+    campaign.run(["research"], rows=[1])  # asked while paused: shown paused, not an error
+    assert campaign.cell(1, "research").status is Status.PAUSED
     output = cli(ws, "resume", "-c", "p")
     assert "campaign p resumed" in output
     assert "research" in output and "3 done" in output and "3 credits" in output  # the run report
@@ -80,7 +80,7 @@ def test_resuming_a_step_runs_that_step_only(ws: Workspace) -> None:
     campaign.add_rows([{"company": "acme"}, {"company": "globex"}])
     cli(ws, "pause", "-c", "p", "--column", "research")
     campaign.run()
-    assert campaign.status_counts()["research"] == {"error": 2}
+    assert campaign.status_counts()["research"] == {"paused": 2}  # shown paused, not an error
     resumed = ws.resume("p", "research")
     assert resumed.changed and resumed.run is not None and resumed.run.claims[0].column == "research"
     report = resumed.campaign.finish_run(resumed.run)
