@@ -51,28 +51,83 @@ class JsonValueDisk(diskcache.Disk):
         return json.loads(super().fetch(mode, filename, value, read))
 
 
-def _open(directory: Path) -> diskcache.Cache:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    return diskcache.Cache(
-        str(directory), eviction_policy="none", cull_limit=0, disk=JsonValueDisk, size_limit=2**62
-    )
-
-
 HOST = socket.gethostname()
 
 
-def _holder_alive(lease: dict[str, Any]) -> bool:
+def _holder_alive(host: str, pid: int) -> bool:
     """Whether the process holding a lease may still answer: always, for another host's (its expiry decides)."""
-    if lease.get("host") != HOST:
+    if host != HOST:
         return True
     try:
-        os.kill(int(lease["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, KeyError, ValueError, TypeError):
+    except PermissionError:
         return True
     return True
+
+
+class Leases:
+    """Leases on requests being made, one small file each in `cache/leases/` (created with O_EXCL, so exactly
+    one process takes a free lease; a file costs a few system calls where an SQLite write costs a millisecond).
+    A lease ends when released, when it expires, or when its holder's process is gone."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._made = False
+
+    def _path(self, key: str) -> Path:
+        if not self._made:
+            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+            self._made = True
+        return self.directory / key
+
+    def take(self, key: str, seconds: float) -> bool:
+        """Take (or extend) this process's lease on `key` for `seconds`; False if another live process holds it."""
+        path = self._path(key)
+        mine = f"{HOST} {os.getpid()} {time.time() + seconds:.3f}"
+        for _ in range(3):
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                held = self._read(path)
+                if held is None:
+                    continue  # released meanwhile: try again
+                host, pid, until = held
+                if (host, pid) == (HOST, os.getpid()):
+                    path.write_text(mine)
+                    return True
+                if until > time.time() and _holder_alive(host, pid):
+                    return False
+                stale = path.with_name(f"{key}.stale.{os.getpid()}")
+                try:
+                    os.rename(path, stale)  # only one process moves a stale lease away
+                except FileNotFoundError:
+                    continue
+                stale.unlink(missing_ok=True)
+                continue
+            try:
+                os.write(descriptor, mine.encode())
+            finally:
+                os.close(descriptor)
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        """End this process's lease on `key` (its answer, if any, is in the cache by now). The holder renews its
+        lease before every attempt and every wait, so it is still its own here: no need to read it first."""
+        self._path(key).unlink(missing_ok=True)
+
+    @staticmethod
+    def _read(path: Path) -> tuple[str, int, float] | None:
+        try:
+            host, pid, until = path.read_text().split(" ")
+            return host, int(pid), float(until)
+        except FileNotFoundError:
+            return None
+        except ValueError:  # being written this instant: treat as held for now
+            return "", -1, time.time() + 1.0
 
 
 class ResultCache:
@@ -81,48 +136,30 @@ class ResultCache:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self._opened: diskcache.Cache | None = None
-        self._leases: diskcache.Cache | None = None
+        self._leases = Leases(self.directory / "leases")
 
     @property
     def _cache(self) -> diskcache.Cache:
         """The diskcache, opened on first use: a run of steps that are never cached does not pay for it."""
         if self._opened is None:
-            self._opened = _open(self.directory)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.directory, 0o700)
+            self._opened = diskcache.Cache(
+                str(self.directory),
+                eviction_policy="none",
+                cull_limit=0,
+                disk=JsonValueDisk,
+                size_limit=2**62,
+            )
         return self._opened
-
-    @property
-    def _lease_store(self) -> diskcache.Cache:
-        if self._leases is None:
-            self._leases = _open(self.directory / "leases")
-        return self._leases
 
     def lease(self, key: str, seconds: float) -> bool:
         """Take (or extend) this process's lease on making the request `key` for `seconds`; False if another
-        live process holds it."""
-        store = self._lease_store
-        mine = {"pid": os.getpid(), "host": HOST, "until": time.time() + seconds}
-        with store.transact(retry=True):
-            held = store.get(key, retry=True)
-            if isinstance(held, dict) and (held.get("pid"), held.get("host")) != (mine["pid"], HOST):
-                if float(held.get("until", 0)) > time.time() and _holder_alive(held):
-                    return False
-            store.set(key, mine, expire=seconds, retry=True)
-        return True
-
-    def leased_elsewhere(self, key: str) -> bool:
-        """Whether another live process holds a lease on `key` now."""
-        held = self._lease_store.get(key, retry=True)
-        if not isinstance(held, dict) or float(held.get("until", 0)) <= time.time():
-            return False
-        return (held.get("pid"), held.get("host")) != (os.getpid(), HOST) and _holder_alive(held)
+        live process holds it (its answer will land in this cache)."""
+        return self._leases.take(key, seconds)
 
     def release(self, key: str) -> None:
-        """End this process's lease on `key` (the answer, if any, is in the cache by now)."""
-        store = self._lease_store
-        with store.transact(retry=True):
-            held = store.get(key, retry=True)
-            if isinstance(held, dict) and (held.get("pid"), held.get("host")) == (os.getpid(), HOST):
-                store.delete(key, retry=True)
+        self._leases.release(key)
 
     def get(self, key: str) -> dict[str, Any] | None:
         found = self._cache.get(key)
@@ -139,7 +176,6 @@ class ResultCache:
         return len(self._cache)
 
     def close(self) -> None:
-        for opened in (self._opened, self._leases):
-            if opened is not None:
-                opened.close()
-        self._opened = self._leases = None
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None

@@ -12,19 +12,20 @@ import polars as pl
 
 from engine.auth import authorize
 from engine.errors import EditError, ImportError_, NotFoundError
-from engine.estimate import Estimate, estimate_claims
+from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.planner import DEFAULT_RUN_STATUSES
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportOptions, ImportReport, import_file
+from engine.runner.budget import Budget
 from engine.runner.drive import RunOptions, complete_run
 from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
 from engine.store.edits import NOTES, confirm_pin, log_edit, pin, save_to_record, write_input
-from engine.store.runs import run_transaction
+from engine.store.runs import reclaim_dead_runs, run_transaction
 from engine.store.schema import quote
 from engine.types import Status
 
@@ -271,13 +272,18 @@ class Campaign:
         only_empty: bool = False,
         force: bool = False,
         limit: int | None = None,
+        max_credits: float | None = None,
     ) -> Estimate:
         """What `run` with the same arguments would call and spend (a dry run: nothing is stored): calls, cache
-        hits, credits and tokens per column, downstream auto-run columns included."""
+        hits, credits and tokens per column, downstream auto-run columns included; and, against the balance and
+        the caps (`max_credits` as the run's), how many calls those cover and where the run would stop."""
         with self.db.transaction(commit=False) as con:
             tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
             report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate")
-            return estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
+            estimate = estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
+            budget = Budget.load(con, self.name, tables.campaign_id, max_credits)
+            estimate.budget = compare_with_budget(estimate, report.claims, budget.room(), budget.tightest())
+            return estimate
 
     def _plan_request(
         self,
@@ -367,6 +373,7 @@ class Campaign:
         first (a lazy pull); paid ones are queued; python ones keep their stored value (reads never import code)."""
         with self.db.transaction() as con:
             tables = self._load(con)
+            reclaim_dead_runs(con, tables)  # cells a dead run held are shown as given back, not running
             names = list(columns) if columns is not None else tables.spec.names
             for name in names:
                 tables.column(name)
@@ -398,6 +405,7 @@ class Campaign:
         """For every step column, how many cells are in each status (cells never computed count as empty)."""
         with self.db.transaction() as con:
             tables = self._load(con)
+            reclaim_dead_runs(con, tables)  # cells a dead run held are counted as given back, not running
             total = int(scalar(con, f"SELECT count(*) FROM {tables.rows_table}"))
             counts: dict[str, dict[str, int]] = {}
             for column in tables.spec.graph.steps():

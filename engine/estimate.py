@@ -43,6 +43,7 @@ class Estimate:
     """The whole run: per column, and totals. Provider calls are `calls - cache_hits`."""
 
     columns: list[ColumnEstimate] = field(default_factory=list)
+    budget: BudgetCheck | None = None  # the estimate against the balance and caps (compare_with_budget)
 
     @property
     def calls(self) -> int:
@@ -67,7 +68,36 @@ class Estimate:
             "credits": self.credits,
             "tokens": self.tokens,
             "columns": [vars(c) for c in self.columns],
+            "budget": None if self.budget is None else vars(self.budget),
         }
+
+
+@dataclass
+class BudgetCheck:
+    """What the run may spend against what it would: `room` credits under `limit` (the tightest of the balance
+    and the caps) cover `covered` of the `calls` provider calls; when not all, the run would stop for credits
+    at about `stop_row` of `stop_column` (None when that row cannot be told: a downstream column)."""
+
+    room: float
+    limit: str
+    calls: int
+    covered: int
+    stop_column: str | None = None
+    stop_row: int | None = None
+
+    @property
+    def enough(self) -> bool:
+        return self.covered >= self.calls
+
+    def describe(self) -> str:
+        if self.enough:
+            return f"{self.limit} covers all {self.calls} paid calls"
+        where = f" of {self.stop_column}" if self.stop_column else ""
+        at = f"at about row {self.stop_row}{where}" if self.stop_row is not None else f"in {self.stop_column}"
+        return (
+            f"{self.limit} covers {self.covered} of {self.calls} paid calls: the run would stop for credits {at}; "
+            "add credits (`runsheet credits add N`) or raise the cap, or run fewer rows (--rows, --limit)"
+        )
 
 
 def estimate_claims(
@@ -152,3 +182,29 @@ def estimate_claims(
             )
         )
     return estimate
+
+
+def compare_with_budget(estimate: Estimate, claims: list[Claim], room: float, limit: str) -> BudgetCheck:
+    """Walk the estimate's paid calls in the order the runner makes them (claimed columns in claim order and
+    row order, then downstream columns) against `room` credits: how many it covers, and where it would stop.
+    Cache hits are free; within a column they are taken as spread evenly over its rows."""
+    rows = {claim.column: claim.frame["row_id"] for claim in claims}
+    calls = sum(c.calls - c.cache_hits for c in estimate.columns)
+    check = BudgetCheck(room=room, limit=limit, calls=calls, covered=calls)
+    left, covered = room, 0
+    for column in estimate.columns:
+        paid = column.calls - column.cache_hits
+        if paid <= 0 or column.credits <= 0:
+            covered += max(paid, 0)
+            continue
+        if column.credits <= left + 1e-9:
+            left -= column.credits
+            covered += paid
+            continue
+        affordable = max(0, int((left + 1e-9) // (column.credits / paid)))
+        check.covered, check.stop_column = covered + affordable, column.column
+        ids = rows.get(column.column)
+        if ids is not None and len(ids):
+            check.stop_row = int(ids[min(len(ids) - 1, affordable * column.calls // paid)])
+        return check
+    return check

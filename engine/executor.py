@@ -44,12 +44,20 @@ NOTHING_WRITTEN = pa.table(
 
 @dataclass(frozen=True)
 class ExecutionEvent:
-    """Something that happened to the cells of one column: `rows` lists them when there are few enough."""
+    """Something that happened to the cells of one column: `rows` lists them when there are few enough;
+    `row_ids` holds them all (for counting each cell once by how it ended)."""
 
     column: str
-    outcome: str  # a Status value, or "keep" for cells whose key had not changed
+    outcome: str  # a Status value, "keep" for cells whose key had not changed, or a runner outcome (refused...)
     count: int
     rows: tuple[int, ...] | None
+    row_ids: pa.Array | None = field(default=None, compare=False, repr=False)
+
+
+# How a run ended for the cells in its scope, from their outcomes: what `runsheet run` exits with.
+RUN_ENDINGS = ("ok", "failed", "refused", "stopped")
+FAILED_OUTCOMES = frozenset({Status.ERROR.value})
+REFUSED_OUTCOMES = frozenset({"refused", Status.PAUSED.value})
 
 
 @dataclass(frozen=True)
@@ -82,18 +90,32 @@ class RunReport:
     memo_hits: dict[str, int] = field(default_factory=dict)  # per column: cells answered from the memo
 
     def counts(self) -> dict[str, Counter[str]]:
-        """Per column, how many cells ended in each outcome. A cell that waited for a paid upstream result and
-        then ran counts once, by how it ended (events are replayed in order; unlisted rows are summed)."""
-        final: dict[str, dict[int, str]] = defaultdict(dict)
-        table: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per column, how many cells ended in each outcome: each cell counts once, by how it ended (a cell that
+        waited for a paid upstream result and then ran is replayed to its last event), so a column's counts add
+        up to the cells of it the run touched."""
+        by_column: dict[str, list[ExecutionEvent]] = defaultdict(list)
         for event in self.events:
-            if event.rows is None:
-                table[event.column][event.outcome] += event.count
-            else:
-                final[event.column].update(dict.fromkeys(event.rows, event.outcome))
-        for column, outcomes in final.items():
-            table[column].update(outcomes.values())
-        return dict(table)
+            by_column[event.column].append(event)
+        return {column: _final_outcomes(events) for column, events in by_column.items()}
+
+    def totals(self) -> Counter[str]:
+        """Cells per outcome, summed over columns."""
+        total: Counter[str] = Counter()
+        for outcomes in self.counts().values():
+            total.update(outcomes)
+        return total
+
+    def ending(self) -> str:
+        """How the run ended for its scope (one of RUN_ENDINGS): `stopped` (Stop), `refused` (cells refused for
+        credits, a cap or a pause), `failed` (cells ended in error), else `ok`."""
+        if self.status == "stopped":
+            return "stopped"
+        outcomes = {o for o, n in self.totals().items() if n}
+        if outcomes & REFUSED_OUTCOMES:
+            return "refused"
+        if outcomes & FAILED_OUTCOMES:
+            return "failed"
+        return "ok"
 
     def computed(self, column: str) -> int:
         """How many cells of `column` were actually computed (whatever their outcome)."""
@@ -537,7 +559,8 @@ class Executor:
         """Report each outcome of a column with the rows it happened to; sum them into the activity log."""
         for outcome, rows in groups:
             listed = tuple(sorted(rows.to_pylist())) if len(rows) <= ROW_LIST_LIMIT else None
-            self.report.events.append(ExecutionEvent(column, str(outcome), len(rows), listed))
+            ids = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+            self.report.events.append(ExecutionEvent(column, str(outcome), len(rows), listed, ids))
         if not groups:
             return
         free = kind_named(self.campaign.spec.column(column).kind).free
@@ -553,6 +576,29 @@ class Executor:
                 1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
                 WHERE status IN ({', '.join(literal(o) for o in executed)})"""
             )
+
+
+def _final_outcomes(events: list[ExecutionEvent]) -> Counter[str]:
+    """One column's cells per outcome, each cell by its last event. One event needs no replay; several are
+    replayed over their rows (events without rows are summed as they are)."""
+    counts: Counter[str] = Counter()
+    if len(events) == 1:
+        counts[events[0].outcome] += events[0].count
+        return counts
+    replayed = [e for e in events if e.row_ids is not None or e.rows is not None]
+    for event in events:
+        if event.row_ids is None and event.rows is None:
+            counts[event.outcome] += event.count
+    if not replayed:
+        return counts
+    rows = pa.concat_arrays([
+        (e.row_ids if e.row_ids is not None else pa.array(e.rows, pa.int64())).cast(pa.int64()) for e in replayed
+    ])
+    order = pa.concat_arrays([decide.constant(i, e.count, pa.int32()) for i, e in enumerate(replayed)])
+    last = pl.DataFrame({"row_id": rows, "event": order}).group_by("row_id").agg(pl.col("event").max())
+    for index, n in last.group_by("event").len().iter_rows():
+        counts[replayed[index].outcome] += n
+    return counts
 
 
 def _ascending(row_ids: pa.ChunkedArray) -> bool:

@@ -1,12 +1,19 @@
 """`export`: a side effect per record: a webhook POST (Standard Webhooks headers and HMAC signature, plus an
 `Idempotency-Key`) or an append to a CSV or JSON-lines file.
 
+An export sends again only when its payload changed, or a person asked (Run Again on the export cell). Its cell
+runs again whenever its inputs or their runs change (a Run Again upstream propagates like an edit, DESIGN rule 7),
+but a payload equal to the one last delivered for that record sends nothing. The idempotency key derives from
+the payload's content (campaign, record, step and the canonical JSON of `type` and `data`; never the timestamp),
+so a receiver can always deduplicate; Run Again adds its run to the key, and a payload going back to one the
+receiver had before gets a key of its own, so neither is dropped as a repeat.
+
 Delivery is at-least-once. The decision to send is written to the outbox (engine/store/outbox.py) in the
-transaction that claims the cell (`on_claim`), with a payload frozen at that moment and an idempotency key that
-is deterministic in (campaign, record, step, input key): after a crash the next run repeats the delivery with
-the same key and `webhook-id`, so the receiver can drop the repeat. Run Again sends again on purpose, with a
-new key. An export fires only on upstream values that are current: an upstream cell that failed blocks it, and
-one that is stale or pinned (edited by hand and not yet confirmed, `Campaign.confirm`) makes it wait.
+transaction that claims the cell (`on_claim`), with a payload frozen at that moment. Each delivery is marked in
+the result cache the moment the receiver acknowledges it, so after a crash the next run repeats only the
+deliveries that were in flight, with the same key and `webhook-id`. An export fires only on upstream values
+that are current: an upstream cell that failed blocks it, and one that is stale or pinned (edited by hand and
+not yet confirmed, `Campaign.confirm`) makes it wait.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ if TYPE_CHECKING:  # the catalog imports the cell kinds
 
 # Upstream statuses an export may read: current values only (not stale, not pinned-and-unconfirmed).
 READS_ONLY = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED, Status.CONFIRMED})
-FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload")
+FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload", "_unchanged")
+DELIVERED = "delivery:"  # result cache entries marking an acknowledged delivery, by idempotency key
 
 
 class ExportOptions(StepOptions):
@@ -112,8 +120,9 @@ class Export:
     free: ClassVar[bool] = False
     options: ClassVar[type[StepOptions]] = ExportOptions
     reads_only: ClassVar[frozenset[Status]] = READS_ONLY
-    # The key also covers which run produced each upstream step cell, so re-running an upstream cell sends again
-    # (or makes a manual export stale) even when it gives the same value; early cutoff does not apply.
+    # The key also covers which run produced each upstream step cell, so re-running an upstream cell runs the
+    # export cell again (or makes a manual export stale) even when it gives the same value; whether that run
+    # sends depends on its payload (`on_claim`).
     keys_on_upstream_runs: ClassVar[bool] = True
 
     def references(self, options: ExportOptions) -> set[str]:
@@ -132,9 +141,10 @@ class Export:
         self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, rows: pl.DataFrame,
         force: bool, run_id: int,
     ) -> pl.DataFrame:
-        """Write the decision to send each claimed row to the outbox, in the claiming transaction; the frame
-        handed to `prepare` gains the delivery's id, idempotency key, message id and frozen payload."""
-        from engine.store.outbox import idempotency_key, record_decisions
+        """Write the decision to send each claimed row whose payload changed (every row, under Run Again) to the
+        outbox, in the claiming transaction; the frame handed to `prepare` gains the delivery's id, idempotency
+        key, message id, frozen payload, and whether it is unchanged (nothing to send)."""
+        from engine.store.outbox import record_decisions
 
         spec = tables.spec.column(column)
         options = spec.options
@@ -143,17 +153,14 @@ class Export:
         campaign = tables.spec.name
         json_columns = {c.name for c in tables.spec.columns if c.value_type == "JSON"}
         stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        nonce = f"again:{run_id}" if force else ""
-        keys, payloads = [], []
+        payloads = []
         for row in rows.iter_rows(named=True):
-            keys.append(idempotency_key(campaign, row["row_id"], column, row["key"], nonce))
             data = {"campaign": campaign, "record": row["row_id"], "step": column}
             data.update({f: decode_json_input(row.get(f), f in json_columns) for f in fields})
             payloads.append(json.dumps({"type": options.event, "timestamp": stamp, "data": data}, default=str))
-        decisions = pl.DataFrame(
-            {"row_id": rows["row_id"], "key": rows["key"], "idempotency_key": keys, "payload": payloads}
-        )
-        stored = record_decisions(con, tables.campaign_id, column, decisions, run_id, reuse=not force)
+        decisions = pl.DataFrame({"row_id": rows["row_id"], "key": rows["key"], "payload": payloads})
+        again = f"again:{run_id}" if force else None
+        stored = record_decisions(con, tables.campaign_id, campaign, column, decisions, run_id, again=again)
         renamed = stored.rename({c: "_" + c for c in stored.columns if c != "row_id"})
         return rows.join(renamed, on="row_id", how="left")
 
@@ -167,10 +174,13 @@ class Export:
         if "_payload" not in frame.columns:  # an estimate: nothing was decided, so nothing is prepared to send
             frame = frame.with_columns(
                 pl.lit(None).alias("_delivery_id"), pl.lit("").alias("_idempotency_key"),
-                pl.lit("").alias("_message_id"), pl.lit("{}").alias("_payload"),
+                pl.lit("").alias("_message_id"), pl.lit("{}").alias("_payload"), pl.lit(False).alias("_unchanged"),
             )
         for row in frame.iter_rows(named=True):
             delivery = {"key": row["_idempotency_key"], "id": row["_message_id"], "payload": row["_payload"]}
+            if row["_unchanged"]:
+                yield _unchanged(options, env, row, delivery)
+                continue
 
             async def attempt(delivery: dict[str, str] = delivery, row: dict[str, Any] = row) -> Answer:
                 if options.file is not None:
@@ -179,12 +189,31 @@ class Export:
                                    "file": options.file})
                 return await _post(options, env, delivery, row)
 
+            # Marked in the result cache the moment it is acknowledged (the runner stores answers at once), so
+            # a run resumed after a crash finds it there instead of sending it again. The key itself tells a Run
+            # Again apart, so the runner always looks.
+            marker = DELIVERED + delivery["key"] if delivery["key"] else None
             yield PaidCall(
                 column=env.column, row_id=row["row_id"], key=row["key"], model="export", credits=options.credits,
-                est_tokens=0, cache_key=None, force=env.force, deadline=options.timeout + 5, attempt=attempt,
+                est_tokens=0, cache_key=marker, force=False, deadline=options.timeout + 5, attempt=attempt,
                 detail={"delivery_id": row["_delivery_id"], "webhook_id": delivery["id"],
                         "idempotency_key": delivery["key"], "target": options.url or options.file},
             )
+
+
+def _unchanged(options: ExportOptions, env: PrepareEnv, row: dict[str, Any], delivery: dict[str, str]) -> PaidCall:
+    """A cell whose payload is the one already delivered: done at once, sending nothing, costing nothing."""
+    value = {"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"], "unchanged": True}
+
+    async def attempt() -> Answer:
+        return Answer(value)
+
+    return PaidCall(
+        column=env.column, row_id=row["row_id"], key=row["key"], model="export", credits=0.0, est_tokens=0,
+        cache_key=None, force=False, deadline=options.timeout + 5, attempt=attempt,
+        detail={"webhook_id": delivery["id"], "idempotency_key": delivery["key"], "unchanged": True,
+                "target": options.url or options.file},
+    )
 
 
 async def _post(options: ExportOptions, env: PrepareEnv, delivery: dict[str, str], row: dict[str, Any]) -> Answer:

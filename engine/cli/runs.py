@@ -25,6 +25,9 @@ from engine.cli.common import (
 )
 
 err = Console(stderr=True, highlight=False)
+# What `runsheet run` exits with, by how the run ended for the cells in its scope (RunReport.ending); 1 is a user
+# error (nothing ran), 2 an internal error. Documented in README.md and `runsheet run --help`.
+EXIT_CODES = {"ok": 0, "failed": 3, "refused": 4, "stopped": 5}
 Columns = Annotated[list[str] | None, typer.Option("--column", help="Run these columns (repeatable).")]
 Rows = Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1,2,10-12.")]
 Stale = Annotated[bool, typer.Option("--stale", help="Only cells that are stale or queued.")]
@@ -62,17 +65,22 @@ def run(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
-    """Compute cells: by default every auto-run step's empty, stale and queued cells, AI steps included."""
+    """Compute cells: by default every auto-run step's empty, stale and queued cells, AI steps included.
 
-    def body() -> None:
+    Exit codes: 0 every cell in scope ended well; 3 some ended in error; 4 some were refused (credits, a cap, or
+    a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
+    """
+
+    def body() -> int:
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         selected = parse_rows(rows)
         if dry_run:
             estimate = handle.estimate(
-                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit
+                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit,
+                max_credits=max_credits,
             )
             _print_estimate(estimate, as_json)
-            return
+            return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(
                 f"--concurrency {concurrency} is not a positive number", hint="give 1 or more"
@@ -84,8 +92,11 @@ def run(
                 options=options,
             )
         print_report(report, as_json)
+        return EXIT_CODES[report.ending()]
 
-    guard(body)
+    code = guard(body)
+    if code:
+        raise typer.Exit(code)
 
 
 class ProgressBar:
@@ -159,6 +170,8 @@ def _print_estimate(estimate: Estimate, as_json: bool) -> None:
         str(estimate.tokens),
     )
     out.print(table)
+    if estimate.budget is not None and estimate.budget.calls:
+        out.print(("" if estimate.budget.enough else "[yellow]") + estimate.budget.describe(), soft_wrap=True)
 
 
 @app.command()

@@ -7,6 +7,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import duckdb
+
+from engine.store.settings import balance, campaign_spent, load_settings
+
 
 @dataclass
 class Budget:
@@ -30,13 +34,27 @@ class Budget:
             limits.append(self.campaign_room - self.spent)
         return min(limits) - self.reserved
 
+    @classmethod
+    def load(
+        cls, con: duckdb.DuckDBPyConnection, campaign: str, campaign_id: int, max_credits: float | None = None
+    ) -> Budget:
+        """The budget a run of `campaign` starts with: the workspace balance, the run's cap (`max_credits`, else
+        the run_cap setting) and what the campaign's cap leaves."""
+        settings = load_settings(con)
+        cap = settings.campaign_caps.get(campaign)
+        return cls(
+            balance=balance(con),
+            run_cap=max_credits if max_credits is not None else settings.run_cap,
+            campaign_room=None if cap is None else cap - campaign_spent(con, campaign_id),
+        )
+
     def tightest(self) -> str:
         """Which limit leaves the least room: what a refusal for credits names."""
-        limits = {"the workspace balance": self.balance}
+        limits = {f"the workspace balance ({self.balance:g} credits)": self.balance}
         if self.run_cap is not None:
-            limits["the run's cap (--max-credits, or the run_cap setting)"] = self.run_cap
+            limits[f"the run's cap ({self.run_cap:g} credits: --max-credits, or the run_cap setting)"] = self.run_cap
         if self.campaign_room is not None:
-            limits["the campaign's cap (the campaign_caps setting)"] = self.campaign_room
+            limits[f"the campaign's cap (campaign_caps: {self.campaign_room:g} credits left)"] = self.campaign_room
         return min(limits, key=lambda name: limits[name])
 
     def reserve(self, credits: float) -> bool:

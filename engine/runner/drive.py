@@ -38,7 +38,7 @@ from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
 from engine.store.runs import finish_run, put_back, release_cells, stop_file
-from engine.store.settings import Settings, balance, campaign_spent, load_settings
+from engine.store.settings import Settings, load_settings
 from engine.types import ErrorCode
 
 REFUSED = "refused"  # the outcome of a cell whose call the budget refused
@@ -90,12 +90,7 @@ def complete_run(
     with db.transaction() as con:
         tables = load_campaign(con, name)
         settings = load_settings(con)
-        room = settings.campaign_caps.get(name)
-        budget = Budget(
-            balance=balance(con),
-            run_cap=options.max_credits if options.max_credits is not None else settings.run_cap,
-            campaign_room=None if room is None else room - campaign_spent(con, tables.campaign_id),
-        )
+        budget = Budget.load(con, name, tables.campaign_id, options.max_credits)
         context = {n: d.text for n, d in read_context(con).items()}
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
     session = _Session(
@@ -219,7 +214,9 @@ class _Session:
         """Cells this run still holds (Stop kept their calls from starting) go back as they were stored."""
         for column, rows in release_cells(con, self.tables, self.report.run_id, self.previous()).items():
             listed = tuple(rows) if len(rows) <= ROW_LIST_LIMIT else None
-            self.report.events.append(ExecutionEvent(column, STOPPED, len(rows), listed))
+            self.report.events.append(
+                ExecutionEvent(column, STOPPED, len(rows), listed, pa.array(rows, pa.int64()))
+            )
 
     def ending(self) -> str | None:
         """The run's message when not every claimed cell ran: the credits refusal, with how to list the cells."""
@@ -287,7 +284,9 @@ class _Session:
                 await sys.modules["engine.net.client"].close_clients()
         for (column, status), rows in self.outcomes.items():
             listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
-            self.report.events.append(ExecutionEvent(column, status, len(rows), listed))
+            self.report.events.append(
+                ExecutionEvent(column, status, len(rows), listed, pa.array(rows, pa.int64()))
+            )
 
     async def _flush_periodically(self) -> None:
         last = time.monotonic()

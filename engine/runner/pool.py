@@ -3,8 +3,10 @@ its model's rate limits, the budget, the result cache and a wall-clock deadline,
 
 One request, one bill: a call whose request is already in flight in this process (same run or another) does not
 take a worker; it follows that flight (engine/runner/flights.py) and is reported as a cache hit costing nothing
-when the answer lands. A cacheable request another process is making is waited for through the cache's lease.
-Run Again bypasses the cache, yet its identical requests still share one flight within the run.
+when the answer lands. A paid, cacheable request another process is making is waited for through the cache's
+lease.
+Run Again bypasses the cache, yet its identical requests are still sent once within the run (in flight or
+answered already), and so are the identical requests of a step that is never cached.
 
 Results go to `on_result` the moment they exist (the writer batches them to DuckDB); answers go to the cache
 first, so a crash never loses what was paid for. Every attempt's tokens and provider cost count, failed ones
@@ -25,7 +27,7 @@ from engine.cache import ResultCache
 from engine.llm.types import ProviderFailure
 from engine.runner.budget import Budget
 from engine.runner.calls import Answer, CellResult, PaidCall
-from engine.runner.flights import FLIGHTS
+from engine.runner.flights import FLIGHTS, shareable
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.types import ErrorCode, Status
@@ -72,6 +74,9 @@ class CallPool:
         self.limits = limits or RateLimits({})
         self.policy = policy or RetryPolicy()
         self._followers: set[asyncio.Task[None]] = set()
+        # Outcomes of this run's requests the cache cannot give back (Run Again, or never cached), by flight key:
+        # the same request later in the run takes them instead of being sent again.
+        self._answered: dict[str, CellResult] = {}
 
     async def run(self, calls: Iterable[PaidCall]) -> None:
         """Run every call (or until Stop). Calls not started because of Stop are simply not reported."""
@@ -125,6 +130,9 @@ class CallPool:
         key = self._flight_key(call)
         if key is None:
             return await self._one(call, spent)
+        answered = self._answered.get(key)
+        if answered is not None:
+            return _shared(call, answered)
         flight, leading = FLIGHTS.board(key)
         if not leading:
             follower = asyncio.create_task(self._follow(call, flight, started))
@@ -134,6 +142,8 @@ class CallPool:
         result: CellResult | None = None
         try:
             result = await self._one(call, spent)
+            if (call.force or call.cache_key is None) and shareable(result):
+                self._answered[key] = result
             return result
         finally:
             FLIGHTS.land(key, flight, result)
@@ -162,8 +172,10 @@ class CallPool:
         return None if hit is None else _hit(call, hit)
 
     async def _one(self, call: PaidCall, spent: _Spent) -> CellResult:
+        # Across processes, a paid request is leased (a few system calls): a free one (the offline model, a lookup
+        # priced at 0) is not worth them, and is still sent once per request within the process.
         leased = self.cache is not None and call.cache_key is not None and call.request_key is not None
-        leased = leased and not call.force
+        leased = leased and not call.force and call.credits > 0
         if leased:
             hit = await self._wait_for_lease(call)
             if hit is not None:
@@ -193,8 +205,9 @@ class CallPool:
         try:
             invalid = 0
             while True:
+                waited = time.monotonic()
                 await self.limits.acquire(call.model, call.est_tokens)
-                if leased and spent.attempts:  # a retry: keep other processes waiting for this answer
+                if leased and time.monotonic() - waited > LEASE_MARGIN_SECONDS / 2:  # a long wait for a rate limit
                     assert self.cache is not None and call.cache_key is not None
                     self.cache.lease(call.cache_key, call.deadline + LEASE_MARGIN_SECONDS)
                 spent.attempts += 1
@@ -223,7 +236,11 @@ class CallPool:
                     invalid += 1
                 if not self.policy.should_retry(failure, spent.attempts - invalid, invalid):
                     return _failed(call, failure.code, failure.message, spent)
-                await asyncio.sleep(self.policy.delay(failure, spent.attempts - invalid))
+                delay = self.policy.delay(failure, spent.attempts - invalid)
+                if leased:  # keep other processes waiting for this answer through the wait and the next attempt
+                    assert self.cache is not None and call.cache_key is not None
+                    self.cache.lease(call.cache_key, delay + call.deadline + LEASE_MARGIN_SECONDS)
+                await asyncio.sleep(delay)
         finally:
             self.budget.settle(call.credits, charged)
 

@@ -1,15 +1,20 @@
 """The export outbox: one row per decision to send a record somewhere, written in the same transaction that
 claims the export cell, so a crash between deciding and delivering never loses a delivery.
 
+A decision is made only when the payload differs from the one last delivered for that record and step, or a
+person asked (Run Again). Its idempotency key derives from the payload's content (engine/cells/export.py).
+
 An entry is `pending` until the runner reports its cell: `delivered` (done), `failed` (a permanent error), or
 still `pending` after a passing failure (Stop, timeout, rate limit), in which case the next run that claims
 the cell delivers the same entry again with the same idempotency key. A new decision for the same cell (its
-inputs changed, or Run Again) supersedes a pending entry.
+payload changed, or Run Again) supersedes a pending entry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -19,9 +24,20 @@ from engine.store.schema import literal
 from engine.types import RETRYABLE_CODES
 
 
-def idempotency_key(campaign: str, row_id: int, column: str, cell_key: int, nonce: str = "") -> str:
-    """Deterministic per (campaign, record, step, input key); Run Again adds a nonce so it sends on purpose."""
-    text = "\x1f".join([campaign, str(row_id), column, str(cell_key), nonce])
+def content_hash(payload: str) -> str:
+    """What a payload says, whenever it was made: sha256 of the canonical JSON of its `type` and `data`."""
+    parsed: dict[str, Any] = json.loads(payload)
+    canonical = json.dumps(
+        {"type": parsed.get("type"), "data": parsed.get("data")},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_key(campaign: str, row_id: int, column: str, content: str, nonce: str = "") -> str:
+    """Deterministic per (campaign, record, step, payload content); a nonce sets apart a send on purpose (Run
+    Again) or a payload going back to one delivered before, so the receiver does not drop either as a repeat."""
+    text = "\x1f".join([campaign, str(row_id), column, content, nonce])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -31,55 +47,92 @@ def message_id(key: str) -> str:
 
 
 def record_decisions(
-    con: duckdb.DuckDBPyConnection, campaign_id: int, column: str, decisions: pl.DataFrame, run_id: int,
-    *, reuse: bool,
+    con: duckdb.DuckDBPyConnection, campaign_id: int, campaign: str, column: str, decisions: pl.DataFrame,
+    run_id: int, *, again: str | None,
 ) -> pl.DataFrame:
-    """Store the decision to send each row of `decisions` (row_id, key, idempotency_key, payload).
+    """Decide, for each row of `decisions` (row_id, key, payload), what to send, and store the decisions.
 
-    With `reuse`, a row that already has a pending entry for the same cell key keeps it (its key, id and
-    payload: a crashed run's delivery is repeated exactly). Other pending entries of those rows are superseded.
-    Returns row_id, delivery_id, idempotency_key, message_id and payload for every row.
+    Without `again` (a Run Again's nonce): a pending entry with the same content is kept (its key, id and frozen
+    payload: a crashed run's delivery is repeated exactly); a payload equal to the last one delivered is
+    `unchanged` (no entry, nothing to send); any other gets a new entry. Other pending entries of those rows
+    are superseded. Returns row_id, delivery_id, idempotency_key, message_id, payload and unchanged per row.
     """
-    con.register("_decisions", decisions.to_arrow())
-    try:
-        where = f"o.campaign_id = {campaign_id} AND o.column_name = {literal(column)} AND o.status = 'pending'"
-        kept = (
-            frame(
-                con,
-                f"""SELECT o.row_id, o.delivery_id, o.idempotency_key, o.message_id, o.payload FROM outbox o
-                    JOIN _decisions d ON d.row_id = o.row_id AND d.key = o.cell_key WHERE {where}""",
+    rows = decisions["row_id"].to_list()
+    history = frame(
+        con,
+        f"""SELECT row_id, delivery_id, idempotency_key, message_id, payload, status FROM outbox
+            WHERE campaign_id = {campaign_id} AND column_name = {literal(column)}
+              AND status IN ('pending', 'delivered') AND list_contains(?::BIGINT[], row_id)
+            ORDER BY delivery_id""",
+        [rows],
+    )
+    pending: dict[int, dict[str, Any]] = {}
+    delivered_keys: dict[int, set[str]] = {}
+    latest: dict[int, dict[str, Any]] = {}
+    for entry in history.iter_rows(named=True):
+        if entry["status"] == "pending":
+            pending[entry["row_id"]] = entry
+        else:
+            latest[entry["row_id"]] = entry
+            delivered_keys.setdefault(entry["row_id"], set()).add(entry["idempotency_key"])
+    out: list[dict[str, Any]] = []
+    kept: list[int] = []
+    fresh: list[dict[str, Any]] = []
+    for row in decisions.iter_rows(named=True):
+        row_id, content = row["row_id"], content_hash(row["payload"])
+        waiting = pending.get(row_id)
+        if again is None and waiting is not None and content_hash(waiting["payload"]) == content:
+            kept.append(waiting["delivery_id"])
+            out.append({**_picked(waiting), "unchanged": False})
+            continue
+        last = latest.get(row_id)
+        if again is None and last is not None and content_hash(last["payload"]) == content:
+            out.append({**_picked(last), "delivery_id": None, "unchanged": True})
+            continue
+        key = idempotency_key(campaign, row_id, column, content, again or "")
+        if key in delivered_keys.get(row_id, set()) and last is not None:
+            key = idempotency_key(campaign, row_id, column, content, "after:" + last["idempotency_key"])
+        entry = {"row_id": row_id, "key": row["key"], "idempotency_key": key, "message_id": message_id(key),
+                 "payload": row["payload"]}
+        fresh.append(entry)
+        out.append({**entry, "delivery_id": None, "unchanged": False})
+    con.execute(
+        f"""UPDATE outbox SET status = 'superseded'
+            WHERE campaign_id = {campaign_id} AND column_name = {literal(column)} AND status = 'pending'
+              AND list_contains(?::BIGINT[], row_id) AND NOT list_contains(?::BIGINT[], delivery_id)""",
+        [rows, kept],
+    )
+    if fresh:
+        ids = [int(i) for (i,) in con.execute(f"SELECT nextval('ids') FROM range({len(fresh)})").fetchall()]
+        for entry, delivery_id in zip(fresh, ids, strict=True):
+            entry["delivery_id"] = delivery_id
+        new = pl.DataFrame(fresh, schema={"row_id": pl.Int64, "key": pl.UInt64, "idempotency_key": pl.String,
+                                          "message_id": pl.String, "payload": pl.String, "delivery_id": pl.Int64})
+        con.register("_new_deliveries", new.to_arrow())
+        try:
+            con.execute(
+                f"""INSERT INTO outbox (delivery_id, campaign_id, column_name, row_id, cell_key, idempotency_key,
+                        message_id, payload, status, run_id, created_at)
+                    SELECT delivery_id, {campaign_id}, {literal(column)}, row_id, key, idempotency_key, message_id,
+                        payload, 'pending', {run_id}, now()
+                    FROM _new_deliveries"""
             )
-            if reuse
-            else pl.DataFrame()
-        )
-        kept_ids = kept["delivery_id"].to_list() if kept.height else []
-        con.execute(
-            f"""UPDATE outbox o SET status = 'superseded' FROM _decisions d
-                WHERE d.row_id = o.row_id AND {where} AND NOT list_contains(?::BIGINT[], o.delivery_id)""",
-            [kept_ids],
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _new_deliveries AS
-                SELECT nextval('ids') AS delivery_id, d.row_id, d.key, d.idempotency_key, d.payload
-                FROM _decisions d WHERE NOT list_contains(?::BIGINT[], d.row_id)""",
-            [kept["row_id"].to_list() if kept.height else []],
-        )
-        con.execute(
-            f"""INSERT INTO outbox (delivery_id, campaign_id, column_name, row_id, cell_key, idempotency_key,
-                    message_id, payload, status, run_id, created_at)
-                SELECT delivery_id, {campaign_id}, {literal(column)}, row_id, key, idempotency_key,
-                    'msg_' || left(idempotency_key, 32), payload, 'pending', {run_id}, now()
-                FROM _new_deliveries"""
-        )
-        fresh = frame(
-            con,
-            "SELECT row_id, delivery_id, idempotency_key, 'msg_' || left(idempotency_key, 32) AS message_id, "
-            "payload FROM _new_deliveries",
-        )
-        con.execute("DROP TABLE _new_deliveries")
-    finally:
-        con.unregister("_decisions")
-    return pl.concat([kept, fresh], how="vertical_relaxed") if kept.height else fresh
+        finally:
+            con.unregister("_new_deliveries")
+        by_row = {e["row_id"]: e["delivery_id"] for e in fresh}
+        for chosen in out:
+            if chosen["delivery_id"] is None and not chosen["unchanged"]:
+                chosen["delivery_id"] = by_row[chosen["row_id"]]
+    return pl.DataFrame(
+        [{k: c[k] for k in ("row_id", "delivery_id", "idempotency_key", "message_id", "payload", "unchanged")}
+         for c in out],
+        schema={"row_id": pl.Int64, "delivery_id": pl.Int64, "idempotency_key": pl.String,
+                "message_id": pl.String, "payload": pl.String, "unchanged": pl.Boolean},
+    )
+
+
+def _picked(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: entry[k] for k in ("row_id", "delivery_id", "idempotency_key", "message_id", "payload")}
 
 
 def record_outcomes(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str, results: str) -> None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from engine.executor import Executor, RunReport, restore_status
 from engine.graph import Request
-from engine.store.catalog import CampaignTables
+from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import scalar
 from engine.store.schema import STEP_COLUMNS, literal
@@ -172,25 +172,45 @@ def release_cells(
 
 
 def reclaim_orphans(con: duckdb.DuckDBPyConnection, campaign: CampaignTables) -> list[int]:
-    """Runs of this campaign whose runner is gone (its process died here, or its heartbeat is older than the
-    lease) are marked interrupted and their claimed cells given back. Returns their ids."""
+    """Runs of this campaign whose runner is gone are marked interrupted, their claimed cells given back
+    (reclaim_dead_runs). Returns their ids."""
+    return reclaim_dead_runs(con, campaign)
+
+
+def reclaim_dead_runs(con: duckdb.DuckDBPyConnection, campaign: CampaignTables | None = None) -> list[int]:
+    """Runs (of `campaign`, or of every campaign) whose runner is gone (its process died on this machine, or
+    its heartbeat is older than the lease) are marked `interrupted`, with the cells they claimed given back and
+    counted as interrupted. Every read of runs or cells calls this first, so what is shown is true now: while
+    nothing is running it costs one small query. Returns the ids of the runs it interrupted."""
+    where, params = ("campaign_id = ? AND ", [campaign.campaign_id]) if campaign is not None else ("", [])
     candidates = con.execute(
-        """SELECT run_id, pid, host, epoch(now() - coalesce(heartbeat, started_at)) FROM runs
-            WHERE campaign_id = ? AND status = 'running'""",
-        [campaign.campaign_id],
+        f"""SELECT run_id, campaign_id, pid, host, epoch(now() - coalesce(heartbeat, started_at)), counts
+            FROM runs WHERE {where}status = 'running'""",
+        params,
     ).fetchall()
-    orphans = [run_id for run_id, pid, host, age in candidates if _gone(pid, host, age)]
-    for run_id in orphans:
-        release_cells(con, campaign, run_id)
+    dead = [(run_id, cid, counts) for run_id, cid, pid, host, age, counts in candidates if _gone(pid, host, age)]
+    for run_id, campaign_id, stored in dead:
+        tables = campaign if campaign is not None else _campaign_by_id(con, campaign_id)
+        counts: dict[str, dict[str, int]] = json.loads(stored) if isinstance(stored, str) else dict(stored or {})
+        released = {} if tables is None else release_cells(con, tables, run_id)
+        for column, rows in released.items():
+            counts.setdefault(column, {})["interrupted"] = len(rows)
         con.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = now(), "
+            "UPDATE runs SET status = 'interrupted', finished_at = now(), counts = ?, "
             "message = 'the runner stopped without finishing; its cells were given back' WHERE run_id = ?",
-            [run_id],
+            [json.dumps(counts), run_id],
         )
-    return orphans
+    return [run_id for run_id, _, _ in dead]
+
+
+def _campaign_by_id(con: duckdb.DuckDBPyConnection, campaign_id: int) -> CampaignTables | None:
+    found = con.execute("SELECT name FROM campaigns WHERE campaign_id = ?", [campaign_id]).fetchall()
+    return load_campaign(con, found[0][0]) if found else None
 
 
 def _gone(pid: int | None, host: str | None, age_seconds: float | None) -> bool:
+    """Whether a running run's runner is gone: its heartbeat is older than the lease, or (on this machine) its
+    process no longer exists or is a zombie (killed, not yet reaped by its parent)."""
     if age_seconds is not None and age_seconds > LEASE_SECONDS:
         return True
     if host == HOST and pid is not None:
@@ -200,4 +220,13 @@ def _gone(pid: int | None, host: str | None, age_seconds: float | None) -> bool:
             return True
         except PermissionError:
             return False
+        return _zombie(pid)
     return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): the pid check above is all there is
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"

@@ -1,5 +1,6 @@
 """Export steps: at-least-once webhook delivery through the outbox (kill -9 mid-delivery, then resume), Standard
-Webhooks headers and signatures, Run Again, exports that must not fire, retries, and file targets."""
+Webhooks headers and signatures, Run Again, exports that must not fire, retries, and file targets (sending only
+a changed payload: tests/actions/test_export_trust.py)."""
 
 from __future__ import annotations
 
@@ -160,7 +161,9 @@ def test_run_again_sends_on_purpose_with_a_new_key(ws: Workspace, receiver: Rece
     assert outbox(ws) == {"delivered": 5}
 
 
-def test_re_running_an_upstream_cell_sends_again_even_with_the_same_value(ws: Workspace, receiver: Receiver) -> None:
+def test_re_running_an_upstream_cell_that_gives_the_same_value_sends_nothing(
+    ws: Workspace, receiver: Receiver
+) -> None:
     extra = """  - {name: research, kind: probe, inputs: [company]}
   - name: push_research
     kind: export
@@ -184,9 +187,8 @@ def test_re_running_an_upstream_cell_sends_again_even_with_the_same_value(ws: Wo
     before = campaign.cell(1, "research").value
     campaign.run(["research"], rows=[1], force=True)  # Run Again upstream: the probe gives the same value
     assert campaign.cell(1, "research").value == before
-    first = [d for d in research_posts() if json.loads(d["body"])["data"]["record"] == 1]
-    assert len(research_posts()) == 3 and len(first) == 2
-    assert first[1]["headers"]["idempotency-key"] != first[0]["headers"]["idempotency-key"]
+    assert len(research_posts()) == 2  # the export ran again, and its payload had not changed (issue 13, item 10)
+    assert campaign.cell(1, "push_research").status is Status.DONE
     assert campaign.cell(1, "push_later").status is Status.STALE  # manual: stale, not sent
     assert campaign.cell(2, "push_later").status is Status.DONE
     # nothing re-ran: nothing is sent
@@ -195,7 +197,7 @@ def test_re_running_an_upstream_cell_sends_again_even_with_the_same_value(ws: Wo
     assert receiver.posts() == posts
 
 
-def test_run_again_on_an_upstream_formula_over_every_row_sends_every_record_again(
+def test_run_again_on_an_upstream_formula_over_every_row_sends_only_changed_records(
     ws: Workspace, receiver: Receiver
 ) -> None:
     ws.apply(export_spec(receiver))
@@ -203,12 +205,13 @@ def test_run_again_on_an_upstream_formula_over_every_row_sends_every_record_agai
     campaign.add_rows(records(80))  # a large scope: the formula is recomputed in the fused pass (engine/fused.py)
     campaign.run()
     assert receiver.posts() == 80
-    campaign.run(["domain"], force=True)  # every value comes out the same, and yet Run Again sends again
-    assert receiver.posts() == 160
+    campaign.run(["domain"], force=True)  # every value comes out the same: nothing is sent again
+    assert receiver.posts() == 80
+    campaign.set(5, "email", "someone@else.org")  # one payload changed: that record only, with a new key
     keys = defaultdict(set)
     for delivery in receiver.deliveries():
         keys[json.loads(delivery["body"])["data"]["record"]].add(delivery["headers"]["idempotency-key"])
-    assert all(len(k) == 2 for k in keys.values()) and len(keys) == 80
+    assert len(keys) == 80 and len(keys[5]) == 2 and all(len(k) == 1 for r, k in keys.items() if r != 5)
 
 
 def test_an_export_never_fires_on_failed_stale_or_pinned_upstream_cells(ws: Workspace, receiver: Receiver) -> None:

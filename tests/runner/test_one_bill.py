@@ -84,6 +84,10 @@ def test_run_again_sends_identical_prompts_once(workspace: Workspace, fresh_prov
     campaign.run(["research"], force=True)  # a new sample for each distinct request, not for each cell
     assert billed(fresh_provider) == 4
     assert workspace.runs(1)[0]["credits"] == 2
+    # one worker: each request's later rows come after its answer landed, and still take it
+    campaign.run(["research"], force=True, options=RunOptions(concurrency=1))
+    assert billed(fresh_provider) == 6
+    assert workspace.runs(1)[0]["credits"] == 2
     assert all(not campaign.cell(r, "research").error_code for r in range(1, 13))
 
 
@@ -153,7 +157,10 @@ def lookup_server() -> Iterator[Receiver]:
     server.stop()
 
 
-def test_identical_http_lookups_in_one_run_are_sent_once(tmp_path: Path, lookup_server: Receiver) -> None:
+@pytest.mark.parametrize(("cache", "concurrency"), [("true", 16), ("false", 16), ("false", 1)])
+def test_identical_http_lookups_in_one_run_are_sent_once(
+    tmp_path: Path, lookup_server: Receiver, cache: str, concurrency: int
+) -> None:
     lookup_server.reset()
     lookup_server.control(latency=0.0)
     ws = Workspace.init(tmp_path / "ws")
@@ -167,10 +174,11 @@ columns:
     url: "{lookup_server.base}/json/company?name={{{{ domain }}}}"
     path: data.items.0.name
     credits: 1
+    cache: {cache}
 """)
     campaign = ws.campaign("lookups")
     campaign.add_rows([{"domain": f"d{i % 7}.com"} for i in range(70)])
-    report = campaign.run(options=RunOptions(concurrency=16))
+    report = campaign.run(options=RunOptions(concurrency=concurrency))
     assert report.counts()["company"] == {"done": 70}
     gets = [r for r in lookup_server.requests() if r["method"] == "GET"]
     assert len(gets) == 7 and len({r["path"] for r in gets}) == 7
