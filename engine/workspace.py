@@ -27,8 +27,8 @@ from engine.store.cells import Scope
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
 from engine.store.database import Database
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
-from engine.store.runlog import forget_step
-from engine.store.runs import reclaim_orphans, run_transaction, stop_file
+from engine.store.runlog import history_counts, purge_history
+from engine.store.runs import reclaim_dead_runs, reclaim_orphans, run_transaction, stop_file
 from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
 
@@ -300,8 +300,9 @@ class Workspace:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def runs(self, limit: int = 20) -> list[dict[str, object]]:
-        """The most recent runs, newest first."""
+        """The most recent runs, newest first (a run whose runner died is shown interrupted: reclaim_dead_runs)."""
         with self.db.transaction() as con:
+            reclaim_dead_runs(con)
             cursor = con.execute(
                 "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) "
                 "ORDER BY run_id DESC LIMIT ?",

@@ -32,6 +32,7 @@ from engine.auth import user_for_token
 from engine.errors import PermissionDeniedError
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
+from engine.store.runs import reclaim_dead_runs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -377,6 +378,7 @@ def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> 
 
 def _run_out(workspace: Workspace, run_id: int) -> RunOut:
     with workspace.db.transaction() as con:
+        reclaim_dead_runs(con)  # a run whose runner died is shown interrupted
         cursor = con.execute(
             "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) WHERE run_id = ?",
             [run_id],

@@ -81,10 +81,12 @@ def parse_rows(text: str | None) -> list[int] | None:
 
 
 def report_summary(report: RunReport) -> dict[str, object]:
-    """A run report as the JSON `--json` prints: run id, status, counts per column and outcome, credits."""
+    """A run report as the JSON `--json` prints: run id, status, how it ended (and why), counts per column and
+    outcome with their totals, credits."""
     return {
-        "run_id": report.run_id, "status": report.status,
+        "run_id": report.run_id, "status": report.status, "ending": report.ending(), "message": report.message,
         "counts": {column: dict(outcomes) for column, outcomes in report.counts().items()},
+        "outcomes": dict(sorted(report.totals().items())),
         "credits": report.credits, "tokens": report.tokens, "cache_hits": report.cache_hits,
         "credits_saved": report.credits_saved,
     }
@@ -106,6 +108,8 @@ def print_report(report: RunReport, as_json: bool) -> None:
     out.print(table)
     if report.status != "done":
         out.print(f"run {report.run_id} {report.status}")
+    if report.message:
+        out.print(f"run {report.run_id}: {report.message}")
     if report.credits or report.tokens or report.cache_hits:
         out.print(
             f"{report.credits:g} credits, {report.tokens:,} tokens; {report.cache_hits} answers from the cache "

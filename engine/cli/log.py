@@ -13,6 +13,7 @@ from rich.table import Table
 from engine import Workspace
 from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
 from engine.store.runlog import run_log
+from engine.store.runs import reclaim_dead_runs
 
 
 @app.command()
@@ -32,6 +33,7 @@ def log(
     def read(after: int = 0, count: int = limit) -> list[dict[str, Any]]:
         ws = Workspace(workspace)
         with ws.db.transaction() as con:
+            reclaim_dead_runs(con)  # a run whose runner died is shown interrupted
             return run_log(con, campaign=campaign, trigger=trigger, actor=actor, after=after, limit=count)
 
     def body() -> None:
