@@ -95,14 +95,18 @@ class Launch:
         return self.process.poll() is None
 
     def failure(self) -> str | None:
-        """The run's one-line error if its process ended badly, else None."""
+        """The run's one-line error if its process ended badly, else None. A run that ended with cells in error
+        (exit 3) or was stopped (5) ended well as a process: its cells say the rest; one that stopped for credits
+        (4) says so."""
         code = self.process.poll()
-        if code is None or code == 0:
+        if code is None or code in (0, 3, 5):
             return None
         try:
             lines = [line.strip() for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             lines = []
+        if code == 4:
+            return next((line for line in lines if "stopped for credits" in line), None)
         reason = next((line for line in reversed(lines) if line.startswith(("error:", "internal error:"))), None)
         return reason or (lines[-1] if lines else f"the run process exited with code {code}")
 
