@@ -157,6 +157,8 @@ ALLOWED = [
     ("WITH cells AS (SELECT 1 AS x) SELECT count(*) FROM cells", 1),
     ("SELECT count(*) FROM (SELECT first FROM t) PIVOT (count(*) FOR first IN ('Ann'))", 1),
     ("SELECT count(*) FROM range(7), unnest([1, 2]) u(x)", 14),
+    ("SELECT employees FROM t ORDER BY employees DESC NULLS LAST, first ASC LIMIT 1", 900),
+    ("SELECT count(*) FROM (VALUES (1), (2)) v(x) WHERE x IN (SELECT row_id FROM t)", 2),
     ("SELECT count(*) FROM campaign.t JOIN cells USING (row_id) WHERE \"column\" = 'research'", 3),
     ("SELECT count(*) FROM MAIN.CELLS", 15),
     ("SELECT count(*) FROM (DESCRIBE t)", 9),

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
 from engine.sql.needs import EVERYTHING, Needs, needs_of
-from engine.sql.statement import DEPTH_HINT, Reachable, check_reach, parse_read
+from engine.sql.statement import DEPTH_HINT, Reachable, ReadStatement, check_reach, parse_read
 from engine.sql.views import CampaignLayout, create_views, read_layouts
 from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
@@ -43,9 +43,10 @@ class Sandbox:
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], limits: Limits, reachable: Reachable,
-        db: str,
+        db: str, parsed: ReadStatement | None = None,
     ) -> None:
         self.con = con
+        self.parsed = parsed  # the statement open_sandbox already parsed, so a query is parsed once
         self.layouts = {layout.name: layout for layout in layouts}
         self.limits = limits
         self.reachable = reachable
@@ -62,7 +63,10 @@ class Sandbox:
     def check(self, sql: str, *, what: str = "query") -> str:
         """The text of `sql` if it is exactly one read statement naming only the views; otherwise a QueryError
         saying why not."""
-        statement = parse_read(self.con, sql, what=what)
+        if self.parsed is not None and self.parsed.source == sql and what == "query":
+            statement = self.parsed
+        else:
+            statement = parse_read(self.con, sql, what=what)
         check_reach(statement, self.reachable)
         return statement.text
 
@@ -119,9 +123,11 @@ def open_sandbox(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
     db = "ws_" + secrets.token_hex(16)
+    parsed = None
     try:
         if query is not None:
-            needs = needs_of(parse_read(con, query).text)
+            parsed = parse_read(con, query)
+            needs = needs_of(parsed.text)
         _attach(con, db_path, busy_timeout, db)
         layouts = read_layouts(con, needs, db)
         reachable = create_views(con, layouts, needs, db)
@@ -142,7 +148,7 @@ def open_sandbox(
                         f"{limits.memory_limit!r} is not a memory size", hint="write it like 512MB or 2GB"
                     ) from err
                 raise
-        yield Sandbox(con, layouts, limits, reachable, db)
+        yield Sandbox(con, layouts, limits, reachable, db, parsed)
     finally:
         con.close()
 
