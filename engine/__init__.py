@@ -30,6 +30,7 @@ from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, pla
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.runner.drive import RunOptions, RunProgress
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
+from engine.store.changes import SpecChanges, TypeChange
 from engine.store.context import ContextDocument
 from engine.store.settings import Settings
 from engine.types import HINTS, ErrorCode, Status
@@ -71,8 +72,10 @@ __all__ = [
     "RunReport",
     "Settings",
     "RunsheetError",
+    "SpecChanges",
     "SpecError",
     "Status",
+    "TypeChange",
     "Workspace",
     "WorkspaceBusyError",
     "frame_to_csv",

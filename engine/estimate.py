@@ -15,9 +15,11 @@ from pathlib import Path
 import duckdb
 
 from engine.cache import ResultCache
-from engine.cells import kind_named
+from engine.cells import KINDS, kind_named
+from engine.cells.ai import AiOptions
 from engine.cells.base import PrepareEnv
 from engine.executor import Claim
+from engine.spec import ColumnSpec
 from engine.store.catalog import CampaignTables
 from engine.store.context import read_context
 from engine.store.settings import load_settings
@@ -25,6 +27,17 @@ from engine.store.settings import load_settings
 SAMPLE_ROWS = (
     20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
 )
+
+
+def call_price(column: ColumnSpec, tiers: dict[str, float]) -> float:
+    """Credits one call of a step costs: an ai step its tier's price (the offline model is free), the other
+    paid kinds their `credits`, free kinds and inputs nothing. The one price rule, for estimates and for the
+    consent a new paid step waits for (it starts paused when this is above 0)."""
+    if column.is_input or KINDS[column.kind].free:
+        return 0.0
+    if isinstance(column.options, AiOptions):
+        return kind_named("ai").price(column.options, tiers)  # type: ignore[attr-defined,no-any-return]
+    return float(getattr(column.options, "credits", 0.0))
 
 
 @dataclass
@@ -172,9 +185,7 @@ def estimate_claims(
             rows |= claimed_rows.get(upstream, set())
         spec = tables.spec.column(column)
         options = spec.options
-        model = getattr(options, "model", None)
-        price = 0.0 if model == "offline" else settings.tiers.get(getattr(options, "tier", ""), 0.0)
-        price = getattr(options, "credits", price) if spec.kind == "probe" else price
+        price = call_price(spec, settings.tiers)
         per_call = len(getattr(options, "prompt", "")) // 4 + (getattr(options, "max_tokens", None) or 256)
         estimate.columns.append(
             ColumnEstimate(

@@ -22,7 +22,18 @@ from engine.errors import SpecError
 from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_references
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-RESERVED = frozenset({"row_id", "context"})
+# Names that mean something already, compared case-insensitively (DuckDB folds the case of identifiers):
+# `row_id` in every table and view, `context` and `secrets` in templates, and the fields a run computes beside
+# a step's inputs (engine/executor.py, engine/decide.py), which an input of the same name would shadow.
+RESERVED = frozenset({
+    "row_id", "context", "secrets",
+    "key", "old_key", "old_status", "old_value", "old_code", "new_value", "verdict", "present",
+    "memo_value", "memo_status", "batch_status", "batch_code", "batch_message", "batch_cost",
+    "_present", "_run_if", "_missing",
+})
+# A step's status and run id are read beside its value as s_<step> and r_<step> (engine/executor.py).
+SHADOW_PREFIXES = ("s_", "r_")
+MAX_DEPTH = 64  # nesting a spec may use (lists and mappings); deeper is refused before anything recurses
 
 
 class InputOptions(BaseModel):
@@ -43,6 +54,7 @@ class ColumnSpec:
     version: str
     value_type: str
     context: tuple[str, ...] = ()  # global-context documents the step reads ("*": all of them)
+    renamed_from: str | None = None  # the column's earlier name: applying keeps its cells, keys and history
 
     @property
     def is_input(self) -> bool:
@@ -84,10 +96,17 @@ def load_spec(path: str | Path) -> CampaignSpec:
     return parse_spec(text)
 
 
+def reserved_name(name: str) -> bool:
+    """Whether `name` may not name a column because the engine gives it a meaning already (RESERVED), in any
+    case: the one rule for specs, Save to Record fields and imported headers."""
+    return name.lower() in RESERVED
+
+
 def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> CampaignSpec:
     """Validate a spec given as YAML text or an already-parsed mapping. `check_code` imports each python step's
     function to refuse a missing one; a stored spec is read without it, so reads never need user code."""
     data = _parse_yaml(source) if isinstance(source, str) else source
+    _check_depth(data)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping with 'campaign' and 'columns'", hint="see campaigns/outbound.yaml")
     unknown = set(data) - {"campaign", "description", "columns"}
@@ -103,6 +122,8 @@ def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> Camp
     if not isinstance(raw_columns, list) or not raw_columns:
         raise SpecError("'columns' must be a non-empty list", hint="list the campaign's columns under 'columns:'")
     parsed = [_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)]
+    renamed = _renames(raw_columns, [p[0] for p in parsed])
+    _check_names_apart([p[0] for p in parsed], {p[0] for p in parsed if p[1] != INPUT_KIND})
     graph = ColumnGraph.build(
         ColumnNode(
             name=name_,
@@ -124,6 +145,7 @@ def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> Camp
             version=_version(kind, options),
             value_type=types[name_],
             context=_context_names(kind, options),
+            renamed_from=renamed.get(name_),
         )
         for name_, kind, options, deps in parsed
     )
@@ -139,6 +161,81 @@ def _parse_yaml(text: str) -> Any:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise SpecError(f"the spec is not valid YAML{line}", hint="fix the YAML syntax") from err
+    except RecursionError:  # the YAML parser recurses once per level of nesting
+        raise _too_deep() from None
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse a spec nested deeper than MAX_DEPTH, walking it without recursion (everything after this
+    point, from validation to JSON, recurses once per level)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= MAX_DEPTH:
+                    raise _too_deep()
+                stack.append((child, depth + 1))
+
+
+def _too_deep() -> SpecError:
+    return SpecError(
+        f"the spec nests lists or mappings more than {MAX_DEPTH} levels deep",
+        hint="flatten it: a spec needs a few levels, a JSON schema a dozen at most",
+    )
+
+
+def _renames(raw_columns: list[Any], names: list[str]) -> dict[str, str]:
+    """Each column's `renamed_from` (new name -> old name), checked against the spec's other names."""
+    renamed: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    lower = {n.lower(): n for n in names}
+    for raw, name in zip(raw_columns, names, strict=True):
+        old = raw.get("renamed_from")
+        if old is None:
+            continue
+        if not isinstance(old, str) or not NAME_PATTERN.match(old):
+            raise SpecError(
+                f"renamed_from {old!r} is not a column name", hint="give the column's earlier name", column=name
+            )
+        if lower.get(old.lower(), name) != name:
+            raise SpecError(
+                f"renamed_from '{old}', a name the spec still has",
+                hint=f"remove renamed_from, or remove or rename the column '{lower[old.lower()]}'", column=name,
+            )
+        if old in sources:
+            raise SpecError(
+                f"renamed_from '{old}', as '{sources[old]}' is", hint="rename one column from a name, not two",
+                column=name,
+            )
+        sources[old] = name
+        if old != name:
+            renamed[name] = old
+    return renamed
+
+
+def _check_names_apart(names: list[str], steps: set[str]) -> None:
+    """DuckDB compares names without case, and a run reads a step's status as s_<step>: refuse names that
+    differ only in case, and names a run would read in place of a step's status or run."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise SpecError(
+                f"the name differs from '{other}' only in case (names are case-insensitive)",
+                hint="rename one of them", column=name,
+            )
+    step_names = {s.lower(): s for s in steps}
+    for name in names:
+        folded = name.lower()
+        for prefix in SHADOW_PREFIXES:
+            step = step_names.get(folded.removeprefix(prefix)) if folded.startswith(prefix) else None
+            if step is not None:
+                raise SpecError(
+                    f"the name '{name}' is how a run reads the state of step '{step}'",
+                    hint=f"rename it, e.g. {name[len(prefix):]}_{prefix.rstrip('_')}", column=name,
+                )
 
 
 def _parse_column(
@@ -148,10 +245,16 @@ def _parse_column(
         raise SpecError(f"column #{index + 1} is not a mapping", hint="write each column as 'name: ..., kind: ...'")
     raw = dict(raw)
     name = raw.pop("name", None)
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in RESERVED:
+    raw.pop("renamed_from", None)  # read by _renames: not an option of the column
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise SpecError(
-            f"column #{index + 1} has a missing, reserved or invalid name {name!r}",
-            hint="use letters, digits and underscores, starting with a letter (not row_id or context)",
+            f"column #{index + 1} has a missing or invalid name {name!r}",
+            hint="use letters, digits and underscores, starting with a letter",
+        )
+    if reserved_name(name):
+        raise SpecError(
+            f"column #{index + 1} has the reserved name {name!r} (the engine uses it, in any case)",
+            hint=f"rename it, e.g. {name}_",
         )
     kind = raw.pop("kind", None)
     if kind != INPUT_KIND and kind not in KINDS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,15 +16,16 @@ from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
 from engine.campaign import Campaign
 from engine.errors import EditError, NotFoundError
-from engine.estimate import Estimate
+from engine.estimate import Estimate, call_price, estimate_claims
 from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import query_to_file, run_query
 from engine.sql.sandbox import Limits
-from engine.store.catalog import SpecChanges, campaign_names, load_campaign, store_spec
+from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
+from engine.store.changes import Prune, SpecChanges, store_spec
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
 from engine.store.database import Database
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
@@ -44,6 +46,8 @@ class ApplyResult:
     report: RunReport | None
     estimate: Estimate | None = None  # what re-running the paid auto-run cells it made stale would cost
     paid_report: RunReport | None = None  # that re-run, when it cost no more than the confirm threshold
+    paused: list[str] = dataclasses.field(default_factory=list)  # new paid steps, paused until someone resumes them
+    paused_estimate: Estimate | None = None  # what running those over every row would cost
 
     @property
     def needs_confirmation(self) -> bool:
@@ -104,44 +108,93 @@ class Workspace:
             load_campaign(con, name)
         return Campaign(self.db, name, actor=actor, trigger=trigger)
 
-    def apply(self, spec: CampaignSpec | str | Path, *, actor: str = "api") -> ApplyResult:
+    def apply(
+        self, spec: CampaignSpec | str | Path, *, actor: str = "api", prune: Prune = False,
+        allow_lossy: bool = False, dry_run: bool = False,
+    ) -> ApplyResult:
         """Create or update a campaign from a spec (a CampaignSpec, a YAML file path, or YAML text).
 
-        The spec is validated as a whole before anything is stored. Changed steps and their downstream become
-        stale; free auto-run steps (formula, python) recompute at once. Paid auto-run steps are re-run only if
-        the estimate is within the workspace's confirm threshold (rule 4); otherwise they stay stale and
-        `estimate` says what confirming (`campaign.run(...)`) would cost.
+        The spec is validated as a whole before anything is stored, and applying never loses data
+        (engine/store/changes.py): a column the spec leaves out that holds values is kept (an input) or refused
+        (a step) unless `prune` (True, or the names to drop) drops it; a retype that would change stored values
+        needs `allow_lossy`; `renamed_from` keeps a column's cells, keys and history. `dry_run` works the
+        changes out (with what would be refused, in `changes.refusals`) and writes nothing.
+
+        Changed steps and their downstream become stale; free auto-run steps recompute at once. A new paid step
+        (its calls cost credits: engine/estimate.py's `call_price`) starts paused, with the estimate of running
+        it in `paused_estimate`; `resume` starts it. Other paid auto-run steps are re-run only if the estimate is
+        within the workspace's confirm threshold (rule 4); otherwise they stay stale and `estimate` says what
+        confirming (`campaign.run(...)`) would cost.
         """
         if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and spec.endswith((".yaml", ".yml"))):
             spec = load_spec(spec)
         elif isinstance(spec, str):
             spec = parse_spec(spec)
-        with self.db.transaction() as con:
+        paid: list[str] = []
+        with self.db.transaction(commit=not dry_run) as con:
             authorize(self.db, actor, "apply_spec", con=con, what=spec.name)
-            changes = store_spec(con, spec)
-            for removed in changes.removed:  # deleting a step removes its logs
-                forget_step(con, load_campaign(con, spec.name).campaign_id, removed)
+            changes = store_spec(con, spec, prune=prune, allow_lossy=allow_lossy, dry_run=dry_run)
+            if dry_run:
+                return ApplyResult(spec.name, changes, None)
+            campaign = load_campaign(con, spec.name)
+            graph = campaign.spec.graph
+            settings = load_settings(con)
+            new_paid = [c for c in changes.new_steps if call_price(campaign.spec.column(c), settings.tiers) > 0]
+            for column in new_paid:  # nothing paid starts without consent
+                set_paused(con, campaign.campaign_id, column, True, actor)
             report = None
             if changes.changed or changes.added:
-                campaign = load_campaign(con, spec.name)
-                steps = [c for c in changes.changed + changes.added if c in spec.graph.steps()]
-                retyped_inputs = [c for c in changes.changed if spec.column(c).is_input]
+                steps = [c for c in changes.changed + changes.added if c in graph.steps()]
+                retyped_inputs = [c for c in changes.changed if campaign.spec.column(c).is_input]
                 # a retyped input changes the values its downstream steps read
-                request = Request.spec_change([*steps, *spec.graph.downstream(retyped_inputs)])
+                request = Request.spec_change([*steps, *graph.downstream(retyped_inputs)])
                 report = run_transaction(
                     con, campaign, request, Scope.all(), actor=actor, trigger="apply",
                     describe={"apply": spec.name, "changed": changes.changed, "added": changes.added},
                 )
-                affected = set(request.columns) | spec.graph.downstream(request.columns)
-                paid = [c for c in spec.graph.auto_steps() if c in affected and not spec.graph.nodes[c].free]
-            threshold = load_settings(con).confirm_threshold
-        result = ApplyResult(spec.name, changes, report)
+                affected = set(request.columns) | graph.downstream(request.columns)
+                paused = pause_state(con, campaign.campaign_id)
+                paid = [
+                    c for c in graph.auto_steps()
+                    if c in affected and not graph.nodes[c].free and not paused.stops(c, False)
+                ]
+        result = ApplyResult(spec.name, changes, report, paused=new_paid)
+        if new_paid:
+            result.paused_estimate = self._estimate_paused(spec.name, new_paid, actor)
         if report is not None and paid:
             campaign_handle = Campaign(self.db, spec.name, actor=actor, trigger="apply")
             result.estimate = campaign_handle.estimate(paid)
+            threshold = settings.confirm_threshold
             if result.estimate.calls and threshold is not None and result.estimate.credits <= threshold:
                 result.paid_report = campaign_handle.run(paid)
         return result
+
+    def _estimate_paused(self, campaign: str, columns: list[str], actor: str) -> Estimate:
+        """What running paused `columns` over every row would cost, worked out as if they were resumed (in a
+        transaction rolled back: nothing is stored)."""
+        handle = Campaign(self.db, campaign, actor=actor, trigger="estimate")
+        with self.db.transaction(commit=False) as con:
+            tables = load_campaign(con, campaign)
+            for column in columns:
+                set_paused(con, tables.campaign_id, column, False, actor)
+            report = run_transaction(con, tables, Request.run(columns), Scope.all(), actor=actor, trigger="estimate")
+            return estimate_claims(con, tables, report.claims, handle.cache_dir, report.memo_hits)
+
+    def purge_history(self, campaign: str, column: str, *, confirm: bool = False) -> dict[str, int]:
+        """Delete the history of a column no longer in `campaign` (its activity rows and export deliveries; runs
+        and credit rows stay, they add up the balance): the only way history is deleted. Without `confirm`
+        nothing is deleted. Returns how many rows (would) go, per table."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "apply_spec", con=con, what=campaign)
+            tables = load_campaign(con, campaign)
+            if column in tables.spec.names:
+                raise EditError(
+                    f"'{column}' is a column of campaign '{campaign}': its history is in use",
+                    hint="remove it from the spec (runsheet apply, --prune if it holds data) first",
+                )
+            if not confirm:
+                return history_counts(con, tables.campaign_id, column)
+            return purge_history(con, tables.campaign_id, column)
 
     # ---- global context ----------------------------------------------------------------------------------
 

@@ -300,7 +300,8 @@ def test_apply_reports_created_unchanged_and_updated(tmp_path: Path) -> None:
     assert ok(workspace, "apply", str(spec)).stdout == "campaign t unchanged\n"
     assert ok_json(workspace, "apply", str(spec)) == {
         "campaign": "t", "created": False, "added": [], "removed": [], "changed": [], "estimate": None,
-        "needs_confirmation": False,
+        "needs_confirmation": False, "renamed": {}, "kept": {}, "pruned": {}, "retyped": [], "refused": [],
+        "dry_run": False, "paused": [], "paused_estimate": None,
     }
     spec.write_text(
         BASIC_SPEC.replace("split_part(email, '@', 2)", "upper(split_part(email, '@', 2))")

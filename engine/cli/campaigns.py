@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import Cell, Status, Workspace
+from engine import Campaign, Cell, Estimate, SpecChanges, Status, Workspace
 from engine.auth import current_user
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
@@ -44,30 +44,46 @@ def init(
 def apply(
     spec: Annotated[Path, typer.Argument(help="A campaign spec (YAML).")],
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change (and what would be refused); write nothing.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Drop every column the spec leaves out, with the values it holds.")
+    ] = False,
+    prune_column: Annotated[
+        list[str] | None,
+        typer.Option("--prune-column", help="Drop this column the spec leaves out, with its values (repeatable)."),
+    ] = None,
+    allow_lossy: Annotated[
+        bool, typer.Option("--allow-lossy", help="Retype input columns even where stored values would change.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create or update a campaign from its spec; changed steps and their downstream become stale."""
+    """Create or update a campaign from its spec; changed steps and their downstream become stale. Nothing that
+    holds data is dropped unless pruned; new paid steps start paused."""
 
     def body() -> None:
-        result = Workspace(workspace).apply(spec, actor=current_user())
+        pruning: bool | list[str] = True if prune else list(prune_column or [])
+        result = Workspace(workspace).apply(
+            spec, actor=current_user(), prune=pruning, allow_lossy=allow_lossy, dry_run=dry_run
+        )
         changes = result.changes
         summary = {
             "campaign": result.campaign,
-            "created": changes.created,
-            "added": changes.added,
-            "removed": changes.removed,
-            "changed": changes.changed,
+            **changes.as_dict(),
+            "dry_run": dry_run,
+            "paused": result.paused,
+            "paused_estimate": result.paused_estimate.as_dict() if result.paused_estimate else None,
             "estimate": result.estimate.as_dict() if result.estimate else None,
             "needs_confirmation": result.needs_confirmation,
         }
         if as_json:
-            out.print_json(json.dumps(summary))
+            out.print_json(json.dumps(summary, default=str))
             return
-        verb = "created" if changes.created else ("unchanged" if changes.nothing else "updated")
-        out.print(f"campaign {result.campaign} {verb}")
-        for label in ("added", "removed", "changed"):
-            if summary[label] and not changes.created:
-                out.print(f"  {label}: {', '.join(summary[label])}")  # type: ignore[arg-type]
+        _print_changes(result.campaign, changes, dry_run)
+        if dry_run:
+            return
+        _print_paused(result.campaign, result.paused, result.paused_estimate)
         if result.report is not None and result.report.events:
             print_report(result.report, False)
         if result.paid_report is not None:
@@ -78,6 +94,75 @@ def apply(
                 f"{result.estimate.credits:g} credits, above the confirm threshold. To confirm: "
                 f"runsheet run -c {result.campaign}"
             )
+
+    guard(body)
+
+
+def _print_changes(campaign: str, changes: SpecChanges, dry_run: bool) -> None:
+    if dry_run:
+        verb = "would be created" if changes.created else ("unchanged" if changes.nothing else "would change")
+        out.print(f"dry run: campaign {campaign} {verb} (nothing was written)")
+    else:
+        verb = "created" if changes.created else ("unchanged" if changes.nothing else "updated")
+        out.print(f"campaign {campaign} {verb}")
+    if changes.created:
+        return
+    lines = {
+        "added": ", ".join(changes.added),
+        "changed": ", ".join(changes.changed),
+        "renamed": ", ".join(f"{old} -> {new}" for old, new in changes.renamed.items()),
+        "retyped": ", ".join(
+            f"{t.column} {t.old} -> {t.new}" + (f" ({t.changed_values} value(s) change, e.g. {t.example})"
+                                               if t.changed_values else "")
+            for t in changes.retyped
+        ),
+        "removed": ", ".join(
+            f"{name} ({changes.pruned[name]} value(s) dropped)" if name in changes.pruned else f"{name} (empty)"
+            for name in changes.removed
+        ),
+        "kept": ", ".join(f"{name} ({n} value(s))" for name, n in changes.kept.items())
+        + ("; not in the spec, holds data; --prune removes" if changes.kept else ""),
+    }
+    for label, text in lines.items():
+        if text:
+            out.print(f"  {label}: {escape(text)}")
+    for refusal in changes.refusals:
+        out.print(f"  [red]refused[/]: {escape(str(refusal))}")
+
+
+def _print_paused(campaign: str, paused: list[str], estimate: Estimate | None) -> None:
+    for column in paused:
+        cost = next((c for c in estimate.columns if c.column == column), None) if estimate else None
+        what = f"running it on {cost.calls} row(s) would cost about {cost.credits:g} credits; " if cost else ""
+        out.print(
+            f"  paused: {column} is a new paid step and waits for you: {what}"
+            f"start it with `runsheet resume -c {campaign} --column {column}`"
+        )
+
+
+history_app = typer.Typer(help="The history (activity, export deliveries) of columns removed from a campaign.")
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("purge")
+def history_purge(
+    column: Annotated[str, typer.Option("--column", help="A column no longer in the campaign.")],
+    campaign: CampaignOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete; without it, only show what would go.")] = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete the activity rows and export deliveries of a removed column (runs and credits stay). History is
+    never deleted otherwise."""
+
+    def body() -> None:
+        name = open_campaign(workspace, campaign).name
+        counts = Workspace(workspace).purge_history(name, column, confirm=yes)
+        if as_json:
+            out.print_json(json.dumps({"campaign": name, "column": column, "deleted": yes, "rows": counts}))
+            return
+        what = f"{counts['activity']} activity row(s) and {counts['outbox']} export deliver(ies) of {column}"
+        out.print(f"deleted {what}" if yes else f"would delete {what}; add --yes to delete them")
 
     guard(body)
 
@@ -164,12 +249,25 @@ def confirm(
     guard(body)
 
 
-def _cell_text(cell: Cell, manual: bool) -> str:
+def _paused_steps(workspace: Path, handle: Campaign) -> dict[str, str]:
+    """The step columns that do not run now because they, or their campaign, are paused: the command that
+    resumes each."""
+    state = Workspace(workspace).pause_state(handle.name)
+    graph = handle.spec.graph
+    return {
+        c: f"runsheet resume -c {handle.name}" + (f" --column {c}" if c in state.columns else "")
+        for c in graph.steps() if state.stops(c, graph.nodes[c].free)
+    }
+
+
+def _cell_text(cell: Cell, manual: bool, paused: bool = False) -> str:
     value = "" if cell.value is None else str(cell.value)
     if len(value) > 40:
         value = value[:39] + "…"
     value = escape(value)
     status = cell.status
+    if paused and status in (Status.EMPTY, Status.QUEUED):
+        return "[dim]paused (runsheet resume)[/]"
     if status is Status.EMPTY:
         return "[cyan]Click to Run[/]" if manual else "[dim]queued soon[/]"
     if status is Status.STALE:
@@ -228,12 +326,16 @@ def show(
             out.print_json(json.dumps({"total_rows": page.total_rows, "offset": page.offset, "rows": rows}, default=str))
             return
         spec = handle.spec
+        paused = set(_paused_steps(workspace, handle))
         table = Table(title=f"{handle.name}: rows {offset + 1}-{offset + len(page.rows)} of {page.total_rows}")
         table.add_column("row", justify="right")
         for name in page.columns:
-            table.add_column(name, overflow="fold")
+            table.add_column(f"{name} (paused)" if name in paused else name, overflow="fold")
         for row_id, row in zip(page.row_ids, page.rows, strict=True):
-            table.add_row(str(row_id), *[_cell_text(row[c], spec.column(c).run == "manual") for c in page.columns])
+            table.add_row(
+                str(row_id),
+                *[_cell_text(row[c], spec.column(c).run == "manual", c in paused) for c in page.columns],
+            )
         out.print(table)
 
     guard(body)
@@ -261,6 +363,8 @@ def status(
         for column, found in counts.items():
             table.add_row(column, *[str(found.get(state, "")) for state in states])
         out.print(table)
+        for column, command in _paused_steps(workspace, handle).items():
+            out.print(f"{column} is paused: start it with `{command}`")
 
     guard(body)
 

@@ -133,7 +133,7 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
         added = ", ".join(f"{name} ({kind})" for name, kind in report.added_columns.items())
         out.print(
             f"added input columns: {added}; "
-            "add them to the campaign's spec file too, or a later apply drops them"
+            "add them to the campaign's spec file too (an apply without them keeps them while they hold values)"
         )
     for run in report.runs:
         if run.events:

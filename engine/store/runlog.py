@@ -1,5 +1,5 @@
 """The run log: every run with who and why (trigger, actor), its scope, counts by outcome, credits, duration
-and live progress, read from `runs`; and forgetting a deleted step's logs."""
+and live progress, read from `runs`; a column's history following its renames, and deleted only on request."""
 
 from __future__ import annotations
 
@@ -58,7 +58,34 @@ def _scope(request: dict[str, Any]) -> str:
     return f"{kind}{' (again)' if request.get('force') else ''}: {columns} / {rows}"
 
 
-def forget_step(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str) -> None:
-    """A deleted step's logs go with it: its activity rows and export outbox entries."""
-    con.execute("DELETE FROM activity WHERE campaign_id = ? AND column_name = ?", [campaign_id, column])
-    con.execute("DELETE FROM outbox WHERE campaign_id = ? AND column_name = ?", [campaign_id, column])
+# The tables that name a campaign's column: its history (activity, export deliveries) and its switches.
+COLUMN_RECORDS = ("activity", "outbox", "paused")
+
+
+def follow_rename(con: duckdb.DuckDBPyConnection, campaign_id: int, campaign: str, old: str, new: str) -> None:
+    """A renamed column keeps its history and switches: its activity rows, export deliveries, pause and
+    schedules are shown under its new name. (Runs keep the names they ran with, in their request and counts.)"""
+    for table in COLUMN_RECORDS:
+        con.execute(
+            f"UPDATE {table} SET column_name = ? WHERE campaign_id = ? AND column_name = ?", [new, campaign_id, old]
+        )
+    con.execute("UPDATE schedules SET column_name = ? WHERE campaign = ? AND column_name = ?", [new, campaign, old])
+
+
+def history_counts(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str) -> dict[str, int]:
+    """How many activity rows and export deliveries name `column`."""
+    return {
+        table: int(con.execute(
+            f"SELECT count(*) FROM {table} WHERE campaign_id = ? AND column_name = ?", [campaign_id, column]
+        ).fetchall()[0][0])
+        for table in ("activity", "outbox")
+    }
+
+
+def purge_history(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str) -> dict[str, int]:
+    """Delete a column's activity rows and export deliveries (only ever asked for explicitly: `runsheet history
+    purge`); runs and credit rows stay, as they add up the balance. Returns how many rows went, per table."""
+    gone = history_counts(con, campaign_id, column)
+    for table in gone:
+        con.execute(f"DELETE FROM {table} WHERE campaign_id = ? AND column_name = ?", [campaign_id, column])
+    return gone

@@ -1,5 +1,5 @@
 """`runsheet log`: runs with trigger, actor, scope, outcomes and credits; following a live run to its end; and a
-deleted step taking its logs with it."""
+deleted step keeping its logs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from engine import Workspace
 from engine.cli import app
+from tests.support.consent import apply_active
 
 SPEC = """
 campaign: l
@@ -23,7 +24,7 @@ columns:
 
 def make(tmp_path: Path, delay: float = 0.0) -> Workspace:
     ws = Workspace.init(tmp_path / "ws")
-    ws.apply(SPEC.replace("DELAY", str(delay)))
+    apply_active(ws, SPEC.replace("DELAY", str(delay)))
     ws.campaign("l").add_rows([{"company": f"c{i}"} for i in range(4)])
     return ws
 
@@ -72,12 +73,13 @@ def _options(started: threading.Event):  # type: ignore[no-untyped-def]
     return RunOptions(progress=lambda _: started.set())
 
 
-def test_deleting_a_step_removes_its_logs(tmp_path: Path) -> None:
+def test_deleting_a_step_keeps_its_logs(tmp_path: Path) -> None:
+    """History is never deleted as a side effect (issue 13, item 5): only `runsheet history purge` deletes it."""
     ws = make(tmp_path)
     ws.campaign("l").run()
-    assert {a["column_name"] for a in ws.activity(100)} >= {"research", "summary"}
+    before = [a for a in ws.activity(1000) if a["column_name"] == "summary"]
+    assert before and {a["column_name"] for a in ws.activity(100)} >= {"research", "summary"}
     ws.apply(SPEC.replace("DELAY", "0.0").replace(
         '  - {name: summary, kind: formula, expression: "upper(research)"}\n', ""
     ))
-    columns = {a["column_name"] for a in ws.activity(1000)}
-    assert "summary" not in columns and "research" in columns
+    assert [a for a in ws.activity(1000) if a["column_name"] == "summary"] == before

@@ -21,6 +21,7 @@ from engine.auth import create_token, set_user
 from engine.cli import app
 from engine.schedules import add_schedule
 from tests.actions.test_api import free_port
+from tests.support.consent import apply_active
 from tests.support.provider import REPO
 
 SPEC = """
@@ -36,7 +37,7 @@ columns:
 @pytest.fixture()
 def ws(tmp_path: Path) -> Workspace:
     workspace = Workspace.init(tmp_path / "ws")
-    workspace.apply(SPEC)
+    apply_active(workspace, SPEC)
     return workspace
 
 

@@ -54,7 +54,7 @@ def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_pat
         "updated 2 rows; 0 unchanged",
         f"rejected 1 rows: see {rejects}",
         "added input columns: phone (BIGINT); "
-        "add them to the campaign's spec file too, or a later apply drops them",
+        "add them to the campaign's spec file too (an apply without them keeps them while they hold values)",
     ]
     assert (
         rejects.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ import pytest
 from engine import SpecError, Status, Workspace
 from engine.cache import ResultCache
 from tests.runner.conftest import ai_spec
+from tests.support.consent import apply_active
 from tests.support.provider import ProviderProcess
 
 OFFLINE = """
@@ -127,9 +128,9 @@ def test_cache_hits_cost_nothing_across_campaigns(
 ) -> None:
     monkeypatch.setenv("RUNSHEET_TEST_PROVIDER_KEY", "k")
     ws = Workspace.init(tmp_path / "ws")
-    ws.apply(ai_spec(fresh_provider.api_base, transport="direct"))
-    ws.apply(
-        ai_spec(fresh_provider.api_base, transport="direct").replace("campaign: enrich", "campaign: other")
+    apply_active(ws, ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(
+        ws, ai_spec(fresh_provider.api_base, transport="direct").replace("campaign: enrich", "campaign: other")
     )
     for name in ("enrich", "other"):
         ws.campaign(name).add_rows([{"company": f"Acme{i}"} for i in range(10)])

@@ -16,6 +16,7 @@ import pytest
 
 from engine import Status, Workspace
 from tests.runner.conftest import KEY_ENV, ai_spec
+from tests.support.consent import apply_active
 from tests.support.provider import REPO, ProviderProcess
 
 CONCURRENCY = 64
@@ -55,7 +56,7 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
     fresh_provider.control(latency=0.2)  # 64 in flight: at most 320 calls/s, so 10,000 cells outlast 20 kills
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(20_000)
     cells = 10_000
     workspace.campaign("enrich").add_rows(companies(cells))
@@ -88,7 +89,7 @@ def test_two_runners_never_compute_the_same_cell(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
     fresh_provider.control(latency=0.02)
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(5_000)
     cells = 2_000
     workspace.campaign("enrich").add_rows(companies(cells))
@@ -104,7 +105,7 @@ def test_two_runners_never_compute_the_same_cell(
 
 def test_a_run_stops_calling_at_its_credit_cap(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     fresh_provider.control(latency=0.02)
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(300))
     process = runner_process(workspace.path, "--max-credits", "50")
@@ -128,7 +129,7 @@ def test_a_run_stops_calling_at_its_credit_cap(workspace: Workspace, fresh_provi
 def test_the_workspace_balance_is_never_overdrawn(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(-990)  # 10 left, at 1 credit per call
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(40))
@@ -140,7 +141,7 @@ def test_the_workspace_balance_is_never_overdrawn(
 def test_an_api_key_never_reaches_a_file(tmp_path: Path, fresh_provider: ProviderProcess) -> None:
     canary = "sk-canary-7f3a9c1e5b2d"
     ws = Workspace.init(tmp_path / "ws")
-    ws.apply(ai_spec(fresh_provider.api_base, transport="litellm"))
+    apply_active(ws, ai_spec(fresh_provider.api_base, transport="litellm"))
     ws.campaign("enrich").add_rows(companies(20) + [{"company": "x [[fake:401]]"}])
     process = runner_process(ws.path, key=canary)
     _, stderr = process.communicate(timeout=120)
@@ -165,7 +166,7 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
     workspace: Workspace, fresh_provider: ProviderProcess, cells: int
 ) -> None:
     fresh_provider.control(latency=1.0)
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.set_setting("concurrency", 8)
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(cells))
@@ -198,7 +199,7 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
 def test_per_model_request_limits_space_the_calls(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.set_setting("rate_limits", {"openai/fake-model": {"rpm": 120}})  # 2 a second, bursts of 2
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(6))
@@ -213,7 +214,7 @@ def test_per_model_request_limits_space_the_calls(
 def test_a_campaign_cap_limits_what_the_campaign_spends_in_all(
     workspace: Workspace, fresh_provider: ProviderProcess
 ) -> None:
-    workspace.apply(ai_spec(fresh_provider.api_base, transport="direct"))
+    apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.set_setting("campaign_caps", {"enrich": 8})
     campaign = workspace.campaign("enrich")
     campaign.add_rows(companies(5))

@@ -7,6 +7,7 @@ import pytest
 
 from engine import Status, Workspace
 from tests.runner.conftest import ai_spec
+from tests.support.consent import apply_active
 from tests.support.provider import ProviderProcess
 
 TRANSPORTS = ["litellm", "direct"]
@@ -21,7 +22,7 @@ def one_cell(
     timeout: float = 10.0,
     schema: bool = False,
 ):  # type: ignore[no-untyped-def]
-    workspace.apply(ai_spec(provider.api_base, transport=transport, timeout=timeout, schema=schema))
+    apply_active(workspace, ai_spec(provider.api_base, transport=transport, timeout=timeout, schema=schema))
     campaign = workspace.campaign("enrich")
     campaign.add_rows([{"company": company}])
     campaign.run()

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import Workspace
+from tests.support.consent import apply_active
 from ui import runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def states_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     on rows 1 and 3."""
     path = tmp_path_factory.mktemp("template") / "ws"
     ws = Workspace.init(path)
-    ws.apply(STATES_SPEC)
+    apply_active(ws, STATES_SPEC)
     campaign = ws.campaign("t")
     campaign.add_rows(ROWS)
     campaign.run()
