@@ -9,7 +9,6 @@ The step only prepares calls; the runner makes them (concurrency, deadline, retr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
@@ -21,6 +20,7 @@ from engine.cells.ai import render
 from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
+from engine.redaction import read_secret
 from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
 
@@ -121,15 +121,17 @@ def answer_from(status: int, text: str, content_type: str, path: str | None, ret
 
 
 def secret_values(names: tuple[str, ...]) -> dict[str, str]:
-    """The secrets' values, read now; raises a non-retryable failure naming a variable that is not set."""
-    missing = [n for n in names if not os.environ.get(n)]
+    """The secrets' values, read now (and redacted from everything stored from now on: engine/redaction.py);
+    raises a non-retryable failure naming a variable that is not set."""
+    values = {n: read_secret(n) for n in names}
+    missing = [n for n, value in values.items() if value is None]
     if missing:
         raise ProviderFailure(
             ErrorCode.PROVIDER_ERROR,
             f"environment variable {missing[0]} is not set (set it where runsheet runs)",
             retryable=False,
         )
-    return {n: os.environ[n] for n in names}
+    return {n: value for n, value in values.items() if value is not None}
 
 
 async def send(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.redaction import read_secret
 from engine.types import ErrorCode
 
 Transport = Literal["auto", "litellm", "direct"]
@@ -29,7 +29,7 @@ class CompletionRequest:
         return [{"role": role, "content": content} for role, content in self.messages]
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        return read_secret(self.api_key_env) if self.api_key_env else None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.redaction import redact
 from engine.types import ErrorCode, Status
 
 
@@ -46,7 +47,8 @@ class PaidCall:
 
 @dataclass
 class CellResult:
-    """How one claimed cell ended."""
+    """How one claimed cell ended. Everything stored of a paid call is stored from here, so its message, value
+    and provenance are redacted when it is made (no secret read for the call survives: engine/redaction.py)."""
 
     column: str
     row_id: int
@@ -63,3 +65,8 @@ class CellResult:
     cached: bool = False
     saved: float = 0.0  # credits a cache hit saved
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.value = redact(self.value)
+        self.error_message = redact(self.error_message)
+        self.detail = redact(self.detail)

@@ -245,18 +245,7 @@ class CallPool:
             self.budget.settle(call.credits, charged)
 
     def _success(self, call: PaidCall, answer: Answer, spent: _Spent) -> CellResult:
-        if self.cache is not None and call.cache_key is not None:
-            self.cache.put(
-                call.cache_key,
-                {
-                    "value": answer.value,
-                    "status": answer.status.value,
-                    "tokens": answer.tokens,
-                    "provider_cost": answer.provider_cost,
-                    "at": time.time(),
-                },
-            )
-        return CellResult(
+        result = CellResult(
             call.column,
             call.row_id,
             call.key,
@@ -268,6 +257,18 @@ class CallPool:
             provider_cost=spent.provider_cost,
             detail=call.detail,
         )
+        if self.cache is not None and call.cache_key is not None:
+            self.cache.put(
+                call.cache_key,
+                {
+                    "value": result.value,  # as stored: redacted (engine/redaction.py)
+                    "status": answer.status.value,
+                    "tokens": answer.tokens,
+                    "provider_cost": answer.provider_cost,
+                    "at": time.time(),
+                },
+            )
+        return result
 
 
 def _hit(call: PaidCall, hit: dict[str, object]) -> CellResult:
