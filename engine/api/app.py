@@ -4,7 +4,8 @@ a step's result saved to its record, hand edits confirmed, campaigns paused and 
 Every route but /health needs `Authorization: Bearer <token>` (`runsheet token create USER`); the token's user
 is the actor, so roles (engine/auth.py) apply exactly as on the command line. Errors are JSON
 `{"error": ..., "hint": ...}`: 401 no or unknown token, 403 refused by role, 404 unknown campaign or run,
-409 a run that is not running, 422 a body that is not what the route takes (nothing is stored), 400 the rest.
+409 a run that is not running, 422 a body that is not what the route takes (nothing is stored), 503 with
+`Retry-After` while the workspace is busy (nothing is stored: send the request again), 400 the rest.
 OpenAPI at /openapi.json, browsable at /docs.
 """
 
@@ -21,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 100_000
 TOKEN_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 1  # what a 503 (the workspace busy) asks the client to wait before sending the request again
 Scalar = str | int | float | bool | None
 
 
@@ -190,6 +193,13 @@ def _user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials 
 User = Annotated[str, Depends(_user)]
 
 
+def _busy(message: str, hint: str) -> JSONResponse:
+    """503 with Retry-After: the request changed nothing and may be sent again as it is."""
+    return JSONResponse(
+        {"error": message, "hint": hint}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 def create_app(workspace: str | Path) -> FastAPI:
     """The API for one workspace."""
     state = ApiState(Path(workspace))
@@ -213,8 +223,13 @@ def create_app(workspace: str | Path) -> FastAPI:
         elif isinstance(error, NotFoundError):
             status = 404
         elif isinstance(error, WorkspaceBusyError):
-            status = 503
+            return _busy(error.message, error.hint)
         return JSONResponse({"error": error.message, "hint": error.hint}, status_code=status)
+
+    @app.exception_handler(duckdb.TransactionException)
+    async def _conflict(request: Request, error: duckdb.TransactionException) -> JSONResponse:
+        # DuckDB aborted the transaction (a write conflict): it rolled back, so the request can simply be sent again
+        return _busy("the workspace was busy with another write", "send the request again")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:

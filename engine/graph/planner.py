@@ -119,19 +119,21 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
             continue
         node = graph.nodes[column]
         current = status(column)
-        touched = (
-            column in targets
-            or bool(changed.intersection(node.deps))
-            or (request.kind == "spec_change" and column in request.columns)
+        outdated = bool(changed.intersection(node.deps)) or (
+            request.kind == "spec_change" and column in request.columns
         )
-        if not touched or current is Status.RUNNING:
+        if not (outdated or column in targets):
             continue
+        if current is Status.RUNNING and (request.kind == "run" or not outdated):
+            continue  # a run is computing it for the inputs it still has: that answer will do
+        # A running cell whose inputs (an edit) or spec changed is planned anew, which takes it from the run
+        # computing it: that run's answer, for the old inputs, is not written over the edit (it stays cached).
         forced = request.force and column in targets
         if current in HAND_SET and not (forced and request.unpin):
             continue
         if column not in targets and not node.auto and current is not Status.WAITING:
             # A waiting manual cell was asked for already: it runs once what it waited on has a value.
-            if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR):
+            if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR, Status.RUNNING):
                 plan[column] = CellPlan(Action.STALE)
             continue
         schedule(column, forced)

@@ -7,6 +7,12 @@ slow work (a provider call, a user's prompt).
 Opening the file costs more than most edits (30 ms at a million records: the catalog, the write-ahead log),
 so a process keeps it open for LINGER_SECONDS after its last transaction, and gives it up within POLL_SECONDS
 when another process is waiting for it (see `_Holder`).
+
+Inside one process, transactions on a file take turns too (the API's request threads, a background run's writer,
+the UI's sessions): DuckDB would otherwise abort one of two transactions that update the same rows ("Conflict on
+update"), and refuse to fold the log while another one writes. Between processes the file lock already makes
+them take turns, so this costs little. Folding the log (CHECKPOINT) is housekeeping: it never fails a
+transaction; when it cannot run now it is left for later (the next commit, or the idle fold).
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class _Holder:
         self.active = 0  # transactions running on it
         self.idle_since = 0.0  # when the last transaction ended (time.monotonic)
         self.watcher: threading.Thread | None = None  # gives the file up when idle (Database._watch)
+        # One transaction at a time in this process (re-entrant: a refusal is logged in a transaction of its own
+        # inside the caller's, engine/auth.py).
+        self.turn = threading.RLock()
 
     def close(self) -> None:
         """Give the file up (the caller holds `lock`)."""
@@ -226,7 +235,23 @@ class Database:
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One connection, one transaction: committed if the block succeeds (and `commit`), rolled back if it
-        raises. `commit=False` is a dry run: work out what a request would do, then leave no trace."""
+        raises. `commit=False` is a dry run: work out what a request would do, then leave no trace. Waits for
+        this process's other transactions on the file (WorkspaceBusyError after `busy_timeout` seconds)."""
+        turn = _holder(self.path).turn
+        if not turn.acquire(timeout=self.busy_timeout):
+            raise WorkspaceBusyError(
+                f"the workspace {self.path.parent} stayed busy with another request of this process "
+                f"for {self.busy_timeout:.0f}s",
+                hint="retry in a moment; nothing was changed",
+            )
+        try:
+            with self._one_transaction(commit) as con:
+                yield con
+        finally:
+            turn.release()
+
+    @contextmanager
+    def _one_transaction(self, commit: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._begin()
         try:
             con.execute("BEGIN TRANSACTION")
@@ -239,11 +264,23 @@ class Database:
                 con.execute("ROLLBACK")
                 return
             con.execute("COMMIT")
-            if self._wal_bytes() > wal_checkpoint_bytes(self.path.stat().st_size):
-                con.execute("CHECKPOINT")
+            self._fold_log(con)
         finally:
             con.close()
             self._end()
+
+    def _fold_log(self, con: duckdb.DuckDBPyConnection) -> None:
+        """After a commit: fold the write-ahead log into the file once it has grown past its threshold. The
+        commit stands whatever happens here: while another transaction of this process is open (one a refusal
+        is logged from, engine/auth.py) DuckDB refuses, and the fold waits for a later commit or the idle one."""
+        if self._wal_bytes() <= wal_checkpoint_bytes(self.path.stat().st_size):
+            return
+        if _holder(self.path).active > 1:
+            return
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.Error as err:  # never FORCE: that would abort the other transactions
+            log.debug("checkpoint after commit deferred: %s", err)
 
 
 def _alive(pid: int) -> bool:
