@@ -421,6 +421,20 @@ class Executor:
             if is_step:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
+        reads_only = getattr(kind_named(spec.kind), "reads_only", None)
+        if reads_only is not None:
+            # A side effect reads its whole upstream: a formula over a hand edit not yet confirmed is done itself,
+            # yet must not carry that edit out. So the statuses of every step upstream gate it, not only its deps.
+            graph = self.campaign.spec.graph
+            upstream = graph.sorted(graph.upstream([column]))
+            further = [a for a in upstream if a not in spec.deps and not graph.nodes[a].is_input]
+            for j, ancestor in enumerate(further):
+                joins.append(
+                    f"LEFT JOIN (SELECT row_id, status AS {quote('s_' + ancestor)} "
+                    f"FROM {self.campaign.tables[ancestor]} WHERE {scope.filter()}) u{j} ON u{j}.row_id = r.row_id"
+                )
+                selects.append(f"u{j}.{quote('s_' + ancestor)}")
+            step_deps += further
         refs = [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)]
         if getattr(kind_named(spec.kind), "keys_on_upstream_runs", False):
             refs += [f"d{i}.{quote('r_' + dep)}" for i, dep in enumerate(spec.deps) if dep in step_deps]
@@ -446,7 +460,7 @@ class Executor:
                 waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
                 status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
                 gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
-        gates = decide.gate(gathered, step_deps, getattr(kind_named(spec.kind), "reads_only", None))
+        gates = decide.gate(gathered, step_deps, reads_only)
         checks = decide.Checks(
             forced=forced, enabled=options.enabled, paused=self._paused(column),
             has_run_if=bool(options.run_if), has_required=bool(options.required),

@@ -129,3 +129,24 @@ def test_confirm_through_the_cli_and_the_api(ws: Workspace, receiver: Receiver) 
         assert answer.json()["counts"]["push"] == {"done": 1}
     assert [(r, o) for r, o, _ in openers(receiver)] == [(1, "Hi Ann"), (2, "Hi Bo")]
     assert campaign.cell(2, "push").status is Status.DONE
+
+
+def test_an_export_waits_on_a_hand_edit_that_reaches_it_through_a_formula(ws: Workspace, receiver: Receiver) -> None:
+    """The export reads `line`, a formula over the pinned `opener`: `line` itself is done, yet it carries the
+    unconfirmed edit, so the export waits on `opener` until the edit is confirmed (found by tests/test_invariants)."""
+    ws.apply(spec(receiver).replace("fields: [email, opener]", "fields: [email, line]") + (
+        '  - {name: line, kind: formula, expression: "opener || \'!\'"}\n'
+    ))
+    campaign = ws.campaign("crm")
+    campaign.add_rows([{"email": "ann@acme.com", "company": "Acme"}])
+    campaign.run(["opener"], rows=[1])
+    assert [d["line"] for d in (json.loads(r["body"])["data"] for r in receiver.deliveries())] == ["probe(Acme)!"]
+    campaign.set(1, "opener", "Hi Ann")
+    assert campaign.cell(1, "line").value == "Hi Ann!"
+    waiting = campaign.cell(1, "push")
+    assert (waiting.status, waiting.waiting_on) == (Status.WAITING, "opener")
+    campaign.run()
+    assert receiver.posts() == 1  # the unconfirmed edit did not go out
+    campaign.confirm(1, "opener")
+    sent = [json.loads(r["body"])["data"]["line"] for r in receiver.deliveries()]
+    assert sent == ["probe(Acme)!", "Hi Ann!"]
