@@ -203,6 +203,8 @@ def test_a_killed_run_is_interrupted_and_its_cells_given_back_at_the_next_read(w
         assert ws.campaign("c").status_counts()["fit"] == {"running": ROWS}
     finally:
         process.kill()  # kill -9, not reaped yet: a zombie counts as dead too
+    while _state(process.pid) != "Z":  # the signal is delivered: the process is a zombie until reaped
+        time.sleep(0.01)
     run_id = int(ws.runs(1)[0]["run_id"])  # type: ignore[call-overload]
     run = ws.runs(1)[0]
     assert (run["status"], run["counts"]["fit"]) == ("interrupted", {"interrupted": ROWS})  # type: ignore[index]
@@ -240,6 +242,10 @@ def test_a_large_runs_counts_add_up_to_its_cells(tmp_path: Path) -> None:
     }
     logged = workspace.runs(1)[0]
     assert sum(sum(c.values()) for c in logged["counts"].values()) == 3 * rows  # type: ignore[attr-defined]
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
 
 
 def _dead_pid() -> int:
