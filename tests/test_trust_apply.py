@@ -257,6 +257,15 @@ def test_a_name_differing_in_case_from_a_campaign_column_is_refused(ws: Workspac
     assert values(basic, "LinkedIn") == ["in/ann", "in/bob", None]
 
 
+def test_an_imported_header_with_a_reserved_name_becomes_a_plain_one(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
+    """The one name rule (engine/spec.py's reserved_name) serves imports too: `Key` would shadow a cell's key."""
+    path = ws.path.parent / "keys.csv"
+    path.write_text("email,Key,Verdict\nann@acme.com,k1,approved\n", encoding="utf-8")
+    report = basic.import_file(path, key="email")
+    assert report.columns == {"email": "email", "Key": "key_", "Verdict": "verdict_"}
+    assert basic.cell(1, "key_").value == "k1" and basic.cell(1, "verdict_").value == "approved"
+
+
 SCORES = """
 campaign: s
 columns:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.errors import ImportError_
-from engine.spec import CampaignSpec
+from engine.spec import SHADOW_PREFIXES, CampaignSpec, reserved_name
 
 ROW_ID = "row_id"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
@@ -27,7 +27,7 @@ def plain_name(header: str) -> str:
         name = "column"
     if not (name[0].isalpha() or name[0] == "_"):
         name = "c_" + name
-    if name in (ROW_ID, "context"):  # reserved in specs
+    if reserved_name(name):  # the engine's own names (engine/spec.py): `key` becomes `key_`
         name = name + "_"
     return name[:MAX_NAME]
 
@@ -82,7 +82,7 @@ def map_columns(
         if header == ROW_ID:
             columns[header] = ROW_ID
             continue
-        target = header if header in spec.names else by_lower.get(header.lower(), plain_name(header))
+        target = _target(header, spec, by_lower)
         if target in spec.names and not spec.column(target).is_input:
             steps.append(header)
         columns[header] = target
@@ -100,6 +100,24 @@ def map_columns(
             hint="add them to the spec as `kind: input`, or remove them from the data",
         )
     return ColumnMap(columns=columns, skipped=tuple(h for h in headers if h in skipped), new=new)
+
+
+def _target(header: str, spec: CampaignSpec, by_lower: Mapping[str, str]) -> str:
+    """The column `header` feeds: its namesake, else the column its name or plain name matches in any case
+    (DuckDB's names are: `EMAIL` and ` Email.` feed `email`, never a second column beside it), else a new one."""
+    if header in spec.names:
+        return header
+    plain = plain_name(header)
+    return by_lower.get(header.lower()) or by_lower.get(plain.lower()) or _new_name(plain, spec)
+
+
+def _new_name(plain: str, spec: CampaignSpec) -> str:
+    """The name of a new column: the header's plain name, moved aside (`s_score_`) where a run would read it as
+    the state of a step (s_<step>, r_<step>: the spec refuses such a name)."""
+    steps = {c.name.lower() for c in spec.columns if not c.is_input}
+    if any(plain.startswith(prefix) and plain.removeprefix(prefix) in steps for prefix in SHADOW_PREFIXES):
+        return plain + "_"
+    return plain
 
 
 def _refuse_shared_targets(columns: Mapping[str, str]) -> None:
