@@ -19,6 +19,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.1
 LEASE_MARGIN_SECONDS = 30.0  # a lease outlives its attempt's deadline by this much, then another process may call
 LEASE_POLL_SECONDS = 0.1
+RECENT_ANSWERS = 10_000  # answers of cached requests kept in memory for the run's repeats
 
 
 @dataclass
@@ -74,9 +76,11 @@ class CallPool:
         self.limits = limits or RateLimits({})
         self.policy = policy or RetryPolicy()
         self._followers: set[asyncio.Task[None]] = set()
-        # Outcomes of this run's requests the cache cannot give back (Run Again, or never cached), by flight key:
-        # the same request later in the run takes them instead of being sent again.
+        # Outcomes of this run's requests by flight key: the same request later in the run takes them instead of
+        # being sent again. All of those the cache cannot give back (Run Again, never cached); the latest others
+        # too, since a look in memory costs microseconds and one in the cache's SQLite file about a millisecond.
         self._answered: dict[str, CellResult] = {}
+        self._recent: OrderedDict[str, CellResult] = OrderedDict()
 
     async def run(self, calls: Iterable[PaidCall]) -> None:
         """Run every call (or until Stop). Calls not started because of Stop are simply not reported."""
@@ -103,9 +107,7 @@ class CallPool:
             started = time.monotonic()
             spent = _Spent()
             try:
-                result = self._cached(call)
-                if result is None:
-                    result = await self._fly(call, spent, started)
+                result = await self._fly(call, spent, started)
             except asyncio.CancelledError:
                 self._report(_cancelled(call, spent), started)
                 return
@@ -126,13 +128,17 @@ class CallPool:
         return f"{call.request_key}|again:{id(self)}" if call.force else call.request_key
 
     async def _fly(self, call: PaidCall, spent: _Spent, started: float) -> CellResult | None:
-        """Make the call, or follow the identical request in flight (then None: a follower task reports)."""
+        """Answer the call from this run's answers or the cache, or follow the identical request in flight (then
+        None: a follower task reports), or make it."""
         key = self._flight_key(call)
-        if key is None:
-            return await self._one(call, spent)
-        answered = self._answered.get(key)
+        answered = None if key is None else self._answered.get(key) or self._recent.get(key)
         if answered is not None:
             return _shared(call, answered)
+        hit = self._cached(call)
+        if hit is not None:
+            return hit
+        if key is None:
+            return await self._one(call, spent)
         flight, leading = FLIGHTS.board(key)
         if not leading:
             follower = asyncio.create_task(self._follow(call, flight, started))
@@ -142,11 +148,19 @@ class CallPool:
         result: CellResult | None = None
         try:
             result = await self._one(call, spent)
-            if (call.force or call.cache_key is None) and shareable(result):
-                self._answered[key] = result
+            if shareable(result):
+                self._remember(key, call, result)
             return result
         finally:
             FLIGHTS.land(key, flight, result)
+
+    def _remember(self, key: str, call: PaidCall, result: CellResult) -> None:
+        if call.force or call.cache_key is None:
+            self._answered[key] = result
+            return
+        self._recent[key] = result
+        if len(self._recent) > RECENT_ANSWERS:
+            self._recent.popitem(last=False)
 
     async def _follow(self, call: PaidCall, flight: Future[CellResult | None], started: float) -> None:
         """Wait for the leader of this request; take its outcome, or ask again when it cannot be shared."""
@@ -159,7 +173,7 @@ class CallPool:
             elif self.stop.is_set():
                 result = _cancelled(call, spent)
             else:
-                result = self._cached(call) or await self._fly(call, spent, started)
+                result = await self._fly(call, spent, started)
         except asyncio.CancelledError:
             result = _cancelled(call, spent)
         if result is not None:
