@@ -128,7 +128,8 @@ def list_users(db: Database) -> list[dict[str, object]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token: its SHA-256, in hex."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -141,7 +142,7 @@ def create_token(db: Database, actor: str, user: str, label: str = "") -> str:
             con, "SELECT count(*) FROM users WHERE name = ?", [user]
         ):
             raise EditError(f"no user '{user}'", hint=f"create it with `runsheet users set {user} member`")
-        con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, now())", [_digest(token), user, label or None])
+        con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, now())", [token_digest(token), user, label or None])
     return token
 
 
@@ -150,7 +151,7 @@ def user_for_token(db: Database, token: str) -> str | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     with db.transaction() as con:
-        found = scalar(con, "SELECT user_name FROM api_tokens WHERE token_hash = ?", [_digest(token)])
+        found = scalar(con, "SELECT user_name FROM api_tokens WHERE token_hash = ?", [token_digest(token)])
     return None if found is None else str(found)
 
 

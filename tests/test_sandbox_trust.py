@@ -204,6 +204,21 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def test_unknown_tokens_cannot_grow_the_servers_memory(trusted: tuple[Workspace, dict[str, str]]) -> None:
+    from engine.api.app import TOKENS_REMEMBERED
+
+    ws, tokens = trusted
+    app = create_app(ws.path)
+    with TestClient(app) as client:
+        state = app.state.runsheet
+        for i in range(TOKENS_REMEMBERED + 50):
+            assert state.user_for(f"rs_guess{i}") is None
+        assert len(state._tokens) <= TOKENS_REMEMBERED
+        assert tokens["vic"] not in repr(state._tokens)
+        assert client.get("/campaigns", headers={"Authorization": f"Bearer {tokens['vic']}"}).status_code == 200
+        assert tokens["vic"] not in repr(state._tokens) and _digest(tokens["vic"]) in state._tokens
+
+
 def test_tokens_are_stored_as_their_sha256_only(trusted: tuple[Workspace, dict[str, str]]) -> None:
     ws, tokens = trusted
     with ws.db.transaction(commit=False) as con:

@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import Campaign, CampaignSpec, NotFoundError, RunReport, RunsheetError, Workspace, WorkspaceBusyError
-from engine.auth import user_for_token
+from engine.auth import token_digest, user_for_token
 from engine.errors import PermissionDeniedError
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 100_000
 TOKEN_SECONDS = 5.0
+TOKENS_REMEMBERED = 1024  # answers kept; unknown tokens count too, so a flood of them cannot grow memory
 RETRY_AFTER_SECONDS = 1  # what a 503 (the workspace busy) asks the client to wait before sending the request again
 Scalar = str | int | float | bool | None
 
@@ -139,12 +140,15 @@ class ApiState:
 
     def user_for(self, token: str) -> str | None:
         """The token's user. Answers are remembered for TOKEN_SECONDS (each lookup opens the workspace file),
-        so a revoked token stops working within that time."""
+        so a revoked token stops working within that time; by the token's digest, never the token itself."""
         now = time.monotonic()
-        found = self._tokens.get(token)
+        digest = token_digest(token)
+        found = self._tokens.get(digest)
         if found is None or now - found[1] > TOKEN_SECONDS:
             found = (user_for_token(self.workspace.db, token), now)
-            self._tokens[token] = found
+            if len(self._tokens) >= TOKENS_REMEMBERED:
+                self._tokens.clear()
+            self._tokens[digest] = found
         return found[0]
 
     def stop_background_runs(self) -> None:
