@@ -141,6 +141,14 @@ def show_estimate(estimate: dict[str, Any]) -> None:
 def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str) -> None:
     current = spec.column(column)
     st.markdown(f"**{column}** ({current.kind})")
+    if column in ws.pause_state(campaign.name).columns:
+        st.caption("Paused: a new paid step spends nothing until you start it (Run shows its estimate).")
+        if st.button("▶ Start this step", key="mode_start", type="primary"):
+            with session.friendly("start"):
+                ws.resume(campaign.name, column, run=False)
+                reads.forget_cached()
+                session.notify(f"{column} started: run it from the Run menu, or it runs as its inputs change")
+                st.rerun()
     mode = st.radio(
         "Runs", ["auto", "manual"], index=0 if current.run == "auto" else 1, key=f"mode-{column}", horizontal=True,
         help="auto: computes as soon as its inputs change (auto-pilot). manual: waits for Click to Run (co-pilot).",
@@ -218,9 +226,11 @@ def add_form(ws: Workspace, spec: CampaignSpec) -> None:
 
 def apply(ws: Workspace, source: dict[str, Any], message: str) -> None:
     with session.friendly("spec"):
-        ws.apply(specs.dump(source), actor=session.actor())
+        result = ws.apply(specs.dump(source), actor=session.actor())
         reads.forget_cached()
         st.session_state.pop("estimate", None)
+        for column in result.paused:  # nothing paid starts without consent
+            message += f" · {column} is a new paid step: paused until you start it (Mode menu)"
         session.notify(message)
         st.rerun()
 

@@ -331,6 +331,21 @@ def test_add_a_formula_column(app: AppTest, states_ws: Workspace) -> None:
     assert list(frame["shout"]) == ["ANNIE", "BOB", "CY"]
 
 
+def test_a_new_paid_column_starts_paused_and_the_mode_menu_starts_it(app: AppTest, states_ws: Workspace) -> None:
+    """Issue 13, item 11: nothing paid starts without consent, in the UI too."""
+    open_menu(app.run(), "menu_add")
+    app.text_input(key="add_name").input("deep").run()
+    app.selectbox(key="add_kind").select("probe").run()
+    app.text_area(key="add_options_probe").input("inputs: [domain]\ncredits: 2\n").run()
+    app.button(key="add_go").click().run()
+    assert states_ws.pause_state("t").columns == frozenset({"deep"})
+    assert any("deep is a new paid step: paused until you start it" in str(t.value) for t in app.toast)
+    app.selectbox(key="menu_column").select("deep").run()
+    open_menu(app, "menu_mode")
+    app.button(key="mode_start").click().run()
+    assert states_ws.pause_state("t").columns == frozenset()
+
+
 def test_a_bad_spec_edit_is_refused_with_its_fix(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.selectbox(key="menu_column").select("domain").run()
