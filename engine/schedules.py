@@ -142,7 +142,12 @@ def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
     cutoff = now - timedelta(seconds=schedule.older_than_seconds)
     with ws.db.transaction() as con:
         tables = load_campaign(con, schedule.campaign)
-        targets = columns or [c for c in tables.spec.graph.auto_steps() if not tables.spec.graph.nodes[c].free]
+        # Freshness is about answers. An export is not re-sent for age unless its schedule names it: it runs again
+        # when the answers it sends are re-run, and sends only if its payload changed (engine/cells/export.py).
+        targets = columns or [
+            c for c in tables.spec.graph.auto_steps()
+            if not tables.spec.graph.nodes[c].free and tables.spec.column(c).kind != "export"
+        ]
         old = {
             column: [r[0] for r in con.execute(
                 f"SELECT row_id FROM {tables.tables[column]} WHERE finished_at < ? AND status IN "

@@ -10,6 +10,7 @@ import pytest
 
 from engine import PROBE_LEDGER, EditError, Workspace
 from engine.schedules import add_schedule, run_due, schedules
+from tests.actions.conftest import Receiver
 
 SPEC = """
 campaign: s
@@ -107,3 +108,22 @@ def test_bad_schedules_are_refused_with_the_fix(ws: Workspace, kwargs: dict[str,
         add_schedule(ws, "s", **kwargs)  # type: ignore[arg-type]
     assert caught.value.hint
     assert schedules(ws) == []
+
+
+def test_a_freshness_rerun_does_not_resend_an_unchanged_export(tmp_path: Path, receiver: Receiver) -> None:
+    """A schedule re-running old answers re-runs what they feed, but an export whose payload came out the same
+    sends nothing (issue 13, item 10; found by tests/test_invariants.py)."""
+    ws = Workspace.init(tmp_path / "fresh")
+    ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}"])
+    ws.apply(SPEC + f'  - {{name: push, kind: export, url: "{receiver.base}/hooks/crm", fields: [company, research]}}\n')
+    campaign = ws.campaign("s")
+    campaign.add_rows([{"company": f"c{i}"} for i in range(3)])
+    campaign.run()
+    assert receiver.posts() == 3
+    clock = Clock()
+    add_schedule(ws, "s", every="1d", older_than="30d", clock=clock)
+    PROBE_LEDGER.clear()
+    clock.now = datetime.now() + timedelta(days=31)
+    run_due(ws, clock)
+    assert sorted(PROBE_LEDGER.calls) == [("research", 1), ("research", 2), ("research", 3)]  # the answers were re-run...
+    assert receiver.posts() == 3  # ...and the same payloads were not sent again
