@@ -243,6 +243,14 @@ def test_a_campaign_created_with_a_paid_step_has_it_paused(ws: Workspace) -> Non
     assert "deep" not in PROBE_LEDGER.per_column()
 
 
+def test_a_removed_columns_pause_goes_with_it(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
+    ws.pause("t", "opener")
+    ws.apply(without(BASIC_SPEC, OPENER, OPENER_LENGTH))  # opener holds nothing: it goes
+    ws.apply(BASIC_SPEC.replace(OPENER, '  - {name: opener, kind: formula, expression: "greet"}\n'))
+    assert ws.pause_state("t").columns == frozenset()
+    assert basic.cell(1, "opener").value == "Hi Ann at acme.com"
+
+
 # ---- item 16: refused up front ----------------------------------------------------------------------------------
 
 

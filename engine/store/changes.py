@@ -24,6 +24,7 @@ from engine.cells import INPUT_KIND, KINDS
 from engine.errors import SpecError
 from engine.spec import CampaignSpec, ColumnSpec, parse_spec
 from engine.store.database import scalar
+from engine.store.pause import set_paused
 from engine.store.runlog import follow_rename
 from engine.store.schema import input_table_ddl, rows_table_ddl, step_table_ddl
 
@@ -269,6 +270,7 @@ def _write(
     for name in changes.removed:
         con.execute(f"DROP TABLE {current[name].table}")
         con.execute("DELETE FROM columns WHERE campaign_id = ? AND name = ?", [campaign_id, name])
+        set_paused(con, campaign_id, name, False, "apply")  # a switch of a column that is gone (not history)
     for position, column in enumerate(spec.columns):
         found = current.get(column.name)
         if found is not None and found.kind == column.kind and found.value_type == column.value_type:
