@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from typer.testing import CliRunner, Result
 from engine import PROBE_LEDGER, SpecError, Status, Workspace
 from engine.cli import app
 from tests.conftest import BASIC_ROWS, BASIC_SPEC, snapshot
+from tests.runner.conftest import KEY_ENV, ai_spec
+from tests.support.consent import apply_active
+from tests.support.provider import ProviderProcess, start_provider
 
 LINKEDIN_CSV = "email,linkedin\nann@acme.com,in/ann\nbob@globex.io,in/bob\n"
 DEEP = BASIC_SPEC + "  - {name: deep, kind: probe, inputs: [domain], credits: 2}\n"
@@ -177,6 +181,36 @@ def test_renaming_an_input_keeps_its_values(ws: Workspace, basic) -> None:  # ty
     assert values(basic, "first_name") == ["Ann", "Bob", "Cy"]
     assert basic.cell(1, "greet").value == "Hi Ann at acme.com"
     assert PROBE_LEDGER.calls == []
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[ProviderProcess]:
+    process = start_provider(lifetime=600)
+    yield process
+    process.stop()
+
+
+def test_renaming_an_input_a_paid_prompt_reads_bills_nothing_again(
+    ws: Workspace, provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step's prompt text names the input, so it changes and the step recomputes; the requests it renders
+    are the same, so they are answered from the result cache: no second bill."""
+    monkeypatch.setenv(KEY_ENV, "k")
+    spec = ai_spec(provider.api_base, transport="direct")
+    apply_active(ws, spec)
+    campaign = ws.campaign("enrich")
+    campaign.add_rows([{"company": "Acme"}, {"company": "Globex"}])
+    campaign.run()
+    answers = [campaign.cell(r, "research").value for r in (1, 2)]
+    billed = len(provider.ledger()["billed"])
+    renamed = spec.replace(
+        "{name: company, kind: input}", "{name: company_name, kind: input, renamed_from: company}"
+    ).replace("{{ company }}", "{{ company_name }}")
+    assert ws.apply(renamed).changes.renamed == {"company": "company_name"}
+    campaign.run()
+    assert len(provider.ledger()["billed"]) == billed
+    assert [campaign.cell(r, "research").value for r in (1, 2)] == answers
+    assert campaign.status_counts()["research"] == {"done": 2}
 
 
 def test_a_column_made_later_under_a_renamed_columns_old_name_is_another_column(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
