@@ -1,5 +1,5 @@
-"""The commands on a campaign's records and cells: init, apply, set, save (Save to Record), confirm, show, status,
-campaigns."""
+"""The commands on a campaign's records and cells: init, apply (with --dry-run, --prune, --allow-lossy), history
+purge, set, save (Save to Record), confirm, show, status, campaigns."""
 
 from __future__ import annotations
 
