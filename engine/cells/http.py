@@ -2,7 +2,8 @@
 
 404, 410, 204 and an empty answer are "no data" (`not_found`), not errors. Secrets are named environment
 variables (`secrets: [CRM_TOKEN]`, used as `{{ secrets.CRM_TOKEN }}`): read when the call is made, never stored
-(the cell's provenance shows them as ***). Every connection goes through the address guard (engine/net).
+(the cell's provenance shows `${CRM_TOKEN}`; a value echoed back in an answer or an error is stored and logged as
+`[secret CRM_TOKEN]`: engine/redaction.py). Every connection goes through the address guard (engine/net).
 The step only prepares calls; the runner makes them (concurrency, deadline, retries, cache, budget).
 """
 
