@@ -3,20 +3,22 @@
 diskcache is configured for this job: no eviction (its default silently drops entries past 1 GiB), JSON on disk
 (its default unpickles whatever the file holds), and a folder only the owner can read.
 
-Beside the answers it keeps leases on requests being made (`cache/leases/`), so that two processes asking the
+Beside the answers it keeps leases on requests being made (`cache/leases`), so that two processes asking the
 same thing at once send it once: the first takes the lease and calls, the second waits for the answer to land
-in the cache (or for the lease to end: released, expired, or its holder's process gone).
+in the cache (or for the lease to end: released, or its holder's process gone).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
-import socket
-import time
+import threading
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import diskcache
 
@@ -51,83 +53,54 @@ class JsonValueDisk(diskcache.Disk):
         return json.loads(super().fetch(mode, filename, value, read))
 
 
-HOST = socket.gethostname()
-
-
-def _holder_alive(host: str, pid: int) -> bool:
-    """Whether the process holding a lease may still answer: always, for another host's (its expiry decides)."""
-    if host != HOST:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Leases:
-    """Leases on requests being made, one small file each in `cache/leases/` (created with O_EXCL, so exactly
-    one process takes a free lease; a file costs a few system calls where an SQLite write costs a millisecond).
-    A lease ends when released, when it expires, or when its holder's process is gone."""
+    """Leases on requests being made, as byte-range locks (POSIX `fcntl`) on one file, `cache/leases`: the byte at
+    a slot picked by the request key. Taking and giving one back is two system calls, and the kernel drops a dead
+    process's locks, so a crash leaves none behind. Requests that share a slot only wait for each other.
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._made = False
+    Locks belong to the process, and closing any descriptor of the file drops them all: one descriptor per file
+    and process stays open, and a count per slot keeps two requests of this process that share a slot from
+    giving each other's lock back."""
 
-    def _path(self, key: str) -> Path:
-        if not self._made:
-            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.directory.mkdir(mode=0o700, exist_ok=True)
-            self._made = True
-        return self.directory / key
+    SLOTS = 1 << 30
+    _guard = threading.Lock()
+    _files: ClassVar[dict[str, tuple[int, Counter[int]]]] = {}
 
-    def take(self, key: str, seconds: float) -> bool:
-        """Take (or extend) this process's lease on `key` for `seconds`; False if another live process holds it."""
-        path = self._path(key)
-        mine = f"{HOST} {os.getpid()} {time.time() + seconds:.3f}"
-        for _ in range(3):
-            try:
-                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                held = self._read(path)
-                if held is None:
-                    continue  # released meanwhile: try again
-                host, pid, until = held
-                if (host, pid) == (HOST, os.getpid()):
-                    path.write_text(mine)
-                    return True
-                if until > time.time() and _holder_alive(host, pid):
-                    return False
-                stale = path.with_name(f"{key}.stale.{os.getpid()}")
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _file(self) -> tuple[int, Counter[int]]:
+        key = str(self.path.absolute())
+        opened = self._files.get(key)
+        if opened is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            opened = self._files[key] = (os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), Counter())
+        return opened
+
+    def take(self, key: str) -> bool:
+        """Take the lease on making the request `key`; False while another process holds it."""
+        slot = int(hashlib.sha256(key.encode()).hexdigest()[:15], 16) % self.SLOTS
+        with self._guard:
+            descriptor, held = self._file()
+            if not held[slot]:
                 try:
-                    os.rename(path, stale)  # only one process moves a stale lease away
-                except FileNotFoundError:
-                    continue
-                stale.unlink(missing_ok=True)
-                continue
-            try:
-                os.write(descriptor, mine.encode())
-            finally:
-                os.close(descriptor)
-            return True
-        return False
+                    fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+                except OSError as err:
+                    if err.errno in (errno.EACCES, errno.EAGAIN):
+                        return False
+                    raise
+            held[slot] += 1
+        return True
 
     def release(self, key: str) -> None:
-        """End this process's lease on `key` (its answer, if any, is in the cache by now). The holder renews its
-        lease before every attempt and every wait, so it is still its own here: no need to read it first."""
-        self._path(key).unlink(missing_ok=True)
-
-    @staticmethod
-    def _read(path: Path) -> tuple[str, int, float] | None:
-        try:
-            host, pid, until = path.read_text().split(" ")
-            return host, int(pid), float(until)
-        except FileNotFoundError:
-            return None
-        except ValueError:  # being written this instant: treat as held for now
-            return "", -1, time.time() + 1.0
+        """Give the lease on `key` back (its answer, if any, is in the cache by now)."""
+        slot = int(hashlib.sha256(key.encode()).hexdigest()[:15], 16) % self.SLOTS
+        with self._guard:
+            descriptor, held = self._file()
+            held[slot] -= 1
+            if held[slot] <= 0:
+                del held[slot]
+                fcntl.lockf(descriptor, fcntl.LOCK_UN, 1, slot)
 
 
 class ResultCache:
@@ -153,10 +126,10 @@ class ResultCache:
             )
         return self._opened
 
-    def lease(self, key: str, seconds: float) -> bool:
-        """Take (or extend) this process's lease on making the request `key` for `seconds`; False if another
-        live process holds it (its answer will land in this cache)."""
-        return self._leases.take(key, seconds)
+    def lease(self, key: str) -> bool:
+        """Take the lease on making the request `key`; False while another process holds it (its answer will
+        land in this cache, or the lease ends: released, or its holder gone)."""
+        return self._leases.take(key)
 
     def release(self, key: str) -> None:
         self._leases.release(key)

@@ -3,8 +3,7 @@ its model's rate limits, the budget, the result cache and a wall-clock deadline,
 
 One request, one bill: a call whose request is already in flight in this process (same run or another) does not
 take a worker; it follows that flight (engine/runner/flights.py) and is reported as a cache hit costing nothing
-when the answer lands. A paid, cacheable request another process is making is waited for through the cache's
-lease.
+when the answer lands. A cacheable request another process is making is waited for through the cache's lease.
 Run Again bypasses the cache, yet its identical requests are still sent once within the run (in flight or
 answered already), and so are the identical requests of a step that is never cached.
 
@@ -35,7 +34,6 @@ from engine.types import ErrorCode, Status
 
 log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.1
-LEASE_MARGIN_SECONDS = 30.0  # a lease outlives its attempt's deadline by this much, then another process may call
 LEASE_POLL_SECONDS = 0.1
 RECENT_ANSWERS = 10_000  # answers of cached requests kept in memory for the run's repeats
 
@@ -186,16 +184,14 @@ class CallPool:
         return None if hit is None else _hit(call, hit)
 
     async def _one(self, call: PaidCall, spent: _Spent) -> CellResult:
-        # Across processes, a paid request is leased (a few system calls): a free one (the offline model, a lookup
-        # priced at 0) is not worth them, and is still sent once per request within the process.
         leased = self.cache is not None and call.cache_key is not None and call.request_key is not None
-        leased = leased and not call.force and call.credits > 0
+        leased = leased and not call.force
         if leased:
             hit = await self._wait_for_lease(call)
             if hit is not None:
                 return hit
         try:
-            return await self._attempts(call, spent, leased)
+            return await self._attempts(call, spent)
         finally:
             if leased:
                 assert self.cache is not None and call.cache_key is not None
@@ -204,14 +200,14 @@ class CallPool:
     async def _wait_for_lease(self, call: PaidCall) -> CellResult | None:
         """Take the lease on this request, or, while another process holds it, wait for its answer."""
         assert self.cache is not None and call.cache_key is not None
-        while not self.cache.lease(call.cache_key, call.deadline + LEASE_MARGIN_SECONDS):
+        while not self.cache.lease(call.cache_key):
             await asyncio.sleep(LEASE_POLL_SECONDS)
             hit = self._cached(call)
             if hit is not None:
                 return hit
         return self._cached(call)  # it may have landed between the last look and the lease
 
-    async def _attempts(self, call: PaidCall, spent: _Spent, leased: bool) -> CellResult:
+    async def _attempts(self, call: PaidCall, spent: _Spent) -> CellResult:
         if not self.budget.reserve(call.credits):
             message = f"this call costs {call.credits:g} credits, more than the run has left"
             return _failed(call, ErrorCode.INSUFFICIENT_CREDITS, message, spent)
@@ -219,11 +215,7 @@ class CallPool:
         try:
             invalid = 0
             while True:
-                waited = time.monotonic()
                 await self.limits.acquire(call.model, call.est_tokens)
-                if leased and time.monotonic() - waited > LEASE_MARGIN_SECONDS / 2:  # a long wait for a rate limit
-                    assert self.cache is not None and call.cache_key is not None
-                    self.cache.lease(call.cache_key, call.deadline + LEASE_MARGIN_SECONDS)
                 spent.attempts += 1
                 try:
                     async with asyncio.timeout(call.deadline):  # no extra task per call, unlike wait_for
@@ -250,11 +242,7 @@ class CallPool:
                     invalid += 1
                 if not self.policy.should_retry(failure, spent.attempts - invalid, invalid):
                     return _failed(call, failure.code, failure.message, spent)
-                delay = self.policy.delay(failure, spent.attempts - invalid)
-                if leased:  # keep other processes waiting for this answer through the wait and the next attempt
-                    assert self.cache is not None and call.cache_key is not None
-                    self.cache.lease(call.cache_key, delay + call.deadline + LEASE_MARGIN_SECONDS)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.policy.delay(failure, spent.attempts - invalid))
         finally:
             self.budget.settle(call.credits, charged)
 

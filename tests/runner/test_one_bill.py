@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from engine import RunOptions, Status, Workspace
+from engine.cache import ResultCache
 from engine.cells.ai import parse_output
 from engine.llm.types import ProviderFailure
 from tests.actions.conftest import Receiver, start_receiver
@@ -247,3 +249,34 @@ def test_other_answers_are_still_invalid_output(text: str) -> None:
     with pytest.raises(ProviderFailure) as failure:
         parse_output(text, SCHEMA)
     assert failure.value.code.value == "invalid_output"
+
+
+def test_a_lease_is_held_by_one_process_and_ends_with_it(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "cache")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_LEASE, str(tmp_path / "cache")], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert cache.lease("request-a") is False  # another live process is making it
+        assert cache.lease("request-b") is True  # other requests are free
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert cache.lease("request-a") is True  # the kernel dropped the dead holder's lock: no stale lease
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert cache.lease("request-a") is True  # this process's own lease, counted
+    cache.release("request-a")
+    cache.release("request-a")
+    cache.release("request-b")
+
+
+HOLD_A_LEASE = """
+import sys, time
+from engine.cache import ResultCache
+assert ResultCache(sys.argv[1]).lease("request-a")
+print("held", flush=True)
+time.sleep(60)
+"""
