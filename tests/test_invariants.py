@@ -34,15 +34,20 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from engine import RunOptions, RunsheetError, Status, Workspace
+from engine.api.app import create_app
+from engine.auth import create_token
+from engine.schedules import add_schedule, run_due
 from tests.actions.conftest import Receiver, start_receiver
 from tests.support.provider import REPO, ProviderProcess, start_provider
 
@@ -94,8 +99,8 @@ def prompt_id(text: str) -> str:
 
 
 class Servers:
-    def __init__(self, provider: ProviderProcess, receiver: Receiver, template: Path) -> None:
-        self.provider, self.receiver, self.template = provider, receiver, template
+    def __init__(self, provider: ProviderProcess, receiver: Receiver, template: Path, token: str) -> None:
+        self.provider, self.receiver, self.template, self.token = provider, receiver, template, token
 
 
 class TrustMachine(RuleBasedStateMachine):
@@ -117,17 +122,28 @@ class TrustMachine(RuleBasedStateMachine):
         self.fields = ["handle", "company", "title"]
         self.variant = "base"
         self.active = False  # the paid step starts paused (invariant 7)
+        self.activated = False  # ...and nothing is billed until it has been resumed once
         self.forced: Counter[str] = Counter()  # prompt id -> Run Agains that asked for it
         self.pushed_again: Counter[int] = Counter()  # row -> Run Agains of its export
         self.kills = 0
         self.history = (0, 0, 0)
         self.handles = 0
+        self.scheduled = False
+        self.clock = datetime.now()
+        self.client: TestClient | None = None
 
     def teardown(self) -> None:
+        if self.client is not None:
+            self.client.__exit__(None, None, None)
         self.ws.release()
         shutil.rmtree(self.path, ignore_errors=True)
 
     # ---- helpers ------------------------------------------------------------------------------------------
+
+    def api(self) -> TestClient:
+        if self.client is None:
+            self.client = TestClient(create_app(self.path)).__enter__()
+        return self.client
 
     def new_handle(self) -> str:
         self.handles += 1
@@ -213,6 +229,35 @@ class TrustMachine(RuleBasedStateMachine):
             record = next(r for r in records if r["handle"] not in by_handle)
             self.inputs[row_id] = {name: record.get(name) for name in self.fields}
 
+    @rule(data=st.data(), keyed=st.booleans())
+    def api_intake(self, data: st.DataObject, keyed: bool) -> None:
+        """Records POSTed to `runsheet serve`'s API (in process, through its ASGI app); with a key, an upsert
+        that is refused whole when the key repeats in the campaign."""
+        handles = sorted({v["handle"] for v in self.inputs.values() if v["handle"]})
+        known = data.draw(st.lists(st.sampled_from(handles), max_size=2, unique=True)) if keyed and handles else []
+        records = [
+            {"handle": h, "company": data.draw(st.sampled_from(COMPANIES)), "title": data.draw(st.sampled_from(TITLES))}
+            for h in [*known, self.new_handle()]
+        ]
+        answer = self.api().post(
+            f"/campaigns/{CAMPAIGN}/records", json={"records": records, "key": "handle" if keyed else None},
+            headers={"Authorization": f"Bearer {self.servers.token}"},
+        )
+        holders = Counter(v["handle"] for v in self.inputs.values())
+        if keyed and any(holders[r["handle"]] > 1 for r in records):
+            assert answer.status_code == 400, answer.text
+            return
+        assert answer.status_code == 200, answer.text
+        by_handle = {v["handle"]: row for row, v in self.inputs.items()} if keyed else {}
+        fresh = [r for r in records if r["handle"] not in by_handle]
+        for record in records:
+            if record["handle"] in by_handle:
+                self.inputs[by_handle[record["handle"]]].update(company=record["company"], title=record["title"])
+        new_ids = sorted(set(self.stored()) - set(self.inputs))
+        assert len(new_ids) == len(fresh) == answer.json()["inserted"]
+        for row_id, record in zip(new_ids, fresh, strict=True):
+            self.inputs[row_id] = {name: record.get(name) for name in self.fields}
+
     @precondition(lambda self: bool(self.inputs))
     @rule(data=st.data(), column=st.sampled_from(["company", "title"]))
     def edit(self, data: st.DataObject, column: str) -> None:
@@ -226,8 +271,12 @@ class TrustMachine(RuleBasedStateMachine):
     def pin(self, data: st.DataObject) -> None:
         row = data.draw(st.sampled_from(sorted(self.inputs)))
         value = f"by hand {data.draw(st.integers(0, 3))}"
+        sent = len(self.servers.receiver.deliveries())
         self.campaign.set(row, "research", value)
         self.pinned[row] = value
+        for delivery in self.servers.receiver.deliveries()[sent:]:
+            data = json.loads(delivery["body"])["data"]
+            assert not (data["record"] == row and value in json.dumps(data)), "an unconfirmed edit was exported"
 
     @precondition(lambda self: bool(self.pinned))
     @rule(data=st.data())
@@ -294,9 +343,25 @@ class TrustMachine(RuleBasedStateMachine):
     def pause_or_resume(self, active: bool) -> None:
         if active:
             self.ws.resume(CAMPAIGN, "research", run=False)
+            self.activated = True
         else:
             self.ws.pause(CAMPAIGN, "research")
         self.active = active
+
+    @precondition(lambda self: bool(self.inputs))
+    @rule()
+    def freshness_tick(self) -> None:
+        """A schedule that re-runs cells older than a second, two hours later: a new sample of each paid answer
+        (asked for by the schedule), but exports whose payload did not change send nothing."""
+        if not self.scheduled:
+            add_schedule(self.ws, CAMPAIGN, every="1h", older_than="1s")
+            self.scheduled = True
+        self.clock += timedelta(hours=2)  # every cell is older than the limit then, the ones this tick computes too
+        run_due(self.ws, clock=lambda: self.clock)
+        if self.active:  # one new sample per distinct request, however many cells asked
+            done = {row for row, cell in self.cells("research").items() if cell.status == Status.DONE}
+            for prompt in {prompt_id(self.prompt(row)) for row in done}:
+                self.forced[prompt] += 1
 
     @precondition(lambda self: len(self.inputs) >= 2)
     @rule()
@@ -383,7 +448,7 @@ class TrustMachine(RuleBasedStateMachine):
     @invariant()
     def each_request_is_billed_once(self) -> None:
         billed = Counter(self.billed())
-        if not self.active and not self.forced:
+        if not self.activated:
             assert not billed, "a paid call went out before the step was activated"
         for prompt, times in billed.items():
             assert times <= 1 + self.forced[prompt] + 2 * self.kills, f"prompt {prompt[:8]} billed {times} times"
@@ -424,8 +489,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}", f"127.0.0.1:{provider.port}"])
         result = ws.apply(spec_text(provider, receiver, "base"))
         assert result.paused == ["research"], "a new paid step must start paused"
+        token = create_token(ws.db, "ops", "ops")
         ws.release()
-        yield Servers(provider, receiver, template)
+        yield Servers(provider, receiver, template, token)
     finally:
         provider.stop()
         receiver.stop()
