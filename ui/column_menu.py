@@ -142,25 +142,32 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
     current = spec.column(column)
     st.markdown(f"**{column}** ({current.kind})")
     if column in ws.pause_state(campaign.name).columns:
-        st.caption("Paused: a new paid step spends nothing until you start it (Run shows its estimate).")
-        if st.button("▶ Start this step", key="mode_start", type="primary"):
-            with session.friendly("start"):
+        # Pausing is an operating switch (engine/store/pause.py), not a spec change: cells keep what they hold.
+        st.caption("Paused: this step spends nothing and its cells keep their values until you resume it "
+                   "(a new paid step starts paused; Run shows its estimate).")
+        if st.button("▶ Resume this step", key="mode_start", type="primary"):
+            with session.friendly("resume"):
                 ws.resume(campaign.name, column, run=False)
                 reads.forget_cached()
-                session.notify(f"{column} started: run it from the Run menu, or it runs as its inputs change")
+                session.notify(f"{column} resumed: run it from the Run menu, or it runs as its inputs change")
                 st.rerun()
+    elif not current.is_input and st.button(
+        "⏸ Pause this step", key="mode_pause",
+        help="A paused step runs nothing and keeps its values; its empty cells show paused until you resume it",
+    ):
+        with session.friendly("pause"):
+            ws.pause(campaign.name, column)
+            reads.forget_cached()
+            session.notify(f"{column} paused: its values are kept; resume it here or with `runsheet resume`")
+            st.rerun()
     mode = st.radio(
         "Runs", ["auto", "manual"], index=0 if current.run == "auto" else 1, key=f"mode-{column}", horizontal=True,
         help="auto: computes as soon as its inputs change (auto-pilot). manual: waits for Click to Run (co-pilot).",
     )
     if mode != current.run and st.button(f"Switch to {mode}", key="mode_apply", type="primary"):
         apply(ws, specs.with_column(spec, column, {"run": mode}), f"{column} now runs {mode}")
-    enabled = getattr(current.options, "enabled", True) is not False
-    label = "⏸ Pause this step" if enabled else "▶ Resume this step"
-    pause_help = "A paused (disabled) step computes nothing: its cells say action_disabled"
-    if st.button(label, key="mode_pause", help=pause_help):
-        apply(ws, specs.with_column(spec, column, {"enabled": None if not enabled else False}),
-              f"{column} {'paused' if enabled else 'resumed'}")
+    if getattr(current.options, "enabled", True) is False:
+        st.caption("Disabled in the spec (`enabled: false`): its cells say action_disabled until the spec enables it.")
 
 
 def edit_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str, page: Page) -> None:

@@ -318,8 +318,13 @@ def test_switch_a_column_to_manual_and_pause_it(app: AppTest, states_ws: Workspa
     app.button(key="mode_apply").click().run()
     assert states_ws.campaign("t").spec.column("research").run == "manual"
     assert json.loads(app.dataframe[0].proto.columns)["research"]["label"] == "◇ research · manual"
+    kept = states_ws.campaign("t").status_counts()["research"]
     app.button(key="mode_pause").click().run()
-    assert states_ws.campaign("t").spec.source["columns"][5]["enabled"] is False
+    assert states_ws.pause_state("t").columns == frozenset({"research"})  # an operating switch, not a spec edit
+    assert "enabled" not in states_ws.campaign("t").spec.source["columns"][5]
+    assert states_ws.campaign("t").status_counts()["research"] == kept  # pausing changes no cell
+    app.button(key="mode_start").click().run()
+    assert states_ws.pause_state("t").columns == frozenset()
 
 
 def test_add_a_formula_column(app: AppTest, states_ws: Workspace) -> None:
