@@ -18,7 +18,6 @@ from engine import Workspace
 from engine.auth import set_user
 from engine.graph import Action, ColumnGraph, ColumnNode, Request, plan_row
 from engine.types import Status
-from tests.support.servers import REPO
 
 MODULE = "trust_reads_steps"
 SPEC = f"""
@@ -45,7 +44,9 @@ from engine.auth import create_token
 ws = Workspace(sys.argv[1], actor="ada")
 campaign = ws.campaign("t")
 page = campaign.page(compute=True)
-cells = {f"{r}:{c}": [cell.value, cell.status.value] for r, row in zip(page.row_ids, page.rows) for c, cell in row.items()}
+cells = {
+    f"{r}:{c}": [cell.value, cell.status.value] for r, row in zip(page.row_ids, page.rows) for c, cell in row.items()
+}
 out = {
     "page": cells,
     "cell": campaign.cell(1, "loud").value,
@@ -54,7 +55,8 @@ out = {
 }
 with TestClient(create_app(ws.path)) as client:
     auth = {"Authorization": f"Bearer {create_token(ws.db, 'ada', 'ada')}"}
-    out["http_campaigns"] = [client.get("/campaigns", headers=auth).status_code, client.get("/campaigns", headers=auth).json()]
+    listed = client.get("/campaigns", headers=auth)
+    out["http_campaigns"] = [listed.status_code, listed.json()]
     out["http_runs"] = client.get("/runs", headers=auth).status_code
 print(json.dumps(out))
 """
