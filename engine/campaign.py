@@ -124,7 +124,7 @@ class Campaign:
         """Import a CSV, Parquet or JSON-lines file in one transaction (engine/io/importer.py). New columns become
         input columns; with `key`, matching records are updated and only changed inputs recompute downstream.
         `options` are the other ImportOptions fields (format, delimiter, quote, escape, encoding, header, types,
-        skip, max_line_size, add_columns)."""
+        skip, max_line_size, add_columns, unescape)."""
         authorize(self.db, self.actor, "add_records", what=self.name)
         chosen = ImportOptions(key=key, run=run, rejects=Path(rejects) if rejects else None, **options)
         return import_file(self, path, chosen, progress)

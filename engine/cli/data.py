@@ -77,6 +77,9 @@ def import_(
         bool, typer.Option("--no-new-columns", help="Refuse columns not in the spec.")
     ] = False,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not compute new rows' steps.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="CSV: keep a leading ' (do not undo export's formula escape).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Load records into a campaign in one transaction. New file columns become input columns; with --key,
@@ -101,6 +104,7 @@ def import_(
                 skip=tuple(skip or ()),
                 max_line_size=max_line_size,
                 add_columns=not no_new_columns,
+                unescape=not raw,
             )
         _print_import(report, as_json)
 

@@ -121,6 +121,7 @@ def _import(
             types,
             keep_rejects=options.rejects is not None,
             max_line_size=options.max_line_size,
+            unescape=options.unescape,
         )
     finally:
         con.execute("BEGIN TRANSACTION")
@@ -134,8 +135,7 @@ def _import(
     _check_rows(con, tables, key, "row" if fmt == "parquet" else "line")
     rejected = count_problems(con)
     if rejected:
-        text = [c for c, t in staged.types.items() if t == "VARCHAR"]
-        resolve_lines(con, shape, text)
+        resolve_lines(con, shape, list(staged.text_columns))
         if options.rejects is None:
             raise first_problems(con, path.name)
         con.execute(
@@ -167,7 +167,7 @@ def _import(
         )
     new_rows_run = campaign._new_rows(con, tables, inserted, options.run)
     if rejects_tmp is not None and rejected:
-        write_rejects(con, rejects_tmp, _record_sql(list(staged.types)))
+        write_rejects(con, rejects_tmp, list(staged.types))
     step("committing")
     updated = len(changes.rows) if changes is not None else 0
     return ImportReport(
@@ -241,11 +241,6 @@ def _check_campaign_key(con: duckdb.DuckDBPyConnection, tables: CampaignTables, 
     )
 
 
-def _record_sql(columns: list[str]) -> str:
-    pairs = ", ".join(f"{literal(c)}, s.{quote(c)}" for c in columns)
-    return f"json_object({pairs})::VARCHAR" if pairs else "NULL"
-
-
 def _temporary(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
@@ -260,10 +255,8 @@ def _read_error(
     with duckdb.connect(":memory:") as scratch:
         shape, mapping, _, types = plan_import(scratch, tables, path, fmt, options)
     if shape.dialect is not None:
-        names = [mapping.columns.get(h, f"_skipped_{i}") for i, h in enumerate(shape.headers)]
-        forced = {n: types.get(n, "VARCHAR") for n in names}
         try:
-            diagnose_csv(shape, forced, options.max_line_size)
+            diagnose_csv(shape, mapping, types, options.max_line_size)
         except ImportError_ as named:
             return named
     return ImportError_(f"cannot read {path.name}: {failed}", hint="check the file's format")

@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 
 from engine.errors import ImportError_
+from engine.io.casts import check_type
 from engine.io.names import ROW_ID, ColumnMap, check_headers, map_columns
-from engine.io.sniff import FileShape, describe, sniff_csv
+from engine.io.sniff import FileShape, check_column_count, check_line_lengths, describe, sniff_csv
 from engine.spec import TYPE_PATTERN
 from engine.store.catalog import CampaignTables
 
@@ -21,7 +22,7 @@ class ImportOptions:
     """How to read and apply a file. Unset dialect fields are sniffed; `types` names a type per column (new
     columns only: existing ones keep theirs); `key` names the column that identifies a record (upsert).
     `run=False` only leaves new rows uncomputed: changed inputs always follow the edit rules, so no cell claims
-    to be fresh when it is not."""
+    to be fresh when it is not. `unescape=False` keeps a CSV export's formula escape (a leading `'`) as data."""
 
     key: str | None = None
     format: str | None = None
@@ -36,6 +37,7 @@ class ImportOptions:
     max_line_size: int | None = None
     add_columns: bool = True
     run: bool = True
+    unescape: bool = True
 
 
 def plan_import(
@@ -55,13 +57,15 @@ def plan_import(
         names = tuple(inputs[: len(shape.headers)])
         shape = replace(shape, headers=names, types=dict(zip(names, shape.types.values(), strict=True)))
     check_headers(shape.headers, path.name)
+    check_column_count(len(shape.headers), path.name)
     mapping = map_columns(shape.headers, tables.spec, skip=options.skip, add_columns=options.add_columns)
     key = _key_column(options.key, mapping, shape)
-    return shape, mapping, key, _target_types(tables, shape, mapping, options.types)
+    return shape, mapping, key, _target_types(con, tables, shape, mapping, options.types)
 
 
 def _shape(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, options: ImportOptions) -> FileShape:
     if fmt == "csv":
+        check_line_lengths(path, options.max_line_size)  # before the sniffer, which takes long over such a line
         return sniff_csv(
             con,
             path,
@@ -93,11 +97,15 @@ def _key_column(key: str | None, mapping: ColumnMap, shape: FileShape) -> str | 
 
 
 def _target_types(
-    tables: CampaignTables, shape: FileShape, mapping: ColumnMap, given: Mapping[str, str]
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    shape: FileShape,
+    mapping: ColumnMap,
+    given: Mapping[str, str],
 ) -> dict[str, str]:
     """Each target column's type: an existing column's own; for a new one, the type given for it (by header or
-    column name), else DuckDB's inference (nested types become JSON)."""
-    by_column = {mapping.columns.get(name, name): t.strip().upper() for name, t in given.items()}
+    column name), else DuckDB's inference (nested types become JSON, and so do columns an export marked)."""
+    by_column = {mapping.columns.get(name, name): check_type(con, name, t) for name, t in given.items()}
     unknown = set(by_column) - set(mapping.columns.values())
     if unknown:
         raise ImportError_(
@@ -117,7 +125,8 @@ def _target_types(
                 )
             types[column] = own
         else:
-            inferred = by_column.get(column) or shape.types.get(header, "VARCHAR")
+            marked = "JSON" if header in shape.json_columns else None
+            inferred = by_column.get(column) or marked or shape.types.get(header, "VARCHAR")
             if not TYPE_PATTERN.match(inferred):
                 inferred = "JSON"
             types[column] = inferred

@@ -2,8 +2,9 @@
 
 Two sources feed the `_problems` temp table: DuckDB's CSV reader (ragged rows, bad encoding, values of the
 wrong type, over-long lines: its rejects table gives the line) and the importer's own checks on the staged
-rows (a blank or repeated key, a value that does not fit its column). Without a rejects file the import stops
-with the first few, by line; with one, they are written there and the other rows go in.
+rows (a blank or repeated key, a key several campaign rows hold, a value its column cannot hold exactly).
+Without a rejects file the import stops with the first few, by line; with one, they are written there and the
+other rows go in.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from engine.errors import ImportError_
-from engine.io.sniff import FileShape
+from engine.io.sniff import SIZE_HINT, FileShape
 from engine.store.database import scalar
 from engine.store.schema import literal, quote
 
@@ -26,12 +27,13 @@ PROBLEMS_DDL = (
     "(n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
 )
 _CAST_VALUE = re.compile(r'Could not convert string "(.*)" to', re.DOTALL)
+_LIMIT = re.compile(r"Maximum line size of (\d+) bytes")
 _FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 HINTS = {
     "cast": "fix the values, or declare the column with a wider type (--type COLUMN=VARCHAR)",
     "fields": "fix those lines so each has as many fields as the header",
     "quote": "quote fields that contain quotes or delimiters, or pass --quote",
-    "size": "shorten that field, or allow longer lines with --max-line-size BYTES",
+    "size": SIZE_HINT,
     "encoding": "save the file as UTF-8, or pass --encoding latin-1 if that is what it is",
     "key": "give every row a distinct, non-empty key",
     "campaign_key": "dedupe the campaign, or pick a key that is unique in it, such as row_id",
@@ -51,14 +53,18 @@ def start_problems(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(PROBLEMS_DDL)
 
 
-def collect_reader_rejects(con: duckdb.DuckDBPyConnection, types: dict[str, str], encoding: str) -> None:
-    """Move the CSV reader's rejects (one per bad line, first error wins) into `_problems`."""
+def collect_reader_rejects(
+    con: duckdb.DuckDBPyConnection, types: dict[str, str], encoding: str, labels: dict[str, str] | None = None
+) -> None:
+    """Move the CSV reader's rejects (one per bad line, first error wins) into `_problems`. `types` are the
+    reader's columns and the types it read them as; `labels` name them for people (campaign column names)."""
+    names = labels or {}
     found = con.execute(
         "SELECT line, error_type::VARCHAR, column_name, error_message, csv_line FROM _reject_errors "
         "QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1 ORDER BY line"
     ).fetchall()
     rows = [
-        (None, line, *_describe_reject(kind, column, message, types, line, encoding), record)
+        (None, line, *_describe_reject(kind, column, names.get(column, column), message, types, line, encoding), record)
         for line, kind, column, message, record in found
     ]
     if rows:
@@ -66,14 +72,14 @@ def collect_reader_rejects(con: duckdb.DuckDBPyConnection, types: dict[str, str]
 
 
 def _describe_reject(
-    kind: str, column: str | None, message: str, types: dict[str, str], line: int, encoding: str
+    kind: str, column: str | None, label: str | None, message: str, types: dict[str, str], line: int, encoding: str
 ) -> tuple[str, str]:
     if kind == "CAST":
         value = _CAST_VALUE.search(message or "")
         shown = f": {value.group(1)!r}" if value else ""
         return (
             "cast",
-            f"column '{column}' has values that are not {types.get(column or '', 'valid')}{shown} "
+            f"column '{label}' has values that are not {types.get(column or '', 'valid')}{shown} "
             f"on line {line}",
         )
     if kind in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
@@ -87,7 +93,9 @@ def _describe_reject(
     if kind == "UNQUOTED VALUE":
         return "quote", f"line {line} has a quote inside an unquoted field"
     if kind == "LINE SIZE OVER MAXIMUM":
-        return "size", f"line {line} is longer than the longest line allowed"
+        limit = _LIMIT.search(message or "")
+        allowed = f" ({int(limit.group(1)):,} bytes)" if limit else ""
+        return "size", f"line {line} is longer than the longest line allowed{allowed}"
     if kind == "INVALID ENCODING":
         return "encoding", f"line {line} is not valid {encoding} text"
     return "parse", f"line {line} cannot be read: {(message or kind).splitlines()[0]}"
@@ -113,13 +121,14 @@ def count_problems(con: duckdb.DuckDBPyConnection) -> int:
 def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns: list[str]) -> None:
     """Give each staged-row problem its line in the file (for Parquet: its row number).
 
-    A CSV record starts after the header, after every earlier record's embedded newlines, and after every line
-    the reader rejected before it; JSON lines hold one record each.
+    A CSV record starts after the header, after every earlier record's embedded newlines (in `text_columns`
+    of `_raw`), and after every line the reader rejected before it; JSON lines hold one record each.
     """
     if not scalar(con, "SELECT count(*) FROM _problems WHERE n IS NOT NULL"):
         return
     if shape.dialect is None:
         con.execute("UPDATE _problems SET line = n + 1 WHERE n IS NOT NULL")
+        _name_lines(con)
         return
     first = 1 + shape.dialect.skip + (1 if shape.dialect.header else 0)
     newlines = (
@@ -132,7 +141,7 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _lines AS SELECT _n, {first} + _n
             + coalesce(sum({newlines}) OVER (ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-            AS line FROM _staged WHERE _n <= (SELECT max(n) FROM _problems)"""
+            AS line FROM _raw WHERE _n <= (SELECT max(n) FROM _problems)"""
     )
     estimates = con.execute(
         "SELECT p.n, l.line FROM _problems p JOIN _lines l ON l._n = p.n ORDER BY p.n"
@@ -142,6 +151,10 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
     ]
     fixed = [(n, _shift_past(line, rejected)) for n, line in estimates]
     con.executemany("UPDATE _problems SET line = ? WHERE n = ?", [(line, n) for n, line in fixed])
+    _name_lines(con)
+
+
+def _name_lines(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE _problems SET error = replace(error, '{line}', line::VARCHAR) WHERE n IS NOT NULL")
 
 
@@ -166,16 +179,27 @@ def first_problems(con: duckdb.DuckDBPyConnection, file: str) -> ImportError_:
     )
 
 
-def write_rejects(con: duckdb.DuckDBPyConnection, target: Path, record_sql: str) -> None:
-    """Write every problem as CSV (line, error, the record as read) to `target`, formula-escaped."""
+def write_rejects(con: duckdb.DuckDBPyConnection, target: Path, columns: list[str]) -> None:
+    """Write every problem as CSV (line, error, the record) to `target`, formula-escaped. The record holds
+    `columns` as staged, or, for a value that did not cast exactly, as read."""
     from engine.io.exporter import formula_safe
 
+    as_read = _record_sql([(c, f"to_json(r.{quote(c)})") for c in columns])
+    as_staged = _record_sql([(c, f"coalesce(to_json(s.{quote(c)}), to_json(r.{quote(c)}))") for c in columns])
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _reject_rows AS SELECT p.line, p.error,
-            coalesce(p.record, (SELECT {record_sql} FROM _staged s WHERE s._n = p.n)) AS record
+            coalesce(p.record, (
+                SELECT CASE WHEN p.kind = 'cast' THEN {as_read} ELSE {as_staged} END
+                FROM _staged s JOIN _raw r USING (_n) WHERE s._n = p.n
+            )) AS record
             FROM _problems p"""
     )
     con.execute(
         f"COPY (SELECT line, {formula_safe('error')} AS error, {formula_safe('record')} AS record "
         f"FROM _reject_rows ORDER BY line) TO {literal(str(target))} (FORMAT csv, HEADER)"
     )
+
+
+def _record_sql(values: list[tuple[str, str]]) -> str:
+    pairs = ", ".join(f"{literal(name)}, {value}" for name, value in values)
+    return f"json_object({pairs})::VARCHAR" if pairs else "NULL"

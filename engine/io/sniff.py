@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from typing import Literal
 import duckdb
 
 from engine.errors import ImportError_
+from engine.io.exporter import JSON_COLUMNS_KEY
 from engine.store.schema import literal
 
 FileFormat = Literal["csv", "parquet", "json"]
@@ -40,6 +42,12 @@ ENCODINGS = {
 }
 SAMPLE_BYTES = 1 << 16
 SNIFF_LINE_BYTES = 100_000_000
+MAX_LINE_BYTES = 2_000_000  # the longest CSV line read unless --max-line-size allows more (DuckDB's default)
+BUFFER_LINES = 16  # the reader's buffer holds this many of the longest lines; a longer line it drops unseen
+SCAN_CHUNK = 1 << 22
+MAX_COLUMNS = 1_000  # columns a file may bring: each becomes a table, and a wider file is a mistake (or a pivot)
+CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+SIZE_HINT = "shorten that field, or allow longer lines with --max-line-size BYTES"
 EMPTY = "(empty)"  # how sniff_csv reports "none"
 
 
@@ -80,8 +88,8 @@ class CsvDialect:
             args.append(f"timestampformat={literal(self.timestamp_format)}")
         if rejects:
             args += ["store_rejects=true", "rejects_table='_reject_errors'", "rejects_scan='_reject_scans'"]
-        if max_line_size:
-            args.append(f"max_line_size={int(max_line_size)}")
+        longest = line_limit(max_line_size)
+        args += [f"max_line_size={longest}", f"buffer_size={longest * BUFFER_LINES}"]
         return f"read_csv({', '.join(args)})"
 
 
@@ -95,6 +103,7 @@ class FileShape:
     headers: tuple[str, ...]
     types: dict[str, str] = field(default_factory=dict)
     dialect: CsvDialect | None = None
+    json_columns: frozenset[str] = frozenset()  # text columns an export marked as JSON (Parquet metadata)
 
     def reader_sql(self) -> str:
         """The table function that reads a Parquet or JSON file (CSV goes through its dialect)."""
@@ -151,6 +160,7 @@ def sniff_csv(
     if chosen not in ENCODINGS:
         raise ImportError_(f"unsupported encoding {encoding!r}", hint="use utf-8, utf-16 or latin-1")
     chosen = ENCODINGS[chosen]
+    _refuse_wide_header(path, delimiter, chosen)
     # The sniffer reads whole lines: a generous limit here lets the read itself name an over-long line.
     args = [
         literal(str(path)),
@@ -233,9 +243,86 @@ def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:
         )
         raise ImportError_(f"cannot read {shape.path.name}: {first_line(err)}", hint=hint) from err
     headers = tuple(str(row[0]) for row in described)
-    return FileShape(shape.path, shape.format, headers, {str(r[0]): str(r[1]) for r in described})
+    check_column_count(len(headers), shape.path.name)
+    types = {str(r[0]): str(r[1]) for r in described}
+    return FileShape(shape.path, shape.format, headers, types, json_columns=_json_columns(con, shape))
+
+
+def _json_columns(con: duckdb.DuckDBPyConnection, shape: FileShape) -> frozenset[str]:
+    """The columns a Runsheet export wrote as text that hold JSON (named in the Parquet file's metadata)."""
+    if shape.format != "parquet":
+        return frozenset()
+    found = con.execute(
+        f"SELECT decode(value) FROM parquet_kv_metadata({literal(str(shape.path))}) "
+        f"WHERE decode(key) = {literal(JSON_COLUMNS_KEY)}"
+    ).fetchall()
+    try:
+        names = json.loads(found[0][0]) if found else []
+    except ValueError:
+        return frozenset()
+    return frozenset(n for n in names if isinstance(n, str))
 
 
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def line_limit(max_line_size: int | None) -> int:
+    return int(max_line_size) if max_line_size else MAX_LINE_BYTES
+
+
+def check_line_lengths(path: Path, max_line_size: int | None) -> None:
+    """Refuse a file with a line longer than the CSV reader's buffer, which the reader would skip without a word
+    (measured with DuckDB 2.0: a 64 MB field gave "imported 0 rows"). Lines up to the buffer's size that are
+    over the limit the reader reports itself, by line. Only files larger than the buffer are scanned."""
+    longest = line_limit(max_line_size)
+    buffer = longest * BUFFER_LINES
+    if path.stat().st_size <= buffer:
+        return
+    run, line = 0, 1  # bytes since the last newline, and the line they belong to
+    with path.open("rb") as handle:
+        # a chunk no longer than the buffer: a line too long cannot hide between two newlines of one chunk
+        while chunk := handle.read(min(SCAN_CHUNK, buffer)):
+            first = chunk.find(b"\n")
+            if first < 0:
+                run += len(chunk)
+                if run > buffer:
+                    break
+                continue
+            if run + first > buffer:
+                break
+            line += chunk.count(b"\n")
+            run = len(chunk) - chunk.rfind(b"\n") - 1
+        else:
+            return
+    raise ImportError_(
+        f"line {line} of {path.name} is longer than the longest line allowed ({longest:,} bytes)",
+        hint=SIZE_HINT,
+    )
+
+
+def check_column_count(count: int, file: str) -> None:
+    """Refuse a file with more columns than an import takes (MAX_COLUMNS)."""
+    if count > MAX_COLUMNS:
+        raise ImportError_(
+            f"{file} has {count:,} columns; an import takes at most {MAX_COLUMNS:,}",
+            hint="keep only the columns you need in the file (or split it into files of fewer columns)",
+        )
+
+
+def _refuse_wide_header(path: Path, delimiter: str | None, encoding: str) -> None:
+    """Count the first line's fields before the sniffer reads a very wide file (10,000 columns: seconds, and
+    much longer afterwards). The delimiter is not known yet, so each likely one is tried: a header that has
+    more than MAX_COLUMNS fields for any of them is refused."""
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES * 16)
+    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace").splitlines()
+    if not text:
+        return
+    for candidate in (delimiter,) if delimiter else CANDIDATE_DELIMITERS:
+        try:
+            count = len(next(csv.reader([text[0]], delimiter=candidate), []))
+        except (csv.Error, TypeError):  # a delimiter of several characters: count them
+            count = text[0].count(candidate) + 1
+        check_column_count(count, path.name)

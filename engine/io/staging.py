@@ -1,9 +1,12 @@
-"""The file, as DuckDB reads it, exposed to the importer as the temp view `_staged`.
+"""The file, as DuckDB reads it, exposed to the importer as the temp views `_raw` and `_staged`.
 
-`_staged` has `_n` (the record's position in the file, from 0) and one column per mapped file column, named
-after its campaign column and already of that column's type. The file is read by DuckDB, never row by row in
+Both have `_n` (the record's position in the file, from 0) and one column per mapped file column, named after
+its campaign column. `_raw` holds the values as read (for CSV: text where casts.py decides the type, with the
+export's formula escape taken off); `_staged` holds them cast to their campaign column's type. A value whose cast
+fails or changes it is a problem of its row (problems.py). The file is read by DuckDB, never row by row in
 Python: CSV and JSON into a temp table once; Parquet is scanned in place, column by column, as each statement
-needs it.
+needs it. The temp table names its columns `#0`, `#1`... so that no header, whatever it is called, can hide the
+`rowid` that numbers the records.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ from dataclasses import dataclass
 
 import duckdb
 
+from engine.io.casts import cast_sql, changed_sql, reads_as_text
+from engine.io.exporter import formula_unescaped
 from engine.io.names import ColumnMap
-from engine.io.problems import add_row_problems, collect_reader_rejects, first_problems, start_problems
+from engine.io.problems import collect_reader_rejects, first_problems, start_problems
 from engine.io.sniff import FileShape, first_line
 from engine.store.database import scalar
 from engine.store.schema import literal, quote
+
+PARQUET_ORDINAL = "file_row_number"  # the column read_parquet adds to number the rows
 
 
 class ReadFailed(Exception):
@@ -30,10 +37,35 @@ class ReadFailed(Exception):
 
 @dataclass(frozen=True)
 class Staged:
-    """What was staged: the target columns with their types, and how many records the file held."""
+    """What was staged: the target columns with their types, how many records the file held, and the `_raw`
+    columns read as text (their embedded newlines move later CSV records down)."""
 
     types: dict[str, str]  # campaign column -> DuckDB type, in file order (row_id included when present)
     records: int  # records in the file, including those the reader rejected
+    text_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CsvColumn:
+    """One column of a CSV file: the reader's name for it, the campaign column it feeds (None when skipped),
+    the type the reader reads it as and the type it is cast to."""
+
+    reader: str
+    column: str | None
+    label: str  # how messages name it: the campaign column, or the skipped header
+    read_as: str
+    target: str
+
+
+def csv_columns(shape: FileShape, mapping: ColumnMap, types: dict[str, str]) -> list[CsvColumn]:
+    """How each column of a CSV file is read (casts.py decides which are read as text)."""
+    found = []
+    for i, header in enumerate(shape.headers):
+        column = mapping.columns.get(header)
+        target = types[column] if column is not None else "VARCHAR"
+        read_as = "VARCHAR" if reads_as_text(target) else target
+        found.append(CsvColumn(f"#{i}", column, column or header, read_as, target))
+    return found
 
 
 def stage(
@@ -44,40 +76,29 @@ def stage(
     *,
     keep_rejects: bool,
     max_line_size: int | None,
+    unescape: bool = True,
 ) -> Staged:
-    """Read the file and create `_staged`. `types` gives each target column's type. With `keep_rejects`, bad
-    CSV lines go to `_problems` instead of failing the read; cast failures of Parquet and JSON values always
-    do."""
+    """Read the file and create `_raw` and `_staged`. `types` gives each target column's type. With
+    `keep_rejects`, bad CSV lines go to `_problems` instead of failing the read; values that do not cast are
+    always recorded there. `unescape` takes the export's formula escape off CSV text."""
     if shape.dialect is not None:
-        return _stage_csv(con, shape, mapping, types, keep_rejects=keep_rejects, max_line_size=max_line_size)
-    source = shape.reader_sql()
-    if shape.format == "parquet":
-        base = f"read_parquet({literal(str(shape.path))}, file_row_number=true)"
-        raw = f"SELECT file_row_number AS _n, * EXCLUDE (file_row_number) FROM {base}"
-        ordinal = "file_row_number"
-    else:
-        _run_read(con, f"CREATE OR REPLACE TEMP TABLE _import AS SELECT * FROM {source}")
-        base, raw, ordinal = "_import", "SELECT rowid AS _n, * FROM _import", "rowid"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS {raw}")
-    selects = [f"{ordinal} AS _n"]
-    for header, column in mapping.columns.items():
-        wanted, found = types[column], shape.types[header]
-        selects.append(
-            (quote(header) if wanted == found else f"TRY_CAST({quote(header)} AS {wanted})")
-            + f" AS {quote(column)}"
+        return _stage_csv(
+            con, shape, mapping, types, keep_rejects=keep_rejects, max_line_size=max_line_size, unescape=unescape
         )
-        if wanted != found:
-            add_row_problems(
-                con,
-                f"{quote(header)} IS NOT NULL AND TRY_CAST({quote(header)} AS {wanted}) IS NULL",
-                "cast",
-                f"'column ''{column}'' has values that are not {wanted}: ' || {quote(header)}::VARCHAR "
-                f"|| ' on {_unit(shape)} {{line}}'",
-                source="_raw",
-            )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT {', '.join(selects)} FROM {base}")
-    records = int(scalar(con, f"SELECT count(*) FROM {base}"))
-    return Staged({c: types[c] for c in mapping.columns.values()}, records)
+    pairs = list(mapping.columns.items())
+    if shape.format == "parquet" and PARQUET_ORDINAL not in shape.headers:
+        base = f"read_parquet({literal(str(shape.path))}, file_row_number=true)"
+        raw = [f"{PARQUET_ORDINAL} AS _n"] + [f"{quote(h)} AS {quote(c)}" for h, c in pairs]
+    else:
+        copied = [f"{quote(h)} AS {quote(f'#{i}')}" for i, (h, _) in enumerate(pairs)] or ["NULL AS _none"]
+        _run_read(con, f"CREATE OR REPLACE TEMP TABLE _import AS SELECT {', '.join(copied)} FROM {shape.reader_sql()}")
+        base = "_import"
+        raw = ["rowid AS _n"] + [f"{quote(f'#{i}')} AS {quote(c)}" for i, (_, c) in enumerate(pairs)]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT {', '.join(raw)} FROM {base}")
+    found = {c: shape.types[h] for h, c in pairs}
+    _create_staged(con, {c: (found[c], types[c]) for c in found}, _unit(shape), None)
+    records = int(scalar(con, "SELECT count(*) FROM _raw"))
+    return Staged({c: types[c] for c in found}, records)
 
 
 def _stage_csv(
@@ -88,27 +109,61 @@ def _stage_csv(
     *,
     keep_rejects: bool,
     max_line_size: int | None,
+    unescape: bool,
 ) -> Staged:
     assert shape.dialect is not None
-    names, forced = [], {}
-    for i, header in enumerate(shape.headers):
-        column = mapping.columns.get(header)
-        name = column if column is not None else f"_skipped_{i}"
-        names.append(name)
-        forced[name] = types[column] if column is not None else "VARCHAR"
-    reader = shape.dialect.reader_sql(shape.path, forced, rejects=keep_rejects, max_line_size=max_line_size)
+    columns = csv_columns(shape, mapping, types)
+    read = {c.reader: c.read_as for c in columns}
+    reader = shape.dialect.reader_sql(shape.path, read, rejects=keep_rejects, max_line_size=max_line_size)
     _run_read(con, f"CREATE OR REPLACE TEMP TABLE _import AS SELECT * FROM {reader}")
     rejected = 0
     if keep_rejects:
-        collect_reader_rejects(con, forced, shape.dialect.encoding)
+        collect_reader_rejects(con, read, shape.dialect.encoding, {c.reader: c.label for c in columns})
         rejected = int(scalar(con, "SELECT count(*) FROM _problems WHERE n IS NULL"))
-    columns = [c for c in names if not c.startswith("_skipped_")]
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT rowid AS _n, {', '.join(quote(c) for c in columns)} "
-        "FROM _import"
-    )
+    raw = ["rowid AS _n"]
+    for c in columns:
+        value = quote(c.reader)
+        if c.column is not None and unescape and c.read_as == "VARCHAR":
+            value = formula_unescaped(value)
+        raw.append(f"{value} AS {quote(c.column or c.reader)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT {', '.join(raw)} FROM _import")
+    kept = {c.column: (c.read_as, c.target) for c in columns if c.column is not None}
+    _create_staged(con, kept, "line", shape.dialect.date_format)
     records = int(scalar(con, "SELECT count(*) FROM _import")) + rejected
-    return Staged({c: forced[c] for c in columns}, records)
+    text = tuple(c.column or c.reader for c in columns if c.read_as == "VARCHAR")
+    return Staged({c: target for c, (_, target) in kept.items()}, records, text)
+
+
+def _create_staged(
+    con: duckdb.DuckDBPyConnection, columns: dict[str, tuple[str, str]], unit: str, date_format: str | None
+) -> None:
+    """`_staged` over `_raw`: each column (read as the first type) cast to its target type (the second), and
+    each value that does not cast exactly recorded as a problem of its row (the first such column names it).
+
+    With casts, `_staged` reads a table of the cast values (`_cast`): later statements read it once per column,
+    and a view of the casts would be planned again each time (measured: 300 cast columns, 26 s to append)."""
+    selects, errors = ["_n"], []
+    for column, (found, wanted) in columns.items():
+        value = quote(column)
+        if found == wanted:
+            selects.append(value)
+            continue
+        selects.append(f"{cast_sql(value, wanted, date_format=date_format)} AS {value}")
+        shown = f"{literal(chr(39))} || {value}::VARCHAR || {literal(chr(39))}"
+        errors.append(
+            f"CASE WHEN {value} IS NOT NULL AND {changed_sql(value, wanted, date_format=date_format)} "
+            f"THEN {literal(f'column {column!r} has values that are not {wanted}: ')} || {shown} "
+            f"|| {literal(f' on {unit} {{line}}')} END"
+        )
+    if not errors:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT {', '.join(selects)} FROM _raw")
+        return
+    con.execute(
+        f"INSERT INTO _problems SELECT _n, NULL, 'cast', error, NULL FROM "
+        f"(SELECT _n, coalesce({', '.join(errors)}) AS error FROM _raw) WHERE error IS NOT NULL"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cast AS SELECT {', '.join(selects)} FROM _raw ORDER BY _n")
+    con.execute("CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM _cast")
 
 
 def _run_read(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -122,14 +177,16 @@ def _unit(shape: FileShape) -> str:
     return "row" if shape.format == "parquet" else "line"
 
 
-def diagnose_csv(shape: FileShape, types: dict[str, str], max_line_size: int | None) -> None:
+def diagnose_csv(shape: FileShape, mapping: ColumnMap, types: dict[str, str], max_line_size: int | None) -> None:
     """After the fast read failed: read again in a scratch database, keeping rejects, to name the bad
     lines."""
     assert shape.dialect is not None
+    columns = csv_columns(shape, mapping, types)
+    read = {c.reader: c.read_as for c in columns}
     with duckdb.connect(":memory:") as scratch:
         start_problems(scratch)
-        reader = shape.dialect.reader_sql(shape.path, types, rejects=True, max_line_size=max_line_size)
+        reader = shape.dialect.reader_sql(shape.path, read, rejects=True, max_line_size=max_line_size)
         scratch.execute(f"CREATE TABLE _every_field AS SELECT * FROM {reader}")  # count(*) would parse none
-        collect_reader_rejects(scratch, types, shape.dialect.encoding)
+        collect_reader_rejects(scratch, read, shape.dialect.encoding, {c.reader: c.label for c in columns})
         if scalar(scratch, "SELECT count(*) FROM _problems"):
             raise first_problems(scratch, shape.path.name)
