@@ -110,7 +110,8 @@ class FileShape:
         if self.format == "parquet":
             return f"read_parquet({literal(str(self.path))})"
         shape = "newline_delimited" if self.path.suffix.lower() in (".jsonl", ".ndjson") else "auto"
-        return f"read_json({literal(str(self.path))}, format={literal(shape)})"
+        # Without map_inference_threshold=-1, records of more than 200 keys become one MAP column named `json`.
+        return f"read_json({literal(str(self.path))}, format={literal(shape)}, map_inference_threshold=-1)"
 
 
 def file_format(path: Path, given: str | None) -> FileFormat:
@@ -239,7 +240,9 @@ def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:
         hint = (
             "the file looks truncated or is not Parquet: export it again"
             if shape.format == "parquet"
-            else ("check that each line is one JSON object")
+            else "shorten that record, or import the data as CSV or Parquet"
+            if "maximum_object_size" in str(err)
+            else "check that each line is one JSON object"
         )
         raise ImportError_(f"cannot read {shape.path.name}: {first_line(err)}", hint=hint) from err
     headers = tuple(str(row[0]) for row in described)
@@ -252,13 +255,13 @@ def _json_columns(con: duckdb.DuckDBPyConnection, shape: FileShape) -> frozenset
     """The columns a Runsheet export wrote as text that hold JSON (named in the Parquet file's metadata)."""
     if shape.format != "parquet":
         return frozenset()
-    found = con.execute(
-        f"SELECT decode(value) FROM parquet_kv_metadata({literal(str(shape.path))}) "
-        f"WHERE decode(key) = {literal(JSON_COLUMNS_KEY)}"
-    ).fetchall()
     try:
+        found = con.execute(
+            f"SELECT decode(value) FROM parquet_kv_metadata({literal(str(shape.path))}) "
+            f"WHERE key = encode({literal(JSON_COLUMNS_KEY)})"
+        ).fetchall()
         names = json.loads(found[0][0]) if found else []
-    except ValueError:
+    except (duckdb.Error, ValueError):  # another tool's metadata: no marks
         return frozenset()
     return frozenset(n for n in names if isinstance(n, str))
 

@@ -472,3 +472,20 @@ def test_cli_a_file_with_more_columns_than_an_import_takes_is_refused(tmp_path: 
     result = cli(folder, "import", str(_wide_csv(tmp_path, 10_000)))
     assert result.exit_code == 1
     assert result.stderr.startswith("error: wide.csv has 10,000 columns; an import takes at most 1,000 (keep")
+
+
+def test_a_wide_json_record_is_columns_not_one_map(people: Campaign, tmp_path: Path) -> None:
+    """DuckDB reads a record of more than 200 keys as one MAP column named `json`, unless told not to."""
+    record = {"Email": "z@z.com"} | {f"f{i}": i for i in range(300)}
+    report = people.import_file(write(tmp_path, "wide.jsonl", json.dumps(record) + "\n"))
+    assert len(report.added_columns) == 300 and "json" not in report.added_columns
+    too_wide = {f"f{i}": i for i in range(1_001)}
+    with pytest.raises(ImportError_, match="has 1,001 columns; an import takes at most 1,000"):
+        people.import_file(write(tmp_path, "wider.jsonl", json.dumps(too_wide) + "\n"))
+
+
+def test_a_json_record_over_the_reader_limit_names_the_fix(people: Campaign, tmp_path: Path) -> None:
+    path = write(tmp_path, "big.jsonl", json.dumps({"Email": "z@z.com", "blob": "x" * 40_000_000}) + "\n")
+    with pytest.raises(ImportError_, match="maximum_object_size") as refused:
+        people.import_file(path)
+    assert refused.value.hint == "shorten that record, or import the data as CSV or Parquet"
