@@ -219,12 +219,15 @@ def _check_campaign_key(con: duckdb.DuckDBPyConnection, tables: CampaignTables, 
     """Record the staged rows whose key several campaign rows hold: an upsert touches only the row its key
     names, so such a record can go nowhere."""
     k = quote(key)
-    con.execute(
+    table = tables.tables[key]
+    con.execute(  # the repeated values first: listing every value's rows costs a million lists
         f"""CREATE OR REPLACE TEMP TABLE _key_repeats AS
             SELECT value AS _value, count(*) AS _count,
                    array_to_string(list(row_id ORDER BY row_id)[1:{SHOWN_ROWS}], ', ') AS _rows
-            FROM {tables.tables[key]}
-            WHERE value IN (SELECT {k} FROM _staged) GROUP BY value HAVING count(*) > 1"""
+            FROM {table}
+            WHERE value IN (SELECT value FROM {table} GROUP BY value HAVING count(*) > 1)
+              AND value IN (SELECT {k} FROM _staged)
+            GROUP BY value"""
     )
     more = f"CASE WHEN r._count > {SHOWN_ROWS} THEN ', ...' ELSE '' END"
     error = (

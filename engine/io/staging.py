@@ -158,12 +158,13 @@ def _create_staged(
     if not errors:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT {', '.join(selects)} FROM _raw")
         return
+    error = quote("#error")  # a name no campaign column can have
     con.execute(
-        f"INSERT INTO _problems SELECT _n, NULL, 'cast', error, NULL FROM "
-        f"(SELECT _n, coalesce({', '.join(errors)}) AS error FROM _raw) WHERE error IS NOT NULL"
+        f"CREATE OR REPLACE TEMP TABLE _cast AS SELECT {', '.join(selects)}, coalesce({', '.join(errors)}) "
+        f"AS {error} FROM _raw ORDER BY _n"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _cast AS SELECT {', '.join(selects)} FROM _raw ORDER BY _n")
-    con.execute("CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM _cast")
+    con.execute(f"INSERT INTO _problems SELECT _n, NULL, 'cast', {error}, NULL FROM _cast WHERE {error} IS NOT NULL")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT * EXCLUDE ({error}) FROM _cast")
 
 
 def _run_read(con: duckdb.DuckDBPyConnection, sql: str) -> None:
