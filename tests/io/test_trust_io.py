@@ -4,6 +4,7 @@ and bad input is refused up front in one line that names the fix, with nothing w
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from pathlib import Path
@@ -209,13 +210,17 @@ def test_raw_import_keeps_a_leading_apostrophe(ws: Workspace, tmp_path: Path) ->
     assert ws.query("SELECT handle FROM raw").rows() == [("'@ann",)]
 
 
+@functools.cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(["'", "=", "+", "-", "@", "\t", "\r", "a", " ", "1"]), max_size=6))
 def test_the_import_unescape_undoes_the_export_escape_for_any_text(text: str) -> None:
-    with duckdb.connect() as con:
-        escaped, back = con.execute(
-            f"SELECT {formula_safe('$1::VARCHAR')}, {formula_unescaped(formula_safe('$1::VARCHAR'))}", [text]
-        ).fetchone() or (None, None)
+    escaped, back = _scratch().execute(
+        f"SELECT {formula_safe('$1::VARCHAR')}, {formula_unescaped(formula_safe('$1::VARCHAR'))}", [text]
+    ).fetchone() or (None, None)
     assert back == text
     assert not escaped[:1] or escaped[0] not in FORMULA_STARTS  # what a spreadsheet opens is never a formula
 
