@@ -24,6 +24,8 @@ from engine.graph import Action, CellPlan
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, PAUSED_HINT, RETRYABLE_CODES, SETTLED, ErrorCode, Status
 
 KEEP = "keep"
+STALE = "stale"  # the verdict on a refused cell whose inputs changed: its value and key stay, marked stale
+FRESH = pa.array(sorted(s.value for s in FRESH_WHEN_KEY_MATCHES))
 # A manual cell goes stale only from these statuses (an empty or queued one has nothing to be stale about).
 SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error", "running"])  # running: inputs edited meanwhile
 # Each error code with a hint, and the hint, in the same order.
@@ -104,7 +106,13 @@ def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
         verdict = pc.if_else(pc.and_(same_key, pc.or_(fresh, settled_failure)), KEEP, verdict)
     decided = pc.coalesce(gates, verdict)
     if refused:
-        decided = pc.if_else(holds(table), KEEP, decided)
+        # A refusal changes no value. But a fresh outcome whose inputs changed is fresh no longer: it keeps its
+        # value and key, and says stale (rule 2), so that resuming the step computes it.
+        outdated = pc.and_(
+            pc.is_in(_fill(table.column("old_status"), "empty"), value_set=FRESH),
+            pc.invert(pc.fill_null(pc.equal(table.column("old_key"), table.column("key")), False)),
+        )
+        decided = pc.if_else(holds(table), pc.if_else(outdated, STALE, KEEP), decided)
     return decided
 
 
@@ -194,9 +202,13 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     waits = pc.starts_with(verdict, "wait:")
     blocks = pc.starts_with(verdict, "block:")
     paused = pc.equal(verdict, "paused")
+    stale = pc.equal(verdict, STALE)
     otherwise = pc.if_else(
         waits, "waiting",
-        pc.if_else(pc.equal(verdict, "skip"), "skipped", pc.if_else(paused, Status.PAUSED.value, "error")),
+        pc.if_else(
+            pc.equal(verdict, "skip"), "skipped",
+            pc.if_else(paused, Status.PAUSED.value, pc.if_else(stale, Status.STALE.value, "error")),
+        ),
     )
     codes = pc.if_else(
         blocks, ErrorCode.UPSTREAM_ERROR.value,
@@ -216,9 +228,11 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
         ),
     )
     return {
-        "value": pc.if_else(runs, value, pc.if_else(waits, old_value, pa.nulls(n, old_value.type))),
+        "value": pc.if_else(runs, value, pc.if_else(pc.or_(waits, stale), old_value, pa.nulls(n, old_value.type))),
         "status": pc.if_else(runs, status, otherwise),
-        "key": pc.if_else(pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pa.nulls(n, pa.uint64())),
+        "key": pc.if_else(
+            pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pc.if_else(stale, old_key, pa.nulls(n, pa.uint64()))
+        ),
         "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
         "error_code": pc.if_else(runs, batch_code, codes),
         "error_message": pc.if_else(runs, batch_message, messages),

@@ -140,6 +140,25 @@ def test_a_paused_step_keeps_its_values_and_an_empty_cell_shows_paused_not_an_er
     assert campaign.status_counts()["fit"] == {"done": ROWS + 1}
 
 
+def test_a_paused_steps_cell_whose_input_changed_keeps_its_value_marked_stale(ws: Workspace) -> None:
+    """Pausing keeps values, but `done` means fresh: an edit (or upsert) under a paused step marks the cell stale
+    with its old value and key, and resuming computes it (found by tests/test_invariants.py: it stayed done)."""
+    campaign = ws.campaign("c")
+    ws.pause("c", "fit")
+    old = campaign.cell(2, "fit")
+    campaign.set(2, "company", "renamed")
+    kept = campaign.cell(2, "fit")
+    assert (kept.value, kept.key) == (old.value, old.key)
+    assert kept.status in (Status.STALE, Status.QUEUED)  # never done: its inputs changed
+    campaign.run(["fit"], rows=[2])
+    kept = campaign.cell(2, "fit")
+    assert (kept.status, kept.value, kept.key) == (Status.STALE, old.value, old.key)
+    assert LEDGER.calls == []
+    ws.resume("c", "fit", run=False)
+    campaign.run()
+    assert (campaign.cell(2, "fit").status, campaign.cell(2, "fit").value) == (Status.DONE, "probe(renamed)")
+
+
 # ---- item 12: the estimate compares with the balance; a run that stops for credits says so -----------------
 
 
