@@ -139,6 +139,7 @@ def test_a_secret_reaches_no_file_output_or_log_line(
     canary = "canary" + secrets.token_hex(16)
     monkeypatch.setenv(KEY, canary)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="httpx")  # importing litellm earlier in a session quiets httpx
     refused = closed_port()
     ws = Workspace.init(tmp_path / "ws")
     ws.set_setting("allowed_hosts", [f"127.0.0.1:{echo_server}", f"127.0.0.1:{refused}"])
