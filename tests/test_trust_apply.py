@@ -433,3 +433,29 @@ def test_cli_history_purge_asks_for_yes(ws: Workspace, basic) -> None:  # type: 
     )
     assert ok(ws.path, "history", "purge", "-c", "t", "--column", "research", "--yes").startswith("deleted")
     assert not [a for a in ws.activity(1000) if a["column_name"] == "research"]
+
+
+def test_a_step_turned_into_another_kind_keeps_its_paid_results_until_pruned(basic) -> None:  # type: ignore[no-untyped-def]
+    """research's probe results (paid-kind answers) are not dropped because the spec makes research a formula."""
+    ws = Workspace(basic.db.path.parent)
+    as_formula = BASIC_SPEC.replace(RESEARCH, '  - {name: research, kind: formula, expression: "upper(domain)"}\n')
+    before = values(basic, "research")
+    with pytest.raises(SpecError) as refused:
+        ws.apply(as_formula)
+    assert "research" in str(refused.value) and "--prune" in str(refused.value.hint)
+    assert values(basic, "research") == before
+    ws.apply(as_formula, prune=True)
+    assert values(basic, "research") == ["ACME.COM", "GLOBEX.IO", "INITECH.ORG"]
+
+
+def test_a_new_type_for_a_step_keeps_its_hand_edits_until_pruned(basic) -> None:  # type: ignore[no-untyped-def]
+    """greet edited by hand on row 2: retyping the step would start its cells anew, losing the edit."""
+    ws = Workspace(basic.db.path.parent)
+    basic.set(2, "greet", "Dear Bob")
+    retyped = BASIC_SPEC.replace(GREET, '  - {name: greet, kind: formula, expression: "length(first)"}\n')
+    with pytest.raises(SpecError) as refused:
+        ws.apply(retyped)
+    assert "by hand" not in str(refused.value) and "--prune" in str(refused.value.hint)
+    assert basic.cell(2, "greet").value == "Dear Bob"
+    ws.apply(BASIC_SPEC.replace(GREET, '  - {name: greet, kind: formula, expression: "upper(first)"}\n'))
+    assert basic.cell(2, "greet").value == "Dear Bob"  # the same type: the edit stays pinned

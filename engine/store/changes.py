@@ -170,13 +170,16 @@ def _plan(
             continue
         if not column.is_input and had.kind != column.kind:
             changes.new_steps.append(column.name)
-        held = _held(con, had) if column.kind != had.kind and (column.is_input or had.kind == INPUT_KIND) else 0
+        # A new kind, or a step's new value type, starts the column's cells anew: what they hold that cannot be
+        # computed again (inputs, paid results of another kind, hand edits) needs a prune.
+        held = _held(con, had) if column.kind != had.kind else _held(con, had, by_hand_only=True)
         if held and pruning(column.name):
             changes.pruned[column.name] = held
         elif held:
             what = "input column" if had.kind == INPUT_KIND else f"{had.kind} step"
+            replaced = f"a {column.kind} column" if column.kind != had.kind else f"its new type {column.value_type}"
             refuse(SpecError(
-                f"the {what} holds {held} value(s) that a {column.kind} column would replace",
+                f"the {what} holds {held} value(s) that {replaced} would replace",
                 hint=f"give the {column.kind} column a new name, or {PRUNE_FIX}", column=column.name,
             ))
     if changes.refusals:
@@ -204,12 +207,14 @@ def _settled(spec: CampaignSpec) -> list[Any]:
     ]
 
 
-def _held(con: duckdb.DuckDBPyConnection, found: _Stored) -> int:
+def _held(con: duckdb.DuckDBPyConnection, found: _Stored, *, by_hand_only: bool = False) -> int:
     """How many of a column's cells hold data that dropping it would lose: an input's values, a paid kind's
-    results, and cells edited by hand (a free step's computed values are its inputs' to compute again)."""
+    results, and cells edited by hand (a free step's computed values are its inputs' to compute again); with
+    `by_hand_only`, only the cells edited by hand."""
     if found.kind == INPUT_KIND:
         return int(scalar(con, f"SELECT count(*) FROM {found.table} WHERE value IS NOT NULL"))
-    by_hand = "" if not KINDS[found.kind].free else " AND status IN ('pinned', 'confirmed')"
+    free = KINDS[found.kind].free or by_hand_only
+    by_hand = "" if not free else " AND status IN ('pinned', 'confirmed')"
     return int(scalar(con, f"SELECT count(*) FROM {found.table} WHERE value IS NOT NULL{by_hand}"))
 
 
