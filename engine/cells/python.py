@@ -20,7 +20,6 @@ from engine.cells.base import Batch, StepOptions
 from engine.cells.outcomes import done, failed
 from engine.types import ErrorCode
 
-
 IMPORT_FIX = "put the module's folder on PYTHONPATH, or run runsheet in the folder that holds it"
 
 

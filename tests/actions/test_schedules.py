@@ -115,7 +115,8 @@ def test_a_freshness_rerun_does_not_resend_an_unchanged_export(tmp_path: Path, r
     sends nothing (issue 13, item 10; found by tests/test_invariants.py)."""
     ws = Workspace.init(tmp_path / "fresh")
     ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}"])
-    ws.apply(SPEC + f'  - {{name: push, kind: export, url: "{receiver.base}/hooks/crm", fields: [company, research]}}\n')
+    push = f'  - {{name: push, kind: export, url: "{receiver.base}/hooks/crm", fields: [company, research]}}\n'
+    ws.apply(SPEC + push)
     campaign = ws.campaign("s")
     campaign.add_rows([{"company": f"c{i}"} for i in range(3)])
     campaign.run()
@@ -125,5 +126,6 @@ def test_a_freshness_rerun_does_not_resend_an_unchanged_export(tmp_path: Path, r
     PROBE_LEDGER.clear()
     clock.now = datetime.now() + timedelta(days=31)
     run_due(ws, clock)
-    assert sorted(PROBE_LEDGER.calls) == [("research", 1), ("research", 2), ("research", 3)]  # the answers were re-run...
+    # the answers were re-run...
+    assert sorted(PROBE_LEDGER.calls) == [("research", 1), ("research", 2), ("research", 3)]
     assert receiver.posts() == 3  # ...and the same payloads were not sent again

@@ -3,11 +3,10 @@ many workspace reads a navigation makes, counted on the engine's own methods."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
