@@ -50,8 +50,21 @@ def intake(folder: Path, total: int) -> dict[str, float]:
     token = create_token(ws.db, ws.actor, "bench")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "-w", str(ws.path), "--port", str(port), "--exit-after", "900",
-         "--no-schedules"], cwd=REPO, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "-w",
+            str(ws.path),
+            "--port",
+            str(port),
+            "--exit-after",
+            "900",
+            "--no-schedules",
+        ],
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
     )
     figures: dict[str, float] = {}
     try:
@@ -65,8 +78,12 @@ def intake(folder: Path, total: int) -> dict[str, float]:
             for batch, records in ((1, max(20, total // 50)), (500, total)):
                 started = time.perf_counter()
                 for start in range(0, records, batch):
-                    body = {"records": [{"email": f"b{batch}-{i}@x.com", "company": f"C{i}"}
-                                        for i in range(start, min(records, start + batch))]}
+                    body = {
+                        "records": [
+                            {"email": f"b{batch}-{i}@x.com", "company": f"C{i}"}
+                            for i in range(start, min(records, start + batch))
+                        ]
+                    }
                     client.post("/campaigns/bench/records", json=body).raise_for_status()
                 figures[f"intake_records_per_s_batch_{batch}"] = records / (time.perf_counter() - started)
     finally:
@@ -99,6 +116,7 @@ def delivery(folder: Path, total: int) -> dict[str, float]:
         async def plain() -> None:
             queue = iter(payloads)
             async with httpx.AsyncClient(base_url=receiver.base) as client:
+
                 async def worker() -> None:
                     for body in queue:
                         (await client.post("/hooks/plain", content=body)).raise_for_status()
@@ -110,8 +128,11 @@ def delivery(folder: Path, total: int) -> dict[str, float]:
         baseline = total / (time.perf_counter() - started)
     finally:
         receiver.stop()
-    return {"export_deliveries_per_s_outbox": outbox, "export_deliveries_per_s_plain_posts": baseline,
-            "export_outbox_vs_plain": outbox / baseline}
+    return {
+        "export_deliveries_per_s_outbox": outbox,
+        "export_deliveries_per_s_plain_posts": baseline,
+        "export_outbox_vs_plain": outbox / baseline,
+    }
 
 
 def main() -> None:

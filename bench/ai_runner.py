@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "ai_runner.json"
-ProviderHandle = (
-    Any  # tests.support.provider.ProviderProcess, imported lazily (tests/ is not a package dependency)
-)
+ProviderHandle = Any  # tests.support.provider.ProviderProcess, imported lazily (tests/ is not a package dependency)
 QUICK = bool(os.environ.get("BENCH_AI_QUICK"))
 CELLS = 2_000 if QUICK else 10_000
 CACHED = 10_000 if QUICK else 100_000
@@ -59,9 +57,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def scenario_runner(
-    folder: str, api_base: str, transport: str, cells: int, concurrency: int
-) -> dict[str, float]:
+def scenario_runner(folder: str, api_base: str, transport: str, cells: int, concurrency: int) -> dict[str, float]:
     from engine import RunOptions, Workspace
 
     ws = Workspace.init(folder)
@@ -93,7 +89,7 @@ def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, f
     failures = []
 
     def call(i: int) -> str:
-        for attempt in range(3):  # a dropped connection under load is retried, as such pools do
+        for _attempt in range(3):  # a dropped connection under load is retried, as such pools do
             try:
                 response = litellm.completion(
                     model="openai/fake-model",
@@ -214,9 +210,7 @@ def main() -> None:
     from tests.support.provider import start_provider
 
     only = set(filter(None, os.environ.get("BENCH_AI_ONLY", "").split(",")))  # e.g. BENCH_AI_ONLY=pool,stop
-    results: dict[str, dict[str, float]] = (
-        json.loads(RESULTS.read_text()) if only and RESULTS.exists() else {}
-    )
+    results: dict[str, dict[str, float]] = json.loads(RESULTS.read_text()) if only and RESULTS.exists() else {}
     slow = start_provider(latency=LATENCY)
     fast = start_provider(latency=0.0)
     try:
@@ -235,9 +229,7 @@ def main() -> None:
 def _direct(results: dict[str, dict[str, float]], tmp: Path, slow: str, fast: ProviderHandle) -> None:
     for concurrency in (64, 256):
         cap = concurrency / LATENCY
-        found = run_scenario(
-            "runner", str(tmp / f"direct{concurrency}"), slow, "direct", str(CELLS), str(concurrency)
-        )
+        found = run_scenario("runner", str(tmp / f"direct{concurrency}"), slow, "direct", str(CELLS), str(concurrency))
         found["share_of_cap"] = found["calls_per_s"] / cap
         results[f"runner_direct_c{concurrency}"] = found
         print(
@@ -260,7 +252,10 @@ def _litellm(results: dict[str, dict[str, float]], tmp: Path, slow: str, fast: P
 def _pool(results: dict[str, dict[str, float]], tmp: Path, slow: str, fast: ProviderHandle) -> None:
     found = run_scenario("pool", slow, str(CELLS), "64")
     results["litellm_thread_pool_64"] = found
-    line = f"64-thread pool of litellm.completion: {found['calls_per_s']:.0f} calls/s, {found['cpu_us_per_call']:.0f} us CPU/call"
+    line = (
+        f"64-thread pool of litellm.completion: {found['calls_per_s']:.0f} calls/s, "
+        f"{found['cpu_us_per_call']:.0f} us CPU/call"
+    )
     for name in ("runner_direct_c64", "runner_litellm_c64"):
         if name in results:
             ours = results[name]

@@ -45,7 +45,8 @@ def build(folder: Path, rows: int) -> tuple[object, int]:
     campaign = ws.campaign("bench")
     i = pl.col("i")
     frame = pl.DataFrame({"i": pl.int_range(0, rows, eager=True)}).select(
-        email=pl.format("user{}@company{}.com", i, i % 5000), company=pl.format("Company {}", i % 5000),
+        email=pl.format("user{}@company{}.com", i, i % 5000),
+        company=pl.format("Company {}", i % 5000),
     )
     campaign.add_rows(frame, run=False)
     campaign.run()
@@ -112,7 +113,10 @@ def main() -> None:
         status = ws.runs(1)[0]["status"]  # type: ignore[attr-defined]
     assert status == "running", "the live run must not have been reclaimed"
     figures: dict[str, Any] = {
-        "rows": rows, "runs": HISTORY + 1, "repeats": REPEATS, "build_s": built,
+        "rows": rows,
+        "runs": HISTORY + 1,
+        "repeats": REPEATS,
+        "build_s": built,
         "status_with_check_ms": statistics.median(with_check) * 1000,
         "status_without_check_ms": statistics.median(without) * 1000,
         "check_alone_ms": statistics.median(alone) * 1000,
@@ -122,9 +126,11 @@ def main() -> None:
     ratio = figures["status_with_check_ms"] / figures["status_without_check_ms"]
     figures["ratio"] = ratio
     print(f"liveness check on status, {rows:,} records x 4 step columns, {HISTORY + 1:,} runs (one live)")
-    print(f"  Campaign.status_counts with the check: {figures['status_with_check_ms']:.2f} ms, without: "
-          f"{figures['status_without_check_ms']:.2f} ms (medians of {REPEATS}, alternating); ratio {ratio:.3f}x"
-          " (target <= 1.10x)")
+    print(
+        f"  Campaign.status_counts with the check: {figures['status_with_check_ms']:.2f} ms, without: "
+        f"{figures['status_without_check_ms']:.2f} ms (medians of {REPEATS}, alternating); ratio {ratio:.3f}x"
+        " (target <= 1.10x)"
+    )
     print(f"  the check alone, inside a transaction: {figures['check_alone_ms']:.3f} ms")
     print(f"  load average: {' '.join(f'{x:.2f}' for x in figures['load'])}")
     RESULTS.parent.mkdir(exist_ok=True)

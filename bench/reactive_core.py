@@ -29,7 +29,9 @@ columns:
   - {name: employees, kind: input, type: BIGINT}
   - {name: domain, kind: formula, expression: "lower(split_part(email, '@', 2))"}
   - {name: who, kind: formula, expression: "first_name || ' @ ' || company"}
-  - {name: size_band, kind: formula, expression: "CASE WHEN employees < 50 THEN 'small' WHEN employees < 500 THEN 'mid' ELSE 'large' END"}
+  - name: size_band
+    kind: formula
+    expression: "CASE WHEN employees < 50 THEN 'small' WHEN employees < 500 THEN 'mid' ELSE 'large' END"
   - {name: score, kind: formula, expression: "length(domain) + employees % 97"}
   - {name: tier, kind: formula, expression: "CASE WHEN score > 60 THEN 'A' WHEN score > 30 THEN 'B' ELSE 'C' END"}
   - {name: label, kind: formula, expression: "tier || ':' || size_band"}
@@ -129,8 +131,11 @@ def scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
             stored.append(time.perf_counter() - started)
         con.execute("DROP TABLE baseline_stored")
         con.close()
-        return {"median_s": statistics.median(times), "stored_s": statistics.median(stored),
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return {
+            "median_s": statistics.median(times),
+            "stored_s": statistics.median(stored),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"median_s": statistics.median(times), "peak_rss_mib": peak_mib}
 
@@ -170,17 +175,25 @@ def floor(folder: Path) -> dict[str, float]:
         con.execute("ROLLBACK")
         return spent
 
-    figures = {"keys_s": statistics.median(keys() for _ in range(REPEATS)),
-               "rewrite_s": statistics.median(rewrite() for _ in range(REPEATS))}
+    figures = {
+        "keys_s": statistics.median(keys() for _ in range(REPEATS)),
+        "rewrite_s": statistics.median(rewrite() for _ in range(REPEATS)),
+    }
     con.close()
-    return {**figures, "median_s": figures["keys_s"] + figures["rewrite_s"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        **figures,
+        "median_s": figures["keys_s"] + figures["rewrite_s"],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_scenario(folder: Path, name: str, rows: int) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.reactive_core", "--scenario", name, str(folder), str(rows)],
-        check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -191,9 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rows in sizes:
             folder = Path(tmp) / f"ws{rows}"
-            figures[str(rows)] = {
-                name: run_scenario(folder, name, rows) for name in SCENARIOS
-            }
+            figures[str(rows)] = {name: run_scenario(folder, name, rows) for name in SCENARIOS}
     small, large = str(sizes[0]), str(sizes[-1])
     edit_small = figures[small]["edit"]["median_s"] * 1000
     edit_large = figures[large]["edit"]["median_s"] * 1000
@@ -203,8 +214,10 @@ def main() -> None:
     baseline = figures[large]["baseline"]["median_s"]
     print(f"reactive core, {int(large):,} records, 8 step columns (7 formulas + 1 probe)")
     print(f"  edit one input cell, median of {EDITS} back to back: {edit_large:.1f} ms (target <= 100 ms)")
-    print(f"  same edit on {int(small):,} records: {edit_small:.1f} ms; ratio {edit_large / edit_small:.2f}x"
-          " (target <= 2x)")
+    print(
+        f"  same edit on {int(small):,} records: {edit_small:.1f} ms; ratio {edit_large / edit_small:.2f}x"
+        " (target <= 2x)"
+    )
     print(f"  edits {COLD_PAUSE_S:g} s apart (the file opened again each time): {cold_large:.1f} ms")
     print(f"  same on {int(small):,} records: {cold_small:.1f} ms; ratio {cold_large / cold_small:.2f}x")
     rewrite = figures[large]["rewrite"]["median_s"]
@@ -212,15 +225,17 @@ def main() -> None:
     print(f"  full recompute of the 7 formulas (Run Again; the values come out the same): {recompute:.3f} s")
     print(f"  one hand-written DuckDB statement:  {baseline:.3f} s; ratio {recompute / baseline:.2f}x (target <= 2x)")
     print(f"  the same statement storing its result in the file: {stored:.3f} s; ratio {recompute / stored:.2f}x")
-    print(f"  a spec change to all 7 (every key and cell rewritten): {rewrite:.3f} s;"
-          f" {rewrite / baseline:.1f}x the statement, {rewrite / stored:.1f}x the stored one")
+    print(
+        f"  a spec change to all 7 (every key and cell rewritten): {rewrite:.3f} s;"
+        f" {rewrite / baseline:.1f}x the statement, {rewrite / stored:.1f}x the stored one"
+    )
     parts = figures[large]["floor"]
-    print(f"  what rewriting every cell costs at least: the cells' keys {parts['keys_s']:.3f} s, rewriting the"
-          f" 7 step tables {parts['rewrite_s']:.3f} s; together {parts['median_s'] / baseline:.1f}x the statement")
+    print(
+        f"  what rewriting every cell costs at least: the cells' keys {parts['keys_s']:.3f} s, rewriting the"
+        f" 7 step tables {parts['rewrite_s']:.3f} s; together {parts['median_s'] / baseline:.1f}x the statement"
+    )
     for rows in sizes:
-        peaks = ", ".join(
-            f"{n} {figures[str(rows)][n]['peak_rss_mib']:.0f} MiB" for n in SCENARIOS
-        )
+        peaks = ", ".join(f"{n} {figures[str(rows)][n]['peak_rss_mib']:.0f} MiB" for n in SCENARIOS)
         print(f"  peak RSS at {rows:,} rows: {peaks}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")

@@ -116,10 +116,17 @@ def measure_browser(url: str, trivial_url: str) -> dict[str, list[float]]:
     from ui.browser import editor, grid, select_cell
 
     expect.set_options(timeout=60_000)
-    figures: dict[str, list[float]] = {name: [] for name in (
-        "navigation_s", "navigation_listed_s", "trivial_streamlit_navigation_s",
-        "trivial_streamlit_navigation_listed_s", "edit_s", "edit_listed_s",
-    )}
+    figures: dict[str, list[float]] = {
+        name: []
+        for name in (
+            "navigation_s",
+            "navigation_listed_s",
+            "trivial_streamlit_navigation_s",
+            "trivial_streamlit_navigation_listed_s",
+            "edit_s",
+            "edit_listed_s",
+        )
+    }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = new_page(browser, 0, EMAIL, FIRST_EMAIL)
@@ -181,9 +188,24 @@ def trivial_streamlit(folder: Path) -> Iterator[str]:
     log = folder / "trivial.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(script),
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -235,21 +257,37 @@ def main() -> None:
 
     nav, edit = summary["navigation_s"], summary["edit_s"]
     print(f"UI grid in Chromium, {rows:,} records (built in {built:.0f} s), 12 columns, 50 rows per page")
-    print(f"  navigation to first page shown: median {nav['median']:.3f} s, max {nav['max']:.3f} s "
-          f"over {NAVIGATIONS} (target <= 1.5 s); its accessible table: median {median('navigation_listed_s'):.3f} s")
-    print(f"  input edit to downstream formula shown: median {edit['median']:.3f} s, max {edit['max']:.3f} s "
-          f"over {EDITS} (target <= 1 s); its accessible table: median {median('edit_listed_s'):.3f} s")
-    print(f"  baseline, a one-dataframe Streamlit page (no engine), navigations alternated with the grid's: "
-          f"shown median {median('trivial_streamlit_navigation_s'):.3f} s, "
-          f"its accessible table {median('trivial_streamlit_navigation_listed_s'):.3f} s")
-    print(f"  baseline, engine only: page {median('engine_page_s') * 1000:.0f} ms, "
-          f"edit {median('engine_edit_s') * 1000:.0f} ms (median)")
+    print(
+        f"  navigation to first page shown: median {nav['median']:.3f} s, max {nav['max']:.3f} s "
+        f"over {NAVIGATIONS} (target <= 1.5 s); its accessible table: median {median('navigation_listed_s'):.3f} s"
+    )
+    print(
+        f"  input edit to downstream formula shown: median {edit['median']:.3f} s, max {edit['max']:.3f} s "
+        f"over {EDITS} (target <= 1 s); its accessible table: median {median('edit_listed_s'):.3f} s"
+    )
+    print(
+        f"  baseline, a one-dataframe Streamlit page (no engine), navigations alternated with the grid's: "
+        f"shown median {median('trivial_streamlit_navigation_s'):.3f} s, "
+        f"its accessible table {median('trivial_streamlit_navigation_listed_s'):.3f} s"
+    )
+    print(
+        f"  baseline, engine only: page {median('engine_page_s') * 1000:.0f} ms, "
+        f"edit {median('engine_edit_s') * 1000:.0f} ms (median)"
+    )
     print(f"  load average (1, 5, 15 min) before the measurements {_load(load_before)}, after {_load(load_after)}")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(
-        {"rows": rows, "load_average": {"before": load_before, "after": load_after}, "summary": summary,
-         "samples": figures}, indent=2,
-    ) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "load_average": {"before": load_before, "after": load_after},
+                "summary": summary,
+                "samples": figures,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"  written to {RESULTS}")
 
 

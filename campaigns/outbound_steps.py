@@ -17,10 +17,14 @@ def seniority(df: pl.DataFrame) -> pl.Series:
     """`title` -> executive, director, manager or individual; unknown when the title is empty or null."""
     title = pl.col("title").str.strip_chars().str.to_lowercase()
     level = (
-        pl.when(title.is_null() | (title == "")).then(pl.lit("unknown"))
-        .when(title.str.contains(EXECUTIVE)).then(pl.lit("executive"))
-        .when(title.str.contains(DIRECTOR)).then(pl.lit("director"))
-        .when(title.str.contains(MANAGER)).then(pl.lit("manager"))
+        pl.when(title.is_null() | (title == ""))
+        .then(pl.lit("unknown"))
+        .when(title.str.contains(EXECUTIVE))
+        .then(pl.lit("executive"))
+        .when(title.str.contains(DIRECTOR))
+        .then(pl.lit("director"))
+        .when(title.str.contains(MANAGER))
+        .then(pl.lit("manager"))
         .otherwise(pl.lit("individual"))
     )
     return df.select(level.alias("seniority")).to_series()

@@ -1,12 +1,12 @@
 """Runsheet's public API: the CLI and the UI use only what is exported here.
 
-    ws = Workspace.init("my-workspace")
-    ws.apply("campaigns/outbound.yaml")
-    campaign = ws.campaign("outbound")
-    campaign.import_file("campaigns/prospects.csv")
-    campaign.set(1, "email", "ada@example.com")   # downstream formula cells recompute at once
-    campaign.run(["opener"], rows=[1])             # Click to Run / Run Again (force=True)
-    campaign.save_to_record(1, "opener")           # Save to Record: a line "opener: ..." in the notes field
+ws = Workspace.init("my-workspace")
+ws.apply("campaigns/outbound.yaml")
+campaign = ws.campaign("outbound")
+campaign.import_file("campaigns/prospects.csv")
+campaign.set(1, "email", "ada@example.com")   # downstream formula cells recompute at once
+campaign.run(["opener"], rows=[1])             # Click to Run / Run Again (force=True)
+campaign.save_to_record(1, "opener")           # Save to Record: a line "opener: ..." in the notes field
 """
 
 from engine.auth import ROLES

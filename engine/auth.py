@@ -24,8 +24,17 @@ from engine.store.database import Database, scalar
 
 Role = Literal["admin", "member", "viewer"]
 Action = Literal[
-    "read", "run", "edit_inputs", "add_records", "stop", "pause", "apply_spec", "edit_context", "edit_settings",
-    "add_credits", "manage_users",
+    "read",
+    "run",
+    "edit_inputs",
+    "add_records",
+    "stop",
+    "pause",
+    "apply_spec",
+    "edit_context",
+    "edit_settings",
+    "add_credits",
+    "manage_users",
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2}
@@ -58,8 +67,13 @@ def allowed(role: Role, action: Action) -> bool:
 
 
 def authorize(
-    db: Database, actor: str, action: Action, *, con: duckdb.DuckDBPyConnection | None = None,
-    campaign_id: int | None = None, what: str = "",
+    db: Database,
+    actor: str,
+    action: Action,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    campaign_id: int | None = None,
+    what: str = "",
 ) -> None:
     """Raise PermissionDeniedError unless `actor` may do `action`. Pass the caller's open transaction as `con`
     to check inside it (no extra open of the file); a refusal is logged in a transaction of its own, so it is
@@ -73,7 +87,7 @@ def authorize(
         return
     with db.transaction() as log:
         log.execute(
-            "INSERT INTO activity (campaign_id, column_name, cells, action, outcome, \"at\", actor, trigger, "
+            'INSERT INTO activity (campaign_id, column_name, cells, action, outcome, "at", actor, trigger, '
             "error_code) VALUES (?, ?, 0, ?, 'permission_denied', now(), ?, 'auth', 'permission_denied')",
             [campaign_id, what or None, action, actor],
         )
@@ -96,9 +110,7 @@ def set_user(db: Database, actor: str, user: str, role: str) -> None:
     with db.transaction() as con:
         if not scalar(con, "SELECT count(*) FROM users") and chosen != "admin":
             raise EditError("the first user must be an admin", hint=f"run `runsheet users set {user} admin` first")
-        con.execute(
-            "INSERT OR REPLACE INTO users VALUES (?, ?, now(), ?)", [user, chosen, actor]
-        )
+        con.execute("INSERT OR REPLACE INTO users VALUES (?, ?, now(), ?)", [user, chosen, actor])
         _keep_an_admin(con)
 
 

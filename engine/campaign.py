@@ -31,8 +31,23 @@ from engine.types import Status
 
 CACHE_DIR = "cache"
 CELL_FIELDS = (
-    "value", "status", "key", "waiting_on", "error_code", "error_message", "error_hint", "cost",
-    "started_at", "finished_at", "run_id", "tokens", "latency_ms", "attempts", "provider_cost", "cached", "detail",
+    "value",
+    "status",
+    "key",
+    "waiting_on",
+    "error_code",
+    "error_message",
+    "error_hint",
+    "cost",
+    "started_at",
+    "finished_at",
+    "run_id",
+    "tokens",
+    "latency_ms",
+    "attempts",
+    "provider_cost",
+    "cached",
+    "detail",
 )
 
 
@@ -96,7 +111,9 @@ class Campaign:
 
     # ---- records in -------------------------------------------------------------------------------------
 
-    def add_rows(self, records: pl.DataFrame | Sequence[dict[str, Any]], *, run: bool = True) -> tuple[range, RunReport]:
+    def add_rows(
+        self, records: pl.DataFrame | Sequence[dict[str, Any]], *, run: bool = True
+    ) -> tuple[range, RunReport]:
         """Append records (columns named after input columns) and queue their auto-run steps; free ones compute
         now unless `run` is False. Returns the new row ids and the run's report."""
         frame = records if isinstance(records, pl.DataFrame) else pl.DataFrame(list(records))
@@ -142,8 +159,15 @@ class Campaign:
         """Write the campaign's values (and with `with_state` each step's status, error and credits) to a CSV or
         Parquet file, atomically; `where` is SQL over the wide table, run in the query sandbox."""
         return export_campaign(
-            self.db.path, self.name, path, format=format, columns=columns, where=where, with_state=with_state,
-            escape=escape, busy_timeout=self.db.busy_timeout,
+            self.db.path,
+            self.name,
+            path,
+            format=format,
+            columns=columns,
+            where=where,
+            with_state=with_state,
+            escape=escape,
+            busy_timeout=self.db.busy_timeout,
         )
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, ids: range, run: bool) -> RunReport:
@@ -206,8 +230,13 @@ class Campaign:
         return self._drive(report, RunOptions())
 
     def _edited(
-        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str | None, row_id: int,
-        run_paid: bool, describe: dict[str, Any],
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: CampaignTables,
+        column: str | None,
+        row_id: int,
+        run_paid: bool,
+        describe: dict[str, Any],
     ) -> RunReport:
         """The run an edit of (`row_id`, `column`) causes: that row's downstream reacts (rule 3)."""
         request = Request.edit([] if column is None else [column], run_paid=run_paid)
@@ -232,14 +261,13 @@ class Campaign:
 
         Without `columns`, every auto-run step; with them, those columns (manual ones too). Cells run when empty,
         stale, queued or waiting (only stale and queued ones with `only_stale`); auto ancestors without a fresh
-        value are computed first; `only_empty` keeps the cells never computed. `force` is Run Again: recompute whatever the status, bypassing the cache, then
+        value are computed first; `only_empty` keeps the cells never computed. `force` is Run Again: recompute
+        whatever the status, bypassing the cache, then
         propagate downstream; pinned cells are unpinned only when both `columns` and `rows` are given (Run Again
         on chosen cells). `limit` keeps the first N rows of the selection. `options` sets a credit cap, the
         concurrency, a progress callback and a stop event.
         """
-        report = self.start_run(
-            columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit
-        )
+        report = self.start_run(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
         return self._drive(report, options or RunOptions())
 
     def start_run(
@@ -353,8 +381,12 @@ class Campaign:
                 if not spec.is_input:
                     targets = [column] if spec.run == "auto" else []
                     report = run_transaction(
-                        con, tables, Request.run(targets, run_paid=True), Scope.rows([row_id]),
-                        actor=self.actor, trigger="pull",
+                        con,
+                        tables,
+                        Request.run(targets, run_paid=True),
+                        Scope.rows([row_id]),
+                        actor=self.actor,
+                        trigger="pull",
                     )
             if report is not None:
                 self._drive(report, RunOptions())
@@ -391,9 +423,7 @@ class Campaign:
             scope = Scope.rows(ids)
             if compute and ids:
                 auto = tables.spec.graph.auto_steps()
-                run_transaction(
-                    con, tables, Request.pull(auto), scope, actor=self.actor, trigger="pull"
-                )
+                run_transaction(con, tables, Request.pull(auto), scope, actor=self.actor, trigger="pull")
             grid: dict[int, dict[str, Cell]] = {row_id: {} for row_id in ids}
             for name in names:
                 for cell in _read_cells(con, tables, name, scope):
@@ -438,10 +468,11 @@ def _append(con: duckdb.DuckDBPyConnection, tables: CampaignTables, source: str)
             f"column(s) {', '.join(unknown)} are not input columns of campaign '{tables.spec.name}'",
             hint="add them to the spec as `kind: input`, or remove them from the data",
         )
-    start = int(
-        scalar(con, "SELECT next_row_id FROM campaigns WHERE campaign_id = ?", [tables.campaign_id])
+    start = int(scalar(con, "SELECT next_row_id FROM campaigns WHERE campaign_id = ?", [tables.campaign_id]))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _numbered AS "
+        f"SELECT {start - 1} + row_number() OVER () AS row_id, * FROM {source}"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _numbered AS SELECT {start - 1} + row_number() OVER () AS row_id, * FROM {source}")
     count = int(scalar(con, "SELECT count(*) FROM _numbered"))
     con.execute(f"INSERT INTO {tables.rows_table} SELECT row_id, now() FROM _numbered")
     for name in incoming:

@@ -34,9 +34,7 @@ HINT_TEXTS = pa.array(list(HINTS.values()))
 KEYED = pa.array(["skip", "missing"])  # verdicts other than run whose cell records the key it was judged under
 # Statuses of a cell that holds an outcome: a refusal (pause, disabled step) or a wait on this run's paid result
 # leaves such a cell as it is. Any cell holding a value counts too.
-HOLDING = pa.array(sorted(
-    s.value for s in (*SETTLED, Status.ERROR, Status.PAUSED)
-))
+HOLDING = pa.array(sorted(s.value for s in (*SETTLED, Status.ERROR, Status.PAUSED)))
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
@@ -196,33 +194,46 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     cached = pc.is_valid(table.column("memo_status")) if source.memo else pa.nulls(n, pa.bool_())
     if pc.all(runs).as_py():  # a bulk run: every planned cell runs, so there is nothing to choose per row
         return {
-            "value": value, "status": status, "key": key, "waiting_on": pa.nulls(n, string),
-            "error_code": batch_code, "error_message": batch_message, "cost": cost, "cached": cached,
+            "value": value,
+            "status": status,
+            "key": key,
+            "waiting_on": pa.nulls(n, string),
+            "error_code": batch_code,
+            "error_message": batch_message,
+            "cost": cost,
+            "cached": cached,
         }
     waits = pc.starts_with(verdict, "wait:")
     blocks = pc.starts_with(verdict, "block:")
     paused = pc.equal(verdict, "paused")
     stale = pc.equal(verdict, STALE)
     otherwise = pc.if_else(
-        waits, "waiting",
+        waits,
+        "waiting",
         pc.if_else(
-            pc.equal(verdict, "skip"), "skipped",
+            pc.equal(verdict, "skip"),
+            "skipped",
             pc.if_else(paused, Status.PAUSED.value, pc.if_else(stale, Status.STALE.value, "error")),
         ),
     )
     codes = pc.if_else(
-        blocks, ErrorCode.UPSTREAM_ERROR.value,
+        blocks,
+        ErrorCode.UPSTREAM_ERROR.value,
         pc.if_else(
-            pc.equal(verdict, "disabled"), ErrorCode.ACTION_DISABLED.value,
+            pc.equal(verdict, "disabled"),
+            ErrorCode.ACTION_DISABLED.value,
             pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
         ),
     )
     messages = pc.if_else(
-        blocks, pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
+        blocks,
+        pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
         pc.if_else(
-            pc.equal(verdict, "disabled"), "the step is disabled",
+            pc.equal(verdict, "disabled"),
+            "the step is disabled",
             pc.if_else(
-                pc.equal(verdict, "missing"), "a required field is empty",
+                pc.equal(verdict, "missing"),
+                "a required field is empty",
                 pc.if_else(paused, "the step or its campaign is paused", no_text),
             ),
         ),
@@ -276,24 +287,28 @@ def _step_table(
     if n and pc.any(pc.equal(status, Status.PAUSED.value)).as_py():
         hints = pc.if_else(pc.equal(status, Status.PAUSED.value), PAUSED_HINT, hints)
     stamp = pa.scalar(now, pa.timestamp("us"))
-    return pa.table({
-        "row_id": decided.column("row_id"),
-        "value": decided.column("value"),
-        "status": status,
-        "key": decided.column("key").cast(pa.uint64()),
-        "waiting_on": decided.column("waiting_on"),
-        "error_code": decided.column("error_code"),
-        "error_message": decided.column("error_message"),
-        "error_hint": hints,
-        "cost": decided.column("cost").cast(pa.float64()),
-        "started_at": constant(now, n, pa.timestamp("us")),
-        "finished_at": pc.if_else(pc.equal(status, Status.RUNNING.value), pa.scalar(None, pa.timestamp("us")), stamp),
-        "run_id": constant(run_id, n, pa.int64()),
-        "tokens": pa.nulls(n, pa.int64()),
-        "latency_ms": pa.nulls(n, pa.float64()),
-        "attempts": pa.nulls(n, pa.int32()),
-        "provider_cost": pa.nulls(n, pa.float64()),
-        "cached": decided.column("cached"),
-        "detail": pa.nulls(n, pa.string()),
-        "present": decided.column("present"),
-    })
+    return pa.table(
+        {
+            "row_id": decided.column("row_id"),
+            "value": decided.column("value"),
+            "status": status,
+            "key": decided.column("key").cast(pa.uint64()),
+            "waiting_on": decided.column("waiting_on"),
+            "error_code": decided.column("error_code"),
+            "error_message": decided.column("error_message"),
+            "error_hint": hints,
+            "cost": decided.column("cost").cast(pa.float64()),
+            "started_at": constant(now, n, pa.timestamp("us")),
+            "finished_at": pc.if_else(
+                pc.equal(status, Status.RUNNING.value), pa.scalar(None, pa.timestamp("us")), stamp
+            ),
+            "run_id": constant(run_id, n, pa.int64()),
+            "tokens": pa.nulls(n, pa.int64()),
+            "latency_ms": pa.nulls(n, pa.float64()),
+            "attempts": pa.nulls(n, pa.int32()),
+            "provider_cost": pa.nulls(n, pa.float64()),
+            "cached": decided.column("cached"),
+            "detail": pa.nulls(n, pa.string()),
+            "present": decided.column("present"),
+        }
+    )

@@ -24,9 +24,7 @@ from engine.store.catalog import CampaignTables
 from engine.store.context import read_context
 from engine.store.settings import load_settings
 
-SAMPLE_ROWS = (
-    20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
-)
+SAMPLE_ROWS = 20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
 
 
 def call_price(column: ColumnSpec, tiers: dict[str, float]) -> float:
@@ -133,9 +131,7 @@ def estimate_claims(
         for claim in claims:
             spec = tables.spec.column(claim.column)
             env = PrepareEnv(claim.column, claim.force, context, settings.tiers, json_columns)
-            sample = (
-                claim.frame if claim.frame.height <= SAMPLE_ROWS else claim.frame.sample(SAMPLE_ROWS, seed=0)
-            )
+            sample = claim.frame if claim.frame.height <= SAMPLE_ROWS else claim.frame.sample(SAMPLE_ROWS, seed=0)
             scale = claim.frame.height / max(1, sample.height)
             hits = tokens = 0
             price = 0.0
@@ -188,9 +184,7 @@ def estimate_claims(
         price = call_price(spec, settings.tiers)
         per_call = len(getattr(options, "prompt", "")) // 4 + (getattr(options, "max_tokens", None) or 256)
         estimate.columns.append(
-            ColumnEstimate(
-                column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False
-            )
+            ColumnEstimate(column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False)
         )
     return estimate
 

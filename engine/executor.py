@@ -242,8 +242,16 @@ class Executor:
             expression = f"({Formula().sql(options)})::{spec.value_type}"
             same_version = column not in self._respecified
             fusable.append(
-                FusedColumn(column, expression, spec.deps, self._version(column), plan.force, stamp_all, same_version,
-                            frozenset(statuses))
+                FusedColumn(
+                    column,
+                    expression,
+                    spec.deps,
+                    self._version(column),
+                    plan.force,
+                    stamp_all,
+                    same_version,
+                    frozenset(statuses),
+                )
             )
         if not fusable:
             return set()
@@ -282,12 +290,19 @@ class Executor:
         if not self._summaries:
             return
         columns, cells, outcomes, durations = zip(*self._summaries, strict=True)
-        self.con.register("_summaries", pa.table({
-            "column_name": pa.array(columns, pa.string()), "cells": pa.array(cells, pa.int64()),
-            "outcome": pa.array(outcomes, pa.string()), "duration_ms": pa.array(durations, pa.float64()),
-        }))
+        self.con.register(
+            "_summaries",
+            pa.table(
+                {
+                    "column_name": pa.array(columns, pa.string()),
+                    "cells": pa.array(cells, pa.int64()),
+                    "outcome": pa.array(outcomes, pa.string()),
+                    "duration_ms": pa.array(durations, pa.float64()),
+                }
+            ),
+        )
         self.con.execute(
-            "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, \"at\", duration_ms, "
+            'INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, "at", duration_ms, '
             "cost, actor, trigger) SELECT ?, ?, column_name, cells, 'run', outcome, now(), duration_ms, 0.0, ?, ? "
             "FROM _summaries",
             [self.run_id, self.campaign.campaign_id, *self.who],
@@ -302,7 +317,8 @@ class Executor:
         for column in self.graph.steps():
             if column in columns and not self.graph.nodes[column].free:
                 self.con.execute(
-                    f"""UPDATE {self.campaign.tables[column]} SET status = {restore_status(self.graph.nodes[column].auto)},
+                    f"""UPDATE {self.campaign.tables[column]}
+                    SET status = {restore_status(self.graph.nodes[column].auto)},
                     error_code = NULL, error_message = NULL, error_hint = NULL
                     WHERE status = 'error' AND error_code IN ({codes}) AND {scope.filter()}"""
                 )
@@ -315,7 +331,8 @@ class Executor:
         return table
 
     def _signatures(self, steps: list[str], scope: Scope) -> list[str]:
-        """Each row's status signature (its steps' statuses, in order), registered as _sig; returns the distinct ones."""
+        """Each row's status signature (its steps' statuses, in order), registered as _sig; returns the distinct
+        ones."""
         if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
             return self._few_signatures(steps, scope)
         joins, parts = [], []
@@ -348,9 +365,15 @@ class Executor:
             elif row_id in statuses:
                 statuses[row_id][step] = status
         signatures = {row_id: ",".join(row) for row_id, row in statuses.items()}
-        self.con.register("_sig", pa.table(
-            {"row_id": pa.array(list(signatures), pa.int64()), "sig": pa.array(list(signatures.values()), pa.string())}
-        ))
+        self.con.register(
+            "_sig",
+            pa.table(
+                {
+                    "row_id": pa.array(list(signatures), pa.int64()),
+                    "sig": pa.array(list(signatures.values()), pa.string()),
+                }
+            ),
+        )
         return sorted(set(signatures.values()))
 
     def _apply(self, column: str, plan: CellPlan, rows: str, scope: Scope) -> None:
@@ -390,7 +413,12 @@ class Executor:
                 update_cell(self.con, self.campaign.tables[column], out.to_pylist()[0])
             else:
                 merge_outcomes(
-                    self.con, self.campaign.tables[column], "_out", scope, present=present, rows=out.num_rows,
+                    self.con,
+                    self.campaign.tables[column],
+                    "_out",
+                    scope,
+                    present=present,
+                    rows=out.num_rows,
                     ordered=_ascending(out.column("row_id")),
                 )
             self._written.add(column)
@@ -446,11 +474,11 @@ class Executor:
             empty = (f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
             facts.append(" OR ".join(empty) + " AS _missing")
         gathered: pa.Table = self.con.sql(
-            f"""SELECT *{''.join(', ' + f for f in facts)}
-            FROM (SELECT r.row_id, {''.join(s + ', ' for s in selects)} {key} AS key,
+            f"""SELECT *{"".join(", " + f for f in facts)}
+            FROM (SELECT r.row_id, {"".join(s + ", " for s in selects)} {key} AS key,
                          coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value,
                          coalesce(cur.error_code, '') AS old_code, cur.row_id IS NOT NULL AS _present
-                  FROM ({rows_sql}) r {' '.join(joins)}
+                  FROM ({rows_sql}) r {" ".join(joins)}
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         ).to_arrow_table()
@@ -462,8 +490,11 @@ class Executor:
                 gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
         gates = decide.gate(gathered, step_deps, reads_only)
         checks = decide.Checks(
-            forced=forced, enabled=options.enabled, paused=self._paused(column),
-            has_run_if=bool(options.run_if), has_required=bool(options.required),
+            forced=forced,
+            enabled=options.enabled,
+            paused=self._paused(column),
+            has_run_if=bool(options.run_if),
+            has_required=bool(options.required),
         )
         self._in = gathered.append_column("verdict", decide.verdicts(gathered, gates, checks))
         self.con.register("_in", self._in)
@@ -519,8 +550,9 @@ class Executor:
         self.con.register("_outcomes", outcomes.to_arrow())
         self._in = self._materialize(
             "_in",
-            f"""SELECT i.*, o.value::{spec.value_type} AS new_value, o.status AS batch_status, o.error_code AS batch_code,
-                o.error_message AS batch_message, o.cost AS batch_cost FROM _in i LEFT JOIN _outcomes o USING (row_id)""",
+            f"""SELECT i.*, o.value::{spec.value_type} AS new_value, o.status AS batch_status,
+                o.error_code AS batch_code, o.error_message AS batch_message, o.cost AS batch_cost
+                FROM _in i LEFT JOIN _outcomes o USING (row_id)""",
         )
 
     def _find_formula_errors(self, out: pa.Table, deps: tuple[str, ...], expression: str) -> pa.Table:
@@ -585,10 +617,11 @@ class Executor:
         self._summaries += [[column, len(rows), o, seconds * 1000] for o, rows in summed]
         if not free and len(summed) < len(groups):
             self.con.execute(
-                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
-                actor, trigger, error_code, cached) SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id,
-                1, 'run', status, now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
-                WHERE status IN ({', '.join(literal(o) for o in executed)})"""
+                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at",
+                cost, actor, trigger, error_code, cached)
+                SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id, 1, 'run', status,
+                now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
+                WHERE status IN ({", ".join(literal(o) for o in executed)})"""
             )
 
 
@@ -605,9 +638,9 @@ def _final_outcomes(events: list[ExecutionEvent]) -> Counter[str]:
             counts[event.outcome] += event.count
     if not replayed:
         return counts
-    rows = pa.concat_arrays([
-        (e.row_ids if e.row_ids is not None else pa.array(e.rows, pa.int64())).cast(pa.int64()) for e in replayed
-    ])
+    rows = pa.concat_arrays(
+        [(e.row_ids if e.row_ids is not None else pa.array(e.rows, pa.int64())).cast(pa.int64()) for e in replayed]
+    )
     order = pa.concat_arrays([decide.constant(i, e.count, pa.int32()) for i, e in enumerate(replayed)])
     last = pl.DataFrame({"row_id": rows, "event": order}).group_by("row_id").agg(pl.col("event").max())
     for index, n in last.group_by("event").len().iter_rows():

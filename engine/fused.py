@@ -108,8 +108,8 @@ class FusedPass:
         known = {c.name for c in self.columns if "empty" not in c.statuses}
         rest = [name for name in tables if name not in aligned and name not in known]
         parts = [
-            f"SELECT NULL AS name, count(*) AS n, min(rowid) AS low, max(rowid) AS high FROM {self.campaign.rows_table} "
-            f"WHERE {scope.filter()}"
+            "SELECT NULL AS name, count(*) AS n, min(rowid) AS low, max(rowid) AS high "
+            f"FROM {self.campaign.rows_table} WHERE {scope.filter()}"
         ]
         parts += [
             f"SELECT '{i}', count(*), NULL, NULL FROM {self.campaign.tables[name]} WHERE {scope.filter()}"
@@ -154,8 +154,15 @@ class FusedPass:
 
         joins = [(dep, join(dep, f"d{i}", f"value AS {quote(dep)}")) for i, dep in enumerate(outside)]
         joins += [
-            (c.name, join(c.name, f"c{i}", f"value AS {_name('old', c.name)}, status AS {_name('status', c.name)}, "
-                          f"key AS {_name('key', c.name)}"))
+            (
+                c.name,
+                join(
+                    c.name,
+                    f"c{i}",
+                    f"value AS {_name('old', c.name)}, status AS {_name('status', c.name)}, "
+                    f"key AS {_name('key', c.name)}",
+                ),
+            )
             for i, c in enumerate(self.columns)
         ]
         # the positional joins first, straight after the registry, whose order they line up with
@@ -208,9 +215,10 @@ class FusedPass:
         reads changed value in this run (then its key is not hashed again)."""
         if not column.same_version:
             return "FALSE"
-        return " AND ".join(_name(fact, name) for fact, name in [
-            ("done", column.name), *(("same", d) for d in column.deps if d in self.fused)
-        ])
+        return " AND ".join(
+            _name(fact, name)
+            for fact, name in [("done", column.name), *(("same", d) for d in column.deps if d in self.fused)]
+        )
 
     def run(self, scope: Scope) -> FusedResult | None:
         """Compute and write the fused columns. None, with nothing written, when a formula raises in some row:
@@ -220,8 +228,11 @@ class FusedPass:
         for c in self.columns:  # new values and keys only where they are written: most often nowhere
             fate = _name("fate", c.name)
             rewritten = f"{fate} & {WRITE} <> 0"
-            wanted += [fate, f"CASE WHEN {rewritten} THEN {quote(c.name)} END AS {_name('value', c.name)}",
-                       f"CASE WHEN {rewritten} THEN {self._new_key(c)} END AS {_name('new_key', c.name)}"]
+            wanted += [
+                fate,
+                f"CASE WHEN {rewritten} THEN {quote(c.name)} END AS {_name('value', c.name)}",
+                f"CASE WHEN {rewritten} THEN {self._new_key(c)} END AS {_name('new_key', c.name)}",
+            ]
             if c.name not in self.layout.complete:  # whether the table holds the cell: updated, else appended
                 wanted.append(f"{_name('status', c.name)} IS NOT NULL AS {_name('present', c.name)}")
         # Only the rows where some cell is rewritten or came out NULL are fetched: after a Run Again whose values
@@ -241,9 +252,11 @@ class FusedPass:
             if pc.any(rewritten).as_py():
                 self._write(column, scope, cells, rewritten)
                 written.add(column.name)
-        rows = self.con.sql(
-            f"SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}"
-        ).to_arrow_table().column("row_id")
+        rows = (
+            self.con.sql(f"SELECT row_id FROM {self.campaign.rows_table} WHERE {scope.filter()}")
+            .to_arrow_table()
+            .column("row_id")
+        )
         ran, kept = {}, {}
         for column in self.columns:
             if column.forced:

@@ -48,9 +48,7 @@ def remember(name: str, value: str) -> None:
         first = not _names
         _names[value] = name
         spellings = {
-            form: f"[secret {secret_name}]"
-            for secret, secret_name in _names.items()
-            for form in _forms(secret)
+            form: f"[secret {secret_name}]" for secret, secret_name in _names.items() for form in _forms(secret)
         }
         _spellings = tuple(sorted(spellings.items(), key=lambda pair: -len(pair[0])))
         if first:

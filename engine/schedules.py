@@ -64,8 +64,14 @@ class Schedule:
 
 
 def add_schedule(
-    ws: Workspace, campaign: str, *, column: str | None = None, cron: str | None = None, every: str | None = None,
-    older_than: str | None = None, clock: Clock = _now,
+    ws: Workspace,
+    campaign: str,
+    *,
+    column: str | None = None,
+    cron: str | None = None,
+    every: str | None = None,
+    older_than: str | None = None,
+    clock: Clock = _now,
 ) -> Schedule:
     """Create a schedule (member or admin); exactly one of `cron` and `every`."""
     if (cron is None) == (every is None):
@@ -145,14 +151,19 @@ def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
         # Freshness is about answers. An export is not re-sent for age unless its schedule names it: it runs again
         # when the answers it sends are re-run, and sends only if its payload changed (engine/cells/export.py).
         targets = columns or [
-            c for c in tables.spec.graph.auto_steps()
+            c
+            for c in tables.spec.graph.auto_steps()
             if not tables.spec.graph.nodes[c].free and tables.spec.column(c).kind != "export"
         ]
         old = {
-            column: [r[0] for r in con.execute(
-                f"SELECT row_id FROM {tables.tables[column]} WHERE finished_at < ? AND status IN "
-                "('done', 'not_found') ORDER BY row_id", [cutoff],
-            ).fetchall()]
+            column: [
+                r[0]
+                for r in con.execute(
+                    f"SELECT row_id FROM {tables.tables[column]} WHERE finished_at < ? AND status IN "
+                    "('done', 'not_found') ORDER BY row_id",
+                    [cutoff],
+                ).fetchall()
+            ]
             for column in targets
         }
     last = report.run_id
@@ -184,4 +195,3 @@ class Scheduler:
             except Exception:  # a failing tick must not end the server's schedules
                 log.exception("scheduler tick failed")
             self._stop.wait(self.interval)
-

@@ -25,12 +25,30 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Names that mean something already, compared case-insensitively (DuckDB folds the case of identifiers):
 # `row_id` in every table and view, `context` and `secrets` in templates, and the fields a run computes beside
 # a step's inputs (engine/executor.py, engine/decide.py), which an input of the same name would shadow.
-RESERVED = frozenset({
-    "row_id", "context", "secrets",
-    "key", "old_key", "old_status", "old_value", "old_code", "new_value", "verdict", "present",
-    "memo_value", "memo_status", "batch_status", "batch_code", "batch_message", "batch_cost",
-    "_present", "_run_if", "_missing",
-})
+RESERVED = frozenset(
+    {
+        "row_id",
+        "context",
+        "secrets",
+        "key",
+        "old_key",
+        "old_status",
+        "old_value",
+        "old_code",
+        "new_value",
+        "verdict",
+        "present",
+        "memo_value",
+        "memo_status",
+        "batch_status",
+        "batch_code",
+        "batch_message",
+        "batch_cost",
+        "_present",
+        "_run_if",
+        "_missing",
+    }
+)
 # A step's status and run id are read beside its value as s_<step> and r_<step> (engine/executor.py).
 SHADOW_PREFIXES = ("s_", "r_")
 MAX_DEPTH = 64  # nesting a spec may use (lists and mappings); deeper is refused before anything recurses
@@ -202,11 +220,13 @@ def _renames(raw_columns: list[Any], names: list[str]) -> dict[str, str]:
         if lower.get(old.lower(), name) != name:
             raise SpecError(
                 f"renamed_from '{old}', a name the spec still has",
-                hint=f"remove renamed_from, or remove or rename the column '{lower[old.lower()]}'", column=name,
+                hint=f"remove renamed_from, or remove or rename the column '{lower[old.lower()]}'",
+                column=name,
             )
         if old in sources:
             raise SpecError(
-                f"renamed_from '{old}', as '{sources[old]}' is", hint="rename one column from a name, not two",
+                f"renamed_from '{old}', as '{sources[old]}' is",
+                hint="rename one column from a name, not two",
                 column=name,
             )
         sources[old] = name
@@ -224,7 +244,8 @@ def _check_names_apart(names: list[str], steps: set[str]) -> None:
         if other != name:
             raise SpecError(
                 f"the name differs from '{other}' only in case (names are case-insensitive)",
-                hint="rename one of them", column=name,
+                hint="rename one of them",
+                column=name,
             )
     step_names = {s.lower(): s for s in steps}
     for name in names:
@@ -234,7 +255,8 @@ def _check_names_apart(names: list[str], steps: set[str]) -> None:
             if step is not None:
                 raise SpecError(
                     f"the name '{name}' is how a run reads the state of step '{step}'",
-                    hint=f"rename it, e.g. {name[len(prefix):]}_{prefix.rstrip('_')}", column=name,
+                    hint=f"rename it, e.g. {name[len(prefix) :]}_{prefix.rstrip('_')}",
+                    column=name,
                 )
 
 
@@ -384,7 +406,8 @@ def _check_repeatable(con: duckdb.DuckDBPyConnection, column: str, expression: s
         if "volatile" not in str(err):
             message = str(err).strip().splitlines()[0]
             raise SpecError(
-                f"invalid SQL expression: {message}", hint="fix the expression (it is DuckDB SQL over the row)",
+                f"invalid SQL expression: {message}",
+                hint="fix the expression (it is DuckDB SQL over the row)",
                 column=column,
             ) from err
         raise SpecError(

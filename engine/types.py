@@ -29,9 +29,7 @@ class Status(str, Enum):
 
 
 # Statuses whose cell holds a value that downstream steps may read.
-SETTLED = frozenset(
-    {Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED, Status.CONFIRMED}
-)
+SETTLED = frozenset({Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED, Status.CONFIRMED})
 # Statuses of a cell edited by hand: recompute never overwrites it; Run Again on the cell unpins it.
 HAND_SET = frozenset({Status.PINNED, Status.CONFIRMED})
 # Statuses of a step cell whose value is current: what Save to Record may copy into the record.

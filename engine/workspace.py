@@ -71,9 +71,7 @@ class Workspace:
         self.path = Path(path)
         self.actor = actor or current_user()  # who acts, for the methods that take no `actor` (engine/auth.py)
         if not (self.path / DB_FILE).exists():
-            raise NotFoundError(
-                f"no workspace at {self.path}", hint=f"create one with `runsheet init {self.path}`"
-            )
+            raise NotFoundError(f"no workspace at {self.path}", hint=f"create one with `runsheet init {self.path}`")
         self.db = Database(self.path / DB_FILE, busy_timeout=busy_timeout)
         with self.db.transaction() as con:
             upgrade_metadata(con)
@@ -109,8 +107,13 @@ class Workspace:
         return Campaign(self.db, name, actor=actor, trigger=trigger)
 
     def apply(
-        self, spec: CampaignSpec | str | Path, *, actor: str = "api", prune: Prune = False,
-        allow_lossy: bool = False, dry_run: bool = False,
+        self,
+        spec: CampaignSpec | str | Path,
+        *,
+        actor: str = "api",
+        prune: Prune = False,
+        allow_lossy: bool = False,
+        dry_run: bool = False,
     ) -> ApplyResult:
         """Create or update a campaign from a spec (a CampaignSpec, a YAML file path, or YAML text).
 
@@ -149,13 +152,19 @@ class Workspace:
                 # a retyped input changes the values its downstream steps read
                 request = Request.spec_change([*steps, *graph.downstream(retyped_inputs)])
                 report = run_transaction(
-                    con, campaign, request, Scope.all(), actor=actor, trigger="apply",
+                    con,
+                    campaign,
+                    request,
+                    Scope.all(),
+                    actor=actor,
+                    trigger="apply",
                     describe={"apply": spec.name, "changed": changes.changed, "added": changes.added},
                 )
                 affected = set(request.columns) | graph.downstream(request.columns)
                 paused = pause_state(con, campaign.campaign_id)
                 paid = [
-                    c for c in graph.auto_steps()
+                    c
+                    for c in graph.auto_steps()
                     if c in affected and not graph.nodes[c].free and not paused.stops(c, False)
                 ]
         result = ApplyResult(spec.name, changes, report, paused=new_paid)
@@ -212,7 +221,9 @@ class Workspace:
         """Remove a context document; steps that read it become stale."""
         return self._context_changed(name, lambda con: delete_context(con, name, actor), actor)
 
-    def _context_changed(self, name: str, change: Callable[[duckdb.DuckDBPyConnection], bool], actor: str) -> list[RunReport]:
+    def _context_changed(
+        self, name: str, change: Callable[[duckdb.DuckDBPyConnection], bool], actor: str
+    ) -> list[RunReport]:
         reports = []
         with self.db.transaction() as con:
             authorize(self.db, actor, "edit_context", con=con, what=name)
@@ -224,7 +235,12 @@ class Workspace:
                 if readers:
                     reports.append(
                         run_transaction(
-                            con, campaign, Request.spec_change(readers), Scope.all(), actor=actor, trigger="context",
+                            con,
+                            campaign,
+                            Request.spec_change(readers),
+                            Scope.all(),
+                            actor=actor,
+                            trigger="context",
                             describe={"context": name},
                         )
                     )
@@ -283,7 +299,8 @@ class Workspace:
         graph = tables.spec.graph
         auto = graph.auto_steps()
         targets = [
-            c for c in ([column] if column is not None else auto)
+            c
+            for c in ([column] if column is not None else auto)
             if graph.nodes[c].auto and not still.stops(c, graph.nodes[c].free)
         ]
         handle = Campaign(self.db, campaign, actor=self.actor, trigger=trigger)
@@ -337,7 +354,8 @@ class Workspace:
                 if campaign is None or name == campaign:
                     reclaim_orphans(con, load_campaign(con, name))
         return [
-            run for run in self.runs(limit=1000)
+            run
+            for run in self.runs(limit=1000)
             if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
         ]
 
@@ -346,7 +364,7 @@ class Workspace:
         with self.db.transaction() as con:
             cursor = con.execute(
                 "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                "ORDER BY \"at\" DESC LIMIT ?",
+                'ORDER BY "at" DESC LIMIT ?',
                 [limit],
             )
             names = [d[0] for d in cursor.description]
@@ -372,9 +390,7 @@ class Workspace:
     def query(self, sql: str, *, timeout: float = 30.0, memory_limit: str = "1GB") -> pl.DataFrame:
         """Run one read-only SELECT in the SQL sandbox (engine/sql/): each campaign is a wide table named after
         it; `cells`, `runs`, `activity` and `campaigns` are tables too. Changes nothing."""
-        return run_query(
-            self.db.path, sql, limits=Limits(timeout, memory_limit), busy_timeout=self.db.busy_timeout
-        )
+        return run_query(self.db.path, sql, limits=Limits(timeout, memory_limit), busy_timeout=self.db.busy_timeout)
 
     def query_to_file(
         self,
@@ -389,6 +405,11 @@ class Workspace:
         """Write the result of a read-only SELECT to a CSV or Parquet file, atomically (CSV formula-escaped
         unless `escape` is False). Returns the number of rows written."""
         return query_to_file(
-            self.db.path, sql, path, format=format or "", escape=escape, limits=Limits(timeout, memory_limit),
+            self.db.path,
+            sql,
+            path,
+            format=format or "",
+            escape=escape,
+            limits=Limits(timeout, memory_limit),
             busy_timeout=self.db.busy_timeout,
         )

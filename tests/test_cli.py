@@ -24,7 +24,13 @@ CSV = "email,first,employees\nann@acme.com,Ann,40\nbob@globex.io,Bob,900\n"
 OPENER_1 = "probe(Hi Ann at acme.com|probe(acme.com))"
 # Rich sizes its output from these; a real user's shell usually has none of them set.
 CONSOLE_ENV = (
-    "COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "RUNSHEET_DEBUG",
+    "COLUMNS",
+    "LINES",
+    "FORCE_COLOR",
+    "NO_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+    "RUNSHEET_DEBUG",
 )
 
 
@@ -40,8 +46,13 @@ def process_env(workspace: Path) -> dict[str, str]:
 def runsheet(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`runsheet ARGS` in its own process, stdin/stdout/stderr not terminals (as in a script or CI)."""
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], cwd=REPO, env=process_env(workspace),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=REPO,
+        env=process_env(workspace),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -105,8 +116,11 @@ AFTER_IMPORT_ROW_1 = {
     "opener_length": {"value": None, "status": "waiting", "waiting_on": "opener"},
 }
 AFTER_IMPORT_STATUS = {
-    "domain": {"done": 2}, "greet": {"done": 2}, "research": {"queued": 2},
-    "opener": {"empty": 2}, "opener_length": {"waiting": 2},
+    "domain": {"done": 2},
+    "greet": {"done": 2},
+    "research": {"queued": 2},
+    "opener": {"empty": 2},
+    "opener_length": {"waiting": 2},
 }
 
 
@@ -164,8 +178,13 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print("RESULT " + json.dumps({"attempts": attempts, "loaded": loaded, "seconds": seconds, "code": code}))
 """
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, env=process_env(REPO / "no-workspace"),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=process_env(REPO / "no-workspace"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     help_text, _, result_line = done.stdout.rpartition("RESULT ")
@@ -181,20 +200,13 @@ print("RESULT " + json.dumps({"attempts": attempts, "loaded": loaded, "seconds":
 
 # (id, args, substring of the message, substring of the fix); {bad_spec} is a spec using an unknown function
 ERROR_CASES = [
-    ("bad-spec", ["apply", "{bad_spec}"],
-     "column 'bad': invalid SQL expression", "fix the expression"),
-    ("unknown-campaign", ["status", "--campaign", "nope"],
-     "no campaign named 'nope'", "apply its spec first"),
-    ("unknown-row", ["set", "t", "99", "first", "Zed"],
-     "campaign 't' has no row 99", "runsheet show"),
-    ("unknown-column", ["show", "--columns", "emial"],
-     "campaign 't' has no column 'emial'", "use one of: email"),
-    ("bad-value", ["set", "t", "1", "employees", "lots"],
-     "'lots' is not a valid BIGINT", "give a BIGINT value"),
-    ("bad-rows", ["run", "--rows", "1-x"],
-     "--rows '1-x' is not a list of row ids", "write e.g. --rows 1,2,10-12"),
-    ("missing-workspace", ["show"],
-     "no workspace at", "create one with `runsheet init"),
+    ("bad-spec", ["apply", "{bad_spec}"], "column 'bad': invalid SQL expression", "fix the expression"),
+    ("unknown-campaign", ["status", "--campaign", "nope"], "no campaign named 'nope'", "apply its spec first"),
+    ("unknown-row", ["set", "t", "99", "first", "Zed"], "campaign 't' has no row 99", "runsheet show"),
+    ("unknown-column", ["show", "--columns", "emial"], "campaign 't' has no column 'emial'", "use one of: email"),
+    ("bad-value", ["set", "t", "1", "employees", "lots"], "'lots' is not a valid BIGINT", "give a BIGINT value"),
+    ("bad-rows", ["run", "--rows", "1-x"], "--rows '1-x' is not a list of row ids", "write e.g. --rows 1,2,10-12"),
+    ("missing-workspace", ["show"], "no workspace at", "create one with `runsheet init"),
 ]
 
 
@@ -221,9 +233,7 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def error_runs(
-    template: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
+def error_runs(template: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Each error case on its own copy of the workspace; with the snapshot of that copy afterwards (None for
     the missing workspace, which must still be missing)."""
     base = tmp_path_factory.mktemp("cli-errors")
@@ -239,21 +249,26 @@ def error_runs(
         argv = [a.replace("{bad_spec}", str(bad_spec)) for a in args]
         cases.append({"id": case, "workspace": str(workspace), "args": argv})
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER], cwd=REPO, env=process_env(base), input=json.dumps(cases),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", DRIVER],
+        cwd=REPO,
+        env=process_env(base),
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     return {
-        case["id"]: (*results[case["id"]], snapshot(Workspace(case["workspace"]))
-                     if Path(case["workspace"]).exists() else None)
+        case["id"]: (
+            *results[case["id"]],
+            snapshot(Workspace(case["workspace"])) if Path(case["workspace"]).exists() else None,
+        )
         for case in cases
     }
 
 
-@pytest.mark.parametrize(
-    ("case", "message", "fix"), [pytest.param(c, m, f, id=c) for c, _, m, f in ERROR_CASES]
-)
+@pytest.mark.parametrize(("case", "message", "fix"), [pytest.param(c, m, f, id=c) for c, _, m, f in ERROR_CASES])
 def test_user_error_exits_1_with_the_reason_and_the_fix(
     error_runs: dict[str, Any], template: tuple[Path, dict[str, Any]], case: str, message: str, fix: str
 ) -> None:
@@ -299,9 +314,21 @@ def test_apply_reports_created_unchanged_and_updated(tmp_path: Path) -> None:
     assert ok(workspace, "apply", str(spec)).stdout == "campaign t created\n"
     assert ok(workspace, "apply", str(spec)).stdout == "campaign t unchanged\n"
     assert ok_json(workspace, "apply", str(spec)) == {
-        "campaign": "t", "created": False, "added": [], "removed": [], "changed": [], "estimate": None,
-        "needs_confirmation": False, "renamed": {}, "kept": {}, "pruned": {}, "retyped": [], "refused": [],
-        "dry_run": False, "paused": [], "paused_estimate": None,
+        "campaign": "t",
+        "created": False,
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "estimate": None,
+        "needs_confirmation": False,
+        "renamed": {},
+        "kept": {},
+        "pruned": {},
+        "retyped": [],
+        "refused": [],
+        "dry_run": False,
+        "paused": [],
+        "paused_estimate": None,
     }
     spec.write_text(
         BASIC_SPEC.replace("split_part(email, '@', 2)", "upper(split_part(email, '@', 2))")

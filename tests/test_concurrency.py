@@ -55,8 +55,11 @@ def test_a_writer_and_a_reader_process_share_a_workspace(ws) -> None:  # type: i
     seconds = "3"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(ws.path), seconds], cwd=REPO, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", code, str(ws.path), seconds],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for code in (WRITER, READER)
     ]
@@ -104,7 +107,9 @@ class _Intake:
 
     def post(self, body: dict[str, Any]) -> bool:
         request = urllib.request.Request(
-            f"{self.base}/campaigns/t/records", data=json.dumps(body).encode(), method="POST",
+            f"{self.base}/campaigns/t/records",
+            data=json.dumps(body).encode(),
+            method="POST",
             headers={"Authorization": f"Bearer {self.token}", "content-type": "application/json"},
         )
         while True:
@@ -151,7 +156,11 @@ def test_the_ui_the_api_and_a_cli_run_writing_at_once_lose_no_write(tmp_path: Pa
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--exit-after", "300", "--no-schedules"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     intake = _Intake(port, token)
     clients: list[threading.Thread] = []
@@ -160,7 +169,11 @@ def test_the_ui_the_api_and_a_cli_run_writing_at_once_lose_no_write(tmp_path: Pa
         _wait_for_health(port)
         runner = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", "-c", "t", "--concurrency", "4"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         while not ui.status_counts()["research"].get("running"):  # the run claimed its cells
             assert runner.poll() is None, runner.communicate()

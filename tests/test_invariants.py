@@ -185,8 +185,11 @@ class TrustMachine(RuleBasedStateMachine):
 
     # ---- records in ---------------------------------------------------------------------------------------
 
-    @rule(companies=st.lists(st.sampled_from(COMPANIES), min_size=1, max_size=3), title=st.sampled_from(TITLES),
-          repeat=st.booleans())
+    @rule(
+        companies=st.lists(st.sampled_from(COMPANIES), min_size=1, max_size=3),
+        title=st.sampled_from(TITLES),
+        repeat=st.booleans(),
+    )
     def add_records(self, companies: list[str], title: str, repeat: bool) -> None:
         handles = [self.new_handle() for _ in companies]
         if repeat and self.inputs:  # a second record with a handle the campaign already holds (legal to add)
@@ -241,7 +244,8 @@ class TrustMachine(RuleBasedStateMachine):
             for h in [*known, self.new_handle()]
         ]
         answer = self.api().post(
-            f"/campaigns/{CAMPAIGN}/records", json={"records": records, "key": "handle" if keyed else None},
+            f"/campaigns/{CAMPAIGN}/records",
+            json={"records": records, "key": "handle" if keyed else None},
             headers={"Authorization": f"Bearer {self.servers.token}"},
         )
         holders = Counter(v["handle"] for v in self.inputs.values())
@@ -404,7 +408,10 @@ class TrustMachine(RuleBasedStateMachine):
         env = {**os.environ, "RUNSHEET_WORKSPACE": str(self.path)}
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", "-c", CAMPAIGN, "--force", "--concurrency", "2"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             time.sleep(1.5)
@@ -417,8 +424,9 @@ class TrustMachine(RuleBasedStateMachine):
             for prompt in {prompt_id(self.prompt(r)) for r in self.inputs}:
                 self.forced[prompt] += 1
         self.pinned.clear()  # --force over whole columns does not unpin (only chosen cells are unpinned)...
-        self.pinned.update({r: c.value for r, c in self.cells("research").items() if c.status in (
-            Status.PINNED, Status.CONFIRMED)})  # ...so what is pinned now is what stays pinned
+        self.pinned.update(
+            {r: c.value for r, c in self.cells("research").items() if c.status in (Status.PINNED, Status.CONFIRMED)}
+        )  # ...so what is pinned now is what stays pinned
         for row in self.inputs:
             self.pushed_again[row] += 1
         self.campaign.run(options=self.run_options(None))

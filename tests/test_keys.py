@@ -23,7 +23,7 @@ def test_keys_are_md5_of_the_version_and_the_inputs_canonical_json() -> None:
     rows = [
         ("ann@acme.com", 40, None),
         ("", 0, "x"),
-        ("Zoë 漢字 \"quoted\"", -7, "a\nb"),
+        ('Zoë 漢字 "quoted"', -7, "a\nb"),
         (None, None, None),
     ]
     with duckdb.connect(":memory:") as con:

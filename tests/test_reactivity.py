@@ -18,9 +18,14 @@ def values(campaign, row: int) -> dict[str, object]:  # type: ignore[no-untyped-
 
 def test_new_rows_compute_free_steps_and_queue_paid_ones(basic) -> None:  # type: ignore[no-untyped-def]
     assert statuses(basic, 1) == {
-        "email": Status.DONE, "first": Status.DONE, "employees": Status.DONE,
-        "domain": Status.DONE, "greet": Status.DONE, "research": Status.QUEUED,
-        "opener": Status.EMPTY, "opener_length": Status.WAITING,
+        "email": Status.DONE,
+        "first": Status.DONE,
+        "employees": Status.DONE,
+        "domain": Status.DONE,
+        "greet": Status.DONE,
+        "research": Status.QUEUED,
+        "opener": Status.EMPTY,
+        "opener_length": Status.WAITING,
     }
     assert basic.cell(1, "opener_length").waiting_on == "opener"
     assert values(basic, 2)["greet"] == "Hi Bob at globex.io"

@@ -99,19 +99,26 @@ def spec(port: int, refused: int) -> str:
     secrets: [{KEY}]
     timeout: 0.5
 {extra}"""
-    return "\n".join([
-        "campaign: s",
-        "columns:",
-        "  - {name: q, kind: input}",
-        lookup("url_ok", f"{base}/ok?key={secret}&q={{{{ q }}}}"),
-        lookup("url_echo", f"{base}/echo?key={secret}&q={{{{ q }}}}"),
-        lookup("url_500", f"{base}/boom?key={secret}&q={{{{ q }}}}"),
-        lookup("url_404", f"{base}/missing?key={secret}&q={{{{ q }}}}"),
-        lookup("url_timeout", f"{base}/slow?key={secret}&q={{{{ q }}}}"),
-        lookup("url_refused", f"http://127.0.0.1:{refused}/x?key={secret}&q={{{{ q }}}}"),
-        lookup("header_401", f"{base}/deny?q={{{{ q }}}}", f'    headers: {{Authorization: "Bearer {secret}"}}\n'),
-        lookup("body_500", f"{base}/boom", f'    method: POST\n    body: {{key: "{secret}", q: "{{{{ q }}}}"}}\n'),
-        f"""  - name: ai_key
+
+    return (
+        "\n".join(
+            [
+                "campaign: s",
+                "columns:",
+                "  - {name: q, kind: input}",
+                lookup("url_ok", f"{base}/ok?key={secret}&q={{{{ q }}}}"),
+                lookup("url_echo", f"{base}/echo?key={secret}&q={{{{ q }}}}"),
+                lookup("url_500", f"{base}/boom?key={secret}&q={{{{ q }}}}"),
+                lookup("url_404", f"{base}/missing?key={secret}&q={{{{ q }}}}"),
+                lookup("url_timeout", f"{base}/slow?key={secret}&q={{{{ q }}}}"),
+                lookup("url_refused", f"http://127.0.0.1:{refused}/x?key={secret}&q={{{{ q }}}}"),
+                lookup(
+                    "header_401", f"{base}/deny?q={{{{ q }}}}", f'    headers: {{Authorization: "Bearer {secret}"}}\n'
+                ),
+                lookup(
+                    "body_500", f"{base}/boom", f'    method: POST\n    body: {{key: "{secret}", q: "{{{{ q }}}}"}}\n'
+                ),
+                f"""  - name: ai_key
     kind: ai
     model: openai/gpt-test
     api_base: {base}/v1
@@ -119,18 +126,31 @@ def spec(port: int, refused: int) -> str:
     transport: direct
     prompt: "Hello {{{{ q }}}}"
     timeout: 5""",
-        f"""  - name: hook
+                f"""  - name: hook
     kind: export
     url: {base}/hook
     fields: [q]
     headers: {{X-Api-Key: "{secret}"}}
     secrets: [{KEY}]
     timeout: 5""",
-    ]) + "\n"
+            ]
+        )
+        + "\n"
+    )
 
 
-STEPS = ["url_ok", "url_echo", "url_500", "url_404", "url_timeout", "url_refused", "header_401", "body_500",
-         "ai_key", "hook"]
+STEPS = [
+    "url_ok",
+    "url_echo",
+    "url_500",
+    "url_404",
+    "url_timeout",
+    "url_refused",
+    "header_401",
+    "body_500",
+    "ai_key",
+    "hook",
+]
 
 
 def test_a_secret_reaches_no_file_output_or_log_line(
@@ -167,9 +187,7 @@ def test_a_secret_reaches_no_file_output_or_log_line(
         assert f"[secret {KEY}]" in (cells[step].error_message or ""), (step, cells[step].error_message)
 
     outputs = _cli_outputs(ws.path, tmp_path)
-    logged = "\n".join(
-        f"{r.getMessage()} {r.exc_text or ''} {r.stack_info or ''}" for r in caplog.records
-    )
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.stack_info or ''}" for r in caplog.records)
     assert f"[secret {KEY}]" in logged  # httpx logs each request's URL: redacted, not dropped
     needle = canary.encode()
     leaks = [str(p) for p in ws.path.rglob("*") if p.is_file() and needle in p.read_bytes()]
@@ -209,8 +227,11 @@ def test_every_spelling_of_a_secret_is_redacted(monkeypatch: pytest.MonkeyPatch)
     for spelled in (value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]):
         assert redact_text(f"GET /x?key={spelled} failed") == "GET /x?key=[secret RS_TEST_ODD] failed"
     nested = redact({"url": f"/x?k={value}", "list": [value, 3, None], value: True})
-    assert nested == {"url": "/x?k=[secret RS_TEST_ODD]", "list": ["[secret RS_TEST_ODD]", 3, None],
-                      "[secret RS_TEST_ODD]": True}
+    assert nested == {
+        "url": "/x?k=[secret RS_TEST_ODD]",
+        "list": ["[secret RS_TEST_ODD]", 3, None],
+        "[secret RS_TEST_ODD]": True,
+    }
     monkeypatch.setenv("RS_TEST_SHORT", "abc")
     read_secret("RS_TEST_SHORT")
     assert redact_text("abc abc") == "abc abc"  # too short to be a secret, too common to strip

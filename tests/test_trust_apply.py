@@ -258,11 +258,14 @@ def test_a_new_paid_step_starts_paused_and_spends_nothing_until_resumed(ws: Work
     assert PROBE_LEDGER.per_column() == {"deep": 3} and ws.credits() == credits - 6
 
 
-@pytest.mark.parametrize("column", [
-    pytest.param('{name: free, kind: formula, expression: "upper(email)"}', id="formula"),
-    pytest.param("{name: free, kind: probe, inputs: [domain]}", id="probe-without-credits"),
-    pytest.param('{name: free, kind: ai, model: offline, prompt: "Hi {{ first }}"}', id="offline-ai"),
-])
+@pytest.mark.parametrize(
+    "column",
+    [
+        pytest.param('{name: free, kind: formula, expression: "upper(email)"}', id="formula"),
+        pytest.param("{name: free, kind: probe, inputs: [domain]}", id="probe-without-credits"),
+        pytest.param('{name: free, kind: ai, model: offline, prompt: "Hi {{ first }}"}', id="offline-ai"),
+    ],
+)
 def test_a_new_free_step_is_not_paused(ws: Workspace, basic, column: str) -> None:  # type: ignore[no-untyped-def]
     result = ws.apply(BASIC_SPEC + f"  - {column}\n")
     assert result.paused == [] and ws.pause_state("t").columns == frozenset()
@@ -315,12 +318,21 @@ columns:
 """
 
 
-@pytest.mark.parametrize(("old", "new", "stored", "changed", "example"), [
-    pytest.param("DOUBLE", "BIGINT", [1.5, 2.0], 1, "1.5 -> 2", id="double-to-bigint"),
-    pytest.param("TIMESTAMP", "DATE", [dt.datetime(2024, 5, 1, 10, 30), dt.datetime(2024, 5, 2)], 1,
-                 "2024-05-01 10:30:00 -> 2024-05-01", id="timestamp-to-date"),
-    pytest.param("VARCHAR", "BIGINT", ["007", "8"], 1, "007 -> 7", id="leading-zeros"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "stored", "changed", "example"),
+    [
+        pytest.param("DOUBLE", "BIGINT", [1.5, 2.0], 1, "1.5 -> 2", id="double-to-bigint"),
+        pytest.param(
+            "TIMESTAMP",
+            "DATE",
+            [dt.datetime(2024, 5, 1, 10, 30), dt.datetime(2024, 5, 2)],
+            1,
+            "2024-05-01 10:30:00 -> 2024-05-01",
+            id="timestamp-to-date",
+        ),
+        pytest.param("VARCHAR", "BIGINT", ["007", "8"], 1, "007 -> 7", id="leading-zeros"),
+    ],
+)
 def test_a_lossy_retype_is_refused_until_allowed(
     ws: Workspace, old: str, new: str, stored: list[Any], changed: int, example: str
 ) -> None:
@@ -336,12 +348,15 @@ def test_a_lossy_retype_is_refused_until_allowed(
     assert [(t.old, t.new, t.changed_values) for t in result.changes.retyped] == [(old, new, changed)]
 
 
-@pytest.mark.parametrize(("old", "new", "stored"), [
-    pytest.param("INTEGER", "BIGINT", [1, 2], id="integer-to-bigint"),
-    pytest.param("BIGINT", "DOUBLE", [1, 2**40], id="bigint-to-double-exact"),
-    pytest.param("TIMESTAMP", "DATE", [dt.datetime(2024, 5, 1)], id="timestamp-at-midnight-to-date"),
-    pytest.param("VARCHAR", "BIGINT", ["40", "900"], id="digits-to-bigint"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "stored"),
+    [
+        pytest.param("INTEGER", "BIGINT", [1, 2], id="integer-to-bigint"),
+        pytest.param("BIGINT", "DOUBLE", [1, 2**40], id="bigint-to-double-exact"),
+        pytest.param("TIMESTAMP", "DATE", [dt.datetime(2024, 5, 1)], id="timestamp-at-midnight-to-date"),
+        pytest.param("VARCHAR", "BIGINT", ["40", "900"], id="digits-to-bigint"),
+    ],
+)
 def test_a_lossless_retype_passes(ws: Workspace, old: str, new: str, stored: list[Any]) -> None:
     ws.apply(SCORES.replace("TYPE", old))
     ws.campaign("s").add_rows([{"score": v} for v in stored])

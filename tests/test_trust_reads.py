@@ -89,7 +89,12 @@ def elsewhere(workspace: Path, args: list[str], tmp_path: Path) -> subprocess.Co
     folder = tmp_path / "elsewhere"
     folder.mkdir(exist_ok=True)
     return subprocess.run(
-        [sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
         stdin=subprocess.DEVNULL,
     )
 

@@ -212,7 +212,10 @@ def test_a_killed_run_is_interrupted_and_its_cells_given_back_at_the_next_read(w
     env = {**os.environ, "RUNSHEET_WORKSPACE": str(ws.path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "-c", "c", "--column", "fit", "--force", "--concurrency", "2"],
-        cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(600):
@@ -257,7 +260,9 @@ def test_a_large_runs_counts_add_up_to_its_cells(tmp_path: Path) -> None:
     campaign.add_rows([{"company": f"co{i % 7}"} for i in range(rows)], run=False)
     report = campaign.run(options=RunOptions(concurrency=64))
     assert {column: dict(c) for column, c in report.counts().items()} == {
-        "fit": {"done": rows}, "fit_len": {"done": rows}, "score": {"done": rows},
+        "fit": {"done": rows},
+        "fit_len": {"done": rows},
+        "score": {"done": rows},
     }
     logged = workspace.runs(1)[0]
     assert sum(sum(c.values()) for c in logged["counts"].values()) == 3 * rows  # type: ignore[attr-defined]

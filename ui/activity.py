@@ -11,8 +11,21 @@ import streamlit as st
 
 from ui import reads, runs, session
 
-RUN_FIELDS = ("run_id", "campaign", "status", "actor", "trigger", "started_at", "finished_at", "total", "done",
-              "credits", "tokens", "cache_hits", "counts")
+RUN_FIELDS = (
+    "run_id",
+    "campaign",
+    "status",
+    "actor",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "total",
+    "done",
+    "credits",
+    "tokens",
+    "cache_hits",
+    "counts",
+)
 
 
 def render() -> None:

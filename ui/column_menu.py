@@ -75,8 +75,12 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
     limit = first_n if rows_scope == "first" and runs.supports("--limit") else None
     rows = None if limit is not None else _rows_for(campaign, rows_scope, ticked, first_n)
     request = runs.RunRequest(
-        campaign.name, (column,), None if rows is None else tuple(rows),
-        force=cells_scope == "again", only_stale=cells_scope == "stale", only_empty=cells_scope == "empty",
+        campaign.name,
+        (column,),
+        None if rows is None else tuple(rows),
+        force=cells_scope == "again",
+        only_stale=cells_scope == "stale",
+        only_empty=cells_scope == "empty",
         limit=limit,
     )
     wanted = request
@@ -113,15 +117,21 @@ def _rows_for(campaign: Campaign, scope: str, ticked: list[int], first_n: int) -
 
 def _estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
     return features.estimate(
-        campaign, list(request.columns), None if request.rows is None else list(request.rows),
-        force=request.force, only_stale=request.only_stale, only_empty=request.only_empty, limit=request.limit,
+        campaign,
+        list(request.columns),
+        None if request.rows is None else list(request.rows),
+        force=request.force,
+        only_stale=request.only_stale,
+        only_empty=request.only_empty,
+        limit=request.limit,
     )
 
 
 def show_estimate(estimate: dict[str, Any]) -> None:
     metrics = st.columns(4)
     for slot, (label, key) in zip(
-        metrics, (("calls", "calls"), ("cache hits", "cache_hits"), ("credits", "credits"), ("rows", "rows")),
+        metrics,
+        (("calls", "calls"), ("cache hits", "cache_hits"), ("credits", "credits"), ("rows", "rows")),
         strict=True,
     ):
         value = estimate.get(key)
@@ -143,8 +153,10 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
     st.markdown(f"**{column}** ({current.kind})")
     if column in ws.pause_state(campaign.name).columns:
         # Pausing is an operating switch (engine/store/pause.py), not a spec change: cells keep what they hold.
-        st.caption("Paused: this step spends nothing and its cells keep their values until you resume it "
-                   "(a new paid step starts paused; Run shows its estimate).")
+        st.caption(
+            "Paused: this step spends nothing and its cells keep their values until you resume it "
+            "(a new paid step starts paused; Run shows its estimate)."
+        )
         if st.button("▶ Resume this step", key="mode_start", type="primary"):
             with session.friendly("resume"):
                 ws.resume(campaign.name, column, run=False)
@@ -152,7 +164,8 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
                 session.notify(f"{column} resumed: run it from the Run menu, or it runs as its inputs change")
                 st.rerun()
     elif not current.is_input and st.button(
-        "⏸ Pause this step", key="mode_pause",
+        "⏸ Pause this step",
+        key="mode_pause",
         help="A paused step runs nothing and keeps its values; its empty cells show paused until you resume it",
     ):
         with session.friendly("pause"):
@@ -161,7 +174,11 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
             session.notify(f"{column} paused: its values are kept; resume it here or with `runsheet resume`")
             st.rerun()
     mode = st.radio(
-        "Runs", ["auto", "manual"], index=0 if current.run == "auto" else 1, key=f"mode-{column}", horizontal=True,
+        "Runs",
+        ["auto", "manual"],
+        index=0 if current.run == "auto" else 1,
+        key=f"mode-{column}",
+        horizontal=True,
         help="auto: computes as soon as its inputs change (auto-pilot). manual: waits for Click to Run (co-pilot).",
     )
     if mode != current.run and st.button(f"Switch to {mode}", key="mode_apply", type="primary"):

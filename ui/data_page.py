@@ -41,7 +41,9 @@ def import_form(ws: Workspace, campaign: Campaign) -> None:
     st.caption(f"The file's columns must be input columns: {', '.join(inputs)}.")
     upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "parquet"], key="import_file")
     key_column = st.selectbox(
-        "Match existing records on (upsert)", [APPEND, *inputs], key="import_key",
+        "Match existing records on (upsert)",
+        [APPEND, *inputs],
+        key="import_key",
         help="Records whose value in this column matches an existing row update it; only changed inputs recompute.",
     )
     if upload is not None and st.button("Import", type="primary", key="import_go"):
@@ -87,11 +89,18 @@ def export_form(campaign: Campaign) -> None:
     if st.button("Prepare the file", key="export_prepare"):
         with session.friendly("export"):
             st.session_state["export_blob"] = (
-                campaign.name, fmt, with_state, features.export_campaign(campaign, fmt, with_state)
+                campaign.name,
+                fmt,
+                with_state,
+                features.export_campaign(campaign, fmt, with_state),
             )
     blob = st.session_state.get("export_blob")
     if blob and blob[:3] == (campaign.name, fmt, with_state):
         st.download_button(
-            f"Download {campaign.name}.{fmt}", blob[3], file_name=f"{campaign.name}.{fmt}",
-            mime="text/csv" if fmt == "csv" else "application/octet-stream", key="export_download", type="primary",
+            f"Download {campaign.name}.{fmt}",
+            blob[3],
+            file_name=f"{campaign.name}.{fmt}",
+            mime="text/csv" if fmt == "csv" else "application/octet-stream",
+            key="export_download",
+            type="primary",
         )

@@ -24,8 +24,14 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 
 def estimate(
-    campaign: Campaign, columns: list[str], rows: list[int] | None, *, force: bool, only_stale: bool,
-    only_empty: bool = False, limit: int | None = None,
+    campaign: Campaign,
+    columns: list[str],
+    rows: list[int] | None,
+    *,
+    force: bool,
+    only_stale: bool,
+    only_empty: bool = False,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """What running `columns` on `rows` would cost: calls, cache hits, credits, tokens, per column (downstream
     auto-run columns included)."""

@@ -16,9 +16,18 @@ from engine import Campaign, CampaignSpec, Cell, RunReport, Status, Workspace
 from ui import cells, reads, runs, session
 
 BADGE_COLOURS = {
-    Status.EMPTY: "blue", Status.WAITING: "gray", Status.QUEUED: "gray", Status.RUNNING: "blue",
-    Status.DONE: "green", Status.STALE: "orange", Status.SKIPPED: "gray", Status.NOT_FOUND: "gray",
-    Status.ERROR: "red", Status.PINNED: "violet", Status.CONFIRMED: "violet", Status.PAUSED: "gray",
+    Status.EMPTY: "blue",
+    Status.WAITING: "gray",
+    Status.QUEUED: "gray",
+    Status.RUNNING: "blue",
+    Status.DONE: "green",
+    Status.STALE: "orange",
+    Status.SKIPPED: "gray",
+    Status.NOT_FOUND: "gray",
+    Status.ERROR: "red",
+    Status.PINNED: "violet",
+    Status.CONFIRMED: "violet",
+    Status.PAUSED: "gray",
 }
 CURRENT = (Status.DONE, Status.PINNED, Status.CONFIRMED)  # values Save to Record may copy
 NOTES = "notes"

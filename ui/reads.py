@@ -157,6 +157,7 @@ def recent_runs(ws: Workspace) -> list[dict[str, Any]]:
 def batch_runs(ws: Workspace, campaign: str | None = None) -> list[dict[str, Any]]:
     """Runs going now that a person would follow (not pulls, applies or new-row recomputes)."""
     return [
-        r for r in recent_runs(ws)
+        r
+        for r in recent_runs(ws)
         if r.get("status") == "running" and r.get("trigger") not in SHORT_WORK and runs.same_campaign(r, campaign)
     ]

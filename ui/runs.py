@@ -66,9 +66,12 @@ class RunRequest:
         if self.limit is not None:
             where = f"the first {self.limit} row(s)"
         mode = (
-            " (Run Again)" if self.force
-            else " (stale only)" if self.only_stale
-            else " (not run yet only)" if self.only_empty
+            " (Run Again)"
+            if self.force
+            else " (stale only)"
+            if self.only_stale
+            else " (not run yet only)"
+            if self.only_empty
             else ""
         )
         return f"{what} on {where}{mode}"
@@ -178,7 +181,11 @@ def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | 
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command_for(workspace, request, actor),
-                cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=os.getcwd(),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own session: a signal to the UI server does not reach it
             )
         started = Launch(workspace, request, actor, process, log_path)
@@ -190,7 +197,8 @@ def launches(workspace: Path, campaign: str | None = None) -> list[Launch]:
     """This server's launches for the workspace (and campaign), newest first; finished ones are reaped."""
     with _LOCK:
         return [
-            item for item in reversed(_LAUNCHES)
+            item
+            for item in reversed(_LAUNCHES)
             if item.workspace == workspace and (campaign is None or item.request.campaign == campaign)
         ]
 
@@ -210,7 +218,8 @@ def starting(workspace: Path, campaign: str | None, runs: Sequence[dict[str, Any
     """Launches whose process is alive but has not written its run row yet."""
     known = {int(r["pid"]) for r in runs if r.get("pid") is not None}
     return [
-        item for item in launches(workspace, campaign)
+        item
+        for item in launches(workspace, campaign)
         if item.running and item.pid not in known and time.time() - item.started < 120
     ]
 

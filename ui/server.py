@@ -31,9 +31,23 @@ def ui_server(workspace: Path, *, exit_after: float = 600, user: str = "e2e") ->
     env = {**os.environ, "RUNSHEET_USER": user, "PYTHONPATH": str(ROOT)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "ui", "--workspace", str(workspace), "--port", str(port),
-             "--exit-after", str(exit_after)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "ui",
+                "--workspace",
+                str(workspace),
+                "--port",
+                str(port),
+                "--exit-after",
+                str(exit_after),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     url = f"http://127.0.0.1:{port}"
     try:

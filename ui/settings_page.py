@@ -59,15 +59,23 @@ def roles_section(ws: Workspace) -> None:
     me = session.actor()
     if people:
         st.dataframe(
-            [{"person": u["name"], "role": u["role"], "added by": u["created_by"], "API tokens": u["tokens"]}
-             for u in people],
-            hide_index=True, width="stretch", key="roles_table",
+            [
+                {"person": u["name"], "role": u["role"], "added by": u["created_by"], "API tokens": u["tokens"]}
+                for u in people
+            ],
+            hide_index=True,
+            width="stretch",
+            key="roles_table",
         )
-        st.caption(f"You are **{me}**, a **{ws.role()}**. Admins edit specs, context, settings and roles; members "
-                   "run steps and edit inputs; viewers read.")
+        st.caption(
+            f"You are **{me}**, a **{ws.role()}**. Admins edit specs, context, settings and roles; members "
+            "run steps and edit inputs; viewers read."
+        )
     else:
-        st.caption(f"No users yet: everyone who can open this workspace acts as admin. You are **{me}**; make "
-                   "yourself the first admin to turn roles on.")
+        st.caption(
+            f"No users yet: everyone who can open this workspace acts as admin. You are **{me}**; make "
+            "yourself the first admin to turn roles on."
+        )
     left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
     name = left.text_input("Person", value="" if people else me, key="role_person").strip()
     role = middle.selectbox("Role", ROLES, key="role_choice")

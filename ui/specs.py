@@ -13,11 +13,11 @@ import yaml
 from engine import CampaignSpec
 
 KIND_TEMPLATES: dict[str, str] = {
-    "formula": "expression: \"lower(email)\"\n",
+    "formula": 'expression: "lower(email)"\n',
     "python": "function: campaigns.outbound_steps:seniority\ninputs: [title]\n",
     "ai": "prompt: |\n  Write a one-line opener for {{ first_name }} at {{ company }}.\nmodel: offline\nrun: manual\n",
-    "http": "method: GET\nurl: \"https://example.com/api?domain={{ email_domain }}\"\nrun: manual\n",
-    "export": "url: \"http://127.0.0.1:9999/hook\"\ninputs: [email]\nrun: manual\n",
+    "http": 'method: GET\nurl: "https://example.com/api?domain={{ email_domain }}"\nrun: manual\n',
+    "export": 'url: "http://127.0.0.1:9999/hook"\ninputs: [email]\nrun: manual\n',
     "probe": "inputs: [email]\nrun: manual\n",
     "input": "type: VARCHAR\n",
 }

@@ -52,8 +52,12 @@ def render() -> None:
                     st.session_state["sql_csv"] = features.query_csv(ws, query)
             if st.session_state.get("sql_csv"):
                 st.download_button(
-                    "Download query.csv", st.session_state["sql_csv"], file_name="query.csv", mime="text/csv",
-                    key="sql_download", type="primary",
+                    "Download query.csv",
+                    st.session_state["sql_csv"],
+                    file_name="query.csv",
+                    mime="text/csv",
+                    key="sql_download",
+                    type="primary",
                 )
 
 

@@ -124,9 +124,7 @@ class ErrorOut(BaseModel):
     hint: str = ""
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
 bearer = HTTPBearer(auto_error=False, description="a token from `runsheet token create USER`")
 
 
@@ -214,7 +212,10 @@ def create_app(workspace: str | Path) -> FastAPI:
         await asyncio.to_thread(state.stop_background_runs)
 
     app = FastAPI(
-        title="Runsheet API", version="1", description=__doc__ or "", responses=ERRORS,  # type: ignore[arg-type]
+        title="Runsheet API",
+        version="1",
+        description=__doc__ or "",
+        responses=ERRORS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
     app.state.runsheet = state
@@ -240,15 +241,18 @@ def create_app(workspace: str | Path) -> FastAPI:
         hints = {401: "send `Authorization: Bearer <token>`; create one with `runsheet token create USER`"}
         return JSONResponse(
             {"error": str(error.detail), "hint": hints.get(error.status_code, "")},
-            status_code=error.status_code, headers=error.headers,
+            status_code=error.status_code,
+            headers=error.headers,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = "the body is not valid JSON" if first.get("type") == "json_invalid" else (
-            f"{where or 'body'}: {first.get('msg')}"
+        message = (
+            "the body is not valid JSON"
+            if first.get("type") == "json_invalid"
+            else (f"{where or 'body'}: {first.get('msg')}")
         )
         return JSONResponse(
             {"error": message, "hint": "see the request schema at /docs; nothing was stored"}, status_code=422
@@ -277,7 +281,10 @@ def create_app(workspace: str | Path) -> FastAPI:
             path.write_text("".join(json.dumps(r) + "\n" for r in body.records), encoding="utf-8")
             report = handle.import_file(path, key=body.key, run=not paused, add_columns=False)
         return RecordsOut(
-            campaign=name, inserted=len(report.inserted), updated=report.updated, unchanged=report.unchanged,
+            campaign=name,
+            inserted=len(report.inserted),
+            updated=report.updated,
+            unchanged=report.unchanged,
             queued=not paused,
         )
 
@@ -367,7 +374,7 @@ def check_types(spec: CampaignSpec, records: list[dict[str, Scalar]]) -> pl.Data
         for field in fields:
             bad = scratch.execute(
                 f'SELECT n, v FROM (SELECT row_number() OVER () AS n, "{field}" AS v FROM _batch) '
-                f'WHERE v IS NOT NULL AND TRY_CAST(v AS {inputs[field]}) IS NULL LIMIT 1'
+                f"WHERE v IS NOT NULL AND TRY_CAST(v AS {inputs[field]}) IS NULL LIMIT 1"
             ).fetchall()
             if bad:
                 raise ImportError_(
@@ -390,8 +397,13 @@ def _text(value: Scalar) -> str | None:
 def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> EditOut:
     cell = handle.cell(row_id, column)
     return EditOut(
-        campaign=handle.name, row=row_id, column=column, value=cell.value, status=cell.status.value,
-        run_id=report.run_id, counts={c: dict(o) for c, o in report.counts().items()},
+        campaign=handle.name,
+        row=row_id,
+        column=column,
+        value=cell.value,
+        status=cell.status.value,
+        run_id=report.run_id,
+        counts={c: dict(o) for c, o in report.counts().items()},
     )
 
 
@@ -412,9 +424,15 @@ def _run_out(workspace: Workspace, run_id: int) -> RunOut:
 def _as_run(row: dict[str, Any]) -> RunOut:
     counts = row.get("counts")
     return RunOut(
-        run_id=row["run_id"], campaign=row.get("campaign"), status=row["status"], trigger=row.get("trigger"),
-        actor=row.get("actor"), total=row.get("total") or 0, done=row.get("done") or 0,
-        credits=row.get("credits") or 0.0, cache_hits=row.get("cache_hits") or 0,
+        run_id=row["run_id"],
+        campaign=row.get("campaign"),
+        status=row["status"],
+        trigger=row.get("trigger"),
+        actor=row.get("actor"),
+        total=row.get("total") or 0,
+        done=row.get("done") or 0,
+        credits=row.get("credits") or 0.0,
+        cache_hits=row.get("cache_hits") or 0,
         counts=json.loads(counts) if isinstance(counts, str) else counts,
         started_at=None if row.get("started_at") is None else str(row["started_at"]),
         finished_at=None if row.get("finished_at") is None else str(row["finished_at"]),

@@ -20,6 +20,15 @@ def kind_named(name: str) -> StepKind:
 
 
 __all__ = [
-    "INPUT_KIND", "KINDS", "LEDGER", "Batch", "BatchStep", "PaidStep", "PrepareEnv", "SqlStep", "StepKind", "StepOptions",
+    "INPUT_KIND",
+    "KINDS",
+    "LEDGER",
+    "Batch",
+    "BatchStep",
+    "PaidStep",
+    "PrepareEnv",
+    "SqlStep",
+    "StepKind",
+    "StepOptions",
     "kind_named",
 ]

@@ -34,9 +34,7 @@ class AiOptions(StepOptions):
     prompt: str = Field(description="Jinja2 template over the row's columns and {{ context.<name> }}")
     system: str | None = None
     model: str = OFFLINE_MODEL
-    api_base: str | None = Field(
-        default=None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
-    )
+    api_base: str | None = Field(default=None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(default=None, description="the environment variable holding the key")
     transport: Literal["auto", "litellm", "direct"] = "auto"
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -81,18 +79,12 @@ def render(template: str, row: dict[str, Any], context: dict[str, str]) -> str:
     return _compiled(template).render({**row, "context": context})
 
 
-def messages_for(
-    options: AiOptions, row: dict[str, Any], context: dict[str, str]
-) -> tuple[tuple[str, str], ...]:
+def messages_for(options: AiOptions, row: dict[str, Any], context: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """The chat messages a row's call sends: optional system prompt (with the schema instruction), then the prompt."""
     system = render(options.system, row, context) if options.system else ""
     if options.output_schema is not None:
         instruction = "Answer with one JSON object that satisfies this JSON schema, and nothing else:\n"
-        system = (
-            (system + "\n\n" if system else "")
-            + instruction
-            + json.dumps(options.output_schema, sort_keys=True)
-        )
+        system = (system + "\n\n" if system else "") + instruction + json.dumps(options.output_schema, sort_keys=True)
     messages = [("system", system)] if system else []
     messages.append(("user", render(options.prompt, row, context)))
     return tuple(messages)
@@ -210,8 +202,7 @@ class Ai:
                 key=row["key"],
                 model=options.model,
                 credits=credits,
-                est_tokens=sum(len(m[1]) for m in messages) // 4
-                + (options.max_tokens or DEFAULT_OUTPUT_TOKENS),
+                est_tokens=sum(len(m[1]) for m in messages) // 4 + (options.max_tokens or DEFAULT_OUTPUT_TOKENS),
                 cache_key=key,
                 force=env.force,
                 deadline=options.timeout,
@@ -243,4 +234,3 @@ def _failing_call(env: PrepareEnv, options: AiOptions, row: dict[str, Any], mess
         attempt=attempt,
         detail={"model": options.model},
     )
-

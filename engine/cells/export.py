@@ -138,8 +138,13 @@ class Export:
         return "JSON"
 
     def on_claim(
-        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, rows: pl.DataFrame,
-        force: bool, run_id: int,
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: CampaignTables,
+        column: str,
+        rows: pl.DataFrame,
+        force: bool,
+        run_id: int,
     ) -> pl.DataFrame:
         """Write the decision to send each claimed row whose payload changed (every row, under Run Again) to the
         outbox, in the claiming transaction; the frame handed to `prepare` gains the delivery's id, idempotency
@@ -173,8 +178,11 @@ class Export:
     def prepare(self, options: ExportOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
         if "_payload" not in frame.columns:  # an estimate: nothing was decided, so nothing is prepared to send
             frame = frame.with_columns(
-                pl.lit(None).alias("_delivery_id"), pl.lit("").alias("_idempotency_key"),
-                pl.lit("").alias("_message_id"), pl.lit("{}").alias("_payload"), pl.lit(False).alias("_unchanged"),
+                pl.lit(None).alias("_delivery_id"),
+                pl.lit("").alias("_idempotency_key"),
+                pl.lit("").alias("_message_id"),
+                pl.lit("{}").alias("_payload"),
+                pl.lit(False).alias("_unchanged"),
             )
         for row in frame.iter_rows(named=True):
             delivery = {"key": row["_idempotency_key"], "id": row["_message_id"], "payload": row["_payload"]}
@@ -185,8 +193,14 @@ class Export:
             async def attempt(delivery: dict[str, str] = delivery, row: dict[str, Any] = row) -> Answer:
                 if options.file is not None:
                     await asyncio.to_thread(append_record, Path(options.file), delivery["payload"], delivery)
-                    return Answer({"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"],
-                                   "file": options.file})
+                    return Answer(
+                        {
+                            "delivered": True,
+                            "id": delivery["id"],
+                            "idempotency_key": delivery["key"],
+                            "file": options.file,
+                        }
+                    )
                 return await _post(options, env, delivery, row)
 
             # Marked in the result cache the moment it is acknowledged (the runner stores answers at once), so
@@ -194,10 +208,22 @@ class Export:
             # Again apart, so the runner always looks.
             marker = DELIVERED + delivery["key"] if delivery["key"] else None
             yield PaidCall(
-                column=env.column, row_id=row["row_id"], key=row["key"], model="export", credits=options.credits,
-                est_tokens=0, cache_key=marker, force=False, deadline=options.timeout + 5, attempt=attempt,
-                detail={"delivery_id": row["_delivery_id"], "webhook_id": delivery["id"],
-                        "idempotency_key": delivery["key"], "target": options.url or options.file},
+                column=env.column,
+                row_id=row["row_id"],
+                key=row["key"],
+                model="export",
+                credits=options.credits,
+                est_tokens=0,
+                cache_key=marker,
+                force=False,
+                deadline=options.timeout + 5,
+                attempt=attempt,
+                detail={
+                    "delivery_id": row["_delivery_id"],
+                    "webhook_id": delivery["id"],
+                    "idempotency_key": delivery["key"],
+                    "target": options.url or options.file,
+                },
             )
 
 
@@ -209,10 +235,22 @@ def _unchanged(options: ExportOptions, env: PrepareEnv, row: dict[str, Any], del
         return Answer(value)
 
     return PaidCall(
-        column=env.column, row_id=row["row_id"], key=row["key"], model="export", credits=0.0, est_tokens=0,
-        cache_key=None, force=False, deadline=options.timeout + 5, attempt=attempt,
-        detail={"webhook_id": delivery["id"], "idempotency_key": delivery["key"], "unchanged": True,
-                "target": options.url or options.file},
+        column=env.column,
+        row_id=row["row_id"],
+        key=row["key"],
+        model="export",
+        credits=0.0,
+        est_tokens=0,
+        cache_key=None,
+        force=False,
+        deadline=options.timeout + 5,
+        attempt=attempt,
+        detail={
+            "webhook_id": delivery["id"],
+            "idempotency_key": delivery["key"],
+            "unchanged": True,
+            "target": options.url or options.file,
+        },
     )
 
 
@@ -221,12 +259,14 @@ async def _post(options: ExportOptions, env: PrepareEnv, delivery: dict[str, str
     secrets = secret_values(options.secrets)
     headers = {name: render(value, {**row, SECRETS: secrets}, {}) for name, value in options.headers.items()}
     timestamp = int(time.time())
-    headers.update({
-        "content-type": "application/json",
-        "webhook-id": delivery["id"],
-        "webhook-timestamp": str(timestamp),
-        "idempotency-key": delivery["key"],
-    })
+    headers.update(
+        {
+            "content-type": "application/json",
+            "webhook-id": delivery["id"],
+            "webhook-timestamp": str(timestamp),
+            "idempotency-key": delivery["key"],
+        }
+    )
     if options.signing_secret_env:
         secret = secret_values((options.signing_secret_env,))[options.signing_secret_env]
         headers["webhook-signature"] = sign(secret, delivery["id"], timestamp, delivery["payload"])
@@ -236,8 +276,11 @@ async def _post(options: ExportOptions, env: PrepareEnv, delivery: dict[str, str
     if not 200 <= status < 300:
         failure = classify_status(status, f"HTTP {status}: {text[:200]}", parse_retry_after(retry_after))
         if status in (400, 422):
-            raise ProviderFailure(ErrorCode.PROVIDER_ERROR, failure.message + " (the receiver refused the record)",
-                                  retryable=False, status=status)
+            raise ProviderFailure(
+                ErrorCode.PROVIDER_ERROR,
+                failure.message + " (the receiver refused the record)",
+                retryable=False,
+                status=status,
+            )
         raise failure
     return Answer({"delivered": True, "id": delivery["id"], "idempotency_key": delivery["key"], "status": status})
-

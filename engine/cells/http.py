@@ -136,7 +136,11 @@ def secret_values(names: tuple[str, ...]) -> dict[str, str]:
 
 
 async def send(
-    allowed_hosts: frozenset[str], method: str, url: str, headers: dict[str, str], content: bytes | None,
+    allowed_hosts: frozenset[str],
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    content: bytes | None,
     timeout: float,
 ) -> tuple[int, str, str, str | None]:
     """Make one guarded request: (status, body text, content type, Retry-After); failures as ProviderFailure."""
@@ -203,9 +207,17 @@ class Http:
                 return answer_from(status, text, content_type, options.path, retry_after)
 
             yield PaidCall(
-                column=env.column, row_id=row["row_id"], key=row["key"], model="http", credits=options.credits,
-                est_tokens=0, cache_key=key if options.cache else None, force=env.force,
-                deadline=options.timeout + 5, attempt=attempt, request_key=key,
+                column=env.column,
+                row_id=row["row_id"],
+                key=row["key"],
+                model="http",
+                credits=options.credits,
+                est_tokens=0,
+                cache_key=key if options.cache else None,
+                force=env.force,
+                deadline=options.timeout + 5,
+                attempt=attempt,
+                request_key=key,
                 detail={"method": options.method, "url": shown[0], "cache_key": key},
             )
 

@@ -26,9 +26,7 @@ class ProbeOptions(StepOptions):
     fail_on: str | None = None
     not_found_on: str | None = None
     credits: float = 0.0
-    delay: float = Field(
-        default=0.0, ge=0, description="seconds each call takes, to exercise Stop and progress"
-    )
+    delay: float = Field(default=0.0, ge=0, description="seconds each call takes, to exercise Stop and progress")
 
 
 class ProbeLedger:

@@ -80,9 +80,7 @@ def context_set(
         assert content is not None
         reports = Workspace(workspace).set_context(name, content, actor=actor or current_user())
         stale = sum(c.get("stale", 0) for r in reports for c in r.counts().values())
-        out.print(
-            f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved"
-        )
+        out.print(f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved")
 
     guard(body)
 
@@ -132,9 +130,7 @@ def credits_add(
 @app.command()
 def settings(
     key: Annotated[str | None, typer.Argument(help="A setting to change, e.g. concurrency.")] = None,
-    value: Annotated[
-        str | None, typer.Argument(help='Its new value, as JSON (e.g. 32, null, {"fast": 1}).')
-    ] = None,
+    value: Annotated[str | None, typer.Argument(help='Its new value, as JSON (e.g. 32, null, {"fast": 1}).')] = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -150,9 +146,7 @@ def settings(
             try:
                 parsed = json.loads(value)
             except ValueError:
-                raise RunsheetError(
-                    f"{value!r} is not JSON", hint="quote text as JSON, e.g. '\"text\"'"
-                ) from None
+                raise RunsheetError(f"{value!r} is not JSON", hint="quote text as JSON, e.g. '\"text\"'") from None
             current = ws.set_setting(key, parsed)
         if as_json or key is None:
             out.print_json(json.dumps(vars(current)))

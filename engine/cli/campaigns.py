@@ -112,8 +112,8 @@ def _print_changes(campaign: str, changes: SpecChanges, dry_run: bool) -> None:
         "changed": ", ".join(changes.changed),
         "renamed": ", ".join(f"{old} -> {new}" for old, new in changes.renamed.items()),
         "retyped": ", ".join(
-            f"{t.column} {t.old} -> {t.new}" + (f" ({t.changed_values} value(s) change, e.g. {t.example})"
-                                               if t.changed_values else "")
+            f"{t.column} {t.old} -> {t.new}"
+            + (f" ({t.changed_values} value(s) change, e.g. {t.example})" if t.changed_values else "")
             for t in changes.retyped
         ),
         "removed": ", ".join(
@@ -200,7 +200,8 @@ def save(
     to: Annotated[
         str,
         typer.Option(
-            "--to", help="The record field: notes (a line `COLUMN: value` is appended) or an input column; "
+            "--to",
+            help="The record field: notes (a line `COLUMN: value` is appended) or an input column; "
             "a missing one is created.",
         ),
     ] = "notes",
@@ -256,7 +257,8 @@ def _paused_steps(workspace: Path, handle: Campaign) -> dict[str, str]:
     graph = handle.spec.graph
     return {
         c: f"runsheet resume -c {handle.name}" + (f" --column {c}" if c in state.columns else "")
-        for c in graph.steps() if state.stops(c, graph.nodes[c].free)
+        for c in graph.steps()
+        if state.stops(c, graph.nodes[c].free)
     }
 
 
@@ -323,7 +325,9 @@ def show(
                 {"row_id": row_id, **{c: _cell_json(cell) for c, cell in row.items()}}
                 for row_id, row in zip(page.row_ids, page.rows, strict=True)
             ]
-            out.print_json(json.dumps({"total_rows": page.total_rows, "offset": page.offset, "rows": rows}, default=str))
+            out.print_json(
+                json.dumps({"total_rows": page.total_rows, "offset": page.offset, "rows": rows}, default=str)
+            )
             return
         spec = handle.spec
         paused = set(_paused_steps(workspace, handle))
@@ -378,4 +382,3 @@ def campaigns(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOptio
     else:
         for name in names:
             out.print(name)
-

@@ -84,10 +84,15 @@ def report_summary(report: RunReport) -> dict[str, object]:
     """A run report as the JSON `--json` prints: run id, status, how it ended (and why), counts per column and
     outcome with their totals, credits."""
     return {
-        "run_id": report.run_id, "status": report.status, "ending": report.ending(), "message": report.message,
+        "run_id": report.run_id,
+        "status": report.status,
+        "ending": report.ending(),
+        "message": report.message,
         "counts": {column: dict(outcomes) for column, outcomes in report.counts().items()},
         "outcomes": dict(sorted(report.totals().items())),
-        "credits": report.credits, "tokens": report.tokens, "cache_hits": report.cache_hits,
+        "credits": report.credits,
+        "tokens": report.tokens,
+        "cache_hits": report.cache_hits,
         "credits_saved": report.credits_saved,
     }
 
@@ -115,5 +120,3 @@ def print_report(report: RunReport, as_json: bool) -> None:
             f"{report.credits:g} credits, {report.tokens:,} tokens; {report.cache_hits} answers from the cache "
             f"saved {report.credits_saved:g} credits"
         )
-
-

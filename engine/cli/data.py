@@ -34,9 +34,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for value in values or []:
         name, sep, kind = value.partition("=")
         if not sep or not name.strip() or not kind.strip():
-            raise RunsheetError(
-                f"{option} {value!r} is not COLUMN=TYPE", hint=f"write e.g. {option} zip=VARCHAR"
-            )
+            raise RunsheetError(f"{option} {value!r} is not COLUMN=TYPE", hint=f"write e.g. {option} zip=VARCHAR")
         pairs[name.strip()] = kind.strip()
     return pairs
 
@@ -56,26 +54,18 @@ def import_(
     file: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSON-lines file.")],
     campaign: CampaignOption = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    key: Annotated[
-        str | None, typer.Option("--key", help="Column that identifies a record: update matches.")
-    ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="csv, parquet or json (default: from the name).")
-    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Column that identifies a record: update matches.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, parquet or json (default: from the name).")] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV field delimiter (default: sniffed).")] = None,
     quote: Annotated[str | None, typer.Option(help="CSV quote character (default: sniffed).")] = None,
     escape_char: Annotated[str | None, typer.Option("--escape", help="CSV escape character.")] = None,
     encoding: Annotated[str | None, typer.Option(help="utf-8, utf-16 or latin-1 (default: sniffed).")] = None,
-    header: Annotated[
-        bool | None, typer.Option("--header/--no-header", help="Whether row 1 names columns.")
-    ] = None,
+    header: Annotated[bool | None, typer.Option("--header/--no-header", help="Whether row 1 names columns.")] = None,
     types: Annotated[list[str] | None, typer.Option("--type", help="COLUMN=TYPE for a new column.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Leave this file column out.")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Write bad rows here and import the rest.")] = None,
     max_line_size: Annotated[int | None, typer.Option(help="Longest CSV line allowed, in bytes.")] = None,
-    no_new_columns: Annotated[
-        bool, typer.Option("--no-new-columns", help="Refuse columns not in the spec.")
-    ] = False,
+    no_new_columns: Annotated[bool, typer.Option("--no-new-columns", help="Refuse columns not in the spec.")] = False,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not compute new rows' steps.")] = False,
     raw: Annotated[
         bool, typer.Option("--raw", help="CSV: keep a leading ' (do not undo export's formula escape).")
@@ -156,12 +146,8 @@ def export(
     ] = None,
     where: Annotated[str | None, typer.Option(help="SQL condition over the campaign's columns.")] = None,
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
-    with_state: Annotated[
-        bool, typer.Option("--with-state", help="Add each step's status, error, credits.")
-    ] = False,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")
-    ] = False,
+    with_state: Annotated[bool, typer.Option("--with-state", help="Add each step's status, error, credits.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write a campaign's values to a CSV or Parquet file, atomically (row_id first)."""
@@ -200,9 +186,7 @@ def query(
     timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 30.0,
     memory_limit: Annotated[str, typer.Option(help="Memory the query may use, e.g. 1GB.")] = "1GB",
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")
-    ] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="CSV: do not escape text that looks like a formula.")] = False,
 ) -> None:
     """Run read-only SQL in the sandbox: each campaign is a table named after it; `cells` has every step
     cell's status, error, credits and timing; `runs` and `activity` are the logs."""
@@ -212,9 +196,7 @@ def query(
             raise QueryError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
         ws = Workspace(workspace)
         if output is not None and fmt in ("csv", "parquet"):
-            rows = ws.query_to_file(
-                sql, output, format=fmt, escape=not raw, timeout=timeout, memory_limit=memory_limit
-            )
+            rows = ws.query_to_file(sql, output, format=fmt, escape=not raw, timeout=timeout, memory_limit=memory_limit)
             out.print(f"wrote {rows} rows to {escape(str(output))}")
             return
         if fmt == "parquet":

@@ -65,8 +65,16 @@ def _print(runs: list[dict[str, Any]], as_json: bool) -> None:
         table.add_column(name)
     for r in runs:
         table.add_row(
-            str(r["run_id"]), str(r["campaign"]), str(r["trigger"]), str(r["actor"]), r["scope"], str(r["status"]),
-            f"{r['done']}/{r['total']}", _outcomes(r), f"{r['credits']:g}", f"{r['seconds'] or 0:.1f}s",
+            str(r["run_id"]),
+            str(r["campaign"]),
+            str(r["trigger"]),
+            str(r["actor"]),
+            r["scope"],
+            str(r["status"]),
+            f"{r['done']}/{r['total']}",
+            _outcomes(r),
+            f"{r['credits']:g}",
+            f"{r['seconds'] or 0:.1f}s",
         )
     out.print(table)
 

@@ -46,22 +46,16 @@ def run(
     stale: Stale = False,
     empty: Empty = False,
     force: Force = False,
-    limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N rows of the selection.")
-    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows of the selection.")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")
     ] = False,
-    max_credits: Annotated[
-        float | None, typer.Option("--max-credits", help="Spend at most this many credits.")
-    ] = None,
+    max_credits: Annotated[float | None, typer.Option("--max-credits", help="Spend at most this many credits.")] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
     actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
-    trigger: Annotated[
-        str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)
-    ] = "cli",
+    trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -76,19 +70,27 @@ def run(
         selected = parse_rows(rows)
         if dry_run:
             estimate = handle.estimate(
-                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit,
+                column or None,
+                selected,
+                only_stale=stale,
+                only_empty=empty,
+                force=force,
+                limit=limit,
                 max_credits=max_credits,
             )
             _print_estimate(estimate, as_json)
             return 0
         if concurrency is not None and concurrency < 1:
-            raise RunsheetError(
-                f"--concurrency {concurrency} is not a positive number", hint="give 1 or more"
-            )
+            raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
         with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(
-                column or None, selected, only_stale=stale, only_empty=empty, force=force, limit=limit,
+                column or None,
+                selected,
+                only_stale=stale,
+                only_empty=empty,
+                force=force,
+                limit=limit,
                 options=options,
             )
         print_report(report, as_json)

@@ -81,7 +81,9 @@ def serve(
 
 @users_app.command("set")
 def users_set(
-    name: str, role: Annotated[str, typer.Argument(help="admin, member or viewer")], actor: Actor = None,
+    name: str,
+    role: Annotated[str, typer.Argument(help="admin, member or viewer")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Give a user a role (the first user must be an admin; from then on roles apply)."""
@@ -128,7 +130,9 @@ def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOpti
 
 @token_app.command("create")
 def token_create(
-    user: str, label: Annotated[str, typer.Option(help="What the token is for.")] = "", actor: Actor = None,
+    user: str,
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Create an API token acting as USER; it is printed once (only its hash is kept)."""
@@ -166,7 +170,9 @@ ColumnOption = Annotated[str | None, typer.Option("--column", help="Only this st
 
 @app.command()
 def pause(
-    campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
+    campaign: CampaignOption = None,
+    column: ColumnOption = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Pause a campaign (its paid steps) or one step: asked to run, its cells keep what they hold (empty ones show
@@ -184,13 +190,16 @@ def pause(
 
 @app.command()
 def resume(
-    campaign: CampaignOption = None, column: ColumnOption = None, actor: Actor = None,
+    campaign: CampaignOption = None,
+    column: ColumnOption = None,
+    actor: Actor = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Only resume; run nothing now.")] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """Resume a paused campaign or step, then run what was accepted while paused (its queued auto-run cells,
     records that came in), like `runsheet run`, unless --no-run."""
+
     def body() -> None:
         ws = _workspace(workspace, actor)
         name = campaign or _only_campaign(ws)
@@ -231,8 +240,9 @@ def schedule_add(
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        made = add_schedule(ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every,
-                            older_than=older_than)
+        made = add_schedule(
+            ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
+        )
         out.print(f"schedule {made.schedule_id}: next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
 
     guard(body)
@@ -254,8 +264,15 @@ def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonO
         for s in found:
             when = s.cron or f"every {s.every_seconds:g}s"
             older = "" if s.older_than_seconds is None else f"{s.older_than_seconds:g}s"
-            table.add_row(str(s.schedule_id), s.campaign, s.column or "(auto steps)", when, older,
-                          f"{s.next_due_at:%Y-%m-%d %H:%M:%S}", str(s.last_run_id or ""))
+            table.add_row(
+                str(s.schedule_id),
+                s.campaign,
+                s.column or "(auto steps)",
+                when,
+                older,
+                f"{s.next_due_at:%Y-%m-%d %H:%M:%S}",
+                str(s.last_run_id or ""),
+            )
         out.print(table)
 
     guard(body)

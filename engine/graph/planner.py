@@ -50,7 +50,6 @@ class Request:
     unpin: bool = False
     run_code: bool = True  # False for a read: cells of user code (python) keep their stored value and status
 
-
     @classmethod
     def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
         """Values of `columns` were edited (inputs typed in, or step cells pinned by hand)."""

@@ -82,9 +82,7 @@ def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
 def export_format(path: Path, given: str | None) -> ExportFormat:
     chosen = given or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(path.suffix.lower())
     if chosen not in ("csv", "parquet"):
-        raise ExportError(
-            f"cannot tell the format of {path.name}", hint="pass --format csv or --format parquet"
-        )
+        raise ExportError(f"cannot tell the format of {path.name}", hint="pass --format csv or --format parquet")
     return chosen  # type: ignore[return-value]
 
 
@@ -109,9 +107,7 @@ def export_campaign(
     try:
         filtered = needs_of(f"SELECT 1 WHERE {where}") if where else Needs(frozenset())
         needs = Needs(filtered.tables).plus_tables(campaign)  # every column of the campaign
-        with open_sandbox(
-            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs
-        ) as box:
+        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs) as box:
             layout = box.layout(campaign)
             names = list(columns) if columns else [c.name for c in layout.columns]
             known = [c.name for c in layout.columns]
@@ -137,9 +133,7 @@ def export_campaign(
     return ExportReport(campaign, target, fmt, rows, header)
 
 
-def write_select(
-    box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool
-) -> tuple[int, list[str]]:
+def write_select(box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool) -> tuple[int, list[str]]:
     """Run `select` in the sandbox and write its rows to `target` (which the sandbox was opened to allow).
     Returns the row count and the column names."""
     described = box.describe(select)

@@ -138,18 +138,14 @@ def _import(
         resolve_lines(con, shape, list(staged.text_columns))
         if options.rejects is None:
             raise first_problems(con, path.name)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL"
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
     added = {c: staged.types[c] for c in mapping.new}
     if added:
         tables = add_input_columns(con, tables, added)
     step("writing")
     excluded = "_excluded" if rejected else None
     matched = match_rows(con, tables, key, excluded) if key else 0
-    changes = (
-        update_matched(con, tables, [c for c in staged.types if c not in (key, ROW_ID)]) if matched else None
-    )
+    changes = update_matched(con, tables, [c for c in staged.types if c not in (key, ROW_ID)]) if matched else None
     inserted = append_rows(
         con, tables, [c for c in staged.types if c != ROW_ID], excluded=excluded, matched=matched > 0
     )
@@ -237,8 +233,7 @@ def _check_campaign_key(con: duckdb.DuckDBPyConnection, tables: CampaignTables, 
     )
     add_row_problems(
         con,
-        f"_staged.{k} IN (SELECT _value FROM _key_repeats) "
-        "AND _n NOT IN (SELECT n FROM _problems WHERE n IS NOT NULL)",
+        f"_staged.{k} IN (SELECT _value FROM _key_repeats) AND _n NOT IN (SELECT n FROM _problems WHERE n IS NOT NULL)",
         "campaign_key",
         f"(SELECT {error} FROM _key_repeats r WHERE r._value = _staged.{k})",
     )
@@ -248,9 +243,7 @@ def _temporary(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def _read_error(
-    campaign: Campaign, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed
-) -> ImportError_:
+def _read_error(campaign: Campaign, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed) -> ImportError_:
     """Name the lines that made the fast read fail (read again, keeping rejects), or pass DuckDB's reason
     on."""
     with campaign.db.transaction() as con:

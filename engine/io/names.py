@@ -88,8 +88,7 @@ def map_columns(
         columns[header] = target
     if steps:
         raise ImportError_(
-            f"column(s) {', '.join(steps)} are step columns of campaign '{spec.name}': "
-            "a file only brings inputs",
+            f"column(s) {', '.join(steps)} are step columns of campaign '{spec.name}': a file only brings inputs",
             hint="leave them out with " + " ".join(f"--skip {s}" for s in steps),
         )
     _refuse_shared_targets(columns)

@@ -23,8 +23,7 @@ from engine.store.schema import literal, quote
 
 SHOWN = 3
 PROBLEMS_DDL = (
-    "CREATE OR REPLACE TEMP TABLE _problems "
-    "(n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
+    "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
 )
 _CAST_VALUE = re.compile(r'Could not convert string "(.*)" to', re.DOTALL)
 _LIMIT = re.compile(r"Maximum line size of (\d+) bytes")
@@ -79,8 +78,7 @@ def _describe_reject(
         shown = f": {value.group(1)!r}" if value else ""
         return (
             "cast",
-            f"column '{label}' has values that are not {types.get(column or '', 'valid')}{shown} "
-            f"on line {line}",
+            f"column '{label}' has values that are not {types.get(column or '', 'valid')}{shown} on line {line}",
         )
     if kind in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
         counts = _FOUND.search(message or "")
@@ -108,8 +106,7 @@ def add_row_problems(
     `{line}` in the text becomes the row's line once lines are resolved."""
     before = int(scalar(con, "SELECT count(*) FROM _problems"))
     con.execute(
-        f"INSERT INTO _problems SELECT _n, NULL, {literal(kind)}, {error_sql}, NULL "
-        f"FROM {source} WHERE {condition}"
+        f"INSERT INTO _problems SELECT _n, NULL, {literal(kind)}, {error_sql}, NULL FROM {source} WHERE {condition}"
     )
     return int(scalar(con, "SELECT count(*) FROM _problems")) - before
 
@@ -132,10 +129,7 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
         return
     first = 1 + shape.dialect.skip + (1 if shape.dialect.header else 0)
     newlines = (
-        " + ".join(
-            f"coalesce(length({quote(c)}) - length(replace({quote(c)}, chr(10), '')), 0)"
-            for c in text_columns
-        )
+        " + ".join(f"coalesce(length({quote(c)}) - length(replace({quote(c)}, chr(10), '')), 0)" for c in text_columns)
         or "0"
     )
     con.execute(
@@ -143,12 +137,8 @@ def resolve_lines(con: duckdb.DuckDBPyConnection, shape: FileShape, text_columns
             + coalesce(sum({newlines}) OVER (ORDER BY _n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
             AS line FROM _raw WHERE _n <= (SELECT max(n) FROM _problems)"""
     )
-    estimates = con.execute(
-        "SELECT p.n, l.line FROM _problems p JOIN _lines l ON l._n = p.n ORDER BY p.n"
-    ).fetchall()
-    rejected = [
-        r[0] for r in con.execute("SELECT line FROM _problems WHERE n IS NULL ORDER BY line").fetchall()
-    ]
+    estimates = con.execute("SELECT p.n, l.line FROM _problems p JOIN _lines l ON l._n = p.n ORDER BY p.n").fetchall()
+    rejected = [r[0] for r in con.execute("SELECT line FROM _problems WHERE n IS NULL ORDER BY line").fetchall()]
     fixed = [(n, _shift_past(line, rejected)) for n, line in estimates]
     con.executemany("UPDATE _problems SET line = ? WHERE n = ?", [(line, n) for n, line in fixed])
     _name_lines(con)

@@ -64,9 +64,7 @@ class CsvDialect:
     date_format: str | None = None
     timestamp_format: str | None = None
 
-    def reader_sql(
-        self, path: Path, columns: dict[str, str], *, rejects: bool, max_line_size: int | None
-    ) -> str:
+    def reader_sql(self, path: Path, columns: dict[str, str], *, rejects: bool, max_line_size: int | None) -> str:
         """A read_csv(...) call that reads every field of the file into `columns` (name -> type, in file
         order). Nothing is sniffed again: the dialect and types are settled, and the sniffer would stop at
         the first over-long line instead of reporting it."""
@@ -180,18 +178,12 @@ def sniff_csv(
             f"FROM sniff_csv({', '.join(args)})"
         ).fetchall()[0]
     except duckdb.Error as err:
-        raise ImportError_(
-            f"cannot read {path.name}: {first_line(err)}", hint="check the file's format"
-        ) from err
-    sniffed_delim, sniffed_quote, sniffed_escape, skip, has_header, columns, date_format, timestamp_format = (
-        found
-    )
+        raise ImportError_(f"cannot read {path.name}: {first_line(err)}", hint="check the file's format") from err
+    sniffed_delim, sniffed_quote, sniffed_escape, skip, has_header, columns, date_format, timestamp_format = found
     # Quotes not seen in the sniffer's sample may still come later: read standard CSV quoting unless told not
     # to.
     quote_used = quote_char if quote_char is not None else (sniffed_quote if sniffed_quote != EMPTY else '"')
-    escape_used = (
-        escape if escape is not None else (sniffed_escape if sniffed_escape != EMPTY else quote_used)
-    )
+    escape_used = escape if escape is not None else (sniffed_escape if sniffed_escape != EMPTY else quote_used)
     dialect = CsvDialect(
         delimiter=delimiter if delimiter is not None else sniffed_delim,
         quote=quote_used,
@@ -203,9 +195,7 @@ def sniff_csv(
         timestamp_format=timestamp_format or None,
     )
     types = [str(c["type"]) for c in columns]
-    headers = (
-        _read_header(path, dialect) if dialect.header else tuple(f"column{i}" for i in range(len(types)))
-    )
+    headers = _read_header(path, dialect) if dialect.header else tuple(f"column{i}" for i in range(len(types)))
     if len(headers) != len(types):  # the sniffer and the header disagree: trust the header, type as text
         types = ["VARCHAR"] * len(headers)
     return FileShape(path, "csv", headers, dict(zip(headers, types, strict=False)), dialect)
@@ -227,9 +217,7 @@ def _read_header(path: Path, dialect: CsvDialect) -> tuple[str, ...]:
         try:
             return tuple(next(reader))
         except (StopIteration, csv.Error) as err:
-            raise ImportError_(
-                f"cannot read the header row of {path.name}", hint="check the file's format"
-            ) from err
+            raise ImportError_(f"cannot read the header row of {path.name}", hint="check the file's format") from err
 
 
 def describe(con: duckdb.DuckDBPyConnection, shape: FileShape) -> FileShape:

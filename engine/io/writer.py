@@ -36,12 +36,8 @@ def match_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str,
         pairs = "SELECT s._n, s.row_id FROM _staged s"
         where.append(f"s.row_id IN (SELECT row_id FROM {tables.rows_table})")
     else:
-        pairs = (
-            f"SELECT s._n, e.row_id FROM _staged s JOIN {tables.tables[key]} e ON e.value = s.{quote(key)}"
-        )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _match AS {pairs}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    )
+        pairs = f"SELECT s._n, e.row_id FROM _staged s JOIN {tables.tables[key]} e ON e.value = s.{quote(key)}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _match AS {pairs}" + (f" WHERE {' AND '.join(where)}" if where else ""))
     return int(scalar(con, "SELECT count(*) FROM _match"))
 
 
@@ -75,8 +71,7 @@ def update_matched(con: duckdb.DuckDBPyConnection, tables: CampaignTables, colum
         changed_columns.append(column)
         table, flag = tables.tables[column], flags[column]
         updated = con.execute(
-            f"UPDATE {table} SET value = c.{quote(column)} FROM _cmp c "
-            f"WHERE {table}.row_id = c.row_id AND c.{flag}"
+            f"UPDATE {table} SET value = c.{quote(column)} FROM _cmp c WHERE {table}.row_id = c.row_id AND c.{flag}"
         ).fetchall()
         if int(str(updated[0][0])) < count:  # some rows had no cell in this column yet
             con.execute(
@@ -117,15 +112,11 @@ def append_rows(
     order = "" if not join else " ORDER BY 1"
     con.execute(f"INSERT INTO {tables.rows_table} SELECT {ids}, now() FROM {source}{order}")
     for column in columns:
-        con.execute(
-            f"INSERT INTO {tables.tables[column]} SELECT {ids}, s.{quote(column)} FROM {source}{join}{order}"
-        )
+        con.execute(f"INSERT INTO {tables.tables[column]} SELECT {ids}, s.{quote(column)} FROM {source}{join}{order}")
     for spec in tables.spec.columns:
         if spec.is_input and spec.name not in columns:
             _pad(con, tables.tables[spec.name], before, f"SELECT {ids} FROM {source}{order}")
-    con.execute(
-        "UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id]
-    )
+    con.execute("UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id])
     return range(start, start + count)
 
 

@@ -61,9 +61,7 @@ async def complete_direct(request: CompletionRequest) -> Completion:
             raw = await response.read()
             if response.status >= 400:
                 message = f"HTTP {response.status}: {raw[:200].decode('utf-8', 'replace')}"
-                raise classify_status(
-                    response.status, message, parse_retry_after(response.headers.get("Retry-After"))
-                )
+                raise classify_status(response.status, message, parse_retry_after(response.headers.get("Retry-After")))
     except aiohttp.ClientError as err:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, f"connection failed: {err}", retryable=True) from err
     try:

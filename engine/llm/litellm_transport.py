@@ -51,9 +51,7 @@ async def complete_litellm(request: CompletionRequest) -> Completion:
     try:
         text = response.choices[0].message.content or ""
     except (AttributeError, IndexError) as err:
-        raise ProviderFailure(
-            ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True
-        ) from err
+        raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True) from err
     usage = getattr(response, "usage", None)
     cost = None
     try:

@@ -80,9 +80,7 @@ def classify_status(status: int, message: str, retry_after: float | None = None)
     """The failure an HTTP status stands for: 429 is rate limiting, 408/409/5xx are transient, other 4xx are
     permanent (a bad key or a bad request does not improve by asking again)."""
     if status == 429:
-        return ProviderFailure(
-            ErrorCode.RATE_LIMITED, message, retryable=True, retry_after=retry_after, status=status
-        )
+        return ProviderFailure(ErrorCode.RATE_LIMITED, message, retryable=True, retry_after=retry_after, status=status)
     if status in (408, 409) or status >= 500:
         return ProviderFailure(
             ErrorCode.PROVIDER_ERROR, message, retryable=True, retry_after=retry_after, status=status

@@ -67,8 +67,11 @@ def client(policy: NetworkPolicy) -> httpx.AsyncClient:
     found = _clients.get(key)
     if found is None or found.is_closed:
         found = httpx.AsyncClient(
-            transport=guarded_transport(policy), trust_env=False, follow_redirects=True,
-            max_redirects=MAX_REDIRECTS, timeout=None,
+            transport=guarded_transport(policy),
+            trust_env=False,
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=None,
         )
         _clients[key] = found
     return found

@@ -89,8 +89,10 @@ class NetworkPolicy:
 
     def allows(self, host: str, port: int) -> bool:
         name = host.strip("[]").lower()
-        return name in self.allowed_hosts or f"{name}:{port}" in self.allowed_hosts or (
-            f"[{name}]:{port}" in self.allowed_hosts
+        return (
+            name in self.allowed_hosts
+            or f"{name}:{port}" in self.allowed_hosts
+            or (f"[{name}]:{port}" in self.allowed_hosts)
         )
 
     async def checked_address(self, host: str, port: int) -> str:

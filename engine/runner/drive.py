@@ -93,9 +93,7 @@ def complete_run(
         budget = Budget.load(con, name, tables.campaign_id, options.max_credits)
         context = {n: d.text for n, d in read_context(con).items()}
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
-    session = _Session(
-        db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger)
-    )
+    session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
     cache = ResultCache(cache_dir)
     try:
         claims = report.claims
@@ -214,9 +212,7 @@ class _Session:
         """Cells this run still holds (Stop kept their calls from starting) go back as they were stored."""
         for column, rows in release_cells(con, self.tables, self.report.run_id, self.previous()).items():
             listed = tuple(rows) if len(rows) <= ROW_LIST_LIMIT else None
-            self.report.events.append(
-                ExecutionEvent(column, STOPPED, len(rows), listed, pa.array(rows, pa.int64()))
-            )
+            self.report.events.append(ExecutionEvent(column, STOPPED, len(rows), listed, pa.array(rows, pa.int64())))
 
     def ending(self) -> str | None:
         """The run's message when not every claimed cell ran: the credits refusal, with how to list the cells."""
@@ -224,9 +220,10 @@ class _Session:
             return None
         return (
             f"stopped for credits: {self.refused} cells were not run, {self.budget.tightest()} ran out; add credits "
-            "(`runsheet credits add N`) or raise the cap, then run again. The cells: `runsheet query \"SELECT "
+            '(`runsheet credits add N`) or raise the cap, then run again. The cells: `runsheet query "SELECT '
             f"column_name, row_id FROM activity WHERE run_id = {self.report.run_id} AND outcome = 'refused'\"`"
         )
+
     def _calls(self, claims: list[Claim]) -> Iterator[PaidCall]:
         json_columns = frozenset(c.name for c in self.tables.spec.columns if c.value_type == "JSON")
         for claim in claims:
@@ -273,9 +270,7 @@ class _Session:
         try:
             await pool.run(self._calls(claims))
         finally:
-            self.closing = (
-                True  # the flusher ends after the write it may be doing; never cancel a write midway
-            )
+            self.closing = True  # the flusher ends after the write it may be doing; never cancel a write midway
             await flusher
             await self._flush()
             if "engine.llm.direct" in sys.modules:  # imported (with aiohttp) only when a call went direct
@@ -284,9 +279,7 @@ class _Session:
                 await sys.modules["engine.net.client"].close_clients()
         for (column, status), rows in self.outcomes.items():
             listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
-            self.report.events.append(
-                ExecutionEvent(column, status, len(rows), listed, pa.array(rows, pa.int64()))
-            )
+            self.report.events.append(ExecutionEvent(column, status, len(rows), listed, pa.array(rows, pa.int64())))
 
     async def _flush_periodically(self) -> None:
         last = time.monotonic()
@@ -294,10 +287,7 @@ class _Session:
             await asyncio.sleep(0.05)
             if not self.stop.is_set() and self.stop_path.exists():
                 self.stop.set()
-            if (
-                len(self.pending) >= self.options.flush_every
-                or time.monotonic() - last >= self.options.flush_seconds
-            ):
+            if len(self.pending) >= self.options.flush_every or time.monotonic() - last >= self.options.flush_seconds:
                 await self._flush()
                 last = time.monotonic()
 
@@ -311,9 +301,7 @@ class _Session:
             back = {(column, row) for (column, _), rows in kept.items() for row in rows}
             batch = [r for r in batch if (r.column, r.row_id) not in back]
             await asyncio.to_thread(self._put_back, kept)
-        written = await asyncio.to_thread(
-            write_results, self.db, self.tables, self.report.run_id, self.who, batch
-        )
+        written = await asyncio.to_thread(write_results, self.db, self.tables, self.report.run_id, self.who, batch)
         self.written_credits += written.credits
         self.budget.refresh(written.balance, self.written_credits)
         if written.stop_requested:

@@ -41,9 +41,7 @@ def write_results(
         for column, batch in by_column.items():
             spec = tables.column(column)
             con.register("_results", _arrow(batch, spec.value_type))
-            value = (
-                "s.value::JSON" if spec.value_type == "JSON" else f"TRY_CAST(s.value AS {spec.value_type})"
-            )
+            value = "s.value::JSON" if spec.value_type == "JSON" else f"TRY_CAST(s.value AS {spec.value_type})"
             hints = " ".join(f"WHEN {literal(c.value)} THEN {literal(h)}" for c, h in HINTS.items())
             con.execute(
                 f"""UPDATE {tables.tables[column]} AS t SET value = CASE WHEN s.status = 'error' THEN t.value
@@ -63,9 +61,7 @@ def write_results(
                 FROM _results"""
             )
             on_written = getattr(kind_named(spec.kind), "on_written", None)
-            if (
-                on_written is not None
-            ):  # a side effect (export) settles its outbox entries in this transaction
+            if on_written is not None:  # a side effect (export) settles its outbox entries in this transaction
                 on_written(con, tables, column, "_results")
             con.unregister("_results")
         if credits:
@@ -129,9 +125,7 @@ def _arrow(batch: list[CellResult], value_type: str) -> pa.Table:
             "value": pa.array([encode(r.value) for r in batch], pa.string()),
             "status": pa.array([r.status.value for r in batch], pa.string()),
             "key": pa.array([r.key for r in batch], pa.uint64()),
-            "error_code": pa.array(
-                [r.error_code.value if r.error_code else None for r in batch], pa.string()
-            ),
+            "error_code": pa.array([r.error_code.value if r.error_code else None for r in batch], pa.string()),
             "error_message": pa.array([r.error_message for r in batch], pa.string()),
             "credits": pa.array([r.credits for r in batch], pa.float64()),
             "tokens": pa.array([r.tokens for r in batch], pa.int64()),
@@ -139,8 +133,6 @@ def _arrow(batch: list[CellResult], value_type: str) -> pa.Table:
             "attempts": pa.array([r.attempts for r in batch], pa.int32()),
             "provider_cost": pa.array([r.provider_cost for r in batch], pa.float64()),
             "cached": pa.array([r.cached for r in batch], pa.bool_()),
-            "detail": pa.array(
-                [json.dumps(r.detail, ensure_ascii=False, default=str) for r in batch], pa.string()
-            ),
+            "detail": pa.array([json.dumps(r.detail, ensure_ascii=False, default=str) for r in batch], pa.string()),
         }
     )

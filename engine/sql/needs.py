@@ -59,9 +59,7 @@ def _needs_of_trees(trees: list[exp.Expr]) -> Needs:
     # safe.
     columns = named | {i.name.lower() for tree in trees for i in tree.find_all(exp.Identifier)}
     whole = bool(named & tables) or any(
-        isinstance(node, _ALL_COLUMN_NODES)
-        or isinstance(node, exp.Star)
-        and not isinstance(node.parent, exp.AggFunc)
+        isinstance(node, _ALL_COLUMN_NODES) or isinstance(node, exp.Star) and not isinstance(node.parent, exp.AggFunc)
         for tree in trees
         for node in tree.walk()
     )

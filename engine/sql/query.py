@@ -13,9 +13,7 @@ from engine.errors import QueryError
 from engine.sql.sandbox import Limits, open_sandbox
 
 
-def run_query(
-    db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0
-) -> pl.DataFrame:
+def run_query(db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0) -> pl.DataFrame:
     """The result of `sql` as a polars DataFrame (see engine/sql/views.py for the tables it can read)."""
     with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, query=sql) as box:
         table = box.query(sql)
@@ -45,9 +43,7 @@ def query_to_file(
         with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql) as box:
             text = box.check(sql)
             if text.lstrip()[:7].upper() == "EXPLAIN":
-                raise QueryError(
-                    "an EXPLAIN cannot be written to a file", hint="print it with --format table"
-                )
+                raise QueryError("an EXPLAIN cannot be written to a file", hint="print it with --format table")
             rows, _ = write_select(box, f"SELECT * FROM (\n{text}\n) q", temporary, fmt, escape=escape)
         os.replace(temporary, target)
     finally:

@@ -42,8 +42,13 @@ class Sandbox:
     """One locked-down DuckDB instance over a workspace file, open for the duration of a `with` block."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, layouts: list[CampaignLayout], limits: Limits, reachable: Reachable,
-        db: str, parsed: ReadStatement | None = None,
+        self,
+        con: duckdb.DuckDBPyConnection,
+        layouts: list[CampaignLayout],
+        limits: Limits,
+        reachable: Reachable,
+        db: str,
+        parsed: ReadStatement | None = None,
     ) -> None:
         self.con = con
         self.parsed = parsed  # the statement open_sandbox already parsed, so a query is parsed once
@@ -55,9 +60,7 @@ class Sandbox:
     def layout(self, campaign: str) -> CampaignLayout:
         if campaign not in self.layouts:
             known = ", ".join(self.layouts) or "none yet"
-            raise NotFoundError(
-                f"no campaign named '{campaign}'", hint=f"apply its spec first (known: {known})"
-            )
+            raise NotFoundError(f"no campaign named '{campaign}'", hint=f"apply its spec first (known: {known})")
         return self.layouts[campaign]
 
     def check(self, sql: str, *, what: str = "query") -> str:
@@ -170,8 +173,7 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: Path, busy_timeout: float, 
                 raise
             if time.monotonic() >= deadline:
                 raise WorkspaceBusyError(
-                    f"the workspace {db_path.parent} stayed locked by another process "
-                    f"for {busy_timeout:.0f}s",
+                    f"the workspace {db_path.parent} stayed locked by another process for {busy_timeout:.0f}s",
                     hint="wait for the other runsheet command to finish, or stop it",
                 ) from err
             time.sleep(delay * (1 + random.random()))
@@ -200,13 +202,9 @@ def translate(err: duckdb.Error, limits: Limits, tables: list[str], db: str = ""
             hint="query the workspace's own tables: " + ", ".join(tables),
         )
     if "read-only" in text:
-        return QueryError(
-            "the workspace is read-only to queries", hint="change data with runsheet import, set or run"
-        )
+        return QueryError("the workspace is read-only to queries", hint="change data with runsheet import, set or run")
     if "configuration has been locked" in text:
-        return QueryError(
-            "queries cannot change settings", hint="remove the SET; limits are options of the command"
-        )
+        return QueryError("queries cannot change settings", hint="remove the SET; limits are options of the command")
     if "expression depth" in text:
         return QueryError("the query is nested more than 1000 levels deep", hint=DEPTH_HINT)
     if isinstance(err, duckdb.CatalogException):

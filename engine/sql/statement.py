@@ -79,7 +79,7 @@ def parse_read(con: duckdb.DuckDBPyConnection, sql: str, *, what: str = "query")
         found = EXPLAIN.match(text)
         if found is None:
             raise QueryError(f"the {what} is an EXPLAIN the sandbox cannot read", hint="write EXPLAIN SELECT ...")
-        select = text[found.end():]
+        select = text[found.end() :]
     return ReadStatement(sql, text, _tree(con, select, what))
 
 
@@ -158,15 +158,16 @@ def _check_table(node: Tree, ctes: frozenset[str], reachable: Reachable) -> None
     name = str(node.get("table_name") or "")
     key = name.lower()
     if not catalog and (
-        not schema and (key in ctes or key in reachable.main)
-        or schema == "main" and key in reachable.main
-        or schema == "campaign" and key in reachable.campaign
+        not schema
+        and (key in ctes or key in reachable.main)
+        or schema == "main"
+        and key in reachable.main
+        or schema == "campaign"
+        and key in reachable.campaign
     ):
         return
     shown = ".".join(p for p in (catalog, schema, name) if p)
-    raise QueryError(
-        f"Table with name {shown} does not exist", hint="the tables are: " + ", ".join(reachable.names())
-    )
+    raise QueryError(f"Table with name {shown} does not exist", hint="the tables are: " + ", ".join(reachable.names()))
 
 
 def _check_function(node: Tree, reachable: Reachable) -> None:

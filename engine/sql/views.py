@@ -75,14 +75,10 @@ class CampaignLayout:
         return [c for c in self.columns if not c.is_input]
 
 
-def read_layouts(
-    con: duckdb.DuckDBPyConnection, needs: Needs = EVERYTHING, db: str = "ws"
-) -> list[CampaignLayout]:
+def read_layouts(con: duckdb.DuckDBPyConnection, needs: Needs = EVERYTHING, db: str = "ws") -> list[CampaignLayout]:
     """Every campaign's layout; which tables are lined up is checked only for the columns `needs` reads (and
     every step column when it reads `cells`)."""
-    campaigns = con.execute(
-        f"SELECT campaign_id, name, rows_table FROM {db}.campaigns ORDER BY name"
-    ).fetchall()
+    campaigns = con.execute(f"SELECT campaign_id, name, rows_table FROM {db}.campaigns ORDER BY name").fetchall()
     columns = con.execute(
         f"SELECT campaign_id, name, kind, table_name FROM {db}.columns ORDER BY campaign_id, position"
     ).fetchall()
@@ -90,8 +86,7 @@ def read_layouts(
         (rows, table)
         for cid, name, rows in campaigns
         for ccid, column, kind, table in columns
-        if ccid == cid
-        and (needs.table(name) and needs.column(column) or needs.table("cells") and kind != "input")
+        if ccid == cid and (needs.table(name) and needs.column(column) or needs.table("cells") and kind != "input")
     ]
     aligned = aligned_tables(con, pairs, db)
     return [
@@ -99,9 +94,7 @@ def read_layouts(
             name=name,
             rows_table=rows,
             columns=tuple(
-                ColumnTable(col, kind, table, kind == "input")
-                for ccid, col, kind, table in columns
-                if ccid == cid
+                ColumnTable(col, kind, table, kind == "input") for ccid, col, kind, table in columns if ccid == cid
             ),
             aligned=frozenset(t for ccid, _, _, t in columns if ccid == cid and t in aligned),
             db=db,
@@ -119,9 +112,7 @@ def _joined(layout: CampaignLayout, parts: list[tuple[ColumnTable, list[str], st
         if column.table in layout.aligned:
             positional.append(f"POSITIONAL JOIN (SELECT {wanted} FROM {table}) {alias}")
         else:
-            hashed.append(
-                f"LEFT JOIN (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id"
-            )
+            hashed.append(f"LEFT JOIN (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id")
     return f"{db}.{quote(layout.rows_table)} r " + " ".join(positional + hashed)
 
 
@@ -130,9 +121,7 @@ def ordered(layout: CampaignLayout, names: list[str]) -> bool:
     return all(layout.column(n).table in layout.aligned for n in names)
 
 
-def wide_sql(
-    layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str | None = None
-) -> str:
+def wide_sql(layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str | None = None) -> str:
     """SELECT row_id and the value of each of `names` (and with `with_state`, each step's status, error code,
     error message and credits, as `<step>.status` ...), from the database `db` (default: the layout's)."""
     parts: list[tuple[ColumnTable, list[str], str]] = []
@@ -196,9 +185,7 @@ def create_views(
         con.execute(f"CREATE VIEW campaign.{quote(layout.name)} AS {wide_sql(layout, names)}")
         campaign.add(layout.name.lower())
         if layout.name not in SYSTEM_VIEWS:
-            con.execute(
-                f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}"
-            )
+            con.execute(f"CREATE VIEW main.{quote(layout.name)} AS SELECT * FROM campaign.{quote(layout.name)}")
             main.add(layout.name.lower())
     if needs.table("cells"):
         present: dict[str, set[str]] = {}
@@ -217,8 +204,7 @@ def create_views(
             main.add(name)
     if needs.table("campaigns"):
         con.execute(
-            "CREATE VIEW main.campaigns AS "
-            f"SELECT name, description, created_at, updated_at FROM {db}.campaigns"
+            f"CREATE VIEW main.campaigns AS SELECT name, description, created_at, updated_at FROM {db}.campaigns"
         )
         main.add("campaigns")
     listed = [layout.name for layout in layouts if layout.name not in SYSTEM_VIEWS] + list(SYSTEM_VIEWS)

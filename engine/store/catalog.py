@@ -49,15 +49,11 @@ def load_campaign(con: duckdb.DuckDBPyConnection, name: str) -> CampaignTables:
         hint = f"apply its spec first (known: {', '.join(known)})" if known else "apply a spec with `runsheet apply`"
         raise NotFoundError(f"no campaign named '{name}'", hint=hint)
     campaign_id, spec_json, rows_table = found[0]
-    tables = dict(
-        con.execute("SELECT name, table_name FROM columns WHERE campaign_id = ?", [campaign_id]).fetchall()
-    )
+    tables = dict(con.execute("SELECT name, table_name FROM columns WHERE campaign_id = ?", [campaign_id]).fetchall())
     return CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
 
 
-def add_input_columns(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]
-) -> CampaignTables:
+def add_input_columns(con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]) -> CampaignTables:
     """Add input columns (name -> DuckDB type) through the spec, as `runsheet apply` would, so the catalog stays
     the one truth: each gets a new table of its own, no existing table is altered. Returns the campaign anew."""
     source = dict(tables.spec.source)

@@ -70,7 +70,13 @@ def key_expression(version: str, value_refs: Sequence[str]) -> str:
 
 
 def merge_outcomes(
-    con: duckdb.DuckDBPyConnection, table: str, source: str, scope: Scope, *, present: int, rows: int,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    scope: Scope,
+    *,
+    present: int,
+    rows: int,
     ordered: bool = False,
 ) -> None:
     """Write `source` (`rows` rows with the step columns, all inside `scope`, and `present`: whether the table
@@ -84,7 +90,9 @@ def merge_outcomes(
     groups."""
     if present:
         update_outcomes(
-            con, table, source if present == rows else f"(SELECT * FROM {source} WHERE present)",
+            con,
+            table,
+            source if present == rows else f"(SELECT * FROM {source} WHERE present)",
             scope.filter(f"{table}.row_id"),
         )
     if present < rows:
@@ -114,8 +122,9 @@ def update_outcomes(con: duckdb.DuckDBPyConnection, table: str, source: str, whe
     the table's rows to look at (a scope's filter prunes row groups)."""
     names = [n for n in STEP_COLUMNS.split(", ") if n != "row_id"]
     assignments = ", ".join(f"{n} = _source.{n}" for n in names)
-    con.execute(f"UPDATE {table} SET {assignments} FROM {source} AS _source "
-                f"WHERE _source.row_id = {table}.row_id AND {where}")
+    con.execute(
+        f"UPDATE {table} SET {assignments} FROM {source} AS _source WHERE _source.row_id = {table}.row_id AND {where}"
+    )
 
 
 def aligned_tables(

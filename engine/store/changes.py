@@ -64,9 +64,15 @@ class SpecChanges:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "created": self.created, "added": self.added, "removed": self.removed, "changed": self.changed,
-            "renamed": self.renamed, "kept": self.kept, "pruned": self.pruned,
-            "retyped": [vars(t) for t in self.retyped], "refused": [str(r) for r in self.refusals],
+            "created": self.created,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "renamed": self.renamed,
+            "kept": self.kept,
+            "pruned": self.pruned,
+            "retyped": [vars(t) for t in self.retyped],
+            "refused": [str(r) for r in self.refusals],
         }
 
 
@@ -79,7 +85,11 @@ class _Stored:
 
 
 def store_spec(
-    con: duckdb.DuckDBPyConnection, spec: CampaignSpec, *, prune: Prune = False, allow_lossy: bool = False,
+    con: duckdb.DuckDBPyConnection,
+    spec: CampaignSpec,
+    *,
+    prune: Prune = False,
+    allow_lossy: bool = False,
     dry_run: bool = False,
 ) -> SpecChanges:
     """Create or update the campaign to match `spec`: new tables for new columns, renamed and retyped columns
@@ -111,8 +121,13 @@ def store_spec(
 
 
 def _plan(
-    con: duckdb.DuckDBPyConnection, spec: CampaignSpec, stored: dict[str, _Stored], old_source: dict[str, Any],
-    changes: SpecChanges, prune: Prune, allow_lossy: bool,
+    con: duckdb.DuckDBPyConnection,
+    spec: CampaignSpec,
+    stored: dict[str, _Stored],
+    old_source: dict[str, Any],
+    changes: SpecChanges,
+    prune: Prune,
+    allow_lossy: bool,
 ) -> CampaignSpec | None:
     """Fill `changes` with what applying `spec` over `stored` does; returns the spec to store (the applied one
     and the columns kept), or None when it is refused."""
@@ -141,18 +156,23 @@ def _plan(
             changes.kept[name] = held
             kept_sources.append(old_entries.get(name) or {"name": name, "kind": INPUT_KIND, "type": found.value_type})
         else:
-            refuse(SpecError(
-                f"the {found.kind} step is not in the spec but holds {held} value(s)",
-                hint=f"keep it in the spec, rename it with renamed_from, or {PRUNE_FIX}", column=name,
-            ))
+            refuse(
+                SpecError(
+                    f"the {found.kind} step is not in the spec but holds {held} value(s)",
+                    hint=f"keep it in the spec, rename it with renamed_from, or {PRUNE_FIX}",
+                    column=name,
+                )
+            )
     by_case = {n.lower(): n for n in spec.names}
     for name in changes.kept:
         if name.lower() in by_case:
-            refuse(SpecError(
-                f"the name differs from the campaign's column '{name}' only in case (names are case-insensitive)",
-                hint=f"spell it '{name}', or rename that column with `renamed_from: {name}`",
-                column=by_case[name.lower()],
-            ))
+            refuse(
+                SpecError(
+                    f"the name differs from the campaign's column '{name}' only in case (names are case-insensitive)",
+                    hint=f"spell it '{name}', or rename that column with `renamed_from: {name}`",
+                    column=by_case[name.lower()],
+                )
+            )
     for column in spec.columns:
         had = current.get(column.name)
         if had is None:
@@ -178,10 +198,13 @@ def _plan(
         elif held:
             what = "input column" if had.kind == INPUT_KIND else f"{had.kind} step"
             replaced = f"a {column.kind} column" if column.kind != had.kind else f"its new type {column.value_type}"
-            refuse(SpecError(
-                f"the {what} holds {held} value(s) that {replaced} would replace",
-                hint=f"give the {column.kind} column a new name, or {PRUNE_FIX}", column=column.name,
-            ))
+            refuse(
+                SpecError(
+                    f"the {what} holds {held} value(s) that {replaced} would replace",
+                    hint=f"give the {column.kind} column a new name, or {PRUNE_FIX}",
+                    column=column.name,
+                )
+            )
     if changes.refusals:
         return None
     if not kept_sources:
@@ -234,15 +257,21 @@ def _check_retype(
     ).fetchall()[0]
     changes.retyped.append(TypeChange(column.name, old, new, int(lossy), lossy_example))
     if failing:
-        changes.refusals.append(SpecError(
-            f"{failing} stored value(s) cannot become {new}, e.g. {failing_example!r}",
-            hint="fix those values first, or keep the old type", column=column.name,
-        ))
+        changes.refusals.append(
+            SpecError(
+                f"{failing} stored value(s) cannot become {new}, e.g. {failing_example!r}",
+                hint="fix those values first, or keep the old type",
+                column=column.name,
+            )
+        )
     elif lossy and not allow_lossy:
-        changes.refusals.append(SpecError(
-            f"changing {old} to {new} would change {lossy} stored value(s), e.g. {lossy_example}",
-            hint=f"keep {old}, or accept the change with --allow-lossy", column=column.name,
-        ))
+        changes.refusals.append(
+            SpecError(
+                f"changing {old} to {new} would change {lossy} stored value(s), e.g. {lossy_example}",
+                hint=f"keep {old}, or accept the change with --allow-lossy",
+                column=column.name,
+            )
+        )
 
 
 def _create(con: duckdb.DuckDBPyConnection, spec: CampaignSpec) -> None:
@@ -258,7 +287,10 @@ def _create(con: duckdb.DuckDBPyConnection, spec: CampaignSpec) -> None:
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, campaign_id: int, spec: CampaignSpec, stored: dict[str, _Stored],
+    con: duckdb.DuckDBPyConnection,
+    campaign_id: int,
+    spec: CampaignSpec,
+    stored: dict[str, _Stored],
     changes: SpecChanges,
 ) -> None:
     """Write the planned changes: the campaign's spec (with the kept columns), renames, drops, retypes and new
@@ -309,4 +341,3 @@ def _add_column(con: duckdb.DuckDBPyConnection, campaign_id: int, position: int,
 
 def _next_id(con: duckdb.DuckDBPyConnection) -> int:
     return int(scalar(con, "SELECT nextval('ids')"))
-

@@ -23,9 +23,7 @@ class ContextDocument:
 
 
 def read_context(con: duckdb.DuckDBPyConnection) -> dict[str, ContextDocument]:
-    rows = con.execute(
-        "SELECT name, text, version, updated_at, updated_by FROM context ORDER BY name"
-    ).fetchall()
+    rows = con.execute("SELECT name, text, version, updated_at, updated_by FROM context ORDER BY name").fetchall()
     return {row[0]: ContextDocument(*row) for row in rows}
 
 
@@ -36,9 +34,7 @@ def context_versions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def save_context(con: duckdb.DuckDBPyConnection, name: str, text: str, actor: str) -> ContextDocument | None:
     """Store a document's new text; None if the text did not change (nothing goes stale then)."""
     if not NAME_PATTERN.match(name):
-        raise EditError(
-            f"{name!r} is not a valid context name", hint="use letters, digits and underscores, e.g. icp"
-        )
+        raise EditError(f"{name!r} is not a valid context name", hint="use letters, digits and underscores, e.g. icp")
     version = hashlib.sha256(text.encode()).hexdigest()[:16]
     current = con.execute("SELECT version FROM context WHERE name = ?", [name]).fetchall()
     if current and current[0][0] == version:

@@ -134,8 +134,14 @@ def save_to_record(
 
 
 def log_edit(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, run_id: int, action: str, column: str, row_id: int,
-    who: tuple[str, str], changed: bool = True,
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    run_id: int,
+    action: str,
+    column: str,
+    row_id: int,
+    who: tuple[str, str],
+    changed: bool = True,
 ) -> None:
     """One activity row for an edit made by hand (Save to Record, confirm), beside the run it caused; `who` is
     (actor, trigger), and an edit that found the value already there is logged as `unchanged`."""
@@ -174,4 +180,3 @@ def _check_new_name(field: str, tables: CampaignTables) -> None:
             f"{field!r} cannot name a field of campaign '{tables.spec.name}'",
             hint="use letters, digits and underscores, starting with a letter (not row_id or context)",
         )
-

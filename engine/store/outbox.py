@@ -29,7 +29,10 @@ def content_hash(payload: str) -> str:
     parsed: dict[str, Any] = json.loads(payload)
     canonical = json.dumps(
         {"type": parsed.get("type"), "data": parsed.get("data")},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -47,8 +50,14 @@ def message_id(key: str) -> str:
 
 
 def record_decisions(
-    con: duckdb.DuckDBPyConnection, campaign_id: int, campaign: str, column: str, decisions: pl.DataFrame,
-    run_id: int, *, again: str | None,
+    con: duckdb.DuckDBPyConnection,
+    campaign_id: int,
+    campaign: str,
+    column: str,
+    decisions: pl.DataFrame,
+    run_id: int,
+    *,
+    again: str | None,
 ) -> pl.DataFrame:
     """Decide, for each row of `decisions` (row_id, key, payload), what to send, and store the decisions.
 
@@ -92,8 +101,13 @@ def record_decisions(
         key = idempotency_key(campaign, row_id, column, content, again or "")
         if key in delivered_keys.get(row_id, set()) and last is not None:
             key = idempotency_key(campaign, row_id, column, content, "after:" + last["idempotency_key"])
-        entry = {"row_id": row_id, "key": row["key"], "idempotency_key": key, "message_id": message_id(key),
-                 "payload": row["payload"]}
+        entry = {
+            "row_id": row_id,
+            "key": row["key"],
+            "idempotency_key": key,
+            "message_id": message_id(key),
+            "payload": row["payload"],
+        }
         fresh.append(entry)
         out.append({**entry, "delivery_id": None, "unchanged": False})
     con.execute(
@@ -106,8 +120,17 @@ def record_decisions(
         ids = [int(i) for (i,) in con.execute(f"SELECT nextval('ids') FROM range({len(fresh)})").fetchall()]
         for entry, delivery_id in zip(fresh, ids, strict=True):
             entry["delivery_id"] = delivery_id
-        new = pl.DataFrame(fresh, schema={"row_id": pl.Int64, "key": pl.UInt64, "idempotency_key": pl.String,
-                                          "message_id": pl.String, "payload": pl.String, "delivery_id": pl.Int64})
+        new = pl.DataFrame(
+            fresh,
+            schema={
+                "row_id": pl.Int64,
+                "key": pl.UInt64,
+                "idempotency_key": pl.String,
+                "message_id": pl.String,
+                "payload": pl.String,
+                "delivery_id": pl.Int64,
+            },
+        )
         con.register("_new_deliveries", new.to_arrow())
         try:
             con.execute(
@@ -124,10 +147,18 @@ def record_decisions(
             if chosen["delivery_id"] is None and not chosen["unchanged"]:
                 chosen["delivery_id"] = by_row[chosen["row_id"]]
     return pl.DataFrame(
-        [{k: c[k] for k in ("row_id", "delivery_id", "idempotency_key", "message_id", "payload", "unchanged")}
-         for c in out],
-        schema={"row_id": pl.Int64, "delivery_id": pl.Int64, "idempotency_key": pl.String,
-                "message_id": pl.String, "payload": pl.String, "unchanged": pl.Boolean},
+        [
+            {k: c[k] for k in ("row_id", "delivery_id", "idempotency_key", "message_id", "payload", "unchanged")}
+            for c in out
+        ],
+        schema={
+            "row_id": pl.Int64,
+            "delivery_id": pl.Int64,
+            "idempotency_key": pl.String,
+            "message_id": pl.String,
+            "payload": pl.String,
+            "unchanged": pl.Boolean,
+        },
     )
 
 
@@ -156,4 +187,3 @@ def outbox_counts(con: duckdb.DuckDBPyConnection, campaign_id: int | None = None
     """Entries per status, for one campaign or all."""
     where = "" if campaign_id is None else f"WHERE campaign_id = {int(campaign_id)}"
     return dict(con.execute(f"SELECT status, count(*) FROM outbox {where} GROUP BY 1").fetchall())
-

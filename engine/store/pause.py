@@ -34,9 +34,7 @@ def pause_state(con: duckdb.DuckDBPyConnection, campaign_id: int) -> PauseState:
     return PauseState(WHOLE_CAMPAIGN in names, frozenset(names - {WHOLE_CAMPAIGN}))
 
 
-def set_paused(
-    con: duckdb.DuckDBPyConnection, campaign_id: int, column: str | None, paused: bool, actor: str
-) -> bool:
+def set_paused(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str | None, paused: bool, actor: str) -> bool:
     """Pause or resume a campaign (`column` None) or one step; False if it already was in that state."""
     name = WHOLE_CAMPAIGN if column is None else column
     if paused:

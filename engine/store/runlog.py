@@ -15,8 +15,13 @@ LOG_FIELDS = (
 
 
 def run_log(
-    con: duckdb.DuckDBPyConnection, *, campaign: str | None = None, trigger: str | None = None,
-    actor: str | None = None, after: int = 0, limit: int = 20,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    campaign: str | None = None,
+    trigger: str | None = None,
+    actor: str | None = None,
+    after: int = 0,
+    limit: int = 20,
 ) -> list[dict[str, Any]]:
     """Runs newest first (those with an id above `after`), with `scope`, `outcomes` (summed over columns) and
     `seconds` (so far, for a running run) worked out."""
@@ -30,7 +35,7 @@ def run_log(
         f"""SELECT r.run_id, c.name AS campaign, r.trigger, r.actor, r.status, r.request, r.counts, r.total, r.done,
                 r.credits, r.cache_hits, r.started_at, r.finished_at, r.message,
                 epoch(coalesce(r.finished_at, now()::TIMESTAMP) - r.started_at) AS seconds
-            FROM runs r LEFT JOIN campaigns c USING (campaign_id) WHERE {' AND '.join(where)}
+            FROM runs r LEFT JOIN campaigns c USING (campaign_id) WHERE {" AND ".join(where)}
             ORDER BY r.run_id DESC LIMIT ?""",
         [*params, limit],
     )
@@ -75,9 +80,11 @@ def follow_rename(con: duckdb.DuckDBPyConnection, campaign_id: int, campaign: st
 def history_counts(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str) -> dict[str, int]:
     """How many activity rows and export deliveries name `column`."""
     return {
-        table: int(con.execute(
-            f"SELECT count(*) FROM {table} WHERE campaign_id = ? AND column_name = ?", [campaign_id, column]
-        ).fetchall()[0][0])
+        table: int(
+            con.execute(
+                f"SELECT count(*) FROM {table} WHERE campaign_id = ? AND column_name = ?", [campaign_id, column]
+            ).fetchall()[0][0]
+        )
         for table in ("activity", "outbox")
     }
 

@@ -65,8 +65,13 @@ def run_transaction(
         "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ?, "
         "cache_hits = ?, credits_saved = ? WHERE run_id = ?",
         [
-            "running" if total else "done", bool(total), json.dumps(_counts(report)), total, report.cache_hits,
-            report.credits_saved, run_id,
+            "running" if total else "done",
+            bool(total),
+            json.dumps(_counts(report)),
+            total,
+            report.cache_hits,
+            report.credits_saved,
+            run_id,
         ],
     )
     report.status = "running" if total else "done"
@@ -104,7 +109,7 @@ def restore_cells(con: duckdb.DuckDBPyConnection, table: str, previous: pa.Table
         return int(
             scalar(
                 con,
-                f"""UPDATE {table} AS t SET {', '.join(f'{n} = p.{n}' for n in names)} FROM _previous AS p
+                f"""UPDATE {table} AS t SET {", ".join(f"{n} = p.{n}" for n in names)} FROM _previous AS p
                     WHERE t.row_id = p.row_id AND t.status = 'running' AND t.run_id = ?""",
                 [run_id],
             )

@@ -80,7 +80,9 @@ STEP_COLUMNS = (
 def upgrade_metadata(con: duckdb.DuckDBPyConnection) -> None:
     """Give a workspace made by an older version the metadata tables added since (a read when none are missing)."""
     wanted = {m.group(1) for s in METADATA_DDL if (m := re.search(r"TABLE IF NOT EXISTS (\w+)", s))}
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    present = {
+        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+    }
     if not wanted <= present:
         create_metadata(con)
 

@@ -35,9 +35,7 @@ FIELDS = set(Settings.__dataclass_fields__)
 
 
 def load_settings(con: duckdb.DuckDBPyConnection) -> Settings:
-    stored = {
-        key: json.loads(value) for key, value in con.execute("SELECT key, value FROM settings").fetchall()
-    }
+    stored = {key: json.loads(value) for key, value in con.execute("SELECT key, value FROM settings").fetchall()}
     return Settings(**{k: v for k, v in stored.items() if k in FIELDS})
 
 
@@ -73,8 +71,7 @@ def _check(key: str, value: Any) -> None:
     if key == "allowed_hosts" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
         raise ValueError('a list of host names, e.g. ["127.0.0.1:8080", "crm.internal"]')
     if key == "rate_limits" and (
-        not isinstance(value, dict)
-        or not all(isinstance(v, dict) and set(v) <= {"rpm", "tpm"} for v in value.values())
+        not isinstance(value, dict) or not all(isinstance(v, dict) and set(v) <= {"rpm", "tpm"} for v in value.values())
     ):
         raise ValueError("a mapping of model names to {rpm: .., tpm: ..}")
 

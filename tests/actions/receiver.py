@@ -67,8 +67,15 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._send(200, {"ok": True})
         else:
-            self._send(200, {"path": url.path, "query": query, "auth": self.headers.get("authorization"),
-                             "data": {"items": [{"name": query.get("name", "")}]}})
+            self._send(
+                200,
+                {
+                    "path": url.path,
+                    "query": query,
+                    "auth": self.headers.get("authorization"),
+                    "data": {"items": [{"name": query.get("name", "")}]},
+                },
+            )
 
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
@@ -108,7 +115,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record(self, method: str, body: bytes) -> None:
         entry = {
-            "method": method, "path": self.path, "at": time.time(),
+            "method": method,
+            "path": self.path,
+            "at": time.time(),
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("utf-8", "replace"),
         }

@@ -104,7 +104,11 @@ def test_batch_intake_of_10000_records_with_upsert(client: TestClient, workspace
     second = client.post("/campaigns/leads/records", json={"records": again, "key": "email"}, headers=auth)
     assert second.status_code == 200, second.text
     assert second.json() | {"campaign": "leads"} == {
-        "campaign": "leads", "inserted": 50, "updated": 100, "unchanged": 9_800, "queued": True,
+        "campaign": "leads",
+        "inserted": 50,
+        "updated": 100,
+        "unchanged": 9_800,
+        "queued": True,
     }
     campaign = workspace.campaign("leads")
     assert campaign.row_count() == 10_050
@@ -172,7 +176,9 @@ def test_roles_through_the_api(client: TestClient, workspace: Workspace) -> None
     assert client.post("/campaigns/leads/records", json={"records": people(1)}, headers=member).status_code == 200
     denied = [a for a in workspace.activity(50) if a["outcome"] == "permission_denied"]
     assert sorted((a["actor"], a["action"]) for a in denied) == [
-        ("vic", "add_records"), ("vic", "pause"), ("vic", "run"),
+        ("vic", "add_records"),
+        ("vic", "pause"),
+        ("vic", "run"),
     ]
 
 
@@ -231,8 +237,9 @@ def test_records_from_the_api_are_logged_with_the_webhook_trigger(client: TestCl
     assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook"}
     csv = workspace.path.parent / "more.csv"
     csv.write_text("email,company\nzed@z.com,Zed\n")
-    imported = CliRunner().invoke(app, ["import", str(csv), "-c", "leads", "-w", str(workspace.path)],
-                                  env={"RUNSHEET_USER": "max"})
+    imported = CliRunner().invoke(
+        app, ["import", str(csv), "-c", "leads", "-w", str(workspace.path)], env={"RUNSHEET_USER": "max"}
+    )
     assert imported.exit_code == 0, imported.output
     assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook", "cli"}  # import from the CLI stays cli
 
@@ -254,9 +261,23 @@ def free_port() -> int:
 def test_runsheet_serve_starts_with_one_command_on_loopback(workspace: Workspace) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "-w", str(workspace.path), "--port", str(port),
-         "--exit-after", "120", "--no-schedules"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "RUNSHEET_USER": "ada"},
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "-w",
+            str(workspace.path),
+            "--port",
+            str(port),
+            "--exit-after",
+            "120",
+            "--no-schedules",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RUNSHEET_USER": "ada"},
     )
     try:
         health = None
@@ -269,7 +290,8 @@ def test_runsheet_serve_starts_with_one_command_on_loopback(workspace: Workspace
                 time.sleep(0.05)
         assert health == {"ok": True}
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/campaigns", headers=token(workspace, "vic"),
+            f"http://127.0.0.1:{port}/campaigns",
+            headers=token(workspace, "vic"),
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read()) == ["leads"]

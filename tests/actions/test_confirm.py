@@ -90,8 +90,10 @@ def test_an_export_waits_on_a_pinned_cell_fires_once_confirmed_and_waits_again_a
 def test_only_a_pinned_step_cell_can_be_confirmed(ws: Workspace, receiver: Receiver) -> None:
     make(ws, receiver)
     campaign = ws.campaign("crm")
-    for column, message in (("opener", "row 1's opener is empty, not a value edited by hand"),
-                            ("email", "'email' is an input column")):
+    for column, message in (
+        ("opener", "row 1's opener is empty, not a value edited by hand"),
+        ("email", "'email' is an input column"),
+    ):
         try:
             campaign.confirm(1, column)
         except EditError as error:
@@ -134,9 +136,10 @@ def test_confirm_through_the_cli_and_the_api(ws: Workspace, receiver: Receiver) 
 def test_an_export_waits_on_a_hand_edit_that_reaches_it_through_a_formula(ws: Workspace, receiver: Receiver) -> None:
     """The export reads `line`, a formula over the pinned `opener`: `line` itself is done, yet it carries the
     unconfirmed edit, so the export waits on `opener` until the edit is confirmed (found by tests/test_invariants)."""
-    ws.apply(spec(receiver).replace("fields: [email, opener]", "fields: [email, line]") + (
-        '  - {name: line, kind: formula, expression: "opener || \'!\'"}\n'
-    ))
+    ws.apply(
+        spec(receiver).replace("fields: [email, opener]", "fields: [email, line]")
+        + ("  - {name: line, kind: formula, expression: \"opener || '!'\"}\n")
+    )
     campaign = ws.campaign("crm")
     campaign.add_rows([{"email": "ann@acme.com", "company": "Acme"}])
     campaign.run(["opener"], rows=[1])

@@ -69,13 +69,14 @@ def runner(workspace: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RUNSHEET_WORKSPACE": str(workspace)}
     return subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "-c", "crm", "--concurrency", "8"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
-def test_kill_9_during_delivery_then_resume_delivers_each_record_once_by_key(
-    ws: Workspace, receiver: Receiver
-) -> None:
+def test_kill_9_during_delivery_then_resume_delivers_each_record_once_by_key(ws: Workspace, receiver: Receiver) -> None:
     ws.apply(export_spec(receiver))
     ws.campaign("crm").add_rows(records(RECORDS))  # queued, not delivered yet
     assert receiver.posts() == 0
@@ -122,8 +123,12 @@ def test_delivery_headers_payload_and_cell_value(ws: Workspace, receiver: Receiv
     body = json.loads(deliveries[0]["body"])
     assert body["type"] == "record.exported"
     assert body["data"] == {
-        "campaign": "crm", "record": 1, "step": "push", "email": "person0000@example0.com",
-        "company": "Company 0", "domain": "example0.com",
+        "campaign": "crm",
+        "record": 1,
+        "step": "push",
+        "email": "person0000@example0.com",
+        "company": "Company 0",
+        "domain": "example0.com",
     }
     headers = deliveries[0]["headers"]
     assert headers["webhook-id"] == "msg_" + headers["idempotency-key"][:32]
@@ -132,7 +137,10 @@ def test_delivery_headers_payload_and_cell_value(ws: Workspace, receiver: Receiv
     cell = campaign.cell(1, "push")
     assert cell.status is Status.DONE
     assert json.loads(cell.value) == {
-        "delivered": True, "id": headers["webhook-id"], "idempotency_key": headers["idempotency-key"], "status": 200,
+        "delivered": True,
+        "id": headers["webhook-id"],
+        "idempotency_key": headers["idempotency-key"],
+        "status": 200,
     }
     # nothing changed: running again sends nothing
     campaign.run()
@@ -161,9 +169,7 @@ def test_run_again_sends_on_purpose_with_a_new_key(ws: Workspace, receiver: Rece
     assert outbox(ws) == {"delivered": 5}
 
 
-def test_re_running_an_upstream_cell_that_gives_the_same_value_sends_nothing(
-    ws: Workspace, receiver: Receiver
-) -> None:
+def test_re_running_an_upstream_cell_that_gives_the_same_value_sends_nothing(ws: Workspace, receiver: Receiver) -> None:
     extra = """  - {name: research, kind: probe, inputs: [company]}
   - name: push_research
     kind: export
@@ -305,5 +311,7 @@ def test_bad_export_specs_are_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="exactly one target"):
         ws.apply("campaign: b\ncolumns:\n  - {name: e, kind: input}\n  - {name: x, kind: export, fields: [e]}\n")
     with pytest.raises(SpecError, match=r"\.csv or \.jsonl"):
-        ws.apply("campaign: b\ncolumns:\n  - {name: e, kind: input}\n"
-                 "  - {name: x, kind: export, file: out.txt, fields: [e]}\n")
+        ws.apply(
+            "campaign: b\ncolumns:\n  - {name: e, kind: input}\n"
+            "  - {name: x, kind: export, file: out.txt, fields: [e]}\n"
+        )

@@ -119,7 +119,10 @@ def runner(workspace: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RUNSHEET_WORKSPACE": str(workspace)}
     return subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "-c", "crm", "--concurrency", "16"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

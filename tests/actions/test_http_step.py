@@ -38,12 +38,14 @@ def _token(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_value_is_the_json_answer_or_a_path_into_it_and_secrets_never_reach_the_disk(
     ws: Workspace, receiver: Receiver
 ) -> None:
-    ws.apply(spec(
-        f"{receiver.base}/json/companies?name={{{{ q }}}}",
-        f"""headers: {{Authorization: "Bearer {{{{ secrets.{TOKEN_ENV} }}}}"}}
+    ws.apply(
+        spec(
+            f"{receiver.base}/json/companies?name={{{{ q }}}}",
+            f"""headers: {{Authorization: "Bearer {{{{ secrets.{TOKEN_ENV} }}}}"}}
 secrets: [{TOKEN_ENV}]
 path: data.items.0.name""",
-    ))
+        )
+    )
     campaign = ws.campaign("h")
     campaign.add_rows([{"q": "acme"}, {"q": "globex"}])
     report = campaign.run()
@@ -70,8 +72,13 @@ def test_whole_answer_without_a_path(ws: Workspace, receiver: Receiver) -> None:
 
 @pytest.mark.parametrize(
     ("route", "path"),
-    [("/status/404", None), ("/status/410", None), ("/empty", None), ("/json/x?name=", "data.items.0.name"),
-     ("/json/x", "data.missing.field")],
+    [
+        ("/status/404", None),
+        ("/status/410", None),
+        ("/empty", None),
+        ("/json/x?name=", "data.items.0.name"),
+        ("/json/x", "data.missing.field"),
+    ],
 )
 def test_no_data_is_not_found_not_an_error(ws: Workspace, receiver: Receiver, route: str, path: str | None) -> None:
     ws.apply(spec(receiver.base + route, "inputs: [q]\n" + (f"path: {path}" if path else "")))
@@ -186,9 +193,21 @@ def test_an_allowed_host_is_reached(tmp_path: Path, listener: CountingListener) 
 
 @pytest.mark.parametrize(
     ("address", "refused"),
-    [("8.8.8.8", False), ("2606:4700:4700::1111", False), ("10.1.2.3", True), ("172.16.0.1", True),
-     ("192.168.1.1", True), ("100.64.0.1", True), ("169.254.169.254", True), ("fe80::1", True), ("fc00::1", True),
-     ("::1", True), ("::ffff:10.0.0.1", True), ("224.0.0.1", True), ("0.0.0.0", True)],
+    [
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),
+        ("169.254.169.254", True),
+        ("fe80::1", True),
+        ("fc00::1", True),
+        ("::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("224.0.0.1", True),
+        ("0.0.0.0", True),
+    ],
 )
 def test_address_classification(address: str, refused: bool) -> None:
     assert (refusal(address) is not None) == refused
@@ -210,5 +229,6 @@ def test_a_name_that_resolves_to_nothing_is_a_lookup_failure_not_a_refusal(tmp_p
         set_resolver(None)
     cell = campaign.cell(1, "lookup")
     assert (cell.error_code, cell.error_message) == (
-        ErrorCode.PROVIDER_ERROR.value, "host 'nowhere.example' resolved to no address"
+        ErrorCode.PROVIDER_ERROR.value,
+        "host 'nowhere.example' resolved to no address",
     )

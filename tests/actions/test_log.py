@@ -55,9 +55,7 @@ def test_follow_prints_progress_until_the_run_ends(tmp_path: Path) -> None:
     ws = make(tmp_path, delay=0.2)
     ws.set_setting("concurrency", 1)
     started = threading.Event()
-    worker = threading.Thread(
-        target=lambda: ws.campaign("l").run(["research"], options=_options(started)), daemon=True
-    )
+    worker = threading.Thread(target=lambda: ws.campaign("l").run(["research"], options=_options(started)), daemon=True)
     worker.start()
     started.wait(30)
     lines = log_lines(ws, "--follow", "--until-idle", "--interval", "0.1")
@@ -79,7 +77,7 @@ def test_deleting_a_step_keeps_its_logs(tmp_path: Path) -> None:
     ws.campaign("l").run()
     before = [a for a in ws.activity(1000) if a["column_name"] == "summary"]
     assert before and {a["column_name"] for a in ws.activity(100)} >= {"research", "summary"}
-    ws.apply(SPEC.replace("DELAY", "0.0").replace(
-        '  - {name: summary, kind: formula, expression: "upper(research)"}\n', ""
-    ))
+    ws.apply(
+        SPEC.replace("DELAY", "0.0").replace('  - {name: summary, kind: formula, expression: "upper(research)"}\n', "")
+    )
     assert [a for a in ws.activity(1000) if a["column_name"] == "summary"] == before

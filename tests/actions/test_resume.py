@@ -68,7 +68,9 @@ def test_no_run_only_resumes_and_json_says_so(ws: Workspace) -> None:
     cli(ws, "pause", "-c", "p")
     ws.campaign("p").add_rows([{"company": "acme"}], run=False)
     assert json.loads(cli(ws, "resume", "-c", "p", "--no-run", "--json")) == {
-        "campaign": "p", "changed": True, "run": None,
+        "campaign": "p",
+        "changed": True,
+        "run": None,
     }
     assert ws.campaign("p").status_counts()["research"] == {"empty": 1}
     cli(ws, "pause", "-c", "p")
@@ -99,9 +101,24 @@ def test_a_schedule_due_while_paused_runs_at_the_next_tick_after_resume(ws: Work
     headers = {"Authorization": f"Bearer {create_token(ws.db, 'ada', 'ada')}"}
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "-w", str(ws.path), "--port", str(port), "--tick", "0.2",
-         "--exit-after", "120"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "RUNSHEET_USER": "ada"},
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "-w",
+            str(ws.path),
+            "--port",
+            str(port),
+            "--tick",
+            "0.2",
+            "--exit-after",
+            "120",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RUNSHEET_USER": "ada"},
     )
     try:
         _wait_until(lambda: _get(port, "/health", {}) == {"ok": True})
@@ -125,8 +142,9 @@ def _schedule_runs(ws: Workspace) -> list[dict[str, object]]:
 
 def _get(port: int, path: str, headers: dict[str, str]) -> object:
     try:
-        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers),
-                                    timeout=2) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers), timeout=2
+        ) as response:
             return json.loads(response.read())
     except OSError:
         return None

@@ -67,7 +67,9 @@ def test_saving_into_notes_appends_a_line_and_the_ai_step_that_reads_notes_recom
     assert campaign.cell(1, "notes_lines").value == 2 and again.counts() == {}
     saved = [a for a in ws.activity(50) if a["action"] == "save_to_record"]
     assert [(a["column_name"], a["row_id"], a["outcome"]) for a in saved] == [
-        ("notes", 1, "unchanged"), ("notes", 1, "done"), ("notes", 1, "done"),
+        ("notes", 1, "unchanged"),
+        ("notes", 1, "done"),
+        ("notes", 1, "done"),
     ]
 
 
@@ -139,8 +141,11 @@ def test_a_viewer_may_not_save_a_member_may(ws: Workspace) -> None:
         ws.campaign("t", actor="vic").save_to_record(1, "research")
     assert ws.campaign("t").cell(1, "notes").value is None
     ws.campaign("t", actor="max", trigger="cli").save_to_record(1, "research")
-    logged = [(a["actor"], a["action"], a["outcome"], a["trigger"]) for a in ws.activity(50)
-              if a["action"] in ("save_to_record", "edit_inputs")]
+    logged = [
+        (a["actor"], a["action"], a["outcome"], a["trigger"])
+        for a in ws.activity(50)
+        if a["action"] in ("save_to_record", "edit_inputs")
+    ]
     assert logged == [("max", "save_to_record", "done", "cli"), ("vic", "edit_inputs", "permission_denied", "auth")]
 
 

@@ -100,8 +100,13 @@ def test_a_paused_campaign_keeps_its_schedule_due_until_resumed(ws: Workspace) -
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({}, "cron expression or an interval"), ({"cron": "*/5 * *"}, "not a cron"), ({"every": "soon"}, "duration"),
-     ({"every": "1h", "column": "company"}, "input column"), ({"every": "1h", "older_than": "0d"}, "duration")],
+    [
+        ({}, "cron expression or an interval"),
+        ({"cron": "*/5 * *"}, "not a cron"),
+        ({"every": "soon"}, "duration"),
+        ({"every": "1h", "column": "company"}, "input column"),
+        ({"every": "1h", "older_than": "0d"}, "duration"),
+    ],
 )
 def test_bad_schedules_are_refused_with_the_fix(ws: Workspace, kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(EditError, match=message) as caught:

@@ -33,7 +33,9 @@ def spec_yaml(columns: list[tuple[str, list[str], str, str]], *, all_auto_formul
         elif kind == "formula" or all_auto_formulas:
             parts = ", ".join(f"coalesce({d}::VARCHAR, '~')" for d in deps)
             mode = "auto" if all_auto_formulas else run
-            lines.append(f"  - {{name: {name}, kind: formula, run: {mode}, expression: \"concat_ws('|', '{name}', {parts})\"}}")
+            lines.append(
+                f"  - {{name: {name}, kind: formula, run: {mode}, expression: \"concat_ws('|', '{name}', {parts})\"}}"
+            )
         else:
             lines.append(f"  - {{name: {name}, kind: probe, run: {run}, inputs: [{', '.join(deps)}]}}")
     return "\n".join(lines) + "\n"

@@ -35,8 +35,7 @@ def _file(folder: Path, name: str, text: str) -> Path:
 
 def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_path: Path) -> None:
     text = (
-        "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n"
-        ",Nobody,1,4\n"
+        "email,first,employees,Phone\nann@acme.com,Anna,40,1\nbob@globex.io,Bob,900,2\ncy@x.org,Cy,3,3\n,Nobody,1,4\n"
     )
     rejects = tmp_path / "bad.csv"
     shown = ok(
@@ -56,11 +55,7 @@ def test_import_with_key_and_rejects_reports_each_count(workspace: Path, tmp_pat
         "added input columns: phone (BIGINT); "
         "add them to the campaign's spec file too (an apply without them keeps them while they hold values)",
     ]
-    assert (
-        rejects.read_text(encoding="utf-8")
-        .splitlines()[1]
-        .startswith("5,key column 'email' is empty on line 5")
-    )
+    assert rejects.read_text(encoding="utf-8").splitlines()[1].startswith("5,key column 'email' is empty on line 5")
     again = ok_json(
         workspace,
         "import",
@@ -94,9 +89,7 @@ def test_import_errors_are_one_line(workspace: Path, tmp_path: Path) -> None:
 
 def test_export_writes_the_chosen_rows_and_columns(workspace: Path, tmp_path: Path) -> None:
     target = tmp_path / "big.csv"
-    shown = ok(
-        workspace, "export", "-o", str(target), "--columns", "first,domain", "--where", "employees > 100"
-    )
+    shown = ok(workspace, "export", "-o", str(target), "--columns", "first,domain", "--where", "employees > 100")
     assert shown.stdout == f"exported 1 rows to {target}\n"
     assert target.read_text(encoding="utf-8") == "row_id,first,domain\n2,Bob,globex.io\n"
     summary = ok_json(workspace, "export", "-o", str(tmp_path / "all.parquet"), "--with-state")
@@ -109,20 +102,14 @@ def test_query_in_every_format(workspace: Path, tmp_path: Path) -> None:
     sql = "SELECT row_id, first, '=1+1' AS trap FROM t ORDER BY row_id"
     table = ok(workspace, "query", sql).stdout
     assert "Ann" in table and "Bob" in table and "2 rows" in table
-    assert (
-        ok(workspace, "query", sql, "--format", "csv").stdout
-        == "row_id,first,trap\n1,Ann,'=1+1\n2,Bob,'=1+1\n"
-    )
+    assert ok(workspace, "query", sql, "--format", "csv").stdout == "row_id,first,trap\n1,Ann,'=1+1\n2,Bob,'=1+1\n"
     assert ok(workspace, "query", sql, "--format", "csv", "--raw").stdout.endswith("2,Bob,=1+1\n")
     assert json.loads(ok(workspace, "query", sql, "--format", "json").stdout) == [
         {"row_id": 1, "first": "Ann", "trap": "=1+1"},
         {"row_id": 2, "first": "Bob", "trap": "=1+1"},
     ]
     out = tmp_path / "q.parquet"
-    assert (
-        ok(workspace, "query", sql, "--format", "parquet", "-o", str(out)).stdout
-        == f"wrote 2 rows to {out}\n"
-    )
+    assert ok(workspace, "query", sql, "--format", "parquet", "-o", str(out)).stdout == f"wrote 2 rows to {out}\n"
     assert pl.read_parquet(out)["first"].to_list() == ["Ann", "Bob"]
     out_csv = tmp_path / "q.csv"
     ok(workspace, "query", sql, "--format", "csv", "-o", str(out_csv))

@@ -179,15 +179,11 @@ def test_state_columns_and_where_over_any_column(basic: Campaign, tmp_path: Path
         ("1", "Ann", "queued"),
         ("2", "Bob", "queued"),
     ]
-    filtered = basic.export(
-        tmp_path / "q.parquet", with_state=True, where="\"opener_length.status\" = 'waiting'"
-    )
+    filtered = basic.export(tmp_path / "q.parquet", with_state=True, where="\"opener_length.status\" = 'waiting'")
     assert filtered.rows == 3
 
 
-def test_columns_out_of_row_order_are_joined_and_sorted(
-    ws: Workspace, basic: Campaign, tmp_path: Path
-) -> None:
+def test_columns_out_of_row_order_are_joined_and_sorted(ws: Workspace, basic: Campaign, tmp_path: Path) -> None:
     with open_sandbox(ws.db.path) as box:
         before = box.layout("t")
     first_table = next(c.table for c in before.columns if c.name == "first")

@@ -149,9 +149,7 @@ def test_a_hostile_header_is_just_a_name(ws: Workspace, people: Campaign, tmp_pa
 
 def test_type_given_for_an_existing_column_must_match(people: Campaign, tmp_path: Path) -> None:
     with pytest.raises(ImportError_) as caught:
-        people.import_file(
-            write(tmp_path, "t.csv", "crm_id,employees\nc1,5\n"), types={"employees": "VARCHAR"}
-        )
+        people.import_file(write(tmp_path, "t.csv", "crm_id,employees\nc1,5\n"), types={"employees": "VARCHAR"})
     assert "column 'employees' is BIGINT in campaign 'people', not VARCHAR" in str(caught.value)
 
 
@@ -186,9 +184,7 @@ BAD_FILES = [
     ),
     Bad(
         "bad-encoding",
-        lambda d: write(
-            d, "e.csv", (HEAD + "c1,a@x.com,Zoë,1\nc2,b@x.com,Bo").encode() + b"\xff\xfe" + b",2\n"
-        ),
+        lambda d: write(d, "e.csv", (HEAD + "c1,a@x.com,Zoë,1\nc2,b@x.com,Bo").encode() + b"\xff\xfe" + b",2\n"),
         ["line 3 is not valid utf-8 text"],
         "save the file as UTF-8",
     ),

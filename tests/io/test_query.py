@@ -170,9 +170,7 @@ def test_a_query_stops_at_its_memory_limit(ws: Workspace, basic: Campaign) -> No
     assert "needed more than its 64MB of memory" in str(caught.value)
 
 
-def test_a_query_waits_for_a_writer_in_the_same_process_and_vice_versa(
-    ws: Workspace, basic: Campaign
-) -> None:
+def test_a_query_waits_for_a_writer_in_the_same_process_and_vice_versa(ws: Workspace, basic: Campaign) -> None:
     results: list[object] = []
     holding, release = threading.Event(), threading.Event()
 

@@ -49,9 +49,7 @@ def events_of(report_events: list, column: str, outcome: str) -> tuple[int, ...]
 def test_one_percent_changed_recomputes_exactly_those_rows(settled: Campaign, tmp_path: Path) -> None:
     changed = {5: "Eve", 150: "Max", 299: "Zed"}
     before = settled.cell(6, "opener")
-    report = settled.import_file(
-        write(tmp_path, "again.csv", people_csv(ROWS, changed=changed)), key="crm_id"
-    )
+    report = settled.import_file(write(tmp_path, "again.csv", people_csv(ROWS, changed=changed)), key="crm_id")
     assert (report.updated, report.unchanged, len(report.inserted)) == (3, ROWS - 3, 0)
     assert report.edit_run is not None
     run = report.edit_run
@@ -93,9 +91,7 @@ def test_the_same_file_again_changes_nothing(settled: Campaign, tmp_path: Path) 
     assert settled.values().equals(values) and settled.status_counts() == counts
 
 
-def test_new_records_are_appended_and_partial_files_touch_only_their_columns(
-    settled: Campaign, tmp_path: Path
-) -> None:
+def test_new_records_are_appended_and_partial_files_touch_only_their_columns(settled: Campaign, tmp_path: Path) -> None:
     text = "crm_id,first\nc2,Bea\nc999,New\nc1000,Newer\n"  # no email or employees column
     report = settled.import_file(write(tmp_path, "partial.csv", text), key="crm_id")
     assert (report.updated, report.unchanged, list(report.inserted)) == (1, 0, [ROWS + 1, ROWS + 2])

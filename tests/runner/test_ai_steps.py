@@ -63,8 +63,7 @@ def test_offline_answers_are_labelled_deterministic_and_free(offline: Workspace)
     assert 0 <= fit["score"] <= 100 and campaign.cell(1, "score").value == fit["score"]
     detail = json.loads(research.detail)
     assert (
-        detail["model"] == "offline"
-        and detail["messages"][-1]["content"] == "Research Acme1 for a CTO. ICP: B2B SaaS"
+        detail["model"] == "offline" and detail["messages"][-1]["content"] == "Research Acme1 for a CTO. ICP: B2B SaaS"
     )
     # the same inputs in another workspace give the same answer
     assert campaign.cell(2, "research").value != research.value

@@ -85,9 +85,7 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(
     assert sum(r["status"] == "interrupted" for r in runs) <= kills
 
 
-def test_two_runners_never_compute_the_same_cell(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_two_runners_never_compute_the_same_cell(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     fresh_provider.control(latency=0.02)
     apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(5_000)
@@ -116,9 +114,7 @@ def test_a_run_stops_calling_at_its_credit_cap(workspace: Workspace, fresh_provi
     assert counts["done"] == 50 and counts["error"] == 250
     assert workspace.credits() == 1000 - 50
     cell = next(
-        campaign.cell(r, "research")
-        for r in range(1, 301)
-        if campaign.cell(r, "research").status is Status.ERROR
+        campaign.cell(r, "research") for r in range(1, 301) if campaign.cell(r, "research").status is Status.ERROR
     )
     assert cell.error_code == "insufficient_credits" and "add credits" in (cell.error_hint or "")
     # a later run with room finishes the rest: insufficient credits is a passing reason, retried
@@ -126,9 +122,7 @@ def test_a_run_stops_calling_at_its_credit_cap(workspace: Workspace, fresh_provi
     assert report.counts()["research"]["done"] == 250
 
 
-def test_the_workspace_balance_is_never_overdrawn(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_the_workspace_balance_is_never_overdrawn(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.add_credits(-990)  # 10 left, at 1 credit per call
     campaign = workspace.campaign("enrich")
@@ -196,9 +190,7 @@ def test_stop_cancels_calls_in_flight_and_starts_nothing_new(
     assert report.counts()["research"]["done"] == cells - counts["done"]
 
 
-def test_per_model_request_limits_space_the_calls(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_per_model_request_limits_space_the_calls(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     apply_active(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     workspace.set_setting("rate_limits", {"openai/fake-model": {"rpm": 120}})  # 2 a second, bursts of 2
     campaign = workspace.campaign("enrich")
@@ -206,9 +198,7 @@ def test_per_model_request_limits_space_the_calls(
     campaign.run()
     times = sorted(entry["at"] for entry in fresh_provider.ledger()["billed"])
     assert len(times) == 6
-    assert (
-        times[-1] - times[0] >= 1.5
-    )  # 4 calls beyond the burst at 0.5 s each (a lower bound: noise only adds)
+    assert times[-1] - times[0] >= 1.5  # 4 calls beyond the burst at 0.5 s each (a lower bound: noise only adds)
 
 
 def test_a_campaign_cap_limits_what_the_campaign_spends_in_all(

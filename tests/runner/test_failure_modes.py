@@ -41,18 +41,14 @@ def test_an_answer_is_stored_with_its_cost(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_429_waits_at_least_retry_after(
-    workspace: Workspace, fresh_provider: ProviderProcess, transport: str
-) -> None:
+def test_429_waits_at_least_retry_after(workspace: Workspace, fresh_provider: ProviderProcess, transport: str) -> None:
     cell = one_cell(workspace, fresh_provider, transport, "Acme [[fake:429x1:1.5]]")
     assert (cell.status, cell.attempts) == (Status.DONE, 2)
     assert cell.latency_ms >= 1500
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_5xx_backs_off_then_succeeds(
-    workspace: Workspace, fresh_provider: ProviderProcess, transport: str
-) -> None:
+def test_5xx_backs_off_then_succeeds(workspace: Workspace, fresh_provider: ProviderProcess, transport: str) -> None:
     cell = one_cell(workspace, fresh_provider, transport, "Acme [[fake:500x2]]")
     assert (cell.status, cell.attempts, cell.value) == (Status.DONE, 3, "answer: Research Acme")
 

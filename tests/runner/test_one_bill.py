@@ -46,9 +46,7 @@ def repeated(companies: int, times: int) -> list[dict[str, str]]:
     return [{"company": f"Acme{i % companies}"} for i in range(companies * times)]
 
 
-def test_ten_identical_prompts_in_one_run_make_one_call(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_ten_identical_prompts_in_one_run_make_one_call(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     fresh_provider.control(latency=0.3)  # every row is in flight before the first answer arrives
     apply(workspace, ai_spec(fresh_provider.api_base, transport="direct"))
     campaign = workspace.campaign("enrich")
@@ -93,9 +91,7 @@ def test_run_again_sends_identical_prompts_once(workspace: Workspace, fresh_prov
     assert all(not campaign.cell(r, "research").error_code for r in range(1, 13))
 
 
-def test_two_runs_in_one_process_at_once_share_one_call(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_two_runs_in_one_process_at_once_share_one_call(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     fresh_provider.control(latency=1.0)
     spec = ai_spec(fresh_provider.api_base, transport="direct")
     apply(workspace, spec)
@@ -113,9 +109,7 @@ def test_two_runs_in_one_process_at_once_share_one_call(
     assert sum(r["credits"] for r in workspace.runs(2)) == 3
 
 
-def test_two_processes_at_once_send_each_request_once(
-    workspace: Workspace, fresh_provider: ProviderProcess
-) -> None:
+def test_two_processes_at_once_send_each_request_once(workspace: Workspace, fresh_provider: ProviderProcess) -> None:
     fresh_provider.control(latency=2.0)  # both processes are started and calling long before an answer comes
     spec = ai_spec(fresh_provider.api_base, transport="direct")
     apply(workspace, spec)
@@ -126,7 +120,10 @@ def test_two_processes_at_once_send_each_request_once(
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", "-c", name, "--concurrency", "8"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for name in ("enrich", "other")
     ]
@@ -167,7 +164,9 @@ def test_identical_http_lookups_in_one_run_are_sent_once(
     lookup_server.control(latency=0.0)
     ws = Workspace.init(tmp_path / "ws")
     ws.set_setting("allowed_hosts", [f"127.0.0.1:{lookup_server.port}"])
-    apply(ws, f"""
+    apply(
+        ws,
+        f"""
 campaign: lookups
 columns:
   - {{name: domain, kind: input}}
@@ -177,7 +176,8 @@ columns:
     path: data.items.0.name
     credits: 1
     cache: {cache}
-""")
+""",
+    )
     campaign = ws.campaign("lookups")
     campaign.add_rows([{"domain": f"d{i % 7}.com"} for i in range(70)])
     report = campaign.run(options=RunOptions(concurrency=concurrency))

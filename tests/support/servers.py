@@ -51,9 +51,7 @@ class LocalServer:
 
 def start_process(module: str, *args: str, what: str) -> tuple[subprocess.Popen[str], int]:
     """Run `python -m module args` from the repository and wait for the port it listens on."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("PORT "):

@@ -260,8 +260,11 @@ def test_the_editor_keeps_its_edits_only_while_they_match(edited_rows: dict, mat
     from ui.grid import edits_match
 
     frame = pd.DataFrame(
-        {"email": ["ann@acme.com", "bob@globex.io", "cy@initech.org"], "first": ["Ann", "Bob", "Cy"],
-         "employees": [40, 900, 12]},
+        {
+            "email": ["ann@acme.com", "bob@globex.io", "cy@initech.org"],
+            "first": ["Ann", "Bob", "Cy"],
+            "employees": [40, 900, 12],
+        },
         index=pd.Index([1, 2, 3], name="row"),
     )
     assert edits_match({"edited_rows": edited_rows}, frame) is match
@@ -450,7 +453,8 @@ def test_busy_workspace_says_so_instead_of_failing(
     states_ws.release()  # this process keeps the file open for a moment after its last transaction
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(states_ws.path / "runsheet.duckdb")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

@@ -25,7 +25,7 @@ def test_sql_page_runs_a_query_and_exports_it(app: AppTest, states_ws: Workspace
     on_page(app, "sql")
     app.text_area(key="sql_text").input(
         "SELECT row_id, \"column\", status FROM cells WHERE campaign = 't' AND status IN ('error', 'pinned') "
-        "ORDER BY row_id, \"column\""
+        'ORDER BY row_id, "column"'
     ).run()
     app.button(key="sql_run").click().run()
     result = app.dataframe[0].value

@@ -50,7 +50,13 @@ def test_json_values_become_markdown_lists_and_plain_text() -> None:
 
 def test_run_again_is_offered_once_a_cell_has_run() -> None:
     assert [s.value for s in Status if cells.can_run_again(cell(s))] == [
-        "done", "stale", "skipped", "not_found", "error", "pinned", "confirmed",
+        "done",
+        "stale",
+        "skipped",
+        "not_found",
+        "error",
+        "pinned",
+        "confirmed",
     ]
 
 
@@ -68,7 +74,8 @@ def test_run_request_becomes_cli_arguments() -> None:
 
 def test_progress_summary() -> None:
     assert runs.progress({"total": 40, "done": 10, "credits": 30.0, "cache_hits": 2}) == (
-        0.25, "10/40 cells · 30 credits · 2 cached",
+        0.25,
+        "10/40 cells · 30 credits · 2 cached",
     )
     assert runs.progress({"total": 0, "done": 0}) == (0.0, "planning…")
 
@@ -77,8 +84,9 @@ def test_spec_edits_validate_as_a_whole() -> None:
     spec = parse_spec(STATES_SPEC)
     manual = parse_spec(specs.with_column(spec, "research", {"run": "manual"}))
     assert manual.column("research").run == "manual"
-    added = parse_spec(specs.with_new_column(spec, {"name": "shout", "kind": "formula", "expression": "upper(first)"},
-                                             after="first"))
+    added = parse_spec(
+        specs.with_new_column(spec, {"name": "shout", "kind": "formula", "expression": "upper(first)"}, after="first")
+    )
     assert added.names[2] == "shout" and added.column("shout").deps == ("first",)
     dot = specs.dependency_dot(spec, "opener")
     assert '"research" -> "opener";' in dot and "penwidth=3" in dot

@@ -71,9 +71,16 @@ def workspace_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         return wrapper
 
-    for owner, name in ((Workspace, "campaigns"), (Workspace, "runs"), (Workspace, "credits"),
-                        (Workspace, "active_runs"), (Workspace, "campaign"), (Workspace, "__init__"),
-                        (Campaign, "page"), (Campaign, "status_counts")):
+    for owner, name in (
+        (Workspace, "campaigns"),
+        (Workspace, "runs"),
+        (Workspace, "credits"),
+        (Workspace, "active_runs"),
+        (Workspace, "campaign"),
+        (Workspace, "__init__"),
+        (Campaign, "page"),
+        (Campaign, "status_counts"),
+    ):
         monkeypatch.setattr(owner, name, counted(f"{owner.__name__}.{name}", getattr(owner, name)))
     spec = Campaign.spec
     assert isinstance(spec, property) and spec.fget is not None
@@ -99,6 +106,12 @@ def test_a_new_session_reads_only_its_page_until_the_workspace_changes(
     workspace_reads.clear()
     third = AppTest.from_file(APP, default_timeout=60).run()
     assert third.dataframe[0].value.loc[3, "greet"] == "Hi Cyd at initech.org"
-    once = ("Workspace.campaigns", "Workspace.runs", "Workspace.credits", "Campaign.spec", "Campaign.status_counts",
-            "Campaign.page")
+    once = (
+        "Workspace.campaigns",
+        "Workspace.runs",
+        "Workspace.credits",
+        "Campaign.spec",
+        "Campaign.status_counts",
+        "Campaign.page",
+    )
     assert workspace_reads == dict.fromkeys(once, 1)
