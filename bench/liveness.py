@@ -1,5 +1,5 @@
 """Liveness at every read: `Campaign.status_counts` (what `runsheet status` prints) first checks that every run
-marked running still has a live runner (engine/store/runs.py: reclaim_dead_runs). This measures what that check
+marked running still has a live runner (engine/run/lifecycle.py: reclaim_dead_runs). This measures what that check
 costs on a large campaign, against the same read without it, in the same process, alternating the two (target:
 within 10%).
 
@@ -38,7 +38,7 @@ def build(folder: Path, rows: int) -> tuple[object, int]:
     import polars as pl
 
     from engine import Workspace
-    from engine.store.runs import HOST
+    from engine.run.lifecycle import HOST
 
     ws = Workspace.init(folder)
     ws.apply(SPEC)
@@ -75,7 +75,7 @@ def timed(action: Callable[[], object]) -> float:
 
 def main() -> None:
     import engine.campaign
-    from engine.store.runs import reclaim_dead_runs
+    from engine.run.lifecycle import reclaim_dead_runs
 
     rows = max(int(s) for s in os.environ.get("BENCH_ROWS", "1000000").split(","))
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,10 +25,9 @@ from engine.errors import (
     WorkspaceBusyError,
 )
 from engine.estimate import ColumnEstimate, Estimate
-from engine.executor import ExecutionEvent, RunReport
 from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
-from engine.runner.drive import RunOptions, RunProgress
+from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.store.changes import SpecChanges, TypeChange
 from engine.store.context import ContextDocument

@@ -13,19 +13,19 @@ import polars as pl
 from engine.auth import authorize
 from engine.errors import EditError, ImportError_, NotFoundError
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
-from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.planner import DEFAULT_RUN_STATUSES
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportOptions, ImportReport, import_file
+from engine.run.lifecycle import reclaim_dead_runs, run_transaction
+from engine.run.paid import complete_run
+from engine.run.reports import RunOptions, RunReport
 from engine.runner.budget import Budget
-from engine.runner.drive import RunOptions, complete_run
 from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
 from engine.store.edits import NOTES, confirm_pin, log_edit, pin, save_to_record, write_input
-from engine.store.runs import reclaim_dead_runs, run_transaction
 from engine.store.schema import quote
 from engine.types import Status
 

@@ -18,7 +18,7 @@ from engine.cache import ResultCache
 from engine.cells import KINDS, kind_named
 from engine.cells.ai import AiOptions
 from engine.cells.base import PrepareEnv
-from engine.executor import Claim
+from engine.run.reports import Claim
 from engine.spec import ColumnSpec
 from engine.store.catalog import CampaignTables
 from engine.store.context import read_context

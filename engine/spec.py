@@ -24,7 +24,7 @@ from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_reference
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Names that mean something already, compared case-insensitively (DuckDB folds the case of identifiers):
 # `row_id` in every table and view, `context` and `secrets` in templates, and the fields a run computes beside
-# a step's inputs (engine/executor.py, engine/decide.py), which an input of the same name would shadow.
+# a step's inputs (engine/run/executor.py, engine/run/verdicts.py), which an input of the same name would shadow.
 RESERVED = frozenset(
     {
         "row_id",
@@ -49,7 +49,7 @@ RESERVED = frozenset(
         "_missing",
     }
 )
-# A step's status and run id are read beside its value as s_<step> and r_<step> (engine/executor.py).
+# A step's status and run id are read beside its value as s_<step> and r_<step> (engine/run/executor.py).
 SHADOW_PREFIXES = ("s_", "r_")
 MAX_DEPTH = 64  # nesting a spec may use (lists and mappings); deeper is refused before anything recurses
 

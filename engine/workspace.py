@@ -17,9 +17,10 @@ from engine.auth import Role, authorize, current_user, list_users, role_of, set_
 from engine.campaign import Campaign
 from engine.errors import EditError, NotFoundError
 from engine.estimate import Estimate, call_price, estimate_claims
-from engine.executor import RunReport
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
+from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, run_transaction, stop_file
+from engine.run.reports import RunReport
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import query_to_file, run_query
 from engine.sql.sandbox import Limits
@@ -30,7 +31,6 @@ from engine.store.context import ContextDocument, delete_context, read_context, 
 from engine.store.database import Database
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
 from engine.store.runlog import history_counts, purge_history
-from engine.store.runs import reclaim_dead_runs, reclaim_orphans, run_transaction, stop_file
 from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
 

@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import Campaign, CampaignSpec, NotFoundError, RunReport, RunsheetError, Workspace, WorkspaceBusyError
 from engine.auth import token_digest, user_for_token
 from engine.errors import PermissionDeniedError
+from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
-from engine.store.runs import reclaim_dead_runs
 
 if TYPE_CHECKING:
     import polars as pl

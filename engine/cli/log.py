@@ -12,8 +12,8 @@ from rich.table import Table
 
 from engine import Workspace
 from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
+from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.runlog import run_log
-from engine.store.runs import reclaim_dead_runs
 
 
 @app.command()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from engine.errors import ImportError_
-from engine.executor import RunReport
 from engine.graph import Request
 from engine.io.names import ROW_ID
 from engine.io.plan import ImportOptions, plan_import
@@ -34,9 +33,10 @@ from engine.io.problems import (
 from engine.io.sniff import file_format
 from engine.io.staging import ReadFailed, diagnose_csv, stage
 from engine.io.writer import append_rows, match_rows, update_matched
+from engine.run.lifecycle import run_transaction
+from engine.run.reports import RunReport
 from engine.store.catalog import CampaignTables, add_input_columns, load_campaign
 from engine.store.cells import Scope
-from engine.store.runs import run_transaction
 from engine.store.schema import literal, quote
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ every other caller of the same key (in the same run, or in another run of this p
 waits for that outcome instead of paying for the same request again.
 
 Outcomes travel in `concurrent.futures.Future`s because runs of one process each have their own event loop,
-often in their own thread (engine/runner/drive.py); `asyncio.wrap_future` awaits one from any loop.
+often in their own thread (engine/run/paid.py); `asyncio.wrap_future` awaits one from any loop.
 """
 
 from __future__ import annotations

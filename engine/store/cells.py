@@ -63,7 +63,7 @@ def key_expression(version: str, value_refs: Sequence[str]) -> str:
     DuckDB computes four times faster).
 
     md5 and to_json are defined by DuckDB, not by a process or a Python version, so the same inputs give the same
-    key in every process and across library upgrades (tests/test_keys.py checks it against Python's hashlib).
+    key in every process and across library upgrades (tests/store/test_keys.py checks it against Python's hashlib).
     """
     parts = [literal(version)] + [f"coalesce(to_json({ref}), 'null')" for ref in value_refs]
     return f"(md5_number(concat_ws(chr(31), {', '.join(parts)})) >> 64)::UBIGINT"

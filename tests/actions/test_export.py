@@ -208,7 +208,7 @@ def test_run_again_on_an_upstream_formula_over_every_row_sends_only_changed_reco
 ) -> None:
     ws.apply(export_spec(receiver))
     campaign = ws.campaign("crm")
-    campaign.add_rows(records(80))  # a large scope: the formula is recomputed in the fused pass (engine/fused.py)
+    campaign.add_rows(records(80))  # a large scope: the formula is recomputed in the fused pass (engine/run/fused.py)
     campaign.run()
     assert receiver.posts() == 80
     campaign.run(["domain"], force=True)  # every value comes out the same: nothing is sent again

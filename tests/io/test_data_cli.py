@@ -10,8 +10,8 @@ import click
 import polars as pl
 import pytest
 
+from tests.cli.test_cli import cli, ok, ok_json
 from tests.conftest import BASIC_SPEC
-from tests.test_cli import cli, ok, ok_json
 
 CSV = "email,first,employees\nann@acme.com,Ann,40\nbob@globex.io,Bob,900\n"
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from engine import Campaign, ImportError_, Workspace
 from engine.io.exporter import FORMULA_STARTS, formula_safe, formula_unescaped
+from tests.cli.test_cli import cli, ok, ok_json
 from tests.io.conftest import write
-from tests.test_cli import cli, ok, ok_json
 
 LEADS_SPEC = """
 campaign: leads

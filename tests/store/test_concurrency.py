@@ -21,7 +21,7 @@ from engine.auth import create_token, set_user
 from engine.types import Status
 from tests.conftest import BASIC_ROWS, BASIC_SPEC
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 WRITER = """
 import json, sys, time

@@ -19,7 +19,7 @@ from engine import RunOptions, RunReport, Status, Workspace
 from engine.cells.probe import LEDGER
 from engine.cli import app
 from engine.cli.runs import EXIT_CODES
-from engine.executor import ROW_LIST_LIMIT
+from engine.run.executor import ROW_LIST_LIMIT
 from engine.store.catalog import load_campaign
 
 SPEC = """
@@ -212,7 +212,7 @@ def test_a_killed_run_is_interrupted_and_its_cells_given_back_at_the_next_read(w
     env = {**os.environ, "RUNSHEET_WORKSPACE": str(ws.path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "run", "-c", "c", "--column", "fit", "--force", "--concurrency", "2"],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -15,8 +15,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from engine.executor import Executor, RunReport, restore_status
 from engine.graph import Request
+from engine.run.executor import Executor, restore_status
+from engine.run.reports import RunReport
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import scalar
@@ -44,7 +45,7 @@ def run_transaction(
     describe: dict[str, Any] | None = None,
 ) -> RunReport:
     """Record a run, execute `request` over `scope` on the open transaction, and store its counts. Paid cells
-    it claimed are left in `report.claims`, the run `running`, for `engine.runner.drive.complete_run`."""
+    it claimed are left in `report.claims`, the run `running`, for `engine.run.paid.complete_run`."""
     reclaim_orphans(con, campaign)
     run_id = int(scalar(con, "SELECT nextval('ids')"))
     details = {

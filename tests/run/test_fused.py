@@ -1,4 +1,4 @@
-"""The fused formula pass (engine/fused.py): a run that plans every row of a large scope the same way computes its
+"""The fused formula pass (engine/run/fused.py): a run that plans every row of a large scope the same way computes its
 formula columns in one statement. It must reach exactly the cells the column-by-column path reaches (rule 10),
 rewrite only the cells that changed, and give way to that path when a formula raises."""
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from engine import Status, Workspace
-from engine.executor import Executor
-from engine.fused import FusedPass, FusedResult, Layout
+from engine.run.executor import Executor
+from engine.run.fused import FusedPass, FusedResult, Layout
 from engine.store.catalog import load_campaign
 from engine.store.cells import Scope, aligned_tables
 
@@ -82,10 +82,10 @@ def out_of_order(ws: Workspace) -> list[str]:
 @pytest.mark.parametrize("joined", ["by-position", "by-position-in-ranges", "by-row-id"])
 def test_the_fused_pass_reaches_the_cells_the_column_by_column_path_reaches(tmp_path, monkeypatch, joined) -> None:  # type: ignore[no-untyped-def]
     if joined == "by-row-id":  # tables whose order an older version lost
-        monkeypatch.setattr("engine.fused.aligned_tables", lambda *args, **kwargs: set())
+        monkeypatch.setattr("engine.run.fused.aligned_tables", lambda *args, **kwargs: set())
     split_rows = 10 if joined == "by-position-in-ranges" else ROWS + 1  # ranges read in parallel, or one range
-    monkeypatch.setattr("engine.fused.SPLIT_ROWS", split_rows)
-    monkeypatch.setattr("engine.fused.threads", lambda con: 3)
+    monkeypatch.setattr("engine.run.fused.SPLIT_ROWS", split_rows)
+    monkeypatch.setattr("engine.run.fused.threads", lambda con: 3)
     layouts: list[Layout] = []
     layout = FusedPass._layout
 

@@ -14,8 +14,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -25,19 +24,20 @@ import pyarrow.compute as pc
 from engine.cache import ResultCache
 from engine.cells import kind_named
 from engine.cells.base import PrepareEnv
-from engine.executor import ROW_LIST_LIMIT, Claim, ExecutionEvent, Executor, RunReport
 from engine.graph import Request
+from engine.run.executor import ROW_LIST_LIMIT, Executor
+from engine.run.lifecycle import finish_run, put_back, release_cells, stop_file
+from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
+from engine.run.writeback import write_results
 from engine.runner.budget import Budget
 from engine.runner.calls import CellResult, PaidCall
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.runner.pool import CallPool
-from engine.runner.writeback import write_results
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
-from engine.store.runs import finish_run, put_back, release_cells, stop_file
 from engine.store.settings import Settings, load_settings
 from engine.types import ErrorCode
 
@@ -45,33 +45,6 @@ REFUSED = "refused"  # the outcome of a cell whose call the budget refused
 STOPPED = "stopped"  # the outcome of a cell whose call Stop cancelled or kept from starting
 # Calls that did not run for the run's own reasons: their cells go back as they were, reported by this outcome.
 PUT_BACK = {ErrorCode.INSUFFICIENT_CREDITS: REFUSED, ErrorCode.CANCELLED: STOPPED}
-
-
-@dataclass
-class RunProgress:
-    """A running run, as a progress bar shows it."""
-
-    run_id: int
-    total: int
-    done: int = 0
-    credits: float = 0.0
-    cache_hits: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class RunOptions:
-    """How to drive paid work: a credit cap for this run, the concurrency (default: the workspace's), a progress
-    callback, and an event that stops the run (Stop also arrives through `runs.stop_requested`)."""
-
-    max_credits: float | None = None
-    concurrency: int | None = None
-    progress: Callable[[RunProgress], None] | None = None
-    stop: threading.Event | None = None
-    # Results reach DuckDB at least once a second; each batch is one transaction, whose fixed cost (opening the
-    # file, committing) dominates small batches. The cache already holds every answer the moment it arrives.
-    flush_every: int = 5_000
-    flush_seconds: float = 1.0
 
 
 def complete_run(

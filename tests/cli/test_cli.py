@@ -19,7 +19,7 @@ from engine import PROBE_LEDGER, Workspace
 from engine.cli import app
 from tests.conftest import BASIC_SPEC, snapshot
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CSV = "email,first,employees\nann@acme.com,Ann,40\nbob@globex.io,Bob,900\n"
 OPENER_1 = "probe(Hi Ann at acme.com|probe(acme.com))"
 # Rich sizes its output from these; a real user's shell usually has none of them set.

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine import Workspace, executor
+from engine import Workspace
+from engine.run import executor
 from engine.store.cells import PARAMETER_TYPES
 
 # One formula per value type an edit writes with parameters, and two it writes from an Arrow source.

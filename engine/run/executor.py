@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 from datetime import datetime
 
 import duckdb
@@ -15,13 +14,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine import decide
 from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
 from engine.cells.formula import Formula, FormulaOptions, failing_rows
-from engine.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.references import ALL_CONTEXT
+from engine.run import verdicts
+from engine.run.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
+from engine.run.reports import Claim, ExecutionEvent, RunReport
+from engine.run.uniform import uniform_plans
 from engine.store.catalog import CampaignTables
 from engine.store.cells import PARAMETER_TYPES, Scope, key_expression, merge_outcomes, update_cell
 from engine.store.context import context_versions
@@ -30,100 +31,15 @@ from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
 from engine.store.settings import load_settings
 from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
-from engine.uniform import uniform_plans
 
 log = logging.getLogger(__name__)
 
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
-KEEP = decide.KEEP  # the verdict of a cell that already holds the result for its key
+KEEP = verdicts.KEEP  # the verdict of a cell that already holds the result for its key
 NOTHING_WRITTEN = pa.table(
     {"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())}
 )
-
-
-@dataclass(frozen=True)
-class ExecutionEvent:
-    """Something that happened to the cells of one column: `rows` lists them when there are few enough;
-    `row_ids` holds them all (for counting each cell once by how it ended)."""
-
-    column: str
-    outcome: str  # a Status value, "keep" for cells whose key had not changed, or a runner outcome (refused...)
-    count: int
-    rows: tuple[int, ...] | None
-    row_ids: pa.Array | None = field(default=None, compare=False, repr=False)
-
-
-# How a run ended for the cells in its scope, from their outcomes: what `runsheet run` exits with.
-RUN_ENDINGS = ("ok", "failed", "refused", "stopped")
-FAILED_OUTCOMES = frozenset({Status.ERROR.value})
-REFUSED_OUTCOMES = frozenset({"refused", Status.PAUSED.value})
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Paid cells this run marked `running`, to be computed by the runner outside the transaction: `frame` has
-    row_id, key (the key to store with the result) and the step's inputs. `previous` holds, as stored before the
-    claim, the cells that held an outcome: a call refused for credits (or never made, after Stop) puts them back
-    as they were, so a refusal changes nothing."""
-
-    column: str
-    frame: pl.DataFrame
-    force: bool
-    previous: pa.Table | None = None
-
-
-@dataclass
-class RunReport:
-    """What a run did, per column and outcome; `claims` are the paid cells it still has to compute."""
-
-    run_id: int
-    events: list[ExecutionEvent] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
-    status: str = "done"
-    message: str | None = None  # why the run ended as it did, when not every cell ran (credits, a cap, Stop)
-    # paid work: what it spent, and what the cache saved
-    credits: float = 0.0
-    tokens: int = 0
-    cache_hits: int = 0
-    credits_saved: float = 0.0
-    memo_hits: dict[str, int] = field(default_factory=dict)  # per column: cells answered from the memo
-
-    def counts(self) -> dict[str, Counter[str]]:
-        """Per column, how many cells ended in each outcome: each cell counts once, by how it ended (a cell that
-        waited for a paid upstream result and then ran is replayed to its last event), so a column's counts add
-        up to the cells of it the run touched."""
-        by_column: dict[str, list[ExecutionEvent]] = defaultdict(list)
-        for event in self.events:
-            by_column[event.column].append(event)
-        return {column: _final_outcomes(events) for column, events in by_column.items()}
-
-    def totals(self) -> Counter[str]:
-        """Cells per outcome, summed over columns."""
-        total: Counter[str] = Counter()
-        for outcomes in self.counts().values():
-            total.update(outcomes)
-        return total
-
-    def ending(self) -> str:
-        """How the run ended for its scope (one of RUN_ENDINGS): `stopped` (Stop), `refused` (cells refused for
-        credits, a cap or a pause), `failed` (cells ended in error), else `ok`."""
-        if self.status == "stopped":
-            return "stopped"
-        outcomes = {o for o, n in self.totals().items() if n}
-        if outcomes & REFUSED_OUTCOMES:
-            return "refused"
-        if outcomes & FAILED_OUTCOMES:
-            return "failed"
-        return "ok"
-
-    def computed(self, column: str) -> int:
-        """How many cells of `column` were actually computed (whatever their outcome)."""
-        return sum(
-            e.count
-            for e in self.events
-            if e.column == column and e.outcome in ("done", "error", "skipped", "not_found")
-        )
 
 
 class Executor:
@@ -144,7 +60,7 @@ class Executor:
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
         self._respecified: set[str] = set()  # on a spec change, the columns whose spec (so whose keys) changed
         self._written: set[str] = set()  # columns this run has written cells of
-        # per column, the rows whose cells wait on a paid result of this run and were left as stored (decide.held)
+        # per column, the rows whose cells wait on a paid result of this run and were left as stored (verdicts.held)
         self._held: dict[str, pa.Array] = {}
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
@@ -199,7 +115,7 @@ class Executor:
     def _uniform_plans(
         self, steps: list[str], scope: Scope, request: Request
     ) -> dict[str, tuple[CellPlan, set[str]]] | None:
-        """Each column's plan when it is the same for every row of a large scope (engine/uniform.py), else None."""
+        """Each column's plan when it is the same for every row of a large scope (engine/run/uniform.py), else None."""
         if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
             return None
         return uniform_plans(self.con, self.campaign, steps, scope, request)
@@ -218,7 +134,7 @@ class Executor:
                 self._apply(column, plan, rows, scope)
 
     def _fused_pass(self, steps: list[str], plans: dict[str, tuple[CellPlan, set[str]]], scope: Scope) -> set[str]:
-        """Compute the formula columns that run in every row together (engine/fused.py); returns those it did."""
+        """Compute the formula columns that run in every row together (engine/run/fused.py); returns those it did."""
         fusable: list[FusedColumn] = []
         for column in steps:
             spec = self.campaign.spec.column(column)
@@ -282,7 +198,7 @@ class Executor:
 
     def _keep_all(self, column: str, rows_sql: str) -> None:
         row_ids = self.con.sql(rows_sql).to_arrow_table().column("row_id")
-        self._in = pa.table({"row_id": row_ids, "verdict": decide.constant(KEEP, len(row_ids), pa.string())})
+        self._in = pa.table({"row_id": row_ids, "verdict": verdicts.constant(KEEP, len(row_ids), pa.string())})
         self._record(column, NOTHING_WRITTEN, 0.0)
 
     def _write_summaries(self) -> None:
@@ -398,10 +314,10 @@ class Executor:
         elif batch:
             self._compute_batch(column)
         pending = {c.column for c in self.report.claims} | set(self._held)
-        source = decide.Source(batch=batch, claim=claim, memo=memo)
-        out = decide.outcomes(self._in, plan, source, run_id=self.run_id, now=self._now(), claimed=pending)
+        source = verdicts.Source(batch=batch, claim=claim, memo=memo)
+        out = verdicts.outcomes(self._in, plan, source, run_id=self.run_id, now=self._now(), claimed=pending)
         if plan.action is Action.RUN and pending:
-            held = pc.filter(self._in.column("row_id"), decide.held(self._in, pending))
+            held = pc.filter(self._in.column("row_id"), verdicts.held(self._in, pending))
             if len(held):
                 self._held[column] = held
         self.con.register("_out", out)
@@ -432,7 +348,7 @@ class Executor:
 
     def _gather_inputs(self, column: str, rows_sql: str, scope: Scope, forced: bool, expression: str | None) -> None:
         """_in: the planned rows with their input values, live upstream statuses, current cell, new key, a
-        formula's new value (`expression`), and each row's verdict (engine/decide.py)."""
+        formula's new value (`expression`), and each row's verdict (engine/run/verdicts.py)."""
         spec = self.campaign.spec.column(column)
         options = spec.options
         assert isinstance(options, StepOptions)
@@ -488,15 +404,15 @@ class Executor:
                 waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
                 status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
                 gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
-        gates = decide.gate(gathered, step_deps, reads_only)
-        checks = decide.Checks(
+        gates = verdicts.gate(gathered, step_deps, reads_only)
+        checks = verdicts.Checks(
             forced=forced,
             enabled=options.enabled,
             paused=self._paused(column),
             has_run_if=bool(options.run_if),
             has_required=bool(options.required),
         )
-        self._in = gathered.append_column("verdict", decide.verdicts(gathered, gates, checks))
+        self._in = gathered.append_column("verdict", verdicts.verdicts(gathered, gates, checks))
         self.con.register("_in", self._in)
 
     def _look_up_memo(self, column: str) -> None:
@@ -530,7 +446,7 @@ class Executor:
 
     def _previous_cells(self, column: str, unanswered: str) -> pa.Table | None:
         """The stored cells about to be claimed that hold an outcome (a cell never computed has nothing to keep)."""
-        holding = ", ".join(literal(s) for s in decide.HOLDING.to_pylist())
+        holding = ", ".join(literal(s) for s in verdicts.HOLDING.to_pylist())
         previous = self.con.sql(
             f"""SELECT * FROM {self.campaign.tables[column]} WHERE row_id IN (
                 SELECT row_id FROM _in WHERE verdict = 'run'{unanswered} AND _present
@@ -625,29 +541,6 @@ class Executor:
             )
 
 
-def _final_outcomes(events: list[ExecutionEvent]) -> Counter[str]:
-    """One column's cells per outcome, each cell by its last event. One event needs no replay; several are
-    replayed over their rows (events without rows are summed as they are)."""
-    counts: Counter[str] = Counter()
-    if len(events) == 1:
-        counts[events[0].outcome] += events[0].count
-        return counts
-    replayed = [e for e in events if e.row_ids is not None or e.rows is not None]
-    for event in events:
-        if event.row_ids is None and event.rows is None:
-            counts[event.outcome] += event.count
-    if not replayed:
-        return counts
-    rows = pa.concat_arrays(
-        [(e.row_ids if e.row_ids is not None else pa.array(e.rows, pa.int64())).cast(pa.int64()) for e in replayed]
-    )
-    order = pa.concat_arrays([decide.constant(i, e.count, pa.int32()) for i, e in enumerate(replayed)])
-    last = pl.DataFrame({"row_id": rows, "event": order}).group_by("row_id").agg(pl.col("event").max())
-    for index, n in last.group_by("event").len().iter_rows():
-        counts[replayed[index].outcome] += n
-    return counts
-
-
 def _ascending(row_ids: pa.ChunkedArray) -> bool:
     """Whether row ids are in strictly ascending order."""
     ids = row_ids.combine_chunks() if isinstance(row_ids, pa.ChunkedArray) else row_ids
@@ -656,8 +549,8 @@ def _ascending(row_ids: pa.ChunkedArray) -> bool:
 
 def _all_kept(planned: pa.Table) -> bool:
     """Whether every planned row's verdict is to keep its cell as it is."""
-    verdicts = planned.column("verdict")
-    return bool(pc.all(pc.equal(verdicts, KEEP)).as_py()) if len(verdicts) else True
+    found = planned.column("verdict")
+    return bool(pc.all(pc.equal(found, KEEP)).as_py()) if len(found) else True
 
 
 def restore_status(auto: bool) -> str:
