@@ -28,16 +28,7 @@ class Status(str, Enum):
     PAUSED = "paused"  # asked to run while its step or campaign is paused: not an error, resuming runs it
 
 
-# Statuses whose cell holds a value that downstream steps may read.
-SETTLED = frozenset({Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED, Status.CONFIRMED})
-# Statuses of a cell edited by hand: recompute never overwrites it; Run Again on the cell unpins it.
-HAND_SET = frozenset({Status.PINNED, Status.CONFIRMED})
-# Statuses of a step cell whose value is current: what Save to Record may copy into the record.
-CURRENT = frozenset({Status.DONE, Status.PINNED, Status.CONFIRMED})
-# Statuses of a cell that still needs computing.
-PENDING = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING, Status.PAUSED})
-# Statuses that a recompute may keep when the cell's key has not changed.
-FRESH_WHEN_KEY_MATCHES = frozenset({Status.DONE, Status.SKIPPED, Status.NOT_FOUND})
+# The status sets (settled, hand-set, current, pending, ...) and the rules over them: engine/graph/fate.py.
 
 
 class ErrorCode(str, Enum):

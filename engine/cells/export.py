@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 from engine.cells.ai import render
 from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
 from engine.cells.http import SECRETS, secret_values, send
+from engine.graph.fate import SENDABLE
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
 from engine.runner.calls import Answer, PaidCall
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # the catalog imports the cell kinds
     from engine.store.catalog import CampaignTables
 
 # Upstream statuses an export may read: current values only (not stale, not pinned-and-unconfirmed).
-READS_ONLY = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED, Status.CONFIRMED})
+READS_ONLY = SENDABLE
 FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload", "_unchanged")
 DELIVERED = "delivery:"  # result cache entries marking an acknowledged delivery, by idempotency key
 

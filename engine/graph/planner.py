@@ -14,13 +14,13 @@ from enum import Enum
 from typing import Literal
 
 from engine.graph.dag import ColumnGraph
-from engine.types import HAND_SET, SETTLED, Status
+from engine.graph.fate import GOES_STALE, HAND_SET, PENDING, SETTLED, Verdict, gate
+from engine.types import Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
 
-DEFAULT_RUN_STATUSES = frozenset({Status.EMPTY, Status.STALE, Status.QUEUED, Status.WAITING, Status.PAUSED})
-# Statuses of an auto ancestor that a lazy pull computes first.
-PULLED = DEFAULT_RUN_STATUSES
+# What a run computes unless told otherwise, and the statuses of an auto ancestor that a lazy pull computes first.
+DEFAULT_RUN_STATUSES = PULLED = PENDING
 
 
 class Action(str, Enum):
@@ -103,9 +103,9 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
             node = graph.nodes[dep]
             if dep not in plan and node.auto and status(dep) in PULLED:
                 schedule(dep, False)
-        gate = _gate(graph, column, status, plan)
-        if gate is not None:
-            plan[column] = gate
+        gated = _gate(graph, column, status, plan)
+        if gated is not None:
+            plan[column] = gated
             return
         if graph.nodes[column].free or request.run_paid:
             plan[column] = CellPlan(Action.RUN, force=forced)
@@ -132,7 +132,7 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
             continue
         if column not in targets and not node.auto and current is not Status.WAITING:
             # A waiting manual cell was asked for already: it runs once what it waited on has a value.
-            if current in (Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR, Status.RUNNING):
+            if current in GOES_STALE:
                 plan[column] = CellPlan(Action.STALE)
             continue
         schedule(column, forced)
@@ -166,10 +166,11 @@ def _gate(graph: ColumnGraph, column: str, status, plan: Mapping[str, CellPlan])
     return None
 
 
+GATED = {Verdict.WAIT: Action.WAIT, Verdict.BLOCK: Action.BLOCK}
+
+
 def dependency_gate(dep: str, dep_status: Status) -> CellPlan | None:
-    """Whether a cell may read an upstream cell in `dep_status`: None if it may, else WAIT or BLOCK on `dep`."""
-    if dep_status is Status.ERROR:
-        return CellPlan(Action.BLOCK, blame=dep)
-    if dep_status in SETTLED:
-        return None
-    return CellPlan(Action.WAIT, blame=dep)
+    """Whether a cell may read an upstream cell in `dep_status` (fate.gate): None if it may, else WAIT or BLOCK on
+    `dep`."""
+    verdict = gate(dep_status, SETTLED)
+    return None if verdict is None else CellPlan(GATED[verdict], blame=dep)

@@ -18,9 +18,20 @@ from engine.cells import Batch, kind_named
 from engine.cells.base import StepOptions
 from engine.cells.formula import Formula, FormulaOptions, failing_rows
 from engine.graph import Action, CellPlan, Request, plan_row
+from engine.graph.fate import (
+    EXECUTED,
+    FRESH_WHEN_KEY_MATCHES,
+    FUSABLE,
+    FUSABLE_FORCED,
+    HOLDING,
+    sql_in,
+    sql_restored,
+    sql_retried,
+    values,
+)
 from engine.graph.references import ALL_CONTEXT
 from engine.run import verdicts
-from engine.run.fused import FORCED_STATUSES, PLAIN_STATUSES, FusedColumn, FusedPass
+from engine.run.fused import FusedColumn, FusedPass
 from engine.run.reports import Claim, ExecutionEvent, RunReport
 from engine.run.uniform import uniform_plans
 from engine.store.catalog import CampaignTables
@@ -30,7 +41,7 @@ from engine.store.database import frame, scalar
 from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
 from engine.store.settings import load_settings
-from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, RETRYABLE_CODES, ErrorCode, Status
+from engine.types import HINTS, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +155,7 @@ class Executor:
             assert isinstance(options, FormulaOptions)
             plan, statuses = plans[column]
             simple = options.enabled and not options.run_if and not options.required and not self._paused(column)
-            allowed = FORCED_STATUSES if plan.force else PLAIN_STATUSES
+            allowed = values(FUSABLE_FORCED if plan.force else FUSABLE)
             reads = all(
                 self.campaign.spec.column(d).is_input or d not in plans or d in {f.name for f in fusable}
                 for d in spec.deps
@@ -192,7 +203,7 @@ class Executor:
         it is kept (every writer of inputs and specs plans their downstream, so the status can be trusted)."""
         if plan.action in (Action.WAIT, Action.BLOCK) or plan.force or column in self._respecified:
             return False
-        if not set(statuses) <= {s.value for s in FRESH_WHEN_KEY_MATCHES}:
+        if not set(statuses) <= values(FRESH_WHEN_KEY_MATCHES):
             return False
         return not (set(self.campaign.spec.column(column).deps) & ((self._edited or set()) | self._written))
 
@@ -229,14 +240,13 @@ class Executor:
         rate limit, Stop, credits) are queued again, so a later run finishes them (rule 9 keeps the others)."""
         targets = set(request.columns)
         columns = targets | {c for c in self.graph.upstream(targets) if self.graph.nodes[c].auto}
-        codes = ", ".join(literal(c.value) for c in sorted(RETRYABLE_CODES))
         for column in self.graph.steps():
             if column in columns and not self.graph.nodes[column].free:
                 self.con.execute(
                     f"""UPDATE {self.campaign.tables[column]}
                     SET status = {restore_status(self.graph.nodes[column].auto)},
                     error_code = NULL, error_message = NULL, error_hint = NULL
-                    WHERE status = 'error' AND error_code IN ({codes}) AND {scope.filter()}"""
+                    WHERE {sql_retried()} AND {scope.filter()}"""
                 )
 
     def _materialize(self, name: str, select: str) -> pa.Table:
@@ -404,7 +414,6 @@ class Executor:
                 waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
                 status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
                 gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
-        gates = verdicts.gate(gathered, step_deps, reads_only)
         checks = verdicts.Checks(
             forced=forced,
             enabled=options.enabled,
@@ -412,7 +421,7 @@ class Executor:
             has_run_if=bool(options.run_if),
             has_required=bool(options.required),
         )
-        self._in = gathered.append_column("verdict", verdicts.verdicts(gathered, gates, checks))
+        self._in = verdicts.decide(gathered, step_deps, reads_only, checks)
         self.con.register("_in", self._in)
 
     def _look_up_memo(self, column: str) -> None:
@@ -446,11 +455,10 @@ class Executor:
 
     def _previous_cells(self, column: str, unanswered: str) -> pa.Table | None:
         """The stored cells about to be claimed that hold an outcome (a cell never computed has nothing to keep)."""
-        holding = ", ".join(literal(s) for s in verdicts.HOLDING.to_pylist())
         previous = self.con.sql(
             f"""SELECT * FROM {self.campaign.tables[column]} WHERE row_id IN (
                 SELECT row_id FROM _in WHERE verdict = 'run'{unanswered} AND _present
-                  AND (old_value IS NOT NULL OR old_status IN ({holding})))"""
+                  AND (old_value IS NOT NULL OR {sql_in("old_status", HOLDING)}))"""
         ).to_arrow_table()
         return previous if previous.num_rows else None
 
@@ -526,7 +534,7 @@ class Executor:
         if not groups:
             return
         free = kind_named(self.campaign.spec.column(column).kind).free
-        executed = ("done", "error", "skipped", "not_found")
+        executed = values(EXECUTED)
         # Paid cells that were settled here (skipped, missing a field, blocked) get one activity row each, like
         # the ones the runner computes; everything else is summed up per outcome.
         summed = [(o, rows) for o, rows in groups if free or o not in executed]
@@ -537,7 +545,7 @@ class Executor:
                 cost, actor, trigger, error_code, cached)
                 SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id, 1, 'run', status,
                 now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out
-                WHERE status IN ({", ".join(literal(o) for o in executed)})"""
+                WHERE {sql_in("status", EXECUTED)}"""
             )
 
 
@@ -555,4 +563,4 @@ def _all_kept(planned: pa.Table) -> bool:
 
 def restore_status(auto: bool) -> str:
     """SQL for the status a claimed cell goes back to when its call never ran (Stop, a crashed runner)."""
-    return f"CASE WHEN value IS NULL THEN '{'queued' if auto else 'empty'}' ELSE 'stale' END"
+    return sql_restored(auto)

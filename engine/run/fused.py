@@ -24,14 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.cells.formula import failing_rows
+from engine.graph.fate import FRESH_WHEN_KEY_MATCHES, sql_in, sql_literal
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, aligned_tables, key_expression, merge_outcomes, update_outcomes
 from engine.store.schema import quote
+from engine.types import Status
 
-# Statuses a fused column's cells may be in: with Run Again any settled or hand-set one; otherwise only those a
-# run recomputes or keeps by its key alone (an error is kept by rule 9 and a skip needs run_if: the general path).
-FORCED_STATUSES = frozenset({"done", "stale", "queued", "empty", "error", "pinned", "confirmed"})
-PLAIN_STATUSES = frozenset({"done", "stale", "queued", "empty"})
+# The statuses a fused column's cells may be in are engine/graph/fate.py's FUSABLE (FUSABLE_FORCED with Run Again).
 # A cell's fate in the pass, as bits: recomputed (else kept), rewritten, and TRY() gave NULL (it may have raised).
 RAN, WRITE, NULL = 1, 2, 4
 # Each parallel branch of a statement over tables joined by position reads at least this many rows.
@@ -105,7 +104,7 @@ class FusedPass:
             pairs = [(self.campaign.rows_table, t) for t in by_table]
             aligned = {by_table[t] for t in aligned_tables(self.con, pairs, db, same_slots=True)}
         # a fused column's statuses say whether every row has a cell (`empty` stands for a missing one)
-        known = {c.name for c in self.columns if "empty" not in c.statuses}
+        known = {c.name for c in self.columns if Status.EMPTY.value not in c.statuses}
         rest = [name for name in tables if name not in aligned and name not in known]
         parts = [
             "SELECT NULL AS name, count(*) AS n, min(rowid) AS low, max(rowid) AS high "
@@ -291,7 +290,7 @@ class FusedPass:
         complete = column.name in self.layout.complete
         present = "TRUE" if complete else _name("present", column.name)
         source = (
-            f"(SELECT row_id, {_name('value', column.name)} AS value, 'done' AS status, "
+            f"(SELECT row_id, {_name('value', column.name)} AS value, {sql_literal(Status.DONE)} AS status, "
             f"{_name('new_key', column.name)} AS key, "
             "NULL AS waiting_on, NULL AS error_code, NULL AS error_message, NULL AS error_hint, 0.0 AS cost, "
             f"now()::TIMESTAMP AS started_at, now()::TIMESTAMP AS finished_at, {self.run_id} AS run_id, "
@@ -314,12 +313,11 @@ def threads(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _done(column: FusedColumn) -> str:
-    """SQL for whether a cell of `column` is done: a constant when its statuses in the scope say so."""
-    if column.statuses == {"done"}:
-        return "TRUE"
-    if "done" not in column.statuses:
-        return "FALSE"
-    return f"coalesce({_name('status', column.name)} = 'done', FALSE)"
+    """SQL for whether a cell of `column` holds the result for its key when its key matches (fate's
+    FRESH_WHEN_KEY_MATCHES; of the statuses a fused cell may be in, only done): a constant when its statuses in
+    the scope say so."""
+    done = sql_in(_name("status", column.name), FRESH_WHEN_KEY_MATCHES, possible=column.statuses)
+    return done if done in ("TRUE", "FALSE") else f"coalesce({done}, FALSE)"
 
 
 def _other_rows(rows: pa.ChunkedArray, some: pa.ChunkedArray) -> pa.ChunkedArray:

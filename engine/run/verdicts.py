@@ -1,5 +1,6 @@
 """What happens to each planned cell of one column, decided over Arrow arrays: the gate on upstream statuses, the
-verdict (run, keep, wait, block, skip, missing, disabled) and the outcome row written to the column's table.
+verdict (a fate.Verdict: run, keep, wait, block, skip, missing, disabled, ...) with the upstream column it blames,
+and the outcome row written to the column's table. The status sets and rules are engine/graph/fate.py's.
 
 A refusal changes nothing (DESIGN, Invariants 1): a paused or disabled step keeps every cell that holds an
 outcome, and a cell waiting on a paid result of this run keeps its stored state until that result is in (then the
@@ -21,20 +22,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.graph import Action, CellPlan
-from engine.types import FRESH_WHEN_KEY_MATCHES, HINTS, PAUSED_HINT, RETRYABLE_CODES, SETTLED, ErrorCode, Status
+from engine.graph.fate import (
+    BLOCKING,
+    FRESH_WHEN_KEY_MATCHES,
+    GOES_STALE,
+    HOLDING,
+    KEYED,
+    SETTLED,
+    Verdict,
+    arrow,
+)
+from engine.types import HINTS, PAUSED_HINT, RETRYABLE_CODES, ErrorCode, Status
 
-KEEP = "keep"
-STALE = "stale"  # the verdict on a refused cell whose inputs changed: its value and key stay, marked stale
-FRESH = pa.array(sorted(s.value for s in FRESH_WHEN_KEY_MATCHES))
-# A manual cell goes stale only from these statuses (an empty or queued one has nothing to be stale about).
-SETTLED_BEFORE = pa.array(["done", "skipped", "not_found", "error", "running"])  # running: inputs edited meanwhile
+KEEP = Verdict.KEEP.value
 # Each error code with a hint, and the hint, in the same order.
 HINTED_CODES = pa.array([code.value for code in HINTS])
 HINT_TEXTS = pa.array(list(HINTS.values()))
-KEYED = pa.array(["skip", "missing"])  # verdicts other than run whose cell records the key it was judged under
-# Statuses of a cell that holds an outcome: a refusal (pause, disabled step) or a wait on this run's paid result
-# leaves such a cell as it is. Any cell holding a value counts too.
-HOLDING = pa.array(sorted(s.value for s in (*SETTLED, Status.ERROR, Status.PAUSED)))
+RETRYABLE = pa.array(sorted(c.value for c in RETRYABLE_CODES), pa.string())
+GATED = pa.array([Verdict.BLOCK.value, Verdict.WAIT.value], pa.string())  # the verdicts that name a dep to blame
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
@@ -55,16 +60,33 @@ def constant(value: object, length: int, type_: pa.DataType) -> pa.Array:
     return pa.repeat(pa.scalar(value, type_), length)
 
 
-def gate(table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status] | None = None) -> pa.Array:
-    """Per row: None when every upstream step cell may be read, else 'block:<dep>' (it failed) or 'wait:<dep>'
-    (no readable value yet), for the first such dep in order (planner.dependency_gate over live statuses)."""
-    allowed = pa.array(sorted(s.value for s in (SETTLED if readable is None else readable)))
+def decide(table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status] | None, checks: Checks) -> pa.Table:
+    """The gathered facts of one column's planned cells with each cell's `verdict` (a Verdict's value) and `blame`
+    (the upstream column a WAIT or BLOCK names, else null) appended: the one decision per column."""
+    gates, blames = gate(table, step_deps, readable)
+    decided = verdicts(table, gates, checks)
+    if checks.paused or not checks.enabled:  # a refusal may have overruled a gate: only WAIT and BLOCK blame
+        blames = pc.if_else(pc.is_in(decided, value_set=GATED), blames, pa.scalar(None, pa.string()))
+    return table.append_column("verdict", decided).append_column("blame", blames)
+
+
+def gate(
+    table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status] | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """Per row: the verdict of the gate, None when every upstream step cell may be read, else BLOCK (it failed) or
+    WAIT (no readable value yet); and the dep it blames, the first such dep in order (fate.gate over live
+    statuses)."""
+    allowed = arrow(SETTLED if readable is None else frozenset(readable))
+    blocking = arrow(BLOCKING)
     result: pa.Array = pa.nulls(table.num_rows, pa.string())
+    blame: pa.Array = pa.nulls(table.num_rows, pa.string())
     for dep in reversed(step_deps):  # the first dep in order has the last word
-        status = _fill(table.column("s_" + dep), "empty")
+        status = _fill(table.column("s_" + dep), Status.EMPTY.value)
+        blocks = pc.is_in(status, value_set=blocking)
         waits = pc.invert(pc.is_in(status, value_set=allowed))
-        result = pc.if_else(pc.equal(status, "error"), f"block:{dep}", pc.if_else(waits, f"wait:{dep}", result))
-    return result
+        result = pc.if_else(blocks, Verdict.BLOCK.value, pc.if_else(waits, Verdict.WAIT.value, result))
+        blame = pc.if_else(pc.or_(blocks, waits), dep, blame)
+    return result, blame
 
 
 @dataclass(frozen=True)
@@ -80,26 +102,26 @@ class Checks:
 
 
 def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
-    """Per row: the gate if any; 'keep' when the cell already holds the result for this key (rule 9 keeps a
-    failure unless it failed for a passing reason; Run Again keeps nothing); 'paused' or 'disabled' (a cell that
-    holds an outcome is kept then, whatever its gate: a refusal changes nothing), 'skip' (run_if false), 'missing'
-    (a required field is empty); else 'run'."""
+    """Per row (values of Verdict): the gate if any; KEEP when the cell already holds the result for this key
+    (fate.keeps_key: rule 9 keeps a failure unless it failed for a passing reason; Run Again keeps nothing); PAUSED
+    or DISABLED (a cell that holds an outcome is kept then, whatever its gate: a refusal changes nothing), SKIP
+    (run_if false), MISSING (a required field is empty); else RUN."""
     n = table.num_rows
-    verdict: pa.Array = constant("run", n, pa.string())
+    verdict: pa.Array = constant(Verdict.RUN.value, n, pa.string())
     if checks.has_required:
-        verdict = pc.if_else(pc.fill_null(table.column("_missing"), False), "missing", verdict)
+        verdict = pc.if_else(pc.fill_null(table.column("_missing"), False), Verdict.MISSING.value, verdict)
     if checks.has_run_if:
-        verdict = pc.if_else(pc.fill_null(table.column("_run_if"), False), verdict, "skip")
+        verdict = pc.if_else(pc.fill_null(table.column("_run_if"), False), verdict, Verdict.SKIP.value)
     refused = checks.paused or not checks.enabled
     if refused:
-        verdict = constant("paused" if checks.paused else "disabled", n, pa.string())
+        verdict = constant((Verdict.PAUSED if checks.paused else Verdict.DISABLED).value, n, pa.string())
     if not checks.forced:
         status = table.column("old_status")
         same_key = pc.fill_null(pc.equal(table.column("old_key"), table.column("key")), False)
-        fresh = pc.is_in(status, value_set=pa.array(sorted(s.value for s in FRESH_WHEN_KEY_MATCHES)))
+        fresh = pc.is_in(status, value_set=arrow(FRESH_WHEN_KEY_MATCHES))
         settled_failure = pc.and_(
-            pc.equal(status, "error"),
-            pc.invert(pc.is_in(table.column("old_code"), value_set=pa.array(sorted(c.value for c in RETRYABLE_CODES)))),
+            pc.is_in(status, value_set=arrow(BLOCKING)),
+            pc.invert(pc.is_in(table.column("old_code"), value_set=RETRYABLE)),
         )
         verdict = pc.if_else(pc.and_(same_key, pc.or_(fresh, settled_failure)), KEEP, verdict)
     decided = pc.coalesce(gates, verdict)
@@ -107,17 +129,17 @@ def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
         # A refusal changes no value. But a fresh outcome whose inputs changed is fresh no longer: it keeps its
         # value and key, and says stale (rule 2), so that resuming the step computes it.
         outdated = pc.and_(
-            pc.is_in(_fill(table.column("old_status"), "empty"), value_set=FRESH),
+            pc.is_in(_fill(table.column("old_status"), Status.EMPTY.value), value_set=arrow(FRESH_WHEN_KEY_MATCHES)),
             pc.invert(pc.fill_null(pc.equal(table.column("old_key"), table.column("key")), False)),
         )
-        decided = pc.if_else(holds(table), pc.if_else(outdated, STALE, KEEP), decided)
+        decided = pc.if_else(holds(table), pc.if_else(outdated, Verdict.STALE.value, KEEP), decided)
     return decided
 
 
 def holds(table: pa.Table) -> pa.Array:
     """Per gathered row: whether the cell holds an outcome (a value, or a settled, failed or paused state)."""
-    status = _fill(table.column("old_status"), "empty")
-    return pc.or_(pc.is_in(status, value_set=HOLDING), pc.is_valid(table.column("old_value")))
+    status = _fill(table.column("old_status"), Status.EMPTY.value)
+    return pc.or_(pc.is_in(status, value_set=arrow(HOLDING)), pc.is_valid(table.column("old_value")))
 
 
 def held(table: pa.Table, pending: set[str]) -> pa.Array:
@@ -126,8 +148,16 @@ def held(table: pa.Table, pending: set[str]) -> pa.Array:
     is in, so a refused or stopped call leaves it as it was."""
     if not pending:
         return constant(False, table.num_rows, pa.bool_())
-    waits = pa.array(sorted("wait:" + c for c in pending), type=pa.string())
-    return pc.and_(pc.fill_null(pc.is_in(table.column("verdict"), value_set=waits), False), holds(table))
+    return pc.and_(waits_on(table, pending), holds(table))
+
+
+def waits_on(table: pa.Table, pending: set[str]) -> pa.Array:
+    """Per decided row: whether its verdict is WAIT on a column of `pending`."""
+    on = pa.array(sorted(pending), type=pa.string())
+    waits = pc.and_(
+        pc.equal(table.column("verdict"), Verdict.WAIT.value), pc.is_in(table.column("blame"), value_set=on)
+    )
+    return pc.fill_null(waits, False)
 
 
 @dataclass(frozen=True)
@@ -158,10 +188,9 @@ def outcomes(
             written = pc.not_equal(verdict, KEEP)
         elif plan.action is Action.STALE:
             # a manual cell whose input is being computed now is judged when that result is in
-            pending = pa.array(sorted("wait:" + c for c in claimed), type=pa.string())
             written = pc.and_(
-                pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=SETTLED_BEFORE)),
-                pc.invert(pc.is_in(verdict, value_set=pending)),
+                pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=arrow(GOES_STALE))),
+                pc.invert(waits_on(table, claimed)),
             )
         else:
             written = constant(True, table.num_rows, pa.bool_())
@@ -177,7 +206,7 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
     n = table.num_rows
     string = pa.string()
     no_text = pa.scalar(None, string)
-    runs = pc.equal(verdict, "run")
+    runs = pc.equal(verdict, Verdict.RUN.value)
     if source.claim:
         value, status, key = old_value, constant(Status.RUNNING.value, n, string), old_key
         if source.memo:
@@ -203,36 +232,37 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
             "cost": cost,
             "cached": cached,
         }
-    waits = pc.starts_with(verdict, "wait:")
-    blocks = pc.starts_with(verdict, "block:")
-    paused = pc.equal(verdict, "paused")
-    stale = pc.equal(verdict, STALE)
+    blame = table.column("blame")
+    waits = pc.equal(verdict, Verdict.WAIT.value)
+    blocks = pc.equal(verdict, Verdict.BLOCK.value)
+    paused = pc.equal(verdict, Verdict.PAUSED.value)
+    stale = pc.equal(verdict, Verdict.STALE.value)
     otherwise = pc.if_else(
         waits,
-        "waiting",
+        Status.WAITING.value,
         pc.if_else(
-            pc.equal(verdict, "skip"),
-            "skipped",
-            pc.if_else(paused, Status.PAUSED.value, pc.if_else(stale, Status.STALE.value, "error")),
+            pc.equal(verdict, Verdict.SKIP.value),
+            Status.SKIPPED.value,
+            pc.if_else(paused, Status.PAUSED.value, pc.if_else(stale, Status.STALE.value, Status.ERROR.value)),
         ),
     )
     codes = pc.if_else(
         blocks,
         ErrorCode.UPSTREAM_ERROR.value,
         pc.if_else(
-            pc.equal(verdict, "disabled"),
+            pc.equal(verdict, Verdict.DISABLED.value),
             ErrorCode.ACTION_DISABLED.value,
-            pc.if_else(pc.equal(verdict, "missing"), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
+            pc.if_else(pc.equal(verdict, Verdict.MISSING.value), ErrorCode.MISSING_REQUIRED_FIELD.value, no_text),
         ),
     )
     messages = pc.if_else(
         blocks,
-        pc.binary_join_element_wise("upstream cell ", pc.utf8_slice_codeunits(verdict, 6), " failed", ""),
+        pc.binary_join_element_wise("upstream cell ", blame, " failed", ""),
         pc.if_else(
-            pc.equal(verdict, "disabled"),
+            pc.equal(verdict, Verdict.DISABLED.value),
             "the step is disabled",
             pc.if_else(
-                pc.equal(verdict, "missing"),
+                pc.equal(verdict, Verdict.MISSING.value),
                 "a required field is empty",
                 pc.if_else(paused, "the step or its campaign is paused", no_text),
             ),
@@ -242,14 +272,25 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
         "value": pc.if_else(runs, value, pc.if_else(pc.or_(waits, stale), old_value, pa.nulls(n, old_value.type))),
         "status": pc.if_else(runs, status, otherwise),
         "key": pc.if_else(
-            pc.or_(runs, pc.is_in(verdict, value_set=KEYED)), key, pc.if_else(stale, old_key, pa.nulls(n, pa.uint64()))
+            pc.or_(runs, pc.is_in(verdict, value_set=arrow(KEYED))),
+            key,
+            pc.if_else(stale, old_key, pa.nulls(n, pa.uint64())),
         ),
-        "waiting_on": pc.if_else(waits, pc.utf8_slice_codeunits(verdict, 5), no_text),
+        "waiting_on": pc.if_else(waits, blame, no_text),
         "error_code": pc.if_else(runs, batch_code, codes),
         "error_message": pc.if_else(runs, batch_message, messages),
         "cost": pc.if_else(runs, cost, 0.0),
         "cached": cached,
     }
+
+
+# The status a cell takes for each plan that marks it without computing.
+MARKED = {
+    Action.QUEUE: Status.QUEUED,
+    Action.STALE: Status.STALE,
+    Action.WAIT: Status.WAITING,
+    Action.BLOCK: Status.ERROR,
+}
 
 
 def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
@@ -258,7 +299,7 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
     old_value, old_key = table.column("old_value"), table.column("old_key")
     n = table.num_rows
     blame = plan.blame or ""
-    fixed = {Action.QUEUE: "queued", Action.STALE: "stale", Action.WAIT: "waiting", Action.BLOCK: "error"}[plan.action]
+    fixed = MARKED[plan.action].value
     block = plan.action is Action.BLOCK
     return {
         "value": pa.nulls(n, old_value.type) if block else old_value,

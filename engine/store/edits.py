@@ -13,11 +13,12 @@ from typing import Any
 import duckdb
 
 from engine.errors import EditError
+from engine.graph.fate import CURRENT
 from engine.spec import NAME_PATTERN, RESERVED
 from engine.store.catalog import CampaignTables, add_input_columns
 from engine.store.database import scalar
 from engine.store.schema import STEP_COLUMNS
-from engine.types import CURRENT, Status
+from engine.types import Status
 
 NOTES = "notes"  # the record's free-text field: Save to Record appends `<column>: <value>` lines to it
 NOTES_TYPE = "VARCHAR"
