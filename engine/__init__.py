@@ -28,6 +28,7 @@ from engine.estimate import ColumnEstimate, Estimate
 from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
 from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
+from engine.run.selection import RunSelection
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.store.changes import SpecChanges, TypeChange
 from engine.store.context import ContextDocument
@@ -69,6 +70,7 @@ __all__ = [
     "RunProgress",
     "Resumed",
     "RunReport",
+    "RunSelection",
     "Settings",
     "RunsheetError",
     "SpecChanges",

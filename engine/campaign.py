@@ -11,16 +11,15 @@ import duckdb
 import polars as pl
 
 from engine.auth import authorize
-from engine.errors import EditError, ImportError_, NotFoundError
+from engine.errors import ImportError_
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.graph import Request
-from engine.graph.planner import DEFAULT_RUN_STATUSES
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportOptions, ImportReport, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
-from engine.run.paid import complete_run
+from engine.run.paid import complete_run, load_budget
 from engine.run.reports import RunOptions, RunReport
-from engine.runner.budget import Budget
+from engine.run.selection import RunSelection, as_selection, check_rows, plan_selection
 from engine.spec import CampaignSpec
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
@@ -191,7 +190,7 @@ class Campaign:
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
             tables = self._load(con)
-            _check_rows(con, tables, [row_id])
+            check_rows(con, tables, [row_id])
             if tables.column(column).is_input:
                 write_input(con, tables, row_id, column, value)
             else:
@@ -207,7 +206,7 @@ class Campaign:
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=field)
             tables = self._load(con)
-            _check_rows(con, tables, [row_id])
+            check_rows(con, tables, [row_id])
             tables, saved = save_to_record(con, tables, row_id, column, field)
             describe = {"save_to_record": column, "field": saved.field, "row": row_id}
             report = self._edited(con, tables, saved.field if saved.changed else None, row_id, run_paid, describe)
@@ -222,7 +221,7 @@ class Campaign:
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
             tables = self._load(con)
-            _check_rows(con, tables, [row_id])
+            check_rows(con, tables, [row_id])
             changed = confirm_pin(con, tables, row_id, column)
             describe = {"confirm": column, "row": row_id}
             report = self._edited(con, tables, column if changed else None, row_id, run_paid, describe)
@@ -248,7 +247,7 @@ class Campaign:
 
     def run(
         self,
-        columns: Iterable[str] | None = None,
+        columns: RunSelection | Iterable[str] | None = None,
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
@@ -259,20 +258,20 @@ class Campaign:
     ) -> RunReport:
         """Compute cells, paid ones included; returns when the run is over (done, stopped or out of credits).
 
-        Without `columns`, every auto-run step; with them, those columns (manual ones too). Cells run when empty,
-        stale, queued or waiting (only stale and queued ones with `only_stale`); auto ancestors without a fresh
-        value are computed first; `only_empty` keeps the cells never computed. `force` is Run Again: recompute
-        whatever the status, bypassing the cache, then
-        propagate downstream; pinned cells are unpinned only when both `columns` and `rows` are given (Run Again
-        on chosen cells). `limit` keeps the first N rows of the selection. `options` sets a credit cap, the
-        concurrency, a progress callback and a stop event.
+        What to compute is a RunSelection, given as one or as its loose arguments. Without `columns`, every
+        auto-run step; with them, those columns (manual ones too). Cells run when empty, stale, queued or waiting
+        (only stale and queued ones with `only_stale`); auto ancestors without a fresh value are computed first;
+        `only_empty` keeps the cells never computed. `force` is Run Again: recompute whatever the status,
+        bypassing the cache, then propagate downstream; pinned cells are unpinned only when both `columns` and
+        `rows` are given (Run Again on chosen cells). `limit` keeps the first N rows of the selection. `options`
+        sets a credit cap, the concurrency, a progress callback and a stop event.
         """
-        report = self.start_run(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
-        return self._drive(report, options or RunOptions())
+        selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
+        return self._drive(self.start_run(selection), options or RunOptions())
 
     def start_run(
         self,
-        columns: Iterable[str] | None = None,
+        columns: RunSelection | Iterable[str] | None = None,
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
@@ -282,10 +281,14 @@ class Campaign:
     ) -> RunReport:
         """The first half of `run` (same arguments): plan and claim in one transaction. The report carries the
         run id and the paid cells claimed; `finish_run` computes them (e.g. in the background, for the API)."""
+        selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
-            return run_transaction(con, tables, request, scope, actor=self.actor, trigger=self.trigger)
+            tables = self._load(con)
+            request, scope = plan_selection(con, tables, selection)
+            return run_transaction(
+                con, tables, request, scope, actor=self.actor, trigger=self.trigger, selection=selection
+            )
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
         """The second half of `run`: compute the paid cells `report` claimed, then what they feed."""
@@ -293,7 +296,7 @@ class Campaign:
 
     def estimate(
         self,
-        columns: Iterable[str] | None = None,
+        columns: RunSelection | Iterable[str] | None = None,
         rows: Iterable[int] | None = None,
         *,
         only_stale: bool = False,
@@ -305,55 +308,17 @@ class Campaign:
         """What `run` with the same arguments would call and spend (a dry run: nothing is stored): calls, cache
         hits, credits and tokens per column, downstream auto-run columns included; and, against the balance and
         the caps (`max_credits` as the run's), how many calls those cover and where the run would stop."""
+        selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
         with self.db.transaction(commit=False) as con:
-            tables, request, scope = self._plan_request(con, columns, rows, only_stale, only_empty, force, limit)
-            report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate")
+            tables = self._load(con)
+            request, scope = plan_selection(con, tables, selection)
+            report = run_transaction(
+                con, tables, request, scope, actor=self.actor, trigger="estimate", selection=selection
+            )
             estimate = estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
-            budget = Budget.load(con, self.name, tables.campaign_id, max_credits)
+            budget = load_budget(con, self.name, tables.campaign_id, max_credits)
             estimate.budget = compare_with_budget(estimate, report.claims, budget.room(), budget.tightest())
             return estimate
-
-    def _plan_request(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        columns: Iterable[str] | None,
-        rows: Iterable[int] | None,
-        only_stale: bool,
-        only_empty: bool,
-        force: bool,
-        limit: int | None,
-    ) -> tuple[CampaignTables, Request, Scope]:
-        tables = self._load(con)
-        graph = tables.spec.graph
-        if columns is None:
-            targets = graph.auto_steps()
-        else:
-            targets = list(columns)
-            for column in targets:
-                if tables.column(column).is_input:
-                    raise EditError(f"'{column}' is an input column", hint="run a step column instead")
-        chosen = None if rows is None else sorted({int(r) for r in rows})
-        if chosen is not None:
-            _check_rows(con, tables, chosen)
-        if limit is not None:
-            if limit < 1:
-                raise EditError(f"limit {limit} is not a positive number of rows", hint="give 1 or more")
-            if chosen is None:
-                found = con.execute(f"SELECT row_id FROM {tables.rows_table} ORDER BY row_id LIMIT ?", [limit])
-                chosen = [r[0] for r in found.fetchall()]
-            else:
-                chosen = chosen[:limit]
-        scope = Scope.all() if chosen is None else Scope.rows(chosen)
-        if force:  # pinned cells are only unpinned when someone picks them: given columns and rows
-            request = Request.run_again(targets, unpin=columns is not None and rows is not None)
-        elif only_stale or only_empty:
-            wanted = ({Status.STALE, Status.QUEUED} if only_stale else set()) | (
-                {Status.EMPTY, Status.QUEUED} if only_empty else set()
-            )
-            request = Request.run(targets, statuses=wanted)
-        else:
-            request = Request.run(targets, statuses=DEFAULT_RUN_STATUSES)
-        return tables, request, scope
 
     @property
     def cache_dir(self) -> Path:
@@ -376,7 +341,7 @@ class Campaign:
             with self.db.transaction() as con:
                 tables = self._load(con)
                 spec = tables.column(column)
-                _check_rows(con, tables, [row_id])
+                check_rows(con, tables, [row_id])
                 report = None
                 if not spec.is_input:
                     targets = [column] if spec.run == "auto" else []
@@ -419,7 +384,7 @@ class Campaign:
                 ]
             else:
                 ids = list(rows)
-                _check_rows(con, tables, ids)
+                check_rows(con, tables, ids)
             scope = Scope.rows(ids)
             if compute and ids:
                 auto = tables.spec.graph.auto_steps()
@@ -488,24 +453,6 @@ def _append(con: duckdb.DuckDBPyConnection, tables: CampaignTables, source: str)
             ) from err
     con.execute("UPDATE campaigns SET next_row_id = ? WHERE campaign_id = ?", [start + count, tables.campaign_id])
     return range(start, start + count)
-
-
-def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_ids: Sequence[int]) -> None:
-    """Raise NotFoundError naming the lowest of `row_ids` the campaign does not have (one query for all)."""
-    if not row_ids:
-        return
-    ids = [int(r) for r in row_ids]
-    # The BETWEEN lets DuckDB skip row groups by their min/max, so checking one row stays cheap at any size.
-    missing = scalar(
-        con,
-        f"SELECT min(r) FROM unnest($1::BIGINT[]) AS t(r) WHERE r NOT IN "
-        f"(SELECT row_id FROM {tables.rows_table} WHERE row_id BETWEEN $2 AND $3)",
-        [ids, min(ids), max(ids)],
-    )
-    if missing is not None:
-        raise NotFoundError(
-            f"campaign '{tables.spec.name}' has no row {missing}", hint="see the row ids with `runsheet show`"
-        )
 
 
 def _read_cells(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, scope: Scope) -> list[Cell]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ from engine.errors import EditError, NotFoundError
 from engine.estimate import Estimate, call_price, estimate_claims
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
-from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, run_transaction, stop_file
+from engine.io.exporter import export_query
+from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, request_stop, run_transaction, signal_stop
 from engine.run.reports import RunReport
 from engine.spec import CampaignSpec, load_spec, parse_spec
-from engine.sql.query import query_to_file, run_query
+from engine.sql.query import run_query
 from engine.sql.sandbox import Limits
 from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
@@ -336,16 +337,18 @@ class Workspace:
 
     def stop_run(self, run_id: int) -> bool:
         """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""
+        return bool(self.stop_runs([run_id]))
+
+    def stop_runs(self, run_ids: Iterable[int] | None = None, *, campaign: str | None = None) -> list[int]:
+        """Ask running runs to stop (those of `run_ids`; with None, every running run, of `campaign` when given):
+        in-flight calls are cancelled, nothing new starts. Needs the `stop` permission. Returns the ids of the
+        runs asked (a run that is not running is left out)."""
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "stop", con=con)
-            rows = con.execute(
-                "UPDATE runs SET stop_requested = TRUE WHERE run_id = ? AND status = 'running' RETURNING run_id",
-                [run_id],
-            ).fetchall()
-        if rows:  # the runner watches for this file many times a second; the flag above is the durable record
-            stop_file(self.path, run_id).parent.mkdir(exist_ok=True)
-            stop_file(self.path, run_id).touch()
-        return bool(rows)
+            campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
+            asked = request_stop(con, run_ids, campaign_id)
+        signal_stop(self.path, asked)  # after the commit: the flag is the durable record, the file the fast path
+        return asked
 
     def active_runs(self, campaign: str | None = None) -> list[dict[str, object]]:
         """Runs still running (crashed ones are given back first), newest first."""
@@ -404,7 +407,7 @@ class Workspace:
     ) -> int:
         """Write the result of a read-only SELECT to a CSV or Parquet file, atomically (CSV formula-escaped
         unless `escape` is False). Returns the number of rows written."""
-        return query_to_file(
+        return export_query(
             self.db.path,
             sql,
             path,

@@ -134,6 +134,7 @@ class ApiState:
     def __init__(self, workspace: Path) -> None:
         self.workspace = Workspace(workspace)
         self.threads: dict[int, threading.Thread] = {}
+        self.starters: dict[int, str] = {}  # who started each of those runs (asks it to stop on shutdown)
         self._tokens: dict[str, tuple[str | None, float]] = {}
 
     def user_for(self, token: str) -> str | None:
@@ -150,20 +151,25 @@ class ApiState:
         return found[0]
 
     def stop_background_runs(self) -> None:
-        """On shutdown: runs this server started are asked to stop, and waited for (their cells go back)."""
-        live = [run_id for run_id, thread in self.threads.items() if thread.is_alive()]
-        if live:
-            with self.workspace.db.transaction() as con:
-                con.execute("UPDATE runs SET stop_requested = TRUE WHERE list_contains(?, run_id)", [live])
+        """On shutdown: runs this server started are asked to stop, each on behalf of whoever started it, and
+        waited for (their cells go back)."""
+        for run_id, thread in self.threads.items():
+            if thread.is_alive():
+                try:
+                    self.as_user(self.starters[run_id]).stop_runs([run_id])
+                except PermissionDeniedError:  # its starter lost the right to stop meanwhile: the run is waited for
+                    continue
         for thread in self.threads.values():
             thread.join(timeout=60)
         self.threads.clear()
+        self.starters.clear()
 
     def finish_in_background(self, handle: Campaign, report: RunReport) -> None:
         """Compute the paid cells a started run claimed in a thread of its own (stopped and joined on shutdown)."""
         if report.claims:
             thread = threading.Thread(target=handle.finish_run, args=(report,), name=f"run-{report.run_id}")
             self.threads[report.run_id] = thread
+            self.starters[report.run_id] = handle.actor
             thread.start()
 
     def campaign_and_pause(self, user: str, name: str) -> tuple[Campaign, CampaignSpec, bool]:

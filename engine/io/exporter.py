@@ -1,4 +1,5 @@
-"""Export: a campaign's values (and, on request, each step's state) to CSV or Parquet, written atomically.
+"""Export: a campaign's values (and, on request, each step's state), or a user's query result, to CSV or Parquet,
+written atomically.
 
 The rows are produced inside the SQL sandbox, so a `--where` filter is user SQL under the same rules as a
 query; the sandbox may write exactly one file, a temporary one beside the target, which replaces the target
@@ -21,7 +22,7 @@ from typing import Literal
 
 import polars as pl
 
-from engine.errors import ExportError, NotFoundError
+from engine.errors import ExportError, NotFoundError, QueryError
 from engine.sql.needs import Needs, needs_of
 from engine.sql.sandbox import Limits, Sandbox, open_sandbox
 from engine.sql.views import ordered, wide_sql
@@ -131,6 +132,33 @@ def export_campaign(
     finally:
         temporary.unlink(missing_ok=True)
     return ExportReport(campaign, target, fmt, rows, header)
+
+
+def export_query(
+    db_path: Path,
+    sql: str,
+    path: str | Path,
+    *,
+    format: str,
+    escape: bool = True,
+    limits: Limits | None = None,
+    busy_timeout: float = 30.0,
+) -> int:
+    """Write the result of the SELECT `sql` to `path` (csv or parquet) atomically; returns the row count."""
+    target = Path(path)
+    fmt = export_format(target, format)
+    check_target(target)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql) as box:
+            text = box.check(sql)
+            if text.lstrip()[:7].upper() == "EXPLAIN":
+                raise QueryError("an EXPLAIN cannot be written to a file", hint="print it with --format table")
+            rows, _ = write_select(box, f"SELECT * FROM (\n{text}\n) q", temporary, fmt, escape=escape)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return rows
 
 
 def write_select(box: Sandbox, select: str, target: Path, fmt: ExportFormat, *, escape: bool) -> tuple[int, list[str]]:

@@ -26,7 +26,7 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv
 from engine.graph import Request
 from engine.run.executor import ROW_LIST_LIMIT, Executor
-from engine.run.lifecycle import finish_run, put_back, release_cells, stop_file
+from engine.run.lifecycle import add_progress, clear_stop, finish_run, put_back, release_cells, stop_file
 from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.writeback import write_results
 from engine.runner.budget import Budget
@@ -38,7 +38,7 @@ from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
-from engine.store.settings import Settings, load_settings
+from engine.store.settings import Settings, balance, campaign_spent, load_settings
 from engine.types import ErrorCode
 
 REFUSED = "refused"  # the outcome of a cell whose call the budget refused
@@ -63,7 +63,7 @@ def complete_run(
     with db.transaction() as con:
         tables = load_campaign(con, name)
         settings = load_settings(con)
-        budget = Budget.load(con, name, tables.campaign_id, options.max_credits)
+        budget = load_budget(con, name, tables.campaign_id, options.max_credits)
         context = {n: d.text for n, d in read_context(con).items()}
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
     session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
@@ -89,20 +89,17 @@ def complete_run(
                 report.cache_hits += follow.cache_hits
                 report.credits_saved += follow.credits_saved
                 claims = follow.claims
-                con.execute(
-                    "UPDATE runs SET cache_hits = cache_hits + ?, credits_saved = credits_saved + ? WHERE run_id = ?",
-                    [follow.cache_hits, follow.credits_saved, report.run_id],
-                )
                 added = sum(c.frame.height for c in claims)
-                if added:
-                    progress.total += added
-                    con.execute("UPDATE runs SET total = total + ? WHERE run_id = ?", [added, report.run_id])
+                progress.total += added
+                add_progress(
+                    con, report.run_id, total=added, cache_hits=follow.cache_hits, credits_saved=follow.credits_saved
+                )
         report.message = session.ending()
         with db.transaction() as con:
             finish_run(
                 con, load_campaign(con, name), report, "stopped" if stop.is_set() else "done", session.previous()
             )
-        stop_file(db.path.parent, report.run_id).unlink(missing_ok=True)
+        clear_stop(db.path.parent, report.run_id)
     except BaseException:
         with db.transaction() as con:
             finish_run(con, load_campaign(con, name), report, "failed", session.previous())
@@ -111,6 +108,20 @@ def complete_run(
         cache.close()
     report.claims = []
     return report
+
+
+def load_budget(
+    con: duckdb.DuckDBPyConnection, campaign: str, campaign_id: int, max_credits: float | None = None
+) -> Budget:
+    """The budget a run of `campaign` starts with: the workspace balance, the run's cap (`max_credits`, else
+    the run_cap setting) and what the campaign's cap leaves."""
+    settings = load_settings(con)
+    cap = settings.campaign_caps.get(campaign)
+    return Budget(
+        balance=balance(con),
+        run_cap=max_credits if max_credits is not None else settings.run_cap,
+        campaign_room=None if cap is None else cap - campaign_spent(con, campaign_id),
+    )
 
 
 def _run_async(coroutine: object) -> None:
@@ -209,7 +220,7 @@ class _Session:
                 json_columns,
                 frozenset(self.settings.allowed_hosts),
             )
-            yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)  # type: ignore[attr-defined]
+            yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)
 
     def _on_result(self, result: CellResult) -> None:
         self.pending.append(result)

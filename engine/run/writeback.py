@@ -1,5 +1,6 @@
 """Writes paid results to the workspace in batches: per column one Arrow table joined in one UPDATE ... FROM,
-plus the activity rows, the credit ledger and the run's progress, all in one short transaction."""
+plus the activity rows, the credit ledger and the run's progress (through engine.run.lifecycle, the writer of
+`runs`), all in one short transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from engine.cells import kind_named
+from engine.run.lifecycle import add_progress, stop_requested
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
@@ -69,22 +71,19 @@ def write_results(
                 "INSERT INTO credit_ledger VALUES (now(), ?, ?, ?, 'run')",
                 [-credits, run_id, tables.campaign_id],
             )
-        con.execute(
-            """UPDATE runs SET done = done + ?, credits = credits + ?, tokens = tokens + ?,
-                provider_cost = provider_cost + ?, cache_hits = cache_hits + ?, credits_saved = credits_saved + ?,
-                heartbeat = now() WHERE run_id = ?""",
-            [
-                len(results),
-                credits,
-                sum(r.tokens for r in results),
-                sum(r.provider_cost or 0.0 for r in results),
-                sum(r.cached for r in results),
-                sum(r.saved for r in results),
-                run_id,
-            ],
+        add_progress(
+            con,
+            run_id,
+            done=len(results),
+            credits=credits,
+            tokens=sum(r.tokens for r in results),
+            provider_cost=sum(r.provider_cost or 0.0 for r in results),
+            cache_hits=sum(r.cached for r in results),
+            credits_saved=sum(r.saved for r in results),
+            beat=True,
         )
         balance = float(scalar(con, "SELECT coalesce(sum(amount), 0) FROM credit_ledger"))
-        stop = bool(scalar(con, "SELECT stop_requested FROM runs WHERE run_id = ?", [run_id]))
+        stop = stop_requested(con, run_id)
     _remember(db, tables, by_column)
     return Written(credits, balance, stop)
 

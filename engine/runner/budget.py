@@ -1,15 +1,12 @@
 """Credits for one run: a call is made only if its price fits under the balance and every cap; cached answers
 cost nothing. Prices are reserved before a call and settled when it ends, so concurrent calls cannot together
-overdraw within a process."""
+overdraw within a process. The figures a run starts with are read from the store by its caller
+(engine/run/paid.py's `load_budget`): the call pool reads no tables."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-
-import duckdb
-
-from engine.store.settings import balance, campaign_spent, load_settings
 
 
 @dataclass
@@ -33,20 +30,6 @@ class Budget:
         if self.campaign_room is not None:
             limits.append(self.campaign_room - self.spent)
         return min(limits) - self.reserved
-
-    @classmethod
-    def load(
-        cls, con: duckdb.DuckDBPyConnection, campaign: str, campaign_id: int, max_credits: float | None = None
-    ) -> Budget:
-        """The budget a run of `campaign` starts with: the workspace balance, the run's cap (`max_credits`, else
-        the run_cap setting) and what the campaign's cap leaves."""
-        settings = load_settings(con)
-        cap = settings.campaign_caps.get(campaign)
-        return cls(
-            balance=balance(con),
-            run_cap=max_credits if max_credits is not None else settings.run_cap,
-            campaign_room=None if cap is None else cap - campaign_spent(con, campaign_id),
-        )
 
     def tightest(self) -> str:
         """Which limit leaves the least room: what a refusal for credits names."""
