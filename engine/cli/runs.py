@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine import Estimate, RunOptions, RunProgress, RunsheetError, Workspace
+from engine import Estimate, RunOptions, RunProgress, RunSelection, RunsheetError, Workspace
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -67,32 +67,18 @@ def run(
 
     def body() -> int:
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
-        selected = parse_rows(rows)
+        selection = RunSelection.of(
+            column or None, parse_rows(rows), only_stale=stale, only_empty=empty, force=force, limit=limit
+        )
         if dry_run:
-            estimate = handle.estimate(
-                column or None,
-                selected,
-                only_stale=stale,
-                only_empty=empty,
-                force=force,
-                limit=limit,
-                max_credits=max_credits,
-            )
+            estimate = handle.estimate(selection, max_credits=max_credits)
             _print_estimate(estimate, as_json)
             return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
         with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
-            report = handle.run(
-                column or None,
-                selected,
-                only_stale=stale,
-                only_empty=empty,
-                force=force,
-                limit=limit,
-                options=options,
-            )
+            report = handle.run(selection, options=options)
         print_report(report, as_json)
         return EXIT_CODES[report.ending()]
 

@@ -1,4 +1,12 @@
-"""Runs: one row per execution request, with who asked, why, what it did, and (for paid work) live progress.
+"""One run's lifecycle, and the only writer of the `runs` table: one row per execution request, with who asked,
+why, what it did, and (for paid work) live progress.
+
+- open: `run_transaction` (plan, claim and record in the caller's transaction) through `open_run`;
+- progress and heartbeat: `add_progress` (the paid phase and write-back report through it);
+- stop: `request_stop` (the durable flag), `signal_stop` / `clear_stop` (the stop file the runner watches);
+- close: `finish_run` (the cells it still holds go back, its counts and status stored);
+- reclaim: `reclaim_dead_runs` / `reclaim_orphans` (a crashed runner's run is interrupted, its cells given back);
+- requeue: `put_back`, `release_cells`, `restore_cells` (claimed cells back as they were).
 
 A run that claimed paid cells stays `running` until the runner finishes it; its `pid`, `host` and `heartbeat`
 let any later run tell a crashed runner from a live one and give the crashed runner's cells back.
@@ -9,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ import pyarrow as pa
 from engine.graph import Request
 from engine.run.executor import Executor, restore_status
 from engine.run.reports import RunReport
+from engine.run.selection import RunSelection
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import scalar
@@ -43,23 +53,22 @@ def run_transaction(
     actor: str,
     trigger: str,
     describe: dict[str, Any] | None = None,
+    selection: RunSelection | None = None,
 ) -> RunReport:
     """Record a run, execute `request` over `scope` on the open transaction, and store its counts. Paid cells
-    it claimed are left in `report.claims`, the run `running`, for `engine.run.paid.complete_run`."""
+    it claimed are left in `report.claims`, the run `running`, for `engine.run.paid.complete_run`. The run's
+    `request` stores what was asked: the request's kind, columns and force, `selection` when a person chose one
+    (RunSelection.from_json reads it back), and `describe`'s details (an edit, an import...)."""
     reclaim_orphans(con, campaign)
-    run_id = int(scalar(con, "SELECT nextval('ids')"))
     details = {
         "kind": request.kind,
         "columns": sorted(request.columns),
         "force": request.force,
         "scope": "all" if scope.row_ids is None and scope.between is None else "rows",
+        **({} if selection is None else {"selection": selection.to_json()}),
         **(describe or {}),
     }
-    con.execute(
-        "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at, heartbeat, pid, host) "
-        "VALUES (?, ?, ?, ?, ?, 'running', now(), now(), ?, ?)",
-        [run_id, campaign.campaign_id, actor, trigger, json.dumps(details), os.getpid(), HOST],
-    )
+    run_id = open_run(con, campaign.campaign_id, details, actor=actor, trigger=trigger)
     report = Executor(con, campaign, run_id, actor=actor, trigger=trigger).execute(request, scope)
     total = sum(claim.frame.height for claim in report.claims)
     con.execute(
@@ -77,6 +86,83 @@ def run_transaction(
     )
     report.status = "running" if total else "done"
     return report
+
+
+def open_run(
+    con: duckdb.DuckDBPyConnection, campaign_id: int, details: dict[str, Any], *, actor: str, trigger: str
+) -> int:
+    """Insert a `running` run of this process and host, its heartbeat now, `details` as its request; returns
+    its id."""
+    run_id = int(scalar(con, "SELECT nextval('ids')"))
+    con.execute(
+        "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at, heartbeat, pid, host) "
+        "VALUES (?, ?, ?, ?, ?, 'running', now(), now(), ?, ?)",
+        [run_id, campaign_id, actor, trigger, json.dumps(details), os.getpid(), HOST],
+    )
+    return run_id
+
+
+def add_progress(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    *,
+    total: int = 0,
+    done: int = 0,
+    credits: float = 0.0,
+    tokens: int = 0,
+    provider_cost: float = 0.0,
+    cache_hits: int = 0,
+    credits_saved: float = 0.0,
+    beat: bool = False,
+) -> None:
+    """Add to a run's progress counters (cells planned and done, what they spent and what the cache saved);
+    with `beat`, renew its heartbeat too (the runner is alive: reclaim_dead_runs leaves it alone)."""
+    con.execute(
+        """UPDATE runs SET total = total + ?, done = done + ?, credits = credits + ?, tokens = tokens + ?,
+            provider_cost = provider_cost + ?, cache_hits = cache_hits + ?, credits_saved = credits_saved + ?,
+            heartbeat = CASE WHEN ? THEN now() ELSE heartbeat END WHERE run_id = ?""",
+        [total, done, credits, tokens, provider_cost, cache_hits, credits_saved, beat, run_id],
+    )
+
+
+def request_stop(
+    con: duckdb.DuckDBPyConnection, run_ids: Iterable[int] | None = None, campaign_id: int | None = None
+) -> list[int]:
+    """Ask running runs to stop (those of `run_ids`; with None, every running run, of `campaign_id` when
+    given): their `stop_requested` is set, the durable record the runner also reads with each batch it writes.
+    Returns the ids of the runs asked, in order; a run not running is left alone. `signal_stop` then tells the
+    runners at once."""
+    where = ["status = 'running'"]
+    params: list[Any] = []
+    if run_ids is not None:
+        where.append("list_contains(?, run_id)")
+        params.append(sorted({int(r) for r in run_ids}))
+    if campaign_id is not None:
+        where.append("campaign_id = ?")
+        params.append(campaign_id)
+    found = con.execute(
+        f"UPDATE runs SET stop_requested = TRUE WHERE {' AND '.join(where)} RETURNING run_id", params
+    ).fetchall()
+    return sorted(run_id for (run_id,) in found)
+
+
+def stop_requested(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
+    """Whether someone asked run `run_id` to stop (request_stop)."""
+    return bool(scalar(con, "SELECT stop_requested FROM runs WHERE run_id = ?", [run_id]))
+
+
+def signal_stop(workspace: Path, run_ids: Iterable[int]) -> None:
+    """Touch the stop file of each run (after request_stop committed): the runner watches for it many times a
+    second, sooner than its next batch reads `stop_requested`."""
+    for run_id in run_ids:
+        path = stop_file(workspace, run_id)
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+
+
+def clear_stop(workspace: Path, run_id: int) -> None:
+    """Remove run `run_id`'s stop file (the run is over)."""
+    stop_file(workspace, run_id).unlink(missing_ok=True)
 
 
 def _counts(report: RunReport) -> dict[str, dict[str, int]]:
@@ -144,7 +230,7 @@ def put_back(
         )
     finally:
         con.unregister("_put_back")
-    con.execute("UPDATE runs SET done = done + ?, heartbeat = now() WHERE run_id = ?", [previous.num_rows, run_id])
+    add_progress(con, run_id, done=previous.num_rows, beat=True)
     return kept
 
 
