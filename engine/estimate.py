@@ -16,7 +16,6 @@ import duckdb
 
 from engine.cache import ResultCache
 from engine.cells import KINDS, kind_named
-from engine.cells.ai import AiOptions
 from engine.cells.base import PrepareEnv
 from engine.run.reports import Claim
 from engine.spec import ColumnSpec
@@ -33,9 +32,7 @@ def call_price(column: ColumnSpec, tiers: dict[str, float]) -> float:
     consent a new paid step waits for (it starts paused when this is above 0)."""
     if column.is_input or KINDS[column.kind].free:
         return 0.0
-    if isinstance(column.options, AiOptions):
-        return kind_named("ai").price(column.options, tiers)  # type: ignore[attr-defined,no-any-return]
-    return float(getattr(column.options, "credits", 0.0))
+    return kind_named(column.kind).price(column.options, tiers)
 
 
 @dataclass
@@ -135,7 +132,7 @@ def estimate_claims(
             scale = claim.frame.height / max(1, sample.height)
             hits = tokens = 0
             price = 0.0
-            for call in kind_named(spec.kind).prepare(spec.options, sample, env):  # type: ignore[attr-defined]
+            for call in kind_named(spec.kind).prepare(spec.options, sample, env):
                 price = call.credits
                 if call.request_key is not None:
                     request = (call.request_key, call.force)
@@ -180,9 +177,8 @@ def estimate_claims(
         for upstream in graph.upstream([column]):
             rows |= claimed_rows.get(upstream, set())
         spec = tables.spec.column(column)
-        options = spec.options
         price = call_price(spec, settings.tiers)
-        per_call = len(getattr(options, "prompt", "")) // 4 + (getattr(options, "max_tokens", None) or 256)
+        per_call = kind_named(spec.kind).guess_tokens(spec.options)
         estimate.columns.append(
             ColumnEstimate(column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False)
         )

@@ -330,10 +330,9 @@ def _dependencies(name: str, kind: str, options: StepOptions) -> tuple[str, ...]
 
 
 def _context_names(kind: str, options: StepOptions | InputOptions) -> tuple[str, ...]:
-    step = KINDS.get(kind)
-    if step is None or not hasattr(step, "context_names"):
+    if kind == INPUT_KIND:
         return ()
-    return tuple(sorted(step.context_names(options)))
+    return tuple(sorted(kind_named(kind).context_names(options)))
 
 
 def _version(kind: str, options: StepOptions | InputOptions) -> str:
@@ -361,8 +360,10 @@ def _bind_types(
             step = kind_named(kind)
             bound = step.value_type(options, {d: types[d] for d in deps})
             if bound is None:
-                bound = _bind(con, name, step.sql(options), row)  # type: ignore[attr-defined]
-                _check_repeatable(con, name, step.sql(options), row)  # type: ignore[attr-defined]
+                expression = step.sql(options)
+                assert expression is not None, f"a {kind} step gives neither a value type nor SQL"
+                bound = _bind(con, name, expression, row)
+                _check_repeatable(con, name, expression, row)
             types[name] = bound
             if options.run_if:
                 _bind(con, name, f"({options.run_if})::BOOLEAN", row, what="run_if")

@@ -1,9 +1,9 @@
-"""Column kinds: one module per kind, all implementing the protocol in `base`."""
+"""Column kinds: one module per kind, each a `StepKind` (the protocol in `base`), registered by name in KINDS."""
 
 from __future__ import annotations
 
 from engine.cells.ai import Ai
-from engine.cells.base import Batch, BatchStep, PaidStep, PrepareEnv, SqlStep, StepKind, StepOptions
+from engine.cells.base import Batch, PrepareEnv, SendEnv, StepKind, StepOptions
 from engine.cells.export import Export
 from engine.cells.formula import Formula
 from engine.cells.http import Http
@@ -24,10 +24,8 @@ __all__ = [
     "KINDS",
     "LEDGER",
     "Batch",
-    "BatchStep",
-    "PaidStep",
     "PrepareEnv",
-    "SqlStep",
+    "SendEnv",
     "StepKind",
     "StepOptions",
     "kind_named",

@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from engine.cache import cache_key
-from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
+from engine.cells.base import DEFAULT_OUTPUT_TOKENS, PrepareEnv, StepKind, StepOptions, decode_json_input
 from engine.graph.references import context_references, template_references
 from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure, pick_transport
 from engine.runner.calls import Answer, PaidCall
@@ -27,7 +27,6 @@ from engine.types import ErrorCode, Status
 Tier = Literal["fast", "standard", "deep", "thinking"]
 # One markdown code fence (```json ... ```, any case, any tag, prose around it allowed), as real models add.
 FENCED = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
-DEFAULT_OUTPUT_TOKENS = 256
 
 
 class AiOptions(StepOptions):
@@ -120,7 +119,9 @@ def _json_answer(text: str) -> Any:
         return json.loads(blocks[0])
 
 
-class Ai:
+class Ai(StepKind):
+    """Differs in: paid (`prepare`), priced by tier, cacheable (the memo), reads global context."""
+
     name: ClassVar[str] = "ai"
     free: ClassVar[bool] = False
     # Same step version, context and inputs give the same answer to reuse (the memo), as far as the user is
@@ -131,6 +132,10 @@ class Ai:
     def price(self, options: AiOptions, tiers: dict[str, float]) -> float:
         """Credits one call costs: the tier's price; the offline model is free."""
         return 0.0 if options.model == OFFLINE_MODEL else tiers.get(options.tier, 0.0)
+
+    def guess_tokens(self, options: AiOptions) -> int:
+        """The prompt template's tokens and the answer's cap, before the template is rendered."""
+        return len(options.prompt) // 4 + (options.max_tokens or DEFAULT_OUTPUT_TOKENS)
 
     def references(self, options: AiOptions) -> set[str]:
         found = template_references(options.prompt)

@@ -1,12 +1,33 @@
-"""The protocol every step kind implements, and the options every step shares."""
+"""The protocol every step kind implements, and the options every step shares.
+
+`StepKind` declares everything the engine asks of a kind, each with the default most kinds want, so the engine
+calls methods and reads attributes and never probes a kind. A kind states only what it differs in:
+
+- how its values are made: `sql` (an expression evaluated for all planned rows in one statement: formula),
+  `compute` (a batch in Python: python) or `prepare` (one paid call per claimed row, for the runner: ai, http,
+  probe, export); `free` kinds are computed at once when their inputs change, the others are claimed;
+- `price` and `guess_tokens`: what one call costs, for estimates, the memo's savings and the consent a new paid
+  step waits for;
+- `cacheable`: an answer is remembered by cell key (the memo) and reused for the same key in any campaign;
+- `side_effect` with `payloads`: each claimed cell's decision to act (an export's send) is recorded in the outbox
+  in the claiming transaction and settled in the one that writes its result (the engine does both around the
+  kind: engine/store/outbox.py); `reads_only` and `keys_on_upstream_runs` gate and key such a step on current
+  upstream values and on the runs that made them;
+- `context_names`: the global-context documents it reads.
+
+Kinds never touch the store: what they need comes in through `Batch`, `PrepareEnv` and `SendEnv`.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from engine.types import Status
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,42 +68,71 @@ class PrepareEnv:
     allowed_hosts: frozenset[str] = frozenset()  # non-public hosts http/export steps may reach (engine/net)
 
 
-class StepKind(Protocol):
-    """A column kind. Vectorized kinds give an SQL expression; the others compute a batch in Python."""
+@dataclass(frozen=True)
+class SendEnv:
+    """What a side effect needs besides its claimed rows to say what each would send."""
+
+    campaign: str
+    column: str
+    json_columns: frozenset[str] = frozenset()  # inputs whose values are JSON text, decoded into the payload
+
+
+DEFAULT_OUTPUT_TOKENS = 256  # tokens an answer is taken to use when its step does not cap them
+
+
+class StepKind(ABC):
+    """A column kind: what the engine calls on every kind, with the defaults a kind overrides where it differs."""
 
     name: ClassVar[str]
-    free: ClassVar[bool]  # computed at once when inputs change; paid kinds are queued for the runner
+    free: ClassVar[bool]  # computed at once when inputs change; paid kinds are claimed and queued for the runner
     options: ClassVar[type[StepOptions]]
+    cacheable: ClassVar[bool] = False  # answers are remembered by cell key (the memo) and reused for that key
+    side_effect: ClassVar[bool] = False  # each claimed cell's decision to act goes to the outbox (`payloads`)
+    # The upstream statuses the step may read, checked over its whole upstream (not only its inputs); None: the
+    # ordinary dependency gate over its inputs.
+    reads_only: ClassVar[frozenset[Status] | None] = None
+    keys_on_upstream_runs: ClassVar[bool] = False  # the key covers which run made each upstream step's cell
 
+    @abstractmethod
     def references(self, options: Any) -> set[str]:
         """The columns the step reads, inferred from its expression or template."""
-        ...
 
+    @abstractmethod
     def value_type(self, options: Any, input_types: dict[str, str]) -> str | None:
-        """The DuckDB type of the step's values, or None to have the executor bind it from SQL."""
-        ...
-
-
-class SqlStep(StepKind, Protocol):
-    def sql(self, options: Any) -> str:
-        """An SQL expression over the row's columns, evaluated for all planned rows in one statement."""
-        ...
-
-
-class BatchStep(StepKind, Protocol):
-    def compute(self, options: Any, batch: Batch) -> pl.DataFrame:
-        """Outcomes with columns row_id, value, status, error_code, error_message; failures are rows, not raises."""
-        ...
-
-
-class PaidStep(StepKind, Protocol):
-    def prepare(self, options: Any, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
-        """One call per row of `frame` (row_id, key, and the step's inputs), for the runner to make."""
-        ...
+        """The DuckDB type of the step's values, or None to have it bound from `sql` against the input types."""
 
     def context_names(self, options: Any) -> set[str]:
         """The global-context documents the step reads ("*" for all)."""
-        ...
+        return set()
+
+    def sql(self, options: Any) -> str | None:
+        """An SQL expression over the row's columns, evaluated for all planned rows in one statement; None when
+        the step's values are computed in Python or by paid calls."""
+        return None
+
+    def compute(self, options: Any, batch: Batch) -> pl.DataFrame:
+        """Outcomes with columns row_id, value, status, error_code, error_message; failures are rows, not raises.
+        Called for a free kind without `sql`."""
+        raise NotImplementedError(f"a {self.name} step is not computed in Python")
+
+    def prepare(self, options: Any, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
+        """One call per row of `frame` (row_id, key, and the step's inputs), for the runner to make. Called for
+        paid kinds."""
+        raise NotImplementedError(f"a {self.name} step makes no paid calls")
+
+    def price(self, options: Any, tiers: dict[str, float]) -> float:
+        """Credits one call costs, given the credits per call of each tier."""
+        return 0.0
+
+    def guess_tokens(self, options: Any) -> int:
+        """Tokens one call is taken to use before its inputs are known (a paid step downstream of a claim)."""
+        return DEFAULT_OUTPUT_TOKENS
+
+    def payloads(self, options: Any, rows: pl.DataFrame, env: SendEnv) -> pl.DataFrame:
+        """For a side effect: what each claimed row (row_id, key, and the step's inputs) would send, as row_id,
+        key and payload (JSON text). The engine records the decisions in the outbox and hands `prepare` the rows
+        with them (engine/store/outbox.py, `decide_sends`)."""
+        raise NotImplementedError(f"a {self.name} step has no side effect")
 
 
 def decode_json_input(value: Any, is_json: bool) -> Any:

@@ -8,8 +8,9 @@ the payload's content (campaign, record, step and the canonical JSON of `type` a
 so a receiver can always deduplicate; Run Again adds its run to the key, and a payload going back to one the
 receiver had before gets a key of its own, so neither is dropped as a repeat.
 
-Delivery is at-least-once. The decision to send is written to the outbox (engine/store/outbox.py) in the
-transaction that claims the cell (`on_claim`), with a payload frozen at that moment. Each delivery is marked in
+Delivery is at-least-once. The step says what each claimed cell would send (`payloads`); the engine writes the
+decision to send to the outbox (engine/store/outbox.py) in the transaction that claims the cell, with the
+payload frozen at that moment, and settles it in the one that writes the cell's result. Each delivery is marked in
 the result cache the moment the receiver acknowledges it, so after a crash the next run repeats only the
 deliveries that were in flight, with the same key and `webhook-id`. An export fires only on upstream values
 that are current: an upstream cell that failed blocks it, and one that is stale or pinned (edited by hand and
@@ -31,14 +32,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-import duckdb
 import polars as pl
 from pydantic import Field, model_validator
 
 from engine.cells.ai import render
-from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
+from engine.cells.base import PrepareEnv, SendEnv, StepKind, StepOptions, decode_json_input
 from engine.cells.http import SECRETS, secret_values, send
 from engine.graph.fate import SENDABLE
 from engine.graph.references import template_references
@@ -46,11 +46,9 @@ from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
 from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
 
-if TYPE_CHECKING:  # the catalog imports the cell kinds
-    from engine.store.catalog import CampaignTables
-
 # Upstream statuses an export may read: current values only (not stale, not pinned-and-unconfirmed).
 READS_ONLY = SENDABLE
+# What `prepare` reads beside the inputs: the outbox's decision for each row (engine/store/outbox.py, decide_sends).
 FRAME_COLUMNS = ("_delivery_id", "_idempotency_key", "_message_id", "_payload", "_unchanged")
 DELIVERED = "delivery:"  # result cache entries marking an acknowledged delivery, by idempotency key
 
@@ -116,14 +114,18 @@ def append_record(path: Path, payload: str, delivery: dict[str, str]) -> None:
             os.close(descriptor)
 
 
-class Export:
+class Export(StepKind):
+    """Differs in: paid (`prepare`), priced at its `credits`, a side effect (`payloads`) that reads current
+    upstream values only and is keyed on the runs that made them."""
+
     name: ClassVar[str] = "export"
     free: ClassVar[bool] = False
     options: ClassVar[type[StepOptions]] = ExportOptions
+    side_effect: ClassVar[bool] = True
     reads_only: ClassVar[frozenset[Status]] = READS_ONLY
     # The key also covers which run produced each upstream step cell, so re-running an upstream cell runs the
     # export cell again (or makes a manual export stale) even when it gives the same value; whether that run
-    # sends depends on its payload (`on_claim`).
+    # sends depends on its payload (`payloads`).
     keys_on_upstream_runs: ClassVar[bool] = True
 
     def references(self, options: ExportOptions) -> set[str]:
@@ -132,49 +134,22 @@ class Export:
             found |= template_references(text)
         return found - {SECRETS}
 
-    def context_names(self, options: ExportOptions) -> set[str]:
-        return set()
-
     def value_type(self, options: ExportOptions, input_types: dict[str, str]) -> str | None:
         return "JSON"
 
-    def on_claim(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        tables: CampaignTables,
-        column: str,
-        rows: pl.DataFrame,
-        force: bool,
-        run_id: int,
-    ) -> pl.DataFrame:
-        """Write the decision to send each claimed row whose payload changed (every row, under Run Again) to the
-        outbox, in the claiming transaction; the frame handed to `prepare` gains the delivery's id, idempotency
-        key, message id, frozen payload, and whether it is unchanged (nothing to send)."""
-        from engine.store.outbox import record_decisions
+    def price(self, options: ExportOptions, tiers: dict[str, float]) -> float:
+        return options.credits
 
-        spec = tables.spec.column(column)
-        options = spec.options
-        assert isinstance(options, ExportOptions)
-        fields = list(options.fields or [d for d in spec.deps])
-        campaign = tables.spec.name
-        json_columns = {c.name for c in tables.spec.columns if c.value_type == "JSON"}
+    def payloads(self, options: ExportOptions, rows: pl.DataFrame, env: SendEnv) -> pl.DataFrame:
+        """The record each claimed row would send (its `fields`, by default its inputs), stamped now."""
+        fields = list(options.fields or [c for c in rows.columns if c not in ("row_id", "key")])
         stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         payloads = []
         for row in rows.iter_rows(named=True):
-            data = {"campaign": campaign, "record": row["row_id"], "step": column}
-            data.update({f: decode_json_input(row.get(f), f in json_columns) for f in fields})
+            data = {"campaign": env.campaign, "record": row["row_id"], "step": env.column}
+            data.update({f: decode_json_input(row.get(f), f in env.json_columns) for f in fields})
             payloads.append(json.dumps({"type": options.event, "timestamp": stamp, "data": data}, default=str))
-        decisions = pl.DataFrame({"row_id": rows["row_id"], "key": rows["key"], "payload": payloads})
-        again = f"again:{run_id}" if force else None
-        stored = record_decisions(con, tables.campaign_id, campaign, column, decisions, run_id, again=again)
-        renamed = stored.rename({c: "_" + c for c in stored.columns if c != "row_id"})
-        return rows.join(renamed, on="row_id", how="left")
-
-    def on_written(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: str, results: str) -> None:
-        """Settle the outbox entries of a batch of results, in the transaction that writes them."""
-        from engine.store.outbox import record_outcomes
-
-        record_outcomes(con, tables.campaign_id, column, results)
+        return pl.DataFrame({"row_id": rows["row_id"], "key": rows["key"], "payload": payloads})
 
     def prepare(self, options: ExportOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
         if "_payload" not in frame.columns:  # an estimate: nothing was decided, so nothing is prepared to send

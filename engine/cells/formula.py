@@ -7,7 +7,7 @@ from typing import ClassVar
 import duckdb
 import polars as pl
 
-from engine.cells.base import StepOptions
+from engine.cells.base import StepKind, StepOptions
 from engine.graph.references import sql_references
 
 
@@ -15,7 +15,9 @@ class FormulaOptions(StepOptions):
     expression: str
 
 
-class Formula:
+class Formula(StepKind):
+    """Differs in: its values are SQL (`sql`), free."""
+
     name: ClassVar[str] = "formula"
     free: ClassVar[bool] = True
     options: ClassVar[type[StepOptions]] = FormulaOptions

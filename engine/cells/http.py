@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from engine.cache import cache_key
 from engine.cells.ai import render
-from engine.cells.base import PrepareEnv, StepOptions, decode_json_input
+from engine.cells.base import PrepareEnv, StepKind, StepOptions, decode_json_input
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
 from engine.redaction import read_secret
@@ -171,7 +171,9 @@ async def send(
     return response.status_code, text, response.headers.get("content-type", ""), response.headers.get("retry-after")
 
 
-class Http:
+class Http(StepKind):
+    """Differs in: paid (`prepare`), priced at its `credits`."""
+
     name: ClassVar[str] = "http"
     free: ClassVar[bool] = False
     options: ClassVar[type[StepOptions]] = HttpOptions
@@ -182,11 +184,11 @@ class Http:
             found |= template_references(text)
         return found - {SECRETS}
 
-    def context_names(self, options: HttpOptions) -> set[str]:
-        return set()
-
     def value_type(self, options: HttpOptions, input_types: dict[str, str]) -> str | None:
         return "JSON"
+
+    def price(self, options: HttpOptions, tiers: dict[str, float]) -> float:
+        return options.credits
 
     def prepare(self, options: HttpOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
         """One request per row; templates are rendered here with the secrets' names standing in for their values,

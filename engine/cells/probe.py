@@ -16,7 +16,7 @@ from typing import ClassVar
 import polars as pl
 from pydantic import Field
 
-from engine.cells.base import PrepareEnv, StepOptions
+from engine.cells.base import PrepareEnv, StepKind, StepOptions
 from engine.llm.types import ProviderFailure
 from engine.runner.calls import Answer, PaidCall
 from engine.types import ErrorCode, Status
@@ -55,7 +55,9 @@ def probe_value(values: list[object]) -> str:
     return "probe(" + "|".join("" if v is None else str(v) for v in values) + ")"
 
 
-class Probe:
+class Probe(StepKind):
+    """Differs in: paid (`prepare`), priced at its `credits`."""
+
     name: ClassVar[str] = "probe"
     free: ClassVar[bool] = False
     options: ClassVar[type[StepOptions]] = ProbeOptions
@@ -63,11 +65,11 @@ class Probe:
     def references(self, options: ProbeOptions) -> set[str]:
         return set()  # a probe reads exactly its `inputs`
 
-    def context_names(self, options: ProbeOptions) -> set[str]:
-        return set()
-
     def value_type(self, options: ProbeOptions, input_types: dict[str, str]) -> str | None:
         return "VARCHAR"
+
+    def price(self, options: ProbeOptions, tiers: dict[str, float]) -> float:
+        return options.credits
 
     def prepare(self, options: ProbeOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]

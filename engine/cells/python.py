@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import field_validator
 
-from engine.cells.base import Batch, StepOptions
+from engine.cells.base import Batch, StepKind, StepOptions
 from engine.cells.outcomes import done, failed
 from engine.types import ErrorCode
 
@@ -51,7 +51,9 @@ def resolve(reference: str) -> Callable[[pl.DataFrame], Any]:
     return function  # type: ignore[no-any-return]
 
 
-class Python:
+class Python(StepKind):
+    """Differs in: its values are computed in Python (`compute`), free; its value type is declared."""
+
     name: ClassVar[str] = "python"
     free: ClassVar[bool] = True
     options: ClassVar[type[StepOptions]] = PythonOptions

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.cells import Batch, kind_named
-from engine.cells.base import StepOptions
+from engine.cells.base import SendEnv, StepOptions
 from engine.cells.formula import Formula, FormulaOptions, failing_rows
 from engine.graph import Action, CellPlan, Request, plan_row
 from engine.graph.fate import (
@@ -38,6 +38,7 @@ from engine.store.catalog import CampaignTables
 from engine.store.cells import PARAMETER_TYPES, Scope, key_expression, merge_outcomes, update_cell
 from engine.store.context import context_versions
 from engine.store.database import frame, scalar
+from engine.store.outbox import decide_sends
 from engine.store.pause import PauseState, pause_state
 from engine.store.schema import literal, quote
 from engine.store.settings import load_settings
@@ -164,7 +165,7 @@ class Executor:
                 continue
             readers = [c for c in steps if column in self.campaign.spec.column(c).deps]
             stamp_all = plan.force and any(
-                getattr(kind_named(self.campaign.spec.column(r).kind), "keys_on_upstream_runs", False) for r in readers
+                kind_named(self.campaign.spec.column(r).kind).keys_on_upstream_runs for r in readers
             )
             expression = f"({Formula().sql(options)})::{spec.value_type}"
             same_version = column not in self._respecified
@@ -307,7 +308,8 @@ class Executor:
         spec = self.campaign.spec.column(column)
         kind = kind_named(spec.kind)
         # the SQL of a vectorized kind's value, computed while gathering; None when Python or a provider computes it
-        expression = f"({kind.sql(spec.options)})::{spec.value_type}" if hasattr(kind, "sql") else None
+        sql = kind.sql(spec.options)
+        expression = f"({sql})::{spec.value_type}" if sql is not None else None
         self._gather_inputs(column, rows, scope, plan.force, expression if plan.action is Action.RUN else None)
         started = time.perf_counter()
         if plan.action not in (Action.WAIT, Action.BLOCK) and _all_kept(self._in):
@@ -315,7 +317,7 @@ class Executor:
             self._record(column, NOTHING_WRITTEN, time.perf_counter() - started)
             return
         claim = plan.action is Action.RUN and not kind.free
-        memo = claim and getattr(kind, "cacheable", False) and not plan.force
+        memo = claim and kind.cacheable and not plan.force
         batch = plan.action is Action.RUN and expression is None and not claim
         if claim:
             if memo:
@@ -375,7 +377,7 @@ class Executor:
             if is_step:
                 selects.append(f"d{i}.{quote('s_' + dep)}")
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
-        reads_only = getattr(kind_named(spec.kind), "reads_only", None)
+        reads_only = kind_named(spec.kind).reads_only
         if reads_only is not None:
             # A side effect reads its whole upstream: a formula over a hand edit not yet confirmed is done itself,
             # yet must not carry that edit out. So the statuses of every step upstream gate it, not only its deps.
@@ -390,7 +392,7 @@ class Executor:
                 selects.append(f"u{j}.{quote('s_' + ancestor)}")
             step_deps += further
         refs = [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)]
-        if getattr(kind_named(spec.kind), "keys_on_upstream_runs", False):
+        if kind_named(spec.kind).keys_on_upstream_runs:
             refs += [f"d{i}.{quote('r_' + dep)}" for i, dep in enumerate(spec.deps) if dep in step_deps]
         key = key_expression(self._version(column), refs)
         facts = [f"TRY({expression}) AS new_value"] if expression is not None else []
@@ -436,7 +438,7 @@ class Executor:
         hits = int(scalar(self.con, "SELECT count(*) FROM _in WHERE memo_status IS NOT NULL"))
         if hits:
             spec = self.campaign.spec.column(column)
-            price = kind_named(spec.kind).price(spec.options, load_settings(self.con).tiers)  # type: ignore[attr-defined]
+            price = kind_named(spec.kind).price(spec.options, load_settings(self.con).tiers)
             self.report.cache_hits += hits
             self.report.credits_saved += hits * price
             self.report.memo_hits[column] = self.report.memo_hits.get(column, 0) + hits
@@ -448,9 +450,11 @@ class Executor:
         unanswered = " AND memo_status IS NULL" if memo else ""
         rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run'{unanswered} ORDER BY row_id")
         if rows.height:
-            on_claim = getattr(kind_named(spec.kind), "on_claim", None)
-            if on_claim is not None:  # a side effect (export) records its decision to send in this transaction
-                rows = on_claim(self.con, self.campaign, column, rows, force, self.run_id)
+            kind = kind_named(spec.kind)
+            if kind.side_effect:  # an export's decision to send is recorded in this transaction (store/outbox.py)
+                json_columns = frozenset(c.name for c in self.campaign.spec.columns if c.value_type == "JSON")
+                payloads = kind.payloads(spec.options, rows, SendEnv(self.campaign.spec.name, column, json_columns))
+                rows = decide_sends(self.con, self.campaign, column, rows, payloads, self.run_id, force=force)
             self.report.claims.append(Claim(column, rows, force, self._previous_cells(column, unanswered)))
 
     def _previous_cells(self, column: str, unanswered: str) -> pa.Table | None:
@@ -470,7 +474,7 @@ class Executor:
             self.con,
             f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = 'run' ORDER BY row_id",
         )
-        outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))  # type: ignore[attr-defined]
+        outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))
         self.con.register("_outcomes", outcomes.to_arrow())
         self._in = self._materialize(
             "_in",

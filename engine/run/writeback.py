@@ -16,6 +16,7 @@ from engine.run.lifecycle import add_progress, stop_requested
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
 from engine.store.database import Database, scalar
+from engine.store.outbox import record_outcomes
 from engine.store.schema import literal
 from engine.types import HINTS
 
@@ -62,9 +63,8 @@ def write_results(
                     credits, {literal(who[0])}, {literal(who[1])}, tokens, provider_cost, cached, error_code
                 FROM _results"""
             )
-            on_written = getattr(kind_named(spec.kind), "on_written", None)
-            if on_written is not None:  # a side effect (export) settles its outbox entries in this transaction
-                on_written(con, tables, column, "_results")
+            if kind_named(spec.kind).side_effect:  # an export settles its outbox entries in this transaction
+                record_outcomes(con, tables.campaign_id, column, "_results")
             con.unregister("_results")
         if credits:
             con.execute(
@@ -96,7 +96,7 @@ def _remember(db: Database, tables: CampaignTables, by_column: dict[str, list[Ce
 
     for column, batch in by_column.items():
         spec = tables.column(column)
-        if not getattr(kind_named(spec.kind), "cacheable", False):
+        if not kind_named(spec.kind).cacheable:
             continue
         try:
             with db.transaction() as con:

@@ -4,6 +4,10 @@ claims the export cell, so a crash between deciding and delivering never loses a
 A decision is made only when the payload differs from the one last delivered for that record and step, or a
 person asked (Run Again). Its idempotency key derives from the payload's content (engine/cells/export.py).
 
+The export step says what each claimed cell would send (engine/cells/export.py, `payloads`); the executor
+records the decisions here (`decide_sends`) and write-back settles them (`record_outcomes`): step kinds never
+touch the store.
+
 An entry is `pending` until the runner reports its cell: `delivered` (done), `failed` (a permanent error), or
 still `pending` after a passing failure (Stop, timeout, rate limit), in which case the next run that claims
 the cell delivers the same entry again with the same idempotency key. A new decision for the same cell (its
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -22,6 +26,9 @@ import polars as pl
 from engine.store.database import frame
 from engine.store.schema import literal
 from engine.types import RETRYABLE_CODES
+
+if TYPE_CHECKING:
+    from engine.store.catalog import CampaignTables
 
 
 def content_hash(payload: str) -> str:
@@ -160,6 +167,26 @@ def record_decisions(
             "unchanged": pl.Boolean,
         },
     )
+
+
+def decide_sends(
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    column: str,
+    rows: pl.DataFrame,
+    payloads: pl.DataFrame,
+    run_id: int,
+    *,
+    force: bool,
+) -> pl.DataFrame:
+    """Record the decisions to send the claimed `rows` (row_id, key, inputs) whose `payloads` (row_id, key,
+    payload: what the step says each would send) call for it, in the claiming transaction; under Run Again
+    (`force`) every row sends, with this run in its key. Returns `rows` with each row's decision as
+    _delivery_id, _idempotency_key, _message_id, _payload and _unchanged (what the export's `prepare` reads)."""
+    again = f"again:{run_id}" if force else None
+    stored = record_decisions(con, tables.campaign_id, tables.spec.name, column, payloads, run_id, again=again)
+    renamed = stored.rename({c: "_" + c for c in stored.columns if c != "row_id"})
+    return rows.join(renamed, on="row_id", how="left")
 
 
 def _picked(entry: dict[str, Any]) -> dict[str, Any]:
