@@ -15,7 +15,7 @@ from engine.errors import ImportError_
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.graph import Request
 from engine.io.exporter import ExportReport, export_campaign
-from engine.io.importer import ImportOptions, ImportReport, import_file
+from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
 from engine.run.paid import complete_run, load_budget
 from engine.run.reports import RunOptions, RunReport
@@ -86,6 +86,19 @@ class Page:
     offset: int
 
 
+@dataclass(frozen=True)
+class ImportReport(ImportedFile):
+    """What an import did to the records (engine/io/importer.py) and the runs it set off: `edit_run` for the
+    updated rows' changed inputs (None if none changed), `new_rows_run` for the new rows."""
+
+    edit_run: RunReport | None
+    new_rows_run: RunReport
+
+    @property
+    def runs(self) -> list[RunReport]:
+        return [r for r in (self.edit_run, self.new_rows_run) if r is not None]
+
+
 class Campaign:
     """Requests on one campaign. Each method runs in its own short transaction."""
 
@@ -143,7 +156,11 @@ class Campaign:
         skip, max_line_size, add_columns, unescape)."""
         authorize(self.db, self.actor, "add_records", what=self.name)
         chosen = ImportOptions(key=key, run=run, rejects=Path(rejects) if rejects else None, **options)
-        return import_file(self, path, chosen, progress)
+        file = Path(path).name
+        imported, (edit_run, new_rows_run) = import_file(
+            self.db, self.name, path, chosen, lambda con, written: self._imported(con, written, file, run), progress
+        )
+        return ImportReport(**vars(imported), edit_run=edit_run, new_rows_run=new_rows_run)
 
     def export(
         self,
@@ -177,6 +194,25 @@ class Campaign:
         return run_transaction(
             con, tables, request, scope, actor=self.actor, trigger=self.trigger, describe={"new_rows": len(ids)}
         )
+
+    def _imported(
+        self, con: duckdb.DuckDBPyConnection, written: Written, file: str, run: bool
+    ) -> tuple[RunReport | None, RunReport]:
+        """Run what an import's records set off, in its transaction: changed inputs like `set`, new rows like
+        `add_rows`. Returns the edit run (None if no input changed) and the new rows' run."""
+        edit_run = None
+        changes = written.changes
+        if changes is not None and changes.rows:
+            edit_run = run_transaction(
+                con,
+                written.tables,
+                Request.edit(changes.columns, run_paid=False),
+                Scope.rows(changes.rows),
+                actor=self.actor,
+                trigger=self.trigger,  # how the records came in (cli, ui, webhook), like the new rows' run
+                describe={"import": file, "updated": len(changes.rows)},
+            )
+        return edit_run, self._new_rows(con, written.tables, written.inserted, run)
 
     # ---- edits -------------------------------------------------------------------------------------------
 

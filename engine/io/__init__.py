@@ -2,6 +2,6 @@
 Parquet)."""
 
 from engine.io.exporter import ExportReport, export_campaign, frame_to_csv
-from engine.io.importer import ImportOptions, ImportReport, import_file
+from engine.io.importer import ImportedFile, ImportOptions, import_file
 
-__all__ = ["ExportReport", "ImportOptions", "ImportReport", "export_campaign", "frame_to_csv", "import_file"]
+__all__ = ["ExportReport", "ImportOptions", "ImportedFile", "export_campaign", "frame_to_csv", "import_file"]

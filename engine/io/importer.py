@@ -4,7 +4,9 @@ The importer decides how to read the file (plan.py), reads it with DuckDB into `
 it (types, key), adds the input columns the file brings through the campaign's spec, then writes (writer.py):
 new records are appended and computed like `Campaign.add_rows`; with a key, records that match change only the
 cells whose value differs, and those edits drive the reactivity rules exactly like `Campaign.set` (free steps
-recompute, paid ones queue, manual ones go stale). Anything that fails, including a killed process, leaves the
+recompute, paid ones queue, manual ones go stale). Those runs are the caller's (`Campaign.import_file`): it
+passes `after_write`, which the importer calls inside the same transaction once the records are written, so io
+needs neither the campaign nor the run package. Anything that fails, including a killed process, leaves the
 campaign as it was.
 """
 
@@ -14,12 +16,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import duckdb
 
 from engine.errors import ImportError_
-from engine.graph import Request
 from engine.io.names import ROW_ID
 from engine.io.plan import ImportOptions, plan_import
 from engine.io.problems import (
@@ -32,24 +33,31 @@ from engine.io.problems import (
 )
 from engine.io.sniff import file_format
 from engine.io.staging import ReadFailed, diagnose_csv, stage
-from engine.io.writer import append_rows, match_rows, update_matched
-from engine.run.lifecycle import run_transaction
-from engine.run.reports import RunReport
+from engine.io.writer import Changes, append_rows, match_rows, update_matched
 from engine.store.catalog import CampaignTables, add_input_columns, load_campaign
-from engine.store.cells import Scope
+from engine.store.database import Database
 from engine.store.schema import literal, quote
-
-if TYPE_CHECKING:
-    from engine.campaign import Campaign
 
 Progress = Callable[[str], None]
 SHOWN_ROWS = 5  # campaign rows named per repeated key
 STAGES = ("reading", "checking", "writing", "computing", "committing")
+Followed = TypeVar("Followed")
 
 
 @dataclass(frozen=True)
-class ImportReport:
-    """What an import did. `inserted` are the new row ids; `updated` rows had at least one changed input."""
+class Written:
+    """The records an import wrote, handed to `after_write`: the new row ids, and with a key the matched rows
+    whose inputs changed (None when nothing matched)."""
+
+    tables: CampaignTables
+    inserted: range
+    changes: Changes | None
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """What an import did to the records. `inserted` are the new row ids; `updated` rows had at least one changed
+    input. The runs it set off are the caller's (engine/campaign.py's ImportReport adds them)."""
 
     campaign: str
     file: str
@@ -62,18 +70,18 @@ class ImportReport:
     rejects_file: Path | None
     added_columns: dict[str, str]
     columns: dict[str, str]
-    edit_run: RunReport | None
-    new_rows_run: RunReport
-
-    @property
-    def runs(self) -> list[RunReport]:
-        return [r for r in (self.edit_run, self.new_rows_run) if r is not None]
 
 
 def import_file(
-    campaign: Campaign, path: str | Path, options: ImportOptions, progress: Progress | None = None
-) -> ImportReport:
-    """Import `path` into `campaign` in one transaction; see the module docstring."""
+    db: Database,
+    campaign: str,
+    path: str | Path,
+    options: ImportOptions,
+    after_write: Callable[[duckdb.DuckDBPyConnection, Written], Followed],
+    progress: Progress | None = None,
+) -> tuple[ImportedFile, Followed]:
+    """Import `path` into `campaign` in one transaction; `after_write` runs in it once the records are written,
+    and what it returns comes back beside the ImportedFile. See the module docstring."""
     path = Path(path)
     if not path.is_file():
         raise ImportError_(f"no file at {path}", hint="check the path")
@@ -81,10 +89,10 @@ def import_file(
     step = progress or (lambda stage_name: None)
     rejects_tmp = _temporary(options.rejects) if options.rejects else None
     try:
-        with campaign.db.transaction() as con:
-            report = _import(con, campaign, path, fmt, options, step, rejects_tmp)
+        with db.transaction() as con:
+            report, followed = _import(con, campaign, path, fmt, options, after_write, step, rejects_tmp)
     except ReadFailed as failed:
-        raise _read_error(campaign, path, fmt, options, failed) from failed.error
+        raise _read_error(db, campaign, path, fmt, options, failed) from failed.error
     except BaseException:
         if rejects_tmp is not None:
             rejects_tmp.unlink(missing_ok=True)
@@ -94,24 +102,25 @@ def import_file(
             os.replace(rejects_tmp, options.rejects)
         else:
             rejects_tmp.unlink(missing_ok=True)
-    return report
+    return report, followed
 
 
 def _import(
     con: duckdb.DuckDBPyConnection,
-    campaign: Campaign,
+    campaign: str,
     path: Path,
     fmt: str,
     options: ImportOptions,
+    after_write: Callable[[duckdb.DuckDBPyConnection, Written], Followed],
     step: Progress,
     rejects_tmp: Path | None,
-) -> ImportReport:
+) -> tuple[ImportedFile, Followed]:
     step("reading")
     # The file is staged before the transaction begins: rows of a table created inside a transaction carry
     # provisional row ids, and a staged record's position in the file is its temp table row id.
     con.execute("COMMIT")
     try:
-        tables = load_campaign(con, campaign.name)
+        tables = load_campaign(con, campaign)
         shape, mapping, key, types = plan_import(con, tables, path, fmt, options)
         start_problems(con)
         staged = stage(
@@ -126,10 +135,10 @@ def _import(
     finally:
         con.execute("BEGIN TRANSACTION")
     step("checking")
-    current = load_campaign(con, campaign.name)
+    current = load_campaign(con, campaign)
     if current.spec.source != tables.spec.source:
         raise ImportError_(
-            f"campaign '{campaign.name}' changed while {path.name} was being read",
+            f"campaign '{campaign}' changed while {path.name} was being read",
             hint="import the file again",
         )
     _check_rows(con, tables, key, "row" if fmt == "parquet" else "line")
@@ -150,24 +159,13 @@ def _import(
         con, tables, [c for c in staged.types if c != ROW_ID], excluded=excluded, matched=matched > 0
     )
     step("computing")
-    edit_run = None
-    if changes is not None and changes.rows:
-        edit_run = run_transaction(
-            con,
-            tables,
-            Request.edit(changes.columns, run_paid=False),
-            Scope.rows(changes.rows),
-            actor=campaign.actor,
-            trigger=campaign.trigger,  # how the records came in (cli, ui, webhook), like the new rows' run
-            describe={"import": path.name, "updated": len(changes.rows)},
-        )
-    new_rows_run = campaign._new_rows(con, tables, inserted, options.run)
+    followed = after_write(con, Written(tables, inserted, changes))
     if rejects_tmp is not None and rejected:
         write_rejects(con, rejects_tmp, list(staged.types))
     step("committing")
     updated = len(changes.rows) if changes is not None else 0
-    return ImportReport(
-        campaign=campaign.name,
+    imported = ImportedFile(
+        campaign=campaign,
         file=str(path),
         format=fmt,
         records=staged.records,
@@ -178,9 +176,8 @@ def _import(
         rejects_file=options.rejects if rejected else None,
         added_columns=added,
         columns={h: c for h, c in mapping.columns.items()},
-        edit_run=edit_run,
-        new_rows_run=new_rows_run,
     )
+    return imported, followed
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, key: str | None, unit: str) -> None:
@@ -243,11 +240,13 @@ def _temporary(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def _read_error(campaign: Campaign, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed) -> ImportError_:
+def _read_error(
+    db: Database, campaign: str, path: Path, fmt: str, options: ImportOptions, failed: ReadFailed
+) -> ImportError_:
     """Name the lines that made the fast read fail (read again, keeping rejects), or pass DuckDB's reason
     on."""
-    with campaign.db.transaction() as con:
-        tables = load_campaign(con, campaign.name)
+    with db.transaction() as con:
+        tables = load_campaign(con, campaign)
     with duckdb.connect(":memory:") as scratch:
         shape, mapping, _, types = plan_import(scratch, tables, path, fmt, options)
     if shape.dialect is not None:
@@ -258,4 +257,4 @@ def _read_error(campaign: Campaign, path: Path, fmt: str, options: ImportOptions
     return ImportError_(f"cannot read {path.name}: {failed}", hint="check the file's format")
 
 
-__all__ = ["STAGES", "ImportOptions", "ImportReport", "import_file"]
+__all__ = ["STAGES", "ImportOptions", "ImportedFile", "Written", "import_file"]
