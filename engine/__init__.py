@@ -10,8 +10,7 @@ campaign.save_to_record(1, "opener")           # Save to Record: a line "opener:
 """
 
 from engine.auth import ROLES
-from engine.campaign import Campaign, Cell, ImportReport, Page
-from engine.cells.probe import LEDGER as PROBE_LEDGER
+from engine.campaign import Campaign, Cell, Page
 from engine.errors import (
     CycleError,
     EditError,
@@ -25,8 +24,7 @@ from engine.errors import (
     WorkspaceBusyError,
 )
 from engine.estimate import ColumnEstimate, Estimate
-from engine.graph import Action, CellPlan, ColumnGraph, ColumnNode, Request, plan_row
-from engine.io import ExportReport, ImportOptions, frame_to_csv
+from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
@@ -37,27 +35,21 @@ from engine.types import HINTS, ErrorCode, Status
 from engine.workspace import ApplyResult, Resumed, Workspace
 
 __all__ = [
-    "HINTS",
-    "PROBE_LEDGER",
-    "ROLES",
-    "Action",
     "ApplyResult",
     "Campaign",
     "CampaignSpec",
     "Cell",
-    "CellPlan",
-    "ColumnGraph",
-    "ColumnNode",
-    "ColumnSpec",
-    "CycleError",
     "ColumnEstimate",
+    "ColumnSpec",
     "ContextDocument",
+    "CycleError",
     "EditError",
-    "Estimate",
     "ErrorCode",
+    "Estimate",
     "ExecutionEvent",
     "ExportError",
     "ExportReport",
+    "HINTS",
     "ImportError_",
     "ImportOptions",
     "ImportReport",
@@ -65,14 +57,14 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "QueryError",
-    "Request",
+    "ROLES",
+    "Resumed",
     "RunOptions",
     "RunProgress",
-    "Resumed",
     "RunReport",
     "RunSelection",
-    "Settings",
     "RunsheetError",
+    "Settings",
     "SpecChanges",
     "SpecError",
     "Status",
@@ -82,5 +74,4 @@ __all__ = [
     "frame_to_csv",
     "load_spec",
     "parse_spec",
-    "plan_row",
 ]

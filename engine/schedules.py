@@ -15,12 +15,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from engine.auth import authorize
+from engine.cells import kind_named
 from engine.errors import EditError, NotFoundError, RunsheetError
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
-from engine.workspace import Workspace
+
+if TYPE_CHECKING:  # the workspace hands itself in (engine/facade.py): imported for the annotations only
+    from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -153,7 +157,7 @@ def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
         targets = columns or [
             c
             for c in tables.spec.graph.auto_steps()
-            if not tables.spec.graph.nodes[c].free and tables.spec.column(c).kind != "export"
+            if not tables.spec.graph.nodes[c].free and not kind_named(tables.spec.column(c).kind).side_effect
         ]
         old = {
             column: [

@@ -17,6 +17,7 @@ from engine.auth import Role, authorize, current_user, list_users, role_of, set_
 from engine.campaign import Campaign
 from engine.errors import EditError, NotFoundError
 from engine.estimate import Estimate, call_price, estimate_claims
+from engine.facade import DB_FILE, WorkspaceFacade
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.io.exporter import export_query
@@ -34,8 +35,6 @@ from engine.store.pause import PauseState, pause_state, requeue_disabled, set_pa
 from engine.store.runlog import history_counts, purge_history
 from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
-
-DB_FILE = "runsheet.duckdb"
 
 
 @dataclass
@@ -65,8 +64,9 @@ class Resumed:
     run: RunReport | None
 
 
-class Workspace:
-    """Owns one workspace folder: opens short transactions on its database and hands out campaigns."""
+class Workspace(WorkspaceFacade):
+    """Owns one workspace folder: opens short transactions on its database and hands out campaigns (what the
+    CLI, API and UI ask beyond that, people, tokens, schedules, the run log, is in engine/facade.py)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, actor: str | None = None) -> None:
         self.path = Path(path)

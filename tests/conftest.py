@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine import PROBE_LEDGER, RunReport, Workspace
+from engine import RunReport, Workspace
+from engine.testing import PROBE_LEDGER
 
 BASIC_SPEC = """
 campaign: t

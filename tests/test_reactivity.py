@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine import PROBE_LEDGER, Status, Workspace
+from engine import Status, Workspace
+from engine.testing import PROBE_LEDGER
 from tests.conftest import assert_ran
 
 

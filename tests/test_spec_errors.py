@@ -11,17 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine import (
-    PROBE_LEDGER,
-    Campaign,
-    CycleError,
-    EditError,
-    ImportError_,
-    NotFoundError,
-    RunsheetError,
-    SpecError,
-    Workspace,
-)
+from engine import Campaign, CycleError, EditError, ImportError_, NotFoundError, RunsheetError, SpecError, Workspace
+from engine.testing import PROBE_LEDGER
 from tests.conftest import BASIC_ROWS, BASIC_SPEC, snapshot
 
 REPO = Path(__file__).resolve().parents[1]

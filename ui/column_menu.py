@@ -72,7 +72,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
     if rows_scope == "ticked" and not ticked:
         st.caption("Tick rows in the grid first (the boxes left of the row numbers).")
         return
-    limit = first_n if rows_scope == "first" and runs.supports("--limit") else None
+    limit = first_n if rows_scope == "first" else None
     rows = None if limit is not None else _rows_for(campaign, rows_scope, ticked, first_n)
     request = runs.RunRequest(
         campaign.name,

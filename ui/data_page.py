@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine import Campaign, Workspace
-from ui import column_menu, features, runs, session
+from ui import column_menu, features, reads, runs, session
 
 APPEND = "(append as new rows)"
 
@@ -21,7 +21,7 @@ def render() -> None:
         return
     session.show_notices()
     with session.friendly():
-        name = session.campaign_name(ws)
+        name = reads.campaign_name(ws)
         if name is None:
             st.info("Create a campaign first: apply its spec.")
             column_menu.apply_spec_form(ws)

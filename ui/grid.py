@@ -29,7 +29,7 @@ def render() -> None:
         return
     session.show_notices()
     with session.friendly():
-        name = session.campaign_name(ws)
+        name = reads.campaign_name(ws)
         if name is None:
             empty_workspace(ws)
             return

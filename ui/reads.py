@@ -2,10 +2,10 @@
 
 Every read opens a DuckDB connection (tens of ms on a million-row workspace: most of a page's server time), so
 everything the pages read except the grid's page of cells is kept here, shared by every session of this server,
-under the workspace's change key: the size, modification time and inode of its database file and write-ahead
-log. Every committed write changes them, whichever process made it (this server, a CLI run, another tab's run
-process); reads leave them alone. The key is taken before the read it guards, so a write racing the read can only
-make the kept value newer than its key, never older: the next look sees a new key and reads again.
+under the workspace's change key (`Workspace.change_key`: the size, modification time and inode of its database
+file and write-ahead log). Every committed write changes them, whichever process made it (this server, a CLI run,
+another tab's run process); reads leave them alone. The key is taken before the read it guards, so a write racing
+the read can only make the kept value newer than its key, never older: the next look sees a new key and reads again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -23,7 +22,6 @@ from engine import Campaign, CampaignSpec, Workspace
 from ui import runs, session
 
 T = TypeVar("T")
-DB_FILE = "runsheet.duckdb"
 SHORT_WORK = ("pull", "apply", "new_rows", "estimate")  # triggers of in-request work, not runs to follow
 RECLAIM_EVERY_S = 10.0  # how often runs marked as going are checked for a crashed process
 _LOCK = threading.Lock()
@@ -38,24 +36,10 @@ def fresh() -> None:
     st.session_state["_reads"] = {}
 
 
-def change_key(path: Path) -> tuple[Any, ...]:
-    """Changes whenever a write to the workspace at `path` commits (a stat of two files, no database access)."""
-    key: list[Any] = []
-    for name in (DB_FILE, DB_FILE + ".wal"):
-        try:
-            found = os.stat(path / name)
-        except FileNotFoundError:
-            key.append(None)
-        else:
-            key.append((found.st_ino, found.st_size, found.st_mtime_ns))
-    return tuple(key)
-
-
 def kept(ws: Workspace, what: tuple[Any, ...], compute: Callable[[], T]) -> T:
     """`compute()`, or the value it gave last time if the workspace has not changed since."""
-    path = ws.path.resolve()
-    key = change_key(path)
-    slot = (str(path), *what)
+    key = ws.change_key()
+    slot = (str(ws.path.resolve()), *what)
     with _LOCK:
         found = _kept.get(slot)
     if found is not None and found[0] == key:
@@ -69,7 +53,7 @@ def kept(ws: Workspace, what: tuple[Any, ...], compute: Callable[[], T]) -> T:
 def held(ws: Workspace, what: tuple[Any, ...], compute: Callable[[], T]) -> T:
     """Like `kept`, but kept in this browser session only: for reads each new session must make itself (the
     grid's page), which the reruns of one session (a widget echoing its state, a poll) can share."""
-    key = change_key(ws.path.resolve())
+    key = ws.change_key()
     store: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = st.session_state.setdefault("_held", {})
     found = store.get(what)
     if found is not None and found[0] == key:
@@ -95,7 +79,7 @@ def workspace() -> Workspace | None:
     telling the user why, when there is none or it cannot be opened (see `session.workspace`)."""
     path = session.workspace_path()
     slot = (str(path), os.environ.get(session.BUSY_TIMEOUT_ENV) or "", session.actor())
-    if (path / DB_FILE).exists():
+    if Workspace.exists(path):
         with _LOCK:
             found = _workspaces.get(slot)
         if found is not None:
@@ -109,6 +93,15 @@ def workspace() -> Workspace | None:
 
 def campaign_names(ws: Workspace) -> list[str]:
     return kept(ws, ("campaigns",), ws.campaigns)
+
+
+def campaign_name(ws: Workspace) -> str | None:
+    """The campaign chosen in the sidebar (its widget owns the choice), else the first one."""
+    names = campaign_names(ws)
+    if not names:
+        return None
+    chosen = st.session_state.get("campaign")
+    return chosen if chosen in names else names[0]
 
 
 def campaign(ws: Workspace, name: str) -> Campaign:

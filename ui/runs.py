@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -136,31 +135,11 @@ def compress_rows(rows: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-@cache
-def _cli_options() -> frozenset[str]:
-    """The options `runsheet run` understands (`--as` and `--trigger` arrived with the AI runner)."""
-    import typer
-
-    from engine.cli import app
-
-    command = typer.main.get_command(app)
-    run = command.commands["run"]  # type: ignore[attr-defined]
-    return frozenset(opt for param in run.params for opt in getattr(param, "opts", []))
-
-
-def supports(option: str) -> bool:
-    """Whether `runsheet run` has `option` (e.g. --limit) in this build."""
-    return option in _cli_options()
-
-
 def command_for(workspace: Path, request: RunRequest, actor: str) -> list[str]:
+    """The `runsheet run` command line of `request`, acting as `actor` (the CLI ships with this UI, so every
+    option is there: tests/test_public_api.py parses the line with the CLI's own parser)."""
     command = [sys.executable, "-m", "engine.cli", "run", "--workspace", str(workspace), *request.cli_args()]
-    options = _cli_options()
-    if "--as" in options:
-        command += ["--as", actor]
-    if "--trigger" in options:
-        command += ["--trigger", "ui"]
-    return command
+    return command + ["--as", actor, "--trigger", "ui"]
 
 
 def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | None = None) -> Launch:

@@ -54,17 +54,6 @@ def workspace() -> Workspace | None:
         return None
 
 
-def campaign_name(ws: Workspace) -> str | None:
-    """The campaign chosen in the sidebar (its widget owns the choice), else the first one."""
-    from ui import reads
-
-    names = reads.campaign_names(ws)
-    if not names:
-        return None
-    chosen = st.session_state.get("campaign")
-    return chosen if chosen in names else names[0]
-
-
 def choose_campaign(name: str) -> None:
     """Make `name` the chosen campaign from the next run on (the sidebar's widget is already drawn in this one)."""
     st.session_state["_next_campaign"] = name

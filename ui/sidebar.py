@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine import Workspace
 from ui import reads, session
 
 
 def prepare() -> None:
     """Settle the chosen campaign before the page reads it (the picker itself is drawn after the page)."""
-    path = session.workspace_path()
-    if not (path / "runsheet.duckdb").exists():
+    if not Workspace.exists(session.workspace_path()):
         return
     with session.friendly():
         ws = reads.workspace()
@@ -24,7 +24,7 @@ def render() -> None:
         st.markdown("### ▦ Runsheet")
         path = session.workspace_path()
         st.caption(f"Workspace `{path}`")
-        if not (path / "runsheet.duckdb").exists():
+        if not Workspace.exists(path):
             return
         with session.friendly():
             ws = reads.workspace()

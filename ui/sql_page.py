@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ui import features, session
+from ui import features, reads, session
 
 ROW_LIMIT = 10_000
 
@@ -29,7 +29,7 @@ def render() -> None:
         return
     session.show_notices()
     with session.friendly():
-        name = session.campaign_name(ws)
+        name = reads.campaign_name(ws)
         st.caption(
             "Read-only SQL in a sandbox: each campaign as a table of values, `cells` (one row per cell with status, "
             "error, cost and timing), `runs` and `activity`. Nothing here can change the workspace."

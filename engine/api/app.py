@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import tempfile
 import threading
@@ -29,12 +30,17 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import Campaign, CampaignSpec, NotFoundError, RunReport, RunsheetError, Workspace, WorkspaceBusyError
-from engine.auth import token_digest, user_for_token
-from engine.errors import PermissionDeniedError
-from engine.run.lifecycle import reclaim_dead_runs
-from engine.store.catalog import load_campaign
-from engine.store.pause import pause_state
+from engine import (
+    Campaign,
+    CampaignSpec,
+    ImportError_,
+    NotFoundError,
+    PermissionDeniedError,
+    RunReport,
+    RunsheetError,
+    Workspace,
+    WorkspaceBusyError,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -141,10 +147,10 @@ class ApiState:
         """The token's user. Answers are remembered for TOKEN_SECONDS (each lookup opens the workspace file),
         so a revoked token stops working within that time; by the token's digest, never the token itself."""
         now = time.monotonic()
-        digest = token_digest(token)
+        digest = hashlib.sha256(token.encode()).hexdigest()
         found = self._tokens.get(digest)
         if found is None or now - found[1] > TOKEN_SECONDS:
-            found = (user_for_token(self.workspace.db, token), now)
+            found = (self.workspace.user_for_token(token), now)
             if len(self._tokens) >= TOKENS_REMEMBERED:
                 self._tokens.clear()
             self._tokens[digest] = found
@@ -174,10 +180,8 @@ class ApiState:
 
     def campaign_and_pause(self, user: str, name: str) -> tuple[Campaign, CampaignSpec, bool]:
         """A handle on the campaign (raising NotFoundError), its spec and whether it is paused: one transaction."""
-        with self.workspace.db.transaction() as con:
-            tables = load_campaign(con, name)
-            paused = pause_state(con, tables.campaign_id).campaign
-        return self.campaign(user, name), tables.spec, paused
+        spec, paused = self.workspace.campaign_state(name)
+        return self.campaign(user, name), spec, paused.campaign
 
     def as_user(self, user: str) -> Workspace:
         acting = copy.copy(self.workspace)
@@ -185,7 +189,7 @@ class ApiState:
         return acting
 
     def campaign(self, user: str, name: str, trigger: str = "webhook") -> Campaign:
-        return Campaign(self.workspace.db, name, actor=user, trigger=trigger)
+        return self.workspace.handle(name, actor=user, trigger=trigger)
 
 
 def _user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
@@ -364,8 +368,6 @@ def check_types(spec: CampaignSpec, records: list[dict[str, Scalar]]) -> pl.Data
     import polars as pl
     import pyarrow as pa
 
-    from engine.errors import ImportError_
-
     inputs = {c.name: c.value_type for c in spec.columns if c.is_input}
     fields = list(dict.fromkeys(f for r in records for f in r))
     unknown = [f for f in fields if f not in inputs]
@@ -414,17 +416,10 @@ def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> 
 
 
 def _run_out(workspace: Workspace, run_id: int) -> RunOut:
-    with workspace.db.transaction() as con:
-        reclaim_dead_runs(con)  # a run whose runner died is shown interrupted
-        cursor = con.execute(
-            "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) WHERE run_id = ?",
-            [run_id],
-        )
-        names = [d[0] for d in cursor.description]
-        found = cursor.fetchall()
-    if not found:
+    found = workspace.run_record(run_id)  # a run whose runner died is shown interrupted
+    if found is None:
         raise NotFoundError(f"no run {run_id}", hint="list runs with GET /runs")
-    return _as_run(dict(zip(names, found[0], strict=True)))
+    return _as_run(found)
 
 
 def _as_run(row: dict[str, Any]) -> RunOut:

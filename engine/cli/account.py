@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from engine import RunsheetError, Workspace
-from engine.auth import current_user
 from engine.cli.common import DEFAULT_WORKSPACE, JsonOption, WorkspaceOption, app, guard, out
 
 context_app = typer.Typer(help="Global context documents (brand brief, ICP, offer...) that AI steps read.")
@@ -78,7 +77,8 @@ def context_set(
             except OSError as error:
                 raise RunsheetError(f"cannot read {file}: {error.strerror}", hint="check the path") from None
         assert content is not None
-        reports = Workspace(workspace).set_context(name, content, actor=actor or current_user())
+        ws = Workspace(workspace)
+        reports = ws.set_context(name, content, actor=actor or ws.actor)
         stale = sum(c.get("stale", 0) for r in reports for c in r.counts().values())
         out.print(f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved")
 
@@ -93,7 +93,7 @@ def context_delete(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) ->
         ws = Workspace(workspace)
         if name not in ws.context():
             raise RunsheetError(f"no context document '{name}'", hint="see them with `runsheet context list`")
-        ws.delete_context(name, actor=current_user())
+        ws.delete_context(name, actor=ws.actor)
         out.print(f"context '{name}' deleted")
 
     guard(body)

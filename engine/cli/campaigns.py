@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import Campaign, Cell, Estimate, SpecChanges, Status, Workspace
-from engine.auth import current_user
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -64,9 +63,8 @@ def apply(
 
     def body() -> None:
         pruning: bool | list[str] = True if prune else list(prune_column or [])
-        result = Workspace(workspace).apply(
-            spec, actor=current_user(), prune=pruning, allow_lossy=allow_lossy, dry_run=dry_run
-        )
+        ws = Workspace(workspace)
+        result = ws.apply(spec, actor=ws.actor, prune=pruning, allow_lossy=allow_lossy, dry_run=dry_run)
         changes = result.changes
         summary = {
             "campaign": result.campaign,

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import Campaign, RunReport, RunsheetError, Workspace
-from engine.auth import current_user
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -63,7 +62,7 @@ def open_campaign(workspace: Path, name: str | None, *, actor: str | None = None
                 hint="name one with --campaign" if names else "apply a spec with `runsheet apply SPEC`",
             )
         name = names[0]
-    return ws.campaign(name, actor=actor or current_user(), trigger=trigger)
+    return ws.campaign(name, actor=actor or ws.actor, trigger=trigger)
 
 
 def parse_rows(text: str | None) -> list[int] | None:

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from engine import Workspace
 from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
-from engine.run.lifecycle import reclaim_dead_runs
-from engine.store.runlog import run_log
 
 
 @app.command()
@@ -31,10 +29,7 @@ def log(
     """List runs, newest first: trigger, actor, scope, outcomes, credits, duration and progress."""
 
     def read(after: int = 0, count: int = limit) -> list[dict[str, Any]]:
-        ws = Workspace(workspace)
-        with ws.db.transaction() as con:
-            reclaim_dead_runs(con)  # a run whose runner died is shown interrupted
-            return run_log(con, campaign=campaign, trigger=trigger, actor=actor, after=after, limit=count)
+        return Workspace(workspace).run_log(campaign=campaign, trigger=trigger, actor=actor, after=after, limit=count)
 
     def body() -> None:
         runs = read()

@@ -15,7 +15,6 @@ import typer
 from rich.table import Table
 
 from engine import RunOptions, RunsheetError, Workspace
-from engine.auth import create_token, current_user, list_users, remove_user, revoke_tokens, set_user
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -39,7 +38,7 @@ Actor = Annotated[str | None, typer.Option("--as", help="Act as this user (defau
 
 
 def _workspace(path: object, actor: str | None) -> Workspace:
-    return Workspace(path, actor=actor or current_user())  # type: ignore[arg-type]
+    return Workspace(path, actor=actor)  # type: ignore[arg-type]  # no actor: $RUNSHEET_USER or the login name
 
 
 @app.command()
@@ -57,11 +56,10 @@ def serve(
     import uvicorn
 
     from engine.api import create_app
-    from engine.schedules import Scheduler
 
     ws = guard(lambda: _workspace(workspace, None))
     server = uvicorn.Server(uvicorn.Config(create_app(ws.path), host=host, port=port, log_level="warning"))
-    scheduler = Scheduler(ws, interval=tick) if schedules else None
+    scheduler = ws.scheduler(interval=tick) if schedules else None
     if exit_after is not None:
         timer = threading.Timer(exit_after, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
@@ -90,7 +88,7 @@ def users_set(
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        set_user(ws.db, ws.actor, name, role)
+        ws.set_role(name, role)
         out.print(f"{name} is a {role}")
 
     guard(body)
@@ -102,7 +100,7 @@ def users_remove(name: str, actor: Actor = None, workspace: WorkspaceOption = DE
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        if not remove_user(ws.db, ws.actor, name):
+        if not ws.remove_user(name):
             raise RunsheetError(f"no user '{name}'", hint="see them with `runsheet users list`")
         out.print(f"{name} removed")
 
@@ -114,7 +112,7 @@ def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOpti
     """List users, their roles and how many tokens each has."""
 
     def body() -> None:
-        found = list_users(_workspace(workspace, None).db)
+        found = _workspace(workspace, None).users()
         if as_json:
             out.print_json(json.dumps(found, default=str))
             return
@@ -139,7 +137,7 @@ def token_create(
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        typer.echo(create_token(ws.db, ws.actor, user, label))
+        typer.echo(ws.create_token(user, label))
 
     guard(body)
 
@@ -150,7 +148,7 @@ def token_revoke(user: str, actor: Actor = None, workspace: WorkspaceOption = DE
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        out.print(f"{revoke_tokens(ws.db, ws.actor, user)} token(s) revoked")
+        out.print(f"{ws.revoke_tokens(user)} token(s) revoked")
 
     guard(body)
 
@@ -236,12 +234,11 @@ def schedule_add(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Run a campaign's auto-run steps (or --column) on a schedule, inside `runsheet serve`."""
-    from engine.schedules import add_schedule
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        made = add_schedule(
-            ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
+        made = ws.add_schedule(
+            campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
         )
         out.print(f"schedule {made.schedule_id}: next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
 
@@ -251,10 +248,9 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
     """List schedules with their next and last runs."""
-    from engine.schedules import schedules
 
     def body() -> None:
-        found = schedules(_workspace(workspace, None))
+        found = _workspace(workspace, None).schedules()
         if as_json:
             out.print_json(json.dumps([vars(s) for s in found], default=str))
             return
@@ -281,10 +277,9 @@ def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonO
 @schedule_app.command("remove")
 def schedule_remove(schedule_id: int, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Remove a schedule."""
-    from engine.schedules import remove_schedule
 
     def body() -> None:
-        remove_schedule(_workspace(workspace, actor), schedule_id)
+        _workspace(workspace, actor).remove_schedule(schedule_id)
         out.print(f"schedule {schedule_id} removed")
 
     guard(body)

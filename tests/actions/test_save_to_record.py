@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from engine import PROBE_LEDGER, EditError, PermissionDeniedError, Status, Workspace
+from engine import EditError, PermissionDeniedError, Status, Workspace
 from engine.api import create_app
 from engine.auth import create_token, set_user
 from engine.cli import app
+from engine.testing import PROBE_LEDGER
 
 SPEC = """
 campaign: t

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import PROBE_LEDGER, EditError, Workspace
+from engine import EditError, Workspace
 from engine.schedules import add_schedule, run_due, schedules
+from engine.testing import PROBE_LEDGER
 from tests.actions.conftest import Receiver
 
 SPEC = """

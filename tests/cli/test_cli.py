@@ -15,8 +15,9 @@ import click
 import pytest
 from typer.testing import CliRunner, Result
 
-from engine import PROBE_LEDGER, Workspace
+from engine import Workspace
 from engine.cli import app
+from engine.testing import PROBE_LEDGER
 from tests.conftest import BASIC_SPEC, snapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import ColumnGraph, ColumnNode, Status, Workspace
+from engine import Status, Workspace
+from engine.graph import ColumnGraph, ColumnNode
 
 
 @st.composite

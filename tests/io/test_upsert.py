@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine import PROBE_LEDGER, Campaign, ImportError_, Status, Workspace
+from engine import Campaign, ImportError_, Status, Workspace
+from engine.testing import PROBE_LEDGER
 from tests.conftest import assert_ran
 from tests.io.conftest import PEOPLE_SPEC, people_csv, write
 

@@ -16,8 +16,9 @@ import click
 import pytest
 from typer.testing import CliRunner, Result
 
-from engine import PROBE_LEDGER, SpecError, Status, Workspace
+from engine import SpecError, Status, Workspace
 from engine.cli import app
+from engine.testing import PROBE_LEDGER
 from tests.conftest import BASIC_ROWS, BASIC_SPEC, snapshot
 from tests.runner.conftest import KEY_ENV, ai_spec
 from tests.support.consent import apply_active

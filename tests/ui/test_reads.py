@@ -22,7 +22,7 @@ def settled(ws: Workspace) -> None:
     """Wait until this process has folded the write-ahead log of its last write into the file, as it does once its
     hold on the file ends (database.LINGER_SECONDS after the write). That fold changes the change key too, so a
     count of reads taken across it would count the reads it makes again."""
-    wal = ws.path / (reads.DB_FILE + ".wal")
+    wal = ws.db.path.with_name(ws.db.path.name + ".wal")
     deadline = time.monotonic() + 10
     while wal.exists() and wal.stat().st_size and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -32,16 +32,16 @@ def settled(ws: Workspace) -> None:
 def test_the_change_key_moves_with_writes_only(states_ws: Workspace) -> None:
     settled(states_ws)
     campaign = states_ws.campaign("t")
-    before = reads.change_key(states_ws.path)
+    before = states_ws.change_key()
     campaign.page(0, 50)
     _ = campaign.spec
     states_ws.campaigns(), states_ws.runs(50), states_ws.credits(), campaign.status_counts()
-    assert reads.change_key(states_ws.path) == before
+    assert states_ws.change_key() == before
     campaign.set(1, "first", "Ana")
-    after = reads.change_key(states_ws.path)
+    after = states_ws.change_key()
     assert after != before
     states_ws.add_credits(5)
-    assert reads.change_key(states_ws.path) != after
+    assert states_ws.change_key() != after
 
 
 def test_a_kept_read_is_made_again_only_after_a_write(states_ws: Workspace) -> None:

@@ -1,0 +1,153 @@
+"""What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people and API tokens,
+schedules, the run log and one run's record, and the change key the UI keeps its reads under.
+
+A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
+never open the database, the tables or `engine.auth` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
+from engine.run.lifecycle import reclaim_dead_runs
+from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule, schedules
+from engine.store.catalog import load_campaign
+from engine.store.pause import PauseState, pause_state
+from engine.store.runlog import run_log
+
+if TYPE_CHECKING:
+    from engine.campaign import Campaign
+    from engine.spec import CampaignSpec
+    from engine.store.database import Database
+    from engine.workspace import Workspace
+
+DB_FILE = "runsheet.duckdb"
+
+
+class WorkspaceFacade:
+    """The faces' reads and small writes on one workspace; each opens its own short transaction."""
+
+    path: Path
+    actor: str
+    db: Database
+
+    @property
+    def _workspace(self) -> Workspace:
+        return cast("Workspace", self)  # this mixin is only ever a part of Workspace
+
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        """Whether a workspace lives in the folder `path` (a look at the folder, no database access)."""
+        return (Path(path) / DB_FILE).exists()
+
+    def change_key(self) -> tuple[Any, ...]:
+        """A value that changes whenever a write to this workspace commits, whichever process made it, and that
+        reads leave alone: the inode, size and modification time of the database file and its write-ahead log
+        (a stat of two files, no database access). The UI keeps its reads under it."""
+        key: list[Any] = []
+        for name in (DB_FILE, DB_FILE + ".wal"):
+            try:
+                found = os.stat(self.path / name)
+            except FileNotFoundError:
+                key.append(None)
+            else:
+                key.append((found.st_ino, found.st_size, found.st_mtime_ns))
+        return tuple(key)
+
+    def handle(self, name: str, *, actor: str, trigger: str) -> Campaign:
+        """A handle on campaign `name` without opening it (no transaction): its first read or write raises
+        NotFoundError if there is no such campaign. `campaign(...)` checks at once."""
+        from engine.campaign import Campaign
+
+        return Campaign(self.db, name, actor=actor, trigger=trigger)
+
+    def campaign_state(self, name: str) -> tuple[CampaignSpec, PauseState]:
+        """The campaign's spec and what is paused in it, read in one transaction (NotFoundError if unknown)."""
+        with self.db.transaction() as con:
+            tables = load_campaign(con, name)
+            return tables.spec, pause_state(con, tables.campaign_id)
+
+    # ---- people and tokens -----------------------------------------------------------------------------------
+
+    def remove_user(self, user: str) -> bool:
+        """Remove a user and their tokens (admin only); False if there was no such user."""
+        return remove_user(self.db, self.actor, user)
+
+    def create_token(self, user: str, label: str = "") -> str:
+        """A new API token acting as `user` (admin only); only its digest is stored, so this is the one time it
+        is seen."""
+        return create_token(self.db, self.actor, user, label)
+
+    def revoke_tokens(self, user: str) -> int:
+        """Revoke every token of `user` (admin only); returns how many."""
+        return revoke_tokens(self.db, self.actor, user)
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user an API token acts as, or None for an unknown token."""
+        return user_for_token(self.db, token)
+
+    # ---- the run log -----------------------------------------------------------------------------------------
+
+    def run_log(
+        self,
+        *,
+        campaign: str | None = None,
+        trigger: str | None = None,
+        actor: str | None = None,
+        after: int = 0,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, with scope, outcomes and seconds worked out (engine/store/runlog.py); a run whose
+        runner died is shown interrupted."""
+        with self.db.transaction() as con:
+            reclaim_dead_runs(con)
+            return run_log(con, campaign=campaign, trigger=trigger, actor=actor, after=after, limit=limit)
+
+    def run_record(self, run_id: int) -> dict[str, Any] | None:
+        """One run's row (as in `runs()`, with its campaign's name), or None if there is no such run; a run whose
+        runner died is shown interrupted."""
+        with self.db.transaction() as con:
+            reclaim_dead_runs(con)
+            cursor = con.execute(
+                "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) WHERE run_id = ?",
+                [run_id],
+            )
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
+        if not found:
+            return None
+        row = dict(zip(names, found[0], strict=True))
+        for field in ("request", "counts"):
+            if isinstance(row.get(field), str):
+                row[field] = json.loads(row[field])
+        return row
+
+    # ---- schedules -------------------------------------------------------------------------------------------
+
+    def add_schedule(
+        self,
+        campaign: str,
+        *,
+        column: str | None = None,
+        cron: str | None = None,
+        every: str | None = None,
+        older_than: str | None = None,
+    ) -> Schedule:
+        """Run `campaign`'s auto-run steps (or `column`) on a cron expression or an interval (engine/schedules.py)."""
+        return add_schedule(self._workspace, campaign, column=column, cron=cron, every=every, older_than=older_than)
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule, with its next and last runs."""
+        return schedules(self._workspace)
+
+    def remove_schedule(self, schedule_id: int) -> None:
+        """Remove a schedule (NotFoundError if there is none of that id)."""
+        remove_schedule(self._workspace, schedule_id)
+
+    def scheduler(self, *, interval: float = 30.0) -> Scheduler:
+        """A scheduler (not started) running this workspace's due schedules every `interval` seconds."""
+        return Scheduler(self._workspace, interval=interval)
