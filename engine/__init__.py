@@ -10,7 +10,7 @@ campaign.save_to_record(1, "opener")           # Save to Record: a line "opener:
 """
 
 from engine.auth import ROLES
-from engine.campaign import Campaign, Cell, Page
+from engine.campaign import Campaign, Cell, ImportReport, Page
 from engine.errors import (
     CycleError,
     EditError,
@@ -24,7 +24,7 @@ from engine.errors import (
     WorkspaceBusyError,
 )
 from engine.estimate import ColumnEstimate, Estimate
-from engine.io import ExportReport, ImportOptions, ImportReport, frame_to_csv
+from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
