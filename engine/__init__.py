@@ -27,6 +27,8 @@ from engine.estimate import ColumnEstimate, Estimate
 from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
+from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
+from engine.schedules import schedules as list_schedules
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.store.changes import SpecChanges, TypeChange
 from engine.store.context import ContextDocument
@@ -64,6 +66,8 @@ __all__ = [
     "RunReport",
     "RunSelection",
     "RunsheetError",
+    "Schedule",
+    "Scheduler",
     "Settings",
     "SpecChanges",
     "SpecError",
@@ -71,7 +75,10 @@ __all__ = [
     "TypeChange",
     "Workspace",
     "WorkspaceBusyError",
+    "add_schedule",
     "frame_to_csv",
+    "list_schedules",
     "load_spec",
     "parse_spec",
+    "remove_schedule",
 ]

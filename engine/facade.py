@@ -1,5 +1,6 @@
 """What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people and API tokens,
-schedules, the run log and one run's record, and the change key the UI keeps its reads under.
+the run log and one run's record, and the change key the UI keeps its reads under. (Schedules sit above the
+workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
 never open the database, the tables or `engine.auth` themselves.
@@ -10,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
 from engine.run.lifecycle import reclaim_dead_runs
-from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule, schedules
 from engine.store.catalog import load_campaign
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from engine.campaign import Campaign
     from engine.spec import CampaignSpec
     from engine.store.database import Database
-    from engine.workspace import Workspace
 
 DB_FILE = "runsheet.duckdb"
 
@@ -34,10 +33,6 @@ class WorkspaceFacade:
     path: Path
     actor: str
     db: Database
-
-    @property
-    def _workspace(self) -> Workspace:
-        return cast("Workspace", self)  # this mixin is only ever a part of Workspace
 
     @staticmethod
     def exists(path: str | Path) -> bool:
@@ -125,29 +120,3 @@ class WorkspaceFacade:
             if isinstance(row.get(field), str):
                 row[field] = json.loads(row[field])
         return row
-
-    # ---- schedules -------------------------------------------------------------------------------------------
-
-    def add_schedule(
-        self,
-        campaign: str,
-        *,
-        column: str | None = None,
-        cron: str | None = None,
-        every: str | None = None,
-        older_than: str | None = None,
-    ) -> Schedule:
-        """Run `campaign`'s auto-run steps (or `column`) on a cron expression or an interval (engine/schedules.py)."""
-        return add_schedule(self._workspace, campaign, column=column, cron=cron, every=every, older_than=older_than)
-
-    def schedules(self) -> list[Schedule]:
-        """Every schedule, with its next and last runs."""
-        return schedules(self._workspace)
-
-    def remove_schedule(self, schedule_id: int) -> None:
-        """Remove a schedule (NotFoundError if there is none of that id)."""
-        remove_schedule(self._workspace, schedule_id)
-
-    def scheduler(self, *, interval: float = 30.0) -> Scheduler:
-        """A scheduler (not started) running this workspace's due schedules every `interval` seconds."""
-        return Scheduler(self._workspace, interval=interval)

@@ -15,16 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from engine.auth import authorize
 from engine.cells import kind_named
 from engine.errors import EditError, NotFoundError, RunsheetError
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
-
-if TYPE_CHECKING:  # the workspace hands itself in (engine/facade.py): imported for the annotations only
-    from engine.workspace import Workspace
+from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -66,7 +66,7 @@ class Resumed:
 
 class Workspace(WorkspaceFacade):
     """Owns one workspace folder: opens short transactions on its database and hands out campaigns (what the
-    CLI, API and UI ask beyond that, people, tokens, schedules, the run log, is in engine/facade.py)."""
+    CLI, API and UI ask beyond that, people, tokens, the run log, is in engine/facade.py)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, actor: str | None = None) -> None:
         self.path = Path(path)

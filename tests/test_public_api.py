@@ -49,6 +49,8 @@ PUBLIC = [
     "RunReport",
     "RunSelection",
     "RunsheetError",
+    "Schedule",
+    "Scheduler",
     "Settings",
     "SpecChanges",
     "SpecError",
@@ -56,9 +58,12 @@ PUBLIC = [
     "TypeChange",
     "Workspace",
     "WorkspaceBusyError",
+    "add_schedule",
     "frame_to_csv",
+    "list_schedules",
     "load_spec",
     "parse_spec",
+    "remove_schedule",
 ]
 
 

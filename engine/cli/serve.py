@@ -14,7 +14,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from engine import RunOptions, RunsheetError, Workspace
+from engine import (
+    RunOptions,
+    RunsheetError,
+    Scheduler,
+    Workspace,
+    add_schedule,
+    list_schedules,
+    remove_schedule,
+)
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -59,7 +67,7 @@ def serve(
 
     ws = guard(lambda: _workspace(workspace, None))
     server = uvicorn.Server(uvicorn.Config(create_app(ws.path), host=host, port=port, log_level="warning"))
-    scheduler = ws.scheduler(interval=tick) if schedules else None
+    scheduler = Scheduler(ws, interval=tick) if schedules else None
     if exit_after is not None:
         timer = threading.Timer(exit_after, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
@@ -237,8 +245,8 @@ def schedule_add(
 
     def body() -> None:
         ws = _workspace(workspace, actor)
-        made = ws.add_schedule(
-            campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
+        made = add_schedule(
+            ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
         )
         out.print(f"schedule {made.schedule_id}: next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
 
@@ -250,7 +258,7 @@ def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonO
     """List schedules with their next and last runs."""
 
     def body() -> None:
-        found = _workspace(workspace, None).schedules()
+        found = list_schedules(_workspace(workspace, None))
         if as_json:
             out.print_json(json.dumps([vars(s) for s in found], default=str))
             return
@@ -279,7 +287,7 @@ def schedule_remove(schedule_id: int, actor: Actor = None, workspace: WorkspaceO
     """Remove a schedule."""
 
     def body() -> None:
-        _workspace(workspace, actor).remove_schedule(schedule_id)
+        remove_schedule(_workspace(workspace, actor), schedule_id)
         out.print(f"schedule {schedule_id} removed")
 
     guard(body)
