@@ -3,9 +3,9 @@ holds an outcome, ...), the rules over them (a cell keeps its key, the dependenc
 restored to, the verdict vocabulary) and their renderings as SQL text and as Arrow arrays.
 
 The planner decides over these sets in Python, engine/run/verdicts.py over Arrow arrays, and the executor and the
-fused pass in SQL; each takes its sets and expressions from here, so the three agree (tests/graph/test_fate.py runs
-all three on random status combinations). Pure: no I/O; pyarrow is imported only when an Arrow rendering is asked
-for.
+fused pass in SQL; each takes its sets and expressions from here, so the three agree (tests/run/test_fate_agreement.py
+runs them all on random status combinations). Pure: no I/O; pyarrow is imported only when an Arrow rendering is
+asked for.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def sql_literal(status: Status | str) -> str:
 
 def sql_in(expression: str, statuses: Iterable[Status | str], possible: Iterable[Status | str] | None = None) -> str:
     """SQL for whether `expression` (a status) is one of `statuses`, NULL when it is NULL. Given the statuses
-    `expression` may be in, the test is as small as they allow: TRUE or FALSE, `= 'x'` for one status."""
+    `expression` may be in (`possible`, where empty stands for NULL too), the test is as small as they allow: TRUE
+    or FALSE, `= 'x'` for one status."""
     wanted = {Status(s) for s in statuses}
     if possible is not None:
         known = {Status(s) for s in possible}
