@@ -116,15 +116,7 @@ def _rows_for(campaign: Campaign, scope: str, ticked: list[int], first_n: int) -
 
 
 def _estimate(campaign: Campaign, request: runs.RunRequest) -> dict[str, Any]:
-    return features.estimate(
-        campaign,
-        list(request.columns),
-        None if request.rows is None else list(request.rows),
-        force=request.force,
-        only_stale=request.only_stale,
-        only_empty=request.only_empty,
-        limit=request.limit,
-    )
+    return features.estimate(campaign, request.selection)
 
 
 def show_estimate(estimate: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine import Campaign, Workspace
+from engine import Campaign, RunSelection, Workspace
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -23,20 +23,10 @@ def as_dict(value: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(value).items() if not k.startswith("_")}
 
 
-def estimate(
-    campaign: Campaign,
-    columns: list[str],
-    rows: list[int] | None,
-    *,
-    force: bool,
-    only_stale: bool,
-    only_empty: bool = False,
-    limit: int | None = None,
-) -> dict[str, Any]:
-    """What running `columns` on `rows` would cost: calls, cache hits, credits, tokens, per column (downstream
-    auto-run columns included)."""
-    found = campaign.estimate(columns, rows, force=force, only_stale=only_stale, only_empty=only_empty, limit=limit)
-    return as_dict(found)
+def estimate(campaign: Campaign, selection: RunSelection) -> dict[str, Any]:
+    """What running `selection` would cost: calls, cache hits, credits, tokens, per column (downstream auto-run
+    columns included)."""
+    return as_dict(campaign.estimate(selection))
 
 
 def credits(ws: Workspace) -> float:

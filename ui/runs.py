@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import RunsheetError, Workspace
+from engine import RunSelection, RunsheetError, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = Path(tempfile.gettempdir()) / "runsheet-ui-runs"
@@ -42,6 +42,18 @@ class RunRequest:
     only_stale: bool = False
     only_empty: bool = False
     limit: int | None = None  # the first N rows of the selection
+
+    @property
+    def selection(self) -> RunSelection:
+        """This request as the engine's one shape of a run selection (no columns: every auto-run step)."""
+        return RunSelection.of(
+            self.columns or None,
+            self.rows,
+            only_stale=self.only_stale,
+            only_empty=self.only_empty,
+            force=self.force,
+            limit=self.limit,
+        )
 
     def cli_args(self) -> list[str]:
         args = ["--campaign", self.campaign]

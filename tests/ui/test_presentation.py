@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Cell, Status, parse_spec
+from engine import Cell, RunSelection, Status, parse_spec
 from tests.ui.conftest import STATES_SPEC
 from ui import cells, runs, specs
 
@@ -70,6 +70,13 @@ def test_run_request_becomes_cli_arguments() -> None:
     assert request.cli_args() == ["--campaign", "t", "--column", "opener", "--rows", "1-3,7,9-10", "--force"]
     assert request.describe() == "opener on 6 row(s) (Run Again)"
     assert runs.RunRequest("t", limit=5, only_stale=True).cli_args() == ["--campaign", "t", "--stale", "--limit", "5"]
+
+
+def test_run_request_is_the_engines_run_selection() -> None:
+    request = runs.RunRequest("t", ("opener",), (10, 9, 7, 3, 2, 1), force=True)
+    assert request.selection == RunSelection(("opener",), (1, 2, 3, 7, 9, 10), force=True)
+    assert request.selection.to_json()["rows"] == request.cli_args()[request.cli_args().index("--rows") + 1]
+    assert runs.RunRequest("t", limit=5, only_empty=True).selection == RunSelection(only_empty=True, limit=5)
 
 
 def test_progress_summary() -> None:
