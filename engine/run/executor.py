@@ -25,6 +25,7 @@ from engine.graph.fate import (
     FUSABLE_FORCED,
     HOLDING,
     sql_in,
+    sql_literal,
     sql_restored,
     sql_retried,
     values,
@@ -268,7 +269,7 @@ class Executor:
             joins.append(
                 f"LEFT JOIN (SELECT row_id, status FROM {table} WHERE {scope.filter()}) s{i} ON s{i}.row_id = r.row_id"
             )
-            parts.append(f"coalesce(s{i}.status, 'empty')")
+            parts.append(f"coalesce(s{i}.status, {sql_literal(Status.EMPTY)})")
         signatures = self._materialize(
             "_sig",
             f"SELECT r.row_id, concat_ws(',', {', '.join(parts)}) AS sig "
@@ -404,7 +405,8 @@ class Executor:
         gathered: pa.Table = self.con.sql(
             f"""SELECT *{"".join(", " + f for f in facts)}
             FROM (SELECT r.row_id, {"".join(s + ", " for s in selects)} {key} AS key,
-                         coalesce(cur.status, 'empty') AS old_status, cur.key AS old_key, cur.value AS old_value,
+                         coalesce(cur.status, {sql_literal(Status.EMPTY)}) AS old_status,
+                         cur.key AS old_key, cur.value AS old_value,
                          coalesce(cur.error_code, '') AS old_code, cur.row_id IS NOT NULL AS _present
                   FROM ({rows_sql}) r {" ".join(joins)}
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
@@ -502,7 +504,7 @@ class Executor:
         assert isinstance(outcomes, pl.DataFrame)
         failed = pl.col("row_id").is_in(list(failures))
         outcomes = outcomes.with_columns(
-            status=pl.when(failed).then(pl.lit("error")).otherwise(pl.col("status")),
+            status=pl.when(failed).then(pl.lit(Status.ERROR.value)).otherwise(pl.col("status")),
             key=pl.when(failed).then(None).otherwise(pl.col("key")),
             error_code=pl.when(failed).then(pl.lit(code.value)).otherwise(pl.col("error_code")),
             error_message=pl.when(failed)
