@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
+from engine.graph.fate import EXECUTED, values
 from engine.run.verdicts import constant
 from engine.types import Status
 
@@ -93,11 +94,7 @@ class RunReport:
 
     def computed(self, column: str) -> int:
         """How many cells of `column` were actually computed (whatever their outcome)."""
-        return sum(
-            e.count
-            for e in self.events
-            if e.column == column and e.outcome in ("done", "error", "skipped", "not_found")
-        )
+        return sum(e.count for e in self.events if e.column == column and e.outcome in values(EXECUTED))
 
 
 def _final_outcomes(events: list[ExecutionEvent]) -> Counter[str]:
