@@ -1,4 +1,5 @@
-"""Runsheet's public API: the CLI and the UI use only what is exported here.
+"""Runsheet's public API: the CLI, the HTTP API and the UI use only what is exported here (tests/test_public_api.py
+checks it; test hooks are in engine/testing.py).
 
 ws = Workspace.init("my-workspace")
 ws.apply("campaigns/outbound.yaml")
