@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.estimate import ColumnEstimate, Estimate
 from engine.io import ExportReport, ImportOptions, frame_to_csv
+from engine.io.records import check_records
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
 from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
@@ -77,6 +78,7 @@ __all__ = [
     "Workspace",
     "WorkspaceBusyError",
     "add_schedule",
+    "check_records",
     "frame_to_csv",
     "list_schedules",
     "load_spec",

@@ -59,6 +59,7 @@ PUBLIC = [
     "Workspace",
     "WorkspaceBusyError",
     "add_schedule",
+    "check_records",
     "frame_to_csv",
     "list_schedules",
     "load_spec",

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -33,17 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import (
     Campaign,
     CampaignSpec,
-    ImportError_,
     NotFoundError,
     PermissionDeniedError,
     RunReport,
     RunsheetError,
     Workspace,
     WorkspaceBusyError,
+    check_records,
 )
-
-if TYPE_CHECKING:
-    import polars as pl
 
 MAX_BATCH = 100_000
 TOKEN_SECONDS = 5.0
@@ -283,7 +280,7 @@ def create_app(workspace: str | Path) -> FastAPI:
         steps are queued; free ones computed. A paused campaign stores them and runs nothing until resumed."""
         handle, spec, paused = state.campaign_and_pause(who, name)
         if body.key is None:  # appending: straight into the tables, after a check of every value's type
-            inserted, _ = handle.add_rows(check_types(spec, body.records), run=not paused)
+            inserted, _ = handle.add_rows(check_records(spec, body.records), run=not paused)
             return RecordsOut(campaign=name, inserted=len(inserted), updated=0, unchanged=0, queued=not paused)
         # An upsert goes through the importer: one transaction, matched on the key, errors naming the record.
         with tempfile.TemporaryDirectory(prefix="runsheet-intake-") as folder:
@@ -359,47 +356,6 @@ def create_app(workspace: str | Path) -> FastAPI:
         return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
     return app
-
-
-def check_types(spec: CampaignSpec, records: list[dict[str, Scalar]]) -> pl.DataFrame:
-    """The batch as a frame of text columns (the store casts them), after refusing it with the first value that
-    is not of its input column's type (or an unknown field); checked in a scratch in-memory DuckDB."""
-    import duckdb
-    import polars as pl
-    import pyarrow as pa
-
-    inputs = {c.name: c.value_type for c in spec.columns if c.is_input}
-    fields = list(dict.fromkeys(f for r in records for f in r))
-    unknown = [f for f in fields if f not in inputs]
-    if unknown:
-        raise ImportError_(
-            f"field(s) {', '.join(unknown)} are not input columns of campaign '{spec.name}'",
-            hint="add them to the spec as `kind: input`, or leave them out",
-        )
-    table = pa.table({f: pa.array([_text(r.get(f)) for r in records], pa.string()) for f in fields})
-    with duckdb.connect(":memory:") as scratch:
-        scratch.register("_batch", table)
-        for field in fields:
-            bad = scratch.execute(
-                f'SELECT n, v FROM (SELECT row_number() OVER () AS n, "{field}" AS v FROM _batch) '
-                f"WHERE v IS NOT NULL AND TRY_CAST(v AS {inputs[field]}) IS NULL LIMIT 1"
-            ).fetchall()
-            if bad:
-                raise ImportError_(
-                    f"record {bad[0][0]}: {field} = {bad[0][1]!r} is not a {inputs[field]}",
-                    hint=f"send a {inputs[field]} value for '{field}'",
-                )
-    found = pl.from_arrow(table)
-    assert isinstance(found, pl.DataFrame)
-    return found
-
-
-def _text(value: Scalar) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> EditOut:
