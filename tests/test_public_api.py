@@ -1,6 +1,6 @@
 """The public API (`engine/__init__.py`) and the faces on it: `__all__` is pinned, sorted and importable, and the
-CLI, the API and the UI import `engine` only (never `engine.auth`, `engine.store.*`, ...), read from their source
-with `ast`."""
+CLI, the API and the UI import `engine` only (never `engine.auth`, `engine.store.*`, ...) and open no database of
+their own (no `ws.db`, no SQL), read from their source with `ast`."""
 
 from __future__ import annotations
 
@@ -151,6 +151,32 @@ def test_the_cli_the_api_and_the_ui_import_engine_only() -> None:
                 found[str(path.relative_to(ROOT))] = bad
     assert found == {}
     assert checked >= 30  # every face's modules were read (cli 10, api 2, ui 20 and its views)
+
+
+def database_reach(source: str) -> list[str]:
+    """Where `source` opens a workspace's database itself: `<anything>.db` (a Workspace's or Campaign's handle on
+    it) or `.execute(...)`/`.transaction(...)` (SQL or a transaction of its own)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("db", "execute", "transaction"):
+            found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+def test_the_database_check_catches_a_handle_and_sql() -> None:
+    source = "with ws.db.transaction() as con:\n    con.execute('UPDATE runs SET status = 1')\n"
+    assert sorted(database_reach(source)) == ["line 1: .db", "line 1: .transaction", "line 2: .execute"]
+    assert database_reach("ws.run_log(limit=5)\n") == []
+
+
+def test_the_faces_open_no_database_of_their_own() -> None:
+    found: dict[str, list[str]] = {}
+    for folder in FACES.values():
+        for path in sorted(folder.rglob("*.py")):
+            bad = database_reach(path.read_text(encoding="utf-8"))
+            if bad:
+                found[str(path.relative_to(ROOT))] = bad
+    assert found == {}
 
 
 def test_the_ui_run_command_is_one_the_cli_accepts(tmp_path: Path) -> None:
