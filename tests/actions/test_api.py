@@ -165,6 +165,25 @@ def _wait_for_progress(client: TestClient, run_id: int, auth: dict[str, str]) ->
     raise AssertionError("no progress")
 
 
+def test_shutdown_stops_the_runs_the_server_started_on_behalf_of_their_starter(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNSHEET_USER", "vic")  # the server's own user may not stop runs: the starter asks
+    workspace.apply(SLOW, actor="ada")
+    workspace.set_setting("concurrency", 1)
+    with TestClient(create_app(workspace.path)) as client:
+        auth = token(workspace, "max")
+        client.post("/campaigns/leads/records", json={"records": people(40)}, headers=auth)
+        slow = client.post("/campaigns/leads/runs", json={"columns": ["research"]}, headers=auth).json()
+        _wait_for_progress(client, slow["run_id"], auth)
+    run = next(r for r in workspace.runs(20) if r["run_id"] == slow["run_id"])
+    assert (run["status"], run["stop_requested"], run["actor"]) == ("stopped", True, "max")
+    assert 0 < run["done"] < run["total"] == 40
+    assert workspace.campaign("leads").status_counts()["research"].get("running", 0) == 0  # cells given back
+    denied = workspace.query("SELECT count(*) AS n FROM activity WHERE outcome = 'permission_denied'")
+    assert denied["n"].to_list() == [0]
+
+
 def test_roles_through_the_api(client: TestClient, workspace: Workspace) -> None:
     viewer, member = token(workspace, "vic"), token(workspace, "max")
     refused = client.post("/campaigns/leads/records", json={"records": people(1)}, headers=viewer)
