@@ -7,5 +7,6 @@
 - `paid`: the paid phase loop (claim, call through `engine.runner`'s pool, write back, repeat).
 - `writeback`: paid results into cells, cache and activity.
 - `lifecycle`: the only writer of the `runs` table (open, heartbeat, stop, close, reclaim, requeue).
+- `selection`: what a person asks a run to compute (RunSelection), turned into a Request and a Scope.
 - `reports`: what a run returns and reports while it goes.
 """
