@@ -24,22 +24,23 @@ from tests.conftest import BASIC_ROWS, BASIC_SPEC
 REPO = Path(__file__).resolve().parents[2]
 
 WRITER = """
-import json, sys, time
+import json, pathlib, sys
 from engine import Workspace
 campaign = Workspace(sys.argv[1]).campaign("t")
-edits, deadline = 0, time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
+edits = 0
+while edits < int(sys.argv[2]):
     campaign.set(1 + edits % 3, "first", f"name{edits}")
     edits += 1
+pathlib.Path(sys.argv[3]).touch()  # tells the reader the edits are over
 print(json.dumps({"edits": edits}))
 """
 
 READER = """
-import json, sys, time
+import json, pathlib, sys
 from engine import Workspace
 campaign = Workspace(sys.argv[1]).campaign("t")
-reads, deadline = 0, time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
+reads = 0
+while reads < int(sys.argv[2]) or not pathlib.Path(sys.argv[3]).exists():  # reads while the writer edits
     page = campaign.page()
     assert len(page.rows) == 3
     for row in page.rows:  # a reader never sees a half-applied edit
@@ -52,10 +53,10 @@ print(json.dumps({"reads": reads}))
 def test_a_writer_and_a_reader_process_share_a_workspace(ws) -> None:  # type: ignore[no-untyped-def]
     ws.apply(BASIC_SPEC)
     ws.campaign("t").add_rows(BASIC_ROWS)
-    seconds = "3"
+    count, over = "20", str(ws.path.parent / "edits-over")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(ws.path), seconds],
+            [sys.executable, "-c", code, str(ws.path), count, over],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -64,11 +65,15 @@ def test_a_writer_and_a_reader_process_share_a_workspace(ws) -> None:  # type: i
         for code in (WRITER, READER)
     ]
     outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        outputs.append(json.loads(out))
-    assert outputs[0]["edits"] > 5 and outputs[1]["reads"] > 5, outputs
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outputs.append(json.loads(out))
+    finally:
+        for proc in procs:
+            proc.kill()  # a reader whose writer failed would wait for ever
+    assert outputs[0]["edits"] == 20 and outputs[1]["reads"] >= 20, outputs
     final = ws.campaign("t").page()
     assert {row["first"].value for row in final.rows} <= {f"name{i}" for i in range(outputs[0]["edits"])}
 
