@@ -40,6 +40,8 @@ HINTED_CODES = pa.array([code.value for code in HINTS])
 HINT_TEXTS = pa.array(list(HINTS.values()))
 RETRYABLE = pa.array(sorted(c.value for c in RETRYABLE_CODES), pa.string())
 GATED = pa.array([Verdict.BLOCK.value, Verdict.WAIT.value], pa.string())  # the verdicts that name a dep to blame
+# The decided column naming the dep a WAIT or BLOCK blames; ':' cannot occur in a column name, so no input meets it.
+BLAME = "verdict:blame"
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:
@@ -61,13 +63,13 @@ def constant(value: object, length: int, type_: pa.DataType) -> pa.Array:
 
 
 def decide(table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status] | None, checks: Checks) -> pa.Table:
-    """The gathered facts of one column's planned cells with each cell's `verdict` (a Verdict's value) and `blame`
+    """The gathered facts of one column's planned cells with each cell's `verdict` (a Verdict's value) and BLAME
     (the upstream column a WAIT or BLOCK names, else null) appended: the one decision per column."""
     gates, blames = gate(table, step_deps, readable)
     decided = verdicts(table, gates, checks)
     if checks.paused or not checks.enabled:  # a refusal may have overruled a gate: only WAIT and BLOCK blame
         blames = pc.if_else(pc.is_in(decided, value_set=GATED), blames, pa.scalar(None, pa.string()))
-    return table.append_column("verdict", decided).append_column("blame", blames)
+    return table.append_column("verdict", decided).append_column(BLAME, blames)
 
 
 def gate(
@@ -84,8 +86,11 @@ def gate(
         status = _fill(table.column("s_" + dep), Status.EMPTY.value)
         blocks = pc.is_in(status, value_set=blocking)
         waits = pc.invert(pc.is_in(status, value_set=allowed))
+        gated = pc.or_(blocks, waits)
+        if not pc.any(gated).as_py():  # the usual bulk case: every cell may read this dep
+            continue
         result = pc.if_else(blocks, Verdict.BLOCK.value, pc.if_else(waits, Verdict.WAIT.value, result))
-        blame = pc.if_else(pc.or_(blocks, waits), dep, blame)
+        blame = pc.if_else(gated, dep, blame)
     return result, blame
 
 
@@ -154,9 +159,7 @@ def held(table: pa.Table, pending: set[str]) -> pa.Array:
 def waits_on(table: pa.Table, pending: set[str]) -> pa.Array:
     """Per decided row: whether its verdict is WAIT on a column of `pending`."""
     on = pa.array(sorted(pending), type=pa.string())
-    waits = pc.and_(
-        pc.equal(table.column("verdict"), Verdict.WAIT.value), pc.is_in(table.column("blame"), value_set=on)
-    )
+    waits = pc.and_(pc.equal(table.column("verdict"), Verdict.WAIT.value), pc.is_in(table.column(BLAME), value_set=on))
     return pc.fill_null(waits, False)
 
 
@@ -232,7 +235,7 @@ def _ran(table: pa.Table, source: Source) -> dict[str, pa.Array]:
             "cost": cost,
             "cached": cached,
         }
-    blame = table.column("blame")
+    blame = table.column(BLAME)
     waits = pc.equal(verdict, Verdict.WAIT.value)
     blocks = pc.equal(verdict, Verdict.BLOCK.value)
     paused = pc.equal(verdict, Verdict.PAUSED.value)

@@ -110,7 +110,7 @@ def arrow_decision(case: Case) -> tuple[str, str | None]:
     )
     readable = SENDABLE if case.sendable_only else None
     table = verdicts.decide(gathered(case), [f"u{i}" for i in range(len(case.deps))], readable, checks)
-    return table.column("verdict")[0].as_py(), table.column("blame")[0].as_py()
+    return table.column("verdict")[0].as_py(), table.column(verdicts.BLAME)[0].as_py()
 
 
 def rule_decision(case: Case) -> tuple[str, str | None]:
