@@ -14,6 +14,7 @@ from engine.auth import authorize
 from engine.errors import ImportError_
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.graph import Request
+from engine.graph.fate import CURRENT, HAND_SET
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
@@ -73,6 +74,16 @@ class Cell:
     provider_cost: float | None = None
     cached: bool | None = None
     detail: Any = None  # paid kinds: JSON provenance (model, rendered messages, cache key)
+
+    @property
+    def current(self) -> bool:
+        """Whether the value is current (done, pinned or confirmed): what Save to Record may copy."""
+        return self.status in CURRENT
+
+    @property
+    def hand_set(self) -> bool:
+        """Whether the cell was edited by hand (pinned, or confirmed for export)."""
+        return self.status in HAND_SET
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ BADGE_COLOURS = {
     Status.CONFIRMED: "violet",
     Status.PAUSED: "gray",
 }
-CURRENT = (Status.DONE, Status.PINNED, Status.CONFIRMED)  # values Save to Record may copy
 NOTES = "notes"
 NEW_FIELD = "➕ a new field…"
 
@@ -72,14 +71,14 @@ def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell)
         with st.container(border=True, height=220 if len(str(cell.value)) > 400 else "content"):
             st.markdown(cells.as_markdown(cell.value))
     actions(ws, campaign, spec, cell)
-    if cell.status in (Status.PINNED, Status.CONFIRMED):
+    if cell.hand_set:
         confirm_box(ws, campaign, cell)
     if cell.value is not None:
         st.caption("Copy")
         st.code(cells.as_plain_text(cell.value), language=None, wrap_lines=True)
         st.caption("Copy as Markdown")
         st.code(cells.as_markdown(cell.value), language="markdown", wrap_lines=True)
-    if cell.status in CURRENT and cell.value is not None:
+    if cell.current and cell.value is not None:
         save_to_record_box(ws, campaign, spec, cell)
     with st.expander("Edit value (pins it)"):
         pinned = "A hand-edited step cell is pinned: recompute never overwrites it; exports wait until you confirm it."

@@ -1,11 +1,11 @@
 """Cell-fate rules, defined once: the status sets (settled, hand-set, current, pending, keeps its key, goes stale,
 holds an outcome, ...), the rules over them (a cell keeps its key, the dependency gate, the status a claimed cell is
-restored to, the verdict vocabulary) and their renderings as SQL text and as Arrow arrays.
+restored to, the verdict vocabulary) and their renderings as SQL text.
 
 The planner decides over these sets in Python, engine/run/verdicts.py over Arrow arrays, and the executor and the
 fused pass in SQL; each takes its sets and expressions from here, so the three agree (tests/run/test_fate_agreement.py
-runs them all on random status combinations). Pure: no I/O; pyarrow is imported only when an Arrow rendering is
-asked for.
+runs them all on random status combinations). Pure: no I/O and no data library (verdicts renders the sets as Arrow
+arrays itself).
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 from functools import cache
-from typing import TYPE_CHECKING
 
 from engine.types import RETRYABLE_CODES, ErrorCode, Status
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 # Statuses whose cell holds a value that downstream steps may read.
 SETTLED = frozenset({Status.DONE, Status.STALE, Status.SKIPPED, Status.NOT_FOUND, Status.PINNED, Status.CONFIRMED})
@@ -42,6 +38,8 @@ GOES_STALE = frozenset({Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ER
 HOLDING = SETTLED | {Status.ERROR, Status.PAUSED}
 # Outcomes of a cell that was computed (or settled without computing): a paid step logs one activity row per cell.
 EXECUTED = frozenset({Status.DONE, Status.ERROR, Status.SKIPPED, Status.NOT_FOUND})
+# Outcomes of a call that answered (found or not): what the memo remembers and what counts an export delivered.
+ANSWERED = frozenset({Status.DONE, Status.NOT_FOUND})
 # Upstream statuses a side effect (export) may read: current values only (not stale, not pinned-and-unconfirmed).
 SENDABLE = frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED, Status.CONFIRMED})
 # Statuses a fused formula column's cells may be in (engine/run/fused.py): only those a run recomputes or keeps by
@@ -140,14 +138,6 @@ def sql_restored(auto: bool, value: str = "value") -> str:
     """SQL for the status a claimed cell goes back to (`restored`), over its value column."""
     empty, held = sql_literal(restored(auto, False)), sql_literal(restored(auto, True))
     return f"CASE WHEN {value} IS NULL THEN {empty} ELSE {held} END"
-
-
-@cache
-def arrow(members: frozenset[Status | Verdict]) -> pa.Array:
-    """A set of statuses (or verdicts) as a sorted Arrow string array (for pc.is_in), built once per set."""
-    import pyarrow as pa
-
-    return pa.array(sorted(m.value for m in members), pa.string())
 
 
 @cache

@@ -24,6 +24,7 @@ from engine.graph.fate import (
     FUSABLE,
     FUSABLE_FORCED,
     HOLDING,
+    Verdict,
     sql_in,
     sql_literal,
     sql_restored,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = verdicts.KEEP  # the verdict of a cell that already holds the result for its key
+RUN = f"'{Verdict.RUN.value}'"  # the verdict of a cell to compute, as an SQL literal
 NOTHING_WRITTEN = pa.table(
     {"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())}
 )
@@ -435,7 +437,7 @@ class Executor:
         self._in = self._materialize(
             "_in",
             f"SELECT i.*, TRY_CAST(m.value AS {value_type}) AS memo_value, m.status AS memo_status FROM _in i "
-            "LEFT JOIN memo m ON i.verdict = 'run' AND m.key = i.key",
+            f"LEFT JOIN memo m ON i.verdict = {RUN} AND m.key = i.key",
         )
         hits = int(scalar(self.con, "SELECT count(*) FROM _in WHERE memo_status IS NOT NULL"))
         if hits:
@@ -450,7 +452,7 @@ class Executor:
         spec = self.campaign.spec.column(column)
         names = ", ".join(["row_id", "key", *(quote(d) for d in spec.deps)])
         unanswered = " AND memo_status IS NULL" if memo else ""
-        rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = 'run'{unanswered} ORDER BY row_id")
+        rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = {RUN}{unanswered} ORDER BY row_id")
         if rows.height:
             kind = kind_named(spec.kind)
             if kind.side_effect:  # an export's decision to send is recorded in this transaction (store/outbox.py)
@@ -463,7 +465,7 @@ class Executor:
         """The stored cells about to be claimed that hold an outcome (a cell never computed has nothing to keep)."""
         previous = self.con.sql(
             f"""SELECT * FROM {self.campaign.tables[column]} WHERE row_id IN (
-                SELECT row_id FROM _in WHERE verdict = 'run'{unanswered} AND _present
+                SELECT row_id FROM _in WHERE verdict = {RUN}{unanswered} AND _present
                   AND (old_value IS NOT NULL OR {sql_in("old_status", HOLDING)}))"""
         ).to_arrow_table()
         return previous if previous.num_rows else None
@@ -474,7 +476,7 @@ class Executor:
         kind = kind_named(spec.kind)
         inputs = frame(
             self.con,
-            f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = 'run' ORDER BY row_id",
+            f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = {RUN} ORDER BY row_id",
         )
         outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))
         self.con.register("_outcomes", outcomes.to_arrow())

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +31,6 @@ from engine.graph.fate import (
     KEYED,
     SETTLED,
     Verdict,
-    arrow,
 )
 from engine.types import HINTS, PAUSED_HINT, RETRYABLE_CODES, ErrorCode, Status
 
@@ -42,6 +42,12 @@ RETRYABLE = pa.array(sorted(c.value for c in RETRYABLE_CODES), pa.string())
 GATED = pa.array([Verdict.BLOCK.value, Verdict.WAIT.value], pa.string())  # the verdicts that name a dep to blame
 # The decided column naming the dep a WAIT or BLOCK blames; ':' cannot occur in a column name, so no input meets it.
 BLAME = "verdict:blame"
+
+
+@cache
+def arrow(members: frozenset[Status | Verdict]) -> pa.Array:
+    """A set of statuses (or verdicts) as a sorted Arrow string array (for pc.is_in), built once per set."""
+    return pa.array(sorted(m.value for m in members), pa.string())
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from engine.cells import kind_named
+from engine.graph.fate import ANSWERED, sql_in
 from engine.run.lifecycle import add_progress, stop_requested
 from engine.runner.calls import CellResult
 from engine.store.catalog import CampaignTables
@@ -102,8 +103,8 @@ def _remember(db: Database, tables: CampaignTables, by_column: dict[str, list[Ce
             with db.transaction() as con:
                 con.register("_results", _arrow(batch, spec.value_type))
                 con.execute(
-                    """INSERT OR REPLACE INTO memo SELECT DISTINCT ON (key) key, value, status, now() FROM _results
-                    WHERE status IN ('done', 'not_found') AND key IS NOT NULL"""
+                    f"""INSERT OR REPLACE INTO memo SELECT DISTINCT ON (key) key, value, status, now() FROM _results
+                    WHERE {sql_in("status", ANSWERED)} AND key IS NOT NULL"""
                 )
                 con.unregister("_results")
         except (duckdb.TransactionException, duckdb.ConstraintException) as conflict:

@@ -22,6 +22,7 @@ import duckdb
 
 from engine.cells import INPUT_KIND, KINDS
 from engine.errors import SpecError
+from engine.graph.fate import HAND_SET, sql_in
 from engine.spec import CampaignSpec, ColumnSpec, parse_spec
 from engine.store.database import scalar
 from engine.store.pause import set_paused
@@ -237,7 +238,7 @@ def _held(con: duckdb.DuckDBPyConnection, found: _Stored, *, by_hand_only: bool 
     if found.kind == INPUT_KIND:
         return int(scalar(con, f"SELECT count(*) FROM {found.table} WHERE value IS NOT NULL"))
     free = KINDS[found.kind].free or by_hand_only
-    by_hand = "" if not free else " AND status IN ('pinned', 'confirmed')"
+    by_hand = "" if not free else f" AND {sql_in('status', HAND_SET)}"
     return int(scalar(con, f"SELECT count(*) FROM {found.table} WHERE value IS NOT NULL{by_hand}"))
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
+from engine.graph.fate import ANSWERED, sql_in
 from engine.store.database import frame
 from engine.store.schema import literal
 from engine.types import RETRYABLE_CODES
@@ -199,10 +200,10 @@ def record_outcomes(con: duckdb.DuckDBPyConnection, campaign_id: int, column: st
     passing = ", ".join(literal(c.value) for c in sorted(RETRYABLE_CODES))
     con.execute(
         f"""UPDATE outbox o SET
-                status = CASE WHEN r.status IN ('done', 'not_found') THEN 'delivered'
+                status = CASE WHEN {sql_in("r.status", ANSWERED)} THEN 'delivered'
                               WHEN r.error_code IN ({passing}) THEN 'pending' ELSE 'failed' END,
                 attempts = o.attempts + coalesce(r.attempts, 0),
-                delivered_at = CASE WHEN r.status IN ('done', 'not_found') THEN now() END,
+                delivered_at = CASE WHEN {sql_in("r.status", ANSWERED)} THEN now() END,
                 last_error = r.error_message
             FROM {results} r
             WHERE o.campaign_id = {campaign_id} AND o.column_name = {literal(column)} AND o.row_id = r.row_id
