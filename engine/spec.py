@@ -80,7 +80,18 @@ class ColumnSpec:
 
     @property
     def run(self) -> str:
-        return "auto" if self.is_input else self.options.run  # type: ignore[union-attr]
+        """The step's run mode (auto or manual); inputs count as auto."""
+        return "auto" if isinstance(self.options, InputOptions) else self.options.run
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the step is switched on; inputs always are."""
+        return isinstance(self.options, InputOptions) or self.options.enabled
+
+    @property
+    def free(self) -> bool:
+        """Whether the step is computed at once when its inputs change (formula, python); inputs are no step."""
+        return not self.is_input and KINDS[self.kind].free
 
 
 @dataclass(frozen=True)

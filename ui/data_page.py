@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import Campaign, Workspace
+from engine import Campaign, ImportReport, Workspace
 from ui import column_menu, features, reads, runs, session
 
 APPEND = "(append as new rows)"
@@ -63,21 +63,20 @@ def import_form(ws: Workspace, campaign: Campaign) -> None:
                 st.rerun()
 
 
-def import_summary(name: str, result: object) -> str:
+def import_summary(name: str, result: ImportReport) -> str:
     """One line saying what an import did (new, updated, unchanged and rejected records)."""
-    if isinstance(result, tuple):
-        return f"Imported {len(result[0])} new rows into {name}"
-    parts = [f"{len(getattr(result, 'inserted', []))} new"]
-    for label in ("updated", "unchanged", "rejected"):
-        if getattr(result, label, 0):
-            parts.append(f"{getattr(result, label)} {label}")
+    parts = [f"{len(result.inserted)} new"]
+    parts += [
+        f"{n} {label}"
+        for label, n in [("updated", result.updated), ("unchanged", result.unchanged), ("rejected", result.rejected)]
+        if n
+    ]
     return f"Imported into {name}: " + ", ".join(parts)
 
 
 def _paid_auto_counts(campaign: Campaign) -> list[tuple[str, dict[str, int]]]:
     spec = campaign.spec
-    free = ("formula", "python")
-    paid_auto = {c.name for c in spec.columns if not c.is_input and c.run == "auto" and c.kind not in free}
+    paid_auto = {c.name for c in spec.columns if not c.is_input and c.run == "auto" and not c.free}
     return [(c, found) for c, found in campaign.status_counts().items() if c in paid_auto]
 
 

@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZES = (25, 50, 100, 200)
 POLL_S = 1.0
-FREE_KINDS = frozenset({"formula", "python"})
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
 
 
@@ -118,7 +117,7 @@ def read_page(ws: Workspace, campaign: Campaign, spec: CampaignSpec, offset: int
     def read() -> Page:
         page = campaign.page(offset, size)
         behind = {Status.EMPTY, Status.STALE, Status.QUEUED}
-        free_auto = [c.name for c in spec.columns if c.kind in FREE_KINDS and c.run == "auto"]
+        free_auto = [c.name for c in spec.columns if c.free and c.run == "auto"]
         if any(row[c].status in behind for row in page.rows for c in free_auto):
             page = campaign.page(offset, size, compute=True)
         return page
@@ -132,7 +131,7 @@ def column_label(spec: CampaignSpec, name: str) -> str:
         return name
     icon = cells.KIND_ICONS.get(column.kind, "•")
     marks = " · manual" if column.run == "manual" else ""
-    if getattr(column.options, "enabled", True) is False:
+    if not column.enabled:
         marks += " · paused"
     return f"{icon} {name}{marks}"
 

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Cell, RunReport, Status, Workspace
-from ui import cells, reads, runs, session
+from ui import cells, runs, session
 
 BADGE_COLOURS = {
     Status.EMPTY: "blue",
@@ -215,14 +215,7 @@ def provenance(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell
 def _run_of(ws: Workspace, run_id: int | None) -> dict[str, Any] | None:
     if run_id is None:
         return None
-    finder = getattr(ws, "run", None)
-    if callable(finder):
-        try:
-            return dict(finder(run_id))
-        except Exception:
-            return None
-    found = next((r for r in reads.recent_runs(ws) if r.get("run_id") == run_id), None)
-    return found or next((r for r in runs.recent_runs(ws, 1000) if r.get("run_id") == run_id), None)
+    return ws.run_record(run_id)
 
 
 def _messages_text(messages: Any) -> str:

@@ -226,10 +226,7 @@ def dismiss(item: Launch) -> None:
 
 def active_runs(ws: Workspace, campaign: str | None = None) -> list[dict[str, Any]]:
     """Runs still going in the workspace (any process), newest first."""
-    finder = getattr(ws, "active_runs", None)
-    if callable(finder):
-        return list(finder(campaign))
-    return [r for r in recent_runs(ws, 50) if r.get("status") in ACTIVE and same_campaign(r, campaign)]
+    return list(ws.active_runs(campaign))
 
 
 def recent_runs(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
@@ -276,16 +273,9 @@ def stop(ws: Workspace, run: dict[str, Any] | None = None, launch_item: Launch |
     """Stop a run: ask the engine (the runner cancels in-flight calls and starts nothing new); a process this
     server launched that has no run row yet is terminated instead. Returns what was done."""
     if run is not None:
-        stopper = getattr(ws, "stop_run", None)
-        if callable(stopper):
-            stopper(int(run["run_id"]))
+        if ws.stop_run(int(run["run_id"])):
             return f"stop requested for run {run['run_id']}"
-        pid = run.get("pid")
-        own = next((item for item in _LAUNCHES if item.pid == pid and item.running), None)
-        if own is not None:
-            own.process.terminate()
-            return f"run {run['run_id']} stopped"
-        raise RunsheetError("this engine cannot stop a run started elsewhere", hint="stop it where it was started")
+        return f"run {run['run_id']} is no longer running"
     if launch_item is not None and launch_item.running:
         launch_item.process.terminate()
         launch_item.seen = True
