@@ -128,11 +128,8 @@ def show_estimate(estimate: dict[str, Any]) -> None:
     ):
         value = estimate.get(key)
         slot.metric(label, "—" if value is None else f"{value:,.0f}" if isinstance(value, int | float) else str(value))
-    per_column = estimate.get("per_column") or estimate.get("columns")
-    if per_column:
-        if isinstance(per_column, dict):
-            per_column = [{"column": k, **features.as_dict(v)} for k, v in per_column.items()]
-        table = per_column
+    table = estimate["columns"]
+    if table:
         st.caption("Including downstream auto-run columns:")
         st.dataframe(table, hide_index=True, width="stretch")
 
@@ -175,7 +172,7 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
     )
     if mode != current.run and st.button(f"Switch to {mode}", key="mode_apply", type="primary"):
         apply(ws, specs.with_column(spec, column, {"run": mode}), f"{column} now runs {mode}")
-    if getattr(current.options, "enabled", True) is False:
+    if not current.enabled:
         st.caption("Disabled in the spec (`enabled: false`): its cells say action_disabled until the spec enables it.")
 
 

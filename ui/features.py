@@ -8,25 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from engine import Campaign, RunSelection, Workspace
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if callable(getattr(value, "as_dict", None)):
-        return dict(value.as_dict())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return dict(value)
-    return {k: v for k, v in vars(value).items() if not k.startswith("_")}
 
 
 def estimate(campaign: Campaign, selection: RunSelection) -> dict[str, Any]:
     """What running `selection` would cost: calls, cache hits, credits, tokens, per column (downstream auto-run
     columns included)."""
-    return as_dict(campaign.estimate(selection))
+    return campaign.estimate(selection).as_dict()
 
 
 def credits(ws: Workspace) -> float:
@@ -38,7 +28,7 @@ def add_credits(ws: Workspace, amount: float, actor: str) -> None:
 
 
 def settings(ws: Workspace) -> dict[str, Any]:
-    return as_dict(ws.settings())
+    return dataclasses.asdict(ws.settings())
 
 
 def set_setting(ws: Workspace, name: str, value: Any) -> None:
@@ -60,7 +50,7 @@ def set_context(ws: Workspace, name: str, text: str, actor: str) -> None:
     ws.set_context(name, text, actor=actor)
 
 
-def query(ws: Workspace, sql: str) -> Any:
+def query(ws: Workspace, sql: str) -> pl.DataFrame:
     """Read-only SQL in the engine's sandbox; a polars DataFrame."""
     return ws.query(sql)
 

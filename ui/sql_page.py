@@ -3,9 +3,8 @@ long `cells` table with status, error, cost and timing, `runs` and `activity`), 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
+import polars as pl
 import streamlit as st
 
 from ui import features, reads, session
@@ -61,11 +60,5 @@ def render() -> None:
                 )
 
 
-def to_pandas(result: Any) -> pd.DataFrame:
-    if isinstance(result, pd.DataFrame):
-        return result
-    if hasattr(result, "to_pandas"):
-        return result.to_pandas()
-    if hasattr(result, "df"):
-        return result.df()
-    return pd.DataFrame(result)
+def to_pandas(result: pl.DataFrame) -> pd.DataFrame:
+    return result.to_pandas()
