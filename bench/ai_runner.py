@@ -53,6 +53,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def apply_active(ws: Any, spec_text: str) -> None:
+    """Apply a spec and resume the paid steps it added paused (new paid steps start paused: nothing is billed
+    before someone turns them on), so the run computes them."""
+    result = ws.apply(spec_text)
+    for column in result.paused:
+        ws.resume(result.campaign, column, run=False)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -61,7 +69,7 @@ def scenario_runner(folder: str, api_base: str, transport: str, cells: int, conc
     from engine import RunOptions, Workspace
 
     ws = Workspace.init(folder)
-    ws.apply(spec(api_base, transport))
+    apply_active(ws, spec(api_base, transport))
     ws.add_credits(cells * 2)
     campaign = ws.campaign("bench")
     campaign.add_rows([{"company": f"company-{transport}-{concurrency}-{i}"} for i in range(cells)])
@@ -120,10 +128,10 @@ def scenario_cached(folder: str, api_base: str, cells: int) -> dict[str, float]:
     ws = Workspace.init(folder)
     ws.add_credits(cells * 2)
     records = [{"company": f"company-cached-{i}"} for i in range(cells)]
-    ws.apply(spec(api_base, "direct"))
+    apply_active(ws, spec(api_base, "direct"))
     ws.campaign("bench").add_rows(records)
     ws.campaign("bench").run(options=RunOptions(concurrency=256))
-    ws.apply(spec(api_base, "direct").replace("campaign: bench", "campaign: rerun"))
+    apply_active(ws, spec(api_base, "direct").replace("campaign: bench", "campaign: rerun"))
     rerun = ws.campaign("rerun")
     rerun.add_rows(records)
     start = time.perf_counter()
@@ -146,7 +154,7 @@ def scenario_million_build(folder: str, cells: int) -> dict[str, float]:
     from engine import Workspace
 
     ws = Workspace.init(folder)
-    ws.apply(spec("http://unused", "direct", model="offline"))
+    apply_active(ws, spec("http://unused", "direct", model="offline"))
     records = pl.DataFrame({"i": pl.int_range(0, cells, eager=True)}).select(company=pl.format("company-{}", "i"))
     ws.campaign("bench").add_rows(records)
     return {"cells": cells, "peak_rss_mb": peak_rss_mb()}
@@ -170,7 +178,7 @@ def scenario_stop(folder: str, api_base: str) -> dict[str, float]:
     from engine import RunOptions, Workspace
 
     ws = Workspace.init(folder)
-    ws.apply(spec(api_base, "direct").replace('prompt: "Research', 'prompt: "[[fake:latency:5]] Research'))
+    apply_active(ws, spec(api_base, "direct").replace('prompt: "Research', 'prompt: "[[fake:latency:5]] Research'))
     campaign = ws.campaign("bench")
     campaign.add_rows([{"company": f"company-stop-{i}"} for i in range(1_000)])
     finished: dict[str, float] = {}

@@ -5,13 +5,16 @@ alternating (round 1: before, after; round 2: after, before; ...), each run its 
 `engine` first on the path (PYTHONPATH). A benchmark writes its figures to its tree's bench/results/; this script
 reads them after each run and prints, per figure, the medians before and after and their ratio, with the load
 average around each run. Sizes come from the environment as for `./dev bench` (BENCH_ROWS, ...). The table is
-written to bench/results/compare.json. `BENCH_ROUNDS` sets the rounds (default 2).
+written to bench/results/compare.json. `BENCH_ROUNDS` sets the rounds (default 2). `BENCH_SAME_CODE=ai_runner,...`
+runs this tree's copy of those benchmarks on both sides (for a benchmark fixed after REF; it must use only names
+both engines export).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +61,8 @@ def compare(ref: str, benches: list[str], rounds: int) -> dict[str, object]:
     before = scratch / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(before), ref], cwd=HERE, check=True)
     report: dict[str, object] = {"before": ref, "rounds": rounds}
+    for name in filter(None, os.environ.get("BENCH_SAME_CODE", "").split(",")):
+        shutil.copy(HERE / "bench" / f"{name}.py", before / "bench" / f"{name}.py")
     try:
         for bench in benches:
             runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
