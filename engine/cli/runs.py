@@ -1,8 +1,11 @@
-"""The commands that compute and watch runs: run (with a progress bar, or --dry-run for an estimate), stop, runs."""
+"""The commands that compute and watch runs: run (with a progress bar on a terminal, a progress line every few
+seconds in a log, or --dry-run for an estimate), stop, runs."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Annotated
 
 import typer
@@ -54,6 +57,15 @@ def run(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            envvar="RUNSHEET_PROGRESS_EVERY",
+            metavar="SECONDS",
+            help="Without a terminal (cron, CI): print a progress line this often; 0 prints none.",
+        ),
+    ] = 5.0,
     actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
     trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
@@ -76,7 +88,10 @@ def run(
             return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
-        with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+        if progress_every < 0:
+            raise RunsheetError(f"--progress-every {progress_every:g} is negative", hint="give seconds, or 0 for none")
+        display = ProgressBar(enabled=not as_json) if err.is_terminal else ProgressLines(progress_every)
+        with display as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
         print_report(report, as_json)
@@ -127,6 +142,62 @@ class ProgressBar:
             self.progress.start()
             self.task = self.progress.add_task("run", total=state.total, **fields)  # type: ignore[arg-type]
         self.progress.update(self.task, completed=state.done, total=state.total, **fields)  # type: ignore[arg-type]
+
+
+class ProgressLines:
+    """Progress for a log (cron, CI: stderr is no terminal): while paid work runs, one plain line on stderr every
+    `every` seconds (cells done of total, rate, credits, errors), then a last line with the final counts. A run
+    shorter than one interval prints none: its report says it all."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.state: RunProgress | None = None
+        self.printed = 0
+        self._done = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> ProgressLines:
+        if self.every > 0:
+            self._ticker = threading.Thread(target=self._tick, name="runsheet-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if self.printed and self.state is not None:
+            self._print("ended")
+
+    def update(self, state: RunProgress) -> None:
+        self.state = state  # called from the run's thread; the ticker only reads it
+
+    def _tick(self) -> None:
+        while not self._done.wait(self.every):
+            if self.state is not None:
+                self._print("running")
+
+    def _print(self, phase: str) -> None:
+        assert self.state is not None
+        state = self.state
+        done, total, credits, hits, errors = state.done, state.total, state.credits, state.cache_hits, state.errors
+        elapsed = max(1e-6, time.monotonic() - state.started)
+        typer.echo(
+            f"run {state.run_id} {phase}: {done}/{total} cells done, {done / elapsed:.1f}/s, {credits:g} credits, "
+            f"{hits} cached, {errors} {'error' if errors == 1 else 'errors'}, {_duration(elapsed)}",
+            err=True,
+        )
+        self.printed += 1
+
+
+def _duration(seconds: float) -> str:
+    """12.3s, 4m05s, 2h07m: how long a run has been going, as a log line shows it."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes = int(seconds) // 60
+    if minutes < 60:
+        return f"{minutes}m{int(seconds) % 60:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _print_estimate(estimate: Estimate, as_json: bool) -> None:
