@@ -362,13 +362,14 @@ class Workspace(WorkspaceFacade):
             if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
         ]
 
-    def activity(self, limit: int = 100) -> list[dict[str, object]]:
-        """The most recent activity rows, newest first."""
+    def activity(self, limit: int = 100, *, campaign: str | None = None) -> list[dict[str, object]]:
+        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown)."""
         with self.db.transaction() as con:
+            chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
             cursor = con.execute(
                 "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                'ORDER BY "at" DESC LIMIT ?',
-                [limit],
+                'WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY "at" DESC LIMIT $2',
+                [chosen, limit],
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
