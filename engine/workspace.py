@@ -101,6 +101,19 @@ class Workspace(WorkspaceFacade):
         with self.db.transaction() as con:
             return campaign_names(con)
 
+    def campaign_overview(self) -> list[dict[str, object]]:
+        """Each campaign by name: `rows` (its record count), `paused` (the whole campaign) and `paused_steps`
+        (the steps paused on their own, new paid steps among them)."""
+        with self.db.transaction() as con:
+            overview: list[dict[str, object]] = []
+            for name in campaign_names(con):
+                tables = load_campaign(con, name)
+                state = pause_state(con, tables.campaign_id)
+                [(rows,)] = con.execute(f"SELECT count(*) FROM {tables.rows_table}").fetchall()
+                steps = [c for c in tables.spec.names if c in state.columns]
+                overview.append({"name": name, "rows": int(rows), "paused": state.campaign, "paused_steps": steps})
+            return overview
+
     def campaign(self, name: str, *, actor: str = "api", trigger: str = "api") -> Campaign:
         """The campaign called `name`; raises NotFoundError if no spec of that name was applied."""
         with self.db.transaction() as con:
