@@ -20,7 +20,14 @@ from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
 from engine.run.paid import complete_run, load_budget
 from engine.run.reports import RunOptions, RunReport
-from engine.run.selection import RunSelection, as_selection, check_rows, plan_selection
+from engine.run.selection import (
+    RunSelection,
+    as_selection,
+    check_rows,
+    count_errors,
+    plan_selection,
+    split_errors,
+)
 from engine.spec import CampaignSpec
 from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
@@ -360,13 +367,24 @@ class Campaign:
         with self.db.transaction(commit=False) as con:
             tables = self._load(con)
             request, scope = plan_selection(con, tables, selection)
+            failed = count_errors(con, tables, request.columns, scope)
             report = run_transaction(
                 con, tables, request, scope, actor=self.actor, trigger="estimate", selection=selection
             )
             estimate = estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
+            estimate.retries, estimate.errors = split_errors(failed, request)
             budget = load_budget(con, self.name, tables.campaign_id, max_credits)
             estimate.budget = compare_with_budget(estimate, report.claims, budget.room(), budget.tightest())
             return estimate
+
+    def errors(self, selection: RunSelection | None = None) -> dict[str, int]:
+        """How many cells are in error in `selection`'s columns and rows (default: every auto-run step, every
+        row), by error code, most first: what a face reports instead of "up to date" (retry them with a
+        selection with `errors`)."""
+        with self.db.transaction(commit=False) as con:
+            tables = self._load(con)
+            request, scope = plan_selection(con, tables, (selection or RunSelection()).plain)
+            return count_errors(con, tables, request.columns, scope)
 
     @property
     def cache_dir(self) -> Path:

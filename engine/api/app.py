@@ -42,6 +42,7 @@ from engine import (
     NotFoundError,
     PermissionDeniedError,
     RunReport,
+    RunSelection,
     RunsheetError,
     Workspace,
     WorkspaceBusyError,
@@ -80,6 +81,10 @@ class RunIn(BaseModel):
     rows: list[int] | None = Field(default=None, description="row ids (default: all)")
     force: bool = Field(default=False, description="Run Again: recompute fresh cells, bypassing the cache")
     only_stale: bool = False
+    errors: bool = Field(default=False, description="retry failed cells: only the cells in error, then downstream")
+    code: str | None = Field(
+        default=None, description="with errors: only cells that failed with this error code (implies errors)"
+    )
 
 
 class SaveIn(BaseModel):
@@ -352,7 +357,15 @@ def create_app(workspace: str | Path) -> FastAPI:
     def start_run(name: str, body: RunIn, who: User) -> RunOut:
         """Start a run of columns and/or rows; it continues in the background (watch GET /runs/{run_id})."""
         handle = state.campaign(who, name, trigger="api")
-        report = handle.start_run(body.columns, body.rows, only_stale=body.only_stale, force=body.force)
+        selection = RunSelection.of(
+            body.columns,
+            body.rows,
+            only_stale=body.only_stale,
+            force=body.force,
+            errors=body.errors,
+            error_code=body.code,
+        )
+        report = handle.start_run(selection)
         state.finish_in_background(handle, report)
         return _run_out(state.workspace, report.run_id)
 

@@ -20,11 +20,13 @@ from engine.cli.common import (
     JsonOption,
     WorkspaceOption,
     app,
+    describe_errors,
     guard,
     open_campaign,
     out,
     parse_rows,
     print_report,
+    up_to_date,
 )
 
 err = Console(stderr=True, highlight=False)
@@ -39,6 +41,14 @@ Force = Annotated[
     bool,
     typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache."),
 ]
+Errors = Annotated[
+    bool,
+    typer.Option("--errors", help="Retry failed cells: only the cells in error (whatever the code), then downstream."),
+]
+Code = Annotated[
+    str | None,
+    typer.Option("--code", help="With --errors: only cells that failed with this code, e.g. provider_error."),
+]
 
 
 @app.command()
@@ -50,6 +60,8 @@ def run(
     empty: Empty = False,
     force: Force = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows of the selection.")] = None,
+    errors: Errors = False,
+    error_code: Code = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")
     ] = False,
@@ -73,6 +85,9 @@ def run(
 ) -> None:
     """Compute cells: by default every auto-run step's empty, stale and queued cells, AI steps included.
 
+    Cells that failed for a passing reason (rate limits, timeouts) are tried again by any run; the other failed
+    cells only with --errors (--code narrows them to one error code).
+
     Exit codes: 0 every cell in scope ended well; 3 some ended in error; 4 some were refused (credits, a cap, or
     a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
     """
@@ -80,11 +95,19 @@ def run(
     def body() -> int:
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         selection = RunSelection.of(
-            column or None, parse_rows(rows), only_stale=stale, only_empty=empty, force=force, limit=limit
+            column or None,
+            parse_rows(rows),
+            only_stale=stale,
+            only_empty=empty,
+            force=force,
+            limit=limit,
+            errors=errors,
+            error_code=error_code,
         )
+        retry = retry_command(campaign, column, rows)
         if dry_run:
             estimate = handle.estimate(selection, max_credits=max_credits)
-            _print_estimate(estimate, as_json)
+            _print_estimate(estimate, as_json, retry)
             return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
@@ -94,7 +117,7 @@ def run(
         with display as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
-        print_report(report, as_json)
+        print_report(report, as_json, in_error=handle.errors(selection), retry=retry)
         return EXIT_CODES[report.ending()]
 
     code = guard(body)
@@ -200,13 +223,37 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _print_estimate(estimate: Estimate, as_json: bool) -> None:
+def retry_command(campaign: str | None, columns: list[str] | None, rows: str | None) -> str:
+    """The command that retries the failed cells of the scope `run` was given."""
+    parts = ["runsheet run --errors"]
+    if campaign is not None:
+        parts.append(f"-c {campaign}")
+    parts += [f"--column {c}" for c in columns or []]
+    if rows is not None:
+        parts.append(f"--rows {rows}")
+    return " ".join(parts)
+
+
+def _print_estimate(estimate: Estimate, as_json: bool, retry: str) -> None:
     if as_json:
         out.print_json(json.dumps(estimate.as_dict()))
         return
-    if not estimate.columns:
-        out.print("nothing to run: every cell this would compute is up to date")
+    if not estimate.columns and not estimate.retries:
+        out.print("nothing to run: " + up_to_date(estimate.errors, retry, "every cell this would compute"))
         return
+    if estimate.columns:
+        _print_estimate_table(estimate)
+    else:  # failed cells of free steps only: computed again without a provider call
+        out.print("no provider calls")
+    if estimate.retries:
+        out.print(f"retries {describe_errors(estimate.retries)}")
+    if estimate.errors:
+        out.print(f"leaves {describe_errors(estimate.errors)}: retry them with `{retry}`", soft_wrap=True)
+    if estimate.budget is not None and estimate.budget.calls:
+        out.print(("" if estimate.budget.enough else "[yellow]") + estimate.budget.describe(), soft_wrap=True)
+
+
+def _print_estimate_table(estimate: Estimate) -> None:
     table = Table(title="estimate (nothing was run)")
     for name in ("column", "cells", "cache hits", "provider calls", "credits", "tokens"):
         table.add_column(name, justify="left" if name == "column" else "right")
@@ -229,8 +276,6 @@ def _print_estimate(estimate: Estimate, as_json: bool) -> None:
         str(estimate.tokens),
     )
     out.print(table)
-    if estimate.budget is not None and estimate.budget.calls:
-        out.print(("" if estimate.budget.enough else "[yellow]") + estimate.budget.describe(), soft_wrap=True)
 
 
 @app.command()

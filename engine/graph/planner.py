@@ -15,7 +15,7 @@ from typing import Literal
 
 from engine.graph.dag import ColumnGraph
 from engine.graph.fate import GOES_STALE, HAND_SET, PENDING, SETTLED, Verdict, gate
-from engine.types import Status
+from engine.types import ErrorCode, Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
 
@@ -49,6 +49,9 @@ class Request:
     run_paid: bool = True
     unpin: bool = False
     run_code: bool = True  # False for a read: cells of user code (python) keep their stored value and status
+    # A retry of failed cells: the cells of `columns` in error with one of these codes are queued again before
+    # planning (engine/run/executor.py), and only queued cells are computed.
+    retry: frozenset[ErrorCode] = frozenset()
 
     @classmethod
     def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
@@ -78,6 +81,13 @@ class Request:
         """Recompute the cells of `columns` whatever their status (bypassing caches), then propagate. Pinned cells
         are unpinned and recomputed only with `unpin` (Run Again on chosen cells, not a bulk rerun)."""
         return cls("run", frozenset(columns), statuses=frozenset(Status), force=True, unpin=unpin)
+
+    @classmethod
+    def retry_errors(cls, columns: Iterable[str], codes: Iterable[ErrorCode]) -> Request:
+        """Compute again the cells of `columns` that ended in error with one of `codes` (whatever rule 9 says):
+        they are queued again, then run as queued cells do (the result cache answers an identical request that
+        succeeded elsewhere; otherwise the provider is called and billed), and downstream follows."""
+        return cls("run", frozenset(columns), statuses=frozenset({Status.QUEUED}), retry=frozenset(codes))
 
     @classmethod
     def spec_change(cls, columns: Iterable[str], *, run_paid: bool = False) -> Request:
