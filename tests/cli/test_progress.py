@@ -3,9 +3,12 @@ total, rate, credits, errors; with a terminal it draws a progress bar instead.""
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from engine import Workspace
@@ -89,3 +92,41 @@ def test_a_negative_interval_is_refused_before_anything_runs(tmp_path: Path) -> 
     ws = Workspace(workspace)
     assert ws.campaign("slow").status_counts()["research"] == {"empty": ROWS}
     ws.release()
+
+
+def test_on_a_terminal_the_run_draws_the_bar_instead_of_lines(tmp_path: Path) -> None:
+    """stderr a terminal (a pseudo-terminal here): rich's bar, with the run's done of total, and no log lines."""
+    workspace = slow_workspace(tmp_path)
+    leader, follower = pty.openpty()
+    drawn: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the follower side closed: the process ended
+                return
+            if not chunk:
+                return
+            drawn.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    with subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", "--concurrency", "1", "--progress-every", "0.1"],
+        cwd=REPO,
+        env=process_env(workspace) | {"COLUMNS": "120"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    ) as process:
+        os.close(follower)
+        stdout, _ = process.communicate(timeout=120)
+    reader.join(30)
+    os.close(leader)
+    screen = b"".join(drawn).decode("utf-8", "replace")
+    assert process.returncode == 3, screen
+    assert f"{ROWS}/{ROWS}" in screen and "run " in screen  # the bar, filled
+    assert "cells done" not in screen  # no log lines
+    assert "7 done, 1 error" in stdout
