@@ -116,6 +116,7 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         gated = _gate(graph, column, status, plan)
         if gated is not None:
             plan[column] = gated
+            changed.add(column)  # what reads it is planned too: it waits, or is blocked, with it
             return
         if graph.nodes[column].free or request.run_paid:
             plan[column] = CellPlan(Action.RUN, force=forced)

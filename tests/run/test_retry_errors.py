@@ -49,9 +49,6 @@ def ws(tmp_path: Path) -> Workspace:
     notes = {row: "down" for row in DOWN} | {row: None for row in MISSING}
     campaign.add_rows([{"company": f"co{i}", "note": notes.get(i, "ok")} for i in range(1, ROWS + 1)])
     campaign.run()
-    # a second run settles what the first left waiting on blocked cells (score behind fit_len's upstream_error:
-    # the first run plans score before fit's paid answers land)
-    campaign.run()
     PROBE_LEDGER.clear()
     return workspace
 
@@ -78,6 +75,16 @@ def test_the_fixture_failed_where_it_should(ws: Workspace) -> None:
     assert ws.campaign("c").errors() == {"upstream_error": 8, "provider_error": 3, "missing_required_field": 1}
 
 
+def test_what_reads_a_failed_cell_is_blocked_by_it_not_left_waiting(ws: Workspace) -> None:
+    # score reads fit_len, which fit's failure blocked once its paid answer landed: score is blocked too, on fit
+    campaign = ws.campaign("c")
+    for row in FAILED:
+        for column in ("fit_len", "score"):
+            cell = campaign.cell(row, column)
+            assert (cell.status, cell.error_code) == (Status.ERROR, "upstream_error"), cell
+            assert cell.error_message in ("upstream cell fit failed", "upstream cell fit_len failed"), cell
+
+
 def test_a_plain_run_retries_none_of_them_but_errors_does_exactly_those_cells(ws: Workspace) -> None:
     campaign = ws.campaign("c")
     before = cells(ws)
@@ -91,10 +98,9 @@ def test_a_plain_run_retries_none_of_them_but_errors_does_exactly_those_cells(ws
     assert report.counts()["fit"] == {"error": 4}
     after = cells(ws)
     for (column, row), cell in after.items():
-        if row in FAILED and column == "fit":  # computed again, and failed again the same way
-            assert cell[:4] == before[column, row][:4] and cell[4] == report.run_id, (column, row)
-        elif row in FAILED:  # what it feeds was planned again: still without a value
-            assert cell[0] is None and cell[1] != "done", (column, row)
+        if row in FAILED:  # computed again (fit, and what it feeds), and failed again the same way
+            assert cell[:4] == before[column, row][:4], (column, row)
+            assert column != "fit" or cell[4] == report.run_id, (column, row)
         else:
             assert cell == before[column, row], (column, row)  # untouched: not even rewritten
 
