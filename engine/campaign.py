@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from engine.auth import authorize
-from engine.errors import ImportError_
+from engine.errors import EditError, ImportError_
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.graph import Request
 from engine.graph.fate import CURRENT, HAND_SET
@@ -20,8 +20,16 @@ from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
 from engine.run.paid import complete_run, load_budget
 from engine.run.reports import RunOptions, RunReport
-from engine.run.selection import RunSelection, as_selection, check_rows, plan_selection
+from engine.run.selection import (
+    RunSelection,
+    as_selection,
+    check_rows,
+    count_errors,
+    plan_selection,
+    split_errors,
+)
 from engine.spec import CampaignSpec
+from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
@@ -359,13 +367,24 @@ class Campaign:
         with self.db.transaction(commit=False) as con:
             tables = self._load(con)
             request, scope = plan_selection(con, tables, selection)
+            failed = count_errors(con, tables, request.columns, scope)
             report = run_transaction(
                 con, tables, request, scope, actor=self.actor, trigger="estimate", selection=selection
             )
             estimate = estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
+            estimate.retries, estimate.errors = split_errors(failed, request)
             budget = load_budget(con, self.name, tables.campaign_id, max_credits)
             estimate.budget = compare_with_budget(estimate, report.claims, budget.room(), budget.tightest())
             return estimate
+
+    def errors(self, selection: RunSelection | None = None) -> dict[str, int]:
+        """How many cells are in error in `selection`'s columns and rows (default: every auto-run step, every
+        row), by error code, most first: what a face reports instead of "up to date" (retry them with a
+        selection with `errors`)."""
+        with self.db.transaction(commit=False) as con:
+            tables = self._load(con)
+            request, scope = plan_selection(con, tables, (selection or RunSelection()).plain)
+            return count_errors(con, tables, request.columns, scope)
 
     @property
     def cache_dir(self) -> Path:
@@ -412,9 +431,20 @@ class Campaign:
         rows: Sequence[int] | None = None,
         columns: Sequence[str] | None = None,
         compute: bool = False,
+        where: str | None = None,
     ) -> Page:
         """A page of the grid in row order. With `compute`, free auto cells on the page are brought up to date
-        first (a lazy pull); paid ones are queued; python ones keep their stored value (reads never import code)."""
+        first (a lazy pull); paid ones are queued; python ones keep their stored value (reads never import code).
+        `where` is an SQL condition over the wide table (row_id and each column's value), run in the query
+        sandbox: the page holds the rows it picks, and `total_rows` counts them."""
+        if where is not None:
+            if rows is not None:
+                raise EditError("give rows or a where condition, not both", hint="put the row ids in the condition")
+            total, picked = matching_rows(
+                self.db.path, self.name, where, offset=offset, limit=limit, busy_timeout=self.db.busy_timeout
+            )
+            found = self.page(rows=picked, columns=columns, compute=compute)
+            return Page(found.columns, found.row_ids, found.rows, total_rows=total, offset=offset)
         with self.db.transaction() as con:
             tables = self._load(con)
             reclaim_dead_runs(con, tables)  # cells a dead run held are shown as given back, not running

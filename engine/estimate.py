@@ -52,6 +52,10 @@ class Estimate:
 
     columns: list[ColumnEstimate] = field(default_factory=list)
     budget: BudgetCheck | None = None  # the estimate against the balance and caps (compare_with_budget)
+    # Cells in error in the run's scope, by code: those it would compute again (a retry of failed cells, or ones
+    # that failed for a passing reason: rate limits, timeouts...) and those it would leave in error.
+    retries: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -77,6 +81,8 @@ class Estimate:
             "tokens": self.tokens,
             "columns": [vars(c) for c in self.columns],
             "budget": None if self.budget is None else vars(self.budget),
+            "retries": dict(self.retries),
+            "errors": dict(self.errors),
         }
 
 

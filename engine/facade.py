@@ -1,6 +1,6 @@
 """What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people and API tokens,
-the run log and one run's record, and the change key the UI keeps its reads under. (Schedules sit above the
-workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
+the run log and one run's record, the credit ledger, and the change key the UI keeps its reads under. (Schedules
+sit above the workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
 never open the database, the tables or `engine.auth` themselves.
@@ -101,6 +101,18 @@ class WorkspaceFacade:
         with self.db.transaction() as con:
             reclaim_dead_runs(con)
             return run_log(con, campaign=campaign, trigger=trigger, actor=actor, after=after, limit=limit)
+
+    def credit_ledger(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent rows of the credit ledger, newest first: when, amount (grants positive, spending
+        negative), the run and campaign that spent it, and why."""
+        with self.db.transaction() as con:
+            cursor = con.execute(
+                "SELECT l.*, c.name AS campaign FROM credit_ledger l LEFT JOIN campaigns c USING (campaign_id) "
+                "ORDER BY l.rowid DESC LIMIT ?",
+                [limit],
+            )
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def run_record(self, run_id: int) -> dict[str, Any] | None:
         """One run's row (as in `runs()`, with its campaign's name), or None if there is no such run; a run whose

@@ -101,6 +101,19 @@ class Workspace(WorkspaceFacade):
         with self.db.transaction() as con:
             return campaign_names(con)
 
+    def campaign_overview(self) -> list[dict[str, object]]:
+        """Each campaign by name: `rows` (its record count), `paused` (the whole campaign) and `paused_steps`
+        (the steps paused on their own, new paid steps among them)."""
+        with self.db.transaction() as con:
+            overview: list[dict[str, object]] = []
+            for name in campaign_names(con):
+                tables = load_campaign(con, name)
+                state = pause_state(con, tables.campaign_id)
+                [(rows,)] = con.execute(f"SELECT count(*) FROM {tables.rows_table}").fetchall()
+                steps = [c for c in tables.spec.names if c in state.columns]
+                overview.append({"name": name, "rows": int(rows), "paused": state.campaign, "paused_steps": steps})
+            return overview
+
     def campaign(self, name: str, *, actor: str = "api", trigger: str = "api") -> Campaign:
         """The campaign called `name`; raises NotFoundError if no spec of that name was applied."""
         with self.db.transaction() as con:
@@ -362,13 +375,14 @@ class Workspace(WorkspaceFacade):
             if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
         ]
 
-    def activity(self, limit: int = 100) -> list[dict[str, object]]:
-        """The most recent activity rows, newest first."""
+    def activity(self, limit: int = 100, *, campaign: str | None = None) -> list[dict[str, object]]:
+        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown)."""
         with self.db.transaction() as con:
+            chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
             cursor = con.execute(
                 "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                'ORDER BY "at" DESC LIMIT ?',
-                [limit],
+                'WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY "at" DESC LIMIT $2',
+                [chosen, limit],
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

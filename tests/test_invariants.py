@@ -2,7 +2,8 @@
 
 A hypothesis `RuleBasedStateMachine` drives one campaign through random sequences of what users do: add records,
 upsert (with keys that repeat), edit, pin, confirm, Save to Record, run with and without credit caps, Run Again
-(of the AI step and of the export), pause and resume, apply spec changes (adding, changing, renaming, removing
+(of the AI step and of the export), a run during a provider outage and a retry of the failed cells (`run
+--errors`), pause and resume, apply spec changes (adding, changing, renaming, removing
 columns), export then re-import, and a `runsheet run` killed with SIGKILL then resumed. Its model is what the
 user asked for (the records' inputs, the pins); after every step the workspace is checked against it, against the
 fake provider's ledger (real HTTP, the real client path) and against the webhook receiver's log:
@@ -45,7 +46,7 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from engine import Campaign, RunOptions, RunsheetError, Status, Workspace
+from engine import Campaign, RunOptions, RunSelection, RunsheetError, Status, Workspace
 from engine.api.app import create_app
 from engine.auth import create_token
 from engine.schedules import add_schedule, run_due
@@ -365,6 +366,47 @@ class TrustMachine(RuleBasedStateMachine):
         for row in rows:
             if row in self.pinned and after[row].status not in (Status.PINNED, Status.CONFIRMED):
                 del self.pinned[row]  # Run Again unpins; a refused one keeps its pin
+        self.check_refusal_kept(before, billed)
+
+    @precondition(lambda self: self.active)
+    @rule(company=st.sampled_from([*COMPANIES, "Outage Co"]), retry=st.sampled_from(["no", "all", "provider_error"]))
+    def outage_then_retry(self, company: str, retry: str) -> None:
+        """During a provider outage (every call refused: 401) a record comes in and a run computes it: cells whose
+        request was not answered before end in provider_error, billed nothing. Once the provider is back, a plain
+        run leaves them (rule 9); `run --errors` (every code, or --code provider_error) computes them again."""
+        billed = len(self.billed())
+        self.servers.provider.control(mode="401")
+        try:
+            handle = self.new_handle()
+            record = {"handle": handle, "company": company, "title": "CEO"}
+            ids, _ = self.campaign.add_rows([record])
+            self.inputs[ids[0]] = {name: record.get(name) for name in self.fields}
+            self.campaign.run(options=self.run_options(None))
+        finally:
+            self.servers.provider.control(mode=None)
+        assert len(self.billed()) == billed, "a failed call was billed"
+        failed = {r for r, c in self.cells("research").items() if c.error_code == "provider_error"}
+        if retry == "no":
+            self.campaign.run(options=self.run_options(None))
+            still = {r for r, c in self.cells("research").items() if c.error_code == "provider_error"}
+            assert still == failed, "a plain run retried a provider_error (rule 9)"
+            return
+        code = None if retry == "all" else retry
+        self.campaign.run(RunSelection.of(["research"], errors=True, error_code=code), options=self.run_options(None))
+        left = {r for r, c in self.cells("research").items() if c.error_code == "provider_error"}
+        assert not left, f"rows {sorted(left)} still in provider_error after a retry"
+
+    @rule(code=st.sampled_from([None, "provider_error"]))
+    def retry_errors(self, code: str | None) -> None:
+        """Retry the failed research cells (`run --errors`): a failure was billed nothing, so asking again keeps
+        each request billed once (an answer to the same request elsewhere comes from the cache); once the provider
+        is back, no retried cell is left in provider_error."""
+        before, billed = self.values_with_data(), len(self.billed())
+        failed = {r for r, c in self.cells("research").items() if c.status == Status.ERROR}
+        self.campaign.run(RunSelection.of(["research"], errors=True, error_code=code), options=self.run_options(None))
+        after = self.cells("research")
+        if self.active:
+            assert not {r for r in failed if after[r].error_code == "provider_error"}, "a retried cell still failed"
         self.check_refusal_kept(before, billed)
 
     @precondition(lambda self: bool(self.inputs))

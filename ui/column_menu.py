@@ -21,6 +21,7 @@ CELL_SCOPES = {
     "empty": "Not run yet only",
     "stale": "Stale only",
     "again": "Every cell: Run Again (bypasses the cache)",
+    "errors": "Retry failed cells (those in error)",
 }
 KINDS = ("formula", "ai", "python", "http", "export", "probe", "input")
 
@@ -82,6 +83,7 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
         only_stale=cells_scope == "stale",
         only_empty=cells_scope == "empty",
         limit=limit,
+        errors=cells_scope == "errors",
     )
     wanted = request
     if st.button("Estimate", key="run_estimate"):
@@ -128,6 +130,11 @@ def show_estimate(estimate: dict[str, Any]) -> None:
     ):
         value = estimate.get(key)
         slot.metric(label, "—" if value is None else f"{value:,.0f}" if isinstance(value, int | float) else str(value))
+    for key, said in (("retries", "Retries"), ("errors", "Leaves in error (retry them with Retry failed cells)")):
+        failed = estimate.get(key) or {}
+        if failed:
+            codes = ", ".join(f"{code} {n}" for code, n in failed.items())
+            st.caption(f"{said}: {sum(failed.values())} cell(s) ({codes})")
     table = estimate["columns"]
     if table:
         st.caption("Including downstream auto-run columns:")

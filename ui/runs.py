@@ -42,6 +42,8 @@ class RunRequest:
     only_stale: bool = False
     only_empty: bool = False
     limit: int | None = None  # the first N rows of the selection
+    errors: bool = False  # Retry failed cells: only the cells in error (with error_code, that code's)
+    error_code: str | None = None
 
     @property
     def selection(self) -> RunSelection:
@@ -53,6 +55,8 @@ class RunRequest:
             only_empty=self.only_empty,
             force=self.force,
             limit=self.limit,
+            errors=self.errors,
+            error_code=self.error_code,
         )
 
     def cli_args(self) -> list[str]:
@@ -69,6 +73,10 @@ class RunRequest:
             args.append("--empty")
         if self.limit is not None:
             args += ["--limit", str(self.limit)]
+        if self.errors or self.error_code is not None:
+            args.append("--errors")
+        if self.error_code is not None:
+            args += ["--code", self.error_code]
         return args
 
     def describe(self) -> str:
@@ -77,7 +85,9 @@ class RunRequest:
         if self.limit is not None:
             where = f"the first {self.limit} row(s)"
         mode = (
-            " (Run Again)"
+            " (failed cells only)"
+            if self.errors or self.error_code is not None
+            else " (Run Again)"
             if self.force
             else " (stale only)"
             if self.only_stale

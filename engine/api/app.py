@@ -1,9 +1,11 @@
 """The HTTP API `runsheet serve` runs: records in (batch, upsert on a key), runs triggered, watched and stopped,
-a step's result saved to its record, hand edits confirmed, campaigns paused and resumed.
+a step's result saved to its record, hand edits confirmed, campaigns paused and resumed; and reads: records
+(paged, filtered by an SQL condition run in the query sandbox), one record with every cell's state, the run log,
+the activity log and credits.
 
 Every route but /health needs `Authorization: Bearer <token>` (`runsheet token create USER`); the token's user
 is the actor, so roles (engine/auth.py) apply exactly as on the command line. Errors are JSON
-`{"error": ..., "hint": ...}`: 401 no or unknown token, 403 refused by role, 404 unknown campaign or run,
+`{"error": ..., "hint": ...}`: 401 no or unknown token, 403 refused by role, 404 unknown campaign, record or run,
 409 a run that is not running, 422 a body that is not what the route takes (nothing is stored), 503 with
 `Retry-After` while the workspace is busy (nothing is stored: send the request again), 400 the rest.
 OpenAPI at /openapi.json, browsable at /docs.
@@ -13,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
+import decimal
 import hashlib
 import json
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,9 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine import (
     Campaign,
     CampaignSpec,
+    Cell,
     NotFoundError,
     PermissionDeniedError,
     RunReport,
+    RunSelection,
     RunsheetError,
     Workspace,
     WorkspaceBusyError,
@@ -43,6 +50,7 @@ from engine import (
 )
 
 MAX_BATCH = 100_000
+MAX_PAGE = 1000  # records (or runs, activity rows, ledger rows) one read answers with
 TOKEN_SECONDS = 5.0
 TOKENS_REMEMBERED = 1024  # answers kept; unknown tokens count too, so a flood of them cannot grow memory
 RETRY_AFTER_SECONDS = 1  # what a 503 (the workspace busy) asks the client to wait before sending the request again
@@ -73,6 +81,10 @@ class RunIn(BaseModel):
     rows: list[int] | None = Field(default=None, description="row ids (default: all)")
     force: bool = Field(default=False, description="Run Again: recompute fresh cells, bypassing the cache")
     only_stale: bool = False
+    errors: bool = Field(default=False, description="retry failed cells: only the cells in error, then downstream")
+    code: str | None = Field(
+        default=None, description="with errors: only cells that failed with this error code (implies errors)"
+    )
 
 
 class SaveIn(BaseModel):
@@ -115,6 +127,8 @@ class RunOut(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     message: str | None = None
+    scope: str | None = Field(default=None, description="what it ran (in the run log: GET /runs)")
+    outcomes: dict[str, int] | None = Field(default=None, description="cells by outcome, over its columns")
 
 
 class ResumeOut(BaseModel):
@@ -125,6 +139,48 @@ class ResumeOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     hint: str = ""
+
+
+class RecordsPage(BaseModel):
+    """A page of records in row order: each is `row_id` and the value of every input and step column."""
+
+    campaign: str
+    total: int = Field(description="records matching `where` (all records without it)")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last one")
+    records: list[dict[str, Any]]
+
+
+class CellOut(BaseModel):
+    """One cell: its value and state, and for a step, what its last computation did."""
+
+    value: Any
+    status: str
+    waiting_on: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_hint: str | None = None
+    cost: float | None = Field(default=None, description="credits it cost")
+    run_id: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    cached: bool | None = None
+    attempts: int | None = None
+    tokens: int | None = None
+
+
+class RecordOut(BaseModel):
+    campaign: str
+    row_id: int
+    cells: dict[str, CellOut] = Field(description="every column, in the spec's order")
+
+
+class CreditsOut(BaseModel):
+    balance: float
+    ledger: list[dict[str, Any]] = Field(
+        description="recent ledger rows, newest first: grants positive, spending negative, with run and campaign"
+    )
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
@@ -200,6 +256,8 @@ def _user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials 
 
 
 User = Annotated[str, Depends(_user)]
+Offset = Annotated[int, Query(ge=0, description="records to skip")]
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
 
 
 def _busy(message: str, hint: str) -> JSONResponse:
@@ -299,7 +357,15 @@ def create_app(workspace: str | Path) -> FastAPI:
     def start_run(name: str, body: RunIn, who: User) -> RunOut:
         """Start a run of columns and/or rows; it continues in the background (watch GET /runs/{run_id})."""
         handle = state.campaign(who, name, trigger="api")
-        report = handle.start_run(body.columns, body.rows, only_stale=body.only_stale, force=body.force)
+        selection = RunSelection.of(
+            body.columns,
+            body.rows,
+            only_stale=body.only_stale,
+            force=body.force,
+            errors=body.errors,
+            error_code=body.code,
+        )
+        report = handle.start_run(selection)
         state.finish_in_background(handle, report)
         return _run_out(state.workspace, report.run_id)
 
@@ -318,11 +384,58 @@ def create_app(workspace: str | Path) -> FastAPI:
         report = handle.confirm(row_id, body.column)
         return _edit_out(handle, row_id, body.column, report)
 
+    @app.get("/campaigns/{name}/records", response_model=RecordsPage, tags=["records"])
+    def read_records(
+        name: str, who: User, offset: Offset = 0, limit: PageLimit = 50, where: str | None = None
+    ) -> RecordsPage:
+        """A page of records with every input and step value; `where` is an SQL condition over the campaign's
+        columns (`employees > 10 AND domain LIKE '%.io'`), run read-only in the query sandbox."""
+        handle = state.campaign(who, name)
+        page = handle.page(offset, limit, where=where if where and where.strip() else None)
+        json_columns = _json_columns(handle)
+        records = [
+            {"row_id": row_id, **{c: _json_safe(cell.value, c in json_columns) for c, cell in row.items()}}
+            for row_id, row in zip(page.row_ids, page.rows, strict=True)
+        ]
+        after = offset + len(records)
+        return RecordsPage(
+            campaign=name,
+            total=page.total_rows,
+            offset=offset,
+            limit=limit,
+            next_offset=after if records and after < page.total_rows else None,
+            records=records,
+        )
+
+    @app.get("/campaigns/{name}/records/{row_id}", response_model=RecordOut, tags=["records"])
+    def read_record(name: str, row_id: int, who: User) -> RecordOut:
+        """One record with every cell: value, status, error (code, message, hint), credits, run and times."""
+        handle = state.campaign(who, name)
+        page = handle.page(rows=[row_id])
+        json_columns = _json_columns(handle)
+        cells = {c: _cell_out(cell, c in json_columns) for c, cell in page.rows[0].items()}
+        return RecordOut(campaign=name, row_id=row_id, cells=cells)
+
     @app.get("/runs", response_model=list[RunOut], tags=["runs"])
-    def list_runs(who: User, campaign: str | None = None, limit: int = 20) -> list[RunOut]:
-        runs = state.as_user(who).runs(limit if campaign is None else 1000)
-        chosen = [r for r in runs if campaign is None or r["campaign"] == campaign][:limit]
-        return [_as_run(r) for r in chosen]
+    def list_runs(who: User, campaign: str | None = None, limit: PageLimit = 20) -> list[RunOut]:
+        """The run log, newest first: who ran what and why, scope, outcomes, credits and progress."""
+        acting = state.as_user(who)
+        if campaign is not None:
+            acting.campaign_state(campaign)  # NotFoundError for an unknown campaign
+        return [_as_run(r) for r in acting.run_log(campaign=campaign, limit=limit)]
+
+    @app.get("/activity", tags=["runs"])
+    def read_activity(who: User, campaign: str | None = None, limit: PageLimit = 100) -> list[dict[str, Any]]:
+        """The activity log, newest first: what was done to which column and row, by whom, with what outcome."""
+        rows = state.as_user(who).activity(limit, campaign=campaign)
+        return [{k: _json_safe(v) for k, v in row.items() if k != "campaign_id"} for row in rows]
+
+    @app.get("/credits", response_model=CreditsOut, tags=["service"])
+    def read_credits(who: User, limit: PageLimit = 20) -> CreditsOut:
+        """The workspace's credit balance and its most recent ledger rows."""
+        acting = state.as_user(who)
+        ledger = [{k: _json_safe(v) for k, v in r.items() if k != "campaign_id"} for r in acting.credit_ledger(limit)]
+        return CreditsOut(balance=acting.credits(), ledger=ledger)
 
     @app.get("/runs/{run_id}", response_model=RunOut, tags=["runs"])
     def read_run(run_id: int, who: User) -> RunOut:
@@ -394,4 +507,53 @@ def _as_run(row: dict[str, Any]) -> RunOut:
         started_at=None if row.get("started_at") is None else str(row["started_at"]),
         finished_at=None if row.get("finished_at") is None else str(row["finished_at"]),
         message=row.get("message"),
+        scope=row.get("scope"),
+        outcomes=row.get("outcomes"),
     )
+
+
+def _json_columns(handle: Campaign) -> set[str]:
+    return {c.name for c in handle.spec.columns if c.value_type == "JSON"}
+
+
+def _cell_out(cell: Cell, is_json: bool) -> CellOut:
+    return CellOut(
+        value=_json_safe(cell.value, is_json),
+        status=cell.status.value,
+        waiting_on=cell.waiting_on,
+        error_code=cell.error_code,
+        error_message=cell.error_message,
+        error_hint=cell.error_hint,
+        cost=cell.cost,
+        run_id=cell.run_id,
+        started_at=_json_safe(cell.started_at),
+        finished_at=_json_safe(cell.finished_at),
+        cached=cell.cached,
+        attempts=cell.attempts,
+        tokens=cell.tokens,
+    )
+
+
+def _json_safe(value: Any, is_json: bool = False) -> Any:
+    """A stored value as JSON: times as ISO 8601 text, decimals as numbers, a JSON column's text as the object it
+    holds (text that is not JSON stays text), bytes as hex."""
+    if is_json and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return value

@@ -1,5 +1,6 @@
 """The commands on a campaign's records and cells: init, apply (with --dry-run, --prune, --allow-lossy), history
-purge, set, save (Save to Record), confirm, show, status, campaigns."""
+purge, set, save (Save to Record), confirm, show (a page, or the rows --rows and --where pick), status, campaigns
+(with rows and what is paused)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import Campaign, Cell, Estimate, SpecChanges, Status, Workspace
+from engine import Campaign, Cell, Estimate, Page, RunsheetError, SpecChanges, Status, Workspace
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -22,6 +23,7 @@ from engine.cli.common import (
     guard,
     open_campaign,
     out,
+    parse_rows,
     print_report,
     report_summary,
 )
@@ -309,15 +311,23 @@ def show(
     offset: Annotated[int, typer.Option(help="First row of the page.")] = 0,
     limit: Annotated[int, typer.Option(help="Rows per page.")] = 20,
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns to show.")] = None,
+    chosen: Annotated[str | None, typer.Option("--rows", help="Only these rows, e.g. 1-3,7.")] = None,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help='Only rows where this SQL condition holds, e.g. "employees > 100".'),
+    ] = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a page of the grid with each cell's state."""
+    """Show a page of the grid with each cell's state: every row, or those --rows and --where pick (the
+    condition runs in the read-only SQL sandbox, over the campaign's table as `runsheet query` sees it)."""
 
     def body() -> None:
+        if offset < 0 or limit < 0:
+            raise RunsheetError("--offset and --limit cannot be negative", hint="give 0 or more")
         handle = open_campaign(workspace, campaign)
         wanted = [c.strip() for c in columns.split(",")] if columns else None
-        page = handle.page(offset, limit, columns=wanted)
+        page = _picked_page(handle, offset, limit, wanted, parse_rows(chosen), where)
         if as_json:
             rows = [
                 {"row_id": row_id, **{c: _cell_json(cell) for c, cell in row.items()}}
@@ -329,7 +339,9 @@ def show(
             return
         spec = handle.spec
         paused = set(_paused_steps(workspace, handle))
-        table = Table(title=f"{handle.name}: rows {offset + 1}-{offset + len(page.rows)} of {page.total_rows}")
+        picked = " picked" if chosen is not None or where is not None else ""
+        shown = f"rows {offset + 1}-{offset + len(page.rows)}" if page.rows else "no rows"
+        table = Table(title=f"{handle.name}: {shown} of {page.total_rows}{picked}")
         table.add_column("row", justify="right")
         for name in page.columns:
             table.add_column(f"{name} (paused)" if name in paused else name, overflow="fold")
@@ -341,6 +353,25 @@ def show(
         out.print(table)
 
     guard(body)
+
+
+def _picked_page(
+    handle: Campaign, offset: int, limit: int, columns: list[str] | None, rows: list[int] | None, where: str | None
+) -> Page:
+    """The page `show` prints: `total_rows` counts the rows picked (all of them without --rows and --where)."""
+    if where is not None and not where.strip():
+        raise RunsheetError(
+            "--where is empty", hint='give a condition, e.g. --where "employees > 100", or leave it out'
+        )
+    if rows is None:
+        return handle.page(offset, limit, columns=columns, where=where)
+    ids = sorted(set(rows))
+    handle.page(rows=ids, columns=[])  # every row named must exist (NotFoundError naming it), whatever is shown
+    if where is not None:  # the rows the condition picks, then those of them --rows names
+        matching = set(handle.page(0, handle.row_count(), columns=[], where=where).row_ids)
+        ids = [r for r in ids if r in matching]
+    found = handle.page(rows=ids[offset : offset + limit], columns=columns)
+    return Page(found.columns, found.row_ids, found.rows, total_rows=len(ids), offset=offset)
 
 
 @app.command()
@@ -373,10 +404,23 @@ def status(
 
 @app.command()
 def campaigns(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
-    """List the workspace's campaigns."""
-    names = guard(lambda: Workspace(workspace).campaigns())
+    """List the workspace's campaigns: rows, and whether the campaign or some of its steps are paused."""
+    overview = guard(lambda: Workspace(workspace).campaign_overview())
     if as_json:
-        out.print_json(json.dumps(names))
-    else:
-        for name in names:
-            out.print(name)
+        out.print_json(json.dumps(overview))
+        return
+    if not overview:
+        out.print("no campaign yet: apply a spec with `runsheet apply SPEC`")
+        return
+    table = Table(title="campaigns")
+    table.add_column("campaign")
+    table.add_column("rows", justify="right")
+    table.add_column("paused")
+    for found in overview:
+        steps = found["paused_steps"]
+        assert isinstance(steps, list)
+        paused = "campaign" if found["paused"] else ""
+        if steps:
+            paused += ("; " if paused else "") + "steps: " + ", ".join(steps)
+        table.add_row(escape(str(found["name"])), str(found["rows"]), escape(paused) or "no")
+    out.print(table)

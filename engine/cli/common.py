@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -96,13 +96,34 @@ def report_summary(report: RunReport) -> dict[str, object]:
     }
 
 
-def print_report(report: RunReport, as_json: bool) -> None:
+def describe_errors(counts: Mapping[str, int]) -> str:
+    """{'provider_error': 146} -> '146 in error (provider_error 146)'."""
+    return f"{sum(counts.values())} in error ({', '.join(f'{code} {n}' for code, n in counts.items())})"
+
+
+def up_to_date(errors: Mapping[str, int], retry: str, what: str = "every cell") -> str:
+    """'every cell is up to date', or, while cells in scope are in error, how many and how to retry them."""
+    if not errors:
+        return f"{what} is up to date"
+    return f"{what} is up to date except {describe_errors(errors)}: retry them with `{retry}`"
+
+
+def print_report(
+    report: RunReport,
+    as_json: bool,
+    *,
+    in_error: Mapping[str, int] | None = None,
+    retry: str = "runsheet run --errors",
+) -> None:
+    """Print a run's outcomes. `in_error`: the cells of the run's scope still in error after it, by code (said
+    with `retry`, the command that retries them, and under "in_error" in JSON)."""
     counts = {column: dict(outcomes) for column, outcomes in report.counts().items()}
     if as_json:
-        out.print_json(json.dumps(report_summary(report)))
+        summary = report_summary(report)
+        out.print_json(json.dumps(summary if in_error is None else {**summary, "in_error": dict(in_error)}))
         return
     if not counts:
-        out.print(f"run {report.run_id}: nothing to do, every cell is up to date")
+        out.print(f"run {report.run_id}: nothing to do, {up_to_date(in_error or {}, retry)}", soft_wrap=True)
         return
     table = Table(title=f"run {report.run_id}")
     table.add_column("column")
@@ -119,3 +140,5 @@ def print_report(report: RunReport, as_json: bool) -> None:
             f"{report.credits:g} credits, {report.tokens:,} tokens; {report.cache_hits} answers from the cache "
             f"saved {report.credits_saved:g} credits"
         )
+    if in_error:
+        out.print(f"{describe_errors(in_error)}: retry them with `{retry}`", soft_wrap=True)

@@ -1,8 +1,11 @@
-"""The commands that compute and watch runs: run (with a progress bar, or --dry-run for an estimate), stop, runs."""
+"""The commands that compute and watch runs: run (with a progress bar on a terminal, a progress line every few
+seconds in a log, or --dry-run for an estimate), stop, runs."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Annotated
 
 import typer
@@ -17,11 +20,13 @@ from engine.cli.common import (
     JsonOption,
     WorkspaceOption,
     app,
+    describe_errors,
     guard,
     open_campaign,
     out,
     parse_rows,
     print_report,
+    up_to_date,
 )
 
 err = Console(stderr=True, highlight=False)
@@ -36,6 +41,14 @@ Force = Annotated[
     bool,
     typer.Option("--force", help="Run Again: recompute even fresh or pinned cells, bypassing the cache."),
 ]
+Errors = Annotated[
+    bool,
+    typer.Option("--errors", help="Retry failed cells: only the cells in error (whatever the code), then downstream."),
+]
+Code = Annotated[
+    str | None,
+    typer.Option("--code", help="With --errors: only cells that failed with this code, e.g. provider_error."),
+]
 
 
 @app.command()
@@ -47,6 +60,8 @@ def run(
     empty: Empty = False,
     force: Force = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows of the selection.")] = None,
+    errors: Errors = False,
+    error_code: Code = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate calls, cache hits, credits, tokens; run nothing.")
     ] = False,
@@ -54,12 +69,24 @@ def run(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            envvar="RUNSHEET_PROGRESS_EVERY",
+            metavar="SECONDS",
+            help="Without a terminal (cron, CI): print a progress line this often; 0 prints none.",
+        ),
+    ] = 5.0,
     actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
     trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """Compute cells: by default every auto-run step's empty, stale and queued cells, AI steps included.
+
+    Cells that failed for a passing reason (rate limits, timeouts) are tried again by any run; the other failed
+    cells only with --errors (--code narrows them to one error code).
 
     Exit codes: 0 every cell in scope ended well; 3 some ended in error; 4 some were refused (credits, a cap, or
     a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
@@ -68,18 +95,29 @@ def run(
     def body() -> int:
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         selection = RunSelection.of(
-            column or None, parse_rows(rows), only_stale=stale, only_empty=empty, force=force, limit=limit
+            column or None,
+            parse_rows(rows),
+            only_stale=stale,
+            only_empty=empty,
+            force=force,
+            limit=limit,
+            errors=errors,
+            error_code=error_code,
         )
+        retry = retry_command(campaign, column, rows)
         if dry_run:
             estimate = handle.estimate(selection, max_credits=max_credits)
-            _print_estimate(estimate, as_json)
+            _print_estimate(estimate, as_json, retry)
             return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
-        with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+        if progress_every < 0:
+            raise RunsheetError(f"--progress-every {progress_every:g} is negative", hint="give seconds, or 0 for none")
+        display = ProgressBar(enabled=not as_json) if err.is_terminal else ProgressLines(progress_every)
+        with display as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
-        print_report(report, as_json)
+        print_report(report, as_json, in_error=handle.errors(selection), retry=retry)
         return EXIT_CODES[report.ending()]
 
     code = guard(body)
@@ -129,13 +167,93 @@ class ProgressBar:
         self.progress.update(self.task, completed=state.done, total=state.total, **fields)  # type: ignore[arg-type]
 
 
-def _print_estimate(estimate: Estimate, as_json: bool) -> None:
+class ProgressLines:
+    """Progress for a log (cron, CI: stderr is no terminal): while paid work runs, one plain line on stderr every
+    `every` seconds (cells done of total, rate, credits, errors), then a last line with the final counts. A run
+    shorter than one interval prints none: its report says it all."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.state: RunProgress | None = None
+        self.printed = 0
+        self._done = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> ProgressLines:
+        if self.every > 0:
+            self._ticker = threading.Thread(target=self._tick, name="runsheet-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if self.printed and self.state is not None:
+            self._print("ended")
+
+    def update(self, state: RunProgress) -> None:
+        self.state = state  # called from the run's thread; the ticker only reads it
+
+    def _tick(self) -> None:
+        while not self._done.wait(self.every):
+            if self.state is not None:
+                self._print("running")
+
+    def _print(self, phase: str) -> None:
+        assert self.state is not None
+        state = self.state
+        done, total, credits, hits, errors = state.done, state.total, state.credits, state.cache_hits, state.errors
+        elapsed = max(1e-6, time.monotonic() - state.started)
+        typer.echo(
+            f"run {state.run_id} {phase}: {done}/{total} cells done, {done / elapsed:.1f}/s, {credits:g} credits, "
+            f"{hits} cached, {errors} {'error' if errors == 1 else 'errors'}, {_duration(elapsed)}",
+            err=True,
+        )
+        self.printed += 1
+
+
+def _duration(seconds: float) -> str:
+    """12.3s, 4m05s, 2h07m: how long a run has been going, as a log line shows it."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes = int(seconds) // 60
+    if minutes < 60:
+        return f"{minutes}m{int(seconds) % 60:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def retry_command(campaign: str | None, columns: list[str] | None, rows: str | None) -> str:
+    """The command that retries the failed cells of the scope `run` was given."""
+    parts = ["runsheet run --errors"]
+    if campaign is not None:
+        parts.append(f"-c {campaign}")
+    parts += [f"--column {c}" for c in columns or []]
+    if rows is not None:
+        parts.append(f"--rows {rows}")
+    return " ".join(parts)
+
+
+def _print_estimate(estimate: Estimate, as_json: bool, retry: str) -> None:
     if as_json:
         out.print_json(json.dumps(estimate.as_dict()))
         return
-    if not estimate.columns:
-        out.print("nothing to run: every cell this would compute is up to date")
+    if not estimate.columns and not estimate.retries:
+        out.print("nothing to run: " + up_to_date(estimate.errors, retry, "every cell this would compute"))
         return
+    if estimate.columns:
+        _print_estimate_table(estimate)
+    else:  # failed cells of free steps only: computed again without a provider call
+        out.print("no provider calls")
+    if estimate.retries:
+        out.print(f"retries {describe_errors(estimate.retries)}")
+    if estimate.errors:
+        out.print(f"leaves {describe_errors(estimate.errors)}: retry them with `{retry}`", soft_wrap=True)
+    if estimate.budget is not None and estimate.budget.calls:
+        out.print(("" if estimate.budget.enough else "[yellow]") + estimate.budget.describe(), soft_wrap=True)
+
+
+def _print_estimate_table(estimate: Estimate) -> None:
     table = Table(title="estimate (nothing was run)")
     for name in ("column", "cells", "cache hits", "provider calls", "credits", "tokens"):
         table.add_column(name, justify="left" if name == "column" else "right")
@@ -158,8 +276,6 @@ def _print_estimate(estimate: Estimate, as_json: bool) -> None:
         str(estimate.tokens),
     )
     out.print(table)
-    if estimate.budget is not None and estimate.budget.calls:
-        out.print(("" if estimate.budget.enough else "[yellow]") + estimate.budget.describe(), soft_wrap=True)
 
 
 @app.command()

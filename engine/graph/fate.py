@@ -129,9 +129,12 @@ def sql_codes(codes: Iterable[ErrorCode] = RETRYABLE_CODES) -> str:
     return ", ".join(f"'{c.value}'" for c in sorted(codes))
 
 
-def sql_retried(status: str = "status", error_code: str = "error_code") -> str:
-    """SQL for `retried` over a cell's status and error code columns."""
-    return f"{sql_in(status, BLOCKING)} AND {error_code} IN ({sql_codes()})"
+def sql_retried(
+    status: str = "status", error_code: str = "error_code", codes: Iterable[ErrorCode] = RETRYABLE_CODES
+) -> str:
+    """SQL for `retried` over a cell's status and error code columns; with `codes`, for a cell that failed with
+    one of them (a retry of failed cells, `runsheet run --errors`, asks for any code)."""
+    return f"{sql_in(status, BLOCKING)} AND {error_code} IN ({sql_codes(codes)})"
 
 
 def sql_restored(auto: bool, value: str = "value") -> str:

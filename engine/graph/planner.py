@@ -15,7 +15,7 @@ from typing import Literal
 
 from engine.graph.dag import ColumnGraph
 from engine.graph.fate import GOES_STALE, HAND_SET, PENDING, SETTLED, Verdict, gate
-from engine.types import Status
+from engine.types import ErrorCode, Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
 
@@ -49,6 +49,9 @@ class Request:
     run_paid: bool = True
     unpin: bool = False
     run_code: bool = True  # False for a read: cells of user code (python) keep their stored value and status
+    # A retry of failed cells: the cells of `columns` in error with one of these codes are queued again before
+    # planning (engine/run/executor.py), and only queued cells are computed.
+    retry: frozenset[ErrorCode] = frozenset()
 
     @classmethod
     def edit(cls, columns: Iterable[str], *, run_paid: bool = True) -> Request:
@@ -80,6 +83,13 @@ class Request:
         return cls("run", frozenset(columns), statuses=frozenset(Status), force=True, unpin=unpin)
 
     @classmethod
+    def retry_errors(cls, columns: Iterable[str], codes: Iterable[ErrorCode]) -> Request:
+        """Compute again the cells of `columns` that ended in error with one of `codes` (whatever rule 9 says):
+        they are queued again, then run as queued cells do (the result cache answers an identical request that
+        succeeded elsewhere; otherwise the provider is called and billed), and downstream follows."""
+        return cls("run", frozenset(columns), statuses=frozenset({Status.QUEUED}), retry=frozenset(codes))
+
+    @classmethod
     def spec_change(cls, columns: Iterable[str], *, run_paid: bool = False) -> Request:
         """The specs of `columns` changed: their cells and everything downstream are out of date."""
         return cls("spec_change", frozenset(columns), run_paid=run_paid)
@@ -106,6 +116,7 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         gated = _gate(graph, column, status, plan)
         if gated is not None:
             plan[column] = gated
+            changed.add(column)  # what reads it is planned too: it waits, or is blocked, with it
             return
         if graph.nodes[column].free or request.run_paid:
             plan[column] = CellPlan(Action.RUN, force=forced)

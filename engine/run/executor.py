@@ -102,6 +102,8 @@ class Executor:
         if not steps:
             return self.report
         scope.prepare(self.con)
+        if request.retry:
+            self._requeue_errors(request, scope)
         if request.kind == "run" and not request.force:
             self._requeue_retryable(request, scope)
         self._edited = set(request.columns) if request.kind == "edit" else None
@@ -251,6 +253,18 @@ class Executor:
                     SET status = {restore_status(self.graph.nodes[column].auto)},
                     error_code = NULL, error_message = NULL, error_hint = NULL
                     WHERE {sql_retried()} AND {scope.filter()}"""
+                )
+
+    def _requeue_errors(self, request: Request, scope: Scope) -> None:
+        """A retry of failed cells: the cells of the requested columns in error with one of `request.retry`'s
+        codes are queued, whatever their mode, so the request (which runs queued cells) computes exactly them."""
+        for column in self.graph.steps():
+            if column in request.columns:
+                self.con.execute(
+                    f"""UPDATE {self.campaign.tables[column]}
+                    SET status = {sql_literal(Status.QUEUED)}, waiting_on = NULL, error_code = NULL,
+                    error_message = NULL, error_hint = NULL
+                    WHERE {sql_retried(codes=request.retry)} AND {scope.filter()}"""
                 )
 
     def _materialize(self, name: str, select: str) -> pa.Table:

@@ -39,7 +39,7 @@ from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
 from engine.store.settings import Settings, balance, campaign_spent, load_settings
-from engine.types import ErrorCode
+from engine.types import ErrorCode, Status
 
 REFUSED = "refused"  # the outcome of a cell whose call the budget refused
 STOPPED = "stopped"  # the outcome of a cell whose call Stop cancelled or kept from starting
@@ -68,6 +68,7 @@ def complete_run(
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
     session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
     cache = ResultCache(cache_dir)
+    session.report_progress()  # the total is known before the first answer: a log shows 0 of N at once
     try:
         claims = report.claims
         while claims:
@@ -91,6 +92,7 @@ def complete_run(
                 claims = follow.claims
                 added = sum(c.frame.height for c in claims)
                 progress.total += added
+                session.report_progress()
                 add_progress(
                     con, report.run_id, total=added, cache_hits=follow.cache_hits, credits_saved=follow.credits_saved
                 )
@@ -228,13 +230,18 @@ class _Session:
         self.refused += outcome == REFUSED
         self.outcomes[(result.column, outcome)].append(result.row_id)
         self.progress.done += 1
+        self.progress.errors += outcome == Status.ERROR.value
         self.progress.credits += result.credits
         self.progress.cache_hits += result.cached
         self.report.credits += result.credits
         self.report.tokens += result.tokens
         self.report.cache_hits += result.cached
         self.report.credits_saved += result.saved
-        if self.options.progress is not None:
+        self.report_progress()
+
+    def report_progress(self) -> None:
+        """Hand the run's progress to the caller's callback, when there is paid work to show."""
+        if self.options.progress is not None and self.progress.total:
             self.options.progress(self.progress)
 
     async def run_claims(self, claims: list[Claim], cache: ResultCache) -> None:

@@ -122,13 +122,15 @@ def _final_outcomes(events: list[ExecutionEvent]) -> Counter[str]:
 
 @dataclass
 class RunProgress:
-    """A running run, as a progress bar shows it."""
+    """A running run's paid phase, as a progress bar or a log line shows it: cells done of total, what they
+    spent, how many the cache answered and how many ended in error."""
 
     run_id: int
     total: int
     done: int = 0
     credits: float = 0.0
     cache_hits: int = 0
+    errors: int = 0
     started: float = field(default_factory=time.monotonic)
 
 

@@ -313,6 +313,21 @@ def test_column_run_below_threshold_needs_no_confirmation(app: AppTest, states_w
     assert not any("threshold" in w.value for w in app.warning)
 
 
+def test_the_run_menu_retries_failed_cells(app: AppTest, states_ws: Workspace) -> None:
+    # issue 15: a provider_error cell is retried only when asked; the Run menu asks with "Retry failed cells"
+    app.run()
+    app.selectbox(key="menu_column").select("checker").run()
+    open_menu(app, "menu_run")
+    app.radio(key="run_cells").set_value("errors").run()
+    app.button(key="run_estimate").click().run()
+    assert {m.label: m.value for m in app.metric}["calls"] == "1"  # row 2's checker, in provider_error
+    assert any(c.value == "Retries: 1 cell(s) (provider_error 1)" for c in app.caption)
+    app.button(key="run_go").click().run()
+    assert runs.launches_all()[0].request == runs.RunRequest("t", ("checker",), None, errors=True)
+    wait_for_launches()
+    assert states_ws.campaign("t").cell(2, "checker").run_id != states_ws.campaign("t").cell(3, "checker").run_id
+
+
 def test_switch_a_column_to_manual_and_pause_it(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.selectbox(key="menu_column").select("research").run()

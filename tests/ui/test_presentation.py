@@ -79,6 +79,13 @@ def test_run_request_is_the_engines_run_selection() -> None:
     assert runs.RunRequest("t", limit=5, only_empty=True).selection == RunSelection(only_empty=True, limit=5)
 
 
+def test_a_retry_of_failed_cells_is_the_cli_run_errors() -> None:
+    request = runs.RunRequest("t", ("fit",), error_code="provider_error")
+    assert request.cli_args() == ["--campaign", "t", "--column", "fit", "--errors", "--code", "provider_error"]
+    assert request.selection == RunSelection(("fit",), errors=True, error_code="provider_error")
+    assert runs.RunRequest("t", errors=True).describe() == "every auto-run step on all rows (failed cells only)"
+
+
 def test_progress_summary() -> None:
     assert runs.progress({"total": 40, "done": 10, "credits": 30.0, "cache_hits": 2}) == (
         0.25,
