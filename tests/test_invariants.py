@@ -51,6 +51,7 @@ from engine.api.app import create_app
 from engine.auth import create_token
 from engine.schedules import add_schedule, run_due
 from tests.actions.conftest import Receiver, start_receiver
+from tests.conftest import copy_workspace
 from tests.support.provider import REPO, ProviderProcess, start_provider
 
 KEY_ENV = "RUNSHEET_TEST_PROVIDER_KEY"
@@ -114,7 +115,7 @@ class TrustMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.path = self.root / uuid.uuid4().hex
-        shutil.copytree(self.servers.template, self.path)
+        copy_workspace(self.servers.template, self.path)
         self.servers.provider.reset()
         self.servers.receiver.reset()
         self.ws = Workspace(self.path)

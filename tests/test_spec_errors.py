@@ -4,7 +4,6 @@ workspace is unchanged afterwards: compared table by table with `snapshot(ws)` b
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from engine import Campaign, CycleError, EditError, ImportError_, NotFoundError, RunsheetError, SpecError, Workspace
 from engine.testing import PROBE_LEDGER
-from tests.conftest import BASIC_ROWS, BASIC_SPEC, snapshot
+from tests.conftest import BASIC_ROWS, BASIC_SPEC, copy_workspace, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +35,7 @@ def basic_ws(
     """A byte-for-byte copy of the `basic` workspace (building it per test is 5x slower)."""
     monkeypatch.chdir(REPO)  # python steps import `campaigns.outbound_steps` from the folder runsheet runs in
     folder = tmp_path / "ws"
-    shutil.copytree(_basic_template[0], folder)
+    copy_workspace(_basic_template[0], folder)
     return Workspace(folder)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from typer.testing import CliRunner, Result
 from engine import Workspace
 from engine.cli import app
 from engine.testing import PROBE_LEDGER
-from tests.conftest import BASIC_SPEC, snapshot
+from tests.conftest import BASIC_SPEC, copy_workspace, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 CSV = "email,first,employees\nann@acme.com,Ann,40\nbob@globex.io,Bob,900\n"
@@ -102,7 +101,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 def wsp(template: tuple[Path, dict[str, Any]], tmp_path: Path) -> Path:
     """A fresh copy of the template workspace: its folder."""
     folder = tmp_path / "ws"
-    shutil.copytree(template[0], folder)
+    copy_workspace(template[0], folder)
     return folder
 
 
@@ -246,7 +245,7 @@ def error_runs(template: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.T
     for case, args, _, _ in ERROR_CASES:
         workspace = base / case
         if case != "missing-workspace":
-            shutil.copytree(template[0], workspace)
+            copy_workspace(template[0], workspace)
         argv = [a.replace("{bad_spec}", str(bad_spec)) for a in args]
         cases.append({"id": case, "workspace": str(workspace), "args": argv})
     done = subprocess.run(

@@ -3,7 +3,6 @@ nothing."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -11,7 +10,7 @@ import pytest
 
 from engine import Campaign, ImportError_, Status, Workspace
 from engine.testing import PROBE_LEDGER
-from tests.conftest import assert_ran
+from tests.conftest import assert_ran, copy_workspace
 from tests.io.conftest import PEOPLE_SPEC, people_csv, write
 
 ROWS = 300
@@ -34,7 +33,7 @@ def settled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settled(settled_template: Path, tmp_path: Path) -> Campaign:
     """A fresh copy of the settled workspace's campaign."""
-    shutil.copytree(settled_template, tmp_path / "ws")
+    copy_workspace(settled_template, tmp_path / "ws")
     PROBE_LEDGER.clear()
     return Workspace(tmp_path / "ws").campaign("people")
 

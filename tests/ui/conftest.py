@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import Workspace
+from tests.conftest import copy_workspace
 from tests.support.consent import apply_active
 from ui import runs
 
@@ -62,7 +62,7 @@ def states_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def states_ws(states_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """A fresh copy of the all-states workspace, served to the app through RUNSHEET_WORKSPACE."""
     path = tmp_path / "ws"
-    shutil.copytree(states_template, path)
+    copy_workspace(states_template, path)
     monkeypatch.setenv("RUNSHEET_WORKSPACE", str(path))
     monkeypatch.setenv("RUNSHEET_USER", "tester")
     return Workspace(path)

@@ -7,7 +7,6 @@ screenshot under tests/ui/artifacts/.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine import Workspace
+from tests.conftest import copy_workspace
 from tests.ui import e2e
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -37,7 +37,7 @@ columns:
 @pytest.fixture(scope="module")
 def server(states_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
     path = tmp_path_factory.mktemp("e2e") / "ws"
-    shutil.copytree(states_template, path)
+    copy_workspace(states_template, path)
     ws = Workspace(path)
     ws.apply(SLOW_SPEC)
     ws.set_setting("concurrency", 2)  # 120 cells of 0.5 s take 30 s: long enough to reload and stop mid-run
