@@ -35,7 +35,7 @@ from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
 from engine.store.edits import NOTES, confirm_pin, log_edit, pin, save_to_record, write_input
 from engine.store.schema import quote
-from engine.types import Status
+from engine.types import ErrorCode, Status
 
 CACHE_DIR = "cache"
 CELL_FIELDS = (
@@ -68,7 +68,7 @@ class Cell:
     value: Any
     status: Status
     key: str | None = None
-    waiting_on: str | None = None
+    waiting_on: str | None = None  # the upstream column a waiting or blocked (upstream_error) cell is gated on
     error_code: str | None = None
     error_message: str | None = None
     error_hint: str | None = None
@@ -87,6 +87,11 @@ class Cell:
     def current(self) -> bool:
         """Whether the value is current (done, pinned or confirmed): what Save to Record may copy."""
         return self.status in CURRENT
+
+    @property
+    def blocked_by(self) -> str | None:
+        """The upstream column whose error blocks this cell (an `upstream_error` cell), else None."""
+        return self.waiting_on if self.error_code == ErrorCode.UPSTREAM_ERROR else None
 
     @property
     def hand_set(self) -> bool:

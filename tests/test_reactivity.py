@@ -131,7 +131,8 @@ columns:
     cell = campaign.cell(1, "lookup")
     assert cell.status is Status.ERROR and cell.error_code == "provider_error" and cell.error_hint
     after = campaign.cell(1, "after")
-    assert after.status is Status.ERROR and after.error_code == "upstream_error"
+    assert after.status is Status.ERROR and after.error_code == "upstream_error" and after.blocked_by == "lookup"
+    assert campaign.cell(2, "after").blocked_by is None
     PROBE_LEDGER.clear()
     campaign.run()
     campaign.run()
