@@ -160,6 +160,7 @@ def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> Camp
             run="auto" if kind == INPUT_KIND else options.run,  # type: ignore[union-attr]
             free=kind == INPUT_KIND or KINDS[kind].free,
             code=isinstance(options, PythonOptions),
+            screens=kind != INPUT_KIND and options.run == "manual" and bool(options.run_if),  # type: ignore[union-attr]
             deps=deps,
         )
         for name_, kind, options, deps in parsed

@@ -88,10 +88,12 @@ columns:
     timeout: 20
     prompt: "{verb} {{{{ domain }}}}"
   - {{name: line, kind: formula, expression: "research || ' / ' || title"}}
+  - {{name: note, kind: formula, expression: "upper(handle)", run: manual, run_if: "title <> '@ceo'"}}
   - name: push
     kind: export
     url: "{receiver.base}/hooks/crm"
     fields: [handle, line]
+    run_if: "title <> 'CEO'"
 {extra}"""
 
 
@@ -558,6 +560,23 @@ class TrustMachine(RuleBasedStateMachine):
                     asked += key != before_key
             assert asked <= self.pushed_again[row], f"row {row}: an unchanged payload was sent {asked} more times"
         assert redelivered <= 2 * self.kills, f"{redelivered} deliveries repeated under their key"
+
+    @invariant()
+    def run_if_is_decided_early(self) -> None:
+        """An export whose run_if is false is skipped, never waiting or queued, and sends nothing (its payload's
+        line ends with the title); a manual step whose run_if is false is skipped at once, unless it holds a value
+        (kept, stale); where run_if holds, nothing is skipped."""
+        push, note = self.cells("push"), self.cells("note")
+        for row, values in self.inputs.items():
+            if values["title"] == "CEO":
+                assert push[row].status is Status.SKIPPED, f"row {row}: {push[row]}"
+            if values["title"] == "@ceo":
+                kept = note[row].status is Status.STALE and note[row].value is not None
+                assert note[row].status is Status.SKIPPED or kept, f"row {row}: {note[row]}"
+            else:
+                assert note[row].status is not Status.SKIPPED, f"row {row}: {note[row]}"
+        for delivery in self.servers.receiver.deliveries():
+            assert not json.loads(delivery["body"])["data"]["line"].endswith(" / CEO"), "a skipped export was sent"
 
     @invariant()
     def history_never_shrinks(self) -> None:

@@ -23,6 +23,7 @@ class ColumnNode:
     run: RunMode = "auto"
     free: bool = True  # computed at once (formula, python); paid steps are queued instead
     code: bool = False  # computed by user code (python): only a request to compute imports it, never a read
+    screens: bool = False  # a manual step with run_if: skipped at once where its run_if is already false
     deps: tuple[str, ...] = ()
 
     @property

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Literal
 
 from engine.graph.dag import ColumnGraph
-from engine.graph.fate import GOES_STALE, HAND_SET, PENDING, SETTLED, Verdict, gate
+from engine.graph.fate import GOES_STALE, HAND_SET, PENDING, SCREENED, SETTLED, Verdict, gate
 from engine.types import ErrorCode, Status
 
 RequestKind = Literal["edit", "run", "spec_change"]
@@ -29,6 +29,9 @@ class Action(str, Enum):
     STALE = "stale"  # a manual step whose inputs changed: keeps its old value, marked stale
     WAIT = "wait"  # cannot run: an upstream manual cell has no value yet (blame names it)
     BLOCK = "block"  # cannot run: an upstream cell ended in error (blame names it)
+    # a manual step with run_if, not asked for: skipped at once where its run_if is already false (decided over the
+    # row); elsewhere a cell that has not run stays as it is, and a skipped one whose inputs changed goes stale
+    SCREEN = "screen"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,9 @@ def plan_row(graph: ColumnGraph, states: Mapping[str, Status], request: Request)
         outdated = bool(changed.intersection(node.deps)) or (
             request.kind == "spec_change" and column in request.columns
         )
+        if node.screens and column not in targets and (current is Status.EMPTY or (outdated and current in SCREENED)):
+            plan[column] = CellPlan(Action.SCREEN)
+            continue
         if not (outdated or column in targets):
             continue
         if current is Status.RUNNING and (request.kind == "run" or not outdated):

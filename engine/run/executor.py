@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from engine.cells import Batch, kind_named
 from engine.cells.base import SendEnv, StepOptions
 from engine.cells.formula import Formula, FormulaOptions, failing_rows
-from engine.graph import Action, CellPlan, Request, plan_row
+from engine.graph import Action, CellPlan, Request, plan_row, sql_references
 from engine.graph.fate import (
     EXECUTED,
     FRESH_WHEN_KEY_MATCHES,
@@ -79,6 +79,8 @@ class Executor:
         self._held: dict[str, pa.Array] = {}
         self._in = pa.table({})  # the column being executed: its planned rows (registered as _in)
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
+        # per column read by other steps, the rows whose cells a marking plan skipped by run_if (planned again)
+        self._skipped: dict[str, set[int]] = {}
 
     def _paused(self, column: str) -> bool:
         """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
@@ -98,9 +100,20 @@ class Executor:
         return spec.version + "|" + ",".join(f"{n}={self._context.get(n, '')}" for n in names)
 
     def execute(self, request: Request, scope: Scope) -> RunReport:
-        steps = self.graph.steps()
-        if not steps:
+        if not self.graph.steps():
             return self.report
+        self._plan_and_apply(request, scope)
+        # Cells that a marking plan (wait, block, queue, screen) skipped by their run_if were planned as unreadable
+        # for what reads them: that is planned again, as after an edit of them, in the rows concerned.
+        while self._skipped:
+            columns, rows = set(self._skipped), sorted(set().union(*self._skipped.values()))
+            self._skipped = {}
+            self._plan_and_apply(Request.edit(columns, run_paid=request.run_paid), Scope.rows(rows))
+        self._write_summaries()
+        return self.report
+
+    def _plan_and_apply(self, request: Request, scope: Scope) -> None:
+        steps = self.graph.steps()
         scope.prepare(self.con)
         if request.retry:
             self._requeue_errors(request, scope)
@@ -111,8 +124,7 @@ class Executor:
         uniform = self._uniform_plans(steps, scope, request)
         if uniform is not None:
             self._execute_uniform(steps, uniform, scope)
-            self._write_summaries()
-            return self.report
+            return
         groups = self._signatures(steps, scope)
         actions: dict[str, dict[CellPlan, list[str]]] = defaultdict(lambda: defaultdict(list))
         for signature in groups:
@@ -126,8 +138,6 @@ class Executor:
                     self._keep_all(column, self._signed_rows(signatures))
                 else:
                     self._apply(column, plan, self._signed_rows(signatures), scope)
-        self._write_summaries()
-        return self.report
 
     def _uniform_plans(
         self, steps: list[str], scope: Scope, request: Request
@@ -367,6 +377,10 @@ class Executor:
                     ordered=_ascending(out.column("row_id")),
                 )
             self._written.add(column)
+            if plan.action is not Action.RUN and self.graph.downstream([column]):
+                skipped = pc.filter(out.column("row_id"), pc.equal(out.column("status"), Status.SKIPPED.value))
+                if len(skipped):
+                    self._skipped.setdefault(column, set()).update(skipped.to_pylist())
         self._record(column, out, time.perf_counter() - started)
 
     def _now(self) -> datetime:
@@ -440,6 +454,7 @@ class Executor:
             paused=self._paused(column),
             has_run_if=bool(options.run_if),
             has_required=bool(options.required),
+            run_if_deps=tuple(d for d in step_deps if options.run_if and d in sql_references(options.run_if)),
         )
         self._in = verdicts.decide(gathered, step_deps, reads_only, checks)
         self.con.register("_in", self._in)

@@ -72,8 +72,18 @@ def decide(table: pa.Table, step_deps: Sequence[str], readable: Iterable[Status]
     """The gathered facts of one column's planned cells with each cell's `verdict` (a Verdict's value) and BLAME
     (the upstream column a WAIT or BLOCK names, else null) appended: the one decision per column."""
     gates, blames = gate(table, step_deps, readable)
+    refused = checks.paused or not checks.enabled
+    early = checks.has_run_if and not refused
+    if early:
+        # Decided early: where run_if reads only cells that may be read and is false, the cell is skipped whatever
+        # else it waits on (an export for priority A rows does not wait on the opener of a C row).
+        known, _ = gate(table, checks.run_if_deps, readable)
+        skips = pc.fill_null(pc.and_(pc.is_null(known), pc.invert(table.column("_run_if"))), False)
+        early = pc.any(pc.and_(skips, pc.is_valid(gates))).as_py()
+        if early:
+            gates = pc.if_else(skips, pa.scalar(None, pa.string()), gates)
     decided = verdicts(table, gates, checks)
-    if checks.paused or not checks.enabled:  # a refusal may have overruled a gate: only WAIT and BLOCK blame
+    if refused or early:  # a refusal or an early skip may have overruled a gate: only WAIT and BLOCK blame
         blames = pc.if_else(pc.is_in(decided, value_set=GATED), blames, pa.scalar(None, pa.string()))
     return table.append_column("verdict", decided).append_column(BLAME, blames)
 
@@ -110,6 +120,7 @@ class Checks:
     has_run_if: bool
     has_required: bool
     paused: bool = False  # the step or its campaign is paused (an operating switch, not the spec's `enabled`)
+    run_if_deps: tuple[str, ...] = ()  # the upstream steps run_if reads: once they may be read, run_if is decided
 
 
 def verdicts(table: pa.Table, gates: pa.Array, checks: Checks) -> pa.Array:
@@ -191,9 +202,12 @@ def outcomes(
         columns, written = _ran(table, source), pc.not_equal(verdict, KEEP)
         if claimed:
             written = pc.and_(written, pc.invert(held(table, claimed)))
+    elif plan.action is Action.SCREEN:
+        columns, written = _screened(table)
     else:
         columns = _marked(table, plan)
-        if plan.action is Action.QUEUE:
+        if plan.action in (Action.QUEUE, Action.WAIT, Action.BLOCK):
+            # a cell its run_if already skipped (verdicts) is skipped now rather than queued, waiting or blocked
             written = pc.not_equal(verdict, KEEP)
         elif plan.action is Action.STALE:
             # a manual cell whose input is being computed now is judged when that result is in
@@ -201,8 +215,6 @@ def outcomes(
                 pc.and_(pc.not_equal(verdict, KEEP), pc.is_in(table.column("old_status"), value_set=arrow(GOES_STALE))),
                 pc.invert(waits_on(table, claimed)),
             )
-        else:
-            written = constant(True, table.num_rows, pa.bool_())
     columns["present"] = table.column("_present")
     return _step_table(table.column("row_id"), columns, written, run_id=run_id, now=now)
 
@@ -310,7 +322,7 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
     blame = plan.blame or ""
     fixed = MARKED[plan.action].value
     block = plan.action is Action.BLOCK
-    return {
+    columns = {
         "value": pa.nulls(n, old_value.type) if block else old_value,
         "status": constant(fixed, n, pa.string()),
         "key": old_key if plan.action in (Action.QUEUE, Action.STALE) else pa.nulls(n, pa.uint64()),
@@ -320,6 +332,48 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
         "cost": constant(0.0, n, pa.float64()),
         "cached": pa.nulls(n, pa.bool_()),
     }
+    skip = pc.equal(table.column("verdict"), Verdict.SKIP.value)
+    if plan.action is Action.STALE or not pc.any(skip).as_py():
+        return columns
+    # run_if is already false: skipped under its key, whatever the plan waited on (decide's early skip)
+    return {
+        name: pc.if_else(skip, _SKIPPED[name](table, n), array) if name in _SKIPPED else array
+        for name, array in columns.items()
+    }
+
+
+# What a skipped cell holds, per decided column that differs from a marked one.
+_SKIPPED = {
+    "value": lambda table, n: pa.nulls(n, table.column("old_value").type),
+    "status": lambda table, n: constant(Status.SKIPPED.value, n, pa.string()),
+    "key": lambda table, n: table.column("key").cast(pa.uint64()),
+    "waiting_on": lambda table, n: pa.nulls(n, pa.string()),
+    "error_code": lambda table, n: pa.nulls(n, pa.string()),
+    "error_message": lambda table, n: pa.nulls(n, pa.string()),
+}
+
+
+def _screened(table: pa.Table) -> tuple[dict[str, pa.Array], pa.Array]:
+    """The decided columns of SCREEN (a manual step with run_if that was not asked for), and which rows are written:
+    a cell without a value whose run_if is false is skipped under its key; a skipped one whose run_if may now hold
+    goes stale (no value: the user may run it), as does one holding a value (it keeps it); a cell that has not run
+    is left for Click to Run."""
+    verdict = table.column("verdict")
+    n = table.num_rows
+    skip = pc.and_(pc.equal(verdict, Verdict.SKIP.value), pc.is_null(table.column("old_value")))
+    stale = pc.is_in(_fill(table.column("old_status"), Status.EMPTY.value), value_set=arrow(GOES_STALE))
+    nothing = pa.nulls(n, pa.string())
+    columns = {
+        "value": pc.if_else(skip, pa.nulls(n, table.column("old_value").type), table.column("old_value")),
+        "status": pc.if_else(skip, Status.SKIPPED.value, Status.STALE.value),
+        "key": pc.if_else(skip, table.column("key"), table.column("old_key")),
+        "waiting_on": nothing,
+        "error_code": nothing,
+        "error_message": nothing,
+        "cost": constant(0.0, n, pa.float64()),
+        "cached": pa.nulls(n, pa.bool_()),
+    }
+    return columns, pc.and_(pc.not_equal(verdict, KEEP), pc.or_(skip, stale))
 
 
 def _step_table(
