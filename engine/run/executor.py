@@ -81,6 +81,7 @@ class Executor:
         self._summaries: list[list[object]] = []  # activity rows summed per column and outcome, written at the end
         # per column read by other steps, the rows whose cells a marking plan skipped by run_if (planned again)
         self._skipped: dict[str, set[int]] = {}
+        self._requeued: dict[str, pa.Table] = {}  # per column, the failed cells a retry of errors queued, as they were
 
     def _paused(self, column: str) -> bool:
         """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
@@ -270,11 +271,16 @@ class Executor:
         codes are queued, whatever their mode, so the request (which runs queued cells) computes exactly them."""
         for column in self.graph.steps():
             if column in request.columns:
+                table, where = self.campaign.tables[column], f"{sql_retried(codes=request.retry)} AND {scope.filter()}"
+                # kept as they were, to be put back if their call is refused or never made (a refusal changes nothing)
+                failed = self.con.sql(f"SELECT * FROM {table} WHERE {where}").to_arrow_table()
+                if failed.num_rows:
+                    self._requeued[column] = failed
                 self.con.execute(
-                    f"""UPDATE {self.campaign.tables[column]}
+                    f"""UPDATE {table}
                     SET status = {sql_literal(Status.QUEUED)}, waiting_on = NULL, error_code = NULL,
                     error_message = NULL, error_hint = NULL
-                    WHERE {sql_retried(codes=request.retry)} AND {scope.filter()}"""
+                    WHERE {where}"""
                 )
 
     def _materialize(self, name: str, select: str) -> pa.Table:
@@ -497,6 +503,12 @@ class Executor:
                 SELECT row_id FROM _in WHERE verdict = {RUN}{unanswered} AND _present
                   AND (old_value IS NOT NULL OR {sql_in("old_status", HOLDING)}))"""
         ).to_arrow_table()
+        failed = self._requeued.get(column)
+        if failed is not None:  # a retried cell was in error before this run queued it: that is what it held
+            claimed = self.con.sql(f"SELECT row_id FROM _in WHERE verdict = {RUN}{unanswered}").to_arrow_table()
+            failed = failed.filter(pc.is_in(failed.column("row_id"), value_set=claimed.column("row_id")))
+            kept = previous.filter(pc.invert(pc.is_in(previous.column("row_id"), value_set=failed.column("row_id"))))
+            previous = pa.concat_tables([kept, failed.select(previous.column_names).cast(previous.schema)])
         return previous if previous.num_rows else None
 
     def _compute_batch(self, column: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from engine import EditError, RunSelection, Workspace
+from engine import EditError, RunOptions, RunSelection, Workspace
 from engine.api import create_app
 from engine.auth import create_token, set_user
 from engine.cli import app
@@ -226,3 +226,17 @@ def test_the_api_takes_errors_and_code(ws: Workspace) -> None:
                 break
     assert found["counts"]["fit"] == {"error": 3}
     assert sorted(PROBE_LEDGER.calls) == [("fit", row) for row in sorted(DOWN)]
+
+
+
+def test_a_retry_refused_for_credits_leaves_the_failed_cells_as_they_were(ws: Workspace) -> None:
+    """A refusal changes nothing: the cells a retry queued go back in error, with their code and message."""
+    campaign = ws.campaign("c")
+    before, message = cells(ws), campaign.cell(4, "fit").error_message
+    assert message
+    report = campaign.run(RunSelection(errors=True), options=RunOptions(max_credits=0))
+    assert PROBE_LEDGER.calls == []
+    assert report.ending() == "refused"
+    assert {k: v[:4] for k, v in cells(ws).items()} == {k: v[:4] for k, v in before.items()}
+    assert campaign.errors() == {"upstream_error": 8, "provider_error": 3, "missing_required_field": 1}
+    assert campaign.cell(4, "fit").error_message == message
