@@ -69,15 +69,7 @@ def run(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
-    progress_every: Annotated[
-        float,
-        typer.Option(
-            "--progress-every",
-            envvar="RUNSHEET_PROGRESS_EVERY",
-            metavar="SECONDS",
-            help="Without a terminal (cron, CI): print a progress line this often; 0 prints none.",
-        ),
-    ] = 5.0,
+    progress_every: ProgressEvery = 5.0,
     actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
     trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
@@ -111,10 +103,7 @@ def run(
             return 0
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
-        if progress_every < 0:
-            raise RunsheetError(f"--progress-every {progress_every:g} is negative", hint="give seconds, or 0 for none")
-        display = ProgressBar(enabled=not as_json) if err.is_terminal else ProgressLines(progress_every)
-        with display as bar:
+        with progress_display(as_json, progress_every) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
         print_report(report, as_json, in_error=handle.errors(selection), retry=retry)
@@ -165,6 +154,25 @@ class ProgressBar:
             self.progress.start()
             self.task = self.progress.add_task("run", total=state.total, **fields)  # type: ignore[arg-type]
         self.progress.update(self.task, completed=state.done, total=state.total, **fields)  # type: ignore[arg-type]
+
+
+# Without a terminal, how often `run` and `resume` print a progress line (seconds; 0 prints none).
+ProgressEvery = Annotated[
+    float,
+    typer.Option(
+        "--progress-every",
+        envvar="RUNSHEET_PROGRESS_EVERY",
+        metavar="SECONDS",
+        help="Without a terminal (cron, CI): print a progress line this often; 0 prints none.",
+    ),
+]
+
+
+def progress_display(as_json: bool, every: float) -> ProgressBar | ProgressLines:
+    """A progress bar on a terminal (none with --json), else a progress line on stderr every `every` seconds."""
+    if every < 0:
+        raise RunsheetError(f"--progress-every {every:g} is negative", hint="give seconds, or 0 for none")
+    return ProgressBar(enabled=not as_json) if err.is_terminal else ProgressLines(every)
 
 
 class ProgressLines:

@@ -34,7 +34,7 @@ from engine.cli.common import (
     print_report,
     report_summary,
 )
-from engine.cli.runs import ProgressBar, err
+from engine.cli.runs import ProgressEvery, progress_display
 
 users_app = typer.Typer(help="Who may do what: admin, member (run, edit inputs), viewer (read).")
 token_app = typer.Typer(help="API tokens for `runsheet serve` (each acts as a user).")
@@ -200,6 +200,7 @@ def resume(
     column: ColumnOption = None,
     actor: Actor = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Only resume; run nothing now.")] = False,
+    progress_every: ProgressEvery = 5.0,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -207,12 +208,13 @@ def resume(
     records that came in), like `runsheet run`, unless --no-run."""
 
     def body() -> None:
+        display = progress_display(as_json, progress_every)  # a bad interval is refused before anything resumes
         ws = _workspace(workspace, actor)
         name = campaign or _only_campaign(ws)
         resumed = ws.resume(name, column, run=not no_run, trigger="cli")
         report = None
         if resumed.run is not None:
-            with ProgressBar(enabled=not as_json and err.is_terminal) as bar:
+            with display as bar:
                 report = resumed.campaign.finish_run(resumed.run, RunOptions(progress=bar.update))
         if as_json:
             summary = None if report is None else report_summary(report)

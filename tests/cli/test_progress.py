@@ -130,3 +130,24 @@ def test_on_a_terminal_the_run_draws_the_bar_instead_of_lines(tmp_path: Path) ->
     assert f"{ROWS}/{ROWS}" in screen and "run " in screen  # the bar, filled
     assert "cells done" not in screen  # no log lines
     assert "7 done, 1 error" in stdout
+
+
+def test_resume_in_a_log_prints_progress_lines_too(tmp_path: Path) -> None:
+    """`runsheet resume` runs what was accepted while paused like `run` does: with progress lines in a log."""
+    ws = Workspace.init(tmp_path / "ws")
+    apply_active(ws, SPEC)
+    ws.add_credits(100)
+    ws.pause("slow")
+    ws.campaign("slow").add_rows([{"company": f"co{i}"} for i in range(1, ROWS + 1)])
+    ws.release()
+    refused = cli(tmp_path / "ws", "resume", "-c", "slow", "--progress-every", "-1")
+    assert refused.exit_code == 1 and "--progress-every -1 is negative" in refused.stderr
+    ws = Workspace(tmp_path / "ws")
+    assert ws.campaign_state("slow")[1].campaign  # nothing resumed
+    ws.release()
+    done = runsheet(tmp_path / "ws", "resume", "-c", "slow", "--progress-every", "0.1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) >= 2 and all(LINE.match(line) for line in lines), lines
+    assert f" ended: {ROWS}/{ROWS} cells done" in lines[-1]
+    assert "campaign slow resumed" in done.stdout

@@ -228,7 +228,6 @@ def test_the_api_takes_errors_and_code(ws: Workspace) -> None:
     assert sorted(PROBE_LEDGER.calls) == [("fit", row) for row in sorted(DOWN)]
 
 
-
 def test_a_retry_refused_for_credits_leaves_the_failed_cells_as_they_were(ws: Workspace) -> None:
     """A refusal changes nothing: the cells a retry queued go back in error, with their code and message."""
     campaign = ws.campaign("c")
