@@ -405,14 +405,18 @@ class Executor:
         for i, dep in enumerate(spec.deps):
             table = self.campaign.tables[dep]
             is_step = not self.campaign.spec.column(dep).is_input
-            status = f", status AS {quote('s_' + dep)}, run_id AS {quote('r_' + dep)}" if is_step else ""
+            status = (
+                f", status AS {quote('s_' + dep)}, run_id AS {quote('r_' + dep)}, waiting_on AS {quote('b_' + dep)}"
+                if is_step
+                else ""
+            )
             joins.append(
                 f"LEFT JOIN (SELECT row_id, value AS {quote(dep)}{status} FROM {table} WHERE {scope.filter()}) d{i} "
                 f"ON d{i}.row_id = r.row_id"
             )
             selects.append(f"d{i}.{quote(dep)}")
             if is_step:
-                selects.append(f"d{i}.{quote('s_' + dep)}")
+                selects += [f"d{i}.{quote('s_' + dep)}", f"d{i}.{quote('b_' + dep)}"]
         step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
         reads_only = kind_named(spec.kind).reads_only
         if reads_only is not None:

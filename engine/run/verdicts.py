@@ -106,7 +106,10 @@ def gate(
         if not pc.any(gated).as_py():  # the usual bulk case: every cell may read this dep
             continue
         result = pc.if_else(blocks, Verdict.BLOCK.value, pc.if_else(waits, Verdict.WAIT.value, result))
-        blame = pc.if_else(gated, dep, blame)
+        # the cell at the root: a waiting or blocked dep passes on what it waits on or is blocked by (b_<dep>)
+        via = "b_" + dep
+        culprit = pc.coalesce(table.column(via), pa.scalar(dep)) if via in table.column_names else dep
+        blame = pc.if_else(gated, culprit, blame)
     return result, blame
 
 
