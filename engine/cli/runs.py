@@ -80,7 +80,8 @@ def run(
     Cells that failed for a passing reason (rate limits, timeouts) are tried again by any run; the other failed
     cells only with --errors (--code narrows them to one error code).
 
-    Exit codes: 0 every cell in scope ended well; 3 some ended in error; 4 some were refused (credits, a cap, or
+    Exit codes: 0 every cell in scope ended well; 3 some ended in error (in this run, or kept in error from
+    an earlier one); 4 some were refused (credits, a cap, or
     a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
     """
 
@@ -106,8 +107,12 @@ def run(
         with progress_display(as_json, progress_every) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
-        print_report(report, as_json, in_error=handle.errors(selection), retry=retry)
-        return EXIT_CODES[report.ending()]
+        in_error = handle.errors(selection)
+        print_report(report, as_json, in_error=in_error, retry=retry)
+        code = EXIT_CODES[report.ending()]
+        # cells of the scope left in error from before (rule 9 keeps them) are not "all well" either: a cron job
+        # or CI step sees them, and the report says how to retry them
+        return EXIT_CODES["failed"] if code == 0 and any(in_error.values()) else code
 
     code = guard(body)
     if code:

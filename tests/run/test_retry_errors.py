@@ -173,12 +173,14 @@ def cli(ws: Workspace, *args: str) -> Any:
 
 def test_the_cli_reports_errors_instead_of_up_to_date_and_retries_them(ws: Workspace) -> None:
     plain = cli(ws, "run")
-    assert plain.exit_code == 0, plain.output
+    assert plain.exit_code == 3, plain.output  # nothing ran, but the scope is not all well: cron and CI see it
     assert "up to date except 12 in error (upstream_error 8, provider_error 3, missing_required_field 1)" in (
         plain.stdout
     )
     assert "retry them with `runsheet run --errors`" in plain.stdout
     narrowed = cli(ws, "run", "--column", "fit", "--rows", "1-5")
+    assert narrowed.exit_code == 3, narrowed.output
+    assert cli(ws, "run", "--column", "fit", "--rows", "1-3").exit_code == 0  # no error in that scope
     assert "up to date except 1 in error (provider_error 1)" in narrowed.stdout
     assert "`runsheet run --errors --column fit --rows 1-5`" in narrowed.stdout
     assert PROBE_LEDGER.calls == []
