@@ -12,13 +12,22 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import Campaign, NotFoundError, PermissionDeniedError, RunsheetError, Workspace, WorkspaceBusyError
+from engine import (
+    Campaign,
+    Login,
+    NotFoundError,
+    PermissionDeniedError,
+    RunsheetError,
+    Workspace,
+    WorkspaceBusyError,
+)
 
 log = logging.getLogger(__name__)
 
 # The UI waits this long (seconds) for a lock another process holds before saying the workspace is busy.
 BUSY_TIMEOUT_ENV = "RUNSHEET_UI_BUSY_TIMEOUT"
 BUSY_TIMEOUT_S = 8.0
+LOGIN_KEY = "_login"  # the browser session's Login (engine/logins.py), set by ui/login.py
 
 
 def workspace_path() -> Path:
@@ -27,8 +36,20 @@ def workspace_path() -> Path:
 
 def actor() -> str:
     """Who is using the UI: the user every write acts as (roles apply, engine/auth.py), recorded on runs and
-    edits."""
+    edits. Once the workspace has users, whoever logged in (ui/login.py); in an open workspace, $RUNSHEET_USER."""
+    found = login()
+    if found is not None:
+        if not found.live():  # expired since the last full run (a fragment's rerun): the full run asks again
+            st.session_state.pop(LOGIN_KEY, None)
+            st.rerun()
+        return found.user
     return os.environ.get("RUNSHEET_USER") or os.environ.get("USER") or "ui"
+
+
+def login() -> Login | None:
+    """This browser session's login (ui/login.py), if any."""
+    found = st.session_state.get(LOGIN_KEY)
+    return found if isinstance(found, Login) else None
 
 
 def workspace() -> Workspace | None:
@@ -95,8 +116,7 @@ def friendly(what: str = "") -> Iterator[None]:
     except WorkspaceBusyError as error:
         st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
     except PermissionDeniedError as error:  # the role's limit, and who can lift it (the refusal is logged)
-        lift = "ask an admin to change your role (Settings → People and roles)"
-        st.error(f"{prefix}{error.message} — {lift}.", icon="🔒")
+        st.error(f"{prefix}{error.message} — {error.hint_for('ui')}.", icon="🔒")
     except RunsheetError as error:
         hint = f" — {error.hint}" if error.hint else ""
         st.error(f"{prefix}{error.message}{hint}", icon="⚠️")
