@@ -22,6 +22,9 @@ def gate() -> bool:
     if not Workspace.exists(session.workspace_path()):
         st.session_state.pop(session.LOGIN_KEY, None)
         return True
+    login = session.login()
+    if login is not None and not login.live():
+        session.end_login()
     ws = reads.workspace()
     if ws is None:
         return False
@@ -33,8 +36,8 @@ def gate() -> bool:
         found = reads.kept(ws, ("login", login.ref), lambda: ws.login_session(login.session_id))
         if found is not None and found.live():
             return True
-        st.session_state.pop(session.LOGIN_KEY, None)
-    form(ws, ended=login is not None)
+        session.end_login()
+    form(ws, ended=bool(st.session_state.pop(session.LOGIN_ENDED_KEY, False)))
     return False
 
 
@@ -66,6 +69,7 @@ def _log_in(attempt: Callable[[], Login]) -> None:
 def start(login: Login) -> None:
     """Act as `login`'s user from the next run on."""
     st.session_state[session.LOGIN_KEY] = login
+    st.session_state.pop(session.LOGIN_ENDED_KEY, None)
 
 
 def logout_button(ws: Workspace) -> None:

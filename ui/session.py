@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_ENV = "RUNSHEET_UI_BUSY_TIMEOUT"
 BUSY_TIMEOUT_S = 8.0
 LOGIN_KEY = "_login"  # the browser session's Login (engine/logins.py), set by ui/login.py
+LOGIN_ENDED_KEY = "_login_ended"  # set when a login ended by itself, so the form says why it is back
 
 
 def workspace_path() -> Path:
@@ -40,7 +41,7 @@ def actor() -> str:
     found = login()
     if found is not None:
         if not found.live():  # expired since the last full run (a fragment's rerun): the full run asks again
-            st.session_state.pop(LOGIN_KEY, None)
+            end_login()
             st.rerun()
         return found.user
     return os.environ.get("RUNSHEET_USER") or os.environ.get("USER") or "ui"
@@ -50,6 +51,13 @@ def login() -> Login | None:
     """This browser session's login (ui/login.py), if any."""
     found = st.session_state.get(LOGIN_KEY)
     return found if isinstance(found, Login) else None
+
+
+def end_login() -> None:
+    """Forget this browser session's login because it ended (expired, logged out elsewhere, user removed): the
+    login form says so once."""
+    if st.session_state.pop(LOGIN_KEY, None) is not None:
+        st.session_state[LOGIN_ENDED_KEY] = True
 
 
 def workspace() -> Workspace | None:

@@ -10,17 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import Workspace
-from tests.ui.conftest import APP
-
-
-def log_in(app: AppTest, user: str, password: str) -> AppTest:
-    """Log in through the form the app shows once the workspace has users."""
-    app.run()
-    app.text_input(key="login_user").input(user)
-    app.text_input(key="login_password").input(password)
-    app.button(key="login_go").click().run()
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    return app
+from tests.ui.conftest import APP, log_in
 
 
 def on_page(app: AppTest, page: str) -> AppTest:
