@@ -124,7 +124,7 @@ def friendly(what: str = "") -> Iterator[None]:
     except WorkspaceBusyError as error:
         st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
     except PermissionDeniedError as error:  # the role's limit, and who can lift it (the refusal is logged)
-        st.error(f"{prefix}{error.message} — {error.hint_for('ui')}.", icon="🔒")
+        st.error(f"{prefix}{error.message} — {hint_of(error)}.", icon="🔒")
     except RunsheetError as error:
         hint = f" — {error.hint}" if error.hint else ""
         st.error(f"{prefix}{error.message}{hint}", icon="⚠️")
@@ -133,6 +133,11 @@ def friendly(what: str = "") -> Iterator[None]:
             raise
         log.exception("UI action failed")
         st.error(f"{prefix}something went wrong ({type(error).__name__}: {str(error)[:200]})", icon="⚠️")
+
+
+def hint_of(error: RunsheetError) -> str:
+    """An error's fix as the UI says it: a refusal's names logging in, not the CLI's `--as`."""
+    return error.hint_for("ui") if isinstance(error, PermissionDeniedError) else error.hint
 
 
 def _is_streamlit_control_flow(error: Exception) -> bool:

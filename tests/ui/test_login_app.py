@@ -172,3 +172,17 @@ def test_a_removed_user_is_asked_to_log_in_again(app: AppTest, people: Workspace
     people.remove_user("max")
     app.run()
     assert login_form_shown(app) and not app.sidebar.caption
+
+
+def test_every_ui_message_of_a_refusal_names_logging_in_not_the_clis_as() -> None:
+    from engine import EditError, PermissionDeniedError
+
+    refusal = PermissionDeniedError(
+        "max is a member and may not apply spec", actor="max", needs="admin", who_may=("ada",)
+    )
+    assert "--as" in refusal.hint  # the CLI's wording is the default
+    assert session.hint_of(refusal) == (
+        "log in as a user who may (ada): Log out in the sidebar, then log in; or ask an admin to change your role "
+        "(Settings → People and roles)"
+    )
+    assert session.hint_of(EditError("bad", hint="the fix")) == "the fix"
