@@ -43,6 +43,11 @@ def gate() -> bool:
 
 def form(ws: Workspace, *, ended: bool) -> None:
     """The login form: user and password, or an API token."""
+    with st.columns([2, 3])[0]:  # a form, not a banner: half the page is enough
+        _form(ws, ended=ended)
+
+
+def _form(ws: Workspace, *, ended: bool) -> None:
     st.title("Runsheet")
     if ended:
         st.info("Your session has ended (it expired, or you were logged out): log in again.", icon="🔑")
