@@ -17,6 +17,7 @@ from engine.errors import (
     EditError,
     ExportError,
     ImportError_,
+    LoginError,
     NotFoundError,
     PermissionDeniedError,
     QueryError,
@@ -27,6 +28,7 @@ from engine.errors import (
 from engine.estimate import ColumnEstimate, Estimate
 from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.io.records import check_records
+from engine.logins import Login
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
 from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
@@ -57,6 +59,8 @@ __all__ = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Login",
+    "LoginError",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",

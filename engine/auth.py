@@ -8,7 +8,13 @@ A workspace with no users is open: everyone acts as admin (a single person's wor
 a user exists, roles apply: an actor who is not a user reads only. A refused action raises
 PermissionDeniedError and is written to the activity log (action, actor, outcome `permission_denied`).
 
-API tokens stand for a user; only their SHA-256 is stored, so the token is shown once, when it is created.
+Who the actor is comes from the face: the API's bearer token, the UI's login (engine/logins.py), the CLI's
+`--as` / $RUNSHEET_USER. The first two are checked; the CLI's is a convenience, not a guard, because whoever
+can open the workspace file can change anything in it: the file's owner is its admin.
+
+API tokens stand for a user; only their SHA-256 is stored, so the token is shown once, when it is created. A
+fast digest is sound here (unlike for passwords): a token is 256 random bits, so nothing can be guessed from its
+digest faster than the token itself, and the lookup stays one indexed read per request.
 """
 
 from __future__ import annotations
@@ -91,10 +97,18 @@ def authorize(
             "error_code) VALUES (?, ?, 0, ?, 'permission_denied', now(), ?, 'auth', 'permission_denied')",
             [campaign_id, what or None, action, actor],
         )
+        who_may = [str(r[0]) for r in log.execute(_WHO_MAY, [[r for r in ROLES if allowed(r, action)]]).fetchall()]
+        is_user = bool(scalar(log, "SELECT count(*) FROM users WHERE name = ?", [actor]))
+    stranger = "" if is_user else " (not a user of this workspace)"
     raise PermissionDeniedError(
-        f"{actor} is a {role} and may not {action.replace('_', ' ')} (that needs {NEEDS[action]})",
-        hint="ask an admin for access: `runsheet users set NAME ROLE`",
+        f"{actor} is a {role}{stranger} and may not {action.replace('_', ' ')} (that needs {NEEDS[action]})",
+        actor=actor,
+        needs=NEEDS[action],
+        who_may=tuple(who_may),
     )
+
+
+_WHO_MAY = "SELECT name FROM users WHERE list_contains(?, role) ORDER BY role <> 'admin', name"
 
 
 def check_role(role: str) -> Role:
@@ -103,23 +117,32 @@ def check_role(role: str) -> Role:
     return role  # type: ignore[return-value]
 
 
-def set_user(db: Database, actor: str, user: str, role: str) -> None:
-    """Give `user` a role (creating the user). The first user must be an admin, so nobody is locked out."""
+def set_user(db: Database, actor: str, user: str, role: str, *, password_hash: str | None = None) -> None:
+    """Give `user` a role (creating the user), and with `password_hash` their password (engine/logins.py), in one
+    transaction. The first user must be an admin, so nobody is locked out; in a workspace with no users everyone
+    acts as admin, so the first `set_user` of an admin is allowed whoever the actor is (it bootstraps roles)."""
     chosen = check_role(role)
+    if not user.strip():
+        raise EditError("a user needs a name", hint="e.g. `runsheet users set ada admin`")
     authorize(db, actor, "manage_users")
     with db.transaction() as con:
         if not scalar(con, "SELECT count(*) FROM users") and chosen != "admin":
             raise EditError("the first user must be an admin", hint=f"run `runsheet users set {user} admin` first")
         con.execute("INSERT OR REPLACE INTO users VALUES (?, ?, now(), ?)", [user, chosen, actor])
+        if password_hash is not None:  # a new password ends the user's UI sessions, as `set_password` does
+            con.execute("INSERT OR REPLACE INTO passwords VALUES (?, ?, now(), ?)", [user, password_hash, actor])
+            con.execute("DELETE FROM sessions WHERE user_name = ?", [user])
         _keep_an_admin(con)
 
 
 def remove_user(db: Database, actor: str, user: str) -> bool:
-    """Remove a user and their tokens; False if there was no such user."""
+    """Remove a user, their tokens, password and UI sessions; False if there was no such user."""
     authorize(db, actor, "manage_users")
     with db.transaction() as con:
         removed = con.execute("DELETE FROM users WHERE name = ? RETURNING name", [user]).fetchall()
         con.execute("DELETE FROM api_tokens WHERE user_name = ?", [user])
+        con.execute("DELETE FROM passwords WHERE user_name = ?", [user])
+        con.execute("DELETE FROM sessions WHERE user_name = ?", [user])
         _keep_an_admin(con)
     return bool(removed)
 
@@ -133,8 +156,9 @@ def _keep_an_admin(con: duckdb.DuckDBPyConnection) -> None:
 def list_users(db: Database) -> list[dict[str, object]]:
     with db.transaction() as con:
         cursor = con.execute(
-            "SELECT u.name, u.role, u.created_at, u.created_by, count(t.token_hash) AS tokens FROM users u "
-            "LEFT JOIN api_tokens t ON t.user_name = u.name GROUP BY ALL ORDER BY u.name"
+            "SELECT u.name, u.role, u.created_at, u.created_by, count(t.token_hash) AS tokens, "
+            "p.user_name IS NOT NULL AS password FROM users u LEFT JOIN api_tokens t ON t.user_name = u.name "
+            "LEFT JOIN passwords p ON p.user_name = u.name GROUP BY ALL ORDER BY u.name"
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -168,10 +192,12 @@ def user_for_token(db: Database, token: str) -> str | None:
 
 
 def revoke_tokens(db: Database, actor: str, user: str) -> int:
-    """Revoke every token of `user`; returns how many."""
+    """Revoke every token of `user`, and end the UI sessions logged in with them; returns how many tokens."""
     authorize(db, actor, "manage_users")
     with db.transaction() as con:
-        return len(con.execute("DELETE FROM api_tokens WHERE user_name = ? RETURNING 1", [user]).fetchall())
+        revoked = con.execute("DELETE FROM api_tokens WHERE user_name = ? RETURNING token_hash", [user]).fetchall()
+        con.execute("DELETE FROM sessions WHERE list_contains(?, token_hash)", [[r[0] for r in revoked]])
+        return len(revoked)
 
 
 def current_user() -> str:

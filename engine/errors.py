@@ -9,13 +9,16 @@
     ├── ExportError               an export that cannot be written; no file was created or changed
     ├── QueryError                SQL the read-only sandbox refused, or stopped at its time or memory limit
     ├── WorkspaceBusyError        another process held the workspace for longer than the retry budget
-    └── PermissionDeniedError     the acting user's role does not allow the action (it is logged)
+    ├── PermissionDeniedError     the acting user's role does not allow the action (it is logged)
+    └── LoginError                a UI login refused: wrong user name or password, unknown token
 
 Failures inside a cell are not exceptions: they are cell states (status, error code, hint).
 Anything else that raises is an engine bug.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class RunsheetError(Exception):
@@ -74,4 +77,40 @@ class WorkspaceBusyError(RunsheetError):
 
 
 class PermissionDeniedError(RunsheetError):
-    """The acting user's role does not allow the action; the refusal is in the activity log."""
+    """The acting user's role does not allow the action; the refusal is in the activity log. Who acts is told
+    differently on each face, so `hint_for(face)` words the fix for the CLI (`--as` / RUNSHEET_USER), the API
+    (a token) and the UI (log in); `hint` is the CLI's."""
+
+    def __init__(
+        self, message: str, hint: str = "", *, actor: str = "", needs: str = "", who_may: tuple[str, ...] = ()
+    ) -> None:
+        self.actor = actor
+        self.needs = needs  # the least role allowed
+        self.who_may = who_may  # users whose role allows it, admins first
+        super().__init__(message, hint or self.hint_for("cli"))
+
+    def hint_for(self, face: Literal["cli", "api", "ui"]) -> str:
+        """The fix, said for the face the actor came through."""
+        names = ", ".join(self.who_may[:3]) + (", …" if len(self.who_may) > 3 else "")
+        first = self.who_may[0] if self.who_may else "NAME"
+        who = f" ({names})" if names else ""
+        role = self.needs or "ROLE"
+        a_role = f"{'an' if role == 'admin' else 'a'} {role}"
+        if face == "api":
+            return (
+                f"send the token of a user who may{who}: `runsheet token create {first}`; or have an admin make "
+                f"{self.actor or 'this user'} {a_role}: `runsheet users set {self.actor or 'NAME'} {role}`"
+            )
+        if face == "ui":
+            return (
+                f"log in as a user who may{who}: Log out in the sidebar, then log in; or ask an admin to change "
+                "your role (Settings → People and roles)"
+            )
+        return (
+            f"act as a user who may{who}: `--as {first}` or RUNSHEET_USER={first}; or have an admin make "
+            f"{self.actor or 'this user'} {a_role}: `runsheet users set {self.actor or 'NAME'} {role} --as {first}`"
+        )
+
+
+class LoginError(RunsheetError):
+    """A login the workspace refused (wrong user name or password, unknown token); nothing was changed."""

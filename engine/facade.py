@@ -1,6 +1,6 @@
-"""What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people and API tokens,
-the run log and one run's record, the credit ledger, and the change key the UI keeps its reads under. (Schedules
-sit above the workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
+"""What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people, API tokens and
+UI logins, the run log and one run's record, the credit ledger, and the change key the UI keeps its reads under.
+(Schedules sit above the workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
 never open the database, the tables or `engine.auth` themselves.
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
+from engine.logins import Login, log_in, log_out, needs_login, session_login, set_password
 from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
 from engine.store.pause import PauseState, pause_state
@@ -84,6 +86,37 @@ class WorkspaceFacade:
     def user_for_token(self, token: str) -> str | None:
         """The user an API token acts as, or None for an unknown token."""
         return user_for_token(self.db, token)
+
+    # ---- UI logins (engine/logins.py) ------------------------------------------------------------------------
+
+    def needs_login(self) -> bool:
+        """Whether the UI asks for a login: the workspace has users (an open one has none)."""
+        return needs_login(self.db)
+
+    def set_password(self, user: str, password: str) -> None:
+        """Set `user`'s password for UI logins (an admin, or the user themself); ends their open sessions.
+        EditError for a password under 8 characters or an unknown user, and nothing changes."""
+        set_password(self.db, self.actor, user, password)
+
+    def log_in(
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        now: datetime | None = None,
+    ) -> Login:
+        """Open a UI session with a user's password, or with an API `token`; LoginError when either is wrong
+        (the refusal is logged, nothing else changes)."""
+        return log_in(self.db, user=user, password=password, token=token, now=now)
+
+    def login_session(self, session_id: str, *, now: datetime | None = None) -> Login | None:
+        """The session `session_id` opened, or None once it expired, was ended or its user removed."""
+        return session_login(self.db, session_id, now)
+
+    def log_out(self, session_id: str) -> bool:
+        """End a UI session; False if it had already ended."""
+        return log_out(self.db, session_id)
 
     # ---- the run log -----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from engine.facade import DB_FILE, WorkspaceFacade
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.io.exporter import export_query
+from engine.logins import hash_password
 from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, request_stop, run_transaction, signal_stop
 from engine.run.reports import RunReport
 from engine.spec import CampaignSpec, load_spec, parse_spec
@@ -336,12 +337,14 @@ class Workspace(WorkspaceFacade):
             return role_of(con, user or self.actor)
 
     def users(self) -> list[dict[str, object]]:
-        """The workspace's users: name, role, created_at, created_by, tokens (empty: the workspace is open)."""
+        """The workspace's users: name, role, created_at, created_by, tokens, password (whether one is set);
+        empty: the workspace is open."""
         return list_users(self.db)
 
-    def set_role(self, user: str, role: str) -> None:
-        """Give `user` a role (admin only), creating the user; the first user must be an admin."""
-        set_user(self.db, self.actor, user, role)
+    def set_role(self, user: str, role: str, password: str | None = None) -> None:
+        """Give `user` a role (admin only), creating the user, and with `password` their UI password in the same
+        transaction; the first user must be an admin."""
+        set_user(self.db, self.actor, user, role, password_hash=None if password is None else hash_password(password))
 
     def pause_state(self, campaign: str) -> PauseState:
         """What is paused in `campaign`."""

@@ -44,6 +44,7 @@ LAYERS = [
     "run",  # between a request and stored cells: executor, verdicts, fused pass, paid loop, lifecycle, reports
     "estimate",  # what a run would call and spend, before spending
     "auth",  # roles and tokens: who may do what, for every entry point
+    "logins",  # UI logins: argon2 passwords and expiring sessions (hashed ids), over auth's users and tokens
     "campaign",  # one campaign's requests: add and import records, edit, run, estimate, look
     "facade",  # what the faces ask of a workspace beyond campaigns: people, tokens, schedules, run log
     "workspace",  # the workspace folder and database; hands out campaigns

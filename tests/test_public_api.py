@@ -38,6 +38,8 @@ PUBLIC = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Login",
+    "LoginError",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",

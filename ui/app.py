@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` puts ui/ on the path,
 
 import streamlit as st  # noqa: E402
 
-from ui import reads, sidebar  # noqa: E402
+from ui import login, reads, sidebar  # noqa: E402
 
 st.set_page_config(
     page_title="Runsheet", page_icon=":material/table_view:", layout="wide", initial_sidebar_state="expanded"
@@ -30,8 +30,10 @@ PAGES = [
 
 # Less empty space above the content: a grid wants the screen.
 st.html("<style>[data-testid='stMainBlockContainer']{padding:4.5rem 2rem 1rem 2rem}</style>")
-page = st.navigation(PAGES, position="top")
 reads.fresh()
-sidebar.prepare()
-page.run()
-sidebar.render()  # after the page: the grid reaches the browser first
+signed_in = login.gate()  # a workspace with users asks for a login first (the form is all this run draws)
+page = st.navigation(PAGES, position="top" if signed_in else "hidden")
+if signed_in:
+    sidebar.prepare()
+    page.run()
+    sidebar.render()  # after the page: the grid reaches the browser first

@@ -279,7 +279,7 @@ def _apply_edits(ws: Workspace, campaign: Campaign, page: Page, key: str) -> Non
             try:
                 panel.save_value(ws, campaign, row_id, column, value)
             except RunsheetError as error:
-                hint = f" — {error.hint}" if error.hint else ""
+                hint = f" — {session.hint_of(error)}" if session.hint_of(error) else ""
                 problems.append(f"{column} on row {row_id} was not saved: {error.message}{hint}")
             except Exception as error:  # an engine bug: say so plainly, keep the page alive
                 log.exception("editing %s on row %s failed", column, row_id)

@@ -12,13 +12,23 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import Campaign, NotFoundError, PermissionDeniedError, RunsheetError, Workspace, WorkspaceBusyError
+from engine import (
+    Campaign,
+    Login,
+    NotFoundError,
+    PermissionDeniedError,
+    RunsheetError,
+    Workspace,
+    WorkspaceBusyError,
+)
 
 log = logging.getLogger(__name__)
 
 # The UI waits this long (seconds) for a lock another process holds before saying the workspace is busy.
 BUSY_TIMEOUT_ENV = "RUNSHEET_UI_BUSY_TIMEOUT"
 BUSY_TIMEOUT_S = 8.0
+LOGIN_KEY = "_login"  # the browser session's Login (engine/logins.py), set by ui/login.py
+LOGIN_ENDED_KEY = "_login_ended"  # set when a login ended by itself, so the form says why it is back
 
 
 def workspace_path() -> Path:
@@ -27,8 +37,27 @@ def workspace_path() -> Path:
 
 def actor() -> str:
     """Who is using the UI: the user every write acts as (roles apply, engine/auth.py), recorded on runs and
-    edits."""
+    edits. Once the workspace has users, whoever logged in (ui/login.py); in an open workspace, $RUNSHEET_USER."""
+    found = login()
+    if found is not None:
+        if not found.live():  # expired since the last full run (a fragment's rerun): the full run asks again
+            end_login()
+            st.rerun()
+        return found.user
     return os.environ.get("RUNSHEET_USER") or os.environ.get("USER") or "ui"
+
+
+def login() -> Login | None:
+    """This browser session's login (ui/login.py), if any."""
+    found = st.session_state.get(LOGIN_KEY)
+    return found if isinstance(found, Login) else None
+
+
+def end_login() -> None:
+    """Forget this browser session's login because it ended (expired, logged out elsewhere, user removed): the
+    login form says so once."""
+    if st.session_state.pop(LOGIN_KEY, None) is not None:
+        st.session_state[LOGIN_ENDED_KEY] = True
 
 
 def workspace() -> Workspace | None:
@@ -95,8 +124,7 @@ def friendly(what: str = "") -> Iterator[None]:
     except WorkspaceBusyError as error:
         st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
     except PermissionDeniedError as error:  # the role's limit, and who can lift it (the refusal is logged)
-        lift = "ask an admin to change your role (Settings → People and roles)"
-        st.error(f"{prefix}{error.message} — {lift}.", icon="🔒")
+        st.error(f"{prefix}{error.message} — {hint_of(error)}.", icon="🔒")
     except RunsheetError as error:
         hint = f" — {error.hint}" if error.hint else ""
         st.error(f"{prefix}{error.message}{hint}", icon="⚠️")
@@ -105,6 +133,11 @@ def friendly(what: str = "") -> Iterator[None]:
             raise
         log.exception("UI action failed")
         st.error(f"{prefix}something went wrong ({type(error).__name__}: {str(error)[:200]})", icon="⚠️")
+
+
+def hint_of(error: RunsheetError) -> str:
+    """An error's fix as the UI says it: a refusal's names logging in, not the CLI's `--as`."""
+    return error.hint_for("ui") if isinstance(error, PermissionDeniedError) else error.hint
 
 
 def _is_streamlit_control_flow(error: Exception) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import ROLES, Workspace
-from ui import features, session
+from engine import ROLES, RunsheetError, Workspace
+from ui import features, login, session
 
 
 def render() -> None:
@@ -53,14 +53,21 @@ def threshold_section(ws: Workspace) -> None:
 
 def roles_section(ws: Workspace) -> None:
     """Who may do what: admins edit specs, context, settings and roles; members run and edit inputs; viewers
-    read. Anyone sees the list; only an admin's change is accepted (the engine refuses the others)."""
+    read. Anyone sees the list; only an admin's change is accepted (the engine refuses the others). The first
+    user needs a password, since from then on the UI asks for a login; whoever sets it is logged in as them."""
     st.subheader("People and roles")
     people = ws.users()
     me = session.actor()
     if people:
         st.dataframe(
             [
-                {"person": u["name"], "role": u["role"], "added by": u["created_by"], "API tokens": u["tokens"]}
+                {
+                    "person": u["name"],
+                    "role": u["role"],
+                    "password": "set" if u["password"] else "",
+                    "added by": u["created_by"],
+                    "API tokens": u["tokens"],
+                }
                 for u in people
             ],
             hide_index=True,
@@ -74,13 +81,38 @@ def roles_section(ws: Workspace) -> None:
     else:
         st.caption(
             f"No users yet: everyone who can open this workspace acts as admin. You are **{me}**; make "
-            "yourself the first admin to turn roles on."
+            "yourself the first admin (with a password: the UI asks for a login from then on) to turn roles on."
         )
-    left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
+    left, middle, right, button = st.columns([2, 1, 2, 1], vertical_alignment="bottom")
     name = left.text_input("Person", value="" if people else me, key="role_person").strip()
     role = middle.selectbox("Role", ROLES, key="role_choice")
-    if right.button("Set role", key="role_save", disabled=not name):
+    label = "Password" if not people else "Password (optional)"
+    password = right.text_input(label, type="password", key="role_password")
+    if button.button("Set role", key="role_save", disabled=not name):
         with session.friendly("roles"):
-            ws.set_role(name, role)
-            session.notify(f"{name} is now a {role}")
+            if not people and not password:
+                raise RunsheetError(
+                    "the first user needs a password", hint="the UI asks for a login once the workspace has users"
+                )
+            ws.set_role(name, role, password or None)
+            if not people or (password and name == me):  # the first user, or my own new password: log in as them
+                login.start(ws.log_in(name, password))
+            session.notify(f"{name} is now {'an' if role == 'admin' else 'a'} {role}")
             st.rerun()
+    if session.login() is not None:
+        own_password_section(ws, me)
+
+
+def own_password_section(ws: Workspace, me: str) -> None:
+    """Change the logged-in user's own password (any role); they stay logged in with the new one."""
+    with st.expander("Change your password"):
+        first = st.text_input("New password", type="password", key="own_password")
+        again = st.text_input("Again", type="password", key="own_password_again")
+        if st.button("Change password", key="own_password_save", disabled=not first):
+            with session.friendly("password"):
+                if first != again:
+                    raise RunsheetError("the two passwords differ", hint="type the same one twice")
+                ws.set_password(me, first)
+                login.start(ws.log_in(me, first))
+                session.notify("Your password is changed")
+                st.rerun()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import Workspace
-from ui import reads, session
+from ui import login, reads, session
 
 
 def prepare() -> None:
@@ -41,6 +41,7 @@ def render() -> None:
                 st.info(f"{len(going)} run(s) going", icon=":material/sync:")
                 st.page_link("views/activity.py", label="Follow them on Activity")
             st.caption(f"Signed in as **{session.actor()}**")
+            login.logout_button(ws)
 
 
 def _remember_campaign() -> None:

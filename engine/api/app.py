@@ -180,7 +180,8 @@ def create_app(workspace: str | Path) -> FastAPI:
             status = 404
         elif isinstance(error, WorkspaceBusyError):
             return _busy(error.message, error.hint)
-        return JSONResponse({"error": error.message, "hint": error.hint}, status_code=status)
+        hint = error.hint_for("api") if isinstance(error, PermissionDeniedError) else error.hint
+        return JSONResponse({"error": error.message, "hint": hint}, status_code=status)
 
     @app.exception_handler(duckdb.TransactionException)
     async def _conflict(request: Request, error: duckdb.TransactionException) -> JSONResponse:

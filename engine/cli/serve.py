@@ -8,6 +8,7 @@ itself (tests use it as a safety net), and SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from typing import Annotated
 
@@ -96,8 +97,34 @@ def users_set(
 
     def body() -> None:
         ws = _workspace(workspace, actor)
+        first = not ws.users()
         ws.set_role(name, role)
-        out.print(f"{name} is a {role}")
+        out.print(f"{name} is {'an' if role == 'admin' else 'a'} {role}")
+        if first and ws.actor != name:  # roles apply from now on, and this process's user is not one
+            out.print(f"roles apply from now on: act as {name} with `--as {name}` or `export RUNSHEET_USER={name}`")
+
+    guard(body)
+
+
+@users_app.command("password")
+def users_password(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin (for scripts).")
+    ] = False,
+    actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Set a user's password for logging in to the UI (asked twice, not echoed); ends their UI sessions."""
+
+    def body() -> None:
+        ws = _workspace(workspace, actor)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+        ws.set_password(name, password)
+        out.print(f"{name}'s password is set")
 
     guard(body)
 
@@ -117,7 +144,7 @@ def users_remove(name: str, actor: Actor = None, workspace: WorkspaceOption = DE
 
 @users_app.command("list")
 def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
-    """List users, their roles and how many tokens each has."""
+    """List users, their roles, whether they have a UI password and how many tokens each has."""
 
     def body() -> None:
         found = _workspace(workspace, None).users()
@@ -125,10 +152,11 @@ def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOpti
             out.print_json(json.dumps(found, default=str))
             return
         table = Table(title="users" if found else "no users: everyone acts as admin")
-        for name in ("user", "role", "tokens", "added by"):
+        for name in ("user", "role", "password", "tokens", "added by"):
             table.add_column(name)
         for u in found:
-            table.add_row(str(u["name"]), str(u["role"]), str(u["tokens"]), str(u["created_by"]))
+            has = "set" if u["password"] else "-"
+            table.add_row(str(u["name"]), str(u["role"]), has, str(u["tokens"]), str(u["created_by"]))
         out.print(table)
 
     guard(body)

@@ -54,6 +54,12 @@ METADATA_DDL = [
         name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, created_at TIMESTAMP, created_by VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS api_tokens (
         token_hash VARCHAR PRIMARY KEY, user_name VARCHAR NOT NULL, label VARCHAR, created_at TIMESTAMP)""",
+    # UI logins (engine/logins.py): argon2id password hashes, and sessions by the SHA-256 of their id.
+    """CREATE TABLE IF NOT EXISTS passwords (
+        user_name VARCHAR PRIMARY KEY, hash VARCHAR NOT NULL, set_at TIMESTAMP, set_by VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        session_hash VARCHAR PRIMARY KEY, user_name VARCHAR NOT NULL, via VARCHAR NOT NULL, token_hash VARCHAR,
+        created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL)""",
     # Paused campaigns (column_name '') and steps (engine/store/pause.py).
     """CREATE TABLE IF NOT EXISTS paused (
         campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL, paused_at TIMESTAMP, paused_by VARCHAR,

@@ -29,6 +29,7 @@ class Settings:
     max_attempts: int = 4  # attempts per call on transient failures (429, 5xx, timeouts)
     # hosts (`name` or `name:port`) http and export steps may reach although they are not public addresses
     allowed_hosts: list[str] = field(default_factory=list)
+    login_hours: float = 12.0  # how long a UI login lasts before the UI asks again (engine/logins.py)
 
 
 FIELDS = set(Settings.__dataclass_fields__)
@@ -68,6 +69,8 @@ def _check(key: str, value: Any) -> None:
         not isinstance(value, dict) or not all(isinstance(v, int | float) and v >= 0 for v in value.values())
     ):
         raise ValueError("a mapping of names to credits")
+    if key == "login_hours" and (not isinstance(value, int | float) or not 0 < value <= 24 * 366):
+        raise ValueError("a number of hours, more than 0 and at most a year (8784)")
     if key == "allowed_hosts" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
         raise ValueError('a list of host names, e.g. ["127.0.0.1:8080", "crm.internal"]')
     if key == "rate_limits" and (

@@ -82,3 +82,13 @@ def _stop_launched_runs() -> Iterator[None]:
             item.process.terminate()
         item.process.wait(timeout=30)
     runs.forget_all()
+
+
+def log_in(app: AppTest, user: str, password: str) -> AppTest:
+    """Log in through the form the app shows once the workspace has users (ui/login.py)."""
+    app.run()
+    app.text_input(key="login_user").input(user)
+    app.text_input(key="login_password").input(password)
+    app.button(key="login_go").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    return app

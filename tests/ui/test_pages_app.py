@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import Workspace
-from tests.ui.conftest import APP
+from tests.ui.conftest import APP, log_in
 
 
 def on_page(app: AppTest, page: str) -> AppTest:
@@ -123,12 +123,12 @@ def test_every_page_handles_an_empty_workspace(app: AppTest, tmp_path: Path, mon
 
 
 def test_a_viewer_cannot_edit_or_run_and_is_told_why(app: AppTest, states_ws: Workspace) -> None:
-    from engine.auth import set_user
     from ui import runs
 
-    set_user(states_ws.db, "ada", "ada", "admin")
-    set_user(states_ws.db, "ada", "tester", "viewer")  # the UI's user (RUNSHEET_USER)
-    app.run()
+    admin = Workspace(states_ws.path, actor="ada")
+    admin.set_role("ada", "admin")
+    admin.set_role("tester", "viewer", "tester-password")
+    log_in(app, "tester", "tester-password")
     app.session_state["selected"] = (3, "email")
     app.run()
     box = next(t for t in app.text_area if str(t.key).startswith("edit-t-3-email"))
@@ -136,8 +136,8 @@ def test_a_viewer_cannot_edit_or_run_and_is_told_why(app: AppTest, states_ws: Wo
     app.button(key=box.key + "-save").click().run()
     assert not app.exception
     assert [e.value for e in app.error] == [
-        "save: tester is a viewer and may not edit inputs (that needs member) — ask an admin to change your role "
-        "(Settings → People and roles)."
+        "save: tester is a viewer and may not edit inputs (that needs member) — log in as a user who may (ada): "
+        "Log out in the sidebar, then log in; or ask an admin to change your role (Settings → People and roles)."
     ]
     assert states_ws.campaign("t").cell(3, "email").value == "cy@initech.org"
     app.session_state["selected"] = (2, "opener")
@@ -150,27 +150,38 @@ def test_a_viewer_cannot_edit_or_run_and_is_told_why(app: AppTest, states_ws: Wo
     assert sorted(denied) == [("tester", "edit_inputs"), ("tester", "run")]
 
 
-def test_an_admin_sets_a_role_and_a_viewer_may_not(
-    app: AppTest, states_ws: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_admin_sets_a_role_and_a_viewer_may_not(app: AppTest, states_ws: Workspace) -> None:
     on_page(app, "settings")
     assert "No users yet" in " ".join(c.value for c in app.caption)
     assert app.text_input(key="role_person").value == "tester"
-    app.button(key="role_save").click().run()  # the first user: tester, an admin
+    app.button(key="role_save").click().run()  # the first user needs a password: nothing changes
+    assert [e.value for e in app.error] == [
+        "roles: the first user needs a password — the UI asks for a login once the workspace has users"
+    ]
+    assert states_ws.users() == []
+    app.text_input(key="role_password").input("tester-password").run()
+    app.button(key="role_save").click().run()  # the first user: tester, an admin, logged in at once
     assert not app.error and [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin")]
     app.run()
     assert app.dataframe[0].value.to_dict("records")[0]["role"] == "admin"
+    assert "Signed in as **tester**" in [c.value for c in app.sidebar.caption]
     app.text_input(key="role_person").input("vic").run()
     app.selectbox(key="role_choice").select("viewer").run()
+    app.text_input(key="role_password").input("vic-password").run()
     app.button(key="role_save").click().run()
     assert not app.exception and not app.error
-    assert [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin"), ("vic", "viewer")]
+    assert [(u["name"], u["role"], u["password"]) for u in states_ws.users()] == [
+        ("tester", "admin", True),
+        ("vic", "viewer", True),
+    ]
 
-    monkeypatch.setenv("RUNSHEET_USER", "vic")
-    viewer = on_page(AppTest.from_file(APP, default_timeout=60), "settings")
+    viewer = AppTest.from_file(APP, default_timeout=60)  # another browser: vic logs in
+    log_in(viewer, "vic", "vic-password")
+    viewer.switch_page("views/settings.py").run()
     viewer.text_input(key="role_person").input("vic").run()
     viewer.selectbox(key="role_choice").select("admin").run()
     viewer.button(key="role_save").click().run()
     assert not viewer.exception
     assert "vic is a viewer and may not manage users" in viewer.error[0].value
+    assert "log in as a user who may (tester)" in viewer.error[0].value
     assert [(u["name"], u["role"]) for u in states_ws.users()] == [("tester", "admin"), ("vic", "viewer")]
