@@ -18,6 +18,14 @@ from ui import cells, column_menu, layout, live, panel, reads, runs, session
 log = logging.getLogger(__name__)
 
 PAGE_SIZES = (25, 50, 100, 200)
+# The grid is as tall as its page's rows, but no taller than the window below the menus: it fills the screen and
+# scrolls inside (its header row stays). The box is sized here; the grid stretches to fill it.
+GRID_TOP_PX = 350
+GRID_CSS = (
+    "<style>div.st-key-grid-box{height:min(CONTENTpx, calc(100vh - %dpx)) !important;"
+    "min-height:min(CONTENTpx, calc(100vh - %dpx)) !important;max-height:none !important;flex:0 0 auto !important;"
+    "overflow:visible !important}</style>" % (GRID_TOP_PX, GRID_TOP_PX)
+)
 POLL_S = 1.0
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
 
@@ -72,19 +80,32 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
     editing = bool(st.session_state.get("edit_mode"))
     shown = layout.arrange(spec, layout.current(ws, name), editing=editing)
     with grid_area:
+        # The page controls sit above the grid, clear of its right end, where the grid's own toolbar (search,
+        # download, full screen) shows on hover: it then covers none of them, nor the menus above.
+        pager = st.columns([1.3, 2.6, 1.1, 0.9], vertical_alignment="center")
+        first = offset + 1 if page.row_ids else 0
+        pager[0].caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
+        with pager[1]:
+            st.pagination(pages, key=f"page-{name}", max_visible_pages=7)
+        with pager[2]:
+            st.selectbox(
+                "Rows per page",
+                PAGE_SIZES,
+                index=PAGE_SIZES.index(size),
+                key="page_size",
+                format_func=lambda n: f"{n} rows a page",
+                label_visibility="collapsed",
+            )
         if not page.row_ids:
             st.info("This campaign has no records yet: add some on the **Import / Export** page.")
-        elif editing:
-            editor(ws, campaign, spec, page, shown)
         else:
-            table(ws, campaign, spec, page, shown)
-        footer = st.columns([2, 1])
-        with footer[0]:
-            st.pagination(pages, key=f"page-{name}", max_visible_pages=7)
-        with footer[1]:
-            st.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(size), key="page_size")
-        first = offset + 1 if page.row_ids else 0
-        st.caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
+            rows = len(page.row_ids)
+            st.html(GRID_CSS.replace("CONTENT", str(table_height(rows))))
+            with st.container(key="grid-box", height=table_height(rows), border=False):
+                if editing:
+                    editor(ws, campaign, spec, page, shown)
+                else:
+                    table(ws, campaign, spec, page, shown)
     with bar:
         active_now = live.runs_bar(ws, name)
     with head:
@@ -152,11 +173,17 @@ def is_numeric(spec: CampaignSpec, name: str) -> bool:
 
 
 def grid_frames(
-    spec: CampaignSpec, page: Page, columns: list[str] | None = None, clicked: frozenset[tuple[int, str]] = frozenset()
+    spec: CampaignSpec,
+    page: Page,
+    columns: list[str] | None = None,
+    clicked: frozenset[tuple[int, str]] = frozenset(),
+    *,
+    editing: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The page's `columns` (default: all) as display values and, alongside, the CSS of each cell. An empty text
-    input is "" (drawn blank, unlike the text "None"); a step cell in `clicked` (a run asked for it, its
-    process has not finished) shows running before the run has marked it so."""
+    """The page's `columns` (default: all) as display values and, alongside, the CSS of each cell. An empty input
+    is "" (the grid draws a null as a grey "None", like the text "None"), so number inputs are text here too,
+    except while editing, where they must stay numbers; a step cell in `clicked` (a run asked for it, its process
+    has not finished) shows running before the run has marked it so."""
     values: dict[str, list[Any]] = {}
     styles: dict[str, list[str]] = {}
     for name in page.columns if columns is None else columns:
@@ -164,7 +191,10 @@ def grid_frames(
         manual = column.run == "manual"
         if column.is_input:
             raw = [row[name].value for row in page.rows]
-            values[name] = raw if is_numeric(spec, name) else ["" if v is None else v for v in raw]
+            if not is_numeric(spec, name):
+                values[name] = ["" if v is None else v for v in raw]
+            else:
+                values[name] = raw if editing else [number_text(v) for v in raw]
             styles[name] = [""] * len(page.rows)
         else:
             shown = [
@@ -177,20 +207,24 @@ def grid_frames(
     return pd.DataFrame(values, index=index), pd.DataFrame(styles, index=index)
 
 
-def column_config(spec: CampaignSpec, columns: list[str], frozen: frozenset[str] = frozenset()) -> dict[str, Any]:
+def column_config(
+    spec: CampaignSpec, columns: list[str], frozen: frozenset[str] = frozenset(), *, editing: bool = False
+) -> dict[str, Any]:
     config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", width="small", format="%d")}
     for name in columns:
         label, help_text = column_label(spec, name), column_help(spec, name)
         pinned = True if name in frozen else None
-        if is_numeric(spec, name):
+        if is_numeric(spec, name) and editing:
             config[name] = st.column_config.NumberColumn(label, help=help_text, pinned=pinned)
+        elif is_numeric(spec, name):  # numbers as text (grid_frames), aligned as numbers
+            config[name] = st.column_config.TextColumn(label, help=help_text, pinned=pinned, alignment="right")
         else:
             config[name] = st.column_config.TextColumn(label, help=help_text, pinned=pinned)
     return config
 
 
 def table_height(rows: int) -> int:
-    """Every row of the page (the browser caps the grid at the window's height: see GRID_CSS)."""
+    """Every row of the page (the browser caps the grid at the window's height: GRID_CSS)."""
     return 38 + 35 * max(rows, 1)
 
 
@@ -204,14 +238,13 @@ def number_text(value: Any) -> str:
 
 
 def styled(spec: CampaignSpec, frame: pd.DataFrame, css: pd.DataFrame) -> pd.DataFrame | Any:
-    """The frame with its cell colours, number inputs drawn blank when null; the plain frame when neither is
-    needed (a Styler doubles what is sent)."""
-    numeric = [n for n in frame.columns if is_numeric(spec, n)]
-    nulls = bool(numeric) and bool(frame[numeric].isna().to_numpy().any())
-    if not css.to_numpy().any() and not nulls:
+    """The frame with its cell colours; the plain frame when no cell has one (a Styler doubles what is sent).
+    The Styler's text of a number column is `number_text` (its own would be 40.000000)."""
+    if not css.to_numpy().any():
         return frame
     styler = frame.style.apply(lambda _: css, axis=None)
-    return styler.format(number_text, subset=numeric) if numeric else styler
+    numbers = [n for n in frame.columns if is_numeric(spec, n) and frame[n].dtype.kind in "iuf"]
+    return styler.format(number_text, subset=numbers) if numbers else styler
 
 
 def clicked_cells(ws: Workspace, campaign: str) -> frozenset[tuple[int, str]]:
@@ -233,7 +266,7 @@ def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sho
         on_select=lambda: _selected(key, page),
         selection_mode=["single-cell", "multi-row"],
         column_config=column_config(spec, shown.columns, shown.frozen),
-        height=table_height(len(page.row_ids)),
+        height="stretch",
         width="stretch",
     )
 
@@ -258,7 +291,7 @@ def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sh
     The editor keeps its key from one edit to the next, so the browser updates the grid it has rather than
     building a new one; it still holds the edits typed into it, which is right while they match the workspace.
     When one does not (it failed, or someone changed that cell since), a new key drops them."""
-    frame, css = grid_frames(spec, page, shown.columns)
+    frame, css = grid_frames(spec, page, shown.columns, editing=True)
     base = f"editor-{campaign.name}-{page.offset}-{len(page.row_ids)}"
     key = f"{base}-{st.session_state.get('editor_version', 0)}"
     if not edits_match(st.session_state.get(key), frame):
@@ -269,8 +302,8 @@ def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sh
         styled(spec, frame, css),
         key=key,
         disabled=[*steps, "_index"],  # row ids are not editable either
-        column_config=column_config(spec, shown.columns, shown.frozen),
-        height=table_height(len(page.row_ids)),
+        column_config=column_config(spec, shown.columns, shown.frozen, editing=True),
+        height="stretch",
         width="stretch",
         on_change=_apply_edits,
         args=(ws, campaign, page, key),
