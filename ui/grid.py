@@ -22,9 +22,9 @@ PAGE_SIZES = (25, 50, 100, 200)
 # scrolls inside (its header row stays). The box is sized here; the grid stretches to fill it.
 GRID_TOP_PX = 350
 GRID_CSS = (
-    "<style>div.st-key-grid-box{height:min(CONTENTpx, calc(100vh - %dpx)) !important;"
-    "min-height:min(CONTENTpx, calc(100vh - %dpx)) !important;max-height:none !important;flex:0 0 auto !important;"
-    "overflow:visible !important}</style>" % (GRID_TOP_PX, GRID_TOP_PX)
+    f"<style>div.st-key-grid-box{{height:min(CONTENTpx, calc(100vh - {GRID_TOP_PX}px)) !important;"
+    f"min-height:min(CONTENTpx, calc(100vh - {GRID_TOP_PX}px)) !important;max-height:none !important;"
+    "flex:0 0 auto !important;overflow:visible !important}</style>"
 )
 POLL_S = 1.0
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
