@@ -98,14 +98,10 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
             )
         if not page.row_ids:
             st.info("This campaign has no records yet: add some on the **Import / Export** page.")
+        elif editing:
+            editor(ws, campaign, spec, page, shown)
         else:
-            rows = len(page.row_ids)
-            st.html(GRID_CSS.replace("CONTENT", str(table_height(rows))))
-            with st.container(key="grid-box", height=table_height(rows), border=False):
-                if editing:
-                    editor(ws, campaign, spec, page, shown)
-                else:
-                    table(ws, campaign, spec, page, shown)
+            table(ws, campaign, spec, page, shown)
     with bar:
         active_now = live.runs_bar(ws, name)
     with head:
@@ -228,6 +224,12 @@ def table_height(rows: int) -> int:
     return 38 + 35 * max(rows, 1)
 
 
+def grid_box(rows: int) -> Any:
+    """The box the grid stretches to fill: as tall as its rows, at most the window below the menus (GRID_CSS)."""
+    st.html(GRID_CSS.replace("CONTENT", str(table_height(rows))))
+    return st.container(key="grid-box", height=table_height(rows), border=False)
+
+
 def number_text(value: Any) -> str:
     """A number input's text in the grid: blank when null, whole numbers without a decimal point."""
     if _blank(value):
@@ -260,15 +262,16 @@ def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sho
     """The read-only grid: select a cell to open its panel, tick rows to run a column on them."""
     frame, css = grid_frames(spec, page, shown.columns, clicked_cells(ws, campaign.name))
     key = f"grid-{campaign.name}-{page.offset}-{len(page.row_ids)}"
-    st.dataframe(
-        styled(spec, frame, css),
-        key=key,
-        on_select=lambda: _selected(key, page),
-        selection_mode=["single-cell", "multi-row"],
-        column_config=column_config(spec, shown.columns, shown.frozen),
-        height="stretch",
-        width="stretch",
-    )
+    with grid_box(len(page.row_ids)):
+        st.dataframe(
+            styled(spec, frame, css),
+            key=key,
+            on_select=lambda: _selected(key, page),
+            selection_mode=["single-cell", "multi-row"],
+            column_config=column_config(spec, shown.columns, shown.frozen),
+            height="stretch",
+            width="stretch",
+        )
 
 
 def _selected(key: str, page: Page) -> None:
@@ -298,16 +301,17 @@ def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sh
         st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
         key = f"{base}-{st.session_state['editor_version']}"
     steps = [name for name in shown.columns if not spec.column(name).is_input]
-    st.data_editor(
-        styled(spec, frame, css),
-        key=key,
-        disabled=[*steps, "_index"],  # row ids are not editable either
-        column_config=column_config(spec, shown.columns, shown.frozen, editing=True),
-        height="stretch",
-        width="stretch",
-        on_change=_apply_edits,
-        args=(ws, campaign, page, key),
-    )
+    with grid_box(len(page.row_ids)):
+        st.data_editor(
+            styled(spec, frame, css),
+            key=key,
+            disabled=[*steps, "_index"],  # row ids are not editable either
+            column_config=column_config(spec, shown.columns, shown.frozen, editing=True),
+            height="stretch",
+            width="stretch",
+            on_change=_apply_edits,
+            args=(ws, campaign, page, key),
+        )
     for problem in st.session_state.pop("_edit_problems", []):
         st.error(problem, icon="⚠️")
     st.caption("Edit mode: type into input cells; step cells are computed (pin one from its panel).")

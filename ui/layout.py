@@ -35,10 +35,13 @@ def full_order(spec: CampaignSpec, layout: ColumnLayout) -> list[str]:
 
 def arrange(spec: CampaignSpec, layout: ColumnLayout, *, editing: bool = False) -> Arrangement:
     """The columns the grid draws. Collapsed inputs are hidden unless frozen (a frozen name keeps rows telling
-    apart); while editing inputs they all show, as they are what is being edited."""
+    apart); while editing inputs they all show, first, as they are what is being edited."""
     hidden = set(layout.hidden)
+    order = full_order(spec, layout)
+    if editing:
+        order = [n for n in order if spec.column(n).is_input] + [n for n in order if not spec.column(n).is_input]
     columns = []
-    for name in full_order(spec, layout):
+    for name in order:
         column = spec.column(name)
         if column.is_input and editing:
             columns.append(name)

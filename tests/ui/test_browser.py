@@ -23,8 +23,8 @@ expect = playwright_api.expect
 expect.set_options(timeout=60_000)
 
 OPENER = 5  # grid column positions (see e2e.FIRST_DATA_COLUMN): step columns first, then the inputs
-FIRST = 9  # in edit mode, which has no checkbox column
-GREET = 2
+FIRST = 2  # in edit mode, which has no checkbox column and puts the inputs first
+GREET = 5
 WAIT_MS = 60_000
 SLOW_SPEC = """
 campaign: slow

@@ -73,11 +73,11 @@ def test_the_column_chooser_collapses_hides_moves_and_freezes_kept_per_user(app:
     assert list(grid(app).columns) == STEPS + INPUTS
 
 
-def test_edit_mode_shows_every_input_even_when_collapsed(app: AppTest, states_ws: Workspace) -> None:
+def test_edit_mode_shows_every_input_first_even_when_collapsed(app: AppTest, states_ws: Workspace) -> None:
     Workspace(states_ws.path, actor="tester").save_column_layout("t", ColumnLayout(inputs_collapsed=True))
     assert list(grid(app.run()).columns) == STEPS
     app.toggle(key="edit_mode").set_value(True).run()
-    assert list(grid(app).columns) == STEPS + INPUTS
+    assert list(grid(app).columns) == INPUTS + STEPS  # what is being edited comes first
 
 
 def test_the_grid_is_as_tall_as_its_page_not_16_rows() -> None:

@@ -164,7 +164,7 @@ def test_grid_layout_puts_steps_first_and_keeps_frozen_inputs_when_collapsed() -
     collapsed = ColumnLayout(frozen=("first",), inputs_collapsed=True, hidden=("greet",))
     shown = layout.arrange(spec, collapsed)
     assert shown.columns == [n for n in steps if n != "greet"] + ["first"] and shown.frozen == {"first"}
-    assert layout.arrange(spec, collapsed, editing=True).columns == [n for n in steps if n != "greet"] + inputs
+    assert layout.arrange(spec, collapsed, editing=True).columns == inputs + [n for n in steps if n != "greet"]
     moved = layout.moved(spec, ColumnLayout(), "email", -1)
     assert layout.arrange(spec, moved).columns == [*steps[:-1], "email", steps[-1], "first", "employees"]
     assert layout.moved(spec, moved, "employees", 5).order == moved.order  # already last: stays
