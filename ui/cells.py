@@ -135,13 +135,16 @@ def can_run_again(cell: Cell) -> bool:
 def why_not_runnable(cell: Cell, kind: str) -> str | None:
     """Why running this step cell by hand cannot help (the panel offers no run button then), or None if it can.
     A formula recomputes by itself; a blocked cell waits on its upstream's error; a skipped one's run_if is
-    false for the row (running it again skips it again). Run Again on a hand-edited cell unpins it: that helps."""
+    false for the row (running it again skips it again); a paused step runs nothing until resumed. Run Again on
+    a hand-edited cell unpins it: that helps."""
     if kind == "formula" and not cell.hand_set:
         return "A formula: it recomputes by itself whenever its inputs change."
     if cell.blocked_by:
         return f"Blocked by **{cell.blocked_by}**: its value for this row is in error. Fix or retry it there."
     if cell.status is Status.SKIPPED:
         return "Skipped: the step's run_if is false for this row. It runs when the row's values make it true."
+    if cell.status is Status.PAUSED:
+        return "Paused: resume the step (Mode menu, or `runsheet resume`) to run it."
     return None
 
 

@@ -115,6 +115,16 @@ def test_no_run_again_on_a_formula_cell(app: AppTest, states_ws: Workspace) -> N
     assert "panel-run" not in [b.key for b in app.button]
 
 
+def test_no_click_to_run_on_a_paused_step(app: AppTest, states_ws: Workspace) -> None:
+    states_ws.pause("t", "opener")
+    states_ws.campaign("t").run(["opener"], rows=[3])
+    open_cell(app.run(), 3, "opener")
+    assert "panel-run" not in [b.key for b in app.button]
+    assert "Paused: resume the step" in texts(app)
+    open_cell(app, 2, "checker")  # another step, not paused: its buttons stay
+    assert app.button(key="panel-run").label == "⟳ Run Again"
+
+
 def test_a_blocked_cell_says_blocked_by_fit_and_opens_fit(app: AppTest, states_ws: Workspace) -> None:
     apply_active(states_ws, BLOCKED_SPEC)
     campaign = states_ws.campaign("b")
