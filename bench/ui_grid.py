@@ -43,9 +43,10 @@ RESULTS = Path(__file__).parent / "results" / "ui_grid.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "ui_grid-failure.png"
 CHROMIUM = "/usr/bin/chromium"
 FIRST_EMAIL = "user0@company0.com"
-# bench/reactive_core's SPEC, in the grid: 0 checkbox, 1 row id, 2 email, ..., 6 domain; edit mode drops the
-# checkbox column, so there email is 1 and domain 5. The one-dataframe page: 0 index, 1 email.
-EMAIL, DOMAIN = 2, 6
+# bench/reactive_core's SPEC, in the grid (step columns first): 0 checkbox, 1 row id, 2 domain, ..., 9 touch,
+# 10 email; edit mode drops the checkbox column and puts the inputs first, so there email is 1 and domain 5. The
+# one-dataframe page: 0 index, 1 email.
+EMAIL, DOMAIN = 10, 2
 EDIT_EMAIL, EDIT_DOMAIN = 1, 5
 TRIVIAL_EMAIL = 1
 

@@ -36,6 +36,7 @@ from engine.schedules import schedules as list_schedules
 from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
 from engine.store.changes import SpecChanges, TypeChange
 from engine.store.context import ContextDocument
+from engine.store.layouts import ColumnLayout
 from engine.store.settings import Settings
 from engine.types import HINTS, ErrorCode, Status
 from engine.workspace import ApplyResult, Resumed, Workspace
@@ -46,6 +47,7 @@ __all__ = [
     "CampaignSpec",
     "Cell",
     "ColumnEstimate",
+    "ColumnLayout",
     "ColumnSpec",
     "ContextDocument",
     "CycleError",

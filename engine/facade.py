@@ -1,6 +1,7 @@
 """What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people, API tokens and
-UI logins, the run log and one run's record, the credit ledger, and the change key the UI keeps its reads under.
-(Schedules sit above the workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
+UI logins, the run log and one run's record, the credit ledger, the change key the UI keeps its reads under, and
+each person's grid layout (engine/store/layouts.py). (Schedules sit above the workspace, engine/schedules.py, and
+reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
 never open the database, the tables or `engine.auth` themselves.
@@ -18,6 +19,7 @@ from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
 from engine.logins import Login, log_in, log_out, needs_login, session_login, set_password
 from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
+from engine.store.layouts import ColumnLayout, load_layout, store_layout
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
 
@@ -67,6 +69,22 @@ class WorkspaceFacade:
         with self.db.transaction() as con:
             tables = load_campaign(con, name)
             return tables.spec, pause_state(con, tables.campaign_id)
+
+    # ---- each person's grid layout -----------------------------------------------------------------------------
+
+    def column_layout(self, campaign: str) -> ColumnLayout:
+        """The acting user's grid layout of `campaign` (the default one if they kept none); columns the spec no
+        longer has are left out."""
+        with self.db.transaction() as con:
+            tables = load_campaign(con, campaign)
+            return load_layout(con, self.actor, tables.campaign_id, tables.spec.names)
+
+    def save_column_layout(self, campaign: str, layout: ColumnLayout) -> None:
+        """Keep `layout` as the acting user's grid layout of `campaign` (anyone may keep their own; nobody else's
+        changes); EditError naming the fix if it names a column the campaign does not have."""
+        with self.db.transaction() as con:
+            tables = load_campaign(con, campaign)
+            store_layout(con, self.actor, tables.campaign_id, tables.spec.names, layout)
 
     # ---- people and tokens -----------------------------------------------------------------------------------
 

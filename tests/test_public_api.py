@@ -25,6 +25,7 @@ PUBLIC = [
     "CampaignSpec",
     "Cell",
     "ColumnEstimate",
+    "ColumnLayout",
     "ColumnSpec",
     "ContextDocument",
     "CycleError",

@@ -20,7 +20,10 @@ st.set_page_config(
 )
 
 PAGES = [
-    st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="grid", default=True),
+    # The grid is served at / (the default page's own url_path is never shown) and at /grid, a hidden alias: a
+    # default page answers only at /, and /grid would open it under a "Page not found" modal.
+    st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="home", default=True),
+    st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="grid", visibility="hidden"),
     st.Page("views/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
     st.Page("views/activity.py", title="Activity", icon=":material/history:", url_path="activity"),
     st.Page("views/context.py", title="Context", icon=":material/description:", url_path="context"),

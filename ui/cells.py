@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from engine import Cell, Status
 
 CLICK_TO_RUN = "▶ Click to Run"
 MAX_GRID_TEXT = 80
+# Every glyph the grid draws is in DejaVu Sans, Debian's stock font (fonts-dejavu-core; tests/ui/test_browser.py
+# looks at them in Chromium): ⏳ and ⏸ are not, and drew as empty boxes.
+WAITING, PAUSED, BLOCKED = "◷", "‖", "⊘"
 
 KIND_ICONS = {
     "input": "",
@@ -58,7 +62,7 @@ def grid_text(cell: Cell, manual: bool) -> str:
     if status is Status.EMPTY:
         return CLICK_TO_RUN if manual else "… queued soon"
     if status is Status.WAITING:
-        return f"⏳ waiting on {cell.waiting_on or 'an upstream cell'}"
+        return f"{WAITING} waiting on {cell.waiting_on or 'an upstream cell'}"
     if status is Status.QUEUED:
         return "… queued"
     if status is Status.RUNNING:
@@ -70,7 +74,9 @@ def grid_text(cell: Cell, manual: bool) -> str:
     if status is Status.NOT_FOUND:
         return "∅ no data"
     if status is Status.PAUSED:
-        return "⏸ paused: resume to run it"
+        return f"{PAUSED} paused: resume to run it"
+    if status is Status.ERROR and cell.blocked_by:
+        return f"{BLOCKED} blocked by {cell.blocked_by}"
     if status is Status.ERROR:
         code = cell.error_code or "error"
         hint = cell.error_hint or ""
@@ -87,6 +93,8 @@ def style_key(cell: Cell, manual: bool) -> str:
     status = cell.status
     if status is Status.EMPTY:
         return "click" if manual else "queued"
+    if cell.blocked_by:
+        return "waiting"
     return {
         Status.WAITING: "waiting",
         Status.QUEUED: "queued",
@@ -112,7 +120,7 @@ def status_label(cell: Cell) -> str:
         Status.STALE: "stale: its inputs changed since it ran",
         Status.SKIPPED: "skipped: run_if was false",
         Status.NOT_FOUND: "no data: the provider found nothing",
-        Status.ERROR: f"error: {cell.error_code}",
+        Status.ERROR: f"blocked by {cell.blocked_by}" if cell.blocked_by else f"error: {cell.error_code}",
         Status.PINNED: "edited by hand (pinned)",
         Status.CONFIRMED: "edited by hand (pinned) and confirmed: exports may send it",
         Status.PAUSED: "paused: resume the step or campaign (column menu, or `runsheet resume`) to run it",
@@ -122,6 +130,27 @@ def status_label(cell: Cell) -> str:
 def can_run_again(cell: Cell) -> bool:
     """Whether the panel offers Run Again (a cell that has run) rather than Click to Run (one that has not)."""
     return cell.status not in (Status.EMPTY, Status.WAITING, Status.QUEUED, Status.RUNNING, Status.PAUSED)
+
+
+def why_not_runnable(cell: Cell, kind: str) -> str | None:
+    """Why running this step cell by hand cannot help (the panel offers no run button then), or None if it can.
+    A formula recomputes by itself; a blocked cell waits on its upstream's error; a skipped one's run_if is
+    false for the row (running it again skips it again); a paused step runs nothing until resumed. Run Again on
+    a hand-edited cell unpins it: that helps."""
+    if kind == "formula" and not cell.hand_set:
+        return "A formula: it recomputes by itself whenever its inputs change."
+    if cell.blocked_by:
+        return f"Blocked by **{cell.blocked_by}**: its value for this row is in error. Fix or retry it there."
+    if cell.status is Status.SKIPPED:
+        return "Skipped: the step's run_if is false for this row. It runs when the row's values make it true."
+    if cell.status is Status.PAUSED:
+        return "Paused: resume the step (Mode menu, or `runsheet resume`) to run it."
+    return None
+
+
+def running_now(cell: Cell) -> Cell:
+    """The cell as it reads once a run has it (a run was just asked for it; its process has not marked it yet)."""
+    return replace(cell, status=Status.RUNNING)
 
 
 def as_markdown(value: Any) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Page, Workspace
-from ui import features, reads, runs, session, specs
+from ui import features, layout, reads, runs, session, specs
 
-ROWS_SCOPES = {"all": "All rows", "ticked": "Ticked rows", "first": "First N rows"}
+ROWS_SCOPES = {"all": "All rows", "ticked": "Selected rows", "first": "First N rows"}
 CELL_SCOPES = {
     "pending": "Not run yet or stale",
     "empty": "Not run yet only",
@@ -28,7 +28,8 @@ KINDS = ("formula", "ai", "python", "http", "export", "probe", "input")
 
 def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
     steps = [c.name for c in spec.columns if not c.is_input]
-    cols = st.columns([2.2, 1, 1, 1, 1, 1, 1.3], vertical_alignment="bottom")
+    follow_selection(steps)
+    cols = st.columns([2.2, 1, 1, 1, 1.1, 1, 1, 1.3], vertical_alignment="bottom")
     with cols[0]:
         column = st.selectbox("Column", steps, key="menu_column", placeholder="no step columns") if steps else None
     # Menus draw their content only while open (a closed menu costs the page nothing).
@@ -42,14 +43,38 @@ def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -
         with cols[3], menu("Edit", ":material/edit:", "menu_edit") as open_:
             if open_:
                 edit_form(ws, campaign, spec, column, page)
-    with cols[4], menu("Column", ":material/add:", "menu_add") as open_:
+    with cols[4], menu("Columns", ":material/view_column:", "menu_columns") as open_:
+        if open_:
+            layout.chooser(ws, spec)
+    with cols[5], menu("Column", ":material/add:", "menu_add") as open_:
         if open_:
             add_form(ws, spec)
-    with cols[5], menu("Graph", ":material/account_tree:", "menu_graph") as open_:
+    with cols[6], menu("Graph", ":material/account_tree:", "menu_graph") as open_:
         if open_:
             st.graphviz_chart(specs.dependency_dot(spec, column))
-    with cols[6]:
+    with cols[7]:
         st.toggle("Edit inputs", key="edit_mode", help="Type into input cells in the grid itself")
+
+
+def follow_selection(steps: list[str]) -> None:
+    """A newly selected cell of a step column becomes the menus' column, and the Run menu's rows the selected
+    ones: the Run menu acts on what was clicked."""
+    selected = st.session_state.get("selected")
+    if not selected or selected == st.session_state.get("_menu_follows"):
+        return
+    st.session_state["_menu_follows"] = selected
+    if selected[1] in steps:
+        st.session_state["menu_column"] = selected[1]
+        st.session_state["run_rows"] = "ticked"
+
+
+def selected_rows() -> list[int]:
+    """The rows the Run menu's "Selected rows" means: the ticked ones, else the selected cell's row."""
+    ticked = [int(r) for r in st.session_state.get("selected_rows") or []]
+    selected = st.session_state.get("selected")
+    if not ticked and selected:
+        return [int(selected[0])]
+    return ticked
 
 
 @contextmanager
@@ -69,10 +94,12 @@ def run_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str)
     if rows_scope == "first":
         first_n = int(st.number_input("N", min_value=1, max_value=100_000, value=10, key="run_first_n"))
     cells_scope = st.radio("Cells", list(CELL_SCOPES), format_func=CELL_SCOPES.get, key="run_cells")
-    ticked = list(st.session_state.get("selected_rows") or [])
+    ticked = selected_rows()
     if rows_scope == "ticked" and not ticked:
-        st.caption("Tick rows in the grid first (the boxes left of the row numbers).")
+        st.caption("Select a cell or tick rows in the grid first (the boxes left of the row numbers).")
         return
+    if rows_scope == "ticked":
+        st.caption(f"Rows {runs.compress_rows(ticked)}")
     limit = first_n if rows_scope == "first" else None
     rows = None if limit is not None else _rows_for(campaign, rows_scope, ticked, first_n)
     request = runs.RunRequest(
@@ -160,7 +187,8 @@ def mode_form(ws: Workspace, campaign: Campaign, spec: CampaignSpec, column: str
                 session.notify(f"{column} resumed: run it from the Run menu, or it runs as its inputs change")
                 st.rerun()
     elif not current.is_input and st.button(
-        "⏸ Pause this step",
+        "Pause this step",
+        icon=":material/pause:",
         key="mode_pause",
         help="A paused step runs nothing and keeps its values; its empty cells show paused until you resume it",
     ):

@@ -13,11 +13,19 @@ import pandas as pd
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Page, RunsheetError, Status, Workspace
-from ui import cells, column_menu, live, panel, reads, session
+from ui import cells, column_menu, layout, live, panel, reads, runs, session
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZES = (25, 50, 100, 200)
+# The grid is as tall as its page's rows, but no taller than the window below the menus: it fills the screen and
+# scrolls inside (its header row stays). The box is sized here; the grid stretches to fill it.
+GRID_TOP_PX = 350
+GRID_CSS = (
+    f"<style>div.st-key-grid-box{{height:min(CONTENTpx, calc(100vh - {GRID_TOP_PX}px)) !important;"
+    f"min-height:min(CONTENTpx, calc(100vh - {GRID_TOP_PX}px)) !important;max-height:none !important;"
+    "flex:0 0 auto !important;overflow:visible !important}</style>"
+)
 POLL_S = 1.0
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
 
@@ -69,20 +77,31 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         number = pages
         page = read_page(ws, campaign, spec, (number - 1) * size, size)
     offset = page.offset
+    editing = bool(st.session_state.get("edit_mode"))
+    shown = layout.arrange(spec, layout.current(ws, name), editing=editing)
     with grid_area:
+        # The page controls sit above the grid, clear of its right end, where the grid's own toolbar (search,
+        # download, full screen) shows on hover: it then covers none of them, nor the menus above.
+        pager = st.columns([1.3, 2.6, 1.1, 0.9], vertical_alignment="center")
+        first = offset + 1 if page.row_ids else 0
+        pager[0].caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
+        with pager[1]:
+            st.pagination(pages, key=f"page-{name}", max_visible_pages=7)
+        with pager[2]:
+            st.selectbox(
+                "Rows per page",
+                PAGE_SIZES,
+                index=PAGE_SIZES.index(size),
+                key="page_size",
+                format_func=lambda n: f"{n} rows a page",
+                label_visibility="collapsed",
+            )
         if not page.row_ids:
             st.info("This campaign has no records yet: add some on the **Import / Export** page.")
-        elif st.session_state.get("edit_mode"):
-            editor(ws, campaign, spec, page)
+        elif editing:
+            editor(ws, campaign, spec, page, shown)
         else:
-            table(campaign, spec, page)
-        footer = st.columns([2, 1])
-        with footer[0]:
-            st.pagination(pages, key=f"page-{name}", max_visible_pages=7)
-        with footer[1]:
-            st.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(size), key="page_size")
-        first = offset + 1 if page.row_ids else 0
-        st.caption(f"Rows {first:,}–{offset + len(page.row_ids):,} of {total:,}")
+            table(ws, campaign, spec, page, shown)
     with bar:
         active_now = live.runs_bar(ws, name)
     with head:
@@ -144,59 +163,115 @@ def column_help(spec: CampaignSpec, name: str) -> str:
     return f"{column.kind} step, runs {column.run}; reads {deps}"
 
 
-def grid_frames(spec: CampaignSpec, page: Page) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The page as display values and, alongside, the CSS of each cell."""
+def is_numeric(spec: CampaignSpec, name: str) -> bool:
+    column = spec.column(name)
+    return column.is_input and column.value_type.upper().startswith(NUMERIC_TYPES)
+
+
+def grid_frames(
+    spec: CampaignSpec,
+    page: Page,
+    columns: list[str] | None = None,
+    clicked: frozenset[tuple[int, str]] = frozenset(),
+    *,
+    editing: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The page's `columns` (default: all) as display values and, alongside, the CSS of each cell. An empty input
+    is "" (the grid draws a null as a grey "None", like the text "None"), so number inputs are text here too,
+    except while editing, where they must stay numbers; a step cell in `clicked` (a run asked for it, its process
+    has not finished) shows running before the run has marked it so."""
     values: dict[str, list[Any]] = {}
     styles: dict[str, list[str]] = {}
-    for name in page.columns:
+    for name in page.columns if columns is None else columns:
         column = spec.column(name)
         manual = column.run == "manual"
         if column.is_input:
-            values[name] = [row[name].value for row in page.rows]
+            raw = [row[name].value for row in page.rows]
+            if not is_numeric(spec, name):
+                values[name] = ["" if v is None else v for v in raw]
+            else:
+                values[name] = raw if editing else [number_text(v) for v in raw]
             styles[name] = [""] * len(page.rows)
         else:
-            values[name] = [cells.grid_text(row[name], manual) for row in page.rows]
-            styles[name] = [cells.STYLES[cells.style_key(row[name], manual)] for row in page.rows]
+            shown = [
+                cells.running_now(row[name]) if (rid, name) in clicked else row[name]
+                for rid, row in zip(page.row_ids, page.rows, strict=True)
+            ]
+            values[name] = [cells.grid_text(cell, manual) for cell in shown]
+            styles[name] = [cells.STYLES[cells.style_key(cell, manual)] for cell in shown]
     index = pd.Index(page.row_ids, name="row")
     return pd.DataFrame(values, index=index), pd.DataFrame(styles, index=index)
 
 
-def column_config(spec: CampaignSpec, page: Page) -> dict[str, Any]:
+def column_config(
+    spec: CampaignSpec, columns: list[str], frozen: frozenset[str] = frozenset(), *, editing: bool = False
+) -> dict[str, Any]:
     config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", width="small", format="%d")}
-    for name in page.columns:
+    for name in columns:
         label, help_text = column_label(spec, name), column_help(spec, name)
-        column = spec.column(name)
-        if column.is_input and column.value_type.upper().startswith(NUMERIC_TYPES):
-            config[name] = st.column_config.NumberColumn(label, help=help_text)
+        pinned = True if name in frozen else None
+        if is_numeric(spec, name) and editing:
+            config[name] = st.column_config.NumberColumn(label, help=help_text, pinned=pinned)
+        elif is_numeric(spec, name):  # numbers as text (grid_frames), aligned as numbers
+            config[name] = st.column_config.TextColumn(label, help=help_text, pinned=pinned, alignment="right")
         else:
-            config[name] = st.column_config.TextColumn(label, help=help_text)
+            config[name] = st.column_config.TextColumn(label, help=help_text, pinned=pinned)
     return config
 
 
 def table_height(rows: int) -> int:
-    return 38 + 35 * min(max(rows, 1), 16)
+    """Every row of the page (the browser caps the grid at the window's height: GRID_CSS)."""
+    return 38 + 35 * max(rows, 1)
 
 
-def styled(frame: pd.DataFrame, css: pd.DataFrame) -> pd.DataFrame | Any:
-    """The frame with its cell colours; the plain frame when no cell has one (a Styler doubles what is sent)."""
+def grid_box(rows: int) -> Any:
+    """The box the grid stretches to fill: as tall as its rows, at most the window below the menus (GRID_CSS)."""
+    st.html(GRID_CSS.replace("CONTENT", str(table_height(rows))))
+    return st.container(key="grid-box", height=table_height(rows), border=False)
+
+
+def number_text(value: Any) -> str:
+    """A number input's text in the grid: blank when null, whole numbers without a decimal point."""
+    if _blank(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def styled(spec: CampaignSpec, frame: pd.DataFrame, css: pd.DataFrame) -> pd.DataFrame | Any:
+    """The frame with its cell colours; the plain frame when no cell has one (a Styler doubles what is sent).
+    The Styler's text of a number column is `number_text` (its own would be 40.000000)."""
     if not css.to_numpy().any():
         return frame
-    return frame.style.apply(lambda _: css, axis=None)
+    styler = frame.style.apply(lambda _: css, axis=None)
+    numbers = [n for n in frame.columns if is_numeric(spec, n) and frame[n].dtype.kind in "iuf"]
+    return styler.format(number_text, subset=numbers) if numbers else styler
 
 
-def table(campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
+def clicked_cells(ws: Workspace, campaign: str) -> frozenset[tuple[int, str]]:
+    """Cells this session asked to run whose run process has not ended: they show running at once."""
+    asked: dict[tuple[int, str], int] = st.session_state.get("_clicked", {})
+    alive = {item.pid for item in runs.launches(ws.path.resolve(), campaign) if item.running}
+    kept = {cell: pid for cell, pid in asked.items() if pid in alive}
+    st.session_state["_clicked"] = kept
+    return frozenset(kept)
+
+
+def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> None:
     """The read-only grid: select a cell to open its panel, tick rows to run a column on them."""
-    frame, css = grid_frames(spec, page)
+    frame, css = grid_frames(spec, page, shown.columns, clicked_cells(ws, campaign.name))
     key = f"grid-{campaign.name}-{page.offset}-{len(page.row_ids)}"
-    st.dataframe(
-        styled(frame, css),
-        key=key,
-        on_select=lambda: _selected(key, page),
-        selection_mode=["single-cell", "multi-row"],
-        column_config=column_config(spec, page),
-        height=table_height(len(page.row_ids)),
-        width="stretch",
-    )
+    with grid_box(len(page.row_ids)):
+        st.dataframe(
+            styled(spec, frame, css),
+            key=key,
+            on_select=lambda: _selected(key, page),
+            selection_mode=["single-cell", "multi-row"],
+            column_config=column_config(spec, shown.columns, shown.frozen),
+            height="stretch",
+            width="stretch",
+        )
 
 
 def _selected(key: str, page: Page) -> None:
@@ -212,30 +287,31 @@ def _selected(key: str, page: Page) -> None:
     st.session_state["selected_rows"] = rows
 
 
-def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
+def editor(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> None:
     """Edit mode: input cells are editable in place, step cells keep their state colours. An edit is written by
     the editor's callback, so the rerun it causes already shows the downstream cells it recomputed.
 
     The editor keeps its key from one edit to the next, so the browser updates the grid it has rather than
     building a new one; it still holds the edits typed into it, which is right while they match the workspace.
     When one does not (it failed, or someone changed that cell since), a new key drops them."""
-    frame, css = grid_frames(spec, page)
+    frame, css = grid_frames(spec, page, shown.columns, editing=True)
     base = f"editor-{campaign.name}-{page.offset}-{len(page.row_ids)}"
     key = f"{base}-{st.session_state.get('editor_version', 0)}"
     if not edits_match(st.session_state.get(key), frame):
         st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
         key = f"{base}-{st.session_state['editor_version']}"
-    steps = [name for name in page.columns if not spec.column(name).is_input]
-    st.data_editor(
-        styled(frame, css),
-        key=key,
-        disabled=[*steps, "_index"],  # row ids are not editable either
-        column_config=column_config(spec, page),
-        height=table_height(len(page.row_ids)),
-        width="stretch",
-        on_change=_apply_edits,
-        args=(ws, campaign, page, key),
-    )
+    steps = [name for name in shown.columns if not spec.column(name).is_input]
+    with grid_box(len(page.row_ids)):
+        st.data_editor(
+            styled(spec, frame, css),
+            key=key,
+            disabled=[*steps, "_index"],  # row ids are not editable either
+            column_config=column_config(spec, shown.columns, shown.frozen, editing=True),
+            height="stretch",
+            width="stretch",
+            on_change=_apply_edits,
+            args=(ws, campaign, page, key),
+        )
     for problem in st.session_state.pop("_edit_problems", []):
         st.error(problem, icon="⚠️")
     st.caption("Edit mode: type into input cells; step cells are computed (pin one from its panel).")

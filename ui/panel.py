@@ -58,8 +58,9 @@ def input_cell(ws: Workspace, campaign: Campaign, cell: Cell) -> None:
 
 
 def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
-    st.badge(status_label(cell), color=BADGE_COLOURS.get(cell.status, "gray"))  # type: ignore[arg-type]
-    if cell.status is Status.ERROR:
+    colour = "gray" if cell.blocked_by else BADGE_COLOURS.get(cell.status, "gray")
+    st.badge(status_label(cell), color=colour)  # type: ignore[arg-type]
+    if cell.status is Status.ERROR and not cell.blocked_by:  # a blocked cell says so with its Open button
         st.error(f"**{cell.error_code}**: {cell.error_message or 'the step failed'}")
         if cell.error_hint:
             st.caption(f"How to fix: {cell.error_hint}")
@@ -124,13 +125,24 @@ def save_to_record_box(ws: Workspace, campaign: Campaign, spec: CampaignSpec, ce
 
 
 def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -> None:
-    again = cells.can_run_again(cell)
-    label = "⟳ Run Again" if again else "▶ Click to Run"
-    busy = cell.status is Status.RUNNING  # queued cells nobody is running yet can be started by hand
+    """The run buttons that can help this cell: no Run Again on a formula or a skipped cell; on a blocked one,
+    the way to the cell that blocks it; on a waiting one, running what it waits on."""
+    reason = cells.why_not_runnable(cell, spec.column(cell.column).kind)
+    if reason is not None:
+        st.caption(reason)
     left, right = st.columns(2)
-    with left:
-        if st.button(label, type="primary", key="panel-run", disabled=busy, width="stretch"):
-            start(ws, campaign, runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again))
+    if reason is None:
+        again = cells.can_run_again(cell)
+        label = "⟳ Run Again" if again else "▶ Click to Run"
+        busy = cell.status is Status.RUNNING  # queued cells nobody is running yet can be started by hand
+        with left:
+            if st.button(label, type="primary", key="panel-run", disabled=busy, width="stretch"):
+                start(ws, campaign, runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again))
+    if cell.blocked_by:
+        with left:
+            if st.button(f"Open {cell.blocked_by}", key="panel-open-blocker", icon=":material/arrow_back:"):
+                st.session_state["selected"] = (cell.row_id, cell.blocked_by)
+                st.rerun()
     if cell.status is Status.WAITING and cell.waiting_on:
         with right:
             if st.button(f"Run {cell.waiting_on} first", key="panel-run-upstream", width="stretch"):
@@ -138,9 +150,14 @@ def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -
 
 
 def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
-    """Launch a run outside the script and refresh, so the page starts following its progress."""
+    """Launch a run outside the script and refresh, so the page starts following its progress; the cells it was
+    asked for show running at once (ui/grid.py `clicked_cells`)."""
     with session.friendly("run"):
-        runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
+        launched = runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
+        clicked: dict[tuple[int, str], int] = st.session_state.setdefault("_clicked", {})
+        for row_id in request.rows or ():
+            for column in request.columns:
+                clicked[(row_id, column)] = launched.pid
         session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
         st.rerun()
 

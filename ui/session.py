@@ -70,7 +70,10 @@ def workspace() -> Workspace | None:
         said: dict[str, object] = st.session_state.setdefault("_reads", {})
         if "busy" not in said:  # once per run, however many parts of the page ask
             said["busy"] = True
-            st.warning(f"The workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
+            st.warning(
+                f"The workspace is busy: another process is writing to it. {error.hint}.",
+                icon=":material/hourglass_empty:",
+            )
         return None
     except NotFoundError:
         st.title("Runsheet")
@@ -122,7 +125,10 @@ def friendly(what: str = "") -> Iterator[None]:
     try:
         yield
     except WorkspaceBusyError as error:
-        st.warning(f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.", icon="⏳")
+        st.warning(
+            f"{prefix}the workspace is busy: another process is writing to it. {error.hint}.",
+            icon=":material/hourglass_empty:",
+        )
     except PermissionDeniedError as error:  # the role's limit, and who can lift it (the refusal is logged)
         st.error(f"{prefix}{error.message} — {hint_of(error)}.", icon="🔒")
     except RunsheetError as error:

@@ -75,6 +75,10 @@ METADATA_DDL = [
         row_id BIGINT NOT NULL, cell_key UBIGINT, idempotency_key VARCHAR NOT NULL, message_id VARCHAR NOT NULL,
         payload VARCHAR NOT NULL, status VARCHAR NOT NULL, run_id BIGINT, attempts INTEGER DEFAULT 0,
         created_at TIMESTAMP, delivered_at TIMESTAMP, last_error VARCHAR)""",
+    # Each person's grid layout of a campaign (engine/store/layouts.py).
+    """CREATE TABLE IF NOT EXISTS column_layouts (
+        user_name VARCHAR NOT NULL, campaign_id BIGINT NOT NULL, layout JSON NOT NULL, updated_at TIMESTAMP,
+        PRIMARY KEY (user_name, campaign_id))""",
 ]
 
 STEP_COLUMNS = (

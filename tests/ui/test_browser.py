@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(not Path(e2e.CHROMIUM).exists(), reason="Debian'
 expect = playwright_api.expect
 expect.set_options(timeout=60_000)
 
-OPENER = 8  # grid column positions (see e2e.FIRST_DATA_COLUMN)
-FIRST = 2  # in edit mode, which has no checkbox column
+OPENER = 5  # grid column positions (see e2e.FIRST_DATA_COLUMN): step columns first, then the inputs
+FIRST = 2  # in edit mode, which has no checkbox column and puts the inputs first
 GREET = 5
 WAIT_MS = 60_000
 SLOW_SPEC = """

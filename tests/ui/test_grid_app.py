@@ -71,7 +71,7 @@ def test_grid_shows_every_cell_state(app: AppTest, states_ws: Workspace) -> None
     assert frame.loc[1, "big_only"] == "— skipped"
     assert frame.loc[2, "big_only"] == "probe(bob@globex.io|900)"
     assert frame.loc[2, "opener_length"] == "✎ 99"  # pinned: edited by hand
-    assert frame.loc[3, "opener_length"] == "⏳ waiting on opener"
+    assert frame.loc[3, "opener_length"] == "◷ waiting on opener"
     assert "Rows 1–3 of 3" in texts(app)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from engine import Cell, RunSelection, Status, parse_spec
 from tests.ui.conftest import STATES_SPEC
-from ui import cells, runs, specs
+from ui import cells, grid, runs, specs
 
 
 def cell(status: Status, value: object = None, **fields: object) -> Cell:
@@ -18,7 +21,7 @@ def cell(status: Status, value: object = None, **fields: object) -> Cell:
     [
         (cell(Status.EMPTY), True, "▶ Click to Run", "click"),
         (cell(Status.EMPTY), False, "… queued soon", "queued"),
-        (cell(Status.WAITING, waiting_on="research"), True, "⏳ waiting on research", "waiting"),
+        (cell(Status.WAITING, waiting_on="research"), True, "◷ waiting on research", "waiting"),
         (cell(Status.QUEUED), False, "… queued", "queued"),
         (cell(Status.RUNNING), False, "⟳ running", "running"),
         (cell(Status.DONE, "hello"), True, "hello", "done"),
@@ -28,6 +31,8 @@ def cell(status: Status, value: object = None, **fields: object) -> Cell:
         (cell(Status.ERROR, error_code="timeout", error_hint="run again"), False, "⚠ timeout: run again", "error"),
         (cell(Status.PINNED, "mine"), False, "✎ mine", "pinned"),
         (cell(Status.CONFIRMED, "mine"), False, "✎ mine  (confirmed)", "pinned"),
+        (cell(Status.PAUSED), True, "‖ paused: resume to run it", "muted"),
+        (cell(Status.ERROR, error_code="upstream_error", waiting_on="fit"), False, "⊘ blocked by fit", "waiting"),
     ],
 )
 def test_each_state_reads_as_design_says(given: Cell, manual: bool, shown: str, style: str) -> None:
@@ -106,3 +111,60 @@ def test_spec_edits_validate_as_a_whole() -> None:
     assert '"research" -> "opener";' in dot and "penwidth=3" in dot
     with pytest.raises(ValueError, match="not valid YAML"):
         specs.parse_options("expression: [unclosed")
+
+
+# ---- glyphs Debian's stock fonts draw; null numbers drawn blank ----------------------------------------------
+
+EVERY_STATE = [
+    cell(Status.EMPTY),
+    cell(Status.WAITING, waiting_on="x"),
+    cell(Status.QUEUED),
+    cell(Status.RUNNING),
+    cell(Status.STALE, "v"),
+    cell(Status.SKIPPED),
+    cell(Status.NOT_FOUND),
+    cell(Status.PAUSED),
+    cell(Status.ERROR, error_code="timeout"),
+    cell(Status.ERROR, error_code="upstream_error", waiting_on="fit"),
+    cell(Status.PINNED, "v"),
+    cell(Status.CONFIRMED, "v"),
+]
+
+
+def dejavu_sans_has(char: str) -> bool:
+    found = subprocess.run(
+        ["fc-list", f":family=DejaVu Sans:charset={ord(char):x}", "family"], capture_output=True, text=True, check=True
+    )
+    return bool(found.stdout.strip())
+
+
+@pytest.mark.skipif(shutil.which("fc-list") is None or not dejavu_sans_has("a"), reason="needs fontconfig, DejaVu Sans")
+def test_every_glyph_the_grid_draws_is_in_debians_stock_font() -> None:
+    """Chromium on Debian draws a glyph missing from its fonts as an empty box (the hourglass ⏳ did)."""
+    texts = [cells.grid_text(given, manual) for given in EVERY_STATE for manual in (True, False)]
+    texts += list(cells.KIND_ICONS.values()) + [cells.CLICK_TO_RUN]
+    glyphs = sorted({char for text in texts for char in text if ord(char) > 0x7F})
+    assert "◷" in glyphs and "⊘" in glyphs
+    assert [char for char in glyphs if not dejavu_sans_has(char)] == []
+
+
+def test_null_numbers_are_blank_and_whole_numbers_plain() -> None:
+    assert grid.number_text(None) == "" and grid.number_text(float("nan")) == ""
+    assert grid.number_text(40.0) == "40" and grid.number_text(1.5) == "1.5" and grid.number_text(900) == "900"
+
+
+def test_grid_layout_puts_steps_first_and_keeps_frozen_inputs_when_collapsed() -> None:
+    from engine import ColumnLayout
+    from ui import layout
+
+    spec = parse_spec(STATES_SPEC)
+    inputs = ["email", "first", "employees"]
+    steps = [n for n in spec.names if n not in inputs]
+    assert layout.arrange(spec, ColumnLayout()).columns == steps + inputs
+    collapsed = ColumnLayout(frozen=("first",), inputs_collapsed=True, hidden=("greet",))
+    shown = layout.arrange(spec, collapsed)
+    assert shown.columns == [n for n in steps if n != "greet"] + ["first"] and shown.frozen == {"first"}
+    assert layout.arrange(spec, collapsed, editing=True).columns == inputs + [n for n in steps if n != "greet"]
+    moved = layout.moved(spec, ColumnLayout(), "email", -1)
+    assert layout.arrange(spec, moved).columns == [*steps[:-1], "email", steps[-1], "first", "employees"]
+    assert layout.moved(spec, moved, "employees", 5).order == moved.order  # already last: stays
