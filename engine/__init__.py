@@ -21,6 +21,7 @@ from engine.errors import (
     PermissionDeniedError,
     QueryError,
     RunsheetError,
+    SpecConflictError,
     SpecError,
     WorkspaceBusyError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Scheduler",
     "Settings",
     "SpecChanges",
+    "SpecConflictError",
     "SpecError",
     "Status",
     "TypeChange",

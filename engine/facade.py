@@ -1,5 +1,6 @@
 """What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people and API tokens,
-the run log and one run's record, the credit ledger, and the change key the UI keeps its reads under. (Schedules
+the run log and one run's record, the credit ledger, a campaign's spec history and live spec, and the change key
+the UI keeps its reads under. (Schedules
 sit above the workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
@@ -18,6 +19,8 @@ from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
+from engine.store.spec_history import history as spec_history
+from engine.store.spec_history import live_source, spec_yaml
 
 if TYPE_CHECKING:
     from engine.campaign import Campaign
@@ -132,3 +135,20 @@ class WorkspaceFacade:
             if isinstance(row.get(field), str):
                 row[field] = json.loads(row[field])
         return row
+
+    # ---- spec history ----------------------------------------------------------------------------------------
+
+    def spec_history(self, campaign: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The changes of `campaign`'s spec, newest first: change_id, changed_at, actor, origin (file, ui, api,
+        import, edit) and diff (a unified diff of the YAML); NotFoundError if there is no such campaign."""
+        with self.db.transaction() as con:
+            return spec_history(con, load_campaign(con, campaign).campaign_id, limit)
+
+    def spec_yaml(self, campaign: str) -> str:
+        """`campaign`'s live spec (with every change made in the UI, the API or an import) as YAML that `apply`
+        reads back unchanged; NotFoundError if there is no such campaign."""
+        with self.db.transaction() as con:
+            load_campaign(con, campaign)
+            source = live_source(con, campaign)
+        assert source is not None
+        return spec_yaml(source)

@@ -53,6 +53,7 @@ PUBLIC = [
     "Scheduler",
     "Settings",
     "SpecChanges",
+    "SpecConflictError",
     "SpecError",
     "Status",
     "TypeChange",
