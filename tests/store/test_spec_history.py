@@ -135,3 +135,12 @@ def test_spec_yaml_puts_name_and_kind_first(applied: Workspace) -> None:
     data = yaml.safe_load(io.StringIO(applied.spec_yaml("t")))
     assert list(data)[-1] == "columns"
     assert all(list(c)[:2] == ["name", "kind"] for c in data["columns"])
+
+
+def test_a_file_without_a_field_an_import_added_keeps_it_and_is_not_refused(applied: Workspace, tmp_path: Path) -> None:
+    data = tmp_path / "more.csv"
+    data.write_text("email,first,employees,city\ndee@x.io,Dee,5,Oslo\n")
+    applied.campaign("t").import_file(data)
+    result = applied.apply(BASIC_SPEC.replace("length(opener)", "length(opener) + 1"), actor="bob", origin="file")
+    assert result.changes.changed == ["opener_length"] and result.changes.kept == {"city": 1}
+    assert "city" in applied.spec_yaml("t")
