@@ -162,7 +162,8 @@ class Workspace(WorkspaceFacade):
             changes = store_spec(con, spec, prune=prune, allow_lossy=allow_lossy, dry_run=dry_run)
             if origin == "file" and not force:
                 try:
-                    check_file_apply(con, spec.name, live, json.loads(stored_source(spec)), list(changes.kept))
+                    applied = json.loads(stored_source(spec))
+                    check_file_apply(con, spec.name, live, applied, list(changes.kept), list(changes.pruned))
                 except SpecConflictError as conflict:
                     if not dry_run:
                         raise  # the transaction is rolled back: nothing changed

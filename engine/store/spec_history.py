@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import duckdb
@@ -87,27 +88,32 @@ def check_file_apply(
     live: dict[str, Any] | None,
     applied: dict[str, Any],
     kept: list[str],
+    pruned: Sequence[str] = (),
 ) -> None:
     """Raise SpecConflictError when applying a file whose spec is `applied` (as stored; `kept` names the columns
     the apply keeps though the file leaves them out) would undo a change made elsewhere (the UI, the API, an
-    import) since the campaign's spec was last applied from a file. A column or top-level key counts as undone
-    when it differs between the last file's spec and the live one, and the file would change it again."""
+    import) since the campaign's spec was last applied from a file (a campaign never applied from a file has no
+    such spec to compare with: its first file applies as it is). A column or top-level key counts as undone
+    when it differs between the last file's spec and the live one, and the file would change it again; columns
+    dropped with `prune` (named in `pruned`) were asked for by name, and are not."""
     if live is None:
         return
     entries = con.execute(
         "SELECT origin, spec FROM spec_history WHERE campaign = ? ORDER BY change_id", [campaign]
     ).fetchall()
     last_file = max((i for i, (origin, _) in enumerate(entries) if origin == FILE), default=None)
-    if not entries or last_file == len(entries) - 1:
-        return  # no history (a workspace older than it), or nothing changed elsewhere since the last file
-    base = json.loads(entries[last_file][1]) if last_file is not None else {}
+    if last_file is None or last_file == len(entries) - 1:
+        return  # never applied from a file (or before the history began), or nothing changed elsewhere since
+    base = json.loads(entries[last_file][1])
     after = dict(applied)
     after_columns = _columns(applied)
     after_columns |= {name: entry for name, entry in _columns(live).items() if name in kept}
     undone = [
         key
         for key in sorted(set(_keys(base, _columns(base))) | set(_keys(live, _columns(live))))
-        if _part(base, key) != _part(live, key) and _part(live, key) != _part_of(after, after_columns, key)
+        if _part(base, key) != _part(live, key)
+        and _part(live, key) != _part_of(after, after_columns, key)
+        and not (key.startswith("column ") and key.removeprefix("column ") in pruned)
     ]
     if not undone:
         return

@@ -144,3 +144,18 @@ def test_a_file_without_a_field_an_import_added_keeps_it_and_is_not_refused(appl
     result = applied.apply(BASIC_SPEC.replace("length(opener)", "length(opener) + 1"), actor="bob", origin="file")
     assert result.changes.changed == ["opener_length"] and result.changes.kept == {"city": 1}
     assert "city" in applied.spec_yaml("t")
+
+
+def test_pruning_a_field_an_import_added_is_asked_for_by_name_not_refused(applied: Workspace, tmp_path: Path) -> None:
+    data = tmp_path / "more.csv"
+    data.write_text("email,first,employees,city\ndee@x.io,Dee,5,Oslo\n")
+    applied.campaign("t").import_file(data)
+    result = applied.apply(BASIC_SPEC, actor="bob", origin="file", prune=["city"])
+    assert result.changes.pruned == {"city": 1}
+
+
+def test_a_campaign_never_applied_from_a_file_takes_its_first_file_as_it_is(ws: Workspace) -> None:
+    ws.apply(BASIC_SPEC.replace("length(opener)", "length(opener) + 1"), actor="alice", origin="ui")
+    result = ws.apply(BASIC_SPEC, actor="bob", origin="file")
+    assert result.changes.changed == ["opener_length"]
+    assert [h["origin"] for h in ws.spec_history("t")] == ["file", "ui"]
