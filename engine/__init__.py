@@ -22,6 +22,7 @@ from engine.errors import (
     PermissionDeniedError,
     QueryError,
     RunsheetError,
+    SpecConflictError,
     SpecError,
     WorkspaceBusyError,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Scheduler",
     "Settings",
     "SpecChanges",
+    "SpecConflictError",
     "SpecError",
     "Status",
     "TypeChange",

@@ -93,7 +93,7 @@ def authorize(
         return
     with db.transaction() as log:
         log.execute(
-            'INSERT INTO activity (campaign_id, column_name, cells, action, outcome, "at", actor, trigger, '
+            "INSERT INTO activity (campaign_id, column_name, cells, action, outcome, logged_at, actor, trigger, "
             "error_code) VALUES (?, ?, 0, ?, 'permission_denied', now(), ?, 'auth', 'permission_denied')",
             [campaign_id, what or None, action, actor],
         )

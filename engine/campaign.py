@@ -33,7 +33,7 @@ from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import Database, frame, scalar
-from engine.store.edits import NOTES, confirm_pin, log_edit, pin, save_to_record, write_input
+from engine.store.edits import NOTES, cell_text, confirm_pin, log_edit, pin, save_to_record, write_input
 from engine.store.schema import quote
 from engine.types import ErrorCode, Status
 
@@ -251,11 +251,15 @@ class Campaign:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=column)
             tables = self._load(con)
             check_rows(con, tables, [row_id])
+            old = cell_text(con, tables, row_id, column)
             if tables.column(column).is_input:
                 write_input(con, tables, row_id, column, value)
             else:
                 pin(con, tables, row_id, column, value)
             report = self._edited(con, tables, column, row_id, run_paid, {"edit": column, "row": row_id})
+            new = cell_text(con, tables, row_id, column)
+            who = (self.actor, self.trigger)
+            log_edit(con, tables, report.run_id, "edit", column, row_id, who, old != new, (old, new))
         return self._drive(report, RunOptions())
 
     def save_to_record(self, row_id: int, column: str, field: str = NOTES, *, run_paid: bool = True) -> RunReport:
@@ -267,11 +271,13 @@ class Campaign:
             authorize(self.db, self.actor, "edit_inputs", con=con, what=field)
             tables = self._load(con)
             check_rows(con, tables, [row_id])
-            tables, saved = save_to_record(con, tables, row_id, column, field)
+            old = cell_text(con, tables, row_id, field) if field in tables.spec.names else None
+            tables, saved = save_to_record(con, tables, row_id, column, field, self.actor)
             describe = {"save_to_record": column, "field": saved.field, "row": row_id}
             report = self._edited(con, tables, saved.field if saved.changed else None, row_id, run_paid, describe)
             who = (self.actor, self.trigger)
-            log_edit(con, tables, report.run_id, "save_to_record", saved.field, row_id, who, saved.changed)
+            values = (old, cell_text(con, tables, row_id, saved.field))
+            log_edit(con, tables, report.run_id, "save_to_record", saved.field, row_id, who, saved.changed, values)
         return self._drive(report, RunOptions())
 
     def confirm(self, row_id: int, column: str, *, run_paid: bool = True) -> RunReport:

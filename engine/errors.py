@@ -2,7 +2,8 @@
 
     RunsheetError                 anything a user can cause; `.hint` says how to fix it
     ├── SpecError                 a campaign spec is refused as a whole (`.column` names the culprit)
-    │   └── CycleError            the columns depend on each other in a loop (`.path`)
+    │   ├── CycleError            the columns depend on each other in a loop (`.path`)
+    │   └── SpecConflictError     a spec file would undo changes made elsewhere since it was applied (`.diff`)
     ├── EditError                 an edit (set, pin) that cannot be applied; nothing was changed
     ├── NotFoundError             a workspace, campaign, column or row that does not exist
     ├── ImportError_              a file that cannot be loaded; nothing was imported
@@ -50,6 +51,17 @@ class CycleError(SpecError):
             hint=f"remove {path[0]} from the inputs of {path[1]}",
             column=path[1],
         )
+
+
+class SpecConflictError(SpecError):
+    """Applying a spec file would undo changes made since the campaign's spec was last applied from a file (in
+    the UI, the API, an import); `undone` names them and `diff` shows what the apply would change. Nothing was
+    changed: `force` applies it anyway."""
+
+    def __init__(self, message: str, hint: str, *, undone: list[str], diff: str) -> None:
+        self.undone = undone
+        self.diff = diff
+        super().__init__(message, hint)
 
 
 class EditError(RunsheetError):

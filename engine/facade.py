@@ -1,7 +1,7 @@
 """What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people, API tokens and
-UI logins, the run log and one run's record, the credit ledger, the change key the UI keeps its reads under, and
-each person's grid layout (engine/store/layouts.py). (Schedules sit above the workspace, engine/schedules.py, and
-reach the faces through `engine`'s exports.)
+UI logins, the run log and one run's record, the credit ledger, a campaign's spec history and live spec, the change
+key the UI keeps its reads under, and each person's grid layout (engine/store/layouts.py). (Schedules sit above the
+workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
 A mixin of `Workspace` (engine/workspace.py), so the faces reach all of it through `engine`'s public API and
 never open the database, the tables or `engine.auth` themselves.
@@ -22,6 +22,8 @@ from engine.store.catalog import load_campaign
 from engine.store.layouts import ColumnLayout, load_layout, store_layout
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
+from engine.store.spec_history import history as spec_history
+from engine.store.spec_history import live_source, spec_yaml
 
 if TYPE_CHECKING:
     from engine.campaign import Campaign
@@ -183,3 +185,20 @@ class WorkspaceFacade:
             if isinstance(row.get(field), str):
                 row[field] = json.loads(row[field])
         return row
+
+    # ---- spec history ----------------------------------------------------------------------------------------
+
+    def spec_history(self, campaign: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The changes of `campaign`'s spec, newest first: change_id, changed_at, actor, origin (file, ui, api,
+        import, edit) and diff (a unified diff of the YAML); NotFoundError if there is no such campaign."""
+        with self.db.transaction() as con:
+            return spec_history(con, load_campaign(con, campaign).campaign_id, limit)
+
+    def spec_yaml(self, campaign: str) -> str:
+        """`campaign`'s live spec (with every change made in the UI, the API or an import) as YAML that `apply`
+        reads back unchanged; NotFoundError if there is no such campaign."""
+        with self.db.transaction() as con:
+            load_campaign(con, campaign)
+            source = live_source(con, campaign)
+        assert source is not None
+        return spec_yaml(source)

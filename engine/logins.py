@@ -217,6 +217,6 @@ def log_out(db: Database, session_id: str, trigger: str = "ui") -> bool:
 def _log(db: Database, actor: str, action: str, outcome: str, trigger: str) -> None:
     with db.transaction() as con:
         con.execute(
-            'INSERT INTO activity (cells, action, outcome, "at", actor, trigger) VALUES (0, ?, ?, now(), ?, ?)',
+            "INSERT INTO activity (cells, action, outcome, logged_at, actor, trigger) VALUES (0, ?, ?, now(), ?, ?)",
             [action, outcome, actor, trigger],
         )

@@ -3,8 +3,9 @@ re-running cells older than a freshness limit ("re-run cells older than 30 days"
 `runsheet serve` (a Scheduler thread), with trigger `schedule` and the schedule's creator as the actor.
 
 A schedule that was due several times while nothing was serving runs once, not once per missed time: after a
-run its next time is the first one after *now*. A paused campaign's schedules wait (still due) until resumed.
-The clock is a parameter, so tests move time by hand.
+run its next time is the first one after *now*. A tick with nothing to do (every cell in scope up to date, none
+older than the limit) runs and logs nothing: only the schedule's next time moves. A paused campaign's schedules
+wait (still due) until resumed. The clock is a parameter, so tests move time by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from datetime import datetime, timedelta
 from engine.auth import authorize
 from engine.cells import kind_named
 from engine.errors import EditError, NotFoundError, RunsheetError
+from engine.run.lifecycle import run_transaction
+from engine.run.selection import RunSelection, plan_selection
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
 from engine.workspace import Workspace
@@ -37,6 +40,15 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * UNITS[found.group(2)]
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds in the largest unit that divides them evenly, as `parse_duration` reads them: 3600 -> '1h',
+    2592000 -> '30d', 5400 -> '90m'."""
+    for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def _now() -> datetime:
     return datetime.now()
 
@@ -53,6 +65,24 @@ class Schedule:
     last_run_at: datetime | None
     last_run_id: int | None
     created_by: str
+
+    @property
+    def when(self) -> str:
+        """When it runs, as a person says it: `every 1h`, or `cron 0 6 * * 1`."""
+        if self.cron is not None:
+            return f"cron {self.cron}"
+        assert self.every_seconds is not None
+        return f"every {format_duration(self.every_seconds)}"
+
+    @property
+    def older_than(self) -> str:
+        """Its freshness limit as a person says it (`older than 30d`), or ''."""
+        return "" if self.older_than_seconds is None else f"older than {format_duration(self.older_than_seconds)}"
+
+    @property
+    def describe(self) -> str:
+        """`every 1h`, with `, re-running cells older than 30d` when it has a freshness limit."""
+        return f"{self.when}, re-running cells {self.older_than}" if self.older_than else self.when
 
     def next_after(self, moment: datetime) -> datetime:
         """The first due time strictly after `moment`."""
@@ -127,25 +157,46 @@ def run_due(ws: Workspace, clock: Clock = _now) -> list[tuple[int, int | None]]:
         if paused.campaign or (schedule.column is not None and schedule.column in paused.columns):
             continue  # still due: it runs once the campaign is resumed
         run_id: int | None = None
+        failed = False
         try:
             run_id = _run(ws, schedule, now)
         except RunsheetError as error:  # e.g. the creator lost the role: logged, the schedule moves on
             log.warning("schedule %s could not run: %s", schedule.schedule_id, error)
+            failed = True
         with ws.db.transaction() as con:
-            con.execute(
-                "UPDATE schedules SET last_run_at = ?, last_run_id = ?, next_due_at = ? WHERE schedule_id = ?",
-                [now, run_id, schedule.next_after(now), schedule.schedule_id],
-            )
+            if run_id is None and not failed:  # nothing to do: only the next time moves
+                con.execute(
+                    "UPDATE schedules SET next_due_at = ? WHERE schedule_id = ?",
+                    [schedule.next_after(now), schedule.schedule_id],
+                )
+            else:
+                con.execute(
+                    "UPDATE schedules SET last_run_at = ?, last_run_id = ?, next_due_at = ? WHERE schedule_id = ?",
+                    [now, run_id, schedule.next_after(now), schedule.schedule_id],
+                )
         fired.append((schedule.schedule_id, run_id))
     return fired
 
 
+def _has_work(ws: Workspace, campaign: str, columns: list[str] | None) -> bool:
+    """Whether running `columns` (the auto-run steps when None) would compute or change any cell: worked out in
+    a transaction that is rolled back, so a tick with nothing to do leaves no run and no activity behind."""
+    with ws.db.transaction(commit=False) as con:
+        tables = load_campaign(con, campaign)
+        request, scope = plan_selection(con, tables, RunSelection.of(columns, None))
+        report = run_transaction(con, tables, request, scope, actor="schedule", trigger="schedule")
+        # cells that only settle again where they were (still waiting on a manual step, say) are not work
+        return bool(report.claims) or any(report.computed(column) for column in report.counts())
+
+
 def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
+    """Run the schedule's steps, then Run Again its cells older than its freshness limit; returns the last run's
+    id, or None when there was nothing to do (nothing is run or logged then)."""
     campaign = ws.campaign(schedule.campaign, actor=schedule.created_by, trigger="schedule")
     columns = None if schedule.column is None else [schedule.column]
-    report = campaign.run(columns)
+    last = campaign.run(columns).run_id if _has_work(ws, schedule.campaign, columns) else None
     if schedule.older_than_seconds is None:
-        return report.run_id
+        return last
     cutoff = now - timedelta(seconds=schedule.older_than_seconds)
     with ws.db.transaction() as con:
         tables = load_campaign(con, schedule.campaign)
@@ -167,7 +218,6 @@ def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
             ]
             for column in targets
         }
-    last = report.run_id
     for column, rows in old.items():
         if rows:  # Run Again on the old cells (pinned ones are not in the list: they are never re-run)
             last = campaign.run([column], rows, force=True).run_id

@@ -15,7 +15,7 @@ import polars as pl
 from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
 from engine.campaign import Campaign
-from engine.errors import EditError, NotFoundError
+from engine.errors import EditError, NotFoundError, SpecConflictError
 from engine.estimate import Estimate, call_price, estimate_claims
 from engine.facade import DB_FILE, WorkspaceFacade
 from engine.graph import Request
@@ -29,13 +29,14 @@ from engine.sql.query import run_query
 from engine.sql.sandbox import Limits
 from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
-from engine.store.changes import Prune, SpecChanges, store_spec
+from engine.store.changes import Prune, SpecChanges, store_spec, stored_source
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
 from engine.store.database import Database
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
 from engine.store.runlog import history_counts, purge_history
 from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
+from engine.store.spec_history import Origin, check_file_apply, live_source, record_change
 
 
 @dataclass
@@ -129,6 +130,8 @@ class Workspace(WorkspaceFacade):
         prune: Prune = False,
         allow_lossy: bool = False,
         dry_run: bool = False,
+        origin: Origin = "api",
+        force: bool = False,
     ) -> ApplyResult:
         """Create or update a campaign from a spec (a CampaignSpec, a YAML file path, or YAML text).
 
@@ -137,6 +140,11 @@ class Workspace(WorkspaceFacade):
         (a step) unless `prune` (True, or the names to drop) drops it; a retype that would change stored values
         needs `allow_lossy`; `renamed_from` keeps a column's cells, keys and history. `dry_run` works the
         changes out (with what would be refused, in `changes.refusals`) and writes nothing.
+
+        Every change is recorded in the spec history (`spec_history`) with `actor`, `origin` (where it was made:
+        "file" for a spec file applied from the command line, "ui", "api") and a diff. A file (`origin="file"`)
+        that would undo changes made elsewhere since the campaign's spec was last applied from a file is refused
+        with SpecConflictError (its `diff` shows them) unless `force`.
 
         Changed steps and their downstream become stale; free auto-run steps recompute at once. A new paid step
         (its calls cost credits: engine/estimate.py's `call_price`) starts paused, with the estimate of running
@@ -151,9 +159,19 @@ class Workspace(WorkspaceFacade):
         paid: list[str] = []
         with self.db.transaction(commit=not dry_run) as con:
             authorize(self.db, actor, "apply_spec", con=con, what=spec.name)
+            live = live_source(con, spec.name)
             changes = store_spec(con, spec, prune=prune, allow_lossy=allow_lossy, dry_run=dry_run)
+            if origin == "file" and not force:
+                try:
+                    applied = json.loads(stored_source(spec))
+                    check_file_apply(con, spec.name, live, applied, list(changes.kept), list(changes.pruned))
+                except SpecConflictError as conflict:
+                    if not dry_run:
+                        raise  # the transaction is rolled back: nothing changed
+                    changes.refusals.append(conflict)
             if dry_run:
                 return ApplyResult(spec.name, changes, None)
+            record_change(con, spec.name, live, actor, origin)
             campaign = load_campaign(con, spec.name)
             graph = campaign.spec.graph
             settings = load_settings(con)
@@ -384,7 +402,7 @@ class Workspace(WorkspaceFacade):
             chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
             cursor = con.execute(
                 "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                'WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY "at" DESC LIMIT $2',
+                "WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY logged_at DESC LIMIT $2",
                 [chosen, limit],
             )
             names = [d[0] for d in cursor.description]

@@ -56,6 +56,7 @@ PUBLIC = [
     "Scheduler",
     "Settings",
     "SpecChanges",
+    "SpecConflictError",
     "SpecError",
     "Status",
     "TypeChange",

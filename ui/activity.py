@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from engine import Workspace
 from ui import reads, runs, session
 
 RUN_FIELDS = (
@@ -58,6 +59,7 @@ def render() -> None:
                 st.dataframe(runs_frame(runs.recent_runs(ws, 100)), hide_index=True, width="stretch")
 
         live()
+        spec_changes(ws, st.session_state.get("campaign"))
         st.subheader("Cell log")
         log = pd.DataFrame(ws.activity(500))
         if log.empty:
@@ -68,6 +70,20 @@ def render() -> None:
         if picked:
             log = log[log["outcome"].isin(picked)]
         st.dataframe(log, hide_index=True, width="stretch")
+
+
+def spec_changes(ws: Workspace, campaign: str | None) -> None:
+    """The chosen campaign's spec changes, newest first: when, who, where from (file, ui, api...) and the diff."""
+    if not campaign:
+        return
+    changes = ws.spec_history(campaign, 20)
+    with st.expander(f"Spec changes of {campaign} ({len(changes)})"):
+        if not changes:
+            st.caption("No spec change recorded yet.")
+        for change in changes:
+            when = f"{change['changed_at']:%Y-%m-%d %H:%M:%S}" if change["changed_at"] else "?"
+            st.markdown(f"**#{change['change_id']}** {when} · {change['actor'] or 'unknown'} · via {change['origin']}")
+            st.code(change["diff"], language="diff")
 
 
 def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

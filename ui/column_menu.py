@@ -274,7 +274,7 @@ def add_form(ws: Workspace, spec: CampaignSpec) -> None:
 
 def apply(ws: Workspace, source: dict[str, Any], message: str) -> None:
     with session.friendly("spec"):
-        result = ws.apply(specs.dump(source), actor=session.actor())
+        result = ws.apply(specs.dump(source), actor=session.actor(), origin="ui")
         reads.forget_cached()
         st.session_state.pop("estimate", None)
         for column in result.paused:  # nothing paid starts without consent
@@ -306,7 +306,7 @@ def apply_spec_form(ws: Workspace) -> None:
 
 def _apply_text(ws: Workspace, text: str) -> None:
     with session.friendly("spec"):
-        result = ws.apply(text if "\n" in text else text + "\n", actor=session.actor())
+        result = ws.apply(text if "\n" in text else text + "\n", actor=session.actor(), origin="ui")
         session.choose_campaign(result.campaign)
         session.notify(f"campaign {result.campaign} ready")
         st.rerun()

@@ -317,6 +317,11 @@ def create_app(workspace: str | Path) -> FastAPI:
         rows = state.as_user(who).activity(limit, campaign=campaign)
         return [{k: _json_safe(v) for k, v in row.items() if k != "campaign_id"} for row in rows]
 
+    @app.get("/campaigns/{name}/spec/history", tags=["campaigns"])
+    def read_spec_history(name: str, who: User, limit: PageLimit = 50) -> list[dict[str, Any]]:
+        """The campaign's spec changes, newest first: when, who, where from (file, ui, api, import, edit), the diff."""
+        return [{k: _json_safe(v) for k, v in row.items()} for row in state.as_user(who).spec_history(name, limit)]
+
     @app.get("/credits", response_model=CreditsOut, tags=["service"])
     def read_credits(who: User, limit: PageLimit = 20) -> CreditsOut:
         """The workspace's credit balance and its most recent ledger rows."""

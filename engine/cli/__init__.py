@@ -13,6 +13,7 @@ from engine.cli import (
     log,  # noqa: F401  (registers `runsheet log`)
     runs,  # noqa: F401  (registers run, stop, runs)
     serve,  # noqa: F401  (registers serve, users, token, schedule, pause, resume)
+    specs,  # noqa: F401  (registers `runsheet spec history|export`)
     ui,  # noqa: F401  (registers `runsheet ui`)
 )
 from engine.cli.common import app, main

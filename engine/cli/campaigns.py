@@ -13,7 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import Campaign, Cell, Estimate, Page, RunsheetError, SpecChanges, Status, Workspace
+from engine import (
+    Campaign,
+    Cell,
+    Estimate,
+    Page,
+    RunsheetError,
+    SpecChanges,
+    SpecConflictError,
+    Status,
+    Workspace,
+)
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     CampaignOption,
@@ -58,15 +68,32 @@ def apply(
     allow_lossy: Annotated[
         bool, typer.Option("--allow-lossy", help="Retype input columns even where stored values would change.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even where it undoes changes made in the UI or the API since.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create or update a campaign from its spec; changed steps and their downstream become stale. Nothing that
-    holds data is dropped unless pruned; new paid steps start paused."""
+    holds data is dropped unless pruned; new paid steps start paused. A file that would undo changes made in the
+    UI or the API since the last file was applied is refused (with the diff) unless --force."""
 
     def body() -> None:
         pruning: bool | list[str] = True if prune else list(prune_column or [])
         ws = Workspace(workspace)
-        result = ws.apply(spec, actor=ws.actor, prune=pruning, allow_lossy=allow_lossy, dry_run=dry_run)
+        try:
+            result = ws.apply(
+                spec,
+                actor=ws.actor,
+                prune=pruning,
+                allow_lossy=allow_lossy,
+                dry_run=dry_run,
+                origin="file",
+                force=force,
+            )
+        except SpecConflictError as conflict:
+            if not as_json:
+                out.print(escape(conflict.diff), end="")
+            raise
         changes = result.changes
         summary = {
             "campaign": result.campaign,
@@ -128,6 +155,8 @@ def _print_changes(campaign: str, changes: SpecChanges, dry_run: bool) -> None:
             out.print(f"  {label}: {escape(text)}")
     for refusal in changes.refusals:
         out.print(f"  [red]refused[/]: {escape(str(refusal))}")
+        if isinstance(refusal, SpecConflictError):
+            out.print(escape(refusal.diff), end="")
 
 
 def _print_paused(campaign: str, paused: list[str], estimate: Estimate | None) -> None:

@@ -278,7 +278,7 @@ def schedule_add(
         made = add_schedule(
             ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
         )
-        out.print(f"schedule {made.schedule_id}: next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
+        out.print(f"schedule {made.schedule_id}: {made.describe}; next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
 
     guard(body)
 
@@ -296,8 +296,7 @@ def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonO
         for name in ("id", "campaign", "column", "when", "older than", "next", "last run"):
             table.add_column(name)
         for s in found:
-            when = s.cron or f"every {s.every_seconds:g}s"
-            older = "" if s.older_than_seconds is None else f"{s.older_than_seconds:g}s"
+            when, older = s.when, s.older_than
             table.add_row(
                 str(s.schedule_id),
                 s.campaign,

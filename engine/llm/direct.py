@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from engine.llm.prices import provider_cost
 from engine.llm.types import (
     Completion,
     CompletionRequest,
@@ -72,10 +73,11 @@ async def complete_direct(request: CompletionRequest) -> Completion:
             ErrorCode.PROVIDER_ERROR, f"the provider sent a malformed response: {raw[:120]!r}", retryable=True
         ) from err
     usage = payload.get("usage") or {}
+    prompt_tokens, completion_tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     return Completion(
         text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        provider_cost=None,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        provider_cost=provider_cost(request.model, prompt_tokens, completion_tokens),
         model=request.model,
     )

@@ -8,6 +8,7 @@ import os
 from functools import cache
 from types import ModuleType
 
+from engine.llm.prices import provider_cost
 from engine.llm.types import (
     Completion,
     CompletionRequest,
@@ -53,15 +54,19 @@ async def complete_litellm(request: CompletionRequest) -> Completion:
     except (AttributeError, IndexError) as err:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True) from err
     usage = getattr(response, "usage", None)
-    cost = None
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost: float | None
     try:
-        cost = float(litellm.completion_cost(completion_response=response))
-    except Exception:  # models missing from the local cost map have no known price
+        cost = float(litellm.completion_cost(completion_response=response, model=request.model))
+    except Exception:  # litellm could not price the response: price the step's model from the same cost map
         cost = None
+    if not cost:
+        cost = provider_cost(request.model, prompt_tokens, completion_tokens)
     return Completion(
         text=text,
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         provider_cost=cost,
         model=request.model,
     )

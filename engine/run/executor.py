@@ -246,7 +246,7 @@ class Executor:
             ),
         )
         self.con.execute(
-            'INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, "at", duration_ms, '
+            "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, logged_at, duration_ms, "
             "cost, actor, trigger) SELECT ?, ?, column_name, cells, 'run', outcome, now(), duration_ms, 0.0, ?, ? "
             "FROM _summaries",
             [self.run_id, self.campaign.campaign_id, *self.who],
@@ -594,7 +594,7 @@ class Executor:
         self._summaries += [[column, len(rows), o, seconds * 1000] for o, rows in summed]
         if not free and len(summed) < len(groups):
             self.con.execute(
-                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at",
+                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at,
                 cost, actor, trigger, error_code, cached)
                 SELECT {self.run_id}, {self.campaign.campaign_id}, {literal(column)}, row_id, 1, 'run', status,
                 now(), cost, {literal(self.who[0])}, {literal(self.who[1])}, error_code, cached FROM _out

@@ -92,8 +92,9 @@ def open_run(
     con: duckdb.DuckDBPyConnection, campaign_id: int, details: dict[str, Any], *, actor: str, trigger: str
 ) -> int:
     """Insert a `running` run of this process and host, its heartbeat now, `details` as its request; returns
-    its id."""
-    run_id = int(scalar(con, "SELECT nextval('ids')"))
+    its id: one more than the last run's, so run ids count up by one per workspace (the `ids` sequence is shared
+    with other tables and moves on in transactions that are rolled back, a dry run's)."""
+    run_id = int(scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
     con.execute(
         "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at, heartbeat, pid, host) "
         "VALUES (?, ?, ?, ?, ?, 'running', now(), now(), ?, ?)",
@@ -223,7 +224,7 @@ def put_back(
     con.register("_put_back", previous.select(["row_id"]))
     try:
         con.execute(
-            f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", cost,
+            f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at, cost,
                 actor, trigger, error_code)
             SELECT ?, ?, ?, row_id, 1, 'run', ?, now(), 0.0, ?, ?, {literal(code.value)} FROM _put_back""",
             [run_id, campaign.campaign_id, column, outcome, *who],

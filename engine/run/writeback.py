@@ -57,7 +57,7 @@ def write_results(
                 FROM _results AS s WHERE t.row_id = s.row_id AND t.status = 'running' AND t.run_id = {run_id}"""
             )
             con.execute(
-                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at",
+                f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at,
                     duration_ms, cost, actor, trigger, tokens, provider_cost, cached, error_code)
                 SELECT {run_id}, {tables.campaign_id}, {literal(column)}, row_id, 1, 'run',
                     CASE WHEN error_code = 'insufficient_credits' THEN 'refused' ELSE status END, now(), latency_ms,

@@ -12,6 +12,7 @@ from engine.cells import INPUT_KIND
 from engine.errors import NotFoundError
 from engine.spec import CampaignSpec, ColumnSpec, parse_spec
 from engine.store.changes import store_spec
+from engine.store.spec_history import Origin, live_source, record_change
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,23 @@ def load_campaign(con: duckdb.DuckDBPyConnection, name: str) -> CampaignTables:
     return CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
 
 
-def add_input_columns(con: duckdb.DuckDBPyConnection, tables: CampaignTables, added: dict[str, str]) -> CampaignTables:
+def add_input_columns(
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    added: dict[str, str],
+    *,
+    actor: str | None = None,
+    origin: Origin = "import",
+) -> CampaignTables:
     """Add input columns (name -> DuckDB type) through the spec, as `runsheet apply` would, so the catalog stays
-    the one truth: each gets a new table of its own, no existing table is altered. Returns the campaign anew."""
+    the one truth: each gets a new table of its own, no existing table is altered; the change goes into the spec
+    history as made by `actor` through `origin`. Returns the campaign anew."""
+    before = live_source(con, tables.spec.name)
     source = dict(tables.spec.source)
     source["columns"] = [
         *source["columns"],
         *({"name": name, "kind": INPUT_KIND, "type": value_type} for name, value_type in added.items()),
     ]
     store_spec(con, parse_spec(source))
+    record_change(con, tables.spec.name, before, actor, origin)
     return load_campaign(con, tables.spec.name)

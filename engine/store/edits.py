@@ -103,7 +103,12 @@ def confirm_pin(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: 
 
 
 def save_to_record(
-    con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str, field: str = NOTES
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    row_id: int,
+    column: str,
+    field: str = NOTES,
+    actor: str | None = None,
 ) -> tuple[CampaignTables, SavedField]:
     """Copy the current value of step cell (`row_id`, `column`) into the record: into `notes` as an appended
     line `<column>: <value>`, or into the input column `field`. A missing field is created as an input column
@@ -113,7 +118,8 @@ def save_to_record(
     created = field not in tables.spec.names
     if created:
         _check_new_name(field, tables)
-        tables = add_input_columns(con, tables, {field: NOTES_TYPE if field == NOTES else source.value_type})
+        added = {field: NOTES_TYPE if field == NOTES else source.value_type}
+        tables = add_input_columns(con, tables, added, actor=actor, origin="edit")
     target = tables.column(field)
     if not target.is_input:
         raise EditError(
@@ -143,14 +149,22 @@ def log_edit(
     row_id: int,
     who: tuple[str, str],
     changed: bool = True,
+    values: tuple[str | None, str | None] = (None, None),
 ) -> None:
-    """One activity row for an edit made by hand (Save to Record, confirm), beside the run it caused; `who` is
-    (actor, trigger), and an edit that found the value already there is logged as `unchanged`."""
+    """One activity row for an edit made by hand (an edit, Save to Record, confirm), beside the run it caused;
+    `who` is (actor, trigger), `values` the cell's old and new value as text, and an edit that found the value
+    already there is logged as `unchanged`."""
     con.execute(
-        'INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, "at", actor, '
-        "trigger) VALUES (?, ?, ?, ?, 1, ?, ?, now(), ?, ?)",
-        [run_id, tables.campaign_id, column, int(row_id), action, "done" if changed else "unchanged", *who],
+        "INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at, actor, "
+        "trigger, old_value, new_value) VALUES (?, ?, ?, ?, 1, ?, ?, now(), ?, ?, ?, ?)",
+        [run_id, tables.campaign_id, column, int(row_id), action, "done" if changed else "unchanged", *who, *values],
     )
+
+
+def cell_text(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str) -> str | None:
+    """A cell's value as text (None when it holds none), as the activity log records an edit's old and new."""
+    tables.column(column)  # NotFoundError for a column the campaign lacks
+    return scalar(con, f"SELECT value::VARCHAR FROM {tables.tables[column]} WHERE row_id = ?", [int(row_id)])
 
 
 def _current_text(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str) -> str:

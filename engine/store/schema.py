@@ -11,7 +11,7 @@ import re
 
 import duckdb
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 METADATA_DDL = [
     "CREATE SEQUENCE IF NOT EXISTS ids START 1",
@@ -33,8 +33,9 @@ METADATA_DDL = [
         stop_requested BOOLEAN DEFAULT FALSE, heartbeat TIMESTAMP, pid BIGINT, host VARCHAR, message VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS activity (
         run_id BIGINT, campaign_id BIGINT, column_name VARCHAR, row_id BIGINT, cells BIGINT, action VARCHAR,
-        outcome VARCHAR, "at" TIMESTAMP, duration_ms DOUBLE, cost DOUBLE, actor VARCHAR, trigger VARCHAR,
-        tokens BIGINT, provider_cost DOUBLE, cached BOOLEAN, error_code VARCHAR)""",
+        outcome VARCHAR, logged_at TIMESTAMP, duration_ms DOUBLE, cost DOUBLE, actor VARCHAR, trigger VARCHAR,
+        tokens BIGINT, provider_cost DOUBLE, cached BOOLEAN, error_code VARCHAR, old_value VARCHAR,
+        new_value VARCHAR)""",
     # Global context documents (brand brief, ICP, ...): the current text, and every version ever saved.
     """CREATE TABLE IF NOT EXISTS context (
         name VARCHAR PRIMARY KEY, text VARCHAR NOT NULL, version VARCHAR NOT NULL, updated_at TIMESTAMP,
@@ -43,7 +44,7 @@ METADATA_DDL = [
         name VARCHAR NOT NULL, text VARCHAR, version VARCHAR NOT NULL, saved_at TIMESTAMP, saved_by VARCHAR)""",
     # Credits: the balance is the sum of the ledger (grants positive, spending negative).
     """CREATE TABLE IF NOT EXISTS credit_ledger (
-        "at" TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
+        booked_at TIMESTAMP NOT NULL, amount DOUBLE NOT NULL, run_id BIGINT, campaign_id BIGINT, reason VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value JSON)",
     # The memo: the latest answer of a cacheable paid step for each cell key (step version, context versions and
     # input values), across campaigns, so a rerun over known inputs is one join instead of a call per cell.
@@ -79,6 +80,20 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS column_layouts (
         user_name VARCHAR NOT NULL, campaign_id BIGINT NOT NULL, layout JSON NOT NULL, updated_at TIMESTAMP,
         PRIMARY KEY (user_name, campaign_id))""",
+    # Every change of a campaign's spec (engine/store/spec_history.py): who, when, through what, the spec after
+    # it and a readable diff from the one before.
+    """CREATE TABLE IF NOT EXISTS spec_history (
+        change_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, campaign VARCHAR NOT NULL, changed_at TIMESTAMP,
+        actor VARCHAR, origin VARCHAR NOT NULL, spec JSON NOT NULL, diff VARCHAR)""",
+]
+
+# Columns renamed or added since a workspace was made: (table, old name or None for added, new name, type).
+# Old workspaces named two timestamp columns "at", a SQL keyword that every query had to quote.
+COLUMN_UPGRADES = [
+    ("activity", "at", "logged_at", "TIMESTAMP"),
+    ("credit_ledger", "at", "booked_at", "TIMESTAMP"),
+    ("activity", None, "old_value", "VARCHAR"),
+    ("activity", None, "new_value", "VARCHAR"),
 ]
 
 STEP_COLUMNS = (
@@ -95,6 +110,17 @@ def upgrade_metadata(con: duckdb.DuckDBPyConnection) -> None:
     }
     if not wanted <= present:
         create_metadata(con)
+    columns = set(
+        con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main'").fetchall()
+    )
+    stale = [u for u in COLUMN_UPGRADES if (u[0], u[2]) not in columns]
+    for table, old, new, value_type in stale:
+        if old is not None and (table, old) in columns:
+            con.execute(f"ALTER TABLE {table} RENAME COLUMN {quote(old)} TO {new}")
+        else:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {new} {value_type}")
+    if stale:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
 
 def create_metadata(con: duckdb.DuckDBPyConnection) -> None:

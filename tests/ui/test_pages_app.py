@@ -60,6 +60,18 @@ def test_activity_page_lists_runs_and_cell_log(app: AppTest, states_ws: Workspac
     assert set(filtered["outcome"]) == {"error"} and list(filtered["column_name"]) == ["checker"]
 
 
+def test_activity_page_shows_the_campaigns_spec_changes(app: AppTest, states_ws: Workspace) -> None:
+    import yaml
+
+    spec = {**yaml.safe_load(states_ws.spec_yaml("t")), "description": "tuned"}
+    states_ws.apply(yaml.safe_dump(spec), actor="ada", origin="file", force=True)
+    on_page(app, "activity")
+    assert not app.exception
+    expander = next(e for e in app.expander if e.label.startswith("Spec changes of t ("))
+    assert "ada · via file" in expander.markdown[0].value
+    assert "+description: tuned" in expander.code[0].value
+
+
 def test_context_page_saves_a_document(app: AppTest, states_ws: Workspace) -> None:
     on_page(app, "context")
     app.radio(key="context_doc").set_value("icp").run()
