@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.estimate import ColumnEstimate, Estimate
 from engine.io import ExportReport, ImportOptions, frame_to_csv
+from engine.intake import Intake, IntakePlan
 from engine.io.records import check_records
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection
@@ -57,6 +58,8 @@ __all__ = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Intake",
+    "IntakePlan",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",

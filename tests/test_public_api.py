@@ -38,6 +38,8 @@ PUBLIC = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Intake",
+    "IntakePlan",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",

@@ -70,6 +70,7 @@ class ImportedFile:
     rejects_file: Path | None
     added_columns: dict[str, str]
     columns: dict[str, str]
+    updated_rows: tuple[int, ...]  # the rows counted in `updated`
 
 
 def import_file(
@@ -176,6 +177,7 @@ def _import(
         rejects_file=options.rejects if rejected else None,
         added_columns=added,
         columns={h: c for h, c in mapping.columns.items()},
+        updated_rows=tuple(changes.rows) if changes is not None else (),
     )
     return imported, followed
 
