@@ -25,8 +25,8 @@ from engine.errors import (
     WorkspaceBusyError,
 )
 from engine.estimate import ColumnEstimate, Estimate
-from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.intake import Intake, IntakePlan
+from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.io.records import check_records
 from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.selection import RunSelection

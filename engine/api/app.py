@@ -36,10 +36,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine import (
     Campaign,
-    Intake,
-    IntakePlan,
     CampaignSpec,
     Cell,
+    Intake,
+    IntakePlan,
     NotFoundError,
     PermissionDeniedError,
     RunReport,

@@ -80,7 +80,10 @@ def complete_run(
             columns = {c.column for c in claims}
             if not tables.spec.graph.downstream(columns):
                 break  # nothing reads these columns: no propagation to plan
-            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list()})
+            # a cell held back (hold_refused) is queued again: what it feeds would pull it into another refusal
+            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list() if (c.column, r) not in session.held})
+            if not rows:
+                break
             with db.transaction() as con:
                 tables = load_campaign(con, name)
                 executor = Executor(con, tables, report.run_id, actor=actor, trigger=trigger)
@@ -179,6 +182,7 @@ class _Session:
         self.written_credits = 0.0
         self.outcomes: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.refused = 0
+        self.held: set[tuple[str, int]] = set()  # (column, row) of the cells hold_refused sent back to queued
         # per column, the claimed cells as stored before their claim (those that held an outcome), and their rows
         self._previous: dict[str, list[pa.Table]] = defaultdict(list)
         self._previous_rows: dict[str, set[int]] = defaultdict(set)
@@ -300,6 +304,7 @@ class _Session:
                 kept[(result.column, PUT_BACK[result.error_code])].append(result.row_id)
             elif result.error_code is ErrorCode.INSUFFICIENT_CREDITS and self.options.hold_refused is not None:
                 held[result.column].append(result.row_id)
+        self.held.update((column, row) for column, rows in held.items() for row in rows)
         if kept or held:
             back = {(column, row) for (column, _), rows in kept.items() for row in rows}
             back |= {(column, row) for column, rows in held.items() for row in rows}
