@@ -170,9 +170,9 @@ def _import(
         resolve_lines(con, shape, list(staged.text_columns))
         if options.rejects is None:
             raise first_problems(con, path.name)
+        con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
     if check_only:
         raise ReadFailed(duckdb.Error("the lines the reader refused were not found again"))
-        con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
     added = {c: staged.types[c] for c in mapping.new}
     if added:
         tables = add_input_columns(con, tables, added)
