@@ -208,7 +208,7 @@ class _Session:
         """What a cell held back by hold_refused says (message, hint): the caller's words when the run's cap is
         what ran out, else the refusal for credits."""
         if self.options.hold_refused is not None and self.budget.binding() == "run_cap":
-            return self.options.hold_refused(self.budget.spent)
+            return self.options.hold_refused(self.budget.spent + self.budget.reserved)
         return f"{self.budget.tightest()} ran out", HINTS[ErrorCode.INSUFFICIENT_CREDITS]
 
     def ending(self) -> str | None:
