@@ -1,4 +1,5 @@
-"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key), runs triggered, watched and stopped,
+"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key; their paid auto-run steps then run by
+themselves in the background, within the intake budget: engine/intake.py), runs triggered, watched and stopped,
 a step's result saved to its record, hand edits confirmed, campaigns paused and resumed; and reads: records
 (paged, filtered by an SQL condition run in the query sandbox), one record with every cell's state, the run log,
 the activity log and credits.
