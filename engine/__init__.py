@@ -27,6 +27,7 @@ from engine.errors import (
     WorkspaceBusyError,
 )
 from engine.estimate import ColumnEstimate, Estimate
+from engine.intake import Intake, IntakePlan
 from engine.io import ExportReport, ImportOptions, frame_to_csv
 from engine.io.records import check_records
 from engine.logins import Login
@@ -62,6 +63,8 @@ __all__ = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Intake",
+    "IntakePlan",
     "Login",
     "LoginError",
     "NotFoundError",

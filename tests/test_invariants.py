@@ -14,6 +14,9 @@ fake provider's ledger (real HTTP, the real client path) and against the webhook
 - each distinct provider request is billed once, plus once per Run Again that asked for it (invariant 5), and
   the credits spent are the calls billed; nothing is billed before the paid step is activated (invariant 7);
 - an export payload is sent again only when a person asked (invariant 6), and its idempotency key follows it;
+- records posted to the API enrich themselves in a background run (engine/intake.py), waited for by the rule:
+  each new record's research is done (billed once, its value a fresh computation), or, over an intake budget,
+  queued saying so;
 - history (runs, activity, credit rows) never shrinks (invariant 4).
 
 Examples: RUNSHEET_STATEFUL_EXAMPLES (default 200), RUNSHEET_STATEFUL_STEPS steps each (default 12). Without
@@ -237,10 +240,15 @@ class TrustMachine(RuleBasedStateMachine):
             record = next(r for r in records if r["handle"] not in by_handle)
             self.inputs[row_id] = {name: record.get(name) for name in self.fields}
 
-    @rule(data=st.data(), keyed=st.booleans())
-    def api_intake(self, data: st.DataObject, keyed: bool) -> None:
+    @rule(data=st.data(), keyed=st.booleans(), budget=st.sampled_from([None, 0, 1]))
+    def api_intake(self, data: st.DataObject, keyed: bool, budget: int | None) -> None:
         """Records POSTed to `runsheet serve`'s API (in process, through its ASGI app); with a key, an upsert
-        that is refused whole when the key repeats in the campaign."""
+        that is refused whole when the key repeats in the campaign. Their active paid steps then run in the
+        background (engine/intake.py), within the intake budget (`budget`: None keeps the default, 0 turns it
+        off, 1 credit a day): the rule waits for the worker, then the new records' research is done, or queued
+        saying the budget was reached (or off); the invariants check it was billed once and its value."""
+        if budget is not None:
+            self.ws.set_setting("intake_budget", budget)
         handles = sorted({v["handle"] for v in self.inputs.values() if v["handle"]})
         known = data.draw(st.lists(st.sampled_from(handles), max_size=2, unique=True)) if keyed and handles else []
         records = [
@@ -266,6 +274,23 @@ class TrustMachine(RuleBasedStateMachine):
         assert len(new_ids) == len(fresh) == answer.json()["inserted"]
         for row_id, record in zip(new_ids, fresh, strict=True):
             self.inputs[row_id] = {name: record.get(name) for name in self.fields}
+        billed = len(self.billed())
+        assert self.api().app.state.runsheet.intake.wait(timeout=120), "the intake worker did not finish"  # type: ignore[attr-defined]
+        if not self.active:  # research paused: nothing paid may run by itself
+            assert len(self.billed()) == billed, "a paused paid step was billed by the intake"
+            return
+        allowed = self.ws.settings().intake_budget  # 100 by default: more than an example ever spends
+        enrichment = answer.json()["enrichment"]
+        assert enrichment == "off" if allowed == 0 else enrichment in ("background", "budget_reached"), enrichment
+        research = self.cells("research")
+        for row in new_ids:
+            cell = research[row]
+            if allowed == 0:  # off: the records only queue
+                assert cell.status == Status.QUEUED and cell.error_message is None, f"row {row}: {cell}"
+            elif allowed == 1 and cell.status == Status.QUEUED:  # over a budget of 1 credit: held, saying so
+                assert (cell.error_message or "").startswith("intake budget reached: 1 credits of 1 today"), cell
+            else:  # enriched in the background: the invariants check its value and that it was billed once
+                assert cell.status == Status.DONE, f"row {row}: the intake left research {cell}"
 
     @precondition(lambda self: bool(self.inputs))
     @rule(data=st.data(), column=st.sampled_from(["company", "title"]))

@@ -49,6 +49,7 @@ LAYERS = [
     "facade",  # what the faces ask of a workspace beyond campaigns: people, tokens, schedules, run log
     "workspace",  # the workspace folder and database; hands out campaigns
     "schedules",  # runs a workspace's campaigns on a cron or an interval, inside `runsheet serve`
+    "intake",  # records posted to the API enrich themselves: background runs within an intake budget
     "engine",  # the public API (engine/__init__.py) that the faces import
     "testing",  # test hooks kept out of the public API (the probe ledger)
     "api",  # `runsheet serve`'s HTTP API

@@ -39,6 +39,8 @@ PUBLIC = [
     "ImportError_",
     "ImportOptions",
     "ImportReport",
+    "Intake",
+    "IntakePlan",
     "Login",
     "LoginError",
     "NotFoundError",

@@ -1,4 +1,5 @@
-"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key), runs triggered, watched and stopped,
+"""The HTTP API `runsheet serve` runs: records in (batch, upsert on a key; their paid auto-run steps then run by
+themselves in the background, within the intake budget: engine/intake.py), runs triggered, watched and stopped,
 a step's result saved to its record, hand edits confirmed, campaigns paused and resumed; and reads: records
 (paged, filtered by an SQL condition run in the query sandbox), one record with every cell's state, the run log,
 the activity log and credits.
@@ -38,6 +39,8 @@ from engine import (
     Campaign,
     CampaignSpec,
     Cell,
+    Intake,
+    IntakePlan,
     NotFoundError,
     PermissionDeniedError,
     RunReport,
@@ -80,6 +83,7 @@ class ApiState:
         self.workspace = Workspace(workspace)
         self.threads: dict[int, threading.Thread] = {}
         self.starters: dict[int, str] = {}  # who started each of those runs (asks it to stop on shutdown)
+        self.intake = Intake(self.workspace)  # records posted here enrich themselves (engine/intake.py)
         self._tokens: dict[str, tuple[str | None, float]] = {}
 
     def user_for(self, token: str) -> str | None:
@@ -98,6 +102,7 @@ class ApiState:
     def stop_background_runs(self) -> None:
         """On shutdown: runs this server started are asked to stop, each on behalf of whoever started it, and
         waited for (their cells go back)."""
+        self.intake.close()
         for run_id, thread in self.threads.items():
             if thread.is_alive():
                 try:
@@ -221,23 +226,29 @@ def create_app(workspace: str | Path) -> FastAPI:
 
     @app.post("/campaigns/{name}/records", response_model=RecordsOut, tags=["campaigns"])
     def add_records(name: str, body: RecordsIn, who: User) -> RecordsOut:
-        """Add records (and with `key`, update the ones that match): durable when this answers. Their auto-run
-        steps are queued; free ones computed. A paused campaign stores them and runs nothing until resumed."""
+        """Add records (and with `key`, update the ones that match): durable when this answers. Their free steps
+        are computed; their paid auto-run steps are queued, then run in the background (`enrichment`), within the
+        campaign's intake budget. A paused campaign stores them and runs nothing until resumed."""
         handle, spec, paused = state.campaign_and_pause(who, name)
         if body.key is None:  # appending: straight into the tables, after a check of every value's type
             inserted, _ = handle.add_rows(check_records(spec, body.records), run=not paused)
-            return RecordsOut(campaign=name, inserted=len(inserted), updated=0, unchanged=0, queued=not paused)
+            plan = state.intake.submit(name, who, inserted)
+            return RecordsOut(
+                campaign=name, inserted=len(inserted), updated=0, unchanged=0, queued=not paused, **_enrichment(plan)
+            )
         # An upsert goes through the importer: one transaction, matched on the key, errors naming the record.
         with tempfile.TemporaryDirectory(prefix="runsheet-intake-") as folder:
             path = Path(folder) / "records.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in body.records), encoding="utf-8")
             report = handle.import_file(path, key=body.key, run=not paused, add_columns=False)
+        plan = state.intake.submit(name, who, [*report.inserted, *report.updated_rows])
         return RecordsOut(
             campaign=name,
             inserted=len(report.inserted),
             updated=report.updated,
             unchanged=report.unchanged,
             queued=not paused,
+            **_enrichment(plan),
         )
 
     @app.post("/campaigns/{name}/runs", status_code=202, response_model=RunOut, tags=["runs"])
@@ -361,6 +372,10 @@ def create_app(workspace: str | Path) -> FastAPI:
         return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
     return app
+
+
+def _enrichment(plan: IntakePlan) -> dict[str, Any]:
+    return {"enrichment": plan.enrichment, "message": plan.message}
 
 
 def _edit_out(handle: Campaign, row_id: int, column: str, report: RunReport) -> EditOut:

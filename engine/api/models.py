@@ -27,6 +27,14 @@ class RecordsOut(BaseModel):
     updated: int
     unchanged: int
     queued: bool = Field(description="false when the campaign is paused: stored, run once it is resumed")
+    enrichment: str = Field(
+        default="none",
+        description="what the records set off: `background` (their paid auto-run steps run in a run of trigger "
+        "`intake`, within the campaign's intake budget), `budget_reached` (today's intake budget is spent: only "
+        "what costs nothing runs, the rest stays queued), `off` (intake budget 0), `paused`, or `none` (no paid "
+        "auto-run step may run)",
+    )
+    message: str | None = Field(default=None, description="why the records stay queued, and how to go on")
 
 
 class RunIn(BaseModel):

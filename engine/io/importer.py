@@ -70,6 +70,7 @@ class ImportedFile:
     rejects_file: Path | None
     added_columns: dict[str, str]
     columns: dict[str, str]
+    updated_rows: tuple[int, ...]  # the rows counted in `updated`
 
 
 def import_file(
@@ -92,7 +93,8 @@ def import_file(
         with db.transaction() as con:
             report, followed = _import(con, campaign, path, fmt, options, after_write, step, rejects_tmp)
     except ReadFailed as failed:
-        raise _read_error(db, campaign, path, fmt, options, failed) from failed.error
+        listed = None if options.rejects is not None else _every_problem(db, campaign, path, fmt, options)
+        raise (listed or _read_error(db, campaign, path, fmt, options, failed)) from failed.error
     except BaseException:
         if rejects_tmp is not None:
             rejects_tmp.unlink(missing_ok=True)
@@ -105,6 +107,24 @@ def import_file(
     return report, followed
 
 
+def _every_problem(db: Database, campaign: str, path: Path, fmt: str, options: ImportOptions) -> ImportError_ | None:
+    """After the fast read failed on a bad line: read the file again keeping the lines the reader rejects, so the
+    error lists every kind of problem in one pass (ragged lines, encoding, values of the wrong type, blank or
+    repeated keys), by line. Nothing is written (the transaction is rolled back); None if nothing was found."""
+    try:
+        with db.transaction(commit=False) as con:
+            _import(con, campaign, path, fmt, options, _nothing, lambda stage_name: None, None, check_only=True)
+    except ImportError_ as listed:
+        return listed
+    except ReadFailed:
+        return None
+    return None
+
+
+def _nothing(con: duckdb.DuckDBPyConnection, written: Written) -> None:
+    return None
+
+
 def _import(
     con: duckdb.DuckDBPyConnection,
     campaign: str,
@@ -114,7 +134,10 @@ def _import(
     after_write: Callable[[duckdb.DuckDBPyConnection, Written], Followed],
     step: Progress,
     rejects_tmp: Path | None,
+    *,
+    check_only: bool = False,
 ) -> tuple[ImportedFile, Followed]:
+    """The import on `con`; with `check_only`, the bad lines are kept to be listed and nothing is written."""
     step("reading")
     # The file is staged before the transaction begins: rows of a table created inside a transaction carry
     # provisional row ids, and a staged record's position in the file is its temp table row id.
@@ -128,7 +151,7 @@ def _import(
             shape,
             mapping,
             types,
-            keep_rejects=options.rejects is not None,
+            keep_rejects=options.rejects is not None or check_only,
             max_line_size=options.max_line_size,
             unescape=options.unescape,
         )
@@ -148,6 +171,8 @@ def _import(
         if options.rejects is None:
             raise first_problems(con, path.name)
         con.execute("CREATE OR REPLACE TEMP TABLE _excluded AS SELECT n AS _n FROM _problems WHERE n IS NOT NULL")
+    if check_only:
+        raise ReadFailed(duckdb.Error("the lines the reader refused were not found again"))
     added = {c: staged.types[c] for c in mapping.new}
     if added:
         tables = add_input_columns(con, tables, added)
@@ -176,6 +201,7 @@ def _import(
         rejects_file=options.rejects if rejected else None,
         added_columns=added,
         columns={h: c for h, c in mapping.columns.items()},
+        updated_rows=tuple(changes.rows) if changes is not None else (),
     )
     return imported, followed
 

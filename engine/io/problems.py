@@ -3,8 +3,9 @@
 Two sources feed the `_problems` temp table: DuckDB's CSV reader (ragged rows, bad encoding, values of the
 wrong type, over-long lines: its rejects table gives the line) and the importer's own checks on the staged
 rows (a blank or repeated key, a key several campaign rows hold, a value its column cannot hold exactly).
-Without a rejects file the import stops with the first few, by line; with one, they are written there and the
-other rows go in.
+Without a rejects file the import stops and nothing goes in; its error lists the problems (every kind found, by
+line, up to SHOWN, then how many more); with one, they are written there and the other rows go in. A CSV whose
+fast read fails on a bad line is read again keeping the lines the reader rejects, so one pass finds every kind.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from engine.io.sniff import SIZE_HINT, FileShape
 from engine.store.database import scalar
 from engine.store.schema import literal, quote
 
-SHOWN = 3
+SHOWN = 20  # problems an error lists; the rest are counted (`--rejects FILE` lists them all)
 PROBLEMS_DDL = (
     "CREATE OR REPLACE TEMP TABLE _problems (n BIGINT, line BIGINT, kind VARCHAR, error VARCHAR, record VARCHAR)"
 )
@@ -157,14 +158,21 @@ def _shift_past(line: int, rejected: list[int]) -> int:
 
 
 def first_problems(con: duckdb.DuckDBPyConnection, file: str) -> ImportError_:
-    """The error to raise when rows cannot be imported and there is no rejects file."""
+    """The error to raise when rows cannot be imported and there is no rejects file: the first problem of each
+    kind, then the first others by line, up to SHOWN, in line order, and how many more there are."""
     total = count_problems(con)
-    shown = con.execute(f"SELECT line, kind, error FROM _problems ORDER BY line LIMIT {SHOWN}").fetchall()
+    rows = int(scalar(con, "SELECT count(*) FROM (SELECT DISTINCT coalesce(n, -line) FROM _problems)"))
+    shown = con.execute(
+        f"""SELECT line, kind, error FROM (
+                SELECT *, row_number() OVER (PARTITION BY kind ORDER BY line, error) AS _nth FROM _problems)
+            ORDER BY _nth = 1 DESC, line, error LIMIT {SHOWN}"""
+    ).fetchall()
+    shown.sort(key=lambda found: (found[0], found[2]))
     more = f" (and {total - len(shown)} more)" if total > len(shown) else ""
     kinds = {kind for _, kind, _ in shown}
     hint = "; ".join(HINTS[k] for k in sorted(kinds))
     return ImportError_(
-        f"{total} row(s) of {file} cannot be imported: " + "; ".join(error for _, _, error in shown) + more,
+        f"{rows} row(s) of {file} cannot be imported: " + "; ".join(error for _, _, error in shown) + more,
         hint=f"{hint}; or pass --rejects FILE to import the other rows and write these there",
     )
 

@@ -6,7 +6,8 @@ why, what it did, and (for paid work) live progress.
 - stop: `request_stop` (the durable flag), `signal_stop` / `clear_stop` (the stop file the runner watches);
 - close: `finish_run` (the cells it still holds go back, its counts and status stored);
 - reclaim: `reclaim_dead_runs` / `reclaim_orphans` (a crashed runner's run is interrupted, its cells given back);
-- requeue: `put_back`, `release_cells`, `restore_cells` (claimed cells back as they were).
+- requeue: `put_back`, `release_cells`, `restore_cells` (claimed cells back as they were), `hold_back` (cells
+  the budget refused, back to queued with why).
 
 A run that claimed paid cells stays `running` until the runner finishes it; its `pid`, `host` and `heartbeat`
 let any later run tell a crashed runner from a live one and give the crashed runner's cells back.
@@ -220,8 +221,45 @@ def put_back(
     cap; `stopped` when Stop cancelled it) and that held an outcome go back as they were (`previous`); that is
     logged in `activity` and counted in the run's progress."""
     kept = restore_cells(con, campaign.tables[column], previous, run_id)
+    _log_not_run(con, campaign, column, previous.select(["row_id"]), run_id, who, outcome)
+    return kept
+
+
+def hold_back(
+    con: duckdb.DuckDBPyConnection,
+    campaign: CampaignTables,
+    column: str,
+    rows: list[int],
+    run_id: int,
+    who: tuple[str, str],
+    why: tuple[str, str],
+) -> None:
+    """Cells the budget refused that held nothing go back to queued (empty, for a manual step) rather than end in
+    insufficient_credits, carrying `why` (message, hint) in their error_message and error_hint (the background
+    intake's budget: engine/intake.py); logged in `activity` as refused and counted in the run's progress."""
+    message, hint = why
+    con.execute(
+        f"""UPDATE {campaign.tables[column]} SET status = {restore_status(campaign.spec.graph.nodes[column].auto)},
+            error_code = NULL, error_message = ?, error_hint = ?
+            WHERE status = 'running' AND run_id = ? AND list_contains(?, row_id)""",
+        [message, hint, run_id, rows],
+    )
+    _log_not_run(con, campaign, column, pa.table({"row_id": pa.array(rows, pa.int64())}), run_id, who, "refused")
+
+
+def _log_not_run(
+    con: duckdb.DuckDBPyConnection,
+    campaign: CampaignTables,
+    column: str,
+    rows: pa.Table,
+    run_id: int,
+    who: tuple[str, str],
+    outcome: str,
+) -> None:
+    """One activity row per cell (`rows`: row_id) whose call did not run for the run's own reason (`refused`
+    for credits, `stopped`), and their count in the run's progress."""
     code = ErrorCode.INSUFFICIENT_CREDITS if outcome == "refused" else ErrorCode.CANCELLED
-    con.register("_put_back", previous.select(["row_id"]))
+    con.register("_put_back", rows)
     try:
         con.execute(
             f"""INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at, cost,
@@ -231,8 +269,7 @@ def put_back(
         )
     finally:
         con.unregister("_put_back")
-    add_progress(con, run_id, done=previous.num_rows, beat=True)
-    return kept
+    add_progress(con, run_id, done=rows.num_rows, beat=True)
 
 
 def release_cells(

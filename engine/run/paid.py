@@ -26,7 +26,7 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv
 from engine.graph import Request
 from engine.run.executor import ROW_LIST_LIMIT, Executor
-from engine.run.lifecycle import add_progress, clear_stop, finish_run, put_back, release_cells, stop_file
+from engine.run.lifecycle import add_progress, clear_stop, finish_run, hold_back, put_back, release_cells, stop_file
 from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.writeback import write_results
 from engine.runner.budget import Budget
@@ -39,7 +39,7 @@ from engine.store.cells import Scope
 from engine.store.context import read_context
 from engine.store.database import Database
 from engine.store.settings import Settings, balance, campaign_spent, load_settings
-from engine.types import ErrorCode, Status
+from engine.types import HINTS, ErrorCode, Status
 
 REFUSED = "refused"  # the outcome of a cell whose call the budget refused
 STOPPED = "stopped"  # the outcome of a cell whose call Stop cancelled or kept from starting
@@ -80,7 +80,10 @@ def complete_run(
             columns = {c.column for c in claims}
             if not tables.spec.graph.downstream(columns):
                 break  # nothing reads these columns: no propagation to plan
-            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list()})
+            # a cell held back (hold_refused) is queued again: what it feeds would pull it into another refusal
+            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list() if (c.column, r) not in session.held})
+            if not rows:
+                break
             with db.transaction() as con:
                 tables = load_campaign(con, name)
                 executor = Executor(con, tables, report.run_id, actor=actor, trigger=trigger)
@@ -179,6 +182,7 @@ class _Session:
         self.written_credits = 0.0
         self.outcomes: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.refused = 0
+        self.held: set[tuple[str, int]] = set()  # (column, row) of the cells hold_refused sent back to queued
         # per column, the claimed cells as stored before their claim (those that held an outcome), and their rows
         self._previous: dict[str, list[pa.Table]] = defaultdict(list)
         self._previous_rows: dict[str, set[int]] = defaultdict(set)
@@ -200,10 +204,19 @@ class _Session:
             listed = tuple(rows) if len(rows) <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, STOPPED, len(rows), listed, pa.array(rows, pa.int64())))
 
+    def held_why(self) -> tuple[str, str]:
+        """What a cell held back by hold_refused says (message, hint): the caller's words when the run's cap is
+        what ran out, else the refusal for credits."""
+        if self.options.hold_refused is not None and self.budget.binding() == "run_cap":
+            return self.options.hold_refused(self.budget.spent + self.budget.reserved)
+        return f"{self.budget.tightest()} ran out", HINTS[ErrorCode.INSUFFICIENT_CREDITS]
+
     def ending(self) -> str | None:
         """The run's message when not every claimed cell ran: the credits refusal, with how to list the cells."""
         if not self.refused:
             return None
+        if self.options.hold_refused is not None and self.budget.binding() == "run_cap":
+            return self.held_why()[0]
         return (
             f"stopped for credits: {self.refused} cells were not run, {self.budget.tightest()} ran out; add credits "
             '(`runsheet credits add N`) or raise the cap, then run again. The cells: `runsheet query "SELECT '
@@ -285,21 +298,28 @@ class _Session:
     async def _flush(self) -> None:
         batch, self.pending = self.pending, []
         kept: dict[tuple[str, str], list[int]] = defaultdict(list)  # refused or cancelled cells that held an outcome
+        held: dict[str, list[int]] = defaultdict(list)  # refused cells that held nothing, with hold_refused
         for result in batch:
             if result.error_code in PUT_BACK and result.row_id in self._previous_rows[result.column]:
                 kept[(result.column, PUT_BACK[result.error_code])].append(result.row_id)
-        if kept:
+            elif result.error_code is ErrorCode.INSUFFICIENT_CREDITS and self.options.hold_refused is not None:
+                held[result.column].append(result.row_id)
+        self.held.update((column, row) for column, rows in held.items() for row in rows)
+        if kept or held:
             back = {(column, row) for (column, _), rows in kept.items() for row in rows}
+            back |= {(column, row) for column, rows in held.items() for row in rows}
             batch = [r for r in batch if (r.column, r.row_id) not in back]
-            await asyncio.to_thread(self._put_back, kept)
+            await asyncio.to_thread(self._put_back, kept, held)
         written = await asyncio.to_thread(write_results, self.db, self.tables, self.report.run_id, self.who, batch)
         self.written_credits += written.credits
         self.budget.refresh(written.balance, self.written_credits)
         if written.stop_requested:
             self.stop.set()
 
-    def _put_back(self, kept: dict[tuple[str, str], list[int]]) -> None:
+    def _put_back(self, kept: dict[tuple[str, str], list[int]], held: dict[str, list[int]]) -> None:
         with self.db.transaction() as con:
+            for column, rows in held.items():
+                hold_back(con, self.tables, column, rows, self.report.run_id, self.who, self.held_why())
             for (column, outcome), rows in kept.items():
                 previous = pa.concat_tables(self._previous[column])
                 chosen = previous.filter(pc.is_in(previous.column("row_id"), value_set=pa.array(rows, pa.int64())))

@@ -147,3 +147,7 @@ class RunOptions:
     # file, committing) dominates small batches. The cache already holds every answer the moment it arrives.
     flush_every: int = 5_000
     flush_seconds: float = 1.0
+    # Background intake (engine/intake.py): a cell the budget refuses that held nothing goes back to queued instead
+    # of ending in insufficient_credits; when the run's cap is what ran out, it says the (message, hint) this
+    # returns for the credits the run spent, and so does the run.
+    hold_refused: Callable[[float], tuple[str, str]] | None = None

@@ -33,12 +33,17 @@ class Budget:
 
     def tightest(self) -> str:
         """Which limit leaves the least room: what a refusal for credits names."""
-        limits = {f"the workspace balance ({self.balance:g} credits)": self.balance}
-        if self.run_cap is not None:
-            limits[f"the run's cap ({self.run_cap:g} credits: --max-credits, or the run_cap setting)"] = self.run_cap
-        if self.campaign_room is not None:
-            limits[f"the campaign's cap (campaign_caps: {self.campaign_room:g} credits left)"] = self.campaign_room
-        return min(limits, key=lambda name: limits[name])
+        binding = self.binding()
+        if binding == "run_cap":
+            return f"the run's cap ({self.run_cap:g} credits: --max-credits, or the run_cap setting)"
+        if binding == "campaign_room":
+            return f"the campaign's cap (campaign_caps: {self.campaign_room:g} credits left)"
+        return f"the workspace balance ({self.balance:g} credits)"
+
+    def binding(self) -> str:
+        """The limit that leaves the least room: `balance`, `run_cap` or `campaign_room`."""
+        limits = {"balance": self.balance, "run_cap": self.run_cap, "campaign_room": self.campaign_room}
+        return min((name for name, limit in limits.items() if limit is not None), key=lambda n: limits[n] or 0.0)
 
     def reserve(self, credits: float) -> bool:
         """Hold `credits` for a call; False (and nothing held) if that would overdraw."""

@@ -30,6 +30,14 @@ class Settings:
     # hosts (`name` or `name:port`) http and export steps may reach although they are not public addresses
     allowed_hosts: list[str] = field(default_factory=list)
     login_hours: float = 12.0  # how long a UI login lasts before the UI asks again (engine/logins.py)
+    # Credits a day (the server's calendar day) that records posted to the API may spend on their own, per
+    # campaign (engine/intake.py): `intake_budget` for every campaign (None: no limit), `intake_budgets` by name.
+    intake_budget: float | None = 100.0
+    intake_budgets: dict[str, float] = field(default_factory=dict)
+
+    def intake_budget_of(self, campaign: str) -> float | None:
+        """The credits a day records posted to `campaign` through the API may spend by themselves."""
+        return self.intake_budgets.get(campaign, self.intake_budget)
 
 
 FIELDS = set(Settings.__dataclass_fields__)
@@ -60,12 +68,12 @@ def _check(key: str, value: Any) -> None:
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
     if (
-        key in ("confirm_threshold", "run_cap")
+        key in ("confirm_threshold", "run_cap", "intake_budget")
         and value is not None
         and (not isinstance(value, int | float) or value < 0)
     ):
         raise ValueError("a number of credits, 0 or more")
-    if key in ("tiers", "campaign_caps") and (
+    if key in ("tiers", "campaign_caps", "intake_budgets") and (
         not isinstance(value, dict) or not all(isinstance(v, int | float) and v >= 0 for v in value.values())
     ):
         raise ValueError("a mapping of names to credits")
@@ -87,6 +95,17 @@ def campaign_spent(con: duckdb.DuckDBPyConnection, campaign_id: int) -> float:
     spent = scalar(
         con,
         "SELECT coalesce(-sum(amount), 0) FROM credit_ledger WHERE campaign_id = ? AND amount < 0",
+        [campaign_id],
+    )
+    return float(spent)
+
+
+def intake_spent_today(con: duckdb.DuckDBPyConnection, campaign_id: int) -> float:
+    """Credits the campaign's background intake runs (trigger `intake`) started today have spent."""
+    spent = scalar(
+        con,
+        "SELECT coalesce(-sum(l.amount), 0) FROM credit_ledger l JOIN runs r USING (run_id) WHERE r.campaign_id = ? "
+        "AND r.trigger = 'intake' AND r.started_at >= current_date AND l.amount < 0",
         [campaign_id],
     )
     return float(spent)

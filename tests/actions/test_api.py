@@ -97,7 +97,15 @@ def test_batch_intake_of_10000_records_with_upsert(client: TestClient, workspace
     auth = token(workspace, "max")
     first = client.post("/campaigns/leads/records", json={"records": people(10_000), "key": "email"}, headers=auth)
     assert first.status_code == 200, first.text
-    assert first.json() == {"campaign": "leads", "inserted": 10_000, "updated": 0, "unchanged": 0, "queued": True}
+    assert first.json() == {
+        "campaign": "leads",
+        "inserted": 10_000,
+        "updated": 0,
+        "unchanged": 0,
+        "queued": True,
+        "enrichment": "background",
+        "message": None,
+    }
     again = people(9_950, start=100)  # 50 new records at the end, 100 changed companies
     for record in again[:100]:
         record["company"] = "Changed " + record["company"]
@@ -109,6 +117,8 @@ def test_batch_intake_of_10000_records_with_upsert(client: TestClient, workspace
         "updated": 100,
         "unchanged": 9_800,
         "queued": True,
+        "enrichment": "background",
+        "message": None,
     }
     campaign = workspace.campaign("leads")
     assert campaign.row_count() == 10_050
@@ -117,7 +127,9 @@ def test_batch_intake_of_10000_records_with_upsert(client: TestClient, workspace
     assert values.filter(values["email"] == "p10@c10.com")["company"].to_list() == ["C10"]
     counts = campaign.status_counts()
     assert counts["domain"] == {"done": 10_050}  # free steps computed at intake
-    assert counts["research"].get("queued", 0) == 10_050  # paid ones queued, not run
+    assert client.app.state.runsheet.intake.wait(timeout=300)  # type: ignore[attr-defined]
+    counts = campaign.status_counts()
+    assert counts["research"] == {"done": 10_050}  # paid ones ran in the background (engine/intake.py)
     plain = client.post("/campaigns/leads/records", json={"records": people(2, start=20_000)}, headers=auth)
     assert plain.json()["inserted"] == 2 and campaign.row_count() == 10_052
 
@@ -132,6 +144,7 @@ def _wait_for(client: TestClient, run_id: int, auth: dict[str, str], statuses: s
 
 
 def test_trigger_read_and_stop_runs(client: TestClient, workspace: Workspace) -> None:
+    workspace.set_setting("intake_budget", 0)  # records only queue: the runs here are asked for
     auth = token(workspace, "max")
     client.post("/campaigns/leads/records", json={"records": people(5)}, headers=auth)
     started = client.post("/campaigns/leads/runs", json={"columns": ["research"], "rows": [1, 2, 3]}, headers=auth)
@@ -169,6 +182,7 @@ def test_shutdown_stops_the_runs_the_server_started_on_behalf_of_their_starter(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNSHEET_USER", "vic")  # the server's own user may not stop runs: the starter asks
+    workspace.set_setting("intake_budget", 0)  # records only queue: the run here is asked for
     workspace.apply(SLOW, actor="ada")
     workspace.set_setting("concurrency", 1)
     with TestClient(create_app(workspace.path)) as client:
@@ -253,14 +267,17 @@ def test_records_from_the_api_are_logged_with_the_webhook_trigger(client: TestCl
     logged = [json.loads(line) for line in result.output.splitlines() if line.strip()]
     assert [(r["actor"], r["trigger"]) for r in logged] == [("max", "webhook")] * 3  # append; upsert edit + new
     assert logged[0]["outcomes"]["done"] == 3  # the appended records' domains, computed at intake
-    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook"}
+    assert client.app.state.runsheet.intake.wait(timeout=60)  # type: ignore[attr-defined]
+    enriched = [r for r in workspace.runs(20) if r["trigger"] == "intake"]  # their research, in the background
+    assert enriched and {r["actor"] for r in enriched} == {"max"}
+    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook", "intake"}
     csv = workspace.path.parent / "more.csv"
     csv.write_text("email,company\nzed@z.com,Zed\n")
     imported = CliRunner().invoke(
         app, ["import", str(csv), "-c", "leads", "-w", str(workspace.path)], env={"RUNSHEET_USER": "max"}
     )
     assert imported.exit_code == 0, imported.output
-    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook", "cli"}  # import from the CLI stays cli
+    assert {r["trigger"] for r in workspace.runs(20)} == {"apply", "webhook", "intake", "cli"}  # the CLI's stays cli
 
 
 def test_openapi_documents_the_routes(client: TestClient) -> None:

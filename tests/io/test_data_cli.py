@@ -140,3 +140,24 @@ def test_help_lists_the_data_commands(workspace: Path) -> None:
     text = click.unstyle(ok(workspace, "--help").stdout)
     for command in ("import", "export", "query"):
         assert f" {command} " in text
+
+
+def test_import_lists_every_kind_of_problem_in_one_line(workspace: Path, tmp_path: Path) -> None:
+    bad = _file(
+        tmp_path,
+        "mixed.csv",
+        "email,first,employees\nzed@z.com,Zed,many\nyan@y.com,Yan\nxi@x.com,Xi,3,4\n"
+        + "".join(f"p{i}@p.com,P,lots\n" for i in range(25)),
+    )
+    result = cli(workspace, "import", str(bad))
+    assert result.exit_code == 1 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: 28 row(s) of mixed.csv cannot be imported: ")
+    for named in (
+        "'many' on line 2",
+        "line 3 has 2 fields where the header has 3",
+        "line 4 has 4 fields where the header has 3",
+        "'lots' on line 5",
+    ):
+        assert named in result.stderr, named
+    assert "(and 8 more)" in result.stderr  # 20 listed
+    assert ok_json(workspace, "status")["rows"] == 2  # nothing imported

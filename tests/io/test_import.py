@@ -7,6 +7,7 @@ import codecs
 import csv
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,3 +319,40 @@ def test_no_rejects_file_is_left_when_every_row_is_good(people: Campaign, tmp_pa
     report = people.import_file(write(tmp_path, "ok.csv", people_csv(3)), rejects=rejects)
     assert (report.rejected, report.rejects_file, len(report.inserted)) == (0, None, 3)
     assert not rejects.exists() and not list(tmp_path.glob(".rejects*"))
+
+
+def test_a_bad_file_lists_every_kind_of_problem_in_one_pass(ws: Workspace, people: Campaign, tmp_path: Path) -> None:
+    """Issue 15: ragged lines, bad encoding, repeated and blank keys and values of the wrong type are all named,
+    by line, in one refusal (the first of each kind, then the first others, up to 20, then how many more), and
+    nothing is imported."""
+    people.import_file(write(tmp_path, "seed.csv", people_csv(2)))
+    before = snapshot(ws)
+    lines = [
+        "c1,a@x.com,Zoë,1",  # line 2
+        "c2,b@x.com,Bob,many",  # 3: not a BIGINT
+        "c3,c@x.com,Cy",  # 4: ragged
+        "c1,d@x.com,Di,4",  # 5: repeats the key of line 2
+        ",e@x.com,Eve,5",  # 6: blank key
+    ]
+    lines += [f"c{i},x{i}@x.com,X,lots" for i in range(10, 40)]  # lines 7-36: 30 more values of the wrong type
+    content = (HEAD + "\n".join(lines) + "\n").encode() + b"c9,f@x.com,F\xff\xfe,9\n"  # line 37: not UTF-8
+    with pytest.raises(ImportError_) as caught:
+        people.import_file(write(tmp_path, "bad.csv", content), key="crm_id")
+    text = caught.value.message
+    assert text.startswith("36 row(s) of bad.csv cannot be imported: "), text
+    for named in (
+        "key column 'crm_id' repeats c1 on line 2",
+        "column 'employees' has values that are not BIGINT: 'many' on line 3",
+        "line 4 has 3 fields where the header has 4",
+        "key column 'crm_id' repeats c1 on line 5",
+        "key column 'crm_id' is empty on line 6",
+        "line 37 is not valid utf-8 text",
+    ):
+        assert named in text, named
+    listed = text.split(": ", 1)[1].split("; ")
+    assert len(listed) == 20 and text.endswith(" (and 16 more)")  # 36 bad lines
+    lines_named = [int(re.search(r"\bline (\d+)", part).group(1)) for part in listed]  # type: ignore[union-attr]
+    assert lines_named == sorted(lines_named)  # in line order, the encoding error among them though it is last
+    for hint in ("as many fields as the header", "distinct, non-empty key", "--type COLUMN=VARCHAR", "UTF-8"):
+        assert hint in caught.value.hint
+    assert snapshot(ws) == before
