@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +21,7 @@ from fastapi.testclient import TestClient
 from engine import Status, Workspace
 from engine.api import create_app
 from engine.auth import create_token, set_user
-from tests.support.provider import REPO
+from tests.support.servers import serve_process
 
 SPEC = """
 campaign: leads
@@ -296,25 +295,7 @@ def free_port() -> int:
 
 def test_runsheet_serve_starts_with_one_command_on_loopback(workspace: Workspace) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "serve",
-            "-w",
-            str(workspace.path),
-            "--port",
-            str(port),
-            "--exit-after",
-            "120",
-            "--no-schedules",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "RUNSHEET_USER": "ada"},
-    )
+    server = serve_process(workspace.path, port, "--no-schedules", stderr=subprocess.PIPE)
     try:
         health = None
         for _ in range(400):

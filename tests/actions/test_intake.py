@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -27,7 +25,8 @@ from engine.cli import app as cli
 from tests.actions.conftest import Receiver
 from tests.actions.test_api import free_port
 from tests.support.consent import apply_active
-from tests.support.provider import REPO, ProviderProcess, start_provider
+from tests.support.provider import ProviderProcess, start_provider
+from tests.support.servers import serve_process
 
 KEY_ENV = "RUNSHEET_TEST_PROVIDER_KEY"
 ADA = {"RUNSHEET_USER": "ada"}
@@ -290,25 +289,7 @@ def test_a_killed_server_leaves_an_intake_run_that_reclaim_gives_back(
     headers = {**auth(workspace), "content-type": "application/json"}
     workspace.release()
     provider.control(mode="hang")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "serve",
-            "-w",
-            str(workspace.path),
-            "--port",
-            str(port),
-            "--exit-after",
-            "120",
-            "--no-schedules",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "RUNSHEET_USER": "ada"},
-    )
+    server = serve_process(workspace.path, port, "--no-schedules")
     try:
         body = json.dumps({"records": [{"email": "ada@acme.com", "company": "Acme"}]}).encode()
         for _ in range(400):

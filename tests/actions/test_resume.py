@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ from engine.cli import app
 from engine.schedules import add_schedule
 from tests.actions.test_api import free_port
 from tests.support.consent import apply_active
-from tests.support.provider import REPO
+from tests.support.servers import serve_process
 
 SPEC = """
 campaign: p
@@ -100,26 +99,7 @@ def test_a_schedule_due_while_paused_runs_at_the_next_tick_after_resume(ws: Work
     ada.pause("p")
     headers = {"Authorization": f"Bearer {create_token(ws.db, 'ada', 'ada')}"}
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "serve",
-            "-w",
-            str(ws.path),
-            "--port",
-            str(port),
-            "--tick",
-            "0.2",
-            "--exit-after",
-            "120",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "RUNSHEET_USER": "ada"},
-    )
+    server = serve_process(ws.path, port, "--tick", "0.2", stderr=subprocess.PIPE)
     try:
         _wait_until(lambda: _get(port, "/health", {}) == {"ok": True})
         time.sleep(1.5)  # the schedule is due and several ticks pass: a paused campaign runs nothing

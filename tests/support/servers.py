@@ -58,3 +58,18 @@ def start_process(module: str, *args: str, what: str) -> tuple[subprocess.Popen[
         process.kill()
         raise RuntimeError(f"{what} did not start: {line!r}")
     return process, int(line.split()[1])
+
+
+def serve_process(
+    workspace: Path, port: int, *args: str, stderr: int = subprocess.DEVNULL, user: str = "ada"
+) -> subprocess.Popen[bytes]:
+    """`runsheet serve` on 127.0.0.1:`port` in its own process, acting for RUNSHEET_USER `user`; it exits by itself
+    after two minutes (`args` adds options, e.g. `--no-schedules`). Stop it by its PID (`process.terminate()`)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve", "-w", str(workspace), "--port", str(port), "--exit-after", "120"]
+        + list(args),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "RUNSHEET_USER": user},
+    )
