@@ -35,6 +35,7 @@ BLOCKING = frozenset({Status.ERROR})
 GOES_STALE = frozenset({Status.DONE, Status.SKIPPED, Status.NOT_FOUND, Status.ERROR, Status.RUNNING})
 # Statuses of a manual cell with run_if (not asked for) that its run_if decides again when its inputs change (a
 # skipped one, or one stale without a value); one holding a value is never skipped so: it goes stale, keeping it.
+# (A cell that has not run, empty, is decided on every request that plans its row.)
 SCREENED = frozenset({Status.SKIPPED, Status.STALE})
 # Statuses of a cell that holds an outcome: a refusal (pause, disabled step) or a wait on this run's paid result
 # leaves such a cell as it is. Any cell holding a value counts too.

@@ -347,7 +347,7 @@ class Executor:
         started = time.perf_counter()
         if plan.action not in (Action.WAIT, Action.BLOCK) and _all_kept(self._in):
             # early cutoff: every planned cell already holds the result for its inputs, so nothing is written
-            self._record(column, NOTHING_WRITTEN, time.perf_counter() - started)
+            self._record(column, NOTHING_WRITTEN, time.perf_counter() - started, kept=plan.action is Action.RUN)
             return
         claim = plan.action is Action.RUN and not kind.free
         memo = claim and kind.cacheable and not plan.force
@@ -387,7 +387,7 @@ class Executor:
                 skipped = pc.filter(out.column("row_id"), pc.equal(out.column("status"), Status.SKIPPED.value))
                 if len(skipped):
                     self._skipped.setdefault(column, set()).update(skipped.to_pylist())
-        self._record(column, out, time.perf_counter() - started)
+        self._record(column, out, time.perf_counter() - started, kept=plan.action is Action.RUN)
 
     def _now(self) -> datetime:
         """The transaction's timestamp, the one SQL's now() gives, for the cells this run writes."""
@@ -563,19 +563,21 @@ class Executor:
         self.con.register("_out", table)
         return table
 
-    def _record(self, column: str, out: pa.Table, seconds: float) -> None:
-        """Add this column's outcomes to the report and the activity log (per cell for paid kinds)."""
+    def _record(self, column: str, out: pa.Table, seconds: float, *, kept: bool = True) -> None:
+        """Add this column's outcomes to the report and the activity log (per cell for paid kinds); with `kept`, the
+        cells a run kept because they hold the result for their key (a plan that only marks cells, queue, wait or
+        screen, leaves the others untouched: nothing to report)."""
         status, row_ids = out.column("status"), out.column("row_id")
         groups = [
             (outcome, pc.filter(row_ids, pc.equal(status, outcome)))
             for outcome in pc.unique(status).to_pylist()
             if outcome != Status.RUNNING.value  # claimed cells are reported when the runner has their results
         ]
-        verdicts = self._in.column("verdict")
-        kept = pc.filter(self._in.column("row_id"), pc.equal(verdicts, KEEP))
-        if len(kept):
+        paused = self._paused(column)
+        held = pc.filter(self._in.column("row_id"), pc.equal(self._in.column("verdict"), KEEP))
+        if len(held) and (kept or paused):
             # a paused step's cells that hold an outcome were kept because of the pause: reported as paused
-            groups.append((Status.PAUSED.value if self._paused(column) else KEEP, kept))
+            groups.append((Status.PAUSED.value if paused else KEEP, held))
         self._record_groups(column, groups, seconds)
 
     def _record_groups(self, column: str, groups: list[tuple[str, pa.Array]], seconds: float) -> None:

@@ -359,17 +359,20 @@ _SKIPPED = {
 def _screened(table: pa.Table) -> tuple[dict[str, pa.Array], pa.Array]:
     """The decided columns of SCREEN (a manual step with run_if that was not asked for), and which rows are written:
     a cell without a value whose run_if is false is skipped under its key; a skipped one whose run_if may now hold
-    goes stale (no value: the user may run it), as does one holding a value (it keeps it); a cell that has not run
-    is left for Click to Run."""
+    is empty again (it never ran: Click to Run), and one holding a value goes stale (it keeps it); a cell that has
+    not run is left for Click to Run."""
     verdict = table.column("verdict")
     n = table.num_rows
-    skip = pc.and_(pc.equal(verdict, Verdict.SKIP.value), pc.is_null(table.column("old_value")))
+    held = pc.is_valid(table.column("old_value"))
+    skip = pc.and_(pc.equal(verdict, Verdict.SKIP.value), pc.invert(held))
     stale = pc.is_in(_fill(table.column("old_status"), Status.EMPTY.value), value_set=arrow(GOES_STALE))
     nothing = pa.nulls(n, pa.string())
     columns = {
         "value": pc.if_else(skip, pa.nulls(n, table.column("old_value").type), table.column("old_value")),
-        "status": pc.if_else(skip, Status.SKIPPED.value, Status.STALE.value),
-        "key": pc.if_else(skip, table.column("key"), table.column("old_key")),
+        "status": pc.if_else(skip, Status.SKIPPED.value, pc.if_else(held, Status.STALE.value, Status.EMPTY.value)),
+        "key": pc.if_else(
+            skip, table.column("key"), pc.if_else(held, table.column("old_key"), pa.nulls(n, pa.uint64()))
+        ),
         "waiting_on": nothing,
         "error_code": nothing,
         "error_message": nothing,

@@ -96,10 +96,10 @@ def test_a_manual_step_whose_run_if_is_false_is_skipped_at_once_not_offering_cli
     assert campaign.cell(3, "opener_len").status is Status.DONE
     assert campaign.cell(3, "opener_len").value is None
     assert campaign.cell(1, "opener_len").status is Status.WAITING
-    # a C row that becomes B offers Click to Run again (no value, nothing called: the step is manual)
+    # a C row that becomes B offers Click to Run again: empty, not stale (it never ran; nothing called)
     campaign.set(3, "priority", "B")
     cell = campaign.cell(3, "opener")
-    assert cell.status is Status.STALE and cell.value is None
+    assert cell.status is Status.EMPTY and cell.value is None
     assert PROBE_LEDGER.calls == []
     # and back to C: skipped again
     campaign.set(3, "priority", "C")
@@ -114,10 +114,12 @@ def test_a_manual_cell_with_a_value_keeps_it_when_its_run_if_turns_false(ws: Wor
     campaign.set(1, "priority", "C")
     after = campaign.cell(1, "opener")
     assert after.status is Status.STALE and after.value == ran.value  # the user's paid value is kept
-    # new rows are decided as they arrive
-    campaign.add_rows([{"name": "Lead 6", "priority": "C"}, {"name": "Lead 7", "priority": "A"}])
+    # new rows are decided as they arrive; the report counts each cell once, by what became of it
+    _, report = campaign.add_rows([{"name": "Lead 6", "priority": "C"}, {"name": "Lead 7", "priority": "A"}])
     assert campaign.cell(6, "opener").status is Status.SKIPPED
     assert campaign.cell(7, "opener").status is Status.EMPTY
+    assert report.counts()["opener"] == {"skipped": 1}
+    assert report.counts()["push"] == {"skipped": 1, "waiting": 1}  # nothing reported "keep"
 
 
 def test_run_if_over_a_step_waits_until_that_step_can_be_read(ws: Workspace) -> None:
