@@ -66,7 +66,10 @@ class AiOptions(StepOptions):
         return {k: v for k, v in params.items() if v is not None}
 
 
-_env = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+# An empty field renders as nothing, not as the word "None" (`{{ website }}` of a record without one).
+_env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+    autoescape=False, keep_trailing_newline=False, finalize=lambda value: "" if value is None else value
+)
 
 
 @lru_cache(maxsize=256)
