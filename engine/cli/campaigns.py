@@ -311,6 +311,8 @@ def _cell_text(cell: Cell, manual: bool, paused: bool = False) -> str:
         return f"[dim]waiting on {cell.waiting_on}[/]"
     if status is Status.QUEUED:
         return "[dim]queued[/]"
+    if status is Status.ERROR and cell.blocked_by:
+        return f"[red]blocked by {escape(cell.blocked_by)}[/]"
     if status is Status.ERROR:
         return f"[red]{cell.error_code}: {escape(cell.error_hint or '')}[/]"
     if status is Status.NOT_FOUND:

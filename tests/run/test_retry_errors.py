@@ -242,3 +242,9 @@ def test_a_retry_refused_for_credits_leaves_the_failed_cells_as_they_were(ws: Wo
     assert {k: v[:4] for k, v in cells(ws).items()} == {k: v[:4] for k, v in before.items()}
     assert campaign.errors() == {"upstream_error": 8, "provider_error": 3, "missing_required_field": 1}
     assert campaign.cell(4, "fit").error_message == message
+
+
+def test_show_says_what_blocks_a_cell(ws: Workspace) -> None:
+    shown = cli(ws, "show", "-c", "c", "--rows", "4", "--columns", "fit,fit_len,score")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.count("blocked by fit") == 2 and "provider_error" in shown.stdout
