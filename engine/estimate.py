@@ -2,9 +2,10 @@
 
 Claimed cells are prepared exactly as the runner would (rendered prompts, cache keys, prices), so cache hits are
 real lookups, and a request repeated by other cells of the run is counted once, its repeats as hits (the runner
-sends identical requests once: engine/runner/flights.py). Paid auto-run columns downstream of them would run too
-once their inputs change; their calls are counted per row, without cache hits (their prompts depend on answers
-not yet known).
+sends identical requests once: engine/runner/flights.py). Paid columns downstream of them run too once the
+claimed cells land (auto-run ones, and asked-for ones waiting on them): counted per row where the run's
+transaction left the cell waiting on a claimed column (not where run_if already skipped it), without cache hits
+(their prompts depend on answers not yet known).
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import duckdb
 from engine.cache import ResultCache
 from engine.cells import KINDS, kind_named
 from engine.cells.base import PrepareEnv
+from engine.graph.fate import sql_in
+from engine.graph.references import sql_references
 from engine.run.reports import Claim
 from engine.spec import ColumnSpec
 from engine.store.catalog import CampaignTables
 from engine.store.context import read_context
+from engine.store.schema import quote
 from engine.store.settings import load_settings
+from engine.types import Status
 
 SAMPLE_ROWS = 20_000  # above this many claimed cells a column's hits and tokens are extrapolated from a sample
 
@@ -175,13 +180,18 @@ def estimate_claims(
         found.calls += hits
         found.cache_hits += hits
     graph = tables.spec.graph
-    for column in graph.sorted(graph.downstream(list(claimed_rows))):
+    claimed = sorted(claimed_rows)
+    for column in graph.sorted(graph.downstream(claimed)):
         node = graph.nodes[column]
-        if node.free or not node.auto or column in claimed_rows:
+        if node.free or column in claimed_rows:
             continue
         rows: set[int] = set()
         for upstream in graph.upstream([column]):
             rows |= claimed_rows.get(upstream, set())
+        moving = set(claimed) | graph.downstream(claimed)  # columns whose values this run may change
+        rows = _computed(con, tables, column, rows, claimed, moving)
+        if not rows:
+            continue
         spec = tables.spec.column(column)
         price = call_price(spec, settings.tiers)
         per_call = kind_named(spec.kind).guess_tokens(spec.options)
@@ -189,6 +199,46 @@ def estimate_claims(
             ColumnEstimate(column, len(rows), 0, len(rows) * price, len(rows) * per_call, downstream=True, exact=False)
         )
     return estimate
+
+
+def _computed(
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    column: str,
+    rows: set[int],
+    claimed: list[str],
+    moving: set[str],
+) -> set[int]:
+    """Of `rows`, those whose `column` cell the run may compute once the claimed cells land (engine/run/paid.py
+    computes them as after an edit). The estimate runs the run's transaction (rolled back after), which leaves
+    waiting on a claimed column every cell it will compute: auto-run or asked for, and none that run_if already
+    skipped (verdicts.decide). An auto-run cell holding an answer runs again if its inputs come back changed
+    (Run Again): counted unless its run_if, reading no column this run changes, is false now."""
+    table = tables.tables[column]
+    marks = ", ".join("?" for _ in claimed)
+    found = con.execute(
+        f"SELECT row_id FROM {table} WHERE status = ? AND waiting_on IN ({marks})", [Status.WAITING.value, *claimed]
+    ).fetchall()
+    computed = {row for (row,) in found} & rows
+    spec = tables.spec.column(column)
+    if spec.is_input or spec.options.run != "auto":  # type: ignore[union-attr]
+        return computed
+    answered = sql_in("status", frozenset({Status.DONE, Status.NOT_FOUND, Status.SKIPPED}))
+    found = con.execute(f"SELECT row_id FROM {table} WHERE {answered}").fetchall()
+    again = {row for (row,) in found} & rows
+    run_if = spec.options.run_if  # type: ignore[union-attr]
+    if again and run_if:
+        reads = sorted(sql_references(run_if) & set(tables.tables))
+        if not moving.intersection(reads):  # decided now, as the run will decide it
+            joins = " ".join(
+                f"LEFT JOIN (SELECT row_id, value AS {quote(dep)} FROM {tables.tables[dep]}) d{i} USING (row_id)"
+                for i, dep in enumerate(reads)
+            )
+            found = con.execute(
+                f"SELECT row_id FROM {tables.rows_table} r {joins} WHERE coalesce(({run_if})::BOOLEAN, FALSE)"
+            ).fetchall()
+            again &= {row for (row,) in found}
+    return computed | again
 
 
 def compare_with_budget(estimate: Estimate, claims: list[Claim], room: float, limit: str) -> BudgetCheck:

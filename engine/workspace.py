@@ -29,7 +29,7 @@ from engine.sql.query import run_query
 from engine.sql.sandbox import Limits
 from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
-from engine.store.changes import Prune, SpecChanges, store_spec, stored_source
+from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
 from engine.store.database import Database
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
@@ -78,6 +78,7 @@ class Workspace(WorkspaceFacade):
         self.db = Database(self.path / DB_FILE, busy_timeout=busy_timeout)
         with self.db.transaction() as con:
             upgrade_metadata(con)
+            upgrade_value_types(con)
 
     @classmethod
     def init(cls, path: str | Path, *, busy_timeout: float = 30.0) -> Workspace:

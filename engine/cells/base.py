@@ -125,8 +125,9 @@ class StepKind(ABC):
         return 0.0
 
     def guess_tokens(self, options: Any) -> int:
-        """Tokens one call is taken to use before its inputs are known (a paid step downstream of a claim)."""
-        return DEFAULT_OUTPUT_TOKENS
+        """Tokens one call is taken to use before its inputs are known (a paid step downstream of a claim): none
+        for kinds that call no model (the ai kind says its own)."""
+        return 0
 
     def payloads(self, options: Any, rows: pl.DataFrame, env: SendEnv) -> pl.DataFrame:
         """For a side effect: what each claimed row (row_id, key, and the step's inputs) would send, as row_id,

@@ -1,4 +1,5 @@
-"""`http`: a templated request (method, URL, headers, body) whose JSON answer, or a path into it, is the value.
+"""`http`: a templated request (method, URL, headers, body) whose JSON answer, or a path into it, is the value
+(the whole answer stored as JSON, what a path picks as plain text).
 
 404, 410, 204 and an empty answer are "no data" (`not_found`), not errors. Secrets are named environment
 variables (`secrets: [CRM_TOKEN]`, used as `{{ secrets.CRM_TOKEN }}`): read when the call is made, never stored
@@ -118,6 +119,8 @@ def answer_from(status: int, text: str, content_type: str, path: str | None, ret
     value = follow_path(value, path)
     if value is None or value == "" or value == [] or value == {}:
         return Answer(None, Status.NOT_FOUND)
+    if path and not isinstance(value, str):  # stored as plain text (Http.value_type): a number's or object's JSON
+        value = json.dumps(value, ensure_ascii=False)
     return Answer(value)
 
 
@@ -185,7 +188,9 @@ class Http(StepKind):
         return found - {SECRETS}
 
     def value_type(self, options: HttpOptions, input_types: dict[str, str]) -> str | None:
-        return "JSON"
+        """The whole answer is JSON; what a `path` picks is plain text (a string as is, a number or an object as
+        its JSON text), so `show`, exports, formulas and queries read `good`, not `"good"`."""
+        return "VARCHAR" if options.path else "JSON"
 
     def price(self, options: HttpOptions, tiers: dict[str, float]) -> float:
         return options.credits
@@ -198,7 +203,11 @@ class Http(StepKind):
         for row in frame.iter_rows(named=True):
             values = {c: decode_json_input(row[c], c in env.json_columns) for c in inputs}
             shown = _request(options, {**values, SECRETS: placeholders})
-            key = cache_key("http", {"method": options.method, "headers": shown[1]}, shown[0], {"body": shown[2]})
+            # the answer stored is what `path` picks: two paths into one request are two answers
+            picked = {"path": options.path} if options.path else {}
+            key = cache_key(
+                "http", {"method": options.method, "headers": shown[1], **picked}, shown[0], {"body": shown[2]}
+            )
 
             async def attempt(values: dict[str, Any] = values) -> Answer:
                 secrets = secret_values(options.secrets)

@@ -35,7 +35,8 @@ PRUNE_FIX = "drop it with --prune; --dry-run shows what would go"
 
 @dataclass(frozen=True)
 class TypeChange:
-    """An input column given a new type, and how many stored values the cast would change."""
+    """An input column given a new type, and how many stored values the cast would change (or a step's JSON
+    values unwrapped to plain text: none change)."""
 
     column: str
     old: str
@@ -189,6 +190,11 @@ def _plan(
         if had.kind == column.kind == INPUT_KIND:
             _check_retype(con, column, had, allow_lossy, changes)
             continue
+        if had.kind == column.kind and _unwraps(had.value_type, column.value_type):
+            if had.version == column.version:
+                changes.changed.remove(column.name)  # the same values, stored as plain text: nothing to recompute
+            changes.retyped.append(TypeChange(column.name, had.value_type, column.value_type))
+            continue
         if not column.is_input and had.kind != column.kind:
             changes.new_steps.append(column.name)
         # A new kind, or a step's new value type, starts the column's cells anew: what they hold that cannot be
@@ -240,6 +246,42 @@ def _held(con: duckdb.DuckDBPyConnection, found: _Stored, *, by_hand_only: bool 
     free = KINDS[found.kind].free or by_hand_only
     by_hand = "" if not free else f" AND {sql_in('status', HAND_SET)}"
     return int(scalar(con, f"SELECT count(*) FROM {found.table} WHERE value IS NOT NULL{by_hand}"))
+
+
+def _unwraps(old: str, new: str) -> bool:
+    """A step's values going from JSON to plain text (an http step with a `path`): kept in place, unwrapped."""
+    return old == "JSON" and new == "VARCHAR"
+
+
+def unwrap_values(con: duckdb.DuckDBPyConnection, table: str, *, memo: bool = True) -> None:
+    """Turn a step table's JSON values into plain text in place: a JSON string becomes its text (no quotes), a
+    number or boolean its JSON text, an object or list stays JSON text. With `memo` (the step's version is the
+    same, so its cell keys still answer from the memo) the memo's answers for the table's keys are unwrapped the
+    same way, so an answer taken from it reads as a new one would."""
+    if memo:
+        con.execute(
+            f"""UPDATE memo SET value = json_extract_string(value, '$')
+                WHERE key IN (SELECT key FROM {table} WHERE key IS NOT NULL) AND json_valid(value)"""
+        )
+    # the cast, then the unwrap as an update: a USING expression would be replayed from the WAL before the json
+    # extension is loaded
+    con.execute(f"ALTER TABLE {table} ALTER value TYPE VARCHAR")
+    con.execute(f"UPDATE {table} SET value = json_extract_string(value, '$') WHERE value IS NOT NULL")
+
+
+def upgrade_value_types(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring step tables of a workspace made by an older version to the type their spec now gives: an http step
+    with a `path` stored JSON is now plain text (unwrap_values). A read when there is nothing to upgrade."""
+    candidates = con.execute(
+        """SELECT c.campaign_id, c.spec, k.name, k.table_name FROM columns k JOIN campaigns c USING (campaign_id)
+           WHERE k.kind = 'http' AND k.value_type = 'JSON'"""
+    ).fetchall()
+    for campaign_id, source, name, table in candidates:
+        entry = next((e for e in json.loads(source)["columns"] if isinstance(e, dict) and e.get("name") == name), {})
+        if not entry.get("path"):
+            continue
+        unwrap_values(con, table)
+        con.execute("UPDATE columns SET value_type = 'VARCHAR' WHERE campaign_id = ? AND name = ?", [campaign_id, name])
 
 
 def _check_retype(
@@ -315,6 +357,13 @@ def _write(
             con.execute(
                 "UPDATE columns SET position = ?, version = ? WHERE campaign_id = ? AND name = ?",
                 [position, column.version, campaign_id, column.name],
+            )
+            continue
+        if found is not None and found.kind == column.kind and _unwraps(found.value_type, column.value_type):
+            unwrap_values(con, found.table, memo=found.version == column.version)
+            con.execute(
+                "UPDATE columns SET position = ?, version = ?, value_type = ? WHERE campaign_id = ? AND name = ?",
+                [position, column.version, column.value_type, campaign_id, column.name],
             )
             continue
         if found is not None and found.kind == column.kind == INPUT_KIND:

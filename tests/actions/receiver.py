@@ -74,6 +74,7 @@ class Handler(BaseHTTPRequestHandler):
                     "query": query,
                     "auth": self.headers.get("authorization"),
                     "data": {"items": [{"name": query.get("name", "")}]},
+                    "count": len(query),
                 },
             )
 

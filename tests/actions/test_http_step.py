@@ -11,6 +11,7 @@ import pytest
 
 from engine import ErrorCode, SpecError, Status, Workspace
 from engine.net import refusal, set_resolver
+from engine.store.schema import step_table_ddl
 from tests.actions.conftest import CountingListener, Receiver
 
 TOKEN_ENV = "RUNSHEET_TEST_HTTP_TOKEN"
@@ -50,7 +51,7 @@ path: data.items.0.name""",
     campaign.add_rows([{"q": "acme"}, {"q": "globex"}])
     report = campaign.run()
     assert report.counts()["lookup"] == {"done": 2}
-    assert [json.loads(campaign.cell(r, "lookup").value) for r in (1, 2)] == ["acme", "globex"]
+    assert [campaign.cell(r, "lookup").value for r in (1, 2)] == ["acme", "globex"]
     sent = [r for r in receiver.requests() if r["path"].startswith("/json/companies")]
     assert [r["headers"]["authorization"] for r in sent] == [f"Bearer {TOKEN}"] * 2
     detail = campaign.cell(1, "lookup").detail
@@ -232,3 +233,78 @@ def test_a_name_that_resolves_to_nothing_is_a_lookup_failure_not_a_refusal(tmp_p
         ErrorCode.PROVIDER_ERROR.value,
         "host 'nowhere.example' resolved to no address",
     )
+
+
+PICKS = """
+campaign: h
+columns:
+  - {{name: q, kind: input}}
+  - name: fit
+    kind: http
+    url: "{base}/json/fit?c={{{{ q }}}}"
+    path: query.c
+  - {{name: count, kind: http, url: "{base}/json/n?c={{{{ q }}}}", path: count}}
+  - {{name: item, kind: http, url: "{base}/json/i?name={{{{ q }}}}", path: data.items.0}}
+  - {{name: shout, kind: formula, expression: "upper(fit)"}}
+"""
+
+
+def test_what_a_path_picks_is_plain_text_not_json(ws: Workspace, receiver: Receiver, tmp_path: Path) -> None:
+    ws.apply(PICKS.format(base=receiver.base))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "good /fit"}])
+    campaign.run()
+    cells = {c: campaign.cell(1, c).value for c in ("fit", "count", "item", "shout")}
+    assert cells == {"fit": "good /fit", "count": "1", "item": '{"name": "good /fit"}', "shout": "GOOD /FIT"}
+    found = ws.query("SELECT fit, count::INTEGER AS n, item::JSON->>'name' AS name FROM h WHERE fit = 'good /fit'")
+    assert found.rows() == [("good /fit", 1, "good /fit")]
+    campaign.export(tmp_path / "out.csv", columns=["fit"])
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].endswith(",good /fit")  # row_id, fit
+
+
+def as_older_version_stored_it(ws: Workspace, column: str) -> None:
+    """Put `column` back as an older Runsheet stored it: a JSON column, values and memo answers JSON-encoded."""
+    with ws.db.transaction() as con:
+        table = con.execute("SELECT table_name FROM columns WHERE name = ?", [column]).fetchall()[0][0]
+        con.execute(f"UPDATE memo SET value = to_json(value)::VARCHAR WHERE key IN (SELECT key FROM {table})")
+        # a new table rather than ALTER ... TYPE JSON, which DuckDB cannot replay from the WAL
+        con.execute(step_table_ddl(f"{table}_old", "JSON"))
+        con.execute(f"INSERT INTO {table}_old SELECT * REPLACE (to_json(value)::VARCHAR AS value) FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute("UPDATE columns SET value_type = 'JSON', table_name = ? WHERE name = ?", [f"{table}_old", column])
+
+
+def test_a_workspace_that_stored_picked_strings_as_json_keeps_them_as_plain_text(
+    ws: Workspace, receiver: Receiver
+) -> None:
+    ws.apply(PICKS.format(base=receiver.base))
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "acme"}, {"q": "globex"}])
+    campaign.run()
+    as_older_version_stored_it(ws, "fit")
+    assert ws.query("SELECT fit::VARCHAR AS fit FROM h ORDER BY row_id").rows() == [('"acme"',), ('"globex"',)]
+    calls = len(receiver.requests())
+    reopened = Workspace(ws.path)  # opening it unwraps the values in place: nothing is computed again
+    campaign = reopened.campaign("h")
+    assert [campaign.cell(r, "fit").value for r in (1, 2)] == ["acme", "globex"]
+    assert [campaign.cell(r, "fit").status for r in (1, 2)] == [Status.DONE] * 2
+    assert reopened.query("SELECT q FROM h WHERE fit = 'globex'").rows() == [("globex",)]
+    assert reopened.apply(PICKS.format(base=receiver.base)).changes.changed == []  # the same spec: no change
+    campaign.add_rows([{"q": "acme"}])  # the cache answers row 3's fit as a new answer reads
+    campaign.run()
+    assert campaign.cell(3, "fit").value == "acme" and len(receiver.requests()) == calls  # all from the cache
+
+
+def test_adding_a_path_to_a_json_step_retypes_it_in_place_and_computes_it_again(
+    ws: Workspace, receiver: Receiver
+) -> None:
+    whole = PICKS.format(base=receiver.base).replace("    path: query.c\n", "")
+    ws.apply(whole)
+    campaign = ws.campaign("h")
+    campaign.add_rows([{"q": "acme"}])
+    campaign.run()
+    assert json.loads(campaign.cell(1, "fit").value)["query"] == {"c": "acme"}
+    result = ws.apply(PICKS.format(base=receiver.base))
+    assert [(t.column, t.old, t.new) for t in result.changes.retyped] == [("fit", "JSON", "VARCHAR")]
+    campaign.run()  # (the apply may have run it already: a free step within the confirm threshold)
+    assert campaign.cell(1, "fit").value == "acme"
