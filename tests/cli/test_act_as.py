@@ -53,7 +53,10 @@ def test_every_command_on_a_workspace_takes_as(path: list[str]) -> None:
     assert parsed.exit_code == 0 and "No such option" not in parsed.output, parsed.output
 
 
-SPEC = "campaign: r\ncolumns:\n  - {name: company, kind: input}\n  - {name: shout, kind: formula, expression: 'upper(company)'}\n"
+SPEC = (
+    "campaign: r\ncolumns:\n  - {name: company, kind: input}\n"
+    "  - {name: shout, kind: formula, expression: 'upper(company)'}\n"
+)
 
 
 @pytest.fixture()
