@@ -170,14 +170,20 @@ def token_digest(token: str) -> str:
 
 
 def create_token(db: Database, actor: str, user: str, label: str = "") -> str:
-    """A new API token acting as `user` (who must exist, unless the workspace is open); shown only now."""
+    """A new API token acting as `user`, who must be a user (in an open workspace too: a token for a name nobody
+    has is a typo, and would make its holder an admin); shown only now."""
     authorize(db, actor, "manage_users")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as con:
-        if scalar(con, "SELECT count(*) FROM users") and not scalar(
-            con, "SELECT count(*) FROM users WHERE name = ?", [user]
-        ):
-            raise EditError(f"no user '{user}'", hint=f"create it with `runsheet users set {user} member`")
+        if not scalar(con, "SELECT count(*) FROM users WHERE name = ?", [user]):
+            first = not scalar(con, "SELECT count(*) FROM users")
+            raise EditError(
+                f"no user '{user}'",
+                hint=f"create it first: `runsheet users set {user} admin`; the first user must be an admin, and roles "
+                "apply from then on"
+                if first
+                else f"create it first: `runsheet users set {user} ROLE`, where ROLE is admin, member or viewer",
+            )
         con.execute("INSERT INTO api_tokens VALUES (?, ?, ?, now())", [token_digest(token), user, label or None])
     return token
 

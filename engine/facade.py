@@ -95,8 +95,8 @@ class WorkspaceFacade:
         return remove_user(self.db, self.actor, user)
 
     def create_token(self, user: str, label: str = "") -> str:
-        """A new API token acting as `user` (admin only); only its digest is stored, so this is the one time it
-        is seen."""
+        """A new API token acting as `user`, who must be a user (admin only); only its digest is stored, so this is
+        the one time it is seen."""
         return create_token(self.db, self.actor, user, label)
 
     def revoke_tokens(self, user: str) -> int:

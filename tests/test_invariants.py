@@ -51,7 +51,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from engine import Campaign, RunOptions, RunSelection, RunsheetError, Status, Workspace
 from engine.api.app import create_app
-from engine.auth import create_token
+from engine.auth import create_token, set_user
 from engine.schedules import add_schedule, run_due
 from tests.actions.conftest import Receiver, start_receiver
 from tests.conftest import copy_workspace
@@ -123,8 +123,8 @@ class TrustMachine(RuleBasedStateMachine):
         copy_workspace(self.servers.template, self.path)
         self.servers.provider.reset()
         self.servers.receiver.reset()
-        self.ws = Workspace(self.path)
-        self.campaign = self.ws.campaign(CAMPAIGN)
+        self.ws = Workspace(self.path, actor="ops")
+        self.campaign = self.ws.campaign(CAMPAIGN, actor="ops")
         self.inputs: dict[int, dict[str, str | None]] = {}
         self.pinned: dict[int, str] = {}
         self.fields = ["handle", "company", "title"]
@@ -355,7 +355,7 @@ class TrustMachine(RuleBasedStateMachine):
         """Two runners over the same cells at once (two handles, two threads): claims keep them from computing a
         cell twice, and identical requests are sent once between them."""
         before, billed = self.values_with_data(), len(self.billed())
-        other = Workspace(self.path).campaign(CAMPAIGN)
+        other = Workspace(self.path, actor="ops").campaign(CAMPAIGN, actor="ops")
         failures: list[BaseException] = []
 
         def run(campaign: Campaign) -> None:
@@ -475,7 +475,7 @@ class TrustMachine(RuleBasedStateMachine):
         answer paid before the kill comes back from the cache."""
         self.ws.release()
         self.servers.provider.control(latency=0.5)
-        env = {**os.environ, "RUNSHEET_WORKSPACE": str(self.path)}
+        env = {**os.environ, "RUNSHEET_WORKSPACE": str(self.path), "RUNSHEET_USER": "ops"}
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", "-c", CAMPAIGN, "--force", "--concurrency", "2"],
             cwd=REPO,
@@ -508,7 +508,7 @@ class TrustMachine(RuleBasedStateMachine):
         if variant == "loud" and self.variant != "shout":
             variant = "shout"
         billed = len(self.billed())
-        self.ws.apply(spec_text(self.servers.provider, self.servers.receiver, variant))
+        self.ws.apply(spec_text(self.servers.provider, self.servers.receiver, variant), actor="ops")
         self.variant = variant
         names = self.campaign.spec.names
         for field in self.fields:
@@ -623,6 +623,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         ws.set_setting("allowed_hosts", [f"127.0.0.1:{receiver.port}", f"127.0.0.1:{provider.port}"])
         result = ws.apply(spec_text(provider, receiver, "base"))
         assert result.paused == ["research"], "a new paid step must start paused"
+        set_user(ws.db, "ops", "ops", "admin")  # a token acts as a user; ops is the workspace's one admin
         token = create_token(ws.db, "ops", "ops")
         ws.release()
         yield Servers(provider, receiver, template, token)

@@ -40,7 +40,7 @@ import json, sys
 from fastapi.testclient import TestClient
 from engine import Workspace
 from engine.api import create_app
-from engine.auth import create_token
+from engine.auth import create_token, set_user
 ws = Workspace(sys.argv[1], actor="ada")
 campaign = ws.campaign("t")
 page = campaign.page(compute=True)
@@ -54,6 +54,7 @@ out = {
     "values": campaign.values()["loud"].to_list(),
 }
 with TestClient(create_app(ws.path)) as client:
+    set_user(ws.db, "ada", "ada", "admin")
     auth = {"Authorization": f"Bearer {create_token(ws.db, 'ada', 'ada')}"}
     listed = client.get("/campaigns", headers=auth)
     out["http_campaigns"] = [listed.status_code, listed.json()]

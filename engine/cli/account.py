@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from engine import RunsheetError, Workspace
-from engine.cli.common import DEFAULT_WORKSPACE, JsonOption, WorkspaceOption, app, guard, out
+from engine.cli.common import DEFAULT_WORKSPACE, Actor, JsonOption, WorkspaceOption, app, guard, out
 
 context_app = typer.Typer(help="Global context documents (brand brief, ICP, offer...) that AI steps read.")
 credits_app = typer.Typer(help="The workspace's credit balance.", invoke_without_command=True)
@@ -19,11 +19,13 @@ app.add_typer(credits_app, name="credits")
 
 
 @context_app.command("list")
-def context_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+def context_list(
+    actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
+) -> None:
     """List the context documents."""
 
     def body() -> None:
-        docs = Workspace(workspace).context()
+        docs = Workspace(workspace, actor=actor).context()
         if as_json:
             out.print_json(json.dumps({n: vars(d) for n, d in docs.items()}, default=str))
             return
@@ -45,11 +47,11 @@ def context_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOp
 
 
 @context_app.command("show")
-def context_show(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+def context_show(name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Print one context document."""
 
     def body() -> None:
-        docs = Workspace(workspace).context()
+        docs = Workspace(workspace, actor=actor).context()
         if name not in docs:
             raise RunsheetError(f"no context document '{name}'", hint="see them with `runsheet context list`")
         typer.echo(docs[name].text)
@@ -62,7 +64,7 @@ def context_set(
     name: Annotated[str, typer.Argument(help="The document's name, e.g. icp (used as {{ context.icp }}).")],
     text: Annotated[str | None, typer.Argument(help="The text (or give --file).")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Who edits it.")] = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Save a context document; AI steps that read it become stale."""
@@ -77,8 +79,8 @@ def context_set(
             except OSError as error:
                 raise RunsheetError(f"cannot read {file}: {error.strerror}", hint="check the path") from None
         assert content is not None
-        ws = Workspace(workspace)
-        reports = ws.set_context(name, content, actor=actor or ws.actor)
+        ws = Workspace(workspace, actor=actor)
+        reports = ws.set_context(name, content, actor=ws.actor)
         stale = sum(c.get("stale", 0) for r in reports for c in r.counts().values())
         out.print(f"context '{name}' saved; {stale} cells became stale" if reports else f"context '{name}' saved")
 
@@ -86,11 +88,11 @@ def context_set(
 
 
 @context_app.command("delete")
-def context_delete(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+def context_delete(name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Remove a context document; steps that read it become stale."""
 
     def body() -> None:
-        ws = Workspace(workspace)
+        ws = Workspace(workspace, actor=actor)
         if name not in ws.context():
             raise RunsheetError(f"no context document '{name}'", hint="see them with `runsheet context list`")
         ws.delete_context(name, actor=ws.actor)
@@ -101,14 +103,17 @@ def context_delete(name: str, workspace: WorkspaceOption = DEFAULT_WORKSPACE) ->
 
 @credits_app.callback()
 def credits_show(
-    ctx: typer.Context, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
+    ctx: typer.Context,
+    actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the credit balance."""
     if ctx.invoked_subcommand is not None:
         return
 
     def body() -> None:
-        balance = Workspace(workspace).credits()
+        balance = Workspace(workspace, actor=actor).credits()
         if as_json:
             out.print_json(json.dumps({"balance": balance}))
         else:
@@ -120,10 +125,11 @@ def credits_show(
 @credits_app.command("add")
 def credits_add(
     amount: Annotated[float, typer.Argument(help="Credits to add (negative to remove).")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Add credits to the workspace."""
-    balance = guard(lambda: Workspace(workspace).add_credits(amount, reason="cli"))
+    balance = guard(lambda: Workspace(workspace, actor=actor).add_credits(amount, reason="cli"))
     out.print(f"balance: {balance:g} credits")
 
 
@@ -131,13 +137,14 @@ def credits_add(
 def settings(
     key: Annotated[str | None, typer.Argument(help="A setting to change, e.g. concurrency.")] = None,
     value: Annotated[str | None, typer.Argument(help='Its new value, as JSON (e.g. 32, null, {"fast": 1}).')] = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """Show the workspace settings, or change one: `runsheet settings concurrency 32`."""
 
     def body() -> None:
-        ws = Workspace(workspace)
+        ws = Workspace(workspace, actor=actor)
         if key is None:
             current = ws.settings()
         else:

@@ -26,6 +26,7 @@ from engine import (
 )
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
+    Actor,
     CampaignOption,
     JsonOption,
     WorkspaceOption,
@@ -54,6 +55,7 @@ def init(
 @app.command()
 def apply(
     spec: Annotated[Path, typer.Argument(help="A campaign spec (YAML).")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change (and what would be refused); write nothing.")
@@ -79,7 +81,7 @@ def apply(
 
     def body() -> None:
         pruning: bool | list[str] = True if prune else list(prune_column or [])
-        ws = Workspace(workspace)
+        ws = Workspace(workspace, actor=actor)
         try:
             result = ws.apply(
                 spec,
@@ -178,6 +180,7 @@ def history_purge(
     column: Annotated[str, typer.Option("--column", help="A column no longer in the campaign.")],
     campaign: CampaignOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete; without it, only show what would go.")] = False,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -185,8 +188,8 @@ def history_purge(
     never deleted otherwise."""
 
     def body() -> None:
-        name = open_campaign(workspace, campaign).name
-        counts = Workspace(workspace).purge_history(name, column, confirm=yes)
+        name = open_campaign(workspace, campaign, actor=actor).name
+        counts = Workspace(workspace, actor=actor).purge_history(name, column, confirm=yes)
         if as_json:
             out.print_json(json.dumps({"campaign": name, "column": column, "deleted": yes, "rows": counts}))
             return
@@ -202,6 +205,7 @@ def set_(
     row: Annotated[int, typer.Argument(help="Row id (see `runsheet show`).")],
     column: Annotated[str, typer.Argument(help="Column name.")],
     value: Annotated[str, typer.Argument(help="New value; 'null' clears the cell.")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     no_run: Annotated[bool, typer.Option("--no-run", help="Queue paid auto steps instead of running them.")] = False,
     as_json: JsonOption = False,
@@ -210,7 +214,7 @@ def set_(
 
     def body() -> None:
         typed: Any = None if value == "null" else value
-        report = open_campaign(workspace, campaign).set(row, column, typed, run_paid=not no_run)
+        report = open_campaign(workspace, campaign, actor=actor).set(row, column, typed, run_paid=not no_run)
         print_report(report, as_json)
 
     guard(body)
@@ -234,6 +238,7 @@ def save(
             "a missing one is created.",
         ),
     ] = "notes",
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     no_run: NoRun = False,
     as_json: JsonOption = False,
@@ -242,7 +247,7 @@ def save(
     context. It is an input edit: the row's downstream recomputes."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign, actor=actor)
         report = handle.save_to_record(row, column, to, run_paid=not no_run)
         value = handle.cell(row, to).value
         if as_json:
@@ -260,6 +265,7 @@ def confirm(
     campaign: CampaignArg,
     row: RowArg,
     column: Annotated[str, typer.Argument(help="A step column whose cell was edited by hand.")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     no_run: NoRun = False,
     as_json: JsonOption = False,
@@ -268,7 +274,7 @@ def confirm(
     edits) may now send it. Editing it again makes it unconfirmed."""
 
     def body() -> None:
-        report = open_campaign(workspace, campaign).confirm(row, column, run_paid=not no_run)
+        report = open_campaign(workspace, campaign, actor=actor).confirm(row, column, run_paid=not no_run)
         if as_json:
             print_report(report, True)
             return
@@ -347,6 +353,7 @@ def show(
         str | None,
         typer.Option("--where", help='Only rows where this SQL condition holds, e.g. "employees > 100".'),
     ] = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -356,7 +363,7 @@ def show(
     def body() -> None:
         if offset < 0 or limit < 0:
             raise RunsheetError("--offset and --limit cannot be negative", hint="give 0 or more")
-        handle = open_campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign, actor=actor)
         wanted = [c.strip() for c in columns.split(",")] if columns else None
         page = _picked_page(handle, offset, limit, wanted, parse_rows(chosen), where)
         if as_json:
@@ -408,13 +415,14 @@ def _picked_page(
 @app.command()
 def status(
     campaign: CampaignOption = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """Count each step column's cells by state."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign, actor=actor)
         counts = handle.status_counts()
         if as_json:
             out.print_json(json.dumps({"campaign": handle.name, "rows": handle.row_count(), "columns": counts}))
@@ -434,9 +442,9 @@ def status(
 
 
 @app.command()
-def campaigns(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+def campaigns(actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
     """List the workspace's campaigns: rows, and whether the campaign or some of its steps are paused."""
-    overview = guard(lambda: Workspace(workspace).campaign_overview())
+    overview = guard(lambda: Workspace(workspace, actor=actor).campaign_overview())
     if as_json:
         out.print_json(json.dumps(overview))
         return

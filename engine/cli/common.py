@@ -26,6 +26,7 @@ CampaignOption = Annotated[
     str | None, typer.Option("--campaign", "-c", help="Campaign name (default: the only campaign).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Actor = Annotated[str | None, typer.Option("--as", help="Act as this user (default: $RUNSHEET_USER or $USER).")]
 DEFAULT_WORKSPACE = Path("workspace")
 T = TypeVar("T")
 
@@ -53,7 +54,7 @@ def guard(action: Callable[[], T]) -> T:
 
 
 def open_campaign(workspace: Path, name: str | None, *, actor: str | None = None, trigger: str = "cli") -> Campaign:
-    ws = Workspace(workspace)
+    ws = Workspace(workspace, actor=actor)
     if name is None:
         names = ws.campaigns()
         if len(names) != 1:
@@ -62,7 +63,7 @@ def open_campaign(workspace: Path, name: str | None, *, actor: str | None = None
                 hint="name one with --campaign" if names else "apply a spec with `runsheet apply SPEC`",
             )
         name = names[0]
-    return ws.campaign(name, actor=actor or ws.actor, trigger=trigger)
+    return ws.campaign(name, actor=ws.actor, trigger=trigger)
 
 
 def parse_rows(text: str | None) -> list[int] | None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from engine import ExportError, ImportReport, QueryError, RunsheetError, Workspace, frame_to_csv
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
+    Actor,
     CampaignOption,
     JsonOption,
     WorkspaceOption,
@@ -53,6 +54,7 @@ def _progress(label: str) -> Iterator[Callable[[str], None]]:
 def import_(
     file: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSON-lines file.")],
     campaign: CampaignOption = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     key: Annotated[str | None, typer.Option("--key", help="Column that identifies a record: update matches.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, parquet or json (default: from the name).")] = None,
@@ -76,7 +78,7 @@ def import_(
     matching records are updated and only changed inputs recompute downstream (paid steps are queued)."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign, actor=actor)
         with _progress(f"importing {file.name}") as progress:
             report = handle.import_file(
                 file,
@@ -137,6 +139,7 @@ def _print_import(report: ImportReport, as_json: bool) -> None:
 @app.command()
 def export(
     campaign: CampaignOption = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default CAMPAIGN.FORMAT).")
@@ -153,7 +156,7 @@ def export(
     """Write a campaign's values to a CSV or Parquet file, atomically (row_id first)."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign)
+        handle = open_campaign(workspace, campaign, actor=actor)
         chosen = fmt or (None if output is not None and output.suffix else "csv")
         target = output or Path(f"{handle.name}.{chosen}")
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
@@ -180,6 +183,7 @@ def export(
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT over the campaigns, cells, runs and activity.")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
@@ -194,7 +198,7 @@ def query(
     def body() -> None:
         if fmt not in FORMATS:
             raise QueryError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
-        ws = Workspace(workspace)
+        ws = Workspace(workspace, actor=actor)
         if output is not None and fmt in ("csv", "parquet"):
             rows = ws.query_to_file(sql, output, format=fmt, escape=not raw, timeout=timeout, memory_limit=memory_limit)
             out.print(f"wrote {rows} rows to {escape(str(output))}")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from engine import Workspace
-from engine.cli.common import DEFAULT_WORKSPACE, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
+from engine.cli.common import DEFAULT_WORKSPACE, Actor, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
 
 
 @app.command()
@@ -23,13 +23,16 @@ def log(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new runs and progress.")] = False,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="With --follow: stop when nothing runs.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between checks with --follow.")] = 1.0,
+    as_user: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first: trigger, actor, scope, outcomes, credits, duration and progress."""
 
     def read(after: int = 0, count: int = limit) -> list[dict[str, Any]]:
-        return Workspace(workspace).run_log(campaign=campaign, trigger=trigger, actor=actor, after=after, limit=count)
+        return Workspace(workspace, actor=as_user).run_log(
+            campaign=campaign, trigger=trigger, actor=actor, after=after, limit=count
+        )
 
     def body() -> None:
         runs = read()

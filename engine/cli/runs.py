@@ -16,6 +16,7 @@ from rich.table import Table
 from engine import Estimate, RunOptions, RunProgress, RunSelection, RunsheetError, Workspace
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
+    Actor,
     CampaignOption,
     JsonOption,
     WorkspaceOption,
@@ -70,7 +71,7 @@ def run(
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
     progress_every: ProgressEvery = 5.0,
-    actor: Annotated[str | None, typer.Option("--as", help="Who runs it (default: $USER).")] = None,
+    actor: Actor = None,
     trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
@@ -294,12 +295,13 @@ def _print_estimate_table(estimate: Estimate) -> None:
 @app.command()
 def stop(
     run_id: Annotated[int, typer.Argument(help="The run to stop (see `runsheet runs`).")],
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Stop a running run: calls in flight are cancelled and nothing new starts."""
 
     def body() -> None:
-        if not Workspace(workspace).stop_run(run_id):
+        if not Workspace(workspace, actor=actor).stop_run(run_id):
             raise RunsheetError(f"run {run_id} is not running", hint="see running runs with `runsheet runs`")
         out.print(f"run {run_id}: stop requested")
 
@@ -309,13 +311,14 @@ def stop(
 @app.command()
 def runs(
     limit: Annotated[int, typer.Option("--limit", help="How many of the latest runs.")] = 20,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
     """List the latest runs with their progress, credits and outcome."""
 
     def body() -> None:
-        found = Workspace(workspace).runs(limit)
+        found = Workspace(workspace, actor=actor).runs(limit)
         if as_json:
             out.print_json(json.dumps(found, default=str))
             return

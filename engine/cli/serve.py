@@ -26,6 +26,7 @@ from engine import (
 )
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
+    Actor,
     CampaignOption,
     JsonOption,
     WorkspaceOption,
@@ -43,7 +44,6 @@ schedule_app = typer.Typer(help="Runs on a cron expression or an interval, insid
 app.add_typer(users_app, name="users")
 app.add_typer(token_app, name="token")
 app.add_typer(schedule_app, name="schedule")
-Actor = Annotated[str | None, typer.Option("--as", help="Act as this user (default: $RUNSHEET_USER or $USER).")]
 
 
 def _workspace(path: object, actor: str | None) -> Workspace:
@@ -122,11 +122,25 @@ def users_password(
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
-            password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+            password = _ask_password(name)
         ws.set_password(name, password)
         out.print(f"{name}'s password is set")
 
     guard(body)
+
+
+def _ask_password(name: str) -> str:
+    """The password, typed twice without echo; differing entries or the end of input refuse (one line, nothing
+    set) instead of asking again."""
+    again = f"run `runsheet users password {name}` again, or use --password-stdin"
+    try:
+        password = typer.prompt(f"Password for {name}", hide_input=True)
+        repeated = typer.prompt("Repeat for confirmation", hide_input=True)
+    except typer.Abort:
+        raise RunsheetError("no password was typed (the input ended)", hint=again) from None
+    if password != repeated:
+        raise RunsheetError("the two passwords differed; nothing was changed", hint=again)
+    return password
 
 
 @users_app.command("remove")
@@ -143,11 +157,13 @@ def users_remove(name: str, actor: Actor = None, workspace: WorkspaceOption = DE
 
 
 @users_app.command("list")
-def users_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+def users_list(
+    actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
+) -> None:
     """List users, their roles, whether they have a UI password and how many tokens each has."""
 
     def body() -> None:
-        found = _workspace(workspace, None).users()
+        found = _workspace(workspace, actor).users()
         if as_json:
             out.print_json(json.dumps(found, default=str))
             return
@@ -284,11 +300,13 @@ def schedule_add(
 
 
 @schedule_app.command("list")
-def schedule_list(workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
+def schedule_list(
+    actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
+) -> None:
     """List schedules with their next and last runs."""
 
     def body() -> None:
-        found = list_schedules(_workspace(workspace, None))
+        found = list_schedules(_workspace(workspace, actor))
         if as_json:
             out.print_json(json.dumps([vars(s) for s in found], default=str))
             return

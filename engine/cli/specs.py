@@ -13,6 +13,7 @@ from rich.markup import escape
 from engine import Workspace
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
+    Actor,
     CampaignOption,
     JsonOption,
     WorkspaceOption,
@@ -31,6 +32,7 @@ def spec_history(
     campaign: CampaignOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many changes, newest first.")] = 20,
     diff: Annotated[bool, typer.Option("--diff/--no-diff", help="Show each change's diff.")] = True,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     as_json: JsonOption = False,
 ) -> None:
@@ -38,8 +40,8 @@ def spec_history(
     and the diff of the YAML."""
 
     def body() -> None:
-        name = open_campaign(workspace, campaign).name
-        changes = Workspace(workspace).spec_history(name, limit)
+        name = open_campaign(workspace, campaign, actor=actor).name
+        changes = Workspace(workspace, actor=actor).spec_history(name, limit)
         if as_json:
             out.print_json(json.dumps(changes, default=str))
             return
@@ -62,14 +64,15 @@ def spec_export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (default: print it).")
     ] = None,
+    actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """The campaign's live spec (with the changes made in the UI or the API) as YAML: `runsheet apply` takes
     it back unchanged."""
 
     def body() -> None:
-        name = open_campaign(workspace, campaign).name
-        text = Workspace(workspace).spec_yaml(name)
+        name = open_campaign(workspace, campaign, actor=actor).name
+        text = Workspace(workspace, actor=actor).spec_yaml(name)
         if output is None:
             typer.echo(text, nl=False)
             return

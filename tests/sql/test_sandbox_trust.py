@@ -179,6 +179,7 @@ def test_a_campaign_named_like_an_internal_table_shows_its_own_rows(tmp_path: Pa
     ws = Workspace.init(tmp_path / "ws")
     ws.apply("campaign: api_tokens\ncolumns:\n  - {name: x, kind: input}\n")
     ws.campaign("api_tokens").add_rows([{"x": "mine"}])
+    set_user(ws.db, "api", "api", "admin")
     create_token(ws.db, "api", "api")
     assert ws.query("SELECT x FROM api_tokens").rows() == [("mine",)]
     assert ws.query("SELECT x FROM campaign.api_tokens").rows() == [("mine",)]
