@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import duckdb
 
 from engine.errors import EditError, PermissionDeniedError
-from engine.store.database import Database, scalar
+from engine.store.database import Database, dict_rows, scalar
 
 Role = Literal["admin", "member", "viewer"]
 Action = Literal[
@@ -160,8 +160,7 @@ def list_users(db: Database) -> list[dict[str, object]]:
             "p.user_name IS NOT NULL AS password FROM users u LEFT JOIN api_tokens t ON t.user_name = u.name "
             "LEFT JOIN passwords p ON p.user_name = u.name GROUP BY ALL ORDER BY u.name"
         )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return dict_rows(cursor)
 
 
 def token_digest(token: str) -> str:

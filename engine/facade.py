@@ -19,6 +19,7 @@ from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
 from engine.logins import Login, log_in, log_out, needs_login, session_login, set_password
 from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
+from engine.store.database import dict_rows
 from engine.store.layouts import ColumnLayout, load_layout, store_layout
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
@@ -164,8 +165,7 @@ class WorkspaceFacade:
                 "ORDER BY l.rowid DESC LIMIT ?",
                 [limit],
             )
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return dict_rows(cursor)
 
     def run_record(self, run_id: int) -> dict[str, Any] | None:
         """One run's row (as in `runs()`, with its campaign's name), or None if there is no such run; a run whose

@@ -31,7 +31,7 @@ from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
 from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
-from engine.store.database import Database
+from engine.store.database import Database, dict_rows
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
 from engine.store.runlog import history_counts, purge_history
 from engine.store.schema import create_metadata, upgrade_metadata
@@ -406,8 +406,7 @@ class Workspace(WorkspaceFacade):
                 "WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY logged_at DESC LIMIT $2",
                 [chosen, limit],
             )
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return dict_rows(cursor)
 
     def runs(self, limit: int = 20) -> list[dict[str, object]]:
         """The most recent runs, newest first (a run whose runner died is shown interrupted: reclaim_dead_runs)."""
@@ -418,8 +417,7 @@ class Workspace(WorkspaceFacade):
                 "ORDER BY run_id DESC LIMIT ?",
                 [limit],
             )
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            rows = dict_rows(cursor)
         for row in rows:
             for field in ("request", "counts"):
                 if isinstance(row.get(field), str):

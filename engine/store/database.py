@@ -293,6 +293,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def dict_rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of an executed query as dicts keyed by column name."""
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> Any:
     """The first value of the first row of a query (None for no rows); the result is fully consumed."""
     rows = con.execute(sql, params or []).fetchall()

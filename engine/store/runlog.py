@@ -8,6 +8,8 @@ from typing import Any
 
 import duckdb
 
+from engine.store.database import dict_rows
+
 LOG_FIELDS = (
     "run_id, campaign, trigger, actor, status, request, counts, total, done, credits, cache_hits, started_at, "
     "finished_at, message"
@@ -39,8 +41,7 @@ def run_log(
             ORDER BY r.run_id DESC LIMIT ?""",
         [*params, limit],
     )
-    names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    rows = dict_rows(cursor)
     for row in rows:
         request = json.loads(row["request"]) if isinstance(row["request"], str) else (row["request"] or {})
         counts = json.loads(row["counts"]) if isinstance(row["counts"], str) else (row["counts"] or {})

@@ -18,7 +18,7 @@ import duckdb
 import yaml
 
 from engine.errors import SpecConflictError
-from engine.store.database import scalar
+from engine.store.database import dict_rows, scalar
 
 Origin = Literal["file", "ui", "api", "import", "edit"]
 FILE: Origin = "file"
@@ -78,8 +78,7 @@ def history(con: duckdb.DuckDBPyConnection, campaign_id: int, limit: int = 50) -
         "ORDER BY change_id DESC LIMIT ?",
         [campaign_id, limit],
     )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return dict_rows(cursor)
 
 
 def check_file_apply(
