@@ -92,7 +92,7 @@ def scenario_thread_pool(api_base: str, cells: int, threads: int) -> dict[str, f
     AI step's wall-clock deadline (`timeout`, 60 s by default) and a failed attempt is tried again, up to 3 times.
     Without a timeout an attempt waits up to litellm's default of 600 s: the figure recorded before issue 16,
     16 calls/s, was 10,000 calls in 630 s, i.e. about 30 s of calls at the provider's cap plus (most likely) one
-    attempt on a connection that never answered, waiting out those 600 s; 3,000 calls here never took 30 s."""
+    attempt on a connection that never answered, waiting out those 600 s (an answered attempt takes seconds)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from engine.cells.ai import AiOptions
