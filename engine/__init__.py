@@ -10,38 +10,112 @@ campaign.run(["opener"], rows=[1])             # Click to Run / Run Again (force
 campaign.save_to_record(1, "opener")           # Save to Record: a line "opener: ..." in the notes field
 """
 
-from engine.auth import ROLES
-from engine.campaign import Campaign, Cell, ImportReport, Page
-from engine.errors import (
-    CycleError,
-    EditError,
-    ExportError,
-    ImportError_,
-    LoginError,
-    NotFoundError,
-    PermissionDeniedError,
-    QueryError,
-    RunsheetError,
-    SpecConflictError,
-    SpecError,
-    WorkspaceBusyError,
-)
-from engine.estimate import ColumnEstimate, Estimate
-from engine.intake import Intake, IntakePlan
-from engine.io import ExportReport, ImportOptions, frame_to_csv
-from engine.io.records import check_records
-from engine.logins import Login
-from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
-from engine.run.selection import RunSelection
-from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
-from engine.schedules import schedules as list_schedules
-from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
-from engine.store.changes import SpecChanges, TypeChange
-from engine.store.context import ContextDocument
-from engine.store.layouts import ColumnLayout
-from engine.store.settings import Settings
-from engine.types import HINTS, ErrorCode, Status
-from engine.workspace import ApplyResult, Resumed, Workspace
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.auth import ROLES
+    from engine.campaign import Campaign, Cell, ImportReport, Page
+    from engine.errors import (
+        CycleError,
+        EditError,
+        ExportError,
+        ImportError_,
+        LoginError,
+        NotFoundError,
+        PermissionDeniedError,
+        QueryError,
+        RunsheetError,
+        SpecConflictError,
+        SpecError,
+        WorkspaceBusyError,
+    )
+    from engine.estimate import ColumnEstimate, Estimate
+    from engine.intake import Intake, IntakePlan
+    from engine.io import ExportReport, ImportOptions, frame_to_csv
+    from engine.io.records import check_records
+    from engine.logins import Login
+    from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
+    from engine.run.selection import RunSelection
+    from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
+    from engine.schedules import schedules as list_schedules
+    from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
+    from engine.store.changes import SpecChanges, TypeChange
+    from engine.store.context import ContextDocument
+    from engine.store.layouts import ColumnLayout
+    from engine.store.settings import Settings
+    from engine.types import HINTS, ErrorCode, Status
+    from engine.workspace import ApplyResult, Resumed, Workspace
+
+# Each public name and where it lives: `import engine` loads none of them (the CLI's `--help` needs no DuckDB,
+# polars or pyarrow); the first use of a name imports its module (PEP 562).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "ApplyResult": ("engine.workspace", "ApplyResult"),
+    "Campaign": ("engine.campaign", "Campaign"),
+    "CampaignSpec": ("engine.spec", "CampaignSpec"),
+    "Cell": ("engine.campaign", "Cell"),
+    "ColumnEstimate": ("engine.estimate", "ColumnEstimate"),
+    "ColumnLayout": ("engine.store.layouts", "ColumnLayout"),
+    "ColumnSpec": ("engine.spec", "ColumnSpec"),
+    "ContextDocument": ("engine.store.context", "ContextDocument"),
+    "CycleError": ("engine.errors", "CycleError"),
+    "EditError": ("engine.errors", "EditError"),
+    "ErrorCode": ("engine.types", "ErrorCode"),
+    "Estimate": ("engine.estimate", "Estimate"),
+    "ExecutionEvent": ("engine.run.reports", "ExecutionEvent"),
+    "ExportError": ("engine.errors", "ExportError"),
+    "ExportReport": ("engine.io", "ExportReport"),
+    "HINTS": ("engine.types", "HINTS"),
+    "ImportError_": ("engine.errors", "ImportError_"),
+    "ImportOptions": ("engine.io", "ImportOptions"),
+    "ImportReport": ("engine.campaign", "ImportReport"),
+    "Intake": ("engine.intake", "Intake"),
+    "IntakePlan": ("engine.intake", "IntakePlan"),
+    "Login": ("engine.logins", "Login"),
+    "LoginError": ("engine.errors", "LoginError"),
+    "NotFoundError": ("engine.errors", "NotFoundError"),
+    "Page": ("engine.campaign", "Page"),
+    "PermissionDeniedError": ("engine.errors", "PermissionDeniedError"),
+    "QueryError": ("engine.errors", "QueryError"),
+    "ROLES": ("engine.auth", "ROLES"),
+    "Resumed": ("engine.workspace", "Resumed"),
+    "RunOptions": ("engine.run.reports", "RunOptions"),
+    "RunProgress": ("engine.run.reports", "RunProgress"),
+    "RunReport": ("engine.run.reports", "RunReport"),
+    "RunSelection": ("engine.run.selection", "RunSelection"),
+    "RunsheetError": ("engine.errors", "RunsheetError"),
+    "Schedule": ("engine.schedules", "Schedule"),
+    "Scheduler": ("engine.schedules", "Scheduler"),
+    "Settings": ("engine.store.settings", "Settings"),
+    "SpecChanges": ("engine.store.changes", "SpecChanges"),
+    "SpecConflictError": ("engine.errors", "SpecConflictError"),
+    "SpecError": ("engine.errors", "SpecError"),
+    "Status": ("engine.types", "Status"),
+    "TypeChange": ("engine.store.changes", "TypeChange"),
+    "Workspace": ("engine.workspace", "Workspace"),
+    "WorkspaceBusyError": ("engine.errors", "WorkspaceBusyError"),
+    "add_schedule": ("engine.schedules", "add_schedule"),
+    "check_records": ("engine.io.records", "check_records"),
+    "frame_to_csv": ("engine.io", "frame_to_csv"),
+    "list_schedules": ("engine.schedules", "schedules"),
+    "load_spec": ("engine.spec", "load_spec"),
+    "parse_spec": ("engine.spec", "parse_spec"),
+    "remove_schedule": ("engine.schedules", "remove_schedule"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    module, original = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), original)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "ApplyResult",

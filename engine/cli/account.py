@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from engine import RunsheetError, Workspace
+from engine import RunsheetError
 from engine.cli.common import DEFAULT_WORKSPACE, Actor, JsonOption, WorkspaceOption, app, guard, out
 
 context_app = typer.Typer(help="Global context documents (brand brief, ICP, offer...) that AI steps read.")
@@ -23,6 +23,7 @@ def context_list(
     actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
 ) -> None:
     """List the context documents."""
+    from engine import Workspace
 
     def body() -> None:
         docs = Workspace(workspace, actor=actor).context()
@@ -49,6 +50,7 @@ def context_list(
 @context_app.command("show")
 def context_show(name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Print one context document."""
+    from engine import Workspace
 
     def body() -> None:
         docs = Workspace(workspace, actor=actor).context()
@@ -68,6 +70,7 @@ def context_set(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Save a context document; AI steps that read it become stale."""
+    from engine import Workspace
 
     def body() -> None:
         if (text is None) == (file is None):
@@ -90,6 +93,7 @@ def context_set(
 @context_app.command("delete")
 def context_delete(name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Remove a context document; steps that read it become stale."""
+    from engine import Workspace
 
     def body() -> None:
         ws = Workspace(workspace, actor=actor)
@@ -109,6 +113,8 @@ def credits_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show the credit balance."""
+    from engine import Workspace
+
     if ctx.invoked_subcommand is not None:
         return
 
@@ -129,6 +135,8 @@ def credits_add(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Add credits to the workspace."""
+    from engine import Workspace
+
     balance = guard(lambda: Workspace(workspace, actor=actor).add_credits(amount, reason="cli"))
     out.print(f"balance: {balance:g} credits")
 
@@ -142,6 +150,7 @@ def settings(
     as_json: JsonOption = False,
 ) -> None:
     """Show the workspace settings, or change one: `runsheet settings concurrency 32`."""
+    from engine import Workspace
 
     def body() -> None:
         ws = Workspace(workspace, actor=actor)

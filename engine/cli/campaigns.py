@@ -7,23 +7,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import (
-    Campaign,
-    Cell,
-    Estimate,
-    Page,
-    RunsheetError,
-    SpecChanges,
-    SpecConflictError,
-    Status,
-    Workspace,
-)
+from engine import RunsheetError, SpecConflictError, Status
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     Actor,
@@ -39,6 +29,9 @@ from engine.cli.common import (
     report_summary,
 )
 
+if TYPE_CHECKING:
+    from engine import Campaign, Cell, Estimate, Page, SpecChanges
+
 
 @app.command()
 def init(
@@ -47,6 +40,8 @@ def init(
     ] = None,
 ) -> None:
     """Create a workspace folder (kept as it is if it exists)."""
+    from engine import Workspace
+
     folder = path or Path(os.environ.get("RUNSHEET_WORKSPACE") or DEFAULT_WORKSPACE)
     guard(lambda: Workspace.init(folder))
     out.print(f"workspace ready at {folder}")
@@ -78,6 +73,7 @@ def apply(
     """Create or update a campaign from its spec; changed steps and their downstream become stale. Nothing that
     holds data is dropped unless pruned; new paid steps start paused. A file that would undo changes made in the
     UI or the API since the last file was applied is refused (with the diff) unless --force."""
+    from engine import Workspace
 
     def body() -> None:
         pruning: bool | list[str] = True if prune else list(prune_column or [])
@@ -186,6 +182,7 @@ def history_purge(
 ) -> None:
     """Delete the activity rows and export deliveries of a removed column (runs and credits stay). History is
     never deleted otherwise."""
+    from engine import Workspace
 
     def body() -> None:
         name = open_campaign(workspace, campaign, actor=actor).name
@@ -288,6 +285,8 @@ def confirm(
 def _paused_steps(workspace: Path, handle: Campaign) -> dict[str, str]:
     """The step columns that do not run now because they, or their campaign, are paused: the command that
     resumes each."""
+    from engine import Workspace
+
     state = Workspace(workspace).pause_state(handle.name)
     graph = handle.spec.graph
     return {
@@ -397,6 +396,8 @@ def _picked_page(
     handle: Campaign, offset: int, limit: int, columns: list[str] | None, rows: list[int] | None, where: str | None
 ) -> Page:
     """The page `show` prints: `total_rows` counts the rows picked (all of them without --rows and --where)."""
+    from engine import Page
+
     if where is not None and not where.strip():
         raise RunsheetError(
             "--where is empty", hint='give a condition, e.g. --where "employees > 100", or leave it out'
@@ -444,6 +445,8 @@ def status(
 @app.command()
 def campaigns(actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False) -> None:
     """List the workspace's campaigns: rows, and whether the campaign or some of its steps are paused."""
+    from engine import Workspace
+
     overview = guard(lambda: Workspace(workspace, actor=actor).campaign_overview())
     if as_json:
         out.print_json(json.dumps(overview))

@@ -7,13 +7,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import Campaign, RunReport, RunsheetError, Workspace
+from engine import RunsheetError
+
+if TYPE_CHECKING:
+    from engine import Campaign, RunReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -54,6 +57,8 @@ def guard(action: Callable[[], T]) -> T:
 
 
 def open_campaign(workspace: Path, name: str | None, *, actor: str | None = None, trigger: str = "cli") -> Campaign:
+    from engine import Workspace
+
     ws = Workspace(workspace, actor=actor)
     if name is None:
         names = ws.campaigns()

@@ -7,13 +7,13 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import ExportError, ImportReport, QueryError, RunsheetError, Workspace, frame_to_csv
+from engine import ExportError, QueryError, RunsheetError
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     Actor,
@@ -26,6 +26,9 @@ from engine.cli.common import (
     out,
     print_report,
 )
+
+if TYPE_CHECKING:
+    from engine import ImportReport
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -194,6 +197,7 @@ def query(
 ) -> None:
     """Run read-only SQL in the sandbox: each campaign is a table named after it; `cells` has every step
     cell's status, error, credits and timing; `runs` and `activity` are the logs."""
+    from engine import Workspace, frame_to_csv
 
     def body() -> None:
         if fmt not in FORMATS:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from engine import Workspace
 from engine.cli.common import DEFAULT_WORKSPACE, Actor, CampaignOption, JsonOption, WorkspaceOption, app, guard, out
 
 
@@ -28,6 +27,7 @@ def log(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first: trigger, actor, scope, outcomes, credits, duration and progress."""
+    from engine import Workspace
 
     def read(after: int = 0, count: int = limit) -> list[dict[str, Any]]:
         return Workspace(workspace, actor=as_user).run_log(

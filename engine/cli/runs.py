@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine import Estimate, RunOptions, RunProgress, RunSelection, RunsheetError, Workspace
+from engine import RunsheetError
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     Actor,
@@ -29,6 +29,9 @@ from engine.cli.common import (
     print_report,
     up_to_date,
 )
+
+if TYPE_CHECKING:
+    from engine import Estimate, RunProgress
 
 err = Console(stderr=True, highlight=False)
 # What `runsheet run` exits with, by how the run ended for the cells in its scope (RunReport.ending); 1 is a user
@@ -85,6 +88,7 @@ def run(
     an earlier one); 4 some were refused (credits, a cap, or
     a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
     """
+    from engine import RunOptions, RunSelection
 
     def body() -> int:
         handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
@@ -299,6 +303,7 @@ def stop(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Stop a running run: calls in flight are cancelled and nothing new starts."""
+    from engine import Workspace
 
     def body() -> None:
         if not Workspace(workspace, actor=actor).stop_run(run_id):
@@ -316,6 +321,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List the latest runs with their progress, credits and outcome."""
+    from engine import Workspace
 
     def body() -> None:
         found = Workspace(workspace, actor=actor).runs(limit)

@@ -10,20 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from engine import (
-    RunOptions,
-    RunsheetError,
-    Scheduler,
-    Workspace,
-    add_schedule,
-    list_schedules,
-    remove_schedule,
-)
+from engine import RunsheetError
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     Actor,
@@ -38,6 +30,9 @@ from engine.cli.common import (
 )
 from engine.cli.runs import ProgressEvery, progress_display
 
+if TYPE_CHECKING:
+    from engine import Workspace
+
 users_app = typer.Typer(help="Who may do what: admin, member (run, edit inputs), viewer (read).")
 token_app = typer.Typer(help="API tokens for `runsheet serve` (each acts as a user).")
 schedule_app = typer.Typer(help="Runs on a cron expression or an interval, inside `runsheet serve`.")
@@ -47,6 +42,8 @@ app.add_typer(schedule_app, name="schedule")
 
 
 def _workspace(path: object, actor: str | None) -> Workspace:
+    from engine import Workspace
+
     return Workspace(path, actor=actor)  # type: ignore[arg-type]  # no actor: $RUNSHEET_USER or the login name
 
 
@@ -64,6 +61,7 @@ def serve(
     """Serve the HTTP API (records in, runs, stop; docs at /docs) and run due schedules."""
     import uvicorn
 
+    from engine import Scheduler
     from engine.api import create_app
 
     ws = guard(lambda: _workspace(workspace, None))
@@ -250,6 +248,7 @@ def resume(
 ) -> None:
     """Resume a paused campaign or step, then run what was accepted while paused (its queued auto-run cells,
     records that came in), like `runsheet run`, unless --no-run."""
+    from engine import RunOptions
 
     def body() -> None:
         display = progress_display(as_json, progress_every)  # a bad interval is refused before anything resumes
@@ -288,6 +287,7 @@ def schedule_add(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Run a campaign's auto-run steps (or --column) on a schedule, inside `runsheet serve`."""
+    from engine import add_schedule
 
     def body() -> None:
         ws = _workspace(workspace, actor)
@@ -304,6 +304,7 @@ def schedule_list(
     actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
 ) -> None:
     """List schedules with their next and last runs."""
+    from engine import list_schedules
 
     def body() -> None:
         found = list_schedules(_workspace(workspace, actor))
@@ -332,6 +333,7 @@ def schedule_list(
 @schedule_app.command("remove")
 def schedule_remove(schedule_id: int, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Remove a schedule."""
+    from engine import remove_schedule
 
     def body() -> None:
         remove_schedule(_workspace(workspace, actor), schedule_id)

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from engine import Workspace
 from engine.cli.common import (
     DEFAULT_WORKSPACE,
     Actor,
@@ -38,6 +37,7 @@ def spec_history(
 ) -> None:
     """Every change of the campaign's spec, newest first: when, who, through what (file, ui, api, import, edit)
     and the diff of the YAML."""
+    from engine import Workspace
 
     def body() -> None:
         name = open_campaign(workspace, campaign, actor=actor).name
@@ -69,6 +69,7 @@ def spec_export(
 ) -> None:
     """The campaign's live spec (with the changes made in the UI or the API) as YAML: `runsheet apply` takes
     it back unchanged."""
+    from engine import Workspace
 
     def body() -> None:
         name = open_campaign(workspace, campaign, actor=actor).name

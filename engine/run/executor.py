@@ -53,7 +53,7 @@ ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = verdicts.KEEP  # the verdict of a cell that already holds the result for its key
 RUN = f"'{Verdict.RUN.value}'"  # the verdict of a cell to compute, as an SQL literal
 NOTHING_WRITTEN = pa.table(
-    {"row_id": pa.array([], pa.int64()), "status": pa.array([], pa.string()), "cost": pa.array([], pa.float64())}
+    {"row_id": pa.nulls(0, pa.int64()), "status": pa.nulls(0, pa.string()), "cost": pa.nulls(0, pa.float64())}
 )
 
 

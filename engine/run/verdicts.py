@@ -14,6 +14,7 @@ vectorized array operations take the same few microseconds for one row and stay 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,12 +35,23 @@ from engine.graph.fate import (
 )
 from engine.types import HINTS, PAUSED_HINT, RETRYABLE_CODES, ErrorCode, Status
 
+
+def strings(values: Sequence[str]) -> pa.StringArray:
+    """Python strings as an Arrow string array, assembled from its buffers: pyarrow's own conversion of Python
+    values (pa.array, pa.scalar) imports pandas, 0.2 s that importing the engine and starting a command must not pay."""
+    encoded = [value.encode() for value in values]
+    offsets = array("i", [0])
+    for item in encoded:
+        offsets.append(offsets[-1] + len(item))
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
 KEEP = Verdict.KEEP.value
 # Each error code with a hint, and the hint, in the same order.
-HINTED_CODES = pa.array([code.value for code in HINTS])
-HINT_TEXTS = pa.array(list(HINTS.values()))
-RETRYABLE = pa.array(sorted(c.value for c in RETRYABLE_CODES), pa.string())
-GATED = pa.array([Verdict.BLOCK.value, Verdict.WAIT.value], pa.string())  # the verdicts that name a dep to blame
+HINTED_CODES = strings([code.value for code in HINTS])
+HINT_TEXTS = strings(list(HINTS.values()))
+RETRYABLE = strings(sorted(c.value for c in RETRYABLE_CODES))
+GATED = strings([Verdict.BLOCK.value, Verdict.WAIT.value])  # the verdicts that name a dep to blame
 # The decided column naming the dep a WAIT or BLOCK blames; ':' cannot occur in a column name, so no input meets it.
 BLAME = "verdict:blame"
 
@@ -47,7 +59,7 @@ BLAME = "verdict:blame"
 @cache
 def arrow(members: frozenset[Status | Verdict]) -> pa.Array:
     """A set of statuses (or verdicts) as a sorted Arrow string array (for pc.is_in), built once per set."""
-    return pa.array(sorted(m.value for m in members), pa.string())
+    return strings(sorted(m.value for m in members))
 
 
 def _fill(array: pa.ChunkedArray | pa.Array, value: str) -> pa.Array:

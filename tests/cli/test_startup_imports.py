@@ -1,0 +1,78 @@
+"""Commands import what they use (issue 16): `import engine`, importing the CLI and `runsheet --help` load no data
+library, and `runsheet status` loads neither pandas nor litellm. Each check runs in a fresh interpreter and reads
+`sys.modules` (what was loaded, not how long it took: timings are bench/startup.py's)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import Workspace
+from tests.conftest import BASIC_ROWS, BASIC_SPEC
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a command pays for before it does anything: pandas alone costs 0.2 s, litellm seconds. (pydantic is not
+# here: typer 0.29 loads it to coerce a command's parameters, `run --help` included.)
+HEAVY = ["pandas", "litellm", "networkx", "polars", "pyarrow", "duckdb", "numpy", "sqlglot", "jinja2"]
+REPORT = "\nLOADED "
+
+
+def loaded_after(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; the HEAVY modules it left in sys.modules."""
+    script = (
+        f"{code}\nimport sys\nprint({REPORT!r} + __import__('json').dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert REPORT.strip() in done.stdout, done.stderr[-2000:]
+    return list(json.loads(done.stdout.rsplit(REPORT.strip(), 1)[1]))
+
+
+def cli(*args: str) -> str:
+    """The CLI in-process with these arguments (a command's normal exit is fine)."""
+    return (
+        "from engine.cli import app\n"
+        "try:\n"
+        f"    app({list(args)!r}, prog_name='runsheet', standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+    )
+
+
+def test_importing_engine_loads_no_data_library() -> None:
+    assert loaded_after("import engine") == []
+
+
+def test_importing_the_cli_loads_no_data_library() -> None:
+    assert loaded_after("import engine.cli") == []
+
+
+def test_help_loads_no_data_library() -> None:
+    assert loaded_after(cli("--help")) == []
+    assert loaded_after(cli("run", "--help")) == []
+
+
+def test_a_public_name_still_imports_its_module_on_first_use() -> None:
+    assert "duckdb" in loaded_after("import engine\nengine.Workspace")
+    assert loaded_after("from engine import RunsheetError, Status") == []
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = Workspace.init(tmp_path / "ws")
+    ws.apply(BASIC_SPEC)
+    ws.campaign("t").add_rows(BASIC_ROWS)
+    ws.release()
+    return tmp_path / "ws"
+
+
+def test_status_loads_neither_pandas_nor_litellm(workspace: Path) -> None:
+    loaded = loaded_after(cli("status", "-w", str(workspace), "--json"))
+    assert "duckdb" in loaded  # it did read the workspace
+    assert "pandas" not in loaded
+    assert "litellm" not in loaded
