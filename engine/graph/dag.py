@@ -1,17 +1,20 @@
 """The column DAG: nodes are columns, edges run from a dependency to the step that reads it.
 
-Only data and free functions over it; the planner decides what to do with them. A campaign has tens of columns, so
-the graph is plain dicts and the standard library: networkx cost every command that reads a spec 0.15 s to import.
+Only data and free functions over it; the planner decides what to do with them. networkx is imported where a
+graph is built or walked, so commands that never read a spec (`--help`) do not pay for it.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.errors import CycleError, SpecError
 from engine.types import RunMode
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -37,17 +40,20 @@ class ColumnGraph:
 
     nodes: Mapping[str, ColumnNode]
     order: tuple[str, ...]
-    _readers: Mapping[str, tuple[str, ...]] = field(repr=False, compare=False)  # column -> the steps reading it
+    _graph: nx.DiGraph = field(repr=False, compare=False)
 
     @classmethod
     def build(cls, nodes: Iterable[ColumnNode]) -> ColumnGraph:
         """Check references and cycles, and fix the topological order; raises SpecError or CycleError."""
+        import networkx as nx
+
         by_name: dict[str, ColumnNode] = {}
         for node in nodes:
             if node.name in by_name:
                 raise SpecError("duplicate column name", hint="give each column its own name", column=node.name)
             by_name[node.name] = node
-        readers: dict[str, list[str]] = {name: [] for name in by_name}
+        graph: nx.DiGraph = nx.DiGraph()
+        graph.add_nodes_from(by_name)
         for node in by_name.values():
             for dep in node.deps:
                 if dep not in by_name:
@@ -56,14 +62,17 @@ class ColumnGraph:
                         hint=f"add a column named {dep}, or fix the spelling (known: {', '.join(sorted(by_name))})",
                         column=node.name,
                     )
-                if node.name not in readers[dep]:
-                    readers[dep].append(node.name)
-        cycle = _find_cycle(readers)
+                graph.add_edge(dep, node.name)
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = []
         if cycle:
-            raise CycleError(cycle)
-        order = _topological_order(readers)
-        graph = {name: tuple(found) for name, found in readers.items()}
-        return cls(nodes=by_name, order=order, _readers=graph)
+            path = [edge[0] for edge in cycle] + [cycle[0][0]]
+            raise CycleError(path)
+        position = {name: i for i, name in enumerate(by_name)}
+        order = tuple(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
+        return cls(nodes=by_name, order=order, _graph=graph)
 
     def steps(self) -> list[str]:
         """Step (non-input) columns in topological order."""
@@ -75,71 +84,23 @@ class ColumnGraph:
 
     def downstream(self, columns: Iterable[str]) -> set[str]:
         """Every column that reads, directly or not, one of `columns` (the columns themselves excluded)."""
-        return _reach(self._readers, columns)
+        import networkx as nx
+
+        found: set[str] = set()
+        for name in columns:
+            found |= nx.descendants(self._graph, name)
+        return found
 
     def upstream(self, columns: Iterable[str]) -> set[str]:
         """Every column that one of `columns` reads, directly or not (the columns themselves excluded)."""
-        return _reach({name: node.deps for name, node in self.nodes.items()}, columns)
+        import networkx as nx
+
+        found: set[str] = set()
+        for name in columns:
+            found |= nx.ancestors(self._graph, name)
+        return found
 
     def sorted(self, columns: Iterable[str]) -> list[str]:
         """`columns` in topological order."""
         wanted = set(columns)
         return [name for name in self.order if name in wanted]
-
-
-def _topological_order(readers: Mapping[str, list[str]]) -> tuple[str, ...]:
-    """Kahn's algorithm taking, among the columns ready, the earliest in the spec (`readers` is in spec order)."""
-    position = {name: i for i, name in enumerate(readers)}
-    waiting = dict.fromkeys(readers, 0)
-    for found in readers.values():
-        for reader in found:
-            waiting[reader] += 1
-    ready = [position[name] for name, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    names = list(readers)
-    order: list[str] = []
-    while ready:
-        name = names[heapq.heappop(ready)]
-        order.append(name)
-        for reader in readers[name]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(ready, position[reader])
-    return tuple(order)
-
-
-def _find_cycle(readers: Mapping[str, list[str]]) -> list[str]:
-    """A dependency cycle as a path that ends where it starts (`a -> b -> a`), or [] when there is none."""
-    done: set[str] = set()
-    for start in readers:
-        if start in done:
-            continue
-        path, on_path = [start], {start}
-        pending = [iter(readers[start])]
-        while pending:
-            reader = next(pending[-1], None)
-            if reader is None:  # every reader of path[-1] explored: no cycle runs through it
-                finished = path.pop()
-                on_path.discard(finished)
-                done.add(finished)
-                pending.pop()
-                continue
-            if reader in on_path:
-                return [*path[path.index(reader) :], reader]
-            if reader not in done:
-                path.append(reader)
-                on_path.add(reader)
-                pending.append(iter(readers[reader]))
-    return []
-
-
-def _reach(edges: Mapping[str, Iterable[str]], columns: Iterable[str]) -> set[str]:
-    """Every column reachable from `columns` along `edges` (the columns themselves only if on a path back)."""
-    found: set[str] = set()
-    todo = [next_ for name in columns for next_ in edges[name]]
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo.extend(edges[name])
-    return found

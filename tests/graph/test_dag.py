@@ -1,11 +1,6 @@
 from __future__ import annotations
 
-import itertools
-
-import networkx as nx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from engine.errors import CycleError, SpecError
 from engine.graph import ColumnGraph, ColumnNode, sql_references, template_references
@@ -67,33 +62,3 @@ def test_template_references() -> None:
     }
     with pytest.raises(ReferenceError_):
         template_references("{{ unclosed")
-
-
-# The graph is plain dicts since issue 16 (networkx cost every command 0.15 s to import); networkx, still a test
-# dependency, is the reference its order, closures and cycles are checked against.
-@st.composite
-def column_lists(draw: st.DrawFn) -> list[ColumnNode]:
-    """Columns in spec order, each reading any others (cycles and self-references included)."""
-    names = [f"c{i}" for i in range(draw(st.integers(1, 9)))]
-    return [ColumnNode(name, deps=tuple(draw(st.lists(st.sampled_from(names), max_size=3)))) for name in names]
-
-
-@given(column_lists())
-@settings(max_examples=300, deadline=None)
-def test_order_closures_and_cycles_agree_with_networkx(columns: list[ColumnNode]) -> None:
-    reference = nx.DiGraph()
-    reference.add_nodes_from(c.name for c in columns)
-    reference.add_edges_from((dep, c.name) for c in columns for dep in c.deps)
-    if not nx.is_directed_acyclic_graph(reference):
-        with pytest.raises(CycleError) as caught:
-            ColumnGraph.build(columns)
-        path = caught.value.path
-        assert path[0] == path[-1]
-        assert all(reference.has_edge(a, b) for a, b in itertools.pairwise(path))
-        return
-    graph = ColumnGraph.build(columns)
-    position = {c.name: i for i, c in enumerate(columns)}
-    assert graph.order == tuple(nx.lexicographical_topological_sort(reference, key=position.__getitem__))
-    for c in columns:
-        assert graph.downstream([c.name]) == nx.descendants(reference, c.name)
-        assert graph.upstream([c.name]) == nx.ancestors(reference, c.name)
