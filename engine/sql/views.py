@@ -137,10 +137,15 @@ def read_layouts(
 
 
 def _joined(
-    layout: CampaignLayout, parts: list[tuple[ColumnTable, list[str], str]], db: str, *, by_row_id: bool = False
+    layout: CampaignLayout,
+    parts: list[tuple[ColumnTable, list[str], str]],
+    db: str,
+    *,
+    by_row_id: bool = False,
+    base: tuple[ColumnTable, list[str]] | None = None,
 ) -> str:
-    """FROM clause: the row registry `r`, then each (column, fields it needs, alias) lined up with it (all of
-    them on row_id with `by_row_id`)."""
+    """FROM clause: the row registry `r` (or `base`, a column lined up with it, and the fields it needs), then
+    each (column, fields it needs, alias) lined up with it (all of them on row_id with `by_row_id`)."""
     positional, hashed = [], []
     for column, fields, alias in parts:
         wanted = ", ".join(quote(f) for f in fields)
@@ -149,7 +154,12 @@ def _joined(
             positional.append(f"POSITIONAL JOIN (SELECT {wanted} FROM {table}) {alias}")
         else:
             hashed.append(f"LEFT JOIN (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id")
-    return f"{db}.{quote(layout.rows_table)} r " + " ".join(positional + hashed)
+    if base is not None:
+        wanted = ", ".join(quote(f) for f in ["row_id", *base[1]])
+        rows = f"(SELECT {wanted} FROM {db}.{quote(base[0].table)}) r "
+    else:
+        rows = f"{db}.{quote(layout.rows_table)} r "
+    return rows + " ".join(positional + hashed)
 
 
 def ordered(layout: CampaignLayout, names: list[str]) -> bool:
@@ -158,15 +168,25 @@ def ordered(layout: CampaignLayout, names: list[str]) -> bool:
 
 
 def wide_sql(
-    layout: CampaignLayout, names: list[str], *, with_state: bool = False, db: str | None = None, lookup: bool = False
+    layout: CampaignLayout,
+    names: list[str],
+    *,
+    with_state: bool = False,
+    db: str | None = None,
+    lookup: bool = False,
+    anchor: str | None = None,
 ) -> str:
     """SELECT row_id and the value of each of `names` (and with `with_state`, each step's status, error code,
     error message and credits, as `<step>.status` ...), from the database `db` (default: the layout's). With
-    `lookup`, for a statement that filters a column: every table joined on row_id (see the module docstring)."""
+    `lookup`, for a statement that filters a column: every table joined on row_id (see the module docstring),
+    to the table of `anchor` (one of `names`, lined up with the registry) instead of the registry if given."""
     parts: list[tuple[ColumnTable, list[str], str]] = []
+    base = None
     selects = ["r.row_id"]
     for i, name in enumerate(names):
         column, alias = layout.column(name), f"j{i}"
+        if lookup and name == anchor and column.table in layout.aligned:
+            alias = "r"
         fields = ["value"]
         selects.append(f"{alias}.value AS {quote(name)}")
         if with_state and not column.is_input:
@@ -176,8 +196,11 @@ def wide_sql(
                 if field_name == "status":
                     value = f"coalesce({value}, 'empty')"
                 selects.append(f"{value} AS {quote(name + '.' + label)}")
-        parts.append((column, fields, alias))
-    source = _joined(layout, parts, db or layout.db, by_row_id=lookup)
+        if alias == "r":
+            base = (column, fields)
+        else:
+            parts.append((column, fields, alias))
+    source = _joined(layout, parts, db or layout.db, by_row_id=lookup, base=base)
     return f"SELECT {', '.join(selects)} FROM {source}" + (" ORDER BY r.row_id" if lookup else "")
 
 
@@ -234,8 +257,13 @@ def create_views(
         if not needs.table(layout.name):
             continue
         names = [c.name for c in layout.columns if needs.column(c.name)]
-        lookup = len(names) <= LOOKUP_MAX_COLUMNS and any(n.lower() in needs.looked_up for n in [*names, "row_id"])
-        create(f"campaign.{quote(layout.name)}", wide_sql(layout, names, lookup=lookup))
+        looked_up = [n for n in [*names, "row_id"] if n.lower() in needs.looked_up]
+        lookup = len(names) <= LOOKUP_MAX_COLUMNS and bool(looked_up)
+        # The filtered column's table drives (one join fewer) when it holds every row; else the registry does.
+        anchor = next((n for n in looked_up if n != "row_id" and layout.column(n).table in layout.aligned), None)
+        if "row_id" in looked_up:
+            anchor = None
+        create(f"campaign.{quote(layout.name)}", wide_sql(layout, names, lookup=lookup, anchor=anchor))
         campaign.add(layout.name.lower())
         if layout.name not in SYSTEM_VIEWS:
             create(f"main.{quote(layout.name)}", f"SELECT * FROM campaign.{quote(layout.name)}")
