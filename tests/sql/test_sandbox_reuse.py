@@ -147,3 +147,22 @@ def test_a_workspace_replaced_under_the_same_path_is_read_anew(tmp_path: Path) -
     again.campaign("t").add_rows(BASIC_ROWS[:1])
     assert again.query("SELECT count(*) FROM t").item() == 1
     assert again.query("SELECT first FROM t WHERE email = 'ann@acme.com'").item() == "Ann"
+
+
+def test_a_wide_lookup_stays_positional_and_a_narrow_one_starts_at_the_filtered_table(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    names = [f"c{i}" for i in range(10)]
+    ws.apply("campaign: w\ncolumns:\n" + "".join(f"  - {{name: {n}, kind: input}}\n" for n in names))
+    ws.campaign("w").add_rows([{n: f"{n}-{r}" for n in names} for r in range(5)])
+    wide = "SELECT * FROM w WHERE c3 = 'c3-2'"
+    with open_sandbox(ws.db.path, query=wide) as box:
+        assert "POSITIONAL JOIN" in view_sql(box, "w")  # more than 8 columns: DuckDB would plan it badly
+        assert box.query(wide).to_pylist() == [{"row_id": 3, **{n: f"{n}-2" for n in names}}]
+    narrow = "SELECT row_id, c1, c7 FROM w WHERE c7 IN ('c7-4', 'c7-0')"
+    with open_sandbox(ws.db.path, query=narrow) as box:
+        sql = view_sql(box, "w")
+        assert "POSITIONAL JOIN" not in sql and "_rows" not in sql  # the registry is not read: c7's table drives
+        assert box.query(narrow).to_pylist() == [
+            {"row_id": 1, "c1": "c1-0", "c7": "c7-0"},
+            {"row_id": 5, "c1": "c1-4", "c7": "c7-4"},
+        ]
