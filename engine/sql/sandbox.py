@@ -16,10 +16,12 @@ its time limit.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -131,12 +133,17 @@ def open_sandbox(
         with _fresh_sandbox(db_path, limits, busy_timeout, writable, needs, query) as box:
             yield box
         return
-    kept = _kept_instance(db_path, limits)
-    if not kept.lock.acquire(timeout=busy_timeout):
-        raise WorkspaceBusyError(
-            f"the workspace {db_path.parent} stayed busy with another query of this process for {busy_timeout:.0f}s",
-            hint="retry in a moment",
-        )
+    while True:
+        kept = _kept_instance(db_path, limits)
+        if not kept.lock.acquire(timeout=busy_timeout):
+            raise WorkspaceBusyError(
+                f"the workspace {db_path.parent} stayed busy with another query of this process for "
+                f"{busy_timeout:.0f}s",
+                hint="retry in a moment",
+            )
+        if not kept.closed:
+            break
+        kept.lock.release()  # closed meanwhile (one instance too many): take a new one
     attached = False
     try:
         parsed = None
@@ -172,21 +179,36 @@ class _Kept:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stamp: object = None
     known: Known = field(default_factory=Known)
+    closed: bool = False
+
+    def close(self) -> None:
+        """Close the instance (the caller holds `lock`, or nobody can)."""
+        self.closed = True
+        self.con.close()
 
 
-_KEPT: dict[tuple[str, str], _Kept] = {}
+# Instances kept, the most recently used last: a process that opens many workspaces (a test run) keeps only
+# the last few, each an instance with its own threads.
+_KEPT: OrderedDict[tuple[str, str, int], _Kept] = OrderedDict()
 _KEPT_LOCK = threading.Lock()
+MAX_KEPT = 4
 
 
 def _kept_instance(db_path: Path, limits: Limits) -> _Kept:
     """This process's kept instance for the file at `db_path` under `limits.memory_limit` (made locked down,
     allowed to read only that file and its write-ahead log)."""
     path = db_path.resolve()
-    key = (str(path), limits.memory_limit)
+    key = (str(path), limits.memory_limit, os.getpid())  # a forked child makes its own
     with _KEPT_LOCK:
         if key not in _KEPT:
             con = _locked_down(limits, [path, path.with_name(path.name + ".wal")])
             _KEPT[key] = _Kept(con, path, "ws_" + secrets.token_hex(16))
+            for old_key, old in list(_KEPT.items())[: max(0, len(_KEPT) - MAX_KEPT)]:
+                if old.lock.acquire(blocking=False):  # one in use is closed by a later call
+                    del _KEPT[old_key]
+                    old.close()
+                    old.lock.release()
+        _KEPT.move_to_end(key)
         return _KEPT[key]
 
 
@@ -201,7 +223,7 @@ def _tidy(kept: _Kept, attached: bool) -> None:
             for key, found in list(_KEPT.items()):
                 if found is kept:
                     del _KEPT[key]
-        kept.con.close()
+        kept.close()
 
 
 def _file_stamp(path: Path) -> tuple[tuple[int, int, int] | None, ...]:

@@ -166,3 +166,17 @@ def test_a_wide_lookup_stays_positional_and_a_narrow_one_starts_at_the_filtered_
             {"row_id": 1, "c1": "c1-0", "c7": "c7-0"},
             {"row_id": 5, "c1": "c1-4", "c7": "c7-4"},
         ]
+
+
+def test_a_process_keeps_only_the_last_few_instances(tmp_path: Path) -> None:
+    from engine.sql import sandbox
+
+    workspaces = []
+    for i in range(sandbox.MAX_KEPT + 2):
+        ws = Workspace.init(tmp_path / f"ws{i}")
+        ws.apply("campaign: t\ncolumns:\n  - {name: x, kind: input}\n")
+        ws.campaign("t").add_rows([{"x": str(i)}])
+        assert ws.query("SELECT x FROM t").item() == str(i)
+        workspaces.append(ws)
+    assert len(sandbox._KEPT) <= sandbox.MAX_KEPT
+    assert workspaces[0].query("SELECT x FROM t").item() == "0"  # made again
