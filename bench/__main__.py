@@ -3,7 +3,17 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["reactive_core", "ai_runner", "ui_grid", "actions", "data_io", "liveness", "one_bill", "startup"]
+BENCHES = [
+    "reactive_core",
+    "ai_runner",
+    "ui_grid",
+    "actions",
+    "data_io",
+    "liveness",
+    "one_bill",
+    "startup",
+    "queries",
+]
 
 
 def main() -> None:

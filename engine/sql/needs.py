@@ -14,10 +14,13 @@ _ALL_COLUMN_NODES = (exp.Pivot, exp.Columns, exp.Command, exp.Describe, exp.Summ
 
 @dataclass(frozen=True)
 class Needs:
-    """Names (lower case) of the views a statement reads, and of the columns it names; None means all."""
+    """Names (lower case) of the views a statement reads, and of the columns it names; None means all.
+    `looked_up` names the columns a WHERE compares with constants (`email = 'a@b.c'`, `id IN (1, 2)`): a view
+    with one of them is built so that DuckDB filters that column's table first (views.py, `wide_sql`)."""
 
     tables: frozenset[str] | None = None
     columns: frozenset[str] | None = None
+    looked_up: frozenset[str] = frozenset()
 
     def table(self, name: str) -> bool:
         return self.tables is None or name.lower() in self.tables
@@ -28,7 +31,7 @@ class Needs:
     def plus_tables(self, *names: str) -> Needs:
         if self.tables is None:
             return self
-        return Needs(self.tables | {n.lower() for n in names}, self.columns)
+        return Needs(self.tables | {n.lower() for n in names}, self.columns, self.looked_up)
 
 
 EVERYTHING = Needs()
@@ -63,4 +66,28 @@ def _needs_of_trees(trees: list[exp.Expr]) -> Needs:
         for tree in trees
         for node in tree.walk()
     )
-    return Needs(frozenset(tables), None if whole else frozenset(columns))
+    return Needs(frozenset(tables), None if whole else frozenset(columns), _looked_up(trees))
+
+
+def _looked_up(trees: list[exp.Expr]) -> frozenset[str]:
+    """The columns that some WHERE's conjunct compares for equality with constants."""
+    found = set()
+    for tree in trees:
+        for where in tree.find_all(exp.Where):
+            condition = where.this
+            for part in condition.flatten() if isinstance(condition, exp.And) else [condition]:
+                if isinstance(part, exp.EQ):
+                    sides = [part.this, part.expression]
+                    column = next((s for s in sides if isinstance(s, exp.Column)), None)
+                    constants = [s for s in sides if s is not column]
+                elif isinstance(part, exp.In) and not part.args.get("query"):
+                    column, constants = part.this, list(part.expressions)
+                else:
+                    continue
+                if isinstance(column, exp.Column) and constants and all(map(_constant, constants)):
+                    found.add(column.name.lower())
+    return frozenset(found)
+
+
+def _constant(node: exp.Expr) -> bool:
+    return not any(isinstance(n, exp.Column | exp.Query | exp.Subquery | exp.Star) for n in node.walk())

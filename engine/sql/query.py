@@ -41,7 +41,7 @@ def matching_rows(
         raise QueryError("the where filter is empty", hint="write a condition, e.g. employees > 10, or leave it out")
     filtered = needs_of(f"SELECT 1 WHERE {where}")
     columns = None if filtered.columns is None else filtered.columns | {"row_id"}
-    needs = Needs(filtered.tables, columns).plus_tables(campaign)
+    needs = Needs(filtered.tables, columns, filtered.looked_up).plus_tables(campaign)
     with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, needs=needs) as box:
         layout = box.layout(campaign)  # NotFoundError naming the campaigns there are
         select = f"SELECT row_id FROM campaign.{quote(campaign)} w WHERE ({where}\n)"

@@ -1,22 +1,30 @@
 """The SQL sandbox: users' SQL runs here, never in the writer's DuckDB instance.
 
-Each use opens a fresh in-memory DuckDB, attaches the workspace file READ_ONLY under an alias drawn at random
-(waiting, like the writer, while another process holds it), builds the views of engine/sql/views.py, then
-locks itself down: no file system, no extensions, no Python replacement scans, no spilling to disk, a memory
-limit, configuration locked. Only a single SELECT (or EXPLAIN) is accepted, it may name only those views
-(engine/sql/statement.py: the workspace's own tables, users and tokens among them, are out of reach), and it
-is interrupted when it passes its time limit.
+Queries run in an in-memory DuckDB locked down once, when this process first queries the workspace: no file
+system but the workspace file (and its write-ahead log), no extensions, no Python replacement scans, no spilling
+to disk, a memory limit, configuration locked. It is kept for the process's later queries (making one costs
+more than a point lookup), which take turns on it. For each query it attaches the workspace file READ_ONLY
+under an alias drawn at random (waiting, like the writer, while another process holds it), builds the views of
+engine/sql/views.py that the query reads, and detaches the file after it, so the next query sees every write
+made meanwhile (the views are kept while the file is unchanged; a query may name only those built for it). An
+export's sandbox, which may write one file, is an instance of its own.
+
+Only a single SELECT (or EXPLAIN) is accepted, it may name only those views (engine/sql/statement.py: the
+workspace's own tables, users and tokens among them, are out of reach), and it is interrupted when it passes
+its time limit.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -25,7 +33,7 @@ import pyarrow as pa
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
 from engine.sql.needs import EVERYTHING, Needs, needs_of
 from engine.sql.statement import DEPTH_HINT, Reachable, ReadStatement, check_reach, parse_read
-from engine.sql.views import CampaignLayout, create_views, read_layouts
+from engine.sql.views import CampaignLayout, Known, create_views, read_layouts
 from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
 
@@ -116,11 +124,164 @@ def open_sandbox(
     needs: Needs = EVERYTHING,
     query: str | None = None,
 ) -> Iterator[Sandbox]:
-    """A sandbox over the workspace file at `db_path`, closed on leaving the block. `writable` is the one file
-    the engine's own statements may write (an export's temporary file); `needs` limits the views built to what
-    a statement reads (see needs.py). `query`, a user's statement, is parsed before anything is attached (a
-    bad one is refused at once) and sets `needs`."""
+    """A sandbox over the workspace file at `db_path`, for the duration of the block. `writable` is the one file
+    the engine's own statements may write (an export's temporary file: such a sandbox is an instance of its
+    own, closed on leaving); `needs` limits the views built to what a statement reads (see needs.py). `query`, a
+    user's statement, is parsed before anything is attached (a bad one is refused at once) and sets `needs`."""
     limits = limits or Limits()
+    if writable is not None:
+        with _fresh_sandbox(db_path, limits, busy_timeout, writable, needs, query) as box:
+            yield box
+        return
+    while True:
+        kept = _kept_instance(db_path, limits)
+        if not kept.lock.acquire(timeout=busy_timeout):
+            raise WorkspaceBusyError(
+                f"the workspace {db_path.parent} stayed busy with another query of this process for "
+                f"{busy_timeout:.0f}s",
+                hint="retry in a moment",
+            )
+        if not kept.closed:
+            break
+        kept.lock.release()  # closed meanwhile (one instance too many): take a new one
+    attached = False
+    try:
+        parsed = None
+        if query is not None:
+            parsed = parse_read(kept.con, query)
+            needs = needs_of(parsed.text)
+        _attach(kept.con, kept.path, busy_timeout, kept.db)
+        attached = True
+        stamp = _file_stamp(kept.path)
+        if stamp != kept.stamp:  # written since: what it knew of the file is read again, the views made anew
+            kept.stamp, kept.known = stamp, Known()
+        layouts = read_layouts(kept.con, needs, kept.db, kept.known)
+        reachable = create_views(kept.con, layouts, needs, kept.db, kept.known)
+        yield Sandbox(kept.con, layouts, limits, reachable, kept.db, parsed)
+    finally:
+        try:
+            _tidy(kept, attached)
+        finally:
+            kept.lock.release()
+
+
+@dataclass
+class _Kept:
+    """A locked-down in-memory instance that this process's queries on one workspace file take turns on: a new
+    instance costs more than a point lookup. Between queries it does not hold the file: it is attached for one
+    query, so writers, here or in another process, are never kept waiting. What it remembers (the catalog, which
+    column tables line up with their registry, the views: views.py's `Known`) holds while the file and its
+    write-ahead log are unchanged (`stamp`)."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    db: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stamp: object = None
+    known: Known = field(default_factory=Known)
+    closed: bool = False
+
+    def close(self) -> None:
+        """Close the instance (the caller holds `lock`, or nobody can)."""
+        self.closed = True
+        self.con.close()
+
+
+# Instances kept, the most recently used last: a process that opens many workspaces (a test run) keeps only
+# the last few, each an instance with its own threads.
+_KEPT: OrderedDict[tuple[str, str, int], _Kept] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+MAX_KEPT = 4
+
+
+def _kept_instance(db_path: Path, limits: Limits) -> _Kept:
+    """This process's kept instance for the file at `db_path` under `limits.memory_limit` (made locked down,
+    allowed to read only that file and its write-ahead log)."""
+    path = db_path.resolve()
+    key = (str(path), limits.memory_limit, os.getpid())  # a forked child makes its own
+    with _KEPT_LOCK:
+        if key not in _KEPT:
+            con = _locked_down(limits, [path, path.with_name(path.name + ".wal")])
+            _KEPT[key] = _Kept(con, path, "ws_" + secrets.token_hex(16))
+            for old_key, old in list(_KEPT.items())[: max(0, len(_KEPT) - MAX_KEPT)]:
+                if old.lock.acquire(blocking=False):  # one in use is closed by a later call
+                    del _KEPT[old_key]
+                    old.close()
+                    old.lock.release()
+        _KEPT.move_to_end(key)
+        return _KEPT[key]
+
+
+def _tidy(kept: _Kept, attached: bool) -> None:
+    """After a query: detach the file; an instance that cannot be tidied is not kept. The views stay, for the
+    next query to use while the file is unchanged: a query may name only those built for it."""
+    try:
+        if attached:
+            kept.con.execute(f"DETACH {kept.db}")
+    except duckdb.Error:
+        with _KEPT_LOCK:
+            for key, found in list(_KEPT.items()):
+                if found is kept:
+                    del _KEPT[key]
+        kept.close()
+
+
+def _file_stamp(path: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """What changes whenever the workspace file is written: the file's and its write-ahead log's identity, size
+    and modification time (nanoseconds)."""
+    stamps: list[tuple[int, int, int] | None] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            found = file.stat()
+        except FileNotFoundError:
+            stamps.append(None)
+        else:
+            stamps.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(stamps)
+
+
+def _locked_down(limits: Limits, readable: list[Path]) -> duckdb.DuckDBPyConnection:
+    """A new in-memory instance: no file system but the `readable` files, no extensions, no Python replacement
+    scans, no spilling to disk, `limits.memory_limit`, configuration locked."""
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        _lock_down(con, limits, readable)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, limits: Limits, readable: list[Path]) -> None:
+    settings = [
+        f"SET memory_limit = {literal(limits.memory_limit)}",
+        "SET temp_directory = ''",
+        "SET python_enable_replacements = false",
+        "SET enable_progress_bar = false",  # a library prints nothing (a slow query drew one on stdout)
+    ]
+    if readable:
+        settings.append(f"SET allowed_paths = [{', '.join(literal(str(p)) for p in readable)}]")
+    settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
+    for statement in settings:
+        try:
+            con.execute(statement)
+        except duckdb.Error as err:
+            if "memory_limit" in statement:
+                raise QueryError(
+                    f"{limits.memory_limit!r} is not a memory size", hint="write it like 512MB or 2GB"
+                ) from err
+            raise
+
+
+@contextmanager
+def _fresh_sandbox(
+    db_path: Path, limits: Limits, busy_timeout: float, writable: Path, needs: Needs, query: str | None
+) -> Iterator[Sandbox]:
+    """A sandbox in an instance of its own, closed on leaving: the file is attached and the views built before
+    it is locked down, allowed to write only `writable`."""
     con = duckdb.connect(
         ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
@@ -134,23 +295,7 @@ def open_sandbox(
         _attach(con, db_path, busy_timeout, db)
         layouts = read_layouts(con, needs, db)
         reachable = create_views(con, layouts, needs, db)
-        settings = [
-            f"SET memory_limit = {literal(limits.memory_limit)}",
-            "SET temp_directory = ''",
-            "SET python_enable_replacements = false",
-        ]
-        if writable is not None:
-            settings.append(f"SET allowed_paths = [{literal(str(writable))}]")
-        settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
-        for statement in settings:
-            try:
-                con.execute(statement)
-            except duckdb.Error as err:
-                if "memory_limit" in statement:
-                    raise QueryError(
-                        f"{limits.memory_limit!r} is not a memory size", hint="write it like 512MB or 2GB"
-                    ) from err
-                raise
+        _lock_down(con, limits, [writable])
         yield Sandbox(con, layouts, limits, reachable, db, parsed)
     finally:
         con.close()
