@@ -64,7 +64,14 @@ class Executor:
     """Executes requests for one campaign on one open transaction."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int, *, actor: str, trigger: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        campaign: CampaignTables,
+        run_id: int,
+        *,
+        actor: str,
+        trigger: str,
+        now: datetime | None = None,
     ) -> None:
         self.con = con
         self.campaign = campaign
@@ -74,7 +81,7 @@ class Executor:
         self.report = RunReport(run_id)
         self._context: dict[str, str] | None = None
         self._pause: PauseState | None = None
-        self._started: datetime | None = None
+        self._started: datetime | None = now  # the transaction's now(), when the caller knows it (_now)
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
         self._respecified: set[str] = set()  # on a spec change, the columns whose spec (so whose keys) changed
         self._written: set[str] = set()  # columns this run has written cells of
@@ -249,26 +256,18 @@ class Executor:
         self._record(column, NOTHING_WRITTEN, 0.0)
 
     def _write_summaries(self) -> None:
-        """One statement for the summed activity rows of every column (an edit touches several)."""
+        """One statement for the summed activity rows of every column (an edit touches several), their values
+        passed as parameters (registering them as a table would cost one more call into DuckDB)."""
         if not self._summaries:
             return
-        columns, cells, outcomes, durations = zip(*self._summaries, strict=True)
-        self.con.register(
-            "_summaries",
-            pa.table(
-                {
-                    "column_name": pa.array(columns, pa.string()),
-                    "cells": pa.array(cells, pa.int64()),
-                    "outcome": pa.array(outcomes, pa.string()),
-                    "duration_ms": pa.array(durations, pa.float64()),
-                }
-            ),
-        )
+        row = "(?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)"
+        params: list[object] = []
+        for column, cells, outcome, duration in self._summaries:
+            params += [self.run_id, self.campaign.campaign_id, column, cells, outcome, duration, *self.who]
         self.con.execute(
             "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, logged_at, duration_ms, "
-            "cost, actor, trigger) SELECT ?, ?, column_name, cells, 'run', outcome, now(), duration_ms, 0.0, ?, ? "
-            "FROM _summaries",
-            [self.run_id, self.campaign.campaign_id, *self.who],
+            f"cost, actor, trigger) VALUES {', '.join([row] * len(self._summaries))}",
+            params,
         )
 
     def _requeue_retryable(self, request: Request, scope: Scope) -> None:
@@ -334,10 +333,28 @@ class Executor:
         (engine/run/few_rows.py; a join of every step table costs DuckDB several times more to plan than to run),
         kept for the columns' gathers; the rows of each signature kept beside them."""
         self._few = FewRows.read(self.con, self.campaign, steps, scope)
+        if self._pause is None:
+            self._pause = self._few.pause
+        if self._edited:  # an edit recomputes its downstream formulas: all of them worked out in one statement
+            self._few.speculate(self.con, self._formulas(steps))
         self._few_signed = defaultdict(list)
         for row_id, statuses in self._few.statuses().items():
             self._few_signed[",".join(statuses)].append(row_id)
         return sorted(self._few_signed)
+
+    def _formulas(self, steps: list[str]) -> list[tuple[str, str, str]]:
+        """The steps whose value is one SQL expression and that check nothing before running (no run_if, no
+        required field): (column, the expression cast to its type, the version its keys hash), in step order."""
+        found = []
+        for column in steps:
+            spec = self.campaign.spec.column(column)
+            kind, options = kind_named(spec.kind), spec.options
+            sql = kind.sql(options)
+            assert isinstance(options, StepOptions)
+            if sql is None or kind.keys_on_upstream_runs or options.run_if or options.required:
+                continue
+            found.append((column, f"({sql})::{spec.value_type}", self._version(column)))
+        return found
 
     def _apply(self, column: str, plan: CellPlan, rows: Rows, scope: Scope) -> None:
         """Execute `plan` for the cells of `column` in `rows` (listed, or SQL selecting row ids)."""
@@ -424,10 +441,15 @@ class Executor:
             facts.append(" OR ".join(empty) + " AS _missing")
         if isinstance(rows, list):
             assert self._few is not None
-            version = self._version(column)
-            gathered = self._few.gather(
-                self.con, column, rows, version=version, key_runs=key_runs, further=further, facts=facts
-            )
+            simple = not key_runs and not options.run_if and not options.required
+            guessed = self._few.guessed(column, rows, further=further, with_value=expression is not None)
+            if simple and guessed is not None:
+                gathered = guessed
+            else:
+                version = self._version(column)
+                gathered = self._few.gather(
+                    self.con, column, rows, version=version, key_runs=key_runs, further=further, facts=facts
+                )
         else:
             gathered = self._gather_joined(column, rows, scope, further, key_runs, facts)
         step_deps += further

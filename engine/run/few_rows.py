@@ -22,9 +22,11 @@ import pyarrow.compute as pc
 from engine.graph.fate import sql_literal
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope, key_expression
+from engine.store.pause import pause_state_of, paused_names_sql
 from engine.store.schema import quote
 from engine.types import Status
 
+ROWS, PAUSED = -1, -2  # the statement's rows saying a row exists, and naming what is paused (not a column's cells)
 # What the run reads of a step cell besides its value: (field of the step table, the name it is read under).
 FIELDS = (("status", "s"), ("key", "k"), ("run_id", "r"), ("waiting_on", "w"), ("error_code", "e"))
 
@@ -36,14 +38,15 @@ def _value(column: str) -> str:
 
 class FewRows:
     """Every cell of the scope's rows in the columns a run may read (its steps and their inputs), as stored when read
-    and as the run then writes them (`update`)."""
+    and as the run then writes them (`update`); and what is paused in the campaign (`pause`)."""
 
     def __init__(self, campaign: CampaignTables, steps: Sequence[str], found: pa.Table) -> None:
         self.campaign = campaign
         self.steps = list(steps)
         self.types = {name: found.schema.field(_value(name)).type for name in self._columns()}
         column, row_ids = found.column("c"), found.column("row_id")
-        self.rows = sorted(pc.filter(row_ids, pc.equal(column, -1)).to_pylist())
+        self.rows = sorted(pc.filter(row_ids, pc.equal(column, ROWS)).to_pylist())
+        self.pause = pause_state_of(pc.filter(found.column("paused"), pc.equal(column, PAUSED)).to_pylist())
         self.values: dict[str, dict[int, Any]] = {}
         self.cells: dict[str, dict[int, dict[str, Any]]] = {}  # step cells: their FIELDS by row
         for i, name in enumerate(self._columns()):
@@ -61,9 +64,12 @@ class FewRows:
     def read(
         cls, con: duckdb.DuckDBPyConnection, campaign: CampaignTables, steps: Sequence[str], scope: Scope
     ) -> FewRows:
-        """Read the scope's cells in one statement."""
+        """Read the scope's cells in one statement, and what is paused in the campaign."""
         where = scope.filter()
-        parts = [f"SELECT row_id, -1 AS c FROM {campaign.rows_table} WHERE {where}"]
+        parts = [
+            f"SELECT row_id, {ROWS} AS c FROM {campaign.rows_table} WHERE {where}",
+            f"SELECT {PAUSED} AS c, column_name AS paused FROM ({paused_names_sql(campaign.campaign_id)})",
+        ]
         for i, name in enumerate(columns_read(campaign, steps)):
             fields = "".join(f", {field} AS {alias}" for field, alias in FIELDS) if name in steps else ""
             parts.append(
@@ -138,14 +144,109 @@ class FewRows:
         outer.append(f"{key_expression(version, refs)} AS key")
         outer += ["old_status", "old_key", "old_value", "old_code", "_present"]
         con.register("_few", pa.table(arrays))
-        return con.sql(
-            f"""SELECT *{"".join(", " + f for f in facts)}
-            FROM (SELECT {", ".join(outer)} FROM (SELECT {", ".join(inner)} FROM _few))"""
-        ).to_arrow_table()
+        sql = f"SELECT {', '.join([*outer, *facts])} FROM (SELECT {', '.join(inner)} FROM _few)"
+        # The result's types are known (the inputs' and the column's own, the key's, the checks' booleans): for a
+        # few rows, fetching Python values and building the Arrow table here costs DuckDB a third of exporting it.
+        value = self.types[column]
+        known = {
+            "key": pa.uint64(),
+            "old_value": value,
+            "new_value": value,
+            "_run_if": pa.bool_(),
+            "_missing": pa.bool_(),
+        }
+        known |= {dep: self.types[dep] for dep in spec.deps}
+        names = [n for n in arrays if not n.startswith(("v:", "r_"))]
+        types = {n: arrays[n].type for n in names} | known
+        if not all(_exact(t) for t in types.values()):
+            return con.sql(sql).to_arrow_table()
+        found = con.execute(sql).fetchall()
+        columns = [d[0] for d in con.description or []]
+        return pa.table({n: pa.array([row[i] for row in found], types[n]) for i, n in enumerate(columns)})
+
+    def speculate(self, con: duckdb.DuckDBPyConnection, formulas: Sequence[tuple[str, str, str]]) -> None:
+        """Work out in one statement, for every row, each of `formulas` ((column, its value's SQL cast to its type,
+        the version its key hashes), in topological order) as if every one of their cells were recomputed from its
+        inputs' new values: each cell's new value and key. `guessed` hands them out for a column while its inputs
+        still hold the values they were worked out from; a cell upstream kept, pinned or failed changes that, and
+        the column is then gathered by a statement of its own (`gather`)."""
+        self.guesses: dict[str, dict[int, tuple[Any, Any]]] = {}
+        self.guessed_from: dict[str, dict[str, dict[int, Any]]] = {}
+        names = {name for name, _, _ in formulas}
+        base = [c for c in self._columns() if c not in names]
+        if not formulas or not self.rows or not all(_exact(self.types[c]) for c in self._columns()):
+            return
+        arrays = {"row_id": pa.array(self.rows, pa.int64())}
+        arrays |= {_value(c): pa.array([self.values[c].get(r) for r in self.rows], self.types[c]) for c in base}
+        cast = (f"CAST({quote(_value(c))} AS {self.campaign.spec.column(c).value_type}) AS {quote(c)}" for c in base)
+        sql = f"SELECT row_id{''.join(', ' + c for c in cast)} FROM _few"
+        for name, expression, version in formulas:
+            key = key_expression(version, [quote(d) for d in self.campaign.spec.column(name).deps])
+            sql = f"SELECT *, TRY({expression}) AS {quote(name)}, {key} AS {quote('key:' + name)} FROM ({sql})"
+        wanted = "".join(f", {quote(name)}, {quote('key:' + name)}" for name, _, _ in formulas)
+        con.register("_few", pa.table(arrays))
+        found = con.execute(f"SELECT row_id{wanted} FROM ({sql})").fetchall()
+        for i, (name, _, _) in enumerate(formulas):
+            self.guesses[name] = {row[0]: (row[1 + 2 * i], row[2 + 2 * i]) for row in found}
+        for name, _, _ in formulas:
+            self.guessed_from[name] = {
+                dep: {r: self.guesses[dep][r][0] if dep in names else self.values[dep].get(r) for r in self.rows}
+                for dep in self.campaign.spec.column(name).deps
+            }
+
+    def guessed(self, column: str, rows: Sequence[int], *, further: Sequence[str], with_value: bool) -> pa.Table | None:
+        """What `gather` gives for `column` in `rows` (without run_if or required checks, a formula's value with
+        `with_value`), from `speculate`'s work when it still holds: every input of the column holds the value the
+        column's new value and key were worked out from. None when it does not (or nothing was worked out)."""
+        guesses = getattr(self, "guesses", {}).get(column)
+        if guesses is None:
+            return None
+        spec = self.campaign.spec.column(column)
+        for dep, used in self.guessed_from[column].items():
+            current = self.values[dep]
+            if any(current.get(r) != used.get(r) for r in rows):
+                return None
+        arrays: dict[str, pa.Array] = {"row_id": pa.array(list(rows), pa.int64())}
+        for dep in spec.deps:
+            arrays[dep] = pa.array([self.values[dep].get(r) for r in rows], self.types[dep])
+            if dep in self.steps:
+                arrays["s_" + dep] = self._field(dep, "status", rows, pa.string())
+                arrays["b_" + dep] = self._field(dep, "waiting_on", rows, pa.string())
+        for ancestor in further:
+            arrays["s_" + ancestor] = self._field(ancestor, "status", rows, pa.string())
+        own = self.cells[column]
+        arrays["key"] = pa.array([guesses[r][1] for r in rows], pa.uint64())
+        arrays["old_status"] = pa.array([own[r]["status"] if r in own else Status.EMPTY.value for r in rows])
+        arrays["old_key"] = self._field(column, "key", rows, pa.uint64())
+        arrays["old_value"] = pa.array([self.values[column].get(r) for r in rows], self.types[column])
+        arrays["old_code"] = pa.array([(own[r]["error_code"] if r in own else None) or "" for r in rows], pa.string())
+        arrays["_present"] = pa.array([r in own for r in rows], pa.bool_())
+        if with_value:
+            arrays["new_value"] = pa.array([guesses[r][0] for r in rows], self.types[column])
+        return pa.table(arrays)
 
     def _field(self, column: str, field: str, rows: Sequence[int], type_: pa.DataType) -> pa.Array:
         cells = self.cells[column]
         return pa.array([cells[r][field] if r in cells else None for r in rows], type_)
+
+
+def _exact(type_: pa.DataType) -> bool:
+    """Whether values of `type_` come back from DuckDB as Python values that Arrow takes back exactly."""
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return _exact(type_.value_type)
+    if pa.types.is_struct(type_):
+        return all(_exact(type_.field(i).type) for i in range(type_.num_fields))
+    if pa.types.is_timestamp(type_):
+        return type_.unit == "us" and type_.tz is None
+    return (
+        pa.types.is_integer(type_)
+        or pa.types.is_floating(type_)
+        or pa.types.is_boolean(type_)
+        or pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or pa.types.is_date32(type_)
+        or pa.types.is_null(type_)
+    )
 
 
 def columns_read(campaign: CampaignTables, steps: Sequence[str]) -> list[str]:

@@ -43,15 +43,36 @@ def campaign_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in con.execute("SELECT name FROM campaigns ORDER BY name").fetchall()]
 
 
+# A campaign as last loaded, by what identifies it: its id, its row registry, a digest of its stored spec and its
+# column tables. Whatever process changed the spec or the catalog since (an `apply`), the digest differs.
+_LOADED: dict[tuple[int, str, str, str], CampaignTables] = {}
+_LOADED_LIMIT = 64
+
+
 def load_campaign(con: duckdb.DuckDBPyConnection, name: str) -> CampaignTables:
-    found = con.execute("SELECT campaign_id, spec, rows_table FROM campaigns WHERE name = ?", [name]).fetchall()
+    """The campaign `name` as stored. Its spec and tables are read again only when their digest (one small query,
+    the same call that finds the campaign) differs from the last load's: parsing the spec and listing its tables
+    cost an edit two calls into DuckDB and the spec's transfer."""
+    found = con.execute(
+        "SELECT campaign_id, rows_table, md5(spec::VARCHAR), (SELECT string_agg(name || chr(31) || table_name, "
+        "chr(30) ORDER BY name) FROM columns WHERE campaign_id = c.campaign_id) FROM campaigns c WHERE name = ?",
+        [name],
+    ).fetchall()
     if not found:
         known = campaign_names(con)
         hint = f"apply its spec first (known: {', '.join(known)})" if known else "apply a spec with `runsheet apply`"
         raise NotFoundError(f"no campaign named '{name}'", hint=hint)
-    campaign_id, spec_json, rows_table = found[0]
-    tables = dict(con.execute("SELECT name, table_name FROM columns WHERE campaign_id = ?", [campaign_id]).fetchall())
-    return CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
+    campaign_id, rows_table, spec_digest, layout = found[0]
+    identity = (campaign_id, rows_table, spec_digest, layout or "")
+    loaded = _LOADED.get(identity)
+    if loaded is None:
+        spec_json = con.execute("SELECT spec FROM campaigns WHERE campaign_id = ?", [campaign_id]).fetchall()[0][0]
+        tables = dict(pair.split(chr(31)) for pair in layout.split(chr(30))) if layout else {}
+        loaded = CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
+        if len(_LOADED) >= _LOADED_LIMIT:
+            _LOADED.clear()
+        _LOADED[identity] = loaded
+    return loaded
 
 
 def add_input_columns(
