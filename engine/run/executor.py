@@ -336,7 +336,8 @@ class Executor:
         if self._pause is None:
             self._pause = self._few.pause
         if self._edited:  # an edit recomputes its downstream formulas: all of them worked out in one statement
-            self._few.speculate(self.con, self._formulas(steps))
+            downstream = self.graph.downstream(self._edited)
+            self._few.speculate(self.con, [f for f in self._formulas(steps) if f[0] in downstream])
         self._few_signed = defaultdict(list)
         for row_id, statuses in self._few.statuses().items():
             self._few_signed[",".join(statuses)].append(row_id)

@@ -17,7 +17,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.graph.fate import sql_literal
 from engine.store.catalog import CampaignTables
@@ -26,6 +25,8 @@ from engine.store.pause import pause_state_of, paused_names_sql
 from engine.store.schema import quote
 from engine.types import Status
 
+# The Arrow type DuckDB gives the values of each column type (a DuckDB type name), as reads find them.
+_ARROW_TYPES: dict[str, pa.DataType] = {}
 ROWS, PAUSED = -1, -2  # the statement's rows saying a row exists, and naming what is paused (not a column's cells)
 # What the run reads of a step cell besides its value: (field of the step table, the name it is read under).
 FIELDS = (("status", "s"), ("key", "k"), ("run_id", "r"), ("waiting_on", "w"), ("error_code", "e"))
@@ -40,22 +41,24 @@ class FewRows:
     """Every cell of the scope's rows in the columns a run may read (its steps and their inputs), as stored when read
     and as the run then writes them (`update`); and what is paused in the campaign (`pause`)."""
 
-    def __init__(self, campaign: CampaignTables, steps: Sequence[str], found: pa.Table) -> None:
+    def __init__(
+        self, campaign: CampaignTables, steps: Sequence[str], found: list[dict[str, Any]], types: dict[str, pa.DataType]
+    ) -> None:
         self.campaign = campaign
         self.steps = list(steps)
-        self.types = {name: found.schema.field(_value(name)).type for name in self._columns()}
-        column, row_ids = found.column("c"), found.column("row_id")
-        self.rows = sorted(pc.filter(row_ids, pc.equal(column, ROWS)).to_pylist())
-        self.pause = pause_state_of(pc.filter(found.column("paused"), pc.equal(column, PAUSED)).to_pylist())
-        self.values: dict[str, dict[int, Any]] = {}
-        self.cells: dict[str, dict[int, dict[str, Any]]] = {}  # step cells: their FIELDS by row
-        for i, name in enumerate(self._columns()):
-            mine = found.filter(pc.equal(column, i))
-            ids = mine.column("row_id").to_pylist()
-            self.values[name] = dict(zip(ids, mine.column(_value(name)).to_pylist(), strict=True))
-            if name in self.steps:
-                fields = {field: mine.column(alias).to_pylist() for field, alias in FIELDS}
-                self.cells[name] = {row: {field: fields[field][k] for field, _ in FIELDS} for k, row in enumerate(ids)}
+        self.types = types  # each column's values' Arrow type
+        self.rows = sorted(cell["row_id"] for cell in found if cell["c"] == ROWS)
+        self.pause = pause_state_of(cell["paused"] for cell in found if cell["c"] == PAUSED)
+        columns = self._columns()
+        self.values: dict[str, dict[int, Any]] = {name: {} for name in columns}
+        self.cells: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in columns if name in self.steps}
+        for cell in found:
+            if cell["c"] < 0:
+                continue
+            name, row = columns[cell["c"]], cell["row_id"]
+            self.values[name][row] = cell[_value(name)]
+            if name in self.cells:  # a step cell: its FIELDS
+                self.cells[name][row] = {field: cell[alias] for field, alias in FIELDS}
 
     def _columns(self) -> list[str]:
         return columns_read(self.campaign, self.steps)
@@ -70,14 +73,25 @@ class FewRows:
             f"SELECT row_id, {ROWS} AS c FROM {campaign.rows_table} WHERE {where}",
             f"SELECT {PAUSED} AS c, column_name AS paused FROM ({paused_names_sql(campaign.campaign_id)})",
         ]
-        for i, name in enumerate(columns_read(campaign, steps)):
+        columns = columns_read(campaign, steps)
+        for i, name in enumerate(columns):
             fields = "".join(f", {field} AS {alias}" for field, alias in FIELDS) if name in steps else ""
             parts.append(
                 f"SELECT row_id, {i} AS c, value AS {quote(_value(name))}{fields} "
                 f"FROM {campaign.tables[name]} WHERE {where}"
             )
-        found = con.sql(" UNION ALL BY NAME ".join(parts)).to_arrow_table()
-        return cls(campaign, steps, found)
+        sql = " UNION ALL BY NAME ".join(parts)
+        value_types = {name: campaign.spec.column(name).value_type for name in columns}
+        if all(_ARROW_TYPES.get(t) is not None and _exact(_ARROW_TYPES[t]) for t in value_types.values()):
+            # each column's Arrow type is known from an earlier read: Python values cost DuckDB less than Arrow
+            found = con.execute(sql).fetchall()
+            names = [d[0] for d in con.description or []]
+            records = [dict(zip(names, row, strict=True)) for row in found]
+            return cls(campaign, steps, records, {n: _ARROW_TYPES[t] for n, t in value_types.items()})
+        table = con.sql(sql).to_arrow_table()
+        types = {name: table.schema.field(_value(name)).type for name in columns}
+        _ARROW_TYPES.update({value_types[name]: type_ for name, type_ in types.items()})
+        return cls(campaign, steps, table.to_pylist(), types)
 
     def statuses(self) -> dict[int, list[str]]:
         """Each row's step statuses, in step order (`empty` where a row has no cell)."""
@@ -180,9 +194,17 @@ class FewRows:
         arrays |= {_value(c): pa.array([self.values[c].get(r) for r in self.rows], self.types[c]) for c in base}
         cast = (f"CAST({quote(_value(c))} AS {self.campaign.spec.column(c).value_type}) AS {quote(c)}" for c in base)
         sql = f"SELECT row_id{''.join(', ' + c for c in cast)} FROM _few"
-        for name, expression, version in formulas:
-            key = key_expression(version, [quote(d) for d in self.campaign.spec.column(name).deps])
-            sql = f"SELECT *, TRY({expression}) AS {quote(name)}, {key} AS {quote('key:' + name)} FROM ({sql})"
+        # one level of the statement per depth: a formula is worked out beside those its inputs do not wait for
+        depth: dict[str, int] = {}
+        for name, _, _ in formulas:
+            depth[name] = 1 + max((depth[d] for d in self.campaign.spec.column(name).deps if d in depth), default=-1)
+        for level in range(1 + max(depth.values())):
+            computed = []
+            for name, expression, version in formulas:
+                if depth[name] == level:
+                    key = key_expression(version, [quote(d) for d in self.campaign.spec.column(name).deps])
+                    computed.append(f"TRY({expression}) AS {quote(name)}, {key} AS {quote('key:' + name)}")
+            sql = f"SELECT *, {', '.join(computed)} FROM ({sql})"
         wanted = "".join(f", {quote(name)}, {quote('key:' + name)}" for name, _, _ in formulas)
         con.register("_few", pa.table(arrays))
         found = con.execute(f"SELECT row_id{wanted} FROM ({sql})").fetchall()
