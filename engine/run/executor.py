@@ -49,7 +49,7 @@ from engine.types import HINTS, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
-FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
+FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one read of their cells (few_rows.py)
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = verdicts.KEEP  # the verdict of a cell that already holds the result for its key
 RUN = f"'{Verdict.RUN.value}'"  # the verdict of a cell to compute, as an SQL literal
@@ -130,6 +130,7 @@ class Executor:
     def _plan_and_apply(self, request: Request, scope: Scope) -> None:
         steps = self.graph.steps()
         scope.prepare(self.con)
+        self._few = None  # read again for each plan (engine/run/few_rows.py): a large scope has none
         if request.retry:
             self._requeue_errors(request, scope)
         if request.kind == "run" and not request.force:
@@ -313,7 +314,6 @@ class Executor:
         ones."""
         if scope.row_ids is not None and len(scope.row_ids) <= FEW_ROWS:
             return self._few_signatures(steps, scope)
-        self._few = None
         joins, parts = [], []
         for i, column in enumerate(steps):
             table = self.campaign.tables[column]

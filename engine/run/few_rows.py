@@ -3,11 +3,15 @@ planned column's cells are gathered from memory rather than by a join of its inp
 
 At a million records an edit spent half its time in those joins, one per downstream column: DuckDB plans each one
 over whole tables before pruning them to the row. One UNION ALL BY NAME of small scans, each pruned to the rows by
-its literal filter, reads every cell the run may look at; each column's keys, formula value, run_if and required
-checks are then worked out by one statement over those rows alone, with the engine's own SQL for them.
+its literal filter, reads every cell the run may look at. For an edit, one more statement over those rows alone
+works out every downstream formula (value and key, with the engine's own SQL for them) as if each cell were
+recomputed; a column takes its part while its inputs hold the values it was worked out from, and otherwise (a cell
+upstream kept, pinned or failed; a run_if or required check) is gathered by a statement of its own.
 
 Values come back typed as stored: each is cast to its column's type again before it is hashed or computed with
-(a JSON value leaves DuckDB as text), so keys and values are exactly those the joins gave.
+(a JSON value leaves DuckDB as text), so keys and values are exactly those the joins gave. Calls into DuckDB are
+what an edit costs most (an edit made 41, now 19: tests/run/test_edit_calls.py), so small results are fetched as
+Python values where their Arrow types are known, which costs DuckDB a third of exporting Arrow.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class FewRows:
         self.campaign = campaign
         self.steps = list(steps)
         self.types = types  # each column's values' Arrow type
+        self.guesses: dict[str, dict[int, tuple[Any, Any]]] = {}  # speculate: per formula and row, (value, key)
+        self.guessed_from: dict[str, dict[str, dict[int, Any]]] = {}  # ... and the input values they came from
         self.rows = sorted(cell["row_id"] for cell in found if cell["c"] == ROWS)
         self.pause = pause_state_of(cell["paused"] for cell in found if cell["c"] == PAUSED)
         columns = self._columns()
@@ -159,8 +165,7 @@ class FewRows:
         outer += ["old_status", "old_key", "old_value", "old_code", "_present"]
         con.register("_few", pa.table(arrays))
         sql = f"SELECT {', '.join([*outer, *facts])} FROM (SELECT {', '.join(inner)} FROM _few)"
-        # The result's types are known (the inputs' and the column's own, the key's, the checks' booleans): for a
-        # few rows, fetching Python values and building the Arrow table here costs DuckDB a third of exporting it.
+        # The result's types are known (the inputs' and the column's own, the key's, the checks' booleans).
         value = self.types[column]
         known = {
             "key": pa.uint64(),
@@ -184,8 +189,7 @@ class FewRows:
         inputs' new values: each cell's new value and key. `guessed` hands them out for a column while its inputs
         still hold the values they were worked out from; a cell upstream kept, pinned or failed changes that, and
         the column is then gathered by a statement of its own (`gather`)."""
-        self.guesses: dict[str, dict[int, tuple[Any, Any]]] = {}
-        self.guessed_from: dict[str, dict[str, dict[int, Any]]] = {}
+        self.guesses, self.guessed_from = {}, {}
         names = {name for name, _, _ in formulas}
         base = [c for c in self._columns() if c not in names]
         if not formulas or not self.rows or not all(_exact(self.types[c]) for c in self._columns()):
@@ -220,7 +224,7 @@ class FewRows:
         """What `gather` gives for `column` in `rows` (without run_if or required checks, a formula's value with
         `with_value`), from `speculate`'s work when it still holds: every input of the column holds the value the
         column's new value and key were worked out from. None when it does not (or nothing was worked out)."""
-        guesses = getattr(self, "guesses", {}).get(column)
+        guesses = self.guesses.get(column)
         if guesses is None:
             return None
         spec = self.campaign.spec.column(column)
@@ -238,7 +242,9 @@ class FewRows:
             arrays["s_" + ancestor] = self._field(ancestor, "status", rows, pa.string())
         own = self.cells[column]
         arrays["key"] = pa.array([guesses[r][1] for r in rows], pa.uint64())
-        arrays["old_status"] = pa.array([own[r]["status"] if r in own else Status.EMPTY.value for r in rows])
+        arrays["old_status"] = pa.array(
+            [own[r]["status"] if r in own else Status.EMPTY.value for r in rows], pa.string()
+        )
         arrays["old_key"] = self._field(column, "key", rows, pa.uint64())
         arrays["old_value"] = pa.array([self.values[column].get(r) for r in rows], self.types[column])
         arrays["old_code"] = pa.array([(own[r]["error_code"] if r in own else None) or "" for r in rows], pa.string())
