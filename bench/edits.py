@@ -153,6 +153,7 @@ def main() -> None:
     figures["ratio"] = ratio
     figures["cpu_ratio"] = ours["cpu_median_ms"] / floor["cpu_median_ms"]
     figures["load"] = {"before": load_before[0], "after": load_after[0]}
+    figures["rows"] = rows
     print(f"edit one input cell at {rows:,} records, warm, in process; {EDITS} edits each, alternating")
     print(f"  load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     for side, what in (("engine", "Campaign.set"), ("floor", "two hand-written UPDATEs")):
