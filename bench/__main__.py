@@ -13,6 +13,7 @@ BENCHES = [
     "one_bill",
     "startup",
     "queries",
+    "edits",
 ]
 
 

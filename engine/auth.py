@@ -62,9 +62,11 @@ TOKEN_PREFIX = "rs_"
 
 def role_of(con: duckdb.DuckDBPyConnection, actor: str) -> Role:
     """The actor's role: admin in an open workspace (no users), viewer for someone who is not a user."""
-    if not scalar(con, "SELECT count(*) FROM users"):
+    users, found = con.execute(
+        "SELECT (SELECT count(*) FROM users), (SELECT role FROM users WHERE name = ?)", [actor]
+    ).fetchall()[0]
+    if not users:
         return "admin"
-    found = scalar(con, "SELECT role FROM users WHERE name = ?", [actor])
     return found if found in RANK else "viewer"  # type: ignore[no-any-return]
 
 

@@ -252,12 +252,13 @@ class Campaign:
             tables = self._load(con)
             check_rows(con, tables, [row_id])
             old = cell_text(con, tables, row_id, column)
+            typed: str | None = None  # an input's new value as text (a run never writes an input cell)
             if tables.column(column).is_input:
-                write_input(con, tables, row_id, column, value)
+                typed = write_input(con, tables, row_id, column, value)
             else:
                 pin(con, tables, row_id, column, value)
             report = self._edited(con, tables, column, row_id, run_paid, {"edit": column, "row": row_id})
-            new = cell_text(con, tables, row_id, column)
+            new = typed if tables.column(column).is_input else cell_text(con, tables, row_id, column)
             who = (self.actor, self.trigger)
             log_edit(con, tables, report.run_id, "edit", column, row_id, who, old != new, (old, new))
         return self._drive(report, RunOptions())

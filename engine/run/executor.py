@@ -33,6 +33,7 @@ from engine.graph.fate import (
 )
 from engine.graph.references import ALL_CONTEXT
 from engine.run import verdicts
+from engine.run.few_rows import FewRows
 from engine.run.fused import FusedColumn, FusedPass
 from engine.run.reports import Claim, ExecutionEvent, RunReport
 from engine.run.uniform import uniform_plans
@@ -48,10 +49,12 @@ from engine.types import HINTS, ErrorCode, Status
 
 log = logging.getLogger(__name__)
 
-FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one union of status scans
+FEW_ROWS = 64  # scopes up to this many rows (an edit, a click) are planned from one read of their cells (few_rows.py)
 ROW_LIST_LIMIT = 10_000  # events list the rows they touched up to this many
 KEEP = verdicts.KEEP  # the verdict of a cell that already holds the result for its key
 RUN = f"'{Verdict.RUN.value}'"  # the verdict of a cell to compute, as an SQL literal
+# The rows a plan covers: listed (a few rows, engine/run/few_rows.py), or SQL selecting their row ids.
+Rows = list[int] | str
 NOTHING_WRITTEN = pa.table(
     {"row_id": pa.nulls(0, pa.int64()), "status": pa.nulls(0, pa.string()), "cost": pa.nulls(0, pa.float64())}
 )
@@ -61,7 +64,14 @@ class Executor:
     """Executes requests for one campaign on one open transaction."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, campaign: CampaignTables, run_id: int, *, actor: str, trigger: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        campaign: CampaignTables,
+        run_id: int,
+        *,
+        actor: str,
+        trigger: str,
+        now: datetime | None = None,
     ) -> None:
         self.con = con
         self.campaign = campaign
@@ -71,7 +81,7 @@ class Executor:
         self.report = RunReport(run_id)
         self._context: dict[str, str] | None = None
         self._pause: PauseState | None = None
-        self._started: datetime | None = None
+        self._started: datetime | None = now  # the transaction's now(), when the caller knows it (_now)
         self._edited: set[str] | None = None  # on an edit request, the columns edited by hand
         self._respecified: set[str] = set()  # on a spec change, the columns whose spec (so whose keys) changed
         self._written: set[str] = set()  # columns this run has written cells of
@@ -82,6 +92,10 @@ class Executor:
         # per column read by other steps, the rows whose cells a marking plan skipped by run_if (planned again)
         self._skipped: dict[str, set[int]] = {}
         self._requeued: dict[str, pa.Table] = {}  # per column, the failed cells a retry of errors queued, as they were
+        # a scope of a few rows: their cells, read once, and the rows of each status signature (engine/run/few_rows.py)
+        self._few: FewRows | None = None
+        self._few_signed: dict[str, list[int]] = {}
+        self._exposed: dict[str, pa.Table] = {}  # Arrow tables registered on the connection, by name
 
     def _paused(self, column: str) -> bool:
         """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
@@ -116,6 +130,7 @@ class Executor:
     def _plan_and_apply(self, request: Request, scope: Scope) -> None:
         steps = self.graph.steps()
         scope.prepare(self.con)
+        self._few = None  # read again for each plan (engine/run/few_rows.py): a large scope has none
         if request.retry:
             self._requeue_errors(request, scope)
         if request.kind == "run" and not request.force:
@@ -210,9 +225,18 @@ class Executor:
         self._written |= result.written
         return {c.name for c in fusable}
 
-    def _signed_rows(self, signatures: list[str]) -> str:
-        """SQL for the rows whose status signature is one of `signatures`."""
+    def _signed_rows(self, signatures: list[str]) -> Rows:
+        """The rows whose status signature is one of `signatures`: listed for a few rows, else SQL selecting them."""
+        if self._few is not None:
+            return sorted(row for s in signatures for row in self._few_signed.get(s, []))
         return f"SELECT row_id FROM _sig WHERE sig IN ({', '.join(literal(s) for s in signatures)})"
+
+    def _expose(self, name: str, table: pa.Table) -> None:
+        """Register `table` as `name` for the statements that read it, unless it is already (each registration is a
+        call into DuckDB: an edit's path skips those no statement reads)."""
+        if self._exposed.get(name) is not table:
+            self.con.register(name, table)
+            self._exposed[name] = table
 
     def _unchanged(self, column: str, plan: CellPlan, statuses: list[str]) -> bool:
         """Early cutoff without reading anything: a cell whose status says it holds the result for its key, whose
@@ -224,32 +248,27 @@ class Executor:
             return False
         return not (set(self.campaign.spec.column(column).deps) & ((self._edited or set()) | self._written))
 
-    def _keep_all(self, column: str, rows_sql: str) -> None:
-        row_ids = self.con.sql(rows_sql).to_arrow_table().column("row_id")
+    def _keep_all(self, column: str, rows: Rows) -> None:
+        if isinstance(rows, list):
+            row_ids: pa.Array | pa.ChunkedArray = pa.array(rows, pa.int64())
+        else:
+            row_ids = self.con.sql(rows).to_arrow_table().column("row_id")
         self._in = pa.table({"row_id": row_ids, "verdict": verdicts.constant(KEEP, len(row_ids), pa.string())})
         self._record(column, NOTHING_WRITTEN, 0.0)
 
     def _write_summaries(self) -> None:
-        """One statement for the summed activity rows of every column (an edit touches several)."""
+        """One statement for the summed activity rows of every column (an edit touches several), their values
+        passed as parameters (registering them as a table would cost one more call into DuckDB)."""
         if not self._summaries:
             return
-        columns, cells, outcomes, durations = zip(*self._summaries, strict=True)
-        self.con.register(
-            "_summaries",
-            pa.table(
-                {
-                    "column_name": pa.array(columns, pa.string()),
-                    "cells": pa.array(cells, pa.int64()),
-                    "outcome": pa.array(outcomes, pa.string()),
-                    "duration_ms": pa.array(durations, pa.float64()),
-                }
-            ),
-        )
+        row = "(?, ?, ?, ?, 'run', ?, now(), ?, 0.0, ?, ?)"
+        params: list[object] = []
+        for column, cells, outcome, duration in self._summaries:
+            params += [self.run_id, self.campaign.campaign_id, column, cells, outcome, duration, *self.who]
         self.con.execute(
             "INSERT INTO activity (run_id, campaign_id, column_name, cells, action, outcome, logged_at, duration_ms, "
-            "cost, actor, trigger) SELECT ?, ?, column_name, cells, 'run', outcome, now(), duration_ms, 0.0, ?, ? "
-            "FROM _summaries",
-            [self.run_id, self.campaign.campaign_id, *self.who],
+            f"cost, actor, trigger) VALUES {', '.join([row] * len(self._summaries))}",
+            params,
         )
 
     def _requeue_retryable(self, request: Request, scope: Scope) -> None:
@@ -287,7 +306,7 @@ class Executor:
         """Run `select` and expose its result to later statements as `name`. An Arrow table registered on the
         connection costs far less than a temp table's DDL, which matters on the edit path."""
         table = self.con.sql(select).to_arrow_table()
-        self.con.register(name, table)
+        self._expose(name, table)
         return table
 
     def _signatures(self, steps: list[str], scope: Scope) -> list[str]:
@@ -310,34 +329,36 @@ class Executor:
         return pc.unique(signatures.column("sig")).to_pylist()  # type: ignore[no-any-return]
 
     def _few_signatures(self, steps: list[str], scope: Scope) -> list[str]:
-        """_signatures for a few rows: their cells' statuses in one union of small scans, assembled here (a join
-        of every step table costs DuckDB several times more to plan than to run)."""
-        parts = [f"SELECT row_id, -1 AS step, NULL AS status FROM {self.campaign.rows_table} WHERE {scope.filter()}"]
-        parts += [
-            f"SELECT row_id, {i} AS step, status FROM {self.campaign.tables[column]} WHERE {scope.filter()}"
-            for i, column in enumerate(steps)
-        ]
-        statuses: dict[int, list[str]] = {}
-        found = self.con.execute(" UNION ALL ".join(parts)).fetchall()
-        for row_id, step, status in sorted(found, key=lambda cell: cell[1]):
-            if step < 0:
-                statuses[row_id] = [Status.EMPTY.value] * len(steps)
-            elif row_id in statuses:
-                statuses[row_id][step] = status
-        signatures = {row_id: ",".join(row) for row_id, row in statuses.items()}
-        self.con.register(
-            "_sig",
-            pa.table(
-                {
-                    "row_id": pa.array(list(signatures), pa.int64()),
-                    "sig": pa.array(list(signatures.values()), pa.string()),
-                }
-            ),
-        )
-        return sorted(set(signatures.values()))
+        """_signatures for a few rows: every cell of those rows the run may read, in one union of small scans
+        (engine/run/few_rows.py; a join of every step table costs DuckDB several times more to plan than to run),
+        kept for the columns' gathers; the rows of each signature kept beside them."""
+        self._few = FewRows.read(self.con, self.campaign, steps, scope)
+        if self._pause is None:
+            self._pause = self._few.pause
+        if self._edited:  # an edit recomputes its downstream formulas: all of them worked out in one statement
+            downstream = self.graph.downstream(self._edited)
+            self._few.speculate(self.con, [f for f in self._formulas(steps) if f[0] in downstream])
+        self._few_signed = defaultdict(list)
+        for row_id, statuses in self._few.statuses().items():
+            self._few_signed[",".join(statuses)].append(row_id)
+        return sorted(self._few_signed)
 
-    def _apply(self, column: str, plan: CellPlan, rows: str, scope: Scope) -> None:
-        """Execute `plan` for the cells of `column` in the rows `rows` (SQL selecting row ids) selects."""
+    def _formulas(self, steps: list[str]) -> list[tuple[str, str, str]]:
+        """The steps whose value is one SQL expression and that check nothing before running (no run_if, no
+        required field): (column, the expression cast to its type, the version its keys hash), in step order."""
+        found = []
+        for column in steps:
+            spec = self.campaign.spec.column(column)
+            kind, options = kind_named(spec.kind), spec.options
+            sql = kind.sql(options)
+            assert isinstance(options, StepOptions)
+            if sql is None or kind.keys_on_upstream_runs or options.run_if or options.required:
+                continue
+            found.append((column, f"({sql})::{spec.value_type}", self._version(column)))
+        return found
+
+    def _apply(self, column: str, plan: CellPlan, rows: Rows, scope: Scope) -> None:
+        """Execute `plan` for the cells of `column` in `rows` (listed, or SQL selecting row ids)."""
         spec = self.campaign.spec.column(column)
         kind = kind_named(spec.kind)
         # the SQL of a vectorized kind's value, computed while gathering; None when Python or a provider computes it
@@ -365,7 +386,6 @@ class Executor:
             held = pc.filter(self._in.column("row_id"), verdicts.held(self._in, pending))
             if len(held):
                 self._held[column] = held
-        self.con.register("_out", out)
         if expression is not None and plan.action is Action.RUN:
             out = self._find_formula_errors(out, spec.deps, expression)
         if out.num_rows:
@@ -373,6 +393,7 @@ class Executor:
             if out.num_rows == present == 1 and spec.value_type in PARAMETER_TYPES:  # an edit's cell
                 update_cell(self.con, self.campaign.tables[column], out.to_pylist()[0])
             else:
+                self._expose("_out", out)
                 merge_outcomes(
                     self.con,
                     self.campaign.tables[column],
@@ -383,6 +404,8 @@ class Executor:
                     ordered=_ascending(out.column("row_id")),
                 )
             self._written.add(column)
+            if self._few is not None:
+                self._few.update(column, out)
             if plan.action is not Action.RUN and self.graph.downstream([column]):
                 skipped = pc.filter(out.column("row_id"), pc.equal(out.column("status"), Status.SKIPPED.value))
                 if len(skipped):
@@ -395,12 +418,63 @@ class Executor:
             self._started = scalar(self.con, "SELECT now()::TIMESTAMP")
         return self._started
 
-    def _gather_inputs(self, column: str, rows_sql: str, scope: Scope, forced: bool, expression: str | None) -> None:
+    def _gather_inputs(self, column: str, rows: Rows, scope: Scope, forced: bool, expression: str | None) -> None:
         """_in: the planned rows with their input values, live upstream statuses, current cell, new key, a
         formula's new value (`expression`), and each row's verdict (engine/run/verdicts.py)."""
         spec = self.campaign.spec.column(column)
         options = spec.options
         assert isinstance(options, StepOptions)
+        step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
+        reads_only = kind_named(spec.kind).reads_only
+        further: list[str] = []
+        if reads_only is not None:
+            # A side effect reads its whole upstream: a formula over a hand edit not yet confirmed is done itself,
+            # yet must not carry that edit out. So the statuses of every step upstream gate it, not only its deps.
+            graph = self.campaign.spec.graph
+            upstream = graph.sorted(graph.upstream([column]))
+            further = [a for a in upstream if a not in spec.deps and not graph.nodes[a].is_input]
+        key_runs = kind_named(spec.kind).keys_on_upstream_runs
+        facts = [f"TRY({expression}) AS new_value"] if expression is not None else []
+        if options.run_if:
+            facts.append(f"coalesce(({options.run_if})::BOOLEAN, FALSE) AS _run_if")
+        if options.required:
+            empty = (f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
+            facts.append(" OR ".join(empty) + " AS _missing")
+        if isinstance(rows, list):
+            assert self._few is not None
+            simple = not key_runs and not options.run_if and not options.required
+            guessed = self._few.guessed(column, rows, further=further, with_value=expression is not None)
+            if simple and guessed is not None:
+                gathered = guessed
+            else:
+                version = self._version(column)
+                gathered = self._few.gather(
+                    self.con, column, rows, version=version, key_runs=key_runs, further=further, facts=facts
+                )
+        else:
+            gathered = self._gather_joined(column, rows, scope, further, key_runs, facts)
+        step_deps += further
+        for dep in step_deps:  # a cell left as stored while it waits on this run's paid result is not readable yet
+            if dep in self._held:
+                name = "s_" + dep
+                waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
+                status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
+                gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
+        checks = verdicts.Checks(
+            forced=forced,
+            enabled=options.enabled,
+            paused=self._paused(column),
+            has_run_if=bool(options.run_if),
+            has_required=bool(options.required),
+            run_if_deps=tuple(d for d in step_deps if options.run_if and d in sql_references(options.run_if)),
+        )
+        self._in = verdicts.decide(gathered, step_deps, reads_only, checks)
+
+    def _gather_joined(
+        self, column: str, rows_sql: str, scope: Scope, further: list[str], key_runs: bool, facts: list[str]
+    ) -> pa.Table:
+        """_gather_inputs' facts for many rows: one join of the column's inputs' tables and its own."""
+        spec = self.campaign.spec.column(column)
         selects, joins = [], []
         for i, dep in enumerate(spec.deps):
             table = self.campaign.tables[dep]
@@ -417,31 +491,17 @@ class Executor:
             selects.append(f"d{i}.{quote(dep)}")
             if is_step:
                 selects += [f"d{i}.{quote('s_' + dep)}", f"d{i}.{quote('b_' + dep)}"]
-        step_deps = [d for d in spec.deps if not self.campaign.spec.column(d).is_input]
-        reads_only = kind_named(spec.kind).reads_only
-        if reads_only is not None:
-            # A side effect reads its whole upstream: a formula over a hand edit not yet confirmed is done itself,
-            # yet must not carry that edit out. So the statuses of every step upstream gate it, not only its deps.
-            graph = self.campaign.spec.graph
-            upstream = graph.sorted(graph.upstream([column]))
-            further = [a for a in upstream if a not in spec.deps and not graph.nodes[a].is_input]
-            for j, ancestor in enumerate(further):
-                joins.append(
-                    f"LEFT JOIN (SELECT row_id, status AS {quote('s_' + ancestor)} "
-                    f"FROM {self.campaign.tables[ancestor]} WHERE {scope.filter()}) u{j} ON u{j}.row_id = r.row_id"
-                )
-                selects.append(f"u{j}.{quote('s_' + ancestor)}")
-            step_deps += further
+        for j, ancestor in enumerate(further):
+            joins.append(
+                f"LEFT JOIN (SELECT row_id, status AS {quote('s_' + ancestor)} "
+                f"FROM {self.campaign.tables[ancestor]} WHERE {scope.filter()}) u{j} ON u{j}.row_id = r.row_id"
+            )
+            selects.append(f"u{j}.{quote('s_' + ancestor)}")
         refs = [f"d{i}.{quote(dep)}" for i, dep in enumerate(spec.deps)]
-        if kind_named(spec.kind).keys_on_upstream_runs:
+        if key_runs:
+            step_deps = {d for d in spec.deps if not self.campaign.spec.column(d).is_input}
             refs += [f"d{i}.{quote('r_' + dep)}" for i, dep in enumerate(spec.deps) if dep in step_deps]
         key = key_expression(self._version(column), refs)
-        facts = [f"TRY({expression}) AS new_value"] if expression is not None else []
-        if options.run_if:
-            facts.append(f"coalesce(({options.run_if})::BOOLEAN, FALSE) AS _run_if")
-        if options.required:
-            empty = (f"{quote(f)} IS NULL OR trim({quote(f)}::VARCHAR) = ''" for f in options.required)
-            facts.append(" OR ".join(empty) + " AS _missing")
         gathered: pa.Table = self.con.sql(
             f"""SELECT *{"".join(", " + f for f in facts)}
             FROM (SELECT r.row_id, {"".join(s + ", " for s in selects)} {key} AS key,
@@ -452,27 +512,13 @@ class Executor:
                   LEFT JOIN (SELECT row_id, status, key, value, error_code FROM {self.campaign.tables[column]}
                              WHERE {scope.filter()}) cur ON cur.row_id = r.row_id)"""
         ).to_arrow_table()
-        for dep in step_deps:  # a cell left as stored while it waits on this run's paid result is not readable yet
-            if dep in self._held:
-                name = "s_" + dep
-                waiting = pc.is_in(gathered.column("row_id"), value_set=self._held[dep])
-                status = pc.if_else(waiting, Status.WAITING.value, gathered.column(name))
-                gathered = gathered.set_column(gathered.schema.get_field_index(name), name, status)
-        checks = verdicts.Checks(
-            forced=forced,
-            enabled=options.enabled,
-            paused=self._paused(column),
-            has_run_if=bool(options.run_if),
-            has_required=bool(options.required),
-            run_if_deps=tuple(d for d in step_deps if options.run_if and d in sql_references(options.run_if)),
-        )
-        self._in = verdicts.decide(gathered, step_deps, reads_only, checks)
-        self.con.register("_in", self._in)
+        return gathered
 
     def _look_up_memo(self, column: str) -> None:
         """Add to _in the answers the workspace already has for these exact keys (same step version, context and
         inputs, in any campaign): those cells are done at once, in this statement's batch, for no credits."""
         value_type = self.campaign.spec.column(column).value_type
+        self._expose("_in", self._in)
         self._in = self._materialize(
             "_in",
             f"SELECT i.*, TRY_CAST(m.value AS {value_type}) AS memo_value, m.status AS memo_status FROM _in i "
@@ -491,6 +537,7 @@ class Executor:
         spec = self.campaign.spec.column(column)
         names = ", ".join(["row_id", "key", *(quote(d) for d in spec.deps)])
         unanswered = " AND memo_status IS NULL" if memo else ""
+        self._expose("_in", self._in)
         rows = frame(self.con, f"SELECT {names} FROM _in WHERE verdict = {RUN}{unanswered} ORDER BY row_id")
         if rows.height:
             kind = kind_named(spec.kind)
@@ -519,6 +566,7 @@ class Executor:
         """Run a Python-side kind over the rows whose verdict is 'run'; its outcomes land in _outcomes."""
         spec = self.campaign.spec.column(column)
         kind = kind_named(spec.kind)
+        self._expose("_in", self._in)
         inputs = frame(
             self.con,
             f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = {RUN} ORDER BY row_id",
@@ -540,6 +588,7 @@ class Executor:
         if len(nulls) == 0:
             return out
         names = ", ".join(["row_id", *(quote(d) for d in deps)])
+        self._expose("_in", self._in)
         candidates = frame(
             self.con, f"SELECT {names} FROM _in WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [nulls.to_pylist()]
         )
@@ -559,9 +608,7 @@ class Executor:
             .otherwise(pl.col("error_message")),
             error_hint=pl.when(failed).then(pl.lit(HINTS[code])).otherwise(pl.col("error_hint")),
         )
-        table = outcomes.to_arrow().cast(out.schema)
-        self.con.register("_out", table)
-        return table
+        return outcomes.to_arrow().cast(out.schema)
 
     def _record(self, column: str, out: pa.Table, seconds: float, *, kept: bool = True) -> None:
         """Add this column's outcomes to the report and the activity log (per cell for paid kinds); with `kept`, the
@@ -578,6 +625,8 @@ class Executor:
         if len(held) and (kept or paused):
             # a paused step's cells that hold an outcome were kept because of the pause: reported as paused
             groups.append((Status.PAUSED.value if paused else KEEP, held))
+        if out.num_rows and not kind_named(self.campaign.spec.column(column).kind).free:
+            self._expose("_out", out)  # a paid step's activity rows are inserted from it (_record_groups)
         self._record_groups(column, groups, seconds)
 
     def _record_groups(self, column: str, groups: list[tuple[str, pa.Array]], seconds: float) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,8 @@ def run_transaction(
         **({} if selection is None else {"selection": selection.to_json()}),
         **(describe or {}),
     }
-    run_id = open_run(con, campaign.campaign_id, details, actor=actor, trigger=trigger)
-    report = Executor(con, campaign, run_id, actor=actor, trigger=trigger).execute(request, scope)
+    run_id, started = open_run(con, campaign.campaign_id, details, actor=actor, trigger=trigger)
+    report = Executor(con, campaign, run_id, actor=actor, trigger=trigger, now=started).execute(request, scope)
     total = sum(claim.frame.height for claim in report.claims)
     con.execute(
         "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ?, "
@@ -91,17 +92,19 @@ def run_transaction(
 
 def open_run(
     con: duckdb.DuckDBPyConnection, campaign_id: int, details: dict[str, Any], *, actor: str, trigger: str
-) -> int:
+) -> tuple[int, datetime]:
     """Insert a `running` run of this process and host, its heartbeat now, `details` as its request; returns
-    its id: one more than the last run's, so run ids count up by one per workspace (the `ids` sequence is shared
-    with other tables and moves on in transactions that are rolled back, a dry run's)."""
-    run_id = int(scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
-    con.execute(
+    its id and start (the transaction's now()). The id is one more than the last run's, so run ids count up by one
+    per workspace (the `ids` sequence is shared with other tables and moves on in transactions that are rolled
+    back, a dry run's). One statement: an edit makes few, and each costs a call into DuckDB."""
+    found = con.execute(
         "INSERT INTO runs (run_id, campaign_id, actor, trigger, request, status, started_at, heartbeat, pid, host) "
-        "VALUES (?, ?, ?, ?, ?, 'running', now(), now(), ?, ?)",
-        [run_id, campaign_id, actor, trigger, json.dumps(details), os.getpid(), HOST],
-    )
-    return run_id
+        "SELECT coalesce(max(run_id), 0) + 1, ?, ?, ?, ?, 'running', now(), now(), ?, ? FROM runs "
+        "RETURNING run_id, started_at",
+        [campaign_id, actor, trigger, json.dumps(details), os.getpid(), HOST],
+    ).fetchall()
+    run_id, started = found[0]
+    return int(run_id), started
 
 
 def add_progress(

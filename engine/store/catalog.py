@@ -43,15 +43,37 @@ def campaign_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in con.execute("SELECT name FROM campaigns ORDER BY name").fetchall()]
 
 
+# A campaign as last loaded, by what identifies its spec and tables: its id, its row registry, a digest of its stored
+# spec and when that was last written (`apply` writes the spec and changes the column tables in one statement's
+# time: a column dropped and added back gets a new table, so the same spec written again is loaded again).
+_LOADED: dict[tuple[int, str, str, object], CampaignTables] = {}
+_LOADED_LIMIT = 64
+
+
 def load_campaign(con: duckdb.DuckDBPyConnection, name: str) -> CampaignTables:
-    found = con.execute("SELECT campaign_id, spec, rows_table FROM campaigns WHERE name = ?", [name]).fetchall()
+    """The campaign `name` as stored. Its spec and tables are read and parsed again only when the spec's digest or
+    the time it was written (one small query, the same one that finds the campaign) differ from the last load's,
+    whatever process wrote them: an edit then reads one row instead of the spec and the catalog."""
+    found = con.execute(
+        "SELECT campaign_id, rows_table, md5(spec::VARCHAR), updated_at FROM campaigns WHERE name = ?", [name]
+    ).fetchall()
     if not found:
         known = campaign_names(con)
         hint = f"apply its spec first (known: {', '.join(known)})" if known else "apply a spec with `runsheet apply`"
         raise NotFoundError(f"no campaign named '{name}'", hint=hint)
-    campaign_id, spec_json, rows_table = found[0]
-    tables = dict(con.execute("SELECT name, table_name FROM columns WHERE campaign_id = ?", [campaign_id]).fetchall())
-    return CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
+    campaign_id, rows_table, digest, written = found[0]
+    identity = (campaign_id, rows_table, digest, written)
+    loaded = _LOADED.get(identity)
+    if loaded is None:
+        spec_json = con.execute("SELECT spec FROM campaigns WHERE campaign_id = ?", [campaign_id]).fetchall()[0][0]
+        tables = dict(
+            con.execute("SELECT name, table_name FROM columns WHERE campaign_id = ?", [campaign_id]).fetchall()
+        )
+        loaded = CampaignTables(campaign_id, _parse_stored(spec_json), rows_table, tables)
+        if len(_LOADED) >= _LOADED_LIMIT:
+            _LOADED.clear()
+        _LOADED[identity] = loaded
+    return loaded
 
 
 def add_input_columns(

@@ -24,7 +24,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,9 @@ class _Holder:
                 self.con.close()
             self.con = None
 
+
+# Test hook (engine/testing.py's `count_calls`): wraps the connection each transaction runs on; empty in use.
+CONNECTION_WRAPPERS: list[Callable[[duckdb.DuckDBPyConnection], duckdb.DuckDBPyConnection]] = []
 
 _HOLDERS: dict[str, _Holder] = {}
 _HOLDERS_LOCK = threading.Lock()
@@ -196,7 +199,10 @@ class Database:
             holder.active += 1
             try:
                 with _CONNECT_LOCK:
-                    return holder.con.cursor()
+                    cursor = holder.con.cursor()
+                for wrap in CONNECTION_WRAPPERS:
+                    cursor = wrap(cursor)
+                return cursor
             except BaseException:
                 holder.active -= 1
                 raise

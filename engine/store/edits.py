@@ -34,26 +34,42 @@ class SavedField:
     changed: bool  # False when the value was already there (the same line at the end of the notes)
 
 
+# What DuckDB raises when a value cannot take a column's type (a bad cast, a Python object it cannot bind).
+CAST_ERRORS = (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.NotImplementedException)
+
+
 def cast_value(con: duckdb.DuckDBPyConnection, value: Any, value_type: str, column: str) -> Any:
     """`value` as DuckDB's `value_type`, or EditError naming the column and the type to give."""
     try:
         return scalar(con, f"SELECT $1::{value_type}", [value])
     except duckdb.Error as err:
-        raise EditError(
-            f"{value!r} is not a valid {value_type} for column '{column}'", hint=f"give a {value_type} value"
-        ) from err
+        raise _not_valid(value, value_type, column) from err
 
 
-def write_input(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str, value: Any) -> None:
-    """Set one input cell (the value is cast to the column's type first)."""
+def _not_valid(value: Any, value_type: str, column: str) -> EditError:
+    return EditError(f"{value!r} is not a valid {value_type} for column '{column}'", hint=f"give a {value_type} value")
+
+
+def write_input(
+    con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str, value: Any
+) -> str | None:
+    """Set one input cell, the value cast to the column's type (EditError if it cannot be); returns its new value
+    as text (what `cell_text` reads back). Updated in place when the cell exists, else inserted: the cast and the
+    write in one statement, as an edit makes few and each is a call into DuckDB."""
     spec = tables.column(column)
-    typed = cast_value(con, value, spec.value_type, column)
     table = tables.tables[column]
-    where = f"row_id = {int(row_id)}"
-    if scalar(con, f"SELECT count(*) FROM {table} WHERE {where}"):
-        con.execute(f"UPDATE {table} SET value = $1::{spec.value_type} WHERE {where}", [typed])
-    else:
-        con.execute(f"INSERT INTO {table} VALUES ({int(row_id)}, $1::{spec.value_type})", [typed])
+    typed = f"$1::{spec.value_type}"
+    try:
+        written = con.execute(
+            f"UPDATE {table} SET value = {typed} WHERE row_id = {int(row_id)} RETURNING value::VARCHAR", [value]
+        ).fetchall()
+        if not written:
+            written = con.execute(
+                f"INSERT INTO {table} VALUES ({int(row_id)}, {typed}) RETURNING value::VARCHAR", [value]
+            ).fetchall()
+    except CAST_ERRORS as err:
+        raise _not_valid(value, spec.value_type, column) from err
+    return written[0][0]  # type: ignore[no-any-return]
 
 
 def pin(con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, column: str, value: Any) -> None:

@@ -5,6 +5,7 @@ spec: it is an operating switch, kept in `paused`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,9 +30,19 @@ class PauseState:
 
 
 def pause_state(con: duckdb.DuckDBPyConnection, campaign_id: int) -> PauseState:
-    found = con.execute("SELECT column_name FROM paused WHERE campaign_id = ?", [campaign_id]).fetchall()
-    names = {r[0] for r in found}
-    return PauseState(WHOLE_CAMPAIGN in names, frozenset(names - {WHOLE_CAMPAIGN}))
+    found = con.execute(paused_names_sql(campaign_id)).fetchall()
+    return pause_state_of(r[0] for r in found)
+
+
+def paused_names_sql(campaign_id: int) -> str:
+    """SQL for the names paused in a campaign (`column_name`: a step, or WHOLE_CAMPAIGN), for `pause_state_of`."""
+    return f"SELECT column_name FROM paused WHERE campaign_id = {int(campaign_id)}"
+
+
+def pause_state_of(names: Iterable[str]) -> PauseState:
+    """What is paused, from the names `paused_names_sql` selects."""
+    found = set(names)
+    return PauseState(WHOLE_CAMPAIGN in found, frozenset(found - {WHOLE_CAMPAIGN}))
 
 
 def set_paused(con: duckdb.DuckDBPyConnection, campaign_id: int, column: str | None, paused: bool, actor: str) -> bool:
