@@ -41,6 +41,7 @@ from engine.store.context import ContextDocument
 from engine.store.layouts import ColumnLayout
 from engine.store.settings import Settings
 from engine.types import HINTS, ErrorCode, Status
+from engine.warm import WarmCall, WarmResult, WarmRunner
 from engine.workspace import ApplyResult, Resumed, Workspace
 
 __all__ = [
@@ -86,6 +87,9 @@ __all__ = [
     "SpecError",
     "Status",
     "TypeChange",
+    "WarmCall",
+    "WarmResult",
+    "WarmRunner",
     "Workspace",
     "WorkspaceBusyError",
     "add_schedule",

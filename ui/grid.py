@@ -250,10 +250,10 @@ def styled(spec: CampaignSpec, frame: pd.DataFrame, css: pd.DataFrame) -> pd.Dat
 
 
 def clicked_cells(ws: Workspace, campaign: str) -> frozenset[tuple[int, str]]:
-    """Cells this session asked to run whose run process has not ended: they show running at once."""
+    """Cells this session asked to run whose run has not ended: they show running at once."""
     asked: dict[tuple[int, str], int] = st.session_state.get("_clicked", {})
-    alive = {item.pid for item in runs.launches(ws.path.resolve(), campaign) if item.running}
-    kept = {cell: pid for cell, pid in asked.items() if pid in alive}
+    alive = {item.ident for item in runs.launches(ws.path.resolve(), campaign) if item.running}
+    kept = {cell: ident for cell, ident in asked.items() if ident in alive}
     st.session_state["_clicked"] = kept
     return frozenset(kept)
 

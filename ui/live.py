@@ -47,7 +47,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
         with left:
             st.progress(0.0, text=f"⟳ Starting a run of {item.request.describe()} …")
         with right:
-            if st.button("■ Stop", key=f"stop-launch-{item.pid}", width="stretch"):
+            if st.button("■ Stop", key=f"stop-launch-{item.ident}", width="stretch"):
                 session.notify(runs.stop(ws, launch_item=item), ":material/stop_circle:")
                 st.rerun()
     for item in runs.failures(path, campaign):
@@ -55,7 +55,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
         with left:
             st.error(f"The run of {item.request.describe()} failed: {item.failure()}", icon="⚠️")
         with right:
-            if st.button("Dismiss", key=f"dismiss-{item.pid}", width="stretch"):
+            if st.button("Dismiss", key=f"dismiss-{item.ident}", width="stretch"):
                 runs.dismiss(item)
                 st.rerun()
     for run in _failed_runs(ws, campaign):

@@ -157,7 +157,7 @@ def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
         clicked: dict[tuple[int, str], int] = st.session_state.setdefault("_clicked", {})
         for row_id in request.rows or ():
             for column in request.columns:
-                clicked[(row_id, column)] = launched.pid
+                clicked[(row_id, column)] = launched.ident
         session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
         st.rerun()
 
