@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["reactive_core", "ai_runner", "ui_grid", "actions", "data_io", "liveness", "one_bill"]
+BENCHES = ["reactive_core", "ai_runner", "ui_grid", "clicks", "actions", "data_io", "liveness", "one_bill"]
 
 
 def main() -> None:

@@ -138,7 +138,8 @@ class WarmRunner:
         """Spawn a runner for `workspace` as a child of this process (it imports the engine and litellm in the
         background: a request that comes sooner waits for them, and `submit` finds it once it listens)."""
         folder = Path(workspace).resolve()
-        command = [sys.executable, "-c", "from engine.warm import main; main()", str(folder), str(os.getpid())]
+        # -P: the caller's working folder is not put on the path (a folder of its own named `engine` would win)
+        command = [sys.executable, "-P", "-c", "from engine.warm import main; main()", str(folder), str(os.getpid())]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         return cls(folder, process)
 

@@ -62,6 +62,11 @@ class RunRequest:
             error_code=self.error_code,
         )
 
+    @property
+    def few_cells(self) -> bool:
+        """A click's request: a few named rows (the grid polls faster for it)."""
+        return self.rows is not None and len(self.rows) <= 20
+
     def cli_args(self) -> list[str]:
         args = ["--campaign", self.campaign]
         for column in self.columns:
