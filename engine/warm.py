@@ -193,9 +193,11 @@ class WarmRunner:
         trigger: str = "cli",
         max_credits: float | None = None,
         concurrency: int | None = None,
+        in_error: bool = True,
     ) -> WarmCall | None:
         """Hand a run to the runner up for `workspace`: the call once the runner accepted it, or None when no
-        runner is up, it cannot be reached, or it refused the request (the caller then runs it itself)."""
+        runner is up, it cannot be reached, or it refused the request (the caller then runs it itself).
+        `in_error`: whether the result counts the scope's cells left in error (what `runsheet run` prints)."""
         descriptor = WarmRunner.find(workspace)
         if descriptor is None:
             return None
@@ -207,6 +209,7 @@ class WarmRunner:
             "trigger": trigger,
             "max_credits": max_credits,
             "concurrency": concurrency,
+            "in_error": in_error,
         }
         try:
             sock = socket.create_connection(("127.0.0.1", descriptor.port), timeout=CONNECT_SECONDS)
@@ -319,7 +322,7 @@ class _Request(socketserver.StreamRequestHandler):
                 stop=stop,
             )
             report = handle.run(selection, options=options)
-            in_error = handle.errors(selection)
+            in_error = handle.errors(selection) if request.get("in_error", True) else {}
         except RunsheetError as error:
             return {"error": f"error: {error}", "code": 1}
         except Exception as error:  # an engine bug: said in one line, as the CLI says it

@@ -32,6 +32,7 @@ POLL_S = 1.0
 # of landing, not up to a second later (a click on the warm runner takes about the provider's latency).
 CLICK_POLL_S = 0.25
 CLICK_WINDOW_S = 10.0
+CLICK_WAIT_S = 0.5
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
 
 
@@ -50,6 +51,8 @@ def render() -> None:
         @st.fragment(run_every=poll_interval(ws, name) if polling else None)
         def live_area() -> None:
             if not st.session_state.pop("_reads_current", False):
+                # a click's run usually ends within this wait: its value is read as it lands, not a poll later
+                runs.wait_for_clicks(ws.path.resolve(), name, CLICK_WAIT_S)
                 reads.fresh()  # a rerun of the fragment alone is a new run (e.g. "the workspace is busy" said once)
             with session.friendly():
                 body(ws, name, polling)

@@ -116,6 +116,7 @@ class WarmProcess:
         self.pid = call.pid
         self.log_path = log_path
         self.result: WarmResult | None = None
+        self.done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="ui-warm-run", daemon=True)
         self._thread.start()
 
@@ -126,6 +127,7 @@ class WarmProcess:
             lines.append(f"run {result.report.run_id}: {result.report.message}")
         self.log_path.write_text("".join(f"{line}\n" for line in lines))
         self.result = result
+        self.done.set()
 
     def poll(self) -> int | None:
         """None while the run goes; then 4 when it stopped for credits, the error's code, else 0."""
@@ -246,6 +248,7 @@ def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | 
             request.selection,
             actor=actor,
             trigger="ui",
+            in_error=False,  # the grid shows the cells themselves
         )
         if call is not None:
             started = Launch(workspace, request, actor, WarmProcess(call, log_path), log_path)
@@ -283,6 +286,15 @@ def launches(workspace: Path, campaign: str | None = None) -> list[Launch]:
 def launches_all() -> list[Launch]:
     with _LOCK:
         return list(_LAUNCHES)
+
+
+def wait_for_clicks(workspace: Path, campaign: str, timeout: float) -> None:
+    """Wait up to `timeout` for the clicks of ours on the warm runner still going (runs of a few cells) to end,
+    so a poll that would come a moment too early reads their values instead."""
+    deadline = time.monotonic() + timeout
+    for item in launches(workspace, campaign):
+        if isinstance(item.process, WarmProcess) and item.request.few_cells:
+            item.process.done.wait(max(0.0, deadline - time.monotonic()))
 
 
 def forget_all() -> None:
