@@ -95,6 +95,7 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         page = read_page(ws, campaign, spec, (number - 1) * size, size)
     offset = page.offset
     editing = bool(st.session_state.get("edit_mode"))
+    drew_running = False  # clicked cells drawn running (their run may end before this run does)
     shown = layout.arrange(spec, layout.current(ws, name), editing=editing)
     with grid_area:
         # The page controls sit above the grid, clear of its right end, where the grid's own toolbar (search,
@@ -118,7 +119,7 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         elif editing:
             editor(ws, campaign, spec, page, shown)
         else:
-            table(ws, campaign, spec, page, shown)
+            drew_running = table(ws, campaign, spec, page, shown)
     with bar:
         active_now = live.runs_bar(ws, name)
     with head:
@@ -128,8 +129,10 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
     with panel_area:
         panel.render(ws, campaign, spec)
     # A run started or ended: refresh the whole app (sidebar too) and start or stop polling. Only now, after the
-    # buttons above were drawn: a click that arrived with this run is acted on, not lost to the rerun.
-    if polling != active_now:
+    # buttons above were drawn: a click that arrived with this run is acted on, not lost to the rerun. A click's
+    # run can end while this run draws (the warm runner takes about the provider's latency): its cell was drawn
+    # running, so draw it again.
+    if polling != active_now or (drew_running and not active_now):
         st.rerun()
 
 
@@ -275,9 +278,11 @@ def clicked_cells(ws: Workspace, campaign: str) -> frozenset[tuple[int, str]]:
     return frozenset(kept)
 
 
-def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> None:
-    """The read-only grid: select a cell to open its panel, tick rows to run a column on them."""
-    frame, css = grid_frames(spec, page, shown.columns, clicked_cells(ws, campaign.name))
+def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> bool:
+    """The read-only grid: select a cell to open its panel, tick rows to run a column on them. Returns whether
+    it drew cells of this session's clicks running."""
+    clicked = clicked_cells(ws, campaign.name)
+    frame, css = grid_frames(spec, page, shown.columns, clicked)
     key = f"grid-{campaign.name}-{page.offset}-{len(page.row_ids)}"
     with grid_box(len(page.row_ids)):
         st.dataframe(
@@ -289,6 +294,7 @@ def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sho
             height="stretch",
             width="stretch",
         )
+    return bool(clicked)
 
 
 def _selected(key: str, page: Page) -> None:

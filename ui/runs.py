@@ -288,6 +288,11 @@ def launches_all() -> list[Launch]:
         return list(_LAUNCHES)
 
 
+def clicks_going(workspace: Path, campaign: str) -> bool:
+    """Whether a click of ours (a run of a few cells) has not ended yet: its cells are shown running."""
+    return any(item.running and item.request.few_cells for item in launches(workspace, campaign))
+
+
 def wait_for_clicks(workspace: Path, campaign: str, timeout: float) -> None:
     """Wait up to `timeout` for the clicks of ours on the warm runner still going (runs of a few cells) to end,
     so a poll that would come a moment too early reads their values instead."""
