@@ -65,7 +65,7 @@ columns:
     prompt: "Look up {{{{ company }}}}"
 """
 PROMPTS = {"lite": "Research", "direct": "Look up"}
-CLICKS: list[tuple[float, float]] = []  # (clicked, painted), epoch seconds, in click order
+CLICKS: list[tuple[str, float, float]] = []  # (path, clicked, painted), epoch seconds, in click order
 
 
 def phases(workspace: Path) -> dict[str, list[float]]:
@@ -75,14 +75,14 @@ def phases(workspace: Path) -> dict[str, list[float]]:
     from engine import Workspace
 
     rows = [r for r in reversed(Workspace(workspace).runs(len(CLICKS) + 10)) if r["trigger"] == "ui"]
-    found: dict[str, list[float]] = {"click_to_run_row_s": [], "run_s": [], "run_end_to_paint_s": []}
-    for (clicked, painted), run in zip(CLICKS, rows, strict=False):
+    found: dict[str, list[float]] = {}
+    for (path, clicked, painted), run in zip(CLICKS, rows, strict=False):
         opened = run["started_at"].replace(tzinfo=UTC).timestamp()  # type: ignore[union-attr]
         ended = run["finished_at"].replace(tzinfo=UTC).timestamp()  # type: ignore[union-attr]
-        found["click_to_run_row_s"].append(opened - clicked)
-        found["run_s"].append(ended - opened)
-        found["run_end_to_paint_s"].append(painted - ended)
-    return found
+        found.setdefault(f"{path}_click_to_run_row_s", []).append(opened - clicked)
+        found.setdefault(f"{path}_run_s", []).append(ended - opened)
+        found.setdefault(f"{path}_run_end_to_paint_s", []).append(painted - ended)
+    return {name: v for name, v in found.items() if not name.startswith("warm-up")}
 
 
 def build(folder: Path, api_base: str, rows: int) -> None:
@@ -110,7 +110,7 @@ def bare_call(api_base: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def click(page: Any, row: int, column: str) -> float:
+def click(page: Any, row: int, column: str, path: str) -> float:
     """Click to Run on (row, column) through the cell panel; seconds until the grid painted the value."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -136,7 +136,7 @@ def click(page: Any, row: int, column: str) -> float:
     found = "t => { const m = window.__gridShown[t]; return m && m.framed ? m : null; }"
     marks = page.wait_for_function(found, arg=text, timeout=120_000).json_value()
     wait_for_cell_text(page, row, position, text)  # in the right cell, not only somewhere on the canvas
-    CLICKS.append((started, float(marks["framed"]) / 1000))
+    CLICKS.append((path, started, float(marks["framed"]) / 1000))
     return float(marks["framed"]) / 1000 - started
 
 
@@ -161,7 +161,7 @@ def measure(url: str, api_base: str, workspace: Path, warm: int, spawned: int) -
             bare_call(api_base, -1)  # warm-up: the provider's first connection
             for k in range(warm + 1):
                 for column in ("lite", "direct"):
-                    seconds = click(page, row, column)
+                    seconds = click(page, row, column, "warm" if k else "warm-up")
                     if k:  # the first click of each column is a warm-up (the runner's first call of a transport)
                         figures[f"warm_{column}_s"].append(seconds)
                     figures["floor_s"].append(bare_call(api_base, row))
@@ -173,7 +173,7 @@ def measure(url: str, api_base: str, workspace: Path, warm: int, spawned: int) -
                     time.sleep(0.1)
             for _ in range(spawned):
                 for column in ("lite", "direct"):
-                    figures[f"spawned_{column}_s"].append(click(page, row, column))
+                    figures[f"spawned_{column}_s"].append(click(page, row, column, "spawned"))
                     figures["floor_s"].append(bare_call(api_base, row))
                 row += 1
         except Exception:
@@ -222,10 +222,13 @@ def main() -> None:
     line("floor_s", "floor, a bare call to the provider, alternated with the clicks")
     line("spawned_lite_s", "before: a runsheet run process per click, litellm column")
     line("spawned_direct_s", "before: a runsheet run process per click, direct column")
-    print(
-        "  where a click's time goes (median over every click, warm and spawned, from its run row): "
-        + ", ".join(f"{name[:-2].replace('_', ' ')} {statistics.median(v):.3f} s" for name, v in split.items() if v)
-    )
+    for path in ("warm", "spawned"):
+        parts = [(name[len(path) + 1 : -2], v) for name, v in split.items() if name.startswith(f"{path}_")]
+        if parts:
+            print(
+                f"  where a {path} click's time goes (medians, from its run row): "
+                + ", ".join(f"{name.replace('_', ' ')} {statistics.median(v):.3f} s" for name, v in parts)
+            )
     print(f"  load average (1, 5, 15 min) before the measurements {_load(load_before)}, after {_load(load_after)}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
