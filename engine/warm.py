@@ -60,6 +60,7 @@ class Descriptor:
     port: int
     secret: str
     parent: int
+    workspace: str  # the folder it serves: a descriptor copied along with a workspace folder is not its runner
 
     @staticmethod
     def path(workspace: Path, pid: int) -> Path:
@@ -177,6 +178,8 @@ class WarmRunner:
                 mtime = path.stat().st_mtime
             except (OSError, ValueError, TypeError):
                 continue  # being written, or not ours
+            if descriptor.workspace != str(folder.parent):
+                continue
             if _alive(descriptor.pid):
                 found.append((mtime, descriptor))
             else:
@@ -358,7 +361,7 @@ def main() -> None:
     server = _Server(workspace)
     threading.Thread(target=server.serve_forever, name="warm-listener", daemon=True).start()
     threading.Thread(target=_import_providers, name="warm-imports", daemon=True).start()
-    descriptor = Descriptor(os.getpid(), int(server.server_address[1]), server.secret, parent)
+    descriptor = Descriptor(os.getpid(), int(server.server_address[1]), server.secret, parent, str(workspace))
     path = Descriptor.path(workspace, descriptor.pid)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     written = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from engine import RunSelection, WarmRunner, Workspace
 from engine.cli import app
 from engine.warm import Descriptor, _alive
+from tests.conftest import copy_workspace
 from tests.support.consent import apply_active
 
 SPEC = """
@@ -98,7 +99,9 @@ def test_a_stale_descriptor_is_ignored_and_removed(ws: Workspace) -> None:
     gone.wait()
     path = Descriptor.path(ws.path, gone.pid)
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"pid": gone.pid, "port": 1, "secret": "x", "parent": os.getpid()}))
+    path.write_text(
+        json.dumps({"pid": gone.pid, "port": 1, "secret": "x", "parent": os.getpid(), "workspace": str(ws.path)})
+    )
     assert WarmRunner.find(ws.path) is None
     assert not path.exists()
     code, output = run_cli(ws, "--column", "opener", "--rows", "2")
@@ -112,7 +115,9 @@ def test_an_unreachable_runner_is_skipped(ws: Workspace) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    path.write_text(json.dumps({"pid": os.getpid(), "port": port, "secret": "x", "parent": 1}))
+    path.write_text(
+        json.dumps({"pid": os.getpid(), "port": port, "secret": "x", "parent": 1, "workspace": str(ws.path)})
+    )
     assert WarmRunner.submit(ws.path, "t", RunSelection.of(["opener"], [2])) is None
     code, output = run_cli(ws, "--column", "opener", "--rows", "2")
     assert code == 0 and last_run(ws)["pid"] == os.getpid()
@@ -182,3 +187,14 @@ def test_ui_and_serve_start_a_runner_and_stop_it(ws: Workspace, tmp_path: Path, 
         face.wait(timeout=60)
     assert not _alive(descriptor.pid)  # stopped by its parent, not left to notice
     assert WarmRunner.find(ws.path) is None
+
+
+def test_a_descriptor_copied_with_its_workspace_is_not_the_copys_runner(
+    ws: Workspace, runner: WarmRunner, tmp_path: Path
+) -> None:
+    copy = copy_workspace(ws.path, tmp_path / "copy")
+    assert WarmRunner.find(ws.path) is not None
+    assert WarmRunner.find(copy) is None  # the runner serves the original folder only
+    code, output = run_cli(Workspace(copy), "--column", "opener", "--rows", "2")
+    assert code == 0, output
+    assert last_run(Workspace(copy))["pid"] == os.getpid()
