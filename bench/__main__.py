@@ -7,6 +7,7 @@ BENCHES = [
     "reactive_core",
     "ai_runner",
     "ui_grid",
+    "clicks",
     "actions",
     "data_io",
     "liveness",

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from engine.store.layouts import ColumnLayout
     from engine.store.settings import Settings
     from engine.types import HINTS, ErrorCode, Status
+    from engine.warm import WarmCall, WarmResult, WarmRunner
     from engine.workspace import ApplyResult, Resumed, Workspace
 
 # Each public name and where it lives: `import engine` loads none of them (the CLI's `--help` needs no DuckDB,
@@ -93,6 +94,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Status": ("engine.types", "Status"),
     "TypeChange": ("engine.store.changes", "TypeChange"),
     "Workspace": ("engine.workspace", "Workspace"),
+    "WarmCall": ("engine.warm", "WarmCall"),
+    "WarmResult": ("engine.warm", "WarmResult"),
+    "WarmRunner": ("engine.warm", "WarmRunner"),
     "WorkspaceBusyError": ("engine.errors", "WorkspaceBusyError"),
     "add_schedule": ("engine.schedules", "add_schedule"),
     "check_records": ("engine.io.records", "check_records"),
@@ -160,6 +164,9 @@ __all__ = [
     "SpecError",
     "Status",
     "TypeChange",
+    "WarmCall",
+    "WarmResult",
+    "WarmRunner",
     "Workspace",
     "WorkspaceBusyError",
     "add_schedule",

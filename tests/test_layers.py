@@ -50,6 +50,7 @@ LAYERS = [
     "workspace",  # the workspace folder and database; hands out campaigns
     "schedules",  # runs a workspace's campaigns on a cron or an interval, inside `runsheet serve`
     "intake",  # records posted to the API enrich themselves: background runs within an intake budget
+    "warm",  # the warm runner: a long-lived process that runs clicks (and small `runsheet run`s) as normal runs
     "engine",  # the public API (engine/__init__.py) that the faces import
     "testing",  # test hooks kept out of the public API (the probe ledger)
     "api",  # `runsheet serve`'s HTTP API

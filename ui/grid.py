@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,11 @@ GRID_CSS = (
     "flex:0 0 auto !important;overflow:visible !important}</style>"
 )
 POLL_S = 1.0
+# While a run this server just launched is going (a click), poll faster: its value shows within a quarter second
+# of landing, not up to a second later (a click on the warm runner takes about the provider's latency).
+CLICK_POLL_S = 0.25
+CLICK_WINDOW_S = 10.0
+CLICK_WAIT_S = 0.5
 NUMERIC_TYPES = ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "TINYINT", "REAL")
 
 
@@ -34,23 +40,37 @@ def render() -> None:
     ws = reads.workspace()
     if ws is None:
         return
-    session.show_notices()
     with session.friendly():
         name = reads.campaign_name(ws)
         if name is None:
+            session.show_notices()
             empty_workspace(ws)
             return
         polling = live.is_active(ws, name)
 
-        @st.fragment(run_every=POLL_S if polling else None)
+        @st.fragment(run_every=poll_interval(ws, name) if polling else None)
         def live_area() -> None:
             if not st.session_state.pop("_reads_current", False):
+                # a click's run usually ends within this wait: its value is read as it lands, not a poll later
+                runs.wait_for_clicks(ws.path.resolve(), name, CLICK_WAIT_S)
                 reads.fresh()  # a rerun of the fragment alone is a new run (e.g. "the workspace is busy" said once)
+            # here, not before the fragment: a click inside it (Run Again) reruns the fragment alone, and its run
+            # can end before the fragment does (a warm runner), leaving no full run to show "Started"
+            session.show_notices()
             with session.friendly():
                 body(ws, name, polling)
 
         st.session_state["_reads_current"] = True  # this full run already started afresh
         live_area()
+
+
+def poll_interval(ws: Workspace, name: str) -> float:
+    """How often the grid looks for news: faster while a click of ours (a run of a few cells) has just started."""
+    launched = runs.launches(ws.path.resolve(), name)
+    recent = any(
+        item.running and item.request.few_cells and time.time() - item.started < CLICK_WINDOW_S for item in launched
+    )
+    return CLICK_POLL_S if recent else POLL_S
 
 
 def empty_workspace(ws: Workspace) -> None:
@@ -78,6 +98,7 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         page = read_page(ws, campaign, spec, (number - 1) * size, size)
     offset = page.offset
     editing = bool(st.session_state.get("edit_mode"))
+    drew_running = False  # clicked cells drawn running (their run may end before this run does)
     shown = layout.arrange(spec, layout.current(ws, name), editing=editing)
     with grid_area:
         # The page controls sit above the grid, clear of its right end, where the grid's own toolbar (search,
@@ -101,7 +122,7 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
         elif editing:
             editor(ws, campaign, spec, page, shown)
         else:
-            table(ws, campaign, spec, page, shown)
+            drew_running = table(ws, campaign, spec, page, shown)
     with bar:
         active_now = live.runs_bar(ws, name)
     with head:
@@ -111,9 +132,11 @@ def body(ws: Workspace, name: str, polling: bool) -> None:
     with panel_area:
         panel.render(ws, campaign, spec)
     # A run started or ended: refresh the whole app (sidebar too) and start or stop polling. Only now, after the
-    # buttons above were drawn: a click that arrived with this run is acted on, not lost to the rerun.
-    if polling != active_now:
-        st.rerun()
+    # buttons above were drawn: a click that arrived with this run is acted on, not lost to the rerun. A click's
+    # run can end while this run draws (the warm runner takes about the provider's latency): its cell was drawn
+    # running, so draw it again.
+    if polling != active_now or (drew_running and not active_now):
+        session.rerun_keeping_notices()
 
 
 def header(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
@@ -250,17 +273,19 @@ def styled(spec: CampaignSpec, frame: pd.DataFrame, css: pd.DataFrame) -> pd.Dat
 
 
 def clicked_cells(ws: Workspace, campaign: str) -> frozenset[tuple[int, str]]:
-    """Cells this session asked to run whose run process has not ended: they show running at once."""
+    """Cells this session asked to run whose run has not ended: they show running at once."""
     asked: dict[tuple[int, str], int] = st.session_state.get("_clicked", {})
-    alive = {item.pid for item in runs.launches(ws.path.resolve(), campaign) if item.running}
-    kept = {cell: pid for cell, pid in asked.items() if pid in alive}
+    alive = {item.ident for item in runs.launches(ws.path.resolve(), campaign) if item.running}
+    kept = {cell: ident for cell, ident in asked.items() if ident in alive}
     st.session_state["_clicked"] = kept
     return frozenset(kept)
 
 
-def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> None:
-    """The read-only grid: select a cell to open its panel, tick rows to run a column on them."""
-    frame, css = grid_frames(spec, page, shown.columns, clicked_cells(ws, campaign.name))
+def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, shown: layout.Arrangement) -> bool:
+    """The read-only grid: select a cell to open its panel, tick rows to run a column on them. Returns whether
+    it drew cells of this session's clicks running."""
+    clicked = clicked_cells(ws, campaign.name)
+    frame, css = grid_frames(spec, page, shown.columns, clicked)
     key = f"grid-{campaign.name}-{page.offset}-{len(page.row_ids)}"
     with grid_box(len(page.row_ids)):
         st.dataframe(
@@ -272,6 +297,7 @@ def table(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page, sho
             height="stretch",
             width="stretch",
         )
+    return bool(clicked)
 
 
 def _selected(key: str, page: Page) -> None:

@@ -16,7 +16,7 @@ def is_active(ws: Workspace, campaign: str) -> bool:
     """Whether the page should keep polling: a batch run or a launch of ours is going on this campaign."""
     path = ws.path.resolve()
     active = _batch_runs(ws, campaign)
-    return bool(active) or bool(runs.starting(path, campaign, active))
+    return bool(active) or bool(runs.starting(path, campaign, active)) or runs.clicks_going(path, campaign)
 
 
 def _batch_runs(ws: Workspace, campaign: str) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
         with left:
             st.progress(0.0, text=f"⟳ Starting a run of {item.request.describe()} …")
         with right:
-            if st.button("■ Stop", key=f"stop-launch-{item.pid}", width="stretch"):
+            if st.button("■ Stop", key=f"stop-launch-{item.ident}", width="stretch"):
                 session.notify(runs.stop(ws, launch_item=item), ":material/stop_circle:")
                 st.rerun()
     for item in runs.failures(path, campaign):
@@ -55,7 +55,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
         with left:
             st.error(f"The run of {item.request.describe()} failed: {item.failure()}", icon="⚠️")
         with right:
-            if st.button("Dismiss", key=f"dismiss-{item.pid}", width="stretch"):
+            if st.button("Dismiss", key=f"dismiss-{item.ident}", width="stretch"):
                 runs.dismiss(item)
                 st.rerun()
     for run in _failed_runs(ws, campaign):
@@ -67,7 +67,7 @@ def runs_bar(ws: Workspace, campaign: str) -> bool:
             if st.button("Dismiss", key=f"dismiss-run-{run['run_id']}", width="stretch"):
                 st.session_state.setdefault("_failed_dismissed", set()).add(int(run["run_id"]))
                 st.rerun()
-    return bool(active) or bool(launching)
+    return bool(active) or bool(launching) or runs.clicks_going(path, campaign)
 
 
 def _failed_runs(ws: Workspace, campaign: str) -> list[dict[str, Any]]:

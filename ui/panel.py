@@ -135,9 +135,21 @@ def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -
         again = cells.can_run_again(cell)
         label = "⟳ Run Again" if again else "▶ Click to Run"
         busy = cell.status is Status.RUNNING  # queued cells nobody is running yet can be started by hand
+        request = runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again)
         with left:
-            if st.button(label, type="primary", key="panel-run", disabled=busy, width="stretch"):
-                start(ws, campaign, runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again))
+            st.button(
+                label,
+                type="primary",
+                key="panel-run",
+                disabled=busy,
+                width="stretch",
+                on_click=start_before_rerun,
+                args=(ws, request),
+            )
+        refused = st.session_state.pop("_start_refused", None)
+        if refused is not None:
+            with left, session.friendly("run"):
+                raise refused
     if cell.blocked_by:
         with left:
             if st.button(f"Open {cell.blocked_by}", key="panel-open-blocker", icon=":material/arrow_back:"):
@@ -149,6 +161,21 @@ def actions(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell) -
                 start(ws, campaign, runs.RunRequest(campaign.name, (cell.waiting_on,), (cell.row_id,)))
 
 
+def start_before_rerun(ws: Workspace, request: runs.RunRequest) -> None:
+    """Click to Run / Run Again, as the button's callback: the run starts before the rerun the click causes, so
+    that very rerun draws the cell running (a refusal is said by the panel in that rerun)."""
+    try:
+        launched = runs.launch(ws.path.resolve(), request, actor=session.actor(), ws=ws)
+    except Exception as error:
+        st.session_state["_start_refused"] = error
+        return
+    clicked: dict[tuple[int, str], int] = st.session_state.setdefault("_clicked", {})
+    for row_id in request.rows or ():
+        for column in request.columns:
+            clicked[(row_id, column)] = launched.ident
+    session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
+
+
 def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
     """Launch a run outside the script and refresh, so the page starts following its progress; the cells it was
     asked for show running at once (ui/grid.py `clicked_cells`)."""
@@ -157,7 +184,7 @@ def start(ws: Workspace, campaign: Campaign, request: runs.RunRequest) -> None:
         clicked: dict[tuple[int, str], int] = st.session_state.setdefault("_clicked", {})
         for row_id in request.rows or ():
             for column in request.columns:
-                clicked[(row_id, column)] = launched.pid
+                clicked[(row_id, column)] = launched.ident
         session.notify(f"Started: {request.describe()}", ":material/play_arrow:")
         st.rerun()
 

@@ -1,10 +1,13 @@
-"""Runs outside the Streamlit script: launch `runsheet run` as a detached process, list what runs, stop it.
+"""Runs outside the Streamlit script: hand a run to the warm runner, or launch `runsheet run` as a detached
+process; list what runs, stop it.
 
-A run started from the UI is its own process running the same runner as the CLI, so widget clicks, reruns,
-page reloads and even a restart of the UI server never kill it. Progress is read back from the workspace's
-`runs` table, which every tab and every process sees. The launch registry here (module state, shared by every
-session of this server) covers the second or so before a new process has written its run row, and remembers
-processes that failed before they could.
+A run started from the UI goes to the warm runner that `runsheet ui` started beside it (engine/warm.py: the
+engine and litellm already imported, so a click costs its calls, not a process start-up); with none up (a UI
+started another way), it is its own `runsheet run` process. Either way it runs outside the Streamlit script with
+the same runner as the CLI, so widget clicks, reruns and page reloads never kill it. Progress is read back from
+the workspace's `runs` table, which every tab and every process sees. The launch registry here (module state,
+shared by every session of this server) covers the moment before a run has written its run row, and remembers
+runs that failed before they could.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import RunSelection, RunsheetError, Workspace
+from engine import RunSelection, RunsheetError, WarmCall, WarmResult, WarmRunner, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = Path(tempfile.gettempdir()) / "runsheet-ui-runs"
@@ -58,6 +61,11 @@ class RunRequest:
             errors=self.errors,
             error_code=self.error_code,
         )
+
+    @property
+    def few_cells(self) -> bool:
+        """A click's request: a few named rows (the grid polls faster for it)."""
+        return self.rows is not None and len(self.rows) <= 20
 
     def cli_args(self) -> list[str]:
         args = ["--campaign", self.campaign]
@@ -98,21 +106,79 @@ class RunRequest:
         return f"{what} on {where}{mode}"
 
 
+class WarmProcess:
+    """A run handed to the warm runner, seen as the process it replaces: `poll` (None while it runs, then an exit
+    code), `terminate` (stops it), `pid` (the runner's). A thread follows the run and writes what `runsheet run`
+    would have printed of a failure into `log_path`."""
+
+    def __init__(self, call: WarmCall, log_path: Path) -> None:
+        self.call = call
+        self.pid = call.pid
+        self.log_path = log_path
+        self.result: WarmResult | None = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="ui-warm-run", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        result = self.call.wait()
+        lines = [result.error] if result.error else []
+        if result.report is not None and result.report.message:
+            lines.append(f"run {result.report.run_id}: {result.report.message}")
+        self.log_path.write_text("".join(f"{line}\n" for line in lines))
+        self.result = result
+        self.done.set()
+
+    def poll(self) -> int | None:
+        """None while the run goes; then 4 when it stopped for credits, the error's code, else 0."""
+        result = self.result
+        if result is None:
+            return None
+        if result.error is not None or result.report is None:
+            return result.code or 2
+        return 4 if result.report.ending() == "refused" else 0
+
+    @property
+    def returncode(self) -> int | None:
+        return self.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the run to end (a Popen's `wait`); raises TimeoutExpired if it has not within `timeout`."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(f"warm run on {self.pid}", timeout or 0)
+        return self.poll()
+
+    def terminate(self) -> None:
+        self.call.cancel()  # the runner stops a run whose caller went away
+
+
+_IDENTS = iter(range(1, 1 << 62))
+
+
 @dataclass
 class Launch:
-    """One `runsheet run` process this server started."""
+    """One run this server started: a warm runner's (WarmProcess) or a `runsheet run` process."""
 
     workspace: Path
     request: RunRequest
     actor: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | WarmProcess
     log_path: Path
     started: float = field(default_factory=time.time)
     seen: bool = False  # a failure is reported once
+    ident: int = field(default_factory=lambda: next(_IDENTS))  # a warm runner's launches share its pid
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def has_run_row(self, pids: set[int]) -> bool:
+        """Whether the run has written its run row, among the running runs' `pids` (a warm run says so with its
+        first progress line; a process by its pid)."""
+        if isinstance(self.process, WarmProcess):
+            return self.process.call.run_id is not None
+        return self.pid in pids
 
     @property
     def running(self) -> bool:
@@ -165,8 +231,9 @@ def command_for(workspace: Path, request: RunRequest, actor: str) -> list[str]:
 
 
 def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | None = None) -> Launch:
-    """Start `request` as a detached `runsheet run` process; raises RunConflict if it would duplicate a run, and
-    PermissionDeniedError (logged) if `actor` may not run: refused here, in plain words, not in the process."""
+    """Start `request` on the warm runner, or (none up) as a detached `runsheet run` process; raises RunConflict
+    if it would duplicate a run, and PermissionDeniedError (logged) if `actor` may not run: refused here, in plain
+    words, not in the process."""
     acting = ws if ws is not None and ws.actor == actor else Workspace(workspace, actor=actor)
     acting.authorize("run", what=request.campaign)
     with _LOCK:
@@ -175,6 +242,18 @@ def launch(workspace: Path, request: RunRequest, *, actor: str, ws: Workspace | 
             raise RunConflict(conflict, hint="wait for it to finish, or stop it first")
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log_path = LOG_DIR / f"run-{time.time_ns()}.log"
+        call = WarmRunner.submit(
+            workspace,
+            request.campaign,
+            request.selection,
+            actor=actor,
+            trigger="ui",
+            in_error=False,  # the grid shows the cells themselves
+        )
+        if call is not None:
+            started = Launch(workspace, request, actor, WarmProcess(call, log_path), log_path)
+            _LAUNCHES.append(started)
+            return started
         env = dict(os.environ)
         env["RUNSHEET_WORKSPACE"] = str(workspace)
         env["USER"] = actor  # the CLI records $USER as the actor when it has no --as
@@ -209,6 +288,20 @@ def launches_all() -> list[Launch]:
         return list(_LAUNCHES)
 
 
+def clicks_going(workspace: Path, campaign: str) -> bool:
+    """Whether a click of ours (a run of a few cells) has not ended yet: its cells are shown running."""
+    return any(item.running and item.request.few_cells for item in launches(workspace, campaign))
+
+
+def wait_for_clicks(workspace: Path, campaign: str, timeout: float) -> None:
+    """Wait up to `timeout` for the clicks of ours on the warm runner still going (runs of a few cells) to end,
+    so a poll that would come a moment too early reads their values instead."""
+    deadline = time.monotonic() + timeout
+    for item in launches(workspace, campaign):
+        if isinstance(item.process, WarmProcess) and item.request.few_cells:
+            item.process.done.wait(max(0.0, deadline - time.monotonic()))
+
+
 def forget_all() -> None:
     """Drop every finished launch from the registry (running ones are kept)."""
     with _LOCK:
@@ -221,7 +314,7 @@ def starting(workspace: Path, campaign: str | None, runs: Sequence[dict[str, Any
     return [
         item
         for item in launches(workspace, campaign)
-        if item.running and item.pid not in known and time.time() - item.started < 120
+        if item.running and not item.has_run_row(known) and time.time() - item.started < 120
     ]
 
 
@@ -280,8 +373,8 @@ def find_conflict(workspace: Path, request: RunRequest, ws: Workspace | None = N
 
 
 def stop(ws: Workspace, run: dict[str, Any] | None = None, launch_item: Launch | None = None) -> str:
-    """Stop a run: ask the engine (the runner cancels in-flight calls and starts nothing new); a process this
-    server launched that has no run row yet is terminated instead. Returns what was done."""
+    """Stop a run: ask the engine (the runner cancels in-flight calls and starts nothing new); a run this server
+    launched that has no run row yet is terminated instead. Returns what was done."""
     if run is not None:
         if ws.stop_run(int(run["run_id"])):
             return f"stop requested for run {run['run_id']}"

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import streamlit as st
 
@@ -113,8 +114,17 @@ def notify(message: str, icon: str = "✅") -> None:
 
 
 def show_notices() -> None:
-    for message, icon in st.session_state.pop("_notices", []):
+    shown = st.session_state.pop("_notices", [])
+    st.session_state["_notices_shown"] = shown
+    for message, icon in shown:
         st.toast(message, icon=icon)
+
+
+def rerun_keeping_notices() -> NoReturn:
+    """`st.rerun`, with this run's notices shown again by the next: toasts drawn by a run that a rerun cuts short
+    are lost with it (a warm click's run can end while the grid is drawn, which reruns at once)."""
+    st.session_state.setdefault("_notices", [])[:0] = st.session_state.pop("_notices_shown", [])
+    st.rerun()
 
 
 @contextmanager

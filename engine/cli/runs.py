@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -31,7 +32,7 @@ from engine.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from engine import Estimate, RunProgress
+    from engine import Estimate, RunProgress, RunReport, RunSelection
 
 err = Console(stderr=True, highlight=False)
 # What `runsheet run` exits with, by how the run ended for the cells in its scope (RunReport.ending); 1 is a user
@@ -88,10 +89,9 @@ def run(
     an earlier one); 4 some were refused (credits, a cap, or
     a paused step: they keep what they held); 5 the run was stopped; 1 a bad request (nothing ran).
     """
-    from engine import RunOptions, RunSelection
+    from engine import RunOptions, RunSelection, WarmRunner
 
     def body() -> int:
-        handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         selection = RunSelection.of(
             column or None,
             parse_rows(rows),
@@ -103,25 +103,56 @@ def run(
             error_code=error_code,
         )
         retry = retry_command(campaign, column, rows)
+        if concurrency is not None and concurrency < 1:
+            raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
+        if not dry_run and campaign is not None and few_cells(selection):
+            call = WarmRunner.submit(
+                workspace,
+                campaign,
+                selection,
+                actor=actor,
+                trigger=trigger,
+                max_credits=max_credits,
+                concurrency=concurrency,
+            )
+            if call is not None:  # a warm runner (the UI's, or serve's) runs it: no start-up to pay
+                with progress_display(as_json, progress_every) as bar:
+                    result = call.wait(bar.update)
+                if result.error is not None or result.report is None:
+                    typer.echo(result.error, err=True)
+                    return result.code
+                return ended(result.report, result.in_error, as_json, retry)
+        handle = open_campaign(workspace, campaign, actor=actor, trigger=trigger)
         if dry_run:
             estimate = handle.estimate(selection, max_credits=max_credits)
             _print_estimate(estimate, as_json, retry)
             return 0
-        if concurrency is not None and concurrency < 1:
-            raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
         with progress_display(as_json, progress_every) as bar:
             options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
             report = handle.run(selection, options=options)
-        in_error = handle.errors(selection)
-        print_report(report, as_json, in_error=in_error, retry=retry)
-        code = EXIT_CODES[report.ending()]
-        # cells of the scope left in error from before (rule 9 keeps them) are not "all well" either: a cron job
-        # or CI step sees them, and the report says how to retry them
-        return EXIT_CODES["failed"] if code == 0 and any(in_error.values()) else code
+        return ended(report, handle.errors(selection), as_json, retry)
 
     code = guard(body)
     if code:
         raise typer.Exit(code)
+
+
+# `run` on at most this many rows (or one column's cells on them) goes to a warm runner when one is up.
+WARM_ROWS = 20
+
+
+def few_cells(selection: RunSelection) -> bool:
+    """Whether a run is small enough for a warm runner: a few named rows (a click, a row's steps)."""
+    return selection.rows is not None and len(selection.rows) <= WARM_ROWS
+
+
+def ended(report: RunReport, in_error: Mapping[str, int], as_json: bool, retry: str) -> int:
+    """Print a finished run's report; returns the exit code it ends with."""
+    print_report(report, as_json, in_error=in_error, retry=retry)
+    code = EXIT_CODES[report.ending()]
+    # cells of the scope left in error from before (rule 9 keeps them) are not "all well" either: a cron job
+    # or CI step sees them, and the report says how to retry them
+    return EXIT_CODES["failed"] if code == 0 and any(in_error.values()) else code
 
 
 class ProgressBar:

@@ -8,6 +8,7 @@ itself (tests use it as a safety net), and SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Annotated
@@ -61,7 +62,7 @@ def serve(
     """Serve the HTTP API (records in, runs, stop; docs at /docs) and run due schedules."""
     import uvicorn
 
-    from engine import Scheduler
+    from engine import Scheduler, WarmRunner
     from engine.api import create_app
 
     ws = guard(lambda: _workspace(workspace, None))
@@ -73,12 +74,22 @@ def serve(
         timer.start()
     if scheduler is not None:
         scheduler.start()
+    runner = WarmRunner.start(ws.path)  # small `runsheet run`s on this workspace skip their start-up
+
+    def stop_then_die(signum: int, frame: object) -> None:
+        # uvicorn ends by raising the SIGTERM it caught again, which would end this process before `finally`
+        runner.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop_then_die)
     typer.echo(f"Runsheet API for {ws.path} on http://{host}:{port} (docs: /docs)", err=True)
     try:
         server.run()
     finally:
         if scheduler is not None:
             scheduler.stop()
+        runner.stop()
 
 
 # ---- users and tokens ---------------------------------------------------------------------------------------

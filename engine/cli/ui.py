@@ -1,6 +1,7 @@
 """`runsheet ui`: serve the Streamlit grid for one workspace on 127.0.0.1.
 
-Streamlit runs in this very process (no child to orphan), so whoever started `runsheet ui` stops it by its PID.
+Streamlit runs in this very process, so whoever started `runsheet ui` stops it by its PID; its one child, the warm
+runner that runs clicks (engine/warm.py), stops with it (and by itself should this process die first).
 `--exit-after` makes a server stop by itself, which tests and benchmarks use as a safety net.
 """
 
@@ -42,7 +43,14 @@ def ui(
         timer.daemon = True
         timer.start()
     typer.echo(f"Runsheet UI for {workspace}: http://127.0.0.1:{port}")
-    serve(port)
+    from engine import WarmRunner
+
+    # clicks go to this warm runner (engine and litellm imported) instead of a new process each
+    runner = WarmRunner.start(os.environ["RUNSHEET_WORKSPACE"])
+    try:
+        serve(port)
+    finally:
+        runner.stop()
 
 
 def serve(port: int) -> None:

@@ -430,7 +430,7 @@ def test_a_failed_run_is_reported_in_plain_words(app: AppTest, states_ws: Worksp
     messages = [e.value for e in app.error]
     assert any("The run of nosuch on all rows failed: error:" in m for m in messages), messages
     assert not app.exception
-    app.button(key=f"dismiss-{item.pid}").click().run()
+    app.button(key=f"dismiss-{item.ident}").click().run()
     assert not any("failed" in e.value for e in app.error)
 
 
