@@ -45,7 +45,8 @@ def campaign_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 # A campaign as last loaded, by what identifies its spec and tables: its id, its row registry, a digest of its stored
 # spec and when that was last written (`apply` writes the spec and changes the column tables in one statement's
-# time: a column dropped and added back gets a new table, so the same spec written again is loaded again).
+# time: a column dropped and added back gets a new table, so the same spec written again is loaded again). Every
+# write of `columns` sets `campaigns.updated_at` (store/changes.py: apply, and the upgrade made on open).
 _LOADED: dict[tuple[int, str, str, object], CampaignTables] = {}
 _LOADED_LIMIT = 64
 

@@ -282,6 +282,8 @@ def upgrade_value_types(con: duckdb.DuckDBPyConnection) -> None:
             continue
         unwrap_values(con, table)
         con.execute("UPDATE columns SET value_type = 'VARCHAR' WHERE campaign_id = ? AND name = ?", [campaign_id, name])
+        # a catalog write: processes that keep the campaign's catalog (store/catalog.py) load it again
+        con.execute("UPDATE campaigns SET updated_at = now() WHERE campaign_id = ?", [campaign_id])
 
 
 def _check_retype(
