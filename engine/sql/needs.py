@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -37,10 +38,12 @@ class Needs:
 EVERYTHING = Needs()
 
 
+@lru_cache(maxsize=256)
 def needs_of(sql: str) -> Needs:
     """What `sql` reads. Anything the parser cannot follow (a star outside count(*), COLUMNS(...), PIVOT, a
     whole row used as a value, an EXPLAIN, DESCRIBE or SUMMARIZE) means every column; a parse failure (or a
-    tree too deep for it to walk) means everything."""
+    tree too deep for it to walk) means everything. Kept per text (Needs is immutable): parsing costs as much
+    as a point lookup, and the UI and scripts send the same statements again."""
     parser_log = logging.getLogger("sqlglot")
     level = parser_log.level
     parser_log.setLevel(logging.CRITICAL)  # it warns when it falls back to a raw command
