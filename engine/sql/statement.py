@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from engine.errors import QueryError
+from engine.sql.needs import KEPT_MAX_CHARS
 
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 # Table functions that read nothing but their arguments.
@@ -66,7 +67,10 @@ _PARSED_LOCK = threading.Lock()
 
 def parse_read(con: duckdb.DuckDBPyConnection, sql: str, *, what: str = "query") -> ReadStatement:
     """`sql` as one read statement; otherwise a QueryError saying why not (it changes nothing). A statement that
-    passed is kept, and the same text is not parsed again; one that failed is parsed (and refused) each time."""
+    passed is kept (up to KEPT_MAX_CHARS long), and the same text is not parsed again; one that failed is parsed
+    (and refused) each time."""
+    if len(sql) > KEPT_MAX_CHARS:
+        return _parse_read(con, sql, what)
     key = (sql, what)
     with _PARSED_LOCK:
         kept = _PARSED.get(key)

@@ -212,6 +212,9 @@ def test_a_kept_parse_is_the_same_statement_and_the_keep_is_bounded() -> None:
             statement.parse_read(con, f"SELECT {i} AS n")
         assert len(statement._PARSED) == statement.PARSED_KEPT
         assert statement.parse_read(con, "SELECT 1 AS one") is not first  # pushed out, parsed again
+        long = "SELECT 1 AS one WHERE 1 IN (" + ", ".join(["1"] * 8000) + ")"
+        assert len(long) > statement.KEPT_MAX_CHARS
+        assert statement.parse_read(con, long) is not statement.parse_read(con, long)  # too long to keep
 
 
 def test_every_query_keeps_its_own_time_limit(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
