@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -37,10 +38,23 @@ class Needs:
 EVERYTHING = Needs()
 
 
+KEPT_MAX_CHARS = 20_000  # longer statements (a generated IN list, say) are parsed each time, not kept
+
+
 def needs_of(sql: str) -> Needs:
     """What `sql` reads. Anything the parser cannot follow (a star outside count(*), COLUMNS(...), PIVOT, a
     whole row used as a value, an EXPLAIN, DESCRIBE or SUMMARIZE) means every column; a parse failure (or a
-    tree too deep for it to walk) means everything."""
+    tree too deep for it to walk) means everything. Kept per text up to KEPT_MAX_CHARS (Needs is immutable):
+    parsing costs as much as a point lookup, and the UI and scripts send the same statements again."""
+    return _kept_needs(sql) if len(sql) <= KEPT_MAX_CHARS else _needs_of(sql)
+
+
+@lru_cache(maxsize=256)
+def _kept_needs(sql: str) -> Needs:
+    return _needs_of(sql)
+
+
+def _needs_of(sql: str) -> Needs:
     parser_log = logging.getLogger("sqlglot")
     level = parser_log.level
     parser_log.setLevel(logging.CRITICAL)  # it warns when it falls back to a raw command

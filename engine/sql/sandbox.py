@@ -16,13 +16,14 @@ its time limit.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,18 +101,55 @@ class Sandbox:
 
     @contextmanager
     def _deadline(self) -> Iterator[None]:
-        timer = threading.Timer(self.limits.timeout, self.con.interrupt)
-        timer.daemon = True
-        timer.start()
+        armed = _WATCHDOG.arm(self.limits.timeout, self.con.interrupt)
         try:
             yield
         except duckdb.Error as err:
             raise translate(err, self.limits, self.tables(), self.db) from err
         finally:
-            timer.cancel()
+            _WATCHDOG.disarm(armed)
 
     def tables(self) -> list[str]:
         return self.reachable.names()
+
+
+class _Watchdog:
+    """One thread that interrupts statements that pass their time limit (a timer thread per statement cost a
+    millisecond of a point lookup). Once `disarm` returns, the statement's interrupt can no longer fire."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, interrupt: Callable[[], None]) -> int:
+        with self._changed:
+            token = next(self._tokens)
+            self._due[token] = (time.monotonic() + seconds, interrupt)
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._watch, name="runsheet-query-deadlines", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._changed:
+            self._due.pop(token, None)
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, interrupt) in list(self._due.items()):
+                    if deadline <= now:
+                        del self._due[token]
+                        interrupt()
+                soonest = min((deadline for deadline, _ in self._due.values()), default=None)
+                self._changed.wait(None if soonest is None else max(0.0, soonest - now))
+
+
+_WATCHDOG = _Watchdog()
 
 
 @contextmanager

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import duckdb
 
 from engine.errors import QueryError
+from engine.sql.needs import KEPT_MAX_CHARS
 
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 # Table functions that read nothing but their arguments.
@@ -28,6 +31,7 @@ DESCRIBES = frozenset({"DESCRIBE", "SUMMARY"})
 EXPLAIN = re.compile(r"\s*EXPLAIN\s+(ANALY[SZ]E\s+)?", re.IGNORECASE)
 MAX_DEPTH = 1000  # DuckDB's own max_expression_depth
 DEPTH_HINT = "flatten it: name the parts with WITH ... AS (...), or use IN (...) for long lists"
+PARSED_KEPT = 256  # statements whose parse is kept (`parse_read`)
 
 Tree = dict[str, Any]
 
@@ -35,7 +39,7 @@ Tree = dict[str, Any]
 @dataclass(frozen=True)
 class ReadStatement:
     """One read statement as given (`source`), its text (no trailing `;`) and DuckDB's tree of the SELECT it
-    runs or explains."""
+    runs or explains (shared by every caller that parses the same text: read it, never change it)."""
 
     source: str
     text: str
@@ -55,8 +59,33 @@ class Reachable:
         return list(self.listed) or sorted(self.main) + [f"campaign.{n}" for n in sorted(self.campaign)]
 
 
+# Parses kept per (text, what), the most recently used last: DuckDB's parser gives the same tree for the same
+# text, and parsing one (two calls into DuckDB and a JSON decode) costs a third of a point lookup.
+_PARSED: OrderedDict[tuple[str, str], ReadStatement] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+
+
 def parse_read(con: duckdb.DuckDBPyConnection, sql: str, *, what: str = "query") -> ReadStatement:
-    """`sql` as one read statement; otherwise a QueryError saying why not (it changes nothing)."""
+    """`sql` as one read statement; otherwise a QueryError saying why not (it changes nothing). A statement that
+    passed is kept (up to KEPT_MAX_CHARS long), and the same text is not parsed again; one that failed is parsed
+    (and refused) each time."""
+    if len(sql) > KEPT_MAX_CHARS:
+        return _parse_read(con, sql, what)
+    key = (sql, what)
+    with _PARSED_LOCK:
+        kept = _PARSED.get(key)
+        if kept is not None:
+            _PARSED.move_to_end(key)
+            return kept
+    parsed = _parse_read(con, sql, what)
+    with _PARSED_LOCK:
+        _PARSED[key] = parsed
+        while len(_PARSED) > PARSED_KEPT:
+            _PARSED.popitem(last=False)
+    return parsed
+
+
+def _parse_read(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> ReadStatement:
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as err:

@@ -252,7 +252,8 @@ def create_views(
 
     main: set[str] = set()
     campaign: set[str] = set()
-    con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
+    if not made:  # an instance that kept views has the schema
+        con.execute("CREATE SCHEMA IF NOT EXISTS campaign")
     for layout in layouts:
         if not needs.table(layout.name):
             continue

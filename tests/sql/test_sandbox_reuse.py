@@ -180,3 +180,48 @@ def test_a_process_keeps_only_the_last_few_instances(tmp_path: Path) -> None:
         workspaces.append(ws)
     assert len(sandbox._KEPT) <= sandbox.MAX_KEPT
     assert workspaces[0].query("SELECT x FROM t").item() == "0"  # made again
+
+
+def test_a_statement_seen_before_is_checked_against_the_views_of_now(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
+    # Its parse is kept, but what it may name is decided at each query: a campaign dropped since is refused.
+    sql = "SELECT count(*) AS n FROM t"
+    assert ws.query(sql)["n"].to_list() == [3]
+    assert ws.query(sql)["n"].to_list() == [3]
+    with pytest.raises(QueryError, match="holds 2 statements"):
+        ws.query("SELECT 1; SELECT 2")
+    with pytest.raises(QueryError, match="holds 2 statements"):  # a refused statement is refused every time
+        ws.query("SELECT 1; SELECT 2")
+    with pytest.raises(QueryError, match="read-only"):
+        ws.query("DELETE FROM t")
+    with pytest.raises(QueryError, match="read-only"):
+        ws.query("DELETE FROM t")
+    with pytest.raises(QueryError, match="does not exist"):
+        ws.query("SELECT count(*) AS n FROM nowhere")
+
+
+def test_a_kept_parse_is_the_same_statement_and_the_keep_is_bounded() -> None:
+    import duckdb
+
+    from engine.sql import statement
+
+    with duckdb.connect() as con:
+        first = statement.parse_read(con, "SELECT 1 AS one")
+        assert statement.parse_read(con, "SELECT 1 AS one") is first
+        assert statement.parse_read(con, "SELECT 1 AS one", what="where filter") is not first
+        for i in range(statement.PARSED_KEPT + 5):
+            statement.parse_read(con, f"SELECT {i} AS n")
+        assert len(statement._PARSED) == statement.PARSED_KEPT
+        assert statement.parse_read(con, "SELECT 1 AS one") is not first  # pushed out, parsed again
+        long = "SELECT 1 AS one WHERE 1 IN (" + ", ".join(["1"] * 8000) + ")"
+        assert len(long) > statement.KEPT_MAX_CHARS
+        assert statement.parse_read(con, long) is not statement.parse_read(con, long)  # too long to keep
+
+
+def test_every_query_keeps_its_own_time_limit(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
+    # One watchdog serves every query: a quick query between two slow ones neither stops them nor is stopped.
+    slow = "SELECT count(*) FROM range(100000000000) a, range(1000000) b"
+    for _ in range(2):
+        with pytest.raises(QueryError, match=r"ran longer than 0.3s"):
+            ws.query(slow, timeout=0.3)
+        assert ws.query("SELECT count(*) AS n FROM t", timeout=0.3)["n"].to_list() == [3]
+    assert ws.query("SELECT count(*) AS n FROM t", timeout=5)["n"].to_list() == [3]
