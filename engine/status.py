@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from engine.store.counts import count_states
 from engine.store.database import DB_FILE, Database
 from engine.store.pause import pause_state
@@ -60,10 +62,18 @@ class CampaignStatus:
 def read_status(workspace: str | Path, campaign: str | None = None) -> CampaignStatus | None:
     """The status of `campaign` (None: the workspace's only one) read with DuckDB alone, writing nothing; None when
     only the engine's path can answer (`CampaignStatus.of`): no workspace or no such campaign to name (its errors
-    are the engine's to raise), or a run of the campaign marked running."""
+    are the engine's to raise), a workspace made by an older version (a table missing: the engine upgrades it), or
+    a run of the campaign marked running."""
     path = Path(workspace) / DB_FILE
     if not path.exists():
         return None
+    try:
+        return _read(path, campaign)
+    except duckdb.CatalogException:
+        return None
+
+
+def _read(path: Path, campaign: str | None) -> CampaignStatus | None:
     with Database(path).snapshot() as con:
         found = con.execute("SELECT name, campaign_id, rows_table, spec FROM campaigns ORDER BY name").fetchall()
         picked = [row for row in found if row[0] == campaign] if campaign is not None else found

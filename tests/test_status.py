@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 
+import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +115,19 @@ def test_what_only_the_engine_can_answer_goes_its_way(tmp_path: Path) -> None:
     expected = engine_status(ws)
     ws.release()
     assert read_status(tmp_path / "ws", "t") == expected  # the run was marked interrupted
+
+
+def test_a_workspace_of_an_older_version_is_read_the_engines_way(tmp_path: Path) -> None:
+    ws = make(tmp_path / "ws")
+    ws.release()
+    con = duckdb.connect(str(tmp_path / "ws" / "runsheet.duckdb"))
+    con.execute("DROP TABLE paused")  # added by a later version: opening the workspace the engine's way adds it
+    con.close()
+    assert read_status(tmp_path / "ws", "t") is None
+    expected = engine_status(Workspace(tmp_path / "ws"))
+    assert expected.counts["domain"] == {"done": 3}
+    Workspace(tmp_path / "ws").release()
+    assert read_status(tmp_path / "ws", "t") == expected
 
 
 NAMES = ["a", "ab", "b", "tier", "score", "s1", "x_2", "c"]
