@@ -6,6 +6,10 @@
   one manual step never run): target <= 0.5 s. Floor: a hand-written Python script that opens the DuckDB file
   read-only and counts each step table's cells by status, as `status` prints them.
 
+Beside them, what a typer command line costs before it does any work: a two-command typer app's `--help` (typer's
+rich help: typer, rich, rich.markdown), and the same app parsing `status`'s options (typer coerces every
+non-flag option through pydantic). And where `runsheet --help`'s time goes, stage by stage, in one process.
+
 Ours and its floor alternate, BENCH_STARTUP_REPEATS times each (default 9); the figures are medians of wall time
 and of CPU time (user + system of the child process), with the 1-minute load average before and after. Each
 process is started as a user starts it: the `runsheet` script beside this interpreter.
@@ -52,6 +56,61 @@ for column, table in {tables!r}.items():
         found["empty"] = found.get("empty", 0) + empty
     print(column, sorted(found.items()))
 """
+
+
+TYPER_APP = """
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Two commands.")
+
+
+@app.command()
+def status(
+    campaign: Annotated[str | None, typer.Option("--campaign", "-c")] = None,
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", envvar="RUNSHEET_WORKSPACE")] = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    \"\"\"Count nothing.\"\"\"
+
+
+@app.command()
+def other() -> None:
+    \"\"\"Do nothing.\"\"\"
+
+
+app()
+"""
+# `runsheet --help` in stages, each stamped: what the interpreter had before, then each import and typer's work.
+HELP_STAGES = """
+import contextlib, io, json, time
+stamps = [time.perf_counter()]
+import typer
+stamps.append(time.perf_counter())
+import rich.console, rich.table
+stamps.append(time.perf_counter())
+import engine.cli
+app = engine.cli.app
+stamps.append(time.perf_counter())
+command = typer.main.get_command(app)
+stamps.append(time.perf_counter())
+import typer.rich_utils
+stamps.append(time.perf_counter())
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    command.main(["--help"], prog_name="runsheet", standalone_mode=False)
+stamps.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(stamps, stamps[1:])]))
+"""
+STAGES = [
+    "import typer",
+    "import rich's console and table",
+    "import engine.cli (every command registered)",
+    "typer builds the 45 commands",
+    "import typer.rich_utils (rich.markdown, rich.traceback)",
+    "render the help",
+]
 
 
 def build(folder: Path, rows: int) -> dict[str, object]:
@@ -117,6 +176,15 @@ def alternate(ours: list[str], floors: dict[str, list[str]]) -> dict[str, dict[s
     }
 
 
+def help_stages(python: str) -> dict[str, float]:
+    """Median seconds of each stage of `runsheet --help` in one process (HELP_STAGES), over REPEATS processes."""
+    found = []
+    for _ in range(REPEATS):
+        done = subprocess.run([python, "-c", HELP_STAGES], capture_output=True, text=True, check=True)
+        found.append(json.loads(done.stdout))
+    return {stage: statistics.median(run[i] for run in found) for i, stage in enumerate(STAGES)}
+
+
 def runsheet() -> list[str]:
     script = Path(sys.executable).with_name("runsheet")
     return [str(script)] if script.exists() else [shutil.which("runsheet") or "runsheet"]
@@ -131,15 +199,25 @@ def main() -> None:
         names = build(folder, ROWS)
         floor_script = Path(tmp) / "floor_status.py"
         floor_script.write_text(FLOOR_STATUS.format(rows=names["rows"], tables=names["tables"]))
+        typer_app = Path(tmp) / "typer_app.py"
+        typer_app.write_text(TYPER_APP)
         load_before = os.getloadavg()[0]
         figures["help"] = alternate(
             [*runsheet(), "--help"],
-            {"python_alone": [python, "-c", "pass"], "import_duckdb_polars_pyarrow": [python, "-c", IMPORTS]},
+            {
+                "python_alone": [python, "-c", "pass"],
+                "import_duckdb_polars_pyarrow": [python, "-c", IMPORTS],
+                "typer_two_commands_help": [python, str(typer_app), "--help"],
+            },
         )
         figures["status"] = alternate(
             [*runsheet(), "status", "-w", str(folder), "-c", "bench"],
-            {"duckdb_script": [python, str(floor_script), str(folder / "runsheet.duckdb")]},
+            {
+                "duckdb_script": [python, str(floor_script), str(folder / "runsheet.duckdb")],
+                "typer_parsing_alone": [python, str(typer_app), "status", "-w", str(folder), "-c", "bench"],
+            },
         )
+        figures["help_stages"] = help_stages(python)
         load_after = os.getloadavg()[0]
     figures["load_average_1min"] = {"before": load_before, "after": load_after}
     show(figures)
@@ -165,9 +243,16 @@ def show(figures: dict[str, object]) -> None:
     print("  " + line("runsheet --help (target <= 0.25 s)", help_["ours"]))
     print("  " + line("floor: python -c pass", help_["python_alone"]))
     print("  " + line(f"floor: python -c '{IMPORTS}'", help_["import_duckdb_polars_pyarrow"]))
+    print("  " + line("beside: a two-command typer app's --help", help_["typer_two_commands_help"]))
     print("  " + line(f"runsheet status, {ROWS:,} rows (target <= 0.5 s)", status["ours"]))
     print("  " + line("floor: a hand-written DuckDB status script", status["duckdb_script"]))
+    print("  " + line("beside: typer parsing status's options, no work", status["typer_parsing_alone"]))
     print(f"  status / floor: {status['ours']['median_s'] / status['duckdb_script']['median_s']:.2f}x wall")
+    stages = figures["help_stages"]
+    assert isinstance(stages, dict)
+    print(f"  runsheet --help in one process, median of {REPEATS} (after the interpreter's own start):")
+    for stage, seconds in stages.items():
+        print(f"    {stage:<58} {seconds:6.3f} s")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from engine.schedules import Schedule, Scheduler, add_schedule, remove_schedule
     from engine.schedules import schedules as list_schedules
     from engine.spec import CampaignSpec, ColumnSpec, load_spec, parse_spec
+    from engine.status import CampaignStatus, read_status
     from engine.store.changes import SpecChanges, TypeChange
     from engine.store.context import ContextDocument
     from engine.store.layouts import ColumnLayout
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ApplyResult": ("engine.workspace", "ApplyResult"),
     "Campaign": ("engine.campaign", "Campaign"),
     "CampaignSpec": ("engine.spec", "CampaignSpec"),
+    "CampaignStatus": ("engine.status", "CampaignStatus"),
     "Cell": ("engine.campaign", "Cell"),
     "ColumnEstimate": ("engine.estimate", "ColumnEstimate"),
     "ColumnLayout": ("engine.store.layouts", "ColumnLayout"),
@@ -104,6 +106,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "list_schedules": ("engine.schedules", "schedules"),
     "load_spec": ("engine.spec", "load_spec"),
     "parse_spec": ("engine.spec", "parse_spec"),
+    "read_status": ("engine.status", "read_status"),
     "remove_schedule": ("engine.schedules", "remove_schedule"),
 }
 
@@ -125,6 +128,7 @@ __all__ = [
     "ApplyResult",
     "Campaign",
     "CampaignSpec",
+    "CampaignStatus",
     "Cell",
     "ColumnEstimate",
     "ColumnLayout",
@@ -175,5 +179,6 @@ __all__ = [
     "list_schedules",
     "load_spec",
     "parse_spec",
+    "read_status",
     "remove_schedule",
 ]

@@ -32,6 +32,7 @@ from engine.spec import CampaignSpec
 from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
+from engine.store.counts import count_states
 from engine.store.database import Database, frame, scalar
 from engine.store.edits import NOTES, cell_text, confirm_pin, log_edit, pin, save_to_record, write_input
 from engine.store.schema import quote
@@ -490,17 +491,8 @@ class Campaign:
         with self.db.transaction() as con:
             tables = self._load(con)
             reclaim_dead_runs(con, tables)  # cells a dead run held are counted as given back, not running
-            total = int(scalar(con, f"SELECT count(*) FROM {tables.rows_table}"))
-            counts: dict[str, dict[str, int]] = {}
-            for column in tables.spec.graph.steps():
-                found = dict(
-                    con.execute(f"SELECT status, count(*) FROM {tables.tables[column]} GROUP BY status").fetchall()
-                )
-                empty = total - sum(found.values())
-                if empty:
-                    found[Status.EMPTY.value] = found.get(Status.EMPTY.value, 0) + empty
-                counts[column] = dict(sorted(found.items()))
-            return counts
+            steps = tables.spec.graph.steps()
+            return count_states(con, tables.rows_table, {c: tables.tables[c] for c in steps})[1]
 
     def values(self) -> pl.DataFrame:
         """Every row with the value of every column, as a polars DataFrame (row_id first)."""

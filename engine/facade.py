@@ -19,7 +19,7 @@ from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
 from engine.logins import Login, log_in, log_out, needs_login, session_login, set_password
 from engine.run.lifecycle import reclaim_dead_runs
 from engine.store.catalog import load_campaign
-from engine.store.database import dict_rows
+from engine.store.database import DB_FILE, dict_rows
 from engine.store.layouts import ColumnLayout, load_layout, store_layout
 from engine.store.pause import PauseState, pause_state
 from engine.store.runlog import run_log
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from engine.campaign import Campaign
     from engine.spec import CampaignSpec
     from engine.store.database import Database
-
-DB_FILE = "runsheet.duckdb"
 
 
 class WorkspaceFacade:

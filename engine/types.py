@@ -9,6 +9,7 @@ ColumnName = NewType("ColumnName", str)
 RowId = NewType("RowId", int)
 
 RunMode = Literal["auto", "manual"]
+INPUT_KIND = "input"  # the kind of a column that holds what people and imports put in; every other kind is a step
 
 
 class Status(str, Enum):

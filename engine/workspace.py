@@ -17,7 +17,7 @@ from engine.auth import Role, authorize, current_user, list_users, role_of, set_
 from engine.campaign import Campaign
 from engine.errors import EditError, NotFoundError, SpecConflictError
 from engine.estimate import Estimate, call_price, estimate_claims
-from engine.facade import DB_FILE, WorkspaceFacade
+from engine.facade import WorkspaceFacade
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.io.exporter import export_query
@@ -31,7 +31,7 @@ from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
 from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
-from engine.store.database import Database, dict_rows
+from engine.store.database import DB_FILE, Database, dict_rows
 from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
 from engine.store.runlog import history_counts, purge_history
 from engine.store.schema import create_metadata, upgrade_metadata

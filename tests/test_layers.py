@@ -48,6 +48,7 @@ LAYERS = [
     "campaign",  # one campaign's requests: add and import records, edit, run, estimate, look
     "facade",  # what the faces ask of a workspace beyond campaigns: people, tokens, schedules, run log
     "workspace",  # the workspace folder and database; hands out campaigns
+    "status",  # what `runsheet status` shows, read with DuckDB alone (the engine's way when it must)
     "schedules",  # runs a workspace's campaigns on a cron or an interval, inside `runsheet serve`
     "intake",  # records posted to the API enrich themselves: background runs within an intake budget
     "warm",  # the warm runner: a long-lived process that runs clicks (and small `runsheet run`s) as normal runs

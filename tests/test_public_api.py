@@ -23,6 +23,7 @@ PUBLIC = [
     "ApplyResult",
     "Campaign",
     "CampaignSpec",
+    "CampaignStatus",
     "Cell",
     "ColumnEstimate",
     "ColumnLayout",
@@ -73,6 +74,7 @@ PUBLIC = [
     "list_schedules",
     "load_spec",
     "parse_spec",
+    "read_status",
     "remove_schedule",
 ]
 

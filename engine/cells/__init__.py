@@ -9,9 +9,9 @@ from engine.cells.formula import Formula
 from engine.cells.http import Http
 from engine.cells.probe import LEDGER, Probe
 from engine.cells.python import Python
+from engine.types import INPUT_KIND
 
 KINDS: dict[str, StepKind] = {kind.name: kind for kind in (Formula(), Python(), Ai(), Probe(), Http(), Export())}
-INPUT_KIND = "input"
 
 
 def kind_named(name: str) -> StepKind:

@@ -290,10 +290,15 @@ def _paused_steps(workspace: Path, handle: Campaign) -> dict[str, str]:
     state = Workspace(workspace).pause_state(handle.name)
     graph = handle.spec.graph
     return {
-        c: f"runsheet resume -c {handle.name}" + (f" --column {c}" if c in state.columns else "")
+        c: _resume_command(handle.name, c, c in state.columns)
         for c in graph.steps()
         if state.stops(c, graph.nodes[c].free)
     }
+
+
+def _resume_command(campaign: str, column: str, own: bool) -> str:
+    """The command that starts a paused step again: resuming it (`own`, paused on its own) or its campaign."""
+    return f"runsheet resume -c {campaign}" + (f" --column {column}" if own else "")
 
 
 def _cell_text(cell: Cell, manual: bool, paused: bool = False) -> str:
@@ -423,21 +428,22 @@ def status(
     """Count each step column's cells by state."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign, actor=actor)
-        counts = handle.status_counts()
+        from engine import CampaignStatus, read_status
+
+        found = read_status(workspace, campaign) or CampaignStatus.of(open_campaign(workspace, campaign, actor=actor))
         if as_json:
-            out.print_json(json.dumps({"campaign": handle.name, "rows": handle.row_count(), "columns": counts}))
+            out.print_json(json.dumps({"campaign": found.campaign, "rows": found.rows, "columns": found.counts}))
             return
-        states = [s.value for s in Status if any(s.value in c for c in counts.values())]
-        table = Table(title=f"{handle.name}: {handle.row_count()} rows")
+        states = [s.value for s in Status if any(s.value in c for c in found.counts.values())]
+        table = Table(title=f"{found.campaign}: {found.rows} rows")
         table.add_column("column")
         for state in states:
             table.add_column(state, justify="right")
-        for column, found in counts.items():
-            table.add_row(column, *[str(found.get(state, "")) for state in states])
+        for column, cells in found.counts.items():
+            table.add_row(column, *[str(cells.get(state, "")) for state in states])
         out.print(table)
-        for column, command in _paused_steps(workspace, handle).items():
-            out.print(f"{column} is paused: start it with `{command}`")
+        for column, own in found.paused.items():
+            out.print(f"{column} is paused: start it with `{_resume_command(found.campaign, column, own)}`")
 
     guard(body)
 

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from engine import Campaign, RunReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Runsheet: reactive campaign tables.")
+
+
+@app.callback()
+def _commands() -> None:
+    """Keeps `runsheet` a group of commands when one module alone has registered its commands (engine/cli/__init__.py):
+    typer would otherwise run a lone command without its name."""
+
+
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 WorkspaceOption = Annotated[

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from engine import RunsheetError
@@ -159,6 +158,8 @@ class ProgressBar:
     """A rich progress bar on stderr for the paid part of a run: done/total, rate, ETA, credits."""
 
     def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]run {task.fields[run_id]}"),

@@ -27,14 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from engine.errors import WorkspaceBusyError
 
+if TYPE_CHECKING:
+    import polars as pl
+
 log = logging.getLogger(__name__)
+DB_FILE = "runsheet.duckdb"  # the database file in a workspace folder
 _CONNECT_LOCK = threading.Lock()
 
 # Every open replays the write-ahead log, at about 0.25 ms per KB here, while a checkpoint folds it into the
@@ -142,17 +145,17 @@ class Database:
                 return True
         return False
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         # Take turns: when another live process is waiting for the file, pause once so it can open it (without
         # this, a process that writes in a loop reopens the file before a waiting one's next retry).
         if self._someone_waiting():
             time.sleep(TURN_SECONDS)
         try:
-            return self._connect()
+            return self._connect(read_only)
         finally:
             self._waiting_marker().unlink(missing_ok=True)
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.005
         while True:
@@ -161,10 +164,11 @@ class Database:
                 # the file; creating or joining it from two threads at once has been seen to leave a connection
                 # without its Arrow scan function, so connections are made one at a time.
                 with _CONNECT_LOCK:
-                    con = duckdb.connect(str(self.path))
+                    con = duckdb.connect(str(self.path), read_only=read_only)
                     # Closing would otherwise checkpoint the whole file every time (100+ ms on a million rows);
                     # DuckDB still checkpoints when the WAL passes its threshold.
-                    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                    if not read_only:
+                        con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 return con
             except (duckdb.IOException, duckdb.ResourceInUseException) as err:
                 if not is_lock_error(err):
@@ -243,6 +247,13 @@ class Database:
         """One connection, one transaction: committed if the block succeeds (and `commit`), rolled back if it
         raises. `commit=False` is a dry run: work out what a request would do, then leave no trace. Waits for
         this process's other transactions on the file (WorkspaceBusyError after `busy_timeout` seconds)."""
+        with self._turn():
+            with self._one_transaction(commit) as con:
+                yield con
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn on the file: its other transactions wait (WorkspaceBusyError after `busy_timeout`)."""
         turn = _holder(self.path).turn
         if not turn.acquire(timeout=self.busy_timeout):
             raise WorkspaceBusyError(
@@ -251,10 +262,29 @@ class Database:
                 hint="retry in a moment; nothing was changed",
             )
         try:
-            with self._one_transaction(commit) as con:
-                yield con
+            yield
         finally:
             turn.release()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read that can write nothing: the file opened read-only for the block (waiting, as a transaction does,
+        while another process has it open to write) and closed after it, so a short command pays no writer's open,
+        watcher or log fold. When this process holds the file already, a transaction on that hold, rolled back."""
+        with self._turn():
+            if _holder(self.path).con is not None:
+                with self._one_transaction(commit=False) as con:
+                    yield con
+                return
+            con = self._open(read_only=True)
+            try:
+                wrapped = con
+                for wrap in CONNECTION_WRAPPERS:
+                    wrapped = wrap(wrapped)
+                yield wrapped
+            finally:
+                with _CONNECT_LOCK:
+                    con.close()
 
     @contextmanager
     def _one_transaction(self, commit: bool) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -313,4 +343,6 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pl.DataFrame:
     """A query's result as a polars DataFrame, through Arrow."""
+    import polars as pl
+
     return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())  # type: ignore[return-value]

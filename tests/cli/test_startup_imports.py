@@ -1,5 +1,5 @@
 """Commands import what they use (issue 16): `import engine`, importing the CLI and `runsheet --help` load no data
-library, and `runsheet status` loads neither pandas nor litellm. Each check runs in a fresh interpreter and reads
+library, and `runsheet status` loads DuckDB alone. Each check runs in a fresh interpreter and reads
 `sys.modules` (what was loaded, not how long it took: timings are bench/startup.py's)."""
 
 from __future__ import annotations
@@ -44,6 +44,19 @@ def cli(*args: str) -> str:
     )
 
 
+def script(*args: str) -> str:
+    """The `runsheet` script (engine.cli.main) in-process with these arguments."""
+    return (
+        "import sys\n"
+        "import engine.cli\n"
+        f"sys.argv = ['runsheet', *{list(args)!r}]\n"
+        "try:\n"
+        "    engine.cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+    )
+
+
 def test_importing_engine_loads_no_data_library() -> None:
     assert loaded_after("import engine") == []
 
@@ -71,8 +84,41 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path / "ws"
 
 
-def test_status_loads_neither_pandas_nor_litellm(workspace: Path) -> None:
-    loaded = loaded_after(cli("status", "-w", str(workspace), "--json"))
-    assert "duckdb" in loaded  # it did read the workspace
-    assert "pandas" not in loaded
-    assert "litellm" not in loaded
+def test_status_loads_duckdb_alone(workspace: Path) -> None:
+    """`status` reads the catalog and counts with DuckDB alone (engine/status.py): no polars or pyarrow (0.35 s),
+    no spec parser (sqlglot, jinja2), no graph library."""
+    assert loaded_after(script("status", "-w", str(workspace), "--json")) == ["duckdb"]
+    assert loaded_after(script("status", "-w", str(workspace))) == ["duckdb"]
+    assert loaded_after(cli("status", "-w", str(workspace))) == ["duckdb"]  # with every command registered
+
+
+def test_a_command_registers_its_own_module_alone(workspace: Path) -> None:
+    code = (
+        script("status", "-w", str(workspace))
+        + "print('CLI', sorted(m for m in sys.modules if m.startswith('engine.cli')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "CLI ['engine.cli', 'engine.cli.campaigns', 'engine.cli.common']" in done.stdout, done.stderr[-2000:]
+
+
+def test_each_command_is_mapped_to_the_module_that_registers_it() -> None:
+    """engine/cli/__init__.py's COMMANDS, against what each module registers when imported alone, in turn."""
+    code = (
+        "import importlib, json\n"
+        "from engine.cli import MODULES, common\n"
+        "def names():\n"
+        "    app = common.app\n"
+        "    found = [c.name or c.callback.__name__.replace('_', '-') for c in app.registered_commands]\n"
+        "    return found + [g.name for g in app.registered_groups]\n"
+        "found = {}\n"
+        "for module in MODULES:\n"
+        "    before = set(names())\n"
+        "    importlib.import_module('engine.cli.' + module)\n"
+        "    found.update({name: module for name in names() if name not in before})\n"
+        "print('FOUND', json.dumps(found))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "FOUND " in done.stdout, done.stderr[-2000:]
+    from engine.cli import COMMANDS
+
+    assert json.loads(done.stdout.split("FOUND ", 1)[1]) == COMMANDS

@@ -20,6 +20,8 @@ PLAIN_OPEN = "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('op
 ENGINE_READ = (
     "import sys; from engine import Workspace; print(Workspace(sys.argv[1]).campaign('t').cell(2, 'greet').value)"
 )
+# Reads the status on a read-only snapshot (engine/status.py), waiting for the file the same way.
+STATUS_READ = "import sys; from engine import read_status; print(read_status(sys.argv[1], 't').counts['greet'])"
 
 
 def plain_open(path: str) -> subprocess.CompletedProcess[str]:
@@ -67,6 +69,23 @@ def test_a_waiting_process_gets_the_file_while_this_one_lingers(
     )
     assert (reader.returncode, reader.stdout.strip()) == (0, "Hi Zed at globex.io"), reader.stderr
     assert basic.cell(2, "greet").value == "Hi Zed at globex.io"  # and this process opens it again
+
+
+def test_a_read_only_snapshot_waits_for_the_file_and_takes_no_write(
+    ws: Workspace, basic: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "LINGER_SECONDS", 3600.0)  # only the waiter can make this process let go
+    basic.set(2, "first", "Zed")
+    reader = subprocess.run(
+        [sys.executable, "-c", STATUS_READ, str(ws.path)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert (reader.returncode, reader.stdout.strip()) == (0, "{'done': 3}"), reader.stderr
+    assert basic.cell(2, "greet").value == "Hi Zed at globex.io"  # this process opens the file again
+    with ws.db.snapshot() as con:  # this process holds the file again: the snapshot is a transaction rolled back
+        assert database._holder(ws.db.path).con is not None
+        con.execute("CREATE TABLE scratch (x INTEGER)")
+    with ws.db.snapshot() as con:
+        assert not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'scratch'").fetchall()
 
 
 def test_release_gives_the_file_up_at_once(ws: Workspace, basic: Campaign) -> None:
