@@ -10,28 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.reactive_core import SPEC
 from engine import Workspace
 from engine.testing import count_calls
 
-# 4 inputs, 7 formulas (5 downstream of email), one probe: bench/reactive_core.py's campaign.
-SPEC = """
-campaign: bench
-columns:
-  - {name: email, kind: input}
-  - {name: first_name, kind: input}
-  - {name: company, kind: input}
-  - {name: employees, kind: input, type: BIGINT}
-  - {name: domain, kind: formula, expression: "lower(split_part(email, '@', 2))"}
-  - {name: who, kind: formula, expression: "first_name || ' @ ' || company"}
-  - name: size_band
-    kind: formula
-    expression: "CASE WHEN employees < 50 THEN 'small' WHEN employees < 500 THEN 'mid' ELSE 'large' END"
-  - {name: score, kind: formula, expression: "length(domain) + employees % 97"}
-  - {name: tier, kind: formula, expression: "CASE WHEN score > 60 THEN 'A' WHEN score > 30 THEN 'B' ELSE 'C' END"}
-  - {name: label, kind: formula, expression: "tier || ':' || size_band"}
-  - {name: greeting, kind: formula, expression: "'Hi ' || who || ' from ' || domain"}
-  - {name: touch, kind: probe, inputs: [label]}
-"""
+# 4 inputs, 7 formulas (5 downstream of email), one probe: the campaign the edit benches measure (SPEC).
 # Calls into DuckDB (statements and Arrow registrations) of one input edit whose new domain rewrites domain, score,
 # tier and greeting (label keeps its value, so touch is not run). 41 before this was pinned: a join per downstream
 # column, the catalog read each time, a statement for the run's id and one for its start. Now: the formulas
