@@ -84,7 +84,8 @@ def main() -> None:
 
 def __getattr__(name: str) -> typer.Typer:
     if name == "app":
-        return register()
+        app = globals()["app"] = register()  # every command registered once: later reads find the module's name
+        return app
     raise AttributeError(f"module 'engine.cli' has no attribute {name!r}")
 
 
