@@ -14,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.actions import TEMPLATES as ACTION_TEMPLATES
+    from engine.actions import ActionLibrary
     from engine.auth import ROLES
     from engine.campaign import Campaign, Cell, ImportReport, Page
     from engine.errors import (
@@ -57,6 +59,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "CampaignSpec": ("engine.spec", "CampaignSpec"),
     "CampaignStatus": ("engine.status", "CampaignStatus"),
     "Cell": ("engine.campaign", "Cell"),
+    "ACTION_TEMPLATES": ("engine.actions", "TEMPLATES"),
+    "ActionLibrary": ("engine.actions", "ActionLibrary"),
     "ColumnEstimate": ("engine.estimate", "ColumnEstimate"),
     "ColumnLayout": ("engine.store.layouts", "ColumnLayout"),
     "ColumnSpec": ("engine.spec", "ColumnSpec"),
@@ -125,6 +129,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ACTION_TEMPLATES",
+    "ActionLibrary",
     "ApplyResult",
     "Campaign",
     "CampaignSpec",

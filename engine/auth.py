@@ -1,6 +1,7 @@
 """Roles: who may do what in a workspace, enforced by the engine for every entry point (CLI, API, UI).
 
-    admin   edit specs, context, settings, credits, users and tokens; and everything a member may do
+    admin   edit specs, context, settings, credits, users, tokens and the action library; and everything a member
+            may do
     member  run steps, edit inputs, add records, stop runs, pause and resume
     viewer  read
 
@@ -41,6 +42,7 @@ Action = Literal[
     "edit_settings",
     "add_credits",
     "manage_users",
+    "manage_actions",
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2}
@@ -56,6 +58,7 @@ NEEDS: dict[str, Role] = {
     "edit_settings": "admin",
     "add_credits": "admin",
     "manage_users": "admin",
+    "manage_actions": "admin",
 }
 TOKEN_PREFIX = "rs_"
 

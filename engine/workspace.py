@@ -12,9 +12,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from engine.actions import ActionLibrary
 from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
-from engine.campaign import Campaign
+from engine.campaign import CACHE_DIR, Campaign
 from engine.errors import EditError, NotFoundError, SpecConflictError
 from engine.estimate import Estimate, call_price, estimate_claims
 from engine.facade import WorkspaceFacade
@@ -116,6 +117,10 @@ class Workspace(WorkspaceFacade):
                 steps = [c for c in tables.spec.names if c in state.columns]
                 overview.append({"name": name, "rows": int(rows), "paused": state.campaign, "paused_steps": steps})
             return overview
+
+    def actions(self, *, actor: str | None = None, trigger: str = "api") -> ActionLibrary:
+        """The workspace's action library, acted on as `actor` (the workspace's actor by default)."""
+        return ActionLibrary(self.db, self.path / CACHE_DIR, actor=actor or self.actor, trigger=trigger)
 
     def campaign(self, name: str, *, actor: str = "api", trigger: str = "api") -> Campaign:
         """The campaign called `name`; raises NotFoundError if no spec of that name was applied."""

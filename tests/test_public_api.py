@@ -20,6 +20,8 @@ FACES = {"engine.cli": ROOT / "engine" / "cli", "engine.api": ROOT / "engine" / 
 FACE_TO_FACE = {("engine.cli", "engine.api")}
 
 PUBLIC = [
+    "ACTION_TEMPLATES",
+    "ActionLibrary",
     "ApplyResult",
     "Campaign",
     "CampaignSpec",

@@ -20,12 +20,13 @@ import typer
 from engine.cli import common
 
 # In the order `runsheet --help` lists their commands.
-MODULES = ("account", "campaigns", "data", "log", "runs", "serve", "specs", "ui")
+MODULES = ("account", "actions", "campaigns", "data", "log", "runs", "serve", "specs", "ui")
 # The module that registers each command and command group (tests/cli/test_startup_imports.py checks it).
 COMMANDS = {
     "settings": "account",
     "context": "account",
     "credits": "account",
+    "action": "actions",
     "init": "campaigns",
     "apply": "campaigns",
     "set": "campaigns",

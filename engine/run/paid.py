@@ -73,7 +73,7 @@ def complete_run(
         claims = report.claims
         while claims:
             session.remember(claims)
-            _run_async(session.run_claims(claims, cache))
+            run_coroutine(session.run_claims(claims, cache))
             if stop.is_set():  # calls Stop kept from starting: their cells go back before what they feed is judged
                 with db.transaction() as con:
                     session.give_back(con)
@@ -129,7 +129,7 @@ def load_budget(
     )
 
 
-def _run_async(coroutine: object) -> None:
+def run_coroutine(coroutine: object) -> None:
     """Run the pool's coroutine on a fresh event loop, in a thread when the caller already has a loop running."""
     try:
         asyncio.get_running_loop()

@@ -130,11 +130,26 @@ def save_to_record(
     line `<column>: <value>`, or into the input column `field`. A missing field is created as an input column
     (a new table, nothing altered). Returns the campaign (anew, if a column was added) and what was written."""
     text = _current_text(con, tables, row_id, column)
-    source = tables.column(column)
+    return save_text(con, tables, row_id, column, text, field, tables.column(column).value_type, actor)
+
+
+def save_text(
+    con: duckdb.DuckDBPyConnection,
+    tables: CampaignTables,
+    row_id: int,
+    label: str,
+    text: str,
+    field: str = NOTES,
+    value_type: str = NOTES_TYPE,
+    actor: str | None = None,
+) -> tuple[CampaignTables, SavedField]:
+    """Save `text` into the record: into `notes` as an appended line `<label>: <text>`, or into the input column
+    `field` (created as `value_type` when missing). Returns the campaign (anew, if a column was added) and what
+    was written."""
     created = field not in tables.spec.names
     if created:
         _check_new_name(field, tables)
-        added = {field: NOTES_TYPE if field == NOTES else source.value_type}
+        added = {field: NOTES_TYPE if field == NOTES else value_type}
         tables = add_input_columns(con, tables, added, actor=actor, origin="edit")
     target = tables.column(field)
     if not target.is_input:
@@ -147,7 +162,7 @@ def save_to_record(
         old = scalar(con, f"SELECT value FROM {tables.tables[field]} WHERE row_id = ?", [int(row_id)])
         changed = created or old != value
     else:
-        line = f"{column}: {text}"
+        line = f"{label}: {text}"
         old = scalar(con, f"SELECT value::VARCHAR FROM {tables.tables[field]} WHERE row_id = ?", [int(row_id)])
         changed = not (old or "").rstrip("\n").endswith(line)  # saving the same result twice adds it once
         value = (line if not old else old.rstrip("\n") + "\n" + line) if changed else old
@@ -166,14 +181,25 @@ def log_edit(
     who: tuple[str, str],
     changed: bool = True,
     values: tuple[str | None, str | None] = (None, None),
+    action_id: int | None = None,
 ) -> None:
     """One activity row for an edit made by hand (an edit, Save to Record, confirm), beside the run it caused;
     `who` is (actor, trigger), `values` the cell's old and new value as text, and an edit that found the value
     already there is logged as `unchanged`."""
     con.execute(
         "INSERT INTO activity (run_id, campaign_id, column_name, row_id, cells, action, outcome, logged_at, actor, "
-        "trigger, old_value, new_value) VALUES (?, ?, ?, ?, 1, ?, ?, now(), ?, ?, ?, ?)",
-        [run_id, tables.campaign_id, column, int(row_id), action, "done" if changed else "unchanged", *who, *values],
+        "trigger, old_value, new_value, action_id) VALUES (?, ?, ?, ?, 1, ?, ?, now(), ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            tables.campaign_id,
+            column,
+            int(row_id),
+            action,
+            "done" if changed else "unchanged",
+            *who,
+            *values,
+            action_id,
+        ],
     )
 
 

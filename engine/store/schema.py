@@ -35,7 +35,7 @@ METADATA_DDL = [
         run_id BIGINT, campaign_id BIGINT, column_name VARCHAR, row_id BIGINT, cells BIGINT, action VARCHAR,
         outcome VARCHAR, logged_at TIMESTAMP, duration_ms DOUBLE, cost DOUBLE, actor VARCHAR, trigger VARCHAR,
         tokens BIGINT, provider_cost DOUBLE, cached BOOLEAN, error_code VARCHAR, old_value VARCHAR,
-        new_value VARCHAR)""",
+        new_value VARCHAR, action_id BIGINT)""",
     # Global context documents (brand brief, ICP, ...): the current text, and every version ever saved.
     """CREATE TABLE IF NOT EXISTS context (
         name VARCHAR PRIMARY KEY, text VARCHAR NOT NULL, version VARCHAR NOT NULL, updated_at TIMESTAMP,
@@ -80,6 +80,23 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS column_layouts (
         user_name VARCHAR NOT NULL, campaign_id BIGINT NOT NULL, layout JSON NOT NULL, updated_at TIMESTAMP,
         PRIMARY KEY (user_name, campaign_id))""",
+    # The action library (engine/store/actions.py): actions, their results on single records, documents.
+    """CREATE TABLE IF NOT EXISTS actions (
+        action_id BIGINT PRIMARY KEY, name VARCHAR UNIQUE NOT NULL, kind VARCHAR NOT NULL, options JSON NOT NULL,
+        category VARCHAR NOT NULL, description VARCHAR NOT NULL, enabled BOOLEAN NOT NULL, active BOOLEAN NOT NULL,
+        roles JSON NOT NULL, produces VARCHAR NOT NULL, created_at TIMESTAMP, created_by VARCHAR,
+        updated_at TIMESTAMP, updated_by VARCHAR)""",
+    # One row per ad hoc run of an action on one record: `running` while its call is made, then its outcome.
+    """CREATE TABLE IF NOT EXISTS action_results (
+        result_id BIGINT PRIMARY KEY, action_id BIGINT NOT NULL, campaign_id BIGINT NOT NULL, row_id BIGINT NOT NULL,
+        run_id BIGINT, status VARCHAR NOT NULL, value VARCHAR, error_code VARCHAR, error_message VARCHAR,
+        error_hint VARCHAR, credits DOUBLE DEFAULT 0, tokens BIGINT DEFAULT 0, provider_cost DOUBLE,
+        cached BOOLEAN DEFAULT FALSE, latency_ms DOUBLE, detail JSON, started_at TIMESTAMP, finished_at TIMESTAMP,
+        actor VARCHAR, trigger VARCHAR, saved_at TIMESTAMP, saved_by VARCHAR, saved_field VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS documents (
+        document_id BIGINT PRIMARY KEY, action_id BIGINT NOT NULL, campaign_id BIGINT, row_id BIGINT,
+        result_id BIGINT, run_id BIGINT, title VARCHAR NOT NULL, body VARCHAR NOT NULL, author VARCHAR,
+        created_at TIMESTAMP)""",
     # Every change of a campaign's spec (engine/store/spec_history.py): who, when, through what, the spec after
     # it and a readable diff from the one before.
     """CREATE TABLE IF NOT EXISTS spec_history (
@@ -94,6 +111,7 @@ COLUMN_UPGRADES = [
     ("credit_ledger", "at", "booked_at", "TIMESTAMP"),
     ("activity", None, "old_value", "VARCHAR"),
     ("activity", None, "new_value", "VARCHAR"),
+    ("activity", None, "action_id", "BIGINT"),
 ]
 
 STEP_COLUMNS = (
