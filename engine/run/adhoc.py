@@ -24,10 +24,10 @@ from engine.cells.base import PrepareEnv, StepOptions
 from engine.errors import NotFoundError, SpecError
 from engine.graph.fate import CURRENT, sql_in
 from engine.run.lifecycle import add_progress, finish_run, open_run
-from engine.run.paid import load_budget, run_coroutine
+from engine.run.paid import close_transports, load_budget, run_coroutine
 from engine.run.reports import ExecutionEvent, RunReport
 from engine.run.selection import check_rows
-from engine.runner.calls import CellResult
+from engine.runner.calls import CellResult, PaidCall
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.runner.pool import CallPool
@@ -208,12 +208,19 @@ def _call(
             limits=limits,
             policy=RetryPolicy(max_attempts=settings.max_attempts),
         )
-        run_coroutine(pool.run(calls))
+        run_coroutine(_run(pool, calls))
     finally:
         cache.close()
     if results:
         return results[0]
     return CellResult(column.name, row_id, None, Status.ERROR, error_code=ErrorCode.CANCELLED, error_message="stopped")
+
+
+async def _run(pool: CallPool, calls: list[PaidCall]) -> None:
+    try:
+        await pool.run(calls)
+    finally:
+        await close_transports()
 
 
 def _finish(

@@ -151,6 +151,14 @@ def run_coroutine(coroutine: object) -> None:
         raise failure[0]
 
 
+async def close_transports() -> None:
+    """Close the HTTP clients this event loop's calls opened (each loop has its own)."""
+    if "engine.llm.direct" in sys.modules:  # imported (with aiohttp) only when a call went direct
+        await sys.modules["engine.llm.direct"].close_sessions()
+    if "engine.net.client" in sys.modules:  # http and export steps' clients
+        await sys.modules["engine.net.client"].close_clients()
+
+
 class _Session:
     """One run's pool, writer and bookkeeping across its phases."""
 
@@ -277,10 +285,7 @@ class _Session:
             self.closing = True  # the flusher ends after the write it may be doing; never cancel a write midway
             await flusher
             await self._flush()
-            if "engine.llm.direct" in sys.modules:  # imported (with aiohttp) only when a call went direct
-                await sys.modules["engine.llm.direct"].close_sessions()
-            if "engine.net.client" in sys.modules:  # http and export steps' clients
-                await sys.modules["engine.net.client"].close_clients()
+            await close_transports()
         for (column, status), rows in self.outcomes.items():
             listed = tuple(sorted(rows)) if len(rows) <= ROW_LIST_LIMIT else None
             self.report.events.append(ExecutionEvent(column, status, len(rows), listed, pa.array(rows, pa.int64())))

@@ -5,7 +5,9 @@ which user SQL may not name: engine/sql/statement.py).
   stays reachable when a campaign shares a name with the views below);
 - `cells`: one row per (campaign, row, step column) with status, error, credits, tokens, latency and
   timestamps (cells never computed appear as `empty`);
-- `runs`, `activity` (with the campaign's name), and `campaigns`.
+- `runs`, `activity` (with the campaign's name), and `campaigns`;
+- the action library: `actions`, `action_results` (each ad hoc run of an action on a record) and `documents`, with
+  the action's and the campaign's names.
 
 A column's table normally holds its rows in the row registry's order (see engine/io/writer.py). Such a table
 is lined up with POSITIONAL JOIN, which costs nothing; any other is joined on row_id. Which is which is
@@ -35,7 +37,7 @@ from engine.store.schema import literal, quote
 # hash tables of whole columns instead of the rows found (a point lookup over 12 columns of a million rows: 3 s,
 # against 150 ms positionally; up to 8 columns it stays with the rows found).
 LOOKUP_MAX_COLUMNS = 8
-SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns")
+SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns", "actions", "action_results", "documents")
 # (cells column, step table field, type when the field is missing)
 CELL_FIELDS = (
     ("error_code", "error_code", "VARCHAR"),
@@ -288,5 +290,17 @@ def create_views(
     if needs.table("campaigns"):
         create("main.campaigns", f"SELECT name, description, created_at, updated_at FROM {db}.campaigns")
         main.add("campaigns")
+    if needs.table("actions"):
+        create("main.actions", f"SELECT * FROM {db}.actions")
+        main.add("actions")
+    for name in ("action_results", "documents"):
+        if needs.table(name):
+            create(
+                f"main.{name}",
+                f"SELECT a.name AS action, c.name AS campaign, t.* FROM {db}.{name} t "
+                f"LEFT JOIN {db}.actions a ON a.action_id = t.action_id "
+                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id",
+            )
+            main.add(name)
     listed = [layout.name for layout in layouts if layout.name not in SYSTEM_VIEWS] + list(SYSTEM_VIEWS)
     return Reachable(frozenset(main), frozenset(campaign), tuple(listed))

@@ -177,7 +177,13 @@ def finish_result(con: duckdb.DuckDBPyConnection, result_id: int, outcome: dict[
 
 def read_result(con: duckdb.DuckDBPyConnection, result_id: int) -> dict[str, Any] | None:
     rows = dict_rows(con.execute(f"SELECT {RESULT_COLUMNS} {_RESULTS_FROM} WHERE r.result_id = ?", [result_id]))
-    return rows[0] if rows else None
+    return _decoded(rows[0]) if rows else None
+
+
+def _decoded(result: dict[str, Any]) -> dict[str, Any]:
+    """A result with its provenance (`detail`: the model, the rendered messages...) as a mapping."""
+    detail = result.get("detail")
+    return {**result, "detail": json.loads(detail) if isinstance(detail, str) else detail}
 
 
 def read_results(
@@ -193,7 +199,7 @@ def read_results(
     cursor = con.execute(
         f"SELECT {RESULT_COLUMNS} {_RESULTS_FROM} {where} ORDER BY r.result_id DESC LIMIT ?", [*params, limit]
     )
-    return dict_rows(cursor)
+    return [_decoded(r) for r in dict_rows(cursor)]
 
 
 def mark_saved(con: duckdb.DuckDBPyConnection, result_id: int, actor: str, field: str) -> None:

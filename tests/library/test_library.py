@@ -1,0 +1,219 @@
+"""The action library (issue 17): consent (new actions start paused), roles per action, rename keeping history,
+delete only when confirmed, ad hoc runs on one record with their results, Save to Record and documents, and
+billing through the same call pool as runs (one bill; a refusal spends nothing)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from engine import Campaign, EditError, NotFoundError, PermissionDeniedError, Workspace
+from tests.conftest import snapshot
+from tests.runner.conftest import KEY_ENV
+from tests.support.provider import ProviderProcess
+
+OPENER = {"prompt": "Write an opener to {{ full_name }} at {{ company }}"}
+
+
+def add_opener(ws: Workspace, name: str = "opener", **given: object) -> None:
+    ws.actions().add(name, "ai", dict(OPENER), description="An opener for one person", **given)  # type: ignore[arg-type]
+
+
+def test_a_new_action_waits_for_consent_then_runs_on_one_record(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    add_opener(ws)
+    assert library.show("opener")["active"] is False
+    before = snapshot(ws)
+    with pytest.raises(EditError, match="paused") as refused:
+        library.run("opener", "people", 1)
+    assert "runsheet action resume opener" in refused.value.hint
+    assert snapshot(ws) == before  # a refusal records nothing
+    library.resume("opener")
+    result = library.run("opener", "people", "grace@cobol.dev")  # a record named by its email
+    assert result["row_id"] == 2 and result["status"] == "done"
+    assert result["value"].startswith("[offline model] Write an opener to Grace Hopper at Cobol")
+    assert result["finished_at"] >= result["started_at"] and result["latency_ms"] is not None
+    run = ws.run_record(result["run_id"])
+    assert run["status"] == "done" and run["trigger"] == "api" and run["request"]["action"] == "opener"
+    rows = ws.query("SELECT action, outcome, action_id, row_id FROM activity WHERE action = 'action'").rows()
+    assert rows == [("action", "done", library.show("opener")["action_id"], 2)]
+    assert people.cell(2, "domain").value == "cobol.dev"  # the campaign's cells are not the action's
+
+
+def test_a_disabled_action_is_not_listed_to_run_and_refused(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    add_opener(ws)
+    library.resume("opener")
+    library.set_enabled("opener", False)
+    assert library.listed(runnable=True) == []
+    assert [a["name"] for a in library.listed()] == ["opener"]
+    with pytest.raises(EditError, match="action_disabled"):
+        library.run("opener", "people", 1)
+
+
+ROLE_SETTINGS = [list(c) for n in (1, 2, 3) for c in itertools.combinations(("admin", "member", "viewer"), n)]
+
+
+def test_the_role_matrix_lists_exactly_what_each_role_may_run(tmp_path: Path, ws: Workspace, people: Campaign) -> None:
+    ws.set_role("ann", "admin")  # the first user: the workspace is open until then
+    for user, role in (("max", "member"), ("val", "viewer")):
+        Workspace(ws.path, actor="ann").set_role(user, role)
+    admin = Workspace(ws.path, actor="ann").actions()
+    for i, roles in enumerate(ROLE_SETTINGS):
+        admin.add(f"a{i}", "ai", dict(OPENER), description="x", roles=roles)
+        admin.resume(f"a{i}")
+    for user, role in (("ann", "admin"), ("max", "member"), ("val", "viewer")):
+        library = Workspace(ws.path, actor=user).actions()
+        runnable = {a["name"] for a in library.listed(runnable=True)}
+        seen = {a["name"] for a in library.listed()}
+        for i, roles in enumerate(ROLE_SETTINGS):
+            name = f"a{i}"
+            may_see = role == "admin" or role in roles
+            may_run = role == "admin" or (role == "member" and "member" in roles)
+            assert (name in seen) == may_see, (user, roles)
+            assert (name in runnable) == may_run, (user, roles)
+            if may_run:
+                assert library.run(name, "people", 1)["status"] == "done"
+                continue
+            with pytest.raises((PermissionDeniedError, NotFoundError)) as refused:
+                library.run(name, "people", 1)
+            if isinstance(refused.value, PermissionDeniedError):
+                assert "runsheet action roles" in refused.value.hint or "viewers" in refused.value.hint
+    denied = ws.query("SELECT count(*) FROM activity WHERE outcome = 'permission_denied' AND action = 'action'")
+    assert denied.item() > 0
+
+
+def test_members_may_not_change_the_library(ws: Workspace, people: Campaign) -> None:
+    ws.set_role("ann", "admin")
+    Workspace(ws.path, actor="ann").set_role("max", "member")
+    Workspace(ws.path, actor="ann").actions().add("opener", "ai", dict(OPENER), description="x")
+    member = Workspace(ws.path, actor="max").actions()
+    for change in (
+        lambda: member.add("other", "ai", dict(OPENER), description="x"),
+        lambda: member.rename("opener", "opener2"),
+        lambda: member.delete("opener", confirm=True),
+        lambda: member.set_roles("opener", ["member"]),
+        lambda: member.set_enabled("opener", False),
+    ):
+        with pytest.raises(PermissionDeniedError):
+            change()
+    member.resume("opener")  # members may pause and resume, as for steps
+    assert member.show("opener")["active"] is True
+
+
+def test_rename_keeps_the_id_results_and_history(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    add_opener(ws)
+    library.resume("opener")
+    first = library.run("opener", "people", 1)
+    library.rename("opener", "intro")
+    second = library.run("intro", "people", 2)
+    assert first["action_id"] == second["action_id"]
+    assert [r["result_id"] for r in library.results(action="intro")] == [second["result_id"], first["result_id"]]
+    logged = ws.query("SELECT column_name, action_id FROM activity WHERE action = 'action' ORDER BY logged_at").rows()
+    assert logged == [("opener", first["action_id"]), ("intro", first["action_id"])]
+    with pytest.raises(NotFoundError):
+        library.show("opener")
+
+
+def test_delete_asks_for_confirmation_and_keeps_money_and_record_history(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    library.add("prep", template="meeting_prep", options={"prompt": "Prep notes for {{ full_name }}"})
+    library.resume("prep")
+    result = library.run("prep", "people", 1)
+    assert library.documents(action="prep")[0]["body"] == result["value"]
+    library.save_result(result["result_id"])
+    before = snapshot(ws)
+    with pytest.raises(EditError, match="1 results, 1 documents and 1 activity rows") as refused:
+        library.delete("prep")
+    assert "--yes" in refused.value.hint
+    assert snapshot(ws) == before
+    assert library.delete("prep", confirm=True) == {"documents": 1, "action_results": 1, "activity": 1}
+    assert ws.query("SELECT count(*) FROM documents").item() == 0
+    assert ws.query("SELECT count(*) FROM action_results").item() == 0
+    saved = ws.query("SELECT count(*) FROM activity WHERE action = 'save_to_record'").item()
+    assert saved == 1  # the note it saved is the record's history, and stays
+    assert people.cell(1, "notes").value.startswith("prep: [offline model]")
+
+
+def test_save_to_record_feeds_later_actions_and_marks_the_timeline(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    add_opener(ws)
+    library.add("follow_up", "ai", {"prompt": "Follow up on: {{ notes }}"}, description="Uses the saved notes")
+    library.resume("opener")
+    library.resume("follow_up")
+    with pytest.raises(Exception, match="notes"):  # the campaign has no notes field yet: a clear refusal
+        library.run("follow_up", "people", 1)
+    opened = library.run("opener", "people", 1)
+    saved = library.save_result(opened["result_id"])
+    assert saved["saved_field"] == "notes" and saved["saved_by"] == ws.actor
+    entry = ws.query(
+        "SELECT action, column_name, row_id, actor, action_id FROM activity WHERE action = 'save_to_record'"
+    ).rows()
+    assert entry == [("save_to_record", "notes", 1, ws.actor, opened["action_id"])]
+    later = library.run("follow_up", "people", 1)
+    prompt = later["detail"]["messages"][-1]["content"]
+    assert prompt == f"Follow up on: opener: {opened['value']}"
+
+
+def test_a_record_that_is_not_there_or_ambiguous_is_named(ws: Workspace, people: Campaign) -> None:
+    library = ws.actions()
+    add_opener(ws)
+    library.resume("opener")
+    with pytest.raises(NotFoundError, match="no record 'nobody@x.io'"):
+        library.run("opener", "people", "nobody@x.io")
+    people.add_rows([{"full_name": "Ada Lovelace", "email": "ada2@analytical.io", "company": "Analytical"}])
+    with pytest.raises(NotFoundError, match="more than one record"):
+        library.run("opener", "people", "Ada Lovelace")
+    assert [r["row_id"] for r in library.find_records("people", "analytical")] == [1, 4]
+
+
+def test_bad_definitions_are_refused_with_the_fix(ws: Workspace) -> None:
+    library = ws.actions()
+    with pytest.raises(EditError, match="unknown action kind"):
+        library.add("x", "sql", {}, description="x")
+    with pytest.raises(EditError, match="bad option 'tier'"):
+        library.add("x", "ai", {"prompt": "hi {{ a }}", "tier": "huge"}, description="x")
+    with pytest.raises(EditError, match="needs a description"):
+        library.add("x", "ai", {"prompt": "hi {{ a }}"})
+    with pytest.raises(EditError, match="unknown role"):
+        library.add("x", "ai", {"prompt": "hi {{ a }}"}, description="x", roles=["owner"])
+    with pytest.raises(EditError, match="no template"):
+        library.add("x", template="nope")
+    assert library.listed() == []
+
+
+def paid(api_base: str) -> dict[str, object]:
+    return {
+        "prompt": "Research {{ company }}",
+        "model": "openai/fake-model",
+        "api_base": api_base,
+        "api_key_env": KEY_ENV,
+        "tier": "deep",
+    }
+
+
+def test_one_bill_and_a_refusal_spends_nothing(
+    ws: Workspace, people: Campaign, fresh_provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    library = ws.actions()
+    library.add("research", "ai", paid(fresh_provider.api_base), description="Research the company")
+    library.resume("research")
+    start = ws.credits()
+    first = library.run("research", "people", 1)
+    again = library.run("research", "people", 1)  # the same request: the cache answers, for nothing
+    assert (first["credits"], again["credits"], again["cached"]) == (10.0, 0.0, True)
+    assert len(fresh_provider.ledger()["billed"]) == 1
+    regenerated = library.run("research", "people", 1, force=True)  # Regenerate asks anew, and pays
+    assert regenerated["credits"] == 10.0 and len(fresh_provider.ledger()["billed"]) == 2
+    assert ws.credits() == start - 20.0
+    spent = [row["amount"] for row in ws.credit_ledger() if row["reason"] == "action"]
+    assert spent == [-10.0, -10.0]
+    ws.add_credits(-(ws.credits() - 5.0), reason="test: leave 5")
+    refused = library.run("research", "people", 2)
+    assert refused["status"] == "error" and refused["error_code"] == "insufficient_credits"
+    assert refused["credits"] == 0 and ws.credits() == 5.0
+    assert len(fresh_provider.ledger()["billed"]) == 2
