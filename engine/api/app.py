@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine import (
     Campaign,
@@ -50,6 +49,7 @@ from engine import (
     WorkspaceBusyError,
     check_records,
 )
+from engine.api.actions import add_action_routes
 from engine.api.models import (
     CellOut,
     ConfirmIn,
@@ -65,6 +65,7 @@ from engine.api.models import (
     RunOut,
     SaveIn,
 )
+from engine.api.users import User
 
 MAX_PAGE = 1000  # records (or runs, activity rows, ledger rows) one read answers with
 TOKEN_SECONDS = 5.0
@@ -73,7 +74,6 @@ RETRY_AFTER_SECONDS = 1  # what a 503 (the workspace busy) asks the client to wa
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
-bearer = HTTPBearer(auto_error=False, description="a token from `runsheet token create USER`")
 
 
 class ApiState:
@@ -136,17 +136,6 @@ class ApiState:
         return self.workspace.handle(name, actor=user, trigger=trigger)
 
 
-def _user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The user the request's bearer token acts as; 401 without a known token."""
-    if credentials is None:
-        raise HTTPException(401, "no token", headers={"WWW-Authenticate": "Bearer"})
-    found = request.app.state.runsheet.user_for(credentials.credentials)
-    if found is None:
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-    return found
-
-
-User = Annotated[str, Depends(_user)]
 Offset = Annotated[int, Query(ge=0, description="records to skip")]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
 
@@ -371,6 +360,7 @@ def create_app(workspace: str | Path) -> FastAPI:
         state.finish_in_background(resumed.campaign, resumed.run)
         return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
+    add_action_routes(app, state.as_user)
     return app
 
 

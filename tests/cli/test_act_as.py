@@ -17,7 +17,7 @@ from engine.cli import app
 
 # acting as someone makes no sense for these: `init` creates the folder, `serve` acts as each request's token
 # user, `ui` as whoever logs in (or $RUNSHEET_USER in an open workspace)
-NOT_ACTING = {"init", "serve", "ui"}
+NOT_ACTING = {"init", "serve", "ui", "action templates"}  # `action templates` lists built-ins: no workspace
 
 
 def commands() -> Iterator[tuple[list[str], Any]]:

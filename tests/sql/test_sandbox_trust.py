@@ -26,6 +26,9 @@ DOCUMENTED = {
     "campaigns": ["name", "description", "created_at", "updated_at"],
     "runs": ["campaign", "run_id", "campaign_id", "actor", "trigger"],  # then the rest of the run log
     "activity": ["campaign", "run_id", "campaign_id", "column_name", "row_id"],
+    "actions": ["action_id", "name", "kind", "options", "category", "description"],
+    "action_results": ["action", "campaign", "result_id", "action_id", "campaign_id", "row_id"],
+    "documents": ["action", "campaign", "document_id", "action_id", "campaign_id", "row_id"],
 }
 
 
