@@ -16,6 +16,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine.action_columns import LibraryStep, expand_actions
 from engine.cells import INPUT_KIND, KINDS, StepOptions, kind_named
 from engine.cells.python import IMPORT_FIX, PythonOptions, resolve
 from engine.errors import SpecError
@@ -115,14 +116,14 @@ class CampaignSpec:
         return [c.name for c in self.columns]
 
 
-def load_spec(path: str | Path) -> CampaignSpec:
-    """Read and validate a YAML spec file."""
+def load_spec(path: str | Path, actions: dict[str, LibraryStep] | None = None) -> CampaignSpec:
+    """Read and validate a YAML spec file (`actions`: the library its columns may name, see `parse_spec`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(f"cannot read {path}: {err.strerror}", hint="check the path") from err
-    return parse_spec(text)
+    return parse_spec(text, actions=actions)
 
 
 def reserved_name(name: str) -> bool:
@@ -131,11 +132,17 @@ def reserved_name(name: str) -> bool:
     return name.lower() in RESERVED
 
 
-def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> CampaignSpec:
+def parse_spec(
+    source: str | dict[str, Any], *, check_code: bool = True, actions: dict[str, LibraryStep] | None = None
+) -> CampaignSpec:
     """Validate a spec given as YAML text or an already-parsed mapping. `check_code` imports each python step's
-    function to refuse a missing one; a stored spec is read without it, so reads never need user code."""
+    function to refuse a missing one; a stored spec is read without it, so reads never need user code. With
+    `actions` (the workspace's library, by lower-cased name), a column may name one (`action: NAME`) instead of
+    repeating its definition: see `expand_actions`."""
     data = _parse_yaml(source) if isinstance(source, str) else source
     _check_depth(data)
+    if actions is not None:
+        data = expand_actions(data, actions)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping with 'campaign' and 'columns'", hint="see campaigns/outbound.yaml")
     unknown = set(data) - {"campaign", "description", "columns"}
@@ -280,6 +287,19 @@ def _parse_column(
     raw = dict(raw)
     name = raw.pop("name", None)
     raw.pop("renamed_from", None)  # read by _renames: not an option of the column
+    from_action = raw.pop("from_action", None)  # the library action it was expanded from: provenance, no option
+    if from_action is not None and (not isinstance(from_action, int) or isinstance(from_action, bool)):
+        raise SpecError(
+            f"from_action {from_action!r} is not an action id",
+            hint="write `action: NAME` to take a library action; from_action is written by apply",
+            column=raw.get("name") if isinstance(raw.get("name"), str) else None,
+        )
+    if "action" in raw:
+        raise SpecError(
+            f"the column takes library action {raw['action']!r}, which only a workspace can read",
+            hint="apply the spec to a workspace (`runsheet apply`), which takes the action's definition",
+            column=raw.get("name") if isinstance(raw.get("name"), str) else None,
+        )
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise SpecError(
             f"column #{index + 1} has a missing or invalid name {name!r}",

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from engine.action_columns import LibraryStep, follow_action
 from engine.actions import ActionLibrary
 from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
@@ -28,6 +29,7 @@ from engine.run.reports import RunReport
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import run_query
 from engine.sql.sandbox import Limits
+from engine.store.actions import read_actions
 from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
 from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
@@ -159,9 +161,9 @@ class Workspace(WorkspaceFacade):
         confirming (`campaign.run(...)`) would cost.
         """
         if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and spec.endswith((".yaml", ".yml"))):
-            spec = load_spec(spec)
+            spec = load_spec(spec, self.library_steps())
         elif isinstance(spec, str):
-            spec = parse_spec(spec)
+            spec = parse_spec(spec, actions=self.library_steps())
         paid: list[str] = []
         with self.db.transaction(commit=not dry_run) as con:
             authorize(self.db, actor, "apply_spec", con=con, what=spec.name)
@@ -216,6 +218,37 @@ class Workspace(WorkspaceFacade):
             if result.estimate.calls and threshold is not None and result.estimate.credits <= threshold:
                 result.paid_report = campaign_handle.run(paid)
         return result
+
+    def library_steps(self) -> dict[str, LibraryStep]:
+        """The action library as spec columns may name it (`action: NAME`), by lower-cased name."""
+        with self.db.transaction() as con:
+            return {a.name.lower(): LibraryStep(a.action_id, a.kind, a.options) for a in read_actions(con)}
+
+    def update_action(self, name: str, *, actor: str | None = None, **changes: Any) -> list[ApplyResult]:
+        """Change a library action (ActionLibrary.update) and carry a change of its options to the campaign
+        columns made from it (`from_action`), by applying each such campaign's spec again: the columns go stale
+        and paid re-runs wait for consent over the threshold, as for any spec change (rule 4). What a column set
+        itself beside the action stays. Returns the applies made."""
+        who = actor or self.actor
+        library = self.actions(actor=who)
+        before = library.show(name)
+        after = library.update(name, **changes)
+        if after["options"] == before["options"]:
+            return []
+        applied = []
+        for campaign in self.campaigns():
+            with self.db.transaction() as con:
+                source = live_source(con, campaign) or {}
+            columns = list(source.get("columns", []))
+            followed = [
+                follow_action(c, before["options"], after["options"])
+                if c.get("from_action") == after["action_id"]
+                else c
+                for c in columns
+            ]
+            if followed != columns:
+                applied.append(self.apply(parse_spec({**source, "columns": followed}), actor=who, origin="api"))
+        return applied
 
     def _estimate_paused(self, campaign: str, columns: list[str], actor: str) -> Estimate:
         """What running paused `columns` over every row would cost, worked out as if they were resumed (in a

@@ -37,6 +37,7 @@ LAYERS = [
     "cache",  # the result cache: paid answers on disk, keyed by what produced them
     "runner",  # the async call pool: paid calls, budget, rate limits, retry policy, single flight
     "cells",  # one module per step kind behind the StepKind protocol; no tables
+    "action_columns",  # columns that name a library action: written out from it, and following its changes
     "spec",  # campaign specs: YAML in, a checked CampaignSpec out
     "store",  # the DuckDB tables: schema, catalog, cells, edits, settings, outbox, pauses, run log
     "sql",  # users' SQL: the read-only sandbox and the campaigns' views
