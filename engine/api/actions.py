@@ -101,7 +101,8 @@ def add_action_routes(app: FastAPI, workspace_for: Callable[[str], Workspace]) -
         changes = body.model_dump(exclude_none=True)
         if not changes:
             raise RunsheetError("nothing to change", hint="send options, category, description or produces")
-        return library(who).update(name, **changes)
+        workspace_for(who).update_action(name, actor=who, **changes)  # columns made from it follow
+        return library(who).show(name)
 
     @router.post("/actions/{name}/rename")
     def rename_action(name: str, body: RenameIn, who: User) -> dict[str, Any]:

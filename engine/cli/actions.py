@@ -162,16 +162,23 @@ def action_edit(
     actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
-    """Change an action's options, category, description or what it produces."""
+    """Change an action's options, category, description or what it produces; campaign columns made from it
+    (`action: NAME` in a spec) follow a change of its options, as a spec change."""
 
     def body() -> None:
-        given = {"options": _options(options, options_file), "category": category, "description": description}
-        given["produces"] = produces
+        given: dict[str, Any] = {"options": _options(options, options_file), "category": category}
+        given |= {"description": description, "produces": produces}
         changes = {k: v for k, v in given.items() if v is not None}
         if not changes:
             raise RunsheetError("nothing to change", hint="give --options, --category, --description or --produces")
-        _library(workspace, actor).update(name, **changes)
+        from engine import Workspace
+
+        applied = Workspace(workspace, actor=actor).update_action(name, **changes)
         out.print(f"changed action '{name}': {', '.join(changes)}")
+        for result in applied:
+            changed = ", ".join(result.changes.changed)
+            waiting = " (paid re-runs wait: `runsheet run` to confirm)" if result.needs_confirmation else ""
+            out.print(f"campaign {result.campaign}: columns made from it changed: {changed}{waiting}")
 
     guard(body)
 

@@ -78,3 +78,12 @@ def test_bad_references_are_refused_with_the_fix(ws: Workspace, people: Campaign
     with pytest.raises(SpecError, match="only a workspace can read") as outside:
         parse_spec(SPEC)
     assert "runsheet apply" in outside.value.hint
+
+
+def test_the_cli_edit_says_which_columns_followed(ws: Workspace, library_campaign: Campaign) -> None:
+    from tests.library.test_faces import cli
+
+    edited = cli(ws.path, "action", "edit", "opener", "--options", "{prompt: 'Hello {{ full_name }}', tier: deep}")
+    assert edited.exit_code == 0, edited.output
+    assert "campaign people: columns made from it changed: opener" in edited.output
+    assert ws.campaign("people").spec.column("opener").deps == ("full_name",)
