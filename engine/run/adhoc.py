@@ -23,7 +23,7 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv, StepOptions
 from engine.errors import NotFoundError, SpecError
 from engine.graph.fate import CURRENT, sql_in
-from engine.run.lifecycle import add_progress, finish_run, open_run
+from engine.run.lifecycle import add_progress, clear_stop, finish_run, open_run, stop_file
 from engine.run.paid import close_transports, load_budget, run_coroutine
 from engine.run.reports import ExecutionEvent, RunReport
 from engine.run.selection import check_rows
@@ -40,7 +40,7 @@ from engine.store.schema import quote
 from engine.store.settings import load_settings
 from engine.types import HINTS, ErrorCode, Status
 
-ACTION_TRIGGER_PREFIX = "action"
+STOP_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -140,16 +140,38 @@ def complete_action_run(
             budget = load_budget(con, campaign, tables.campaign_id)
             context = {n: d.text for n, d in read_context(con).items()}
             json_columns = frozenset(c.name for c in tables.spec.columns if c.value_type == "JSON")
-        result = gate or _call(
-            column, row_id, values, cache_dir, settings, budget, context, json_columns, force, stop or threading.Event()
-        )
+        stop = stop or threading.Event()
+        watcher = _watch_stop(db.path.parent, started.run_id, stop)
+        try:
+            result = gate or _call(
+                column, row_id, values, cache_dir, settings, budget, context, json_columns, force, stop
+            )
+        finally:
+            watcher.set()
     except BaseException:
         with db.transaction() as con:  # the run and its result are closed, whatever stopped the call
             _finish(con, _loaded(con, campaign), action, row_id, started, None, who)
         raise
     with db.transaction() as con:
         _finish(con, load_campaign(con, campaign), action, row_id, started, result, who)
+    clear_stop(db.path.parent, started.run_id)
     return result
+
+
+def _watch_stop(workspace: Path, run_id: int, stop: threading.Event) -> threading.Event:
+    """Set `stop` when someone stops the run (`runsheet stop`, the UI, the API touch its stop file); returns the
+    event that ends the watch."""
+    done = threading.Event()
+    path = stop_file(workspace, run_id)
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_SECONDS):
+            if path.exists():
+                stop.set()
+                return
+
+    threading.Thread(target=watch, name=f"runsheet-action-stop-{run_id}", daemon=True).start()
+    return done
 
 
 def _loaded(con: duckdb.DuckDBPyConnection, campaign: str) -> CampaignTables | None:
@@ -302,7 +324,7 @@ def _finish(
     if outcome == "refused":
         report.message = f"action '{action.name}' was not run: {result.error_message or 'credits ran out'}"
     if tables is not None:
-        finish_run(con, tables, report, "done")
+        finish_run(con, tables, report, "stopped" if result.error_code is ErrorCode.CANCELLED else "done")
     else:
         con.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE run_id = ?", [started.run_id])
 

@@ -5,6 +5,7 @@ billing through the same call pool as runs (one bill; a refusal spends nothing).
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,26 @@ def test_one_bill_and_a_refusal_spends_nothing(
     assert refused["status"] == "error" and refused["error_code"] == "insufficient_credits"
     assert refused["credits"] == 0 and ws.credits() == 5.0
     assert len(fresh_provider.ledger()["billed"]) == 2
+
+
+def test_stop_ends_a_running_action_without_a_bill(
+    ws: Workspace, people: Campaign, fresh_provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    fresh_provider.control(latency=20.0)
+    library = ws.actions()
+    library.add("research", "ai", paid(fresh_provider.api_base), description="Research the company")
+    library.resume("research")
+    start = ws.credits()
+    result_id = library.start("research", "people", 1)
+    running = library.result(result_id)
+    assert running["status"] == "running"
+    time.sleep(0.5)
+    assert ws.stop_run(running["run_id"]) is True
+    deadline = time.monotonic() + 10
+    while library.result(result_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped = library.result(result_id)
+    assert stopped["status"] == "error" and stopped["error_code"] == "cancelled", stopped
+    assert ws.run_record(running["run_id"])["status"] == "stopped"
+    assert ws.credits() == start and fresh_provider.ledger()["billed"] == []
