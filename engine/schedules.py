@@ -1,6 +1,8 @@
 """Schedules: run a campaign's auto-run steps (or one column) on a cron expression or an interval, optionally
-re-running cells older than a freshness limit ("re-run cells older than 30 days"). They run inside
-`runsheet serve` (a Scheduler thread), with trigger `schedule` and the schedule's creator as the actor.
+re-running cells older than a freshness limit ("re-run cells older than 30 days"); or run a library action
+(engine/actions/) on the records of a campaign that an SQL filter selects. A cron schedule may be read in a time
+zone (`0 9 * * 1-5` at 9:00 in Europe/Berlin). They run inside `runsheet serve` (a Scheduler thread), with
+trigger `schedule` and the schedule's creator as the actor.
 
 A schedule that was due several times while nothing was serving runs once, not once per missed time: after a
 run its next time is the first one after *now*. A tick with nothing to do (every cell in scope up to date, none
@@ -16,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine.auth import authorize
 from engine.cells import kind_named
@@ -24,6 +27,7 @@ from engine.run.lifecycle import run_transaction
 from engine.run.selection import RunSelection, plan_selection
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
+from engine.store.schema import quote
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -65,12 +69,15 @@ class Schedule:
     last_run_at: datetime | None
     last_run_id: int | None
     created_by: str
+    action_id: int | None = None  # a library action run on the records `record_filter` selects
+    record_filter: str | None = None  # SQL over the campaign's records (its wide table in the query sandbox)
+    timezone: str | None = None  # the zone a cron expression is read in (None: the server's local time)
 
     @property
     def when(self) -> str:
-        """When it runs, as a person says it: `every 1h`, or `cron 0 6 * * 1`."""
+        """When it runs, as a person says it: `every 1h`, or `cron 0 6 * * 1` (`in Europe/Berlin`)."""
         if self.cron is not None:
-            return f"cron {self.cron}"
+            return f"cron {self.cron}" + (f" in {self.timezone}" if self.timezone else "")
         assert self.every_seconds is not None
         return f"every {format_duration(self.every_seconds)}"
 
@@ -89,7 +96,11 @@ class Schedule:
         if self.cron is not None:
             from croniter import croniter
 
-            return croniter(self.cron, moment).get_next(datetime)  # type: ignore[no-any-return]
+            if self.timezone is None:
+                return croniter(self.cron, moment).get_next(datetime)  # type: ignore[no-any-return]
+            zone = _zone(self.timezone)
+            due: datetime = croniter(self.cron, moment.astimezone(zone)).get_next(datetime)
+            return due.astimezone().replace(tzinfo=None)  # the clock's (local, naive) time
         assert self.every_seconds is not None
         return moment + timedelta(seconds=self.every_seconds)
 
@@ -102,9 +113,14 @@ def add_schedule(
     cron: str | None = None,
     every: str | None = None,
     older_than: str | None = None,
+    action: str | None = None,
+    records: str | None = None,
+    timezone: str | None = None,
     clock: Clock = _now,
 ) -> Schedule:
-    """Create a schedule (member or admin); exactly one of `cron` and `every`."""
+    """Create a schedule (member or admin); exactly one of `cron` and `every`. With `action`, the schedule runs
+    that library action on the campaign's records `records` selects (SQL over the record's fields, e.g.
+    "meeting_date = current_date"; all records without it)."""
     if (cron is None) == (every is None):
         raise EditError("give a cron expression or an interval, not both or neither", hint="e.g. --every 1h")
     if cron is not None:
@@ -112,6 +128,20 @@ def add_schedule(
 
         if not croniter.is_valid(cron):
             raise EditError(f"{cron!r} is not a cron expression", hint="five fields, e.g. '0 6 * * 1' (Mondays 6:00)")
+    if timezone is not None:
+        if cron is None:
+            raise EditError("a time zone is for a cron schedule", hint="give --cron, or leave the zone out")
+        _zone(timezone)
+    if action is None and records is not None:
+        raise EditError("a record filter is for an action's schedule", hint="give --action, or leave --records out")
+    if action is not None and (column is not None or older_than is not None):
+        raise EditError(
+            "an action's schedule runs the action on records: it takes no column or freshness limit",
+            hint="leave --column and --older-than out",
+        )
+    action_id = None if action is None else int(ws.actions().show(action)["action_id"])
+    if action is not None:
+        _selected(ws, campaign, records, limit=1)  # a filter that does not run is refused now, not at 6 in the morning
     seconds = parse_duration(every) if every is not None else None
     older = parse_duration(older_than) if older_than is not None else None
     with ws.db.transaction() as con:
@@ -120,12 +150,61 @@ def add_schedule(
         if column is not None and tables.column(column).is_input:
             raise EditError(f"'{column}' is an input column", hint="schedule a step column")
         schedule_id = int(con.execute("SELECT nextval('ids')").fetchall()[0][0])
-        draft = Schedule(schedule_id, campaign, column, cron, seconds, older, clock(), None, None, ws.actor)
+        draft = Schedule(
+            schedule_id,
+            campaign,
+            column,
+            cron,
+            seconds,
+            older,
+            clock(),
+            None,
+            None,
+            ws.actor,
+            action_id,
+            records,
+            timezone,
+        )
         con.execute(
-            "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, now())",
-            [schedule_id, campaign, column, cron, seconds, older, draft.next_after(clock()), ws.actor],
+            "INSERT INTO schedules (schedule_id, campaign, column_name, cron, every_seconds, older_than_seconds, "
+            "next_due_at, created_by, created_at, action_id, record_filter, timezone) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
+            [
+                schedule_id,
+                campaign,
+                column,
+                cron,
+                seconds,
+                older,
+                draft.next_after(clock()),
+                ws.actor,
+                action_id,
+                records,
+                timezone,
+            ],
         )
     return schedules(ws, schedule_id=schedule_id)[0]
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EditError(
+            f"{name!r} is not a time zone", hint="use an IANA name, e.g. Europe/Berlin or America/New_York"
+        ) from None
+
+
+MAX_SCHEDULED_RECORDS = 1000  # records one tick of an action's schedule runs the action on
+
+
+def _selected(ws: Workspace, campaign: str, records: str | None, limit: int = MAX_SCHEDULED_RECORDS) -> list[int]:
+    """The row ids of the campaign's records the filter selects (in the read-only query sandbox), in order."""
+    where = f"WHERE {records}" if records else ""
+    found = ws.query(f"SELECT row_id FROM campaign.{quote(campaign)} {where} ORDER BY row_id LIMIT {int(limit)}")
+    return [int(r) for r in found["row_id"].to_list()]
 
 
 def schedules(ws: Workspace, *, schedule_id: int | None = None) -> list[Schedule]:
@@ -133,7 +212,8 @@ def schedules(ws: Workspace, *, schedule_id: int | None = None) -> list[Schedule
         where = "" if schedule_id is None else f"WHERE schedule_id = {int(schedule_id)}"
         rows = con.execute(
             "SELECT schedule_id, campaign, column_name, cron, every_seconds, older_than_seconds, next_due_at, "
-            f"last_run_at, last_run_id, created_by FROM schedules {where} ORDER BY schedule_id"
+            f"last_run_at, last_run_id, created_by, action_id, record_filter, timezone FROM schedules {where} "
+            "ORDER BY schedule_id"
         ).fetchall()
     return [Schedule(*row) for row in rows]
 
@@ -192,6 +272,8 @@ def _has_work(ws: Workspace, campaign: str, columns: list[str] | None) -> bool:
 def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
     """Run the schedule's steps, then Run Again its cells older than its freshness limit; returns the last run's
     id, or None when there was nothing to do (nothing is run or logged then)."""
+    if schedule.action_id is not None:
+        return _run_action(ws, schedule)
     campaign = ws.campaign(schedule.campaign, actor=schedule.created_by, trigger="schedule")
     columns = None if schedule.column is None else [schedule.column]
     last = campaign.run(columns).run_id if _has_work(ws, schedule.campaign, columns) else None
@@ -221,6 +303,19 @@ def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:
     for column, rows in old.items():
         if rows:  # Run Again on the old cells (pinned ones are not in the list: they are never re-run)
             last = campaign.run([column], rows, force=True).run_id
+    return last
+
+
+def _run_action(ws: Workspace, schedule: Schedule) -> int | None:
+    """Run the schedule's library action on each record its filter selects (a run per record, as on the record
+    page); returns the last run's id, or None when no record was selected. The action's own consent, switch and
+    roles apply: a paused action is refused, and the schedule moves on."""
+    library = ws.actions(actor=schedule.created_by, trigger="schedule")
+    assert schedule.action_id is not None
+    name = library.name_of(schedule.action_id)
+    last = None
+    for row_id in _selected(ws, schedule.campaign, schedule.record_filter):
+        last = int(library.run(name, schedule.campaign, row_id)["run_id"])
     return last
 
 

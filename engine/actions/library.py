@@ -86,6 +86,14 @@ class ActionLibrary:
                 raise self._not_found(name)
             return {**action.to_json(), "history": history_counts(con, action.action_id)}
 
+    def name_of(self, action_id: int) -> str:
+        """The current name of action `action_id` (its name may have changed since a schedule named it)."""
+        with self.db.transaction() as con:
+            found = con.execute("SELECT name FROM actions WHERE action_id = ?", [int(action_id)]).fetchall()
+        if not found:
+            raise NotFoundError(f"no action with id {action_id} (it was deleted)", hint="remove the schedule")
+        return str(found[0][0])
+
     def results(
         self, *, action: str | None = None, campaign: str | None = None, row_id: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
@@ -222,7 +230,8 @@ class ActionLibrary:
             if not confirm:
                 raise EditError(
                     f"deleting action '{action.name}' removes it with its {counts['action_results']} results, "
-                    f"{counts['documents']} documents and {counts['activity']} activity rows (credit rows stay)",
+                    f"{counts['documents']} documents, {counts['schedules']} schedules and {counts['activity']} "
+                    "activity rows (credit rows stay)",
                     hint=f"confirm with `runsheet action delete {action.name} --yes`",
                 )
             return delete_action(con, action.action_id)

@@ -294,16 +294,30 @@ def schedule_add(
     older_than: Annotated[
         str | None, typer.Option("--older-than", help="Also re-run cells computed longer ago, e.g. 30d.")
     ] = None,
+    action: Annotated[str | None, typer.Option(help="Run this library action on records instead.")] = None,
+    records: Annotated[
+        str | None, typer.Option(help="With --action: the records, as SQL over their fields (default: all).")
+    ] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="The time zone of --cron, e.g. Europe/Berlin.")] = None,
     actor: Actor = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
-    """Run a campaign's auto-run steps (or --column) on a schedule, inside `runsheet serve`."""
+    """Run a campaign's auto-run steps (or --column), or a library action on its records (--action), on a
+    schedule, inside `runsheet serve`."""
     from engine import add_schedule
 
     def body() -> None:
         ws = _workspace(workspace, actor)
         made = add_schedule(
-            ws, campaign or _only_campaign(ws), column=column, cron=cron, every=every, older_than=older_than
+            ws,
+            campaign or _only_campaign(ws),
+            column=column,
+            cron=cron,
+            every=every,
+            older_than=older_than,
+            action=action,
+            records=records,
+            timezone=tz,
         )
         out.print(f"schedule {made.schedule_id}: {made.describe}; next run at {made.next_due_at:%Y-%m-%d %H:%M:%S}")
 
@@ -330,7 +344,9 @@ def schedule_list(
             table.add_row(
                 str(s.schedule_id),
                 s.campaign,
-                s.column or "(auto steps)",
+                f"action #{s.action_id}" + (f" where {s.record_filter}" if s.record_filter else "")
+                if s.action_id is not None
+                else s.column or "(auto steps)",
                 when,
                 older,
                 f"{s.next_due_at:%Y-%m-%d %H:%M:%S}",

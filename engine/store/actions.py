@@ -3,7 +3,7 @@ running one on a single record, and the documents results are kept as.
 
 An action keeps its id for life: rename changes `name` only, so its results, documents and activity rows (which
 carry `action_id`) stay its own. Deleting an action (asked for and confirmed by a person) removes it with its
-results, documents and its own activity rows (its runs and refusals); credit rows are money and stay, so the
+results, documents, schedules and its own activity rows (its runs and refusals); credit rows are money and stay, so the
 balance still adds up, and a Save to Record it made stays in the record's history.
 """
 
@@ -119,6 +119,9 @@ def delete_action(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, i
     counts = {}
     for table in ("documents", "action_results"):
         counts[table] = len(con.execute(f"DELETE FROM {table} WHERE action_id = ? RETURNING 1", [action_id]).fetchall())
+    counts["schedules"] = len(
+        con.execute("DELETE FROM schedules WHERE action_id = ? RETURNING 1", [action_id]).fetchall()
+    )
     # the action's own log; a Save to Record it made is the record's history, and stays
     deleted = con.execute("DELETE FROM activity WHERE action_id = ? AND action = 'action' RETURNING 1", [action_id])
     counts["activity"] = len(deleted.fetchall())
@@ -131,10 +134,12 @@ def history_counts(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, 
     found = con.execute(
         "SELECT (SELECT count(*) FROM action_results WHERE action_id = $1), "
         "(SELECT count(*) FROM documents WHERE action_id = $1), "
-        "(SELECT count(*) FROM activity WHERE action_id = $1 AND action = 'action')",
+        "(SELECT count(*) FROM activity WHERE action_id = $1 AND action = 'action'), "
+        "(SELECT count(*) FROM schedules WHERE action_id = $1)",
         [action_id],
     ).fetchall()[0]
-    return {"action_results": int(found[0]), "documents": int(found[1]), "activity": int(found[2])}
+    names = ("action_results", "documents", "activity", "schedules")
+    return {name: int(n) for name, n in zip(names, found, strict=True)}
 
 
 RESULT_COLUMNS = (

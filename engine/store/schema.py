@@ -65,11 +65,13 @@ METADATA_DDL = [
     """CREATE TABLE IF NOT EXISTS paused (
         campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL, paused_at TIMESTAMP, paused_by VARCHAR,
         PRIMARY KEY (campaign_id, column_name))""",
-    # Schedules (engine/schedules.py): cron or interval, optional freshness; run inside `runsheet serve`.
+    # Schedules (engine/schedules.py): cron or interval (in a time zone), optional freshness, or a library action
+    # run on the records a filter selects; run inside `runsheet serve`.
     """CREATE TABLE IF NOT EXISTS schedules (
         schedule_id BIGINT PRIMARY KEY, campaign VARCHAR NOT NULL, column_name VARCHAR, cron VARCHAR,
         every_seconds DOUBLE, older_than_seconds DOUBLE, next_due_at TIMESTAMP NOT NULL, last_run_at TIMESTAMP,
-        last_run_id BIGINT, created_by VARCHAR, created_at TIMESTAMP)""",
+        last_run_id BIGINT, created_by VARCHAR, created_at TIMESTAMP, action_id BIGINT, record_filter VARCHAR,
+        timezone VARCHAR)""",
     # Export steps' decisions to send (engine/store/outbox.py), written when their cells are claimed.
     """CREATE TABLE IF NOT EXISTS outbox (
         delivery_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, column_name VARCHAR NOT NULL,
@@ -112,6 +114,9 @@ COLUMN_UPGRADES = [
     ("activity", None, "old_value", "VARCHAR"),
     ("activity", None, "new_value", "VARCHAR"),
     ("activity", None, "action_id", "BIGINT"),
+    ("schedules", None, "action_id", "BIGINT"),
+    ("schedules", None, "record_filter", "VARCHAR"),
+    ("schedules", None, "timezone", "VARCHAR"),
 ]
 
 STEP_COLUMNS = (

@@ -127,11 +127,11 @@ def test_delete_asks_for_confirmation_and_keeps_money_and_record_history(ws: Wor
     assert library.documents(action="prep")[0]["body"] == result["value"]
     library.save_result(result["result_id"])
     before = snapshot(ws)
-    with pytest.raises(EditError, match="1 results, 1 documents and 1 activity rows") as refused:
+    with pytest.raises(EditError, match="1 results, 1 documents, 0 schedules and 1 activity rows") as refused:
         library.delete("prep")
     assert "--yes" in refused.value.hint
     assert snapshot(ws) == before
-    assert library.delete("prep", confirm=True) == {"documents": 1, "action_results": 1, "activity": 1}
+    assert library.delete("prep", confirm=True) == {"documents": 1, "action_results": 1, "schedules": 0, "activity": 1}
     assert ws.query("SELECT count(*) FROM documents").item() == 0
     assert ws.query("SELECT count(*) FROM action_results").item() == 0
     saved = ws.query("SELECT count(*) FROM activity WHERE action = 'save_to_record'").item()
