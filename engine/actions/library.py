@@ -28,6 +28,7 @@ from engine.cells import INPUT_KIND, KINDS, kind_named
 from engine.errors import EditError, NotFoundError, PermissionDeniedError
 from engine.graph import ReferenceError_
 from engine.run.adhoc import Started, complete_action_run, open_action_run
+from engine.run.lifecycle import reclaim_dead_runs
 from engine.spec import NAME_PATTERN
 from engine.store.actions import (
     StoredAction,
@@ -99,12 +100,14 @@ class ActionLibrary:
     ) -> list[dict[str, Any]]:
         """Results of ad hoc runs, newest first, of an action and/or a record."""
         with self.db.transaction() as con:
+            reclaim_dead_runs(con)  # a result whose runner died reads as interrupted
             action_id = None if action is None else self._get(con, action).action_id
             campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
             return read_results(con, action_id=action_id, campaign_id=campaign_id, row_id=row_id, limit=limit)
 
     def result(self, result_id: int) -> dict[str, Any]:
         with self.db.transaction() as con:
+            reclaim_dead_runs(con)
             found = read_result(con, int(result_id))
         if found is None:
             raise NotFoundError(f"no action result {result_id}", hint="list them with `runsheet action results`")
@@ -270,22 +273,47 @@ class ActionLibrary:
     def start(self, name: str, campaign: str, record: str | int, *, force: bool = False) -> int:
         """Open the run (its result shows `running` at once) and make the call in a background thread; returns
         the result's id, which `result` reads while it goes. For faces that keep a panel open."""
-        action, row_id, started = self._start(name, campaign, record, force)
+        return self.start_many(name, campaign, [record], force=force)[0]
+
+    def start_many(self, name: str, campaign: str, records: list[str | int], *, force: bool = False) -> list[int]:
+        """`start` on several records (a webhook's, a schedule's): every run is opened now, so each result shows
+        `running` at once, and one background thread makes their calls in turn. Nothing starts unless every
+        record is found and the action may run."""
+        action, row_ids = self._checked(name, campaign, records)
+        opened = [(action, row_id, self._open(action, campaign, row_id, force)) for row_id in row_ids]
 
         def finish() -> None:
-            complete_action_run(
-                self.db, self.cache_dir, campaign, row_id, action, started, who=(self.actor, self.trigger), force=force
-            )
+            for action, row_id, started in opened:
+                complete_action_run(
+                    self.db,
+                    self.cache_dir,
+                    campaign,
+                    row_id,
+                    action,
+                    started,
+                    who=(self.actor, self.trigger),
+                    force=force,
+                )
 
-        threading.Thread(target=finish, name=f"runsheet-action-{started.result_id}", daemon=True).start()
-        return started.result_id
+        if opened:
+            threading.Thread(target=finish, name=f"runsheet-action-{opened[0][2].result_id}", daemon=True).start()
+        return [started.result_id for _, _, started in opened]
 
     def _start(self, name: str, campaign: str, record: str | int, force: bool) -> tuple[StoredAction, int, Started]:
+        action, [row_id] = self._checked(name, campaign, [record])
+        return action, row_id, self._open(action, campaign, row_id, force)
+
+    def _open(self, action: StoredAction, campaign: str, row_id: int, force: bool) -> Started:
+        return open_action_run(self.db, campaign, row_id, action, who=(self.actor, self.trigger), force=force)
+
+    def _checked(self, name: str, campaign: str, records: list[str | int]) -> tuple[StoredAction, list[int]]:
+        """The action and the row ids of `records`, once this actor may run it on them (every record found, the
+        action enabled and active); raises otherwise, before anything is opened."""
         with self.db.transaction() as con:
             action = self._get(con, name)
             role = role_of(con, self.actor)
             tables = load_campaign(con, campaign)
-            row_id = resolve_record(con, tables, record)
+            row_ids = [resolve_record(con, tables, record) for record in records]
         if not may_run(role, action):
             self._refuse(action, role, campaign)
         if not action.enabled:
@@ -298,8 +326,7 @@ class ActionLibrary:
                 f"action '{action.name}' is paused: it runs once someone resumes it (new actions start paused)",
                 hint=f"resume it with `runsheet action resume {action.name}`",
             )
-        started = open_action_run(self.db, campaign, row_id, action, who=(self.actor, self.trigger), force=force)
-        return action, row_id, started
+        return action, row_ids
 
     def save_result(self, result_id: int, field: str = NOTES) -> dict[str, Any]:
         """Save to Record: the result's text goes into the record's `field` (notes: an appended line

@@ -140,7 +140,7 @@ def add_action_routes(app: FastAPI, workspace_for: Callable[[str], Workspace]) -
             handle = acting.campaign(body.campaign, actor=who, trigger="webhook")
             added, _ = handle.add_rows(body.create)
             keys += list(added)
-        started = [found.start(name, body.campaign, key) for key in keys]
+        started = found.start_many(name, body.campaign, keys)
         return {"action": name, "campaign": body.campaign, "results": started}
 
     @router.post("/actions/{name}/{switch}")

@@ -142,13 +142,18 @@ def history_counts(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, 
     return {name: int(n) for name, n in zip(names, found, strict=True)}
 
 
+# A result still `running` whose run is over (its runner died: reclaim_dead_runs marked it interrupted) reads as
+# `interrupted`: what is shown is true now.
 RESULT_COLUMNS = (
-    "r.result_id, r.action_id, a.name AS action, r.campaign_id, c.name AS campaign, r.row_id, r.run_id, r.status, "
+    "r.result_id, r.action_id, a.name AS action, r.campaign_id, c.name AS campaign, r.row_id, r.run_id, "
+    "CASE WHEN r.status = 'running' AND coalesce(u.status, '') <> 'running' THEN 'interrupted' ELSE r.status END "
+    "AS status, "
     "r.value, r.error_code, r.error_message, r.error_hint, r.credits, r.tokens, r.provider_cost, r.cached, "
     "r.latency_ms, r.detail, r.started_at, r.finished_at, r.actor, r.trigger, r.saved_at, r.saved_by, r.saved_field"
 )
 _RESULTS_FROM = (
-    "FROM action_results r JOIN actions a USING (action_id) LEFT JOIN campaigns c ON c.campaign_id = r.campaign_id"
+    "FROM action_results r JOIN actions a USING (action_id) LEFT JOIN campaigns c ON c.campaign_id = r.campaign_id "
+    "LEFT JOIN runs u ON u.run_id = r.run_id"
 )
 
 

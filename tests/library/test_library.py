@@ -241,3 +241,21 @@ def test_stop_ends_a_running_action_without_a_bill(
     assert stopped["status"] == "error" and stopped["error_code"] == "cancelled", stopped
     assert ws.run_record(running["run_id"])["status"] == "stopped"
     assert ws.credits() == start and fresh_provider.ledger()["billed"] == []
+
+
+def test_a_result_whose_runner_died_reads_as_interrupted(ws: Workspace, people: Campaign) -> None:
+    from engine.run.adhoc import open_action_run
+    from engine.store.actions import read_action
+
+    library = ws.actions()
+    add_opener(ws)
+    library.resume("opener")
+    with ws.db.transaction() as con:
+        action = read_action(con, "opener")
+    assert action is not None
+    started = open_action_run(ws.db, "people", 1, action, who=("ops", "cli"), force=False)
+    assert library.result(started.result_id)["status"] == "running"
+    with ws.db.transaction() as con:  # its process is gone: no such pid on this host
+        con.execute("UPDATE runs SET pid = 2147483646 WHERE run_id = ?", [started.run_id])
+    assert library.result(started.result_id)["status"] == "interrupted"
+    assert ws.run_record(started.run_id)["status"] == "interrupted"
