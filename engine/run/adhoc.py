@@ -78,26 +78,43 @@ def _free_name(name: str, taken: set[str]) -> str:
     raise SpecError(f"no free column name for action '{name}'", hint="rename the action")
 
 
-def record_values(
+@dataclass(frozen=True)
+class Record:
+    """What an action reads of one record: the values of its inputs, whether its `run_if` holds, and the steps
+    it reads that hold no current value there (each with its status)."""
+
+    values: dict[str, Any]
+    runs: bool
+    blocked: dict[str, str]
+
+
+def read_record(
     con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_id: int, names: list[str], run_if: str | None = None
-) -> tuple[dict[str, Any], bool]:
-    """The current values of `names` (fields or steps; a step's value only when it is current) in one record, and
-    whether `run_if` holds over them (True without one)."""
-    selects, joins = ["r.row_id"], []
+) -> Record:
+    """The current values of `names` (fields or steps; a step's value only when it is current) in one record, in
+    one query."""
+    selects, joins, steps = ["r.row_id"], [], []
     for i, name in enumerate(names):
         alias = f"t{i}"
         joins.append(f"LEFT JOIN {tables.tables[name]} {alias} ON {alias}.row_id = r.row_id")
         current = f"{alias}.value"
         if not tables.column(name).is_input:
             current = f"CASE WHEN {sql_in(alias + '.status', CURRENT)} THEN {alias}.value END"
+            steps.append(f"coalesce({alias}.status, 'empty')")
         selects.append(f"{current} AS {quote(name)}")
+    statuses = f"[{', '.join(steps)}]::VARCHAR[]" if steps else "[]::VARCHAR[]"
+    selects.append(f"{statuses} AS _statuses")
     record = f"SELECT {', '.join(selects)} FROM {tables.rows_table} r {' '.join(joins)} WHERE r.row_id = ?"
     chosen = f"coalesce(({run_if})::BOOLEAN, false)" if run_if else "true"
     cursor = con.execute(f"SELECT {chosen} AS _run_if, * EXCLUDE (row_id) FROM ({record})", [int(row_id)])
     found = cursor.fetchall()
     if not found:
-        return {}, False
-    return dict(zip(names, found[0][1:], strict=True)), bool(found[0][0])
+        return Record({}, False, {})
+    runs, *values, statuses = found[0]
+    step_names = [n for n in names if not tables.column(n).is_input]
+    answered = {status.value for status in CURRENT}
+    blocked = {n: st for n, st in zip(step_names, statuses, strict=True) if st not in answered}
+    return Record(dict(zip(names, values, strict=True)), bool(runs), blocked)
 
 
 def open_action_run(
@@ -134,8 +151,8 @@ def complete_action_run(
             tables = load_campaign(con, campaign)
             column = as_column(tables, action)
             assert isinstance(column.options, StepOptions)
-            values, runs = record_values(con, tables, row_id, list(column.deps), column.options.run_if)
-            gate = _gate(column, row_id, values, runs)
+            record = read_record(con, tables, row_id, list(column.deps), column.options.run_if)
+            gate = _gate(column, row_id, record)
             settings = load_settings(con)
             budget = load_budget(con, campaign, tables.campaign_id)
             context = {n: d.text for n, d in read_context(con).items()}
@@ -144,7 +161,7 @@ def complete_action_run(
         watcher = _watch_stop(db.path.parent, started.run_id, stop)
         try:
             result = gate or _call(
-                column, row_id, values, cache_dir, settings, budget, context, json_columns, force, stop
+                column, row_id, record.values, cache_dir, settings, budget, context, json_columns, force, stop
             )
         finally:
             watcher.set()
@@ -182,10 +199,20 @@ def _loaded(con: duckdb.DuckDBPyConnection, campaign: str) -> CampaignTables | N
         return None
 
 
-def _gate(column: ColumnSpec, row_id: int, values: dict[str, Any], runs: bool) -> CellResult | None:
-    """The outcome without a call: a required field empty (`missing_required_field`), or `run_if` false."""
+def _gate(column: ColumnSpec, row_id: int, record: Record) -> CellResult | None:
+    """The outcome without a call: a step it reads holds no current value on the record (`waiting`, naming it:
+    run it first), a required field empty (`missing_required_field`), or `run_if` false (`skipped`)."""
     assert isinstance(column.options, StepOptions)
-    missing = [f for f in column.options.required if values.get(f) in (None, "")]
+    if record.blocked:
+        named = ", ".join(f"{n} ({status})" for n, status in record.blocked.items())
+        return CellResult(
+            column.name,
+            row_id,
+            None,
+            Status.WAITING,
+            error_message=f"waiting on {named}: run it on this record first, then run the action again",
+        )
+    missing = [f for f in column.options.required if record.values.get(f) in (None, "")]
     if missing:
         return CellResult(
             column.name,
@@ -195,7 +222,7 @@ def _gate(column: ColumnSpec, row_id: int, values: dict[str, Any], runs: bool) -
             error_code=ErrorCode.MISSING_REQUIRED_FIELD,
             error_message=f"empty: {', '.join(missing)}",
         )
-    return None if runs else CellResult(column.name, row_id, None, Status.SKIPPED)
+    return None if record.runs else CellResult(column.name, row_id, None, Status.SKIPPED)
 
 
 def _call(

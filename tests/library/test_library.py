@@ -259,3 +259,17 @@ def test_a_result_whose_runner_died_reads_as_interrupted(ws: Workspace, people: 
         con.execute("UPDATE runs SET pid = 2147483646 WHERE run_id = ?", [started.run_id])
     assert library.result(started.result_id)["status"] == "interrupted"
     assert ws.run_record(started.run_id)["status"] == "interrupted"
+
+
+def test_an_action_waits_for_a_step_it_reads_that_is_not_done(ws: Workspace, people: Campaign) -> None:
+    from tests.library.conftest import CONTACTS_SPEC
+
+    ws.apply(CONTACTS_SPEC + '  - {name: shout, kind: formula, expression: "upper(company)", run: manual}\n')
+    library = ws.actions()
+    library.add("loud", "ai", {"prompt": "Say {{ shout }}"}, description="Reads a manual step")
+    library.resume("loud")
+    waiting = library.run("loud", "people", 1)
+    assert waiting["status"] == "waiting" and "waiting on shout (empty)" in waiting["error_message"]
+    assert waiting["credits"] == 0
+    people.run(["shout"], rows=[1])
+    assert library.run("loud", "people", 1)["value"].startswith("[offline model] Say ANALYTICAL")
