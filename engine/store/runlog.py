@@ -56,7 +56,9 @@ def run_log(
 
 
 def _scope(request: dict[str, Any]) -> str:
-    columns = ",".join(request.get("columns") or []) or "auto steps"
+    columns = (
+        request.get("action") or ",".join(request.get("columns") or []) or "auto steps"
+    )  # an action's run names it
     kind = request.get("kind", "run")
     rows = "all rows" if request.get("scope") == "all" else "some rows"
     if "row" in request:

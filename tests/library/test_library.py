@@ -38,6 +38,7 @@ def test_a_new_action_waits_for_consent_then_runs_on_one_record(ws: Workspace, p
     assert result["finished_at"] >= result["started_at"] and result["latency_ms"] is not None
     run = ws.run_record(result["run_id"])
     assert run["status"] == "done" and run["trigger"] == "api" and run["request"]["action"] == "opener"
+    assert ws.run_log(limit=1)[0]["scope"] == "action: opener / row 2"  # how the runs page names it
     rows = ws.query("SELECT action, outcome, action_id, row_id FROM activity WHERE action = 'action'").rows()
     assert rows == [("action", "done", library.show("opener")["action_id"], 2)]
     assert people.cell(2, "domain").value == "cobol.dev"  # the campaign's cells are not the action's
