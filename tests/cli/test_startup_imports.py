@@ -98,7 +98,9 @@ def test_a_command_registers_its_own_module_alone(workspace: Path) -> None:
         + "print('CLI', sorted(m for m in sys.modules if m.startswith('engine.cli')))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert "CLI ['engine.cli', 'engine.cli.campaigns', 'engine.cli.common']" in done.stdout, done.stderr[-2000:]
+    assert "CLI ['engine.cli', 'engine.cli.campaigns', 'engine.cli.common', 'engine.cli.overview']" in done.stdout, (
+        done.stderr[-2000:]
+    )
 
 
 def test_each_command_is_mapped_to_the_module_that_registers_it() -> None:
