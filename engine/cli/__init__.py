@@ -4,7 +4,8 @@ Exit codes: 0 ok; 1 with a one-line reason for anything the user can fix; 2 for 
 Each module registers its commands on the shared typer app. `runsheet NAME ...` imports only the module of NAME
 (typer then builds that one command, not all 45: a tenth of a second of a command's start-up); anything else
 (an unknown name) and `from engine.cli import app` register them all. `runsheet --help` and `runsheet` alone are
-drawn by engine/cli/overview.py without importing typer or rich, so this module imports neither up front.
+drawn by engine/cli/overview.py without importing typer or rich, and a plain `runsheet status` is answered by
+engine/cli/status_command.py without typer, so this module imports neither up front.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def main() -> None:
     """The `runsheet` script: the command named first on the command line, or every command (the group's only
     option is --help: `runsheet --help status` lists them all)."""
     shown = overview.show(sys.argv[1:])
+    if shown is None and sys.argv[1:2] == ["status"]:
+        from engine.cli import status_command
+
+        shown = status_command.quick(sys.argv[2:])
     if shown is not None:
         sys.exit(shown)
     named = sys.argv[1] if len(sys.argv) > 1 else None
