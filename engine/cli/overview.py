@@ -123,7 +123,7 @@ def show(args: list[str]) -> int | None:
         sys.modules["__main__"], "__package__", None
     ):
         return None
-    if not (sys.stdout.encoding or "").lower().replace("-", "").startswith("utf"):
+    if not (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").startswith("utf"):
         return None
     width = terminal_width()
     if width < MIN_WIDTH:
