@@ -17,8 +17,6 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from engine.cli import overview
-
 if TYPE_CHECKING:
     import typer
 
@@ -83,8 +81,12 @@ def _callbacks(app: typer.Typer) -> Iterator[Callable[..., Any]]:
 def main() -> None:
     """The `runsheet` script: the command named first on the command line, or every command (the group's only
     option is --help: `runsheet --help status` lists them all)."""
-    shown = overview.show(sys.argv[1:])
-    if shown is None and sys.argv[1:2] == ["status"]:
+    shown = None
+    if sys.argv[1:] in ([], ["--help"]):
+        from engine.cli import overview
+
+        shown = overview.show(sys.argv[1:])
+    elif sys.argv[1:2] == ["status"]:
         from engine.cli import status_command
 
         shown = status_command.quick(sys.argv[2:])

@@ -98,10 +98,14 @@ def test_a_command_registers_its_own_module_alone(workspace: Path) -> None:
         + "print('CLI', sorted(m for m in sys.modules if m.startswith('engine.cli')))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    registered = ["engine.cli", "engine.cli.basics", "engine.cli.campaigns", "engine.cli.common"]
-    assert f"CLI {[*registered, 'engine.cli.overview', 'engine.cli.status_command']}" in done.stdout, done.stderr[
-        -2000:
+    loaded = [
+        "engine.cli",
+        "engine.cli.basics",
+        "engine.cli.campaigns",
+        "engine.cli.common",
+        "engine.cli.status_command",
     ]
+    assert f"CLI {loaded}" in done.stdout, done.stderr[-2000:]
 
 
 def test_each_command_is_mapped_to_the_module_that_registers_it() -> None:
