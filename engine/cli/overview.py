@@ -102,7 +102,7 @@ RICH_ENVIRONMENT = (
 )
 
 # typer's styles as SGR codes (bold 1, dim 2, then a colour), and its option highlighter's patterns in its order.
-BOLD, DIM, BORDER, COMMAND = "1", "2", "2", "1;36"
+BOLD, BORDER, COMMAND = "1", "2", "1;36"
 _HIGHLIGHTS = (
     (re.compile(r"(^|\W)(?P<s>\-\w+)(?![a-zA-Z0-9])"), "32", True),  # a switch: bold green
     (re.compile(r"(^|\W)(?P<s>\-\-[\w\-]+)(?![a-zA-Z0-9])"), "36", True),  # an option: bold cyan
@@ -120,15 +120,15 @@ def show(args: list[str]) -> int | None:
     if args not in ([], ["--help"]) or os.name == "nt" or any(name in os.environ for name in RICH_ENVIRONMENT):
         return None
     if os.environ.get("TERM", "").lower() in ("dumb", "unknown") or getattr(
-        sys.modules["__main__"], "__package__", None
+        sys.modules.get("__main__"), "__package__", None
     ):
         return None
     if not (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").startswith("utf"):
         return None
-    width = terminal_width()
-    if width < MIN_WIDTH:
+    width, prog = terminal_width(), os.path.basename(sys.argv[0])
+    if width < MIN_WIDTH or len(prog) > MIN_WIDTH // 3:  # a long name could push the usage line past the width
         return None
-    sys.stdout.write(render(width, colour=sys.stdout.isatty(), prog=os.path.basename(sys.argv[0])))
+    sys.stdout.write(render(width, colour=sys.stdout.isatty(), prog=prog))
     if args:
         sys.stdout.write("\n")  # typer echoes the (already printed) help: one empty line more
     sys.stdout.flush()
