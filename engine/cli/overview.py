@@ -3,13 +3,14 @@
 The overview is the first thing a person types, and importing typer and rich to draw it costs twice the target
 (typer's help imports rich.markdown, rich.traceback and pygments: 0.2 s of a 0.33 s `--help`). Here it is drawn
 from LISTED, the commands with their one-line help, in the same boxes, wrapping and colours as typer's rich help
-(typer 0.29, rich 15): tests/cli/test_overview.py renders both at every width from MIN_WIDTH and fails on any
-character or colour that differs, and on any command or help line LISTED lacks or has too many.
+(typer 0.29, rich 15): tests/cli/test_overview.py renders both at every width from MIN_WIDTH to 220 columns and
+fails on any character or colour that differs, and on any command or help line LISTED lacks or has too many.
 
-`show` draws it only in the ordinary case and declines (None) otherwise: a terminal narrower than MIN_WIDTH (rich
-then squeezes the option columns), an output that is not UTF-8 (rich's boxes become ASCII), Windows, a `python
--m` start (its usage line names the module), or any environment variable that changes how rich draws (colour
-forced or barred, a fixed width, a dumb terminal). Typer then shows the help as before. Each command's own help
+`show` draws it only in the ordinary case and declines (None) otherwise: a terminal narrower than MIN_WIDTH (not
+compared: rich squeezes narrow tables its own way), an output that is not UTF-8 (rich's boxes become ASCII),
+Windows (its legacy console), a `python -m` start (its usage line names the module), a long script name, or any
+environment variable that changes how rich draws (colour forced or barred, a fixed width, a dumb terminal). Typer
+then shows the help as before. Each command's own help
 (`runsheet run --help`) and every usage error still go through typer.
 """
 
