@@ -81,6 +81,7 @@ LISTED = (
     ("ui", "Open the grid in a browser: serves the Streamlit UI for the workspace on http://127.0.0.1:PORT."),
     ("context", "Global context documents (brand brief, ICP, offer...) that AI steps read."),
     ("credits", "The workspace's credit balance."),
+    ("action", "The action library: named, described steps run on one record (or added to a campaign)."),
     ("history", "The history (activity, export deliveries) of columns removed from a campaign."),
     ("users", "Who may do what: admin, member (run, edit inputs), viewer (read)."),
     ("token", "API tokens for `runsheet serve` (each acts as a user)."),
