@@ -156,7 +156,7 @@ def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> Camp
     raw_columns = data.get("columns")
     if not isinstance(raw_columns, list) or not raw_columns:
         raise SpecError("'columns' must be a non-empty list", hint="list the campaign's columns under 'columns:'")
-    parsed = _add_record_readers([_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)])
+    parsed, fields = _add_record_readers([_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)])
     renamed = _renames(raw_columns, [p[0] for p in parsed])
     _check_names_apart([p[0] for p in parsed], {p[0] for p in parsed if p[1] != INPUT_KIND})
     graph = ColumnGraph.build(
@@ -179,7 +179,7 @@ def parse_spec(source: str | dict[str, Any], *, check_code: bool = True) -> Camp
             kind=kind,
             options=options,
             deps=deps,
-            version=_version(kind, options),
+            version=_version(kind, options, fields.get(name_, ())),
             value_type=types[name_],
             context=_context_names(kind, options, names),
             renamed_from=renamed.get(name_),
@@ -349,24 +349,27 @@ def _dependencies(name: str, kind: str, options: StepOptions) -> tuple[str, ...]
 Parsed = tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]
 
 
-def _add_record_readers(parsed: list[Parsed]) -> list[Parsed]:
+def _add_record_readers(parsed: list[Parsed]) -> tuple[list[Parsed], dict[str, tuple[str, ...]]]:
     """Make a step that reads the whole record (engine/cells/ai.py, context injection) depend on every input
-    column, so its keys cover the values it is given and a new field makes it stale; refuse a step that reads no
-    column at all."""
+    column, so its keys cover the values it is given; refuse a step that reads no column at all. Returns the
+    columns and, for each step that reads the record, the record's fields in spec order (they enter its version:
+    a new field or a new order changes what it is given)."""
     names = frozenset(p[0] for p in parsed)
-    fields = {p[0] for p in parsed if p[1] == INPUT_KIND}
+    fields = tuple(p[0] for p in parsed if p[1] == INPUT_KIND)
     resolved: list[Parsed] = []
+    readers: dict[str, tuple[str, ...]] = {}
     for name, kind, options, deps in parsed:
         if kind != INPUT_KIND:
             assert isinstance(options, StepOptions)
             if kind_named(kind).reads_record(options, names):
-                deps = tuple(sorted((set(deps) - ({RECORD} - names)) | fields))
+                deps = tuple(sorted((set(deps) - ({RECORD} - names)) | set(fields)))
+                readers[name] = fields
             elif kind != "formula" and options.inputs is None and not deps:
                 raise SpecError(
                     f"a {kind} step needs 'inputs'", hint="list the columns it reads under 'inputs:'", column=name
                 )
         resolved.append((name, kind, options, deps))
-    return resolved
+    return resolved, readers
 
 
 def _context_names(kind: str, options: StepOptions | InputOptions, names: frozenset[str]) -> tuple[str, ...]:
@@ -375,13 +378,17 @@ def _context_names(kind: str, options: StepOptions | InputOptions, names: frozen
     return tuple(sorted(kind_named(kind).context_names(options, names)))
 
 
-def _version(kind: str, options: StepOptions | InputOptions) -> str:
-    """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled)."""
+def _version(kind: str, options: StepOptions | InputOptions, record: tuple[str, ...] = ()) -> str:
+    """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled): the options
+    and, for a step that reads the whole record, the record's fields in order."""
     payload = options.model_dump(mode="json", exclude={"run", "enabled", "description"})
     for option in options.versioned_when_set if isinstance(options, StepOptions) else ():
         if payload.get(option) is None:
             del payload[option]
-    canonical = json.dumps({"kind": kind, "options": payload}, sort_keys=True, separators=(",", ":"))
+    versioned: dict[str, Any] = {"kind": kind, "options": payload}
+    if record:
+        versioned["record"] = list(record)
+    canonical = json.dumps(versioned, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
