@@ -192,10 +192,12 @@ def messages_for(
     record: tuple[str, ...] = (),
 ) -> tuple[tuple[str, str], ...]:
     """The chat messages a row's call sends: optional system prompt (with the schema instruction), then the prompt
-    and the default block of what the step is `given` (`record`: the record's fields, in spec order)."""
-    namespace: dict[str, Any] = {**row, "context": ContextPart(context, options.context)}
-    record_part = RecordPart((name, row.get(name)) for name in record)
-    if given.record and RECORD not in row:
+    and the default block of what the step is `given` (`record`: the record's fields, in spec order; `context`:
+    the documents, or a ContextPart made from them once for many rows)."""
+    documents = context if isinstance(context, ContextPart) else ContextPart(context, options.context)
+    namespace: dict[str, Any] = {**row, "context": documents}
+    record_part = RecordPart((name, row.get(name)) for name in record) if given.record else None
+    if record_part is not None and RECORD not in row:
         namespace[RECORD] = record_part
     system = _compiled(options.system).render(namespace) if options.system else ""
     if options.output_schema is not None:
@@ -203,10 +205,10 @@ def messages_for(
         system = (system + "\n\n" if system else "") + instruction + json.dumps(options.output_schema, sort_keys=True)
     messages = [("system", system)] if system else []
     parts = [_compiled(options.prompt).render(namespace)]
-    if given.block_record and str(record_part):
+    if given.block_record and record_part is not None and str(record_part):
         parts.append("## Record\n" + str(record_part))
-    if given.block_context and str(namespace["context"]):
-        parts.append("## Context\n" + str(namespace["context"]))
+    if given.block_context and str(documents):
+        parts.append("## Context\n" + str(documents))
     messages.append(("user", "\n\n".join(p for p in parts if p)))
     return tuple(messages)
 
@@ -286,6 +288,7 @@ class Ai(StepKind):
         credits = self.price(options, env.tiers)
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]
         given = injection(options, env.columns)
+        documents = ContextPart(env.context, options.context)  # rendered once, not per row
         sample = CompletionRequest(options.model, (), api_base=options.api_base, transport=options.transport)
         if pick_transport(sample) == "litellm":
             from engine.llm.litellm_transport import litellm_module
@@ -294,7 +297,7 @@ class Ai(StepKind):
         for row in frame.iter_rows(named=True):
             values = {c: decode_json_input(row[c], c in env.json_columns) for c in inputs}
             try:
-                messages = messages_for(options, values, env.context, given, env.record)
+                messages = messages_for(options, values, documents, given, env.record)
             except Exception as err:  # a template that fails on this row's values fails this cell only
                 yield _failing_call(env, options, row, f"the prompt template failed: {err}")
                 continue
