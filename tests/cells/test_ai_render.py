@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from engine import Workspace
-from engine.cells.ai import AiOptions, Injection, messages_for, render
+from engine.cells.ai import AiOptions
+from engine.cells.prompt import Injection, messages_for, render
 
 
 def test_an_empty_field_renders_blank_and_other_values_as_they_are() -> None:
