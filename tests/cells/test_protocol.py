@@ -88,6 +88,9 @@ def test_the_defaults_say_a_kind_lacks_a_capability() -> None:
     assert ai.sql(ai_options) is None
     assert formula.sql(formula.options.model_validate({"expression": "upper(name)"})) == "upper(name)"
     assert formula.context_names(formula.options.model_validate({"expression": "1"}), frozenset()) == set()
+    assert formula.reads_record(formula.options.model_validate({"expression": "1"}), frozenset()) is False
+    assert ai.reads_record(ai.options.model_validate({"prompt": "Write."}), frozenset()) is True  # names nothing
+    assert ai.reads_record(ai_options, frozenset({"name"})) is False
     batch = pl.DataFrame({"row_id": [1]})
     with pytest.raises(NotImplementedError):
         ai.compute(ai_options, batch)  # type: ignore[arg-type]
