@@ -23,7 +23,7 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv, StepOptions
 from engine.errors import NotFoundError, SpecError
 from engine.graph.fate import CURRENT, sql_in
-from engine.run.lifecycle import add_progress, clear_stop, finish_run, open_run, stop_file
+from engine.run.lifecycle import add_progress, clear_stop, close_run, finish_run, open_run, stop_file
 from engine.run.paid import close_transports, load_budget, run_coroutine
 from engine.run.reports import ExecutionEvent, RunReport
 from engine.run.selection import check_rows
@@ -358,7 +358,7 @@ def _finish(
     if tables is not None:
         finish_run(con, tables, report, "stopped" if result.error_code is ErrorCode.CANCELLED else "done")
     else:
-        con.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE run_id = ?", [started.run_id])
+        close_run(con, started.run_id, "failed", "the campaign was removed while the action ran")
 
 
 def _text(value: Any) -> str | None:

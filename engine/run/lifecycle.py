@@ -192,6 +192,15 @@ def finish_run(
     report.status = status
 
 
+def close_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, message: str | None = None) -> None:
+    """Close a run that holds no cells (an action's run on a record whose campaign went away meanwhile)."""
+    con.execute(
+        "UPDATE runs SET status = ?, finished_at = now(), heartbeat = now(), message = coalesce(?, message) "
+        "WHERE run_id = ?",
+        [status, message, run_id],
+    )
+
+
 def restore_cells(con: duckdb.DuckDBPyConnection, table: str, previous: pa.Table, run_id: int) -> int:
     """Put back the cells of `previous` (step-table rows as stored before `run_id` claimed them) that the run
     still holds: a call refused or never made changes nothing. Returns how many."""
