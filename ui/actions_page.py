@@ -78,13 +78,17 @@ def add_form(library: ActionLibrary) -> None:
             key=f"action-add-prompt-{source}",
             help="Name a record's fields as {{ field }}.",
         )
-        category = st.text_input("Category", value=template.get("category", CATEGORIES[0]), key=f"action-add-cat-{source}")
+        category = st.text_input(
+            "Category", value=template.get("category", CATEGORIES[0]), key=f"action-add-cat-{source}"
+        )
         description = st.text_area(
             "Description (what it does, in plain words)",
             value=template.get("description", ""),
             key=f"action-add-desc-{source}",
         )
-        roles = st.multiselect("Who may see and run it", ROLES, default=list(ROLES), key="action-add-roles")
+        roles: list[str] = st.multiselect(
+            "Who may see and run it", list(ROLES), default=list(ROLES), key="action-add-roles"
+        )
         st.caption("A new action starts paused: it runs once someone resumes it.")
         if st.button("Add", key="action-add", type="primary", disabled=not name.strip()):
             with session.friendly("add"):
@@ -136,7 +140,7 @@ def manage(library: ActionLibrary, listed: list[dict[str, Any]]) -> None:
                 change(lambda: library.set_enabled(name, False), f"Disabled {name}")
         elif st.button("Enable", key="action-enable"):
             change(lambda: library.set_enabled(name, True), f"Enabled {name}")
-    roles = st.multiselect("Roles", ROLES, default=list(action["roles"]), key=f"action-roles-{name}")
+    roles: list[str] = st.multiselect("Roles", list(ROLES), default=list(action["roles"]), key=f"action-roles-{name}")
     if st.button("Save roles", key="action-save-roles", disabled=list(roles) == list(action["roles"])):
         change(lambda: library.set_roles(name, roles), f"Roles of {name}: {', '.join(roles)}")
     new_name = st.text_input("New name", key=f"action-new-name-{name}")

@@ -23,6 +23,9 @@ TIMELINE = 20
 FOUND = 20
 RESULT_KEY = "_record_result"  # {"campaign", "row", "id"}: the result panel's action run
 REFUSED_KEY = "_record_refused"  # a refusal raised in a button's callback, said by the run that follows
+# Set by a button inside the result panel (a fragment, whose clicks rerun it alone): the whole page is drawn again,
+# so the fields and the timeline show what Save to Record changed and the panel follows a regenerated result.
+WHOLE_PAGE_KEY = "_record_whole_page"
 STATUS_COLOURS = {"running": "blue", "done": "green", "error": "red", "skipped": "gray"}
 
 
@@ -141,7 +144,8 @@ def step_cells(ws: Workspace, campaign: Campaign, spec: CampaignSpec, row_id: in
             if refused is not None:
                 with session.friendly("run"):
                     raise refused
-        if polling and not live.is_active(ws, campaign.name):
+        # a run ended (stop polling), or Click to Run here started one (its clicks rerun this fragment alone)
+        if polling != live.is_active(ws, campaign.name):
             session.rerun_keeping_notices()
 
     st.session_state["_record_cells_read"] = True  # this full run just read the row
@@ -215,6 +219,7 @@ def start_action(library: ActionLibrary, name: str, campaign: str, row_id: int, 
         st.session_state[REFUSED_KEY] = error
         return
     st.session_state[RESULT_KEY] = {"campaign": campaign, "row": row_id, "id": result_id}
+    st.session_state[WHOLE_PAGE_KEY] = True
 
 
 def save_result(library: ActionLibrary, result_id: int) -> None:
@@ -222,12 +227,15 @@ def save_result(library: ActionLibrary, result_id: int) -> None:
         saved = library.save_result(result_id)
     except Exception as error:
         st.session_state[REFUSED_KEY] = error
+        st.session_state[WHOLE_PAGE_KEY] = True
         return
     session.notify(f"Saved {saved['action']} to the record's {saved['saved_field']}")
+    st.session_state[WHOLE_PAGE_KEY] = True
 
 
 def result_panel(library: ActionLibrary, campaign: str, row_id: int) -> None:
     """The result of the action last run on this record from this page: polled while it runs, then shown."""
+    st.session_state.pop(WHOLE_PAGE_KEY, None)  # this is a run of the whole page
     shown = st.session_state.get(RESULT_KEY)
     if not shown or shown["campaign"] != campaign or shown["row"] != row_id:
         return
@@ -236,6 +244,8 @@ def result_panel(library: ActionLibrary, campaign: str, row_id: int) -> None:
 
     @st.fragment(run_every=RESULT_POLL_S if running else None)
     def area() -> None:
+        if st.session_state.pop(WHOLE_PAGE_KEY, False):
+            session.rerun_keeping_notices()
         with session.friendly():
             found = library.result(result_id)
             if running and found["status"] != "running":
@@ -317,7 +327,9 @@ def messages_text(messages: Any) -> str:
 
 def timeline(ws: Workspace, library: ActionLibrary, campaign: str, row_id: int) -> None:
     """The record's activity, newest first: edits, action runs, and Save to Record entries marked AI generated."""
-    entries = reads.kept(ws, ("timeline", campaign, row_id), lambda: ws.activity(TIMELINE, campaign=campaign, row_id=row_id))
+    entries = reads.kept(
+        ws, ("timeline", campaign, row_id), lambda: ws.activity(TIMELINE, campaign=campaign, row_id=row_id)
+    )
     names = {a["action_id"]: a["name"] for a in reads.kept(ws, ("actions", session.actor()), library.listed)}
     with st.container(border=True, key="record-timeline"):
         st.markdown("**Timeline**")

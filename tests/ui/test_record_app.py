@@ -170,7 +170,7 @@ def test_the_grid_panel_links_to_the_record(app: AppTest, people: Workspace) -> 
     app.run()
     assert not app.exception
     [link] = [p for p in app.get("page_link") if p.proto.label == "Open record"]
-    assert "row=2" in link.proto.page and "campaign=people" in link.proto.page or link.proto.query_string
+    assert link.proto.page == "record" and link.proto.query_string == "campaign=people&row=2"
 
 
 def test_documents_list_open_and_download(app: AppTest, people: Workspace) -> None:
