@@ -9,6 +9,7 @@ as fast as one of ten.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ REFUSED_KEY = "_record_refused"  # a refusal raised in a button's callback, said
 # Set by a button inside the result panel (a fragment, whose clicks rerun it alone): the whole page is drawn again,
 # so the fields and the timeline show what Save to Record changed and the panel follows a regenerated result.
 WHOLE_PAGE_KEY = "_record_whole_page"
+MARKDOWN_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!:|<>~$])")
 STATUS_COLOURS = {"running": "blue", "done": "green", "error": "red", "skipped": "gray"}
 
 
@@ -88,7 +90,7 @@ def finder(ws: Workspace, library: ActionLibrary, campaign: str) -> None:
 def record_body(
     ws: Workspace, library: ActionLibrary, campaign: Campaign, spec: CampaignSpec, row_id: int, row: dict[str, Cell]
 ) -> None:
-    st.subheader(f"{record_title(spec, row)} · row {row_id}")
+    st.subheader(f"{plain(record_title(spec, row))} · row {row_id}")
     st.caption(f"Campaign **{campaign.name}** · link: `?campaign={campaign.name}&row={row_id}`")
     left, right = st.columns([3, 2], gap="medium")
     with left:
@@ -115,7 +117,7 @@ def fields(spec: CampaignSpec, row: dict[str, Cell]) -> None:
         for column in spec.columns:
             if column.is_input:
                 value = row[column.name].value
-                shown = "—" if value in (None, "") else cells.as_markdown(value)
+                shown = "—" if value in (None, "") else plain(cells.short(value, 2000))
                 st.markdown(f"**{column.name}**: {shown}")
 
 
@@ -159,7 +161,7 @@ def step_line(ws: Workspace, campaign: Campaign, kind: str, cell: Cell) -> None:
     with state:
         st.badge(panel.status_label(cell), color=colour)  # type: ignore[arg-type]
         if cell.value is not None:
-            st.markdown(cells.short(cell.value, 300))
+            st.markdown(plain(cells.short(cell.value, 300)))
         elif cell.status is Status.ERROR and cell.error_message:
             st.caption(f"{cell.error_message}" + (f" — {cell.error_hint}" if cell.error_hint else ""))
     if cells.why_not_runnable(cell, kind) is None:
@@ -300,6 +302,11 @@ def draw_result(library: ActionLibrary, found: dict[str, Any]) -> None:
         if messages:
             with st.expander("Provenance"):
                 st.code(messages_text(messages), language=None, wrap_lines=True)
+
+
+def plain(text: str) -> str:
+    """Text shown as written: a record's values are data, not markdown (`probe(C:small)` is no directive)."""
+    return MARKDOWN_SIGNS.sub(r"\\\1", text)
 
 
 def completion(found: dict[str, Any]) -> str:
