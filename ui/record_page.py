@@ -112,13 +112,14 @@ def record_title(spec: CampaignSpec, row: dict[str, Cell]) -> str:
 
 
 def fields(spec: CampaignSpec, row: dict[str, Cell]) -> None:
+    """The record's inputs, one line each (one element: a record of many fields draws as fast as one of few)."""
+    lines = []
+    for column in spec.columns:
+        if column.is_input:
+            value = row[column.name].value
+            lines.append(f"**{column.name}**: " + ("—" if value in (None, "") else plain(cells.short(value, 2000))))
     with st.container(border=True, key="record-fields"):
-        st.markdown("**Fields**")
-        for column in spec.columns:
-            if column.is_input:
-                value = row[column.name].value
-                shown = "—" if value in (None, "") else plain(cells.short(value, 2000))
-                st.markdown(f"**{column.name}**: {shown}")
+        st.markdown("**Fields**  \n" + "  \n".join(lines))
 
 
 def step_cells(ws: Workspace, campaign: Campaign, spec: CampaignSpec, row_id: int, first: dict[str, Cell]) -> None:
@@ -135,13 +136,13 @@ def step_cells(ws: Workspace, campaign: Campaign, spec: CampaignSpec, row_id: in
             reads.fresh()
             row = campaign.page(rows=[row_id]).rows[0]
         clicked = grid.clicked_cells(ws, campaign.name)
+        shown = [
+            (column.kind, cells.running_now(row[column.name]) if (row_id, column.name) in clicked else row[column.name])
+            for column in steps
+        ]
         with st.container(border=True, key="record-cells"):
-            st.markdown("**Steps**")
-            for column in steps:
-                cell = row[column.name]
-                if (row_id, column.name) in clicked:
-                    cell = cells.running_now(cell)
-                step_line(ws, campaign, column.kind, cell)
+            st.markdown("**Steps**\n\n" + steps_table(shown))
+            run_buttons(ws, campaign, shown)
             refused = st.session_state.pop("_start_refused", None)  # Click to Run refused (panel.start_before_rerun)
             if refused is not None:
                 with session.friendly("run"):
@@ -154,21 +155,32 @@ def step_cells(ws: Workspace, campaign: Campaign, spec: CampaignSpec, row_id: in
     area()
 
 
-def step_line(ws: Workspace, campaign: Campaign, kind: str, cell: Cell) -> None:
-    name, state, button = st.columns([2, 5, 1.6], vertical_alignment="center")
-    name.markdown(f"{cells.KIND_ICONS.get(kind, '•')} **{cell.column}**")
-    colour = "gray" if cell.blocked_by else panel.BADGE_COLOURS.get(cell.status, "gray")
-    with state:
-        st.badge(panel.status_label(cell), color=colour)  # type: ignore[arg-type]
+def steps_table(shown: list[tuple[str, Cell]]) -> str:
+    """Every step cell as a row of one markdown table: its kind and name, its state, its value (or its error)."""
+    lines = ["| step | state | value |", "|---|---|---|"]
+    for kind, cell in shown:
+        colour = "gray" if cell.blocked_by else panel.BADGE_COLOURS.get(cell.status, "gray")
+        label = re.sub(r"[\[\]]", "", panel.status_label(cell))
         if cell.value is not None:
-            st.markdown(plain(cells.short(cell.value, 300)))
+            value = plain(cells.short(cell.value, 300))
         elif cell.status is Status.ERROR and cell.error_message:
-            st.caption(f"{cell.error_message}" + (f" — {cell.error_hint}" if cell.error_hint else ""))
-    if cells.why_not_runnable(cell, kind) is None:
+            value = plain(cell.error_message + (f" — {cell.error_hint}" if cell.error_hint else ""))
+        else:
+            value = ""
+        lines.append(f"| {cells.KIND_ICONS.get(kind, '•')} **{cell.column}** | :{colour}-badge[{label}] | {value} |")
+    return "\n".join(lines)
+
+
+def run_buttons(ws: Workspace, campaign: Campaign, shown: list[tuple[str, Cell]]) -> None:
+    """Click to Run / Run Again for the step cells a run can help, as in the grid's cell panel."""
+    runnable = [(kind, cell) for kind, cell in shown if cells.why_not_runnable(cell, kind) is None]
+    if not runnable:
+        return
+    for slot, (_, cell) in zip(st.columns(min(len(runnable), 4)) * len(runnable), runnable, strict=False):
         again = cells.can_run_again(cell)
         request = runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again)
-        button.button(
-            "⟳ Run Again" if again else "▶ Click to Run",
+        slot.button(
+            f"⟳ Run Again {cell.column}" if again else f"▶ Click to Run {cell.column}",
             key=f"record-run-{cell.column}",
             disabled=cell.status is Status.RUNNING,
             on_click=panel.start_before_rerun,
@@ -339,11 +351,9 @@ def timeline(ws: Workspace, library: ActionLibrary, campaign: str, row_id: int) 
     )
     names = {a["action_id"]: a["name"] for a in reads.kept(ws, ("actions", session.actor()), library.listed)}
     with st.container(border=True, key="record-timeline"):
-        st.markdown("**Timeline**")
+        st.markdown("**Timeline**  \n" + "  \n".join(timeline_line(entry, names) for entry in entries))
         if not entries:
             st.caption("Nothing has happened to this record yet.")
-        for entry in entries:
-            st.markdown(timeline_line(entry, names))
 
 
 def timeline_line(entry: dict[str, Any], names: dict[Any, str]) -> str:

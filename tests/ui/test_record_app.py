@@ -210,3 +210,20 @@ def test_admin_adds_resumes_renames_and_deletes_an_action(app: AppTest, people: 
     app.button(key="action-delete-confirm").click().run()
     assert not app.exception
     assert "greet" not in [a["name"] for a in people.actions().listed()]
+
+
+def test_step_cells_show_their_state_and_click_to_run_runs_one(app: AppTest, states_ws: Workspace) -> None:
+    on_page(app, "record", campaign="t", row="2")
+    table = next(m.value for m in app.markdown if m.value.startswith("**Steps**"))
+    assert "| ◇ **checker** | :red-badge[" in table  # the error state, with its message
+    assert "**opener** | :blue-badge[" in table  # empty: Click to Run
+    assert "record-run-opener" in buttons(app)
+    app.button(key="record-run-opener").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    deadline = time.monotonic() + 60
+    while states_ws.campaign("t").cell(2, "opener").value is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    app.run()
+    table = next(m.value for m in app.markdown if m.value.startswith("**Steps**"))
+    assert "probe\\(Hi Bob at globex\\.io\\|probe\\(globex\\.io\\)\\)" in table
