@@ -13,7 +13,8 @@ so the panel is that run's.
 Baselines, measured in the same run: a bare Streamlit page with one line of text (no engine), its navigations
 alternating with the record page's so both see the same load (the floor any Streamlit page pays here); and the
 engine alone (`Campaign.page(rows=[N])`, `ActionLibrary.run`). The load average is printed and stored.
-`BENCH_RECORD_ROWS` sets the size (default 1,000,000).
+`BENCH_RECORD_ROWS` sets the size (default 1,000,000); `BENCH_RECORD_DIR`, a folder to build the workspace in once
+and reuse on later runs (default: a temporary one, built each time).
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def prepare(folder: Path, rows: int) -> tuple[dict[int, str], dict[int, str]]:
 
     ws = Workspace(folder)
     library = ws.actions()
-    library.add(ACTION, "ai", dict(OPTIONS), category="personalization", description="An opener for one person")
-    library.resume(ACTION)
+    if not [a for a in library.listed() if a["name"] == ACTION]:
+        library.add(ACTION, "ai", dict(OPTIONS), category="personalization", description="An opener for one person")
+        library.resume(ACTION)
     campaign = ws.campaign("bench")
     last = [c.name for c in campaign.spec.columns if not c.is_input][-1]
     step = max(rows // (OPENS + RUNS), 1)
@@ -172,10 +174,12 @@ def main() -> None:
     rows = int(os.environ.get("BENCH_RECORD_ROWS", "1000000"))
     if not Path(CHROMIUM).exists():
         raise SystemExit("bench record_page needs Debian's chromium (apt-get install chromium)")
+    kept = os.environ.get("BENCH_RECORD_DIR")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "ws"
+        folder = Path(kept or tmp) / "ws"
         started = time.perf_counter()
-        build(folder, rows)
+        if not (kept and folder.exists()):
+            build(folder, rows)
         built = time.perf_counter() - started
         opens, runs = prepare(folder, rows)
         load_before = os.getloadavg()
