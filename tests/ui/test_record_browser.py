@@ -2,10 +2,11 @@
 127.0.0.1): open a record by search, run an action from the Run Action list and see the result panel go from
 running to done with its completion time, Copy and Copy as Markdown put the plain text and the markdown on the
 clipboard, Save to Record adds a note and an AI-generated timeline entry, a later action reads the saved note;
-a viewer sees no action to run. Saves the README's screenshot of the record page (docs/record-page.png)."""
+a viewer sees no action to run. Takes the README's screenshot of the record page (docs/record-page.png)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.skipif(not Path(e2e.CHROMIUM).exists(), reason="Debian'
 expect = playwright_api.expect
 expect.set_options(timeout=60_000)
 
+# The README's screenshot is taken again with RUNSHEET_README_SHOT=1 (otherwise a test run leaves docs/ alone).
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "record-page.png"
 OPENER = {"prompt": "Write an opener to {{ full_name }} at {{ company }}"}
 ICP = {"prompt": "Score {{ company }} against our ideal customer profile"}  # the template's JSON schema: markdown
@@ -73,6 +75,14 @@ def run(page, action: str) -> None:  # type: ignore[no-untyped-def]
     keyed(page, f"run-action-{action}").get_by_role("button").click()
 
 
+def done(page, action: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the result panel shows `action`'s result done, and only it (a rerun replaces what it drew)."""
+    panel = keyed(page, "result-panel")
+    expect(panel).to_contain_text(f"{action} · result")
+    expect(panel.get_by_text("Done at")).to_have_count(1)
+    expect(panel).not_to_contain_text("Running since")
+
+
 def copied(page, position: int) -> str:  # type: ignore[no-untyped-def]
     """Click the copy button of the result panel's code block `position` (0 Copy, 1 Copy as Markdown)."""
     code = keyed(page, "result-panel").locator('[data-testid="stCode"]').nth(position)
@@ -102,8 +112,7 @@ def test_search_run_copy_save_and_a_later_action_sees_the_note(page, server) -> 
     expect(keyed(page, "result-body")).to_contain_text("probe(Cobol)")
 
     run(page, "icp")
-    expect(panel).to_contain_text("icp · result")
-    expect(panel).to_contain_text("Done at")
+    done(page, "icp")
     [scored] = ws.actions().results(action="icp")
     markdown = cells.as_markdown(scored["value"])
     assert "- **score**: " in markdown
@@ -112,8 +121,7 @@ def test_search_run_copy_save_and_a_later_action_sees_the_note(page, server) -> 
     assert copied(page, 0) == markdown.replace("**", "")  # Copy: plain text
 
     run(page, "opener")
-    expect(panel).to_contain_text("opener · result")
-    expect(panel).to_contain_text("Done at")
+    done(page, "opener")
     [opened] = ws.actions().results(action="opener")
     value = opened["value"]
     keyed(page, "result-save").get_by_role("button").click()
@@ -127,13 +135,14 @@ def test_search_run_copy_save_and_a_later_action_sees_the_note(page, server) -> 
     page.locator('[data-testid="stToast"]').first.wait_for(state="detached")
     page.evaluate("document.querySelectorAll('[data-testid=\"stMain\"], html').forEach(e => e.scrollTo(0, 0))")
     page.mouse.move(0, 0)
-    README_SHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(README_SHOT))
+    shot = e2e.shot(page, "record_page")
+    if os.environ.get("RUNSHEET_README_SHOT") == "1":
+        README_SHOT.write_bytes(shot.read_bytes())
 
     run(page, "follow_up")
-    expect(panel).to_contain_text("follow_up · result")
-    expect(panel).to_contain_text("Done at")
+    done(page, "follow_up")
     expect(keyed(page, "result-body")).to_contain_text("Follow up on opener offline model Write an opener to Grace")
+    expect(panel.get_by_text("Provenance")).to_have_count(1)  # the panel drawn before this run is gone
     panel.get_by_text("Provenance").click()  # the rendered prompt: the saved note, as the action saw it
     expect(panel).to_contain_text(f"Follow up on: opener: {value}")
     [later] = ws.actions().results(action="follow_up")
