@@ -8,6 +8,7 @@ BENCHES = [
     "ai_runner",
     "ui_grid",
     "clicks",
+    "record_page",
     "actions",
     "data_io",
     "liveness",

@@ -435,14 +435,20 @@ class Workspace(WorkspaceFacade):
             if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
         ]
 
-    def activity(self, limit: int = 100, *, campaign: str | None = None) -> list[dict[str, object]]:
-        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown)."""
+    def activity(
+        self, limit: int = 100, *, campaign: str | None = None, row_id: int | None = None
+    ) -> list[dict[str, object]]:
+        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown;
+        of its record `row_id` only, when given too: a record's timeline)."""
+        if row_id is not None and campaign is None:
+            raise EditError("a record's activity needs its campaign", hint="give campaign= with row_id=")
         with self.db.transaction() as con:
             chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
             cursor = con.execute(
                 "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                "WHERE $1::BIGINT IS NULL OR a.campaign_id = $1 ORDER BY logged_at DESC LIMIT $2",
-                [chosen, limit],
+                "WHERE ($1::BIGINT IS NULL OR a.campaign_id = $1) AND ($3::BIGINT IS NULL OR a.row_id = $3) "
+                "ORDER BY logged_at DESC LIMIT $2",
+                [chosen, limit, row_id],
             )
             return dict_rows(cursor)
 

@@ -24,6 +24,9 @@ PAGES = [
     # default page answers only at /, and /grid would open it under a "Page not found" modal.
     st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="home", default=True),
     st.Page("views/grid.py", title="Grid", icon=":material/table_view:", url_path="grid", visibility="hidden"),
+    st.Page("views/record.py", title="Record", icon=":material/person:", url_path="record"),
+    st.Page("views/actions.py", title="Actions", icon=":material/bolt:", url_path="actions"),
+    st.Page("views/documents.py", title="Documents", icon=":material/article:", url_path="documents"),
     st.Page("views/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
     st.Page("views/activity.py", title="Activity", icon=":material/history:", url_path="activity"),
     st.Page("views/context.py", title="Context", icon=":material/description:", url_path="context"),

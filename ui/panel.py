@@ -44,7 +44,14 @@ def render(ws: Workspace, campaign: Campaign, spec: CampaignSpec) -> None:
     with session.friendly():
         cell = campaign.cell(row_id, column)
         with st.container(border=True, key="cell-panel"):
-            st.markdown(f"**{column}** · row {row_id}")
+            title, link = st.columns([3, 2], vertical_alignment="center")
+            title.markdown(f"**{column}** · row {row_id}")
+            link.page_link(
+                "views/record.py",
+                label="Open record",
+                icon=":material/person:",
+                query_params={"campaign": campaign.name, "row": str(row_id)},
+            )
             if spec.column(column).is_input:
                 input_cell(ws, campaign, cell)
             else:

@@ -10,6 +10,7 @@ action's id, and a credit row for what the call cost. A refusal for credits stor
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from engine.runner.calls import CellResult, PaidCall
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.runner.pool import CallPool
-from engine.spec import ColumnSpec, parse_spec
+from engine.spec import CampaignSpec, ColumnSpec, parse_spec
 from engine.store.actions import StoredAction, finish_result, insert_document, insert_result
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.context import read_context
@@ -41,6 +42,9 @@ from engine.store.settings import load_settings
 from engine.types import HINTS, ErrorCode, Status
 
 STOP_POLL_SECONDS = 0.1
+PARSED_KEPT = 64  # campaign specs with an action added, kept parsed (a run parses the same one twice)
+_parsed: dict[str, CampaignSpec] = {}
+_parsed_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,28 @@ def as_column(tables: CampaignTables, action: StoredAction) -> ColumnSpec:
     column = {"name": name, "kind": action.kind, **action.options, "run": "manual"}
     source["columns"] = [*source["columns"], column]
     try:
-        spec = parse_spec(source, check_code=False)
+        spec = parsed(source)
     except SpecError as err:
         raise SpecError(
             f"action '{action.name}' cannot run on a record of campaign '{tables.spec.name}': {err.message}",
             hint=err.hint or "give the campaign the fields the action reads",
         ) from err
     return spec.column(name)
+
+
+def parsed(source: dict[str, Any]) -> CampaignSpec:
+    """`parse_spec(source)`, kept by the source's text: opening and completing an action's run parse the same
+    campaign-plus-action spec (tens of ms on a shared machine); a spec that fails is parsed again each time."""
+    key = json.dumps(source, sort_keys=True, default=str)
+    with _parsed_lock:
+        found = _parsed.get(key)
+    if found is None:
+        found = parse_spec(source, check_code=False)
+        with _parsed_lock:
+            if len(_parsed) >= PARSED_KEPT:
+                _parsed.clear()
+            _parsed[key] = found
+    return found
 
 
 def _free_name(name: str, taken: set[str]) -> str:

@@ -1,0 +1,5 @@
+"""The record page (its logic: ui/record_page.py)."""
+
+from ui import record_page
+
+record_page.render()
