@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine.actions import TEMPLATES as ACTION_TEMPLATES
     from engine.actions import ActionLibrary
-    from engine.builder import ActionBuilder, BuilderModel
     from engine.auth import ROLES
+    from engine.builder import ActionBuilder, BuilderModel
     from engine.campaign import Campaign, Cell, ImportReport, Page
     from engine.errors import (
         CycleError,

@@ -20,9 +20,7 @@ MAX_FIELDS = 12  # the record's fields an offline draft's prompt shows
 SYNONYMS = {"icp": "ideal", "fit": "profile", "rank": "score", "rate": "score", "opener": "linkedin"}
 
 
-def offline_draft(
-    request: str, existing: dict[str, Any] | None, fields: list[str]
-) -> tuple[Draft, str, str | None]:
+def offline_draft(request: str, existing: dict[str, Any] | None, fields: list[str]) -> tuple[Draft, str, str | None]:
     """The draft, the line its reply opens with (naming the template, or saying none matched), and the template.
     The prompt names no field of its own, so the campaign's input `fields` are given to it as the record."""
     wanted = _words(request)
