@@ -27,14 +27,15 @@ from engine.builder.proposal import (
     PROPOSAL_SCHEMA,
     Draft,
     check_draft,
+    column_in,
     spec_diff,
     spec_text,
 )
 from engine.builder.questions import column_of, facts_about
-from engine.builder.reading import Reading, read_workspace
+from engine.builder.reading import Reading, read_workspace, sample_rows
 from engine.cells import kind_named
 from engine.errors import EditError, NotFoundError, RunsheetError
-from engine.run.adhoc import as_column
+from engine.spec import ColumnSpec
 from engine.store.actions import StoredAction, read_action
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.chats import add_message, clear_chat, mark_accepted, read_chat, read_message
@@ -115,13 +116,15 @@ class ActionBuilder:
             skip = None if existing is None or tables is None else column_of(tables, existing)
             reading = read_workspace(con, tables, attachments, skip)
             earlier = read_chat(con, action)
+            tiers = load_settings(con).tiers
             add_message(con, action, _id(existing), "user", request, self.actor)
         name = existing.name if existing is not None else action
-        drafted = self._draft(name, request, existing, tables, reading, earlier)
+        drafted = self._draft(name, request, existing, tables, reading, earlier, tiers)
         proposal = drafted.proposal
         provider = drafted.provider_seconds
         if proposal["status"] == "proposed" and tables is not None and campaign is not None:
-            shown = self._preview(name, proposal, tables, campaign, confirm_preview)
+            assert drafted.column is not None
+            shown = self._preview(drafted.column, tables, campaign, confirm_preview)
             proposal["preview"] = shown.to_json()
         with self.db.transaction() as con:
             message = add_message(con, action, _id(existing), "assistant", _reply(proposal), self.actor, proposal)
@@ -137,7 +140,8 @@ class ActionBuilder:
             raise EditError("this proposal has no campaign to preview on", hint="ask again with --campaign")
         with self.db.transaction() as con:
             tables = load_campaign(con, campaign)
-        shown = self._preview(proposal["name"], proposal, tables, campaign, True)
+        column = column_in(tables, proposal["name"], proposal["kind"], proposal["options"])
+        shown = self._preview(column, tables, campaign, True)
         proposal["preview"] = shown.to_json()
         with self.db.transaction() as con:
             con.execute(
@@ -234,6 +238,7 @@ class ActionBuilder:
         tables: CampaignTables | None,
         reading: Reading,
         earlier: list[dict[str, Any]],
+        tiers: dict[str, float],
     ) -> _Drafted:
         before = "" if existing is None else spec_text(existing.kind, existing.options, existing.description)
         base: dict[str, Any] = {
@@ -244,12 +249,13 @@ class ActionBuilder:
             "before": before,
             "model": self.model.model,
             "model_calls": 0,
+            "records": reading.records,
         }
         if self.model.offline:
             fields = [] if tables is None else [c.name for c in tables.spec.columns if c.is_input]
             draft, note, template = offline_draft(request, None if existing is None else existing.to_json(), fields)
             category = None if template is None else _template_category(template)
-            return self._checked(base | {"note": note, "category": category}, draft, existing, tables, 0.0)
+            return self._checked(base | {"note": note, "category": category}, draft, existing, tables, tiers, 0.0)
         messages = self._messages(request, existing, reading, earlier)
         who = (self.actor, self.trigger)
         action_id = _id(existing)
@@ -260,7 +266,7 @@ class ActionBuilder:
             return _Drafted(
                 base | {"status": "failed", "error": f"the model gave no proposal ({asked.failed})"}, provider
             )
-        drafted = self._checked(base, _from_answer(asked.value), existing, tables, provider)
+        drafted = self._checked(base, _from_answer(asked.value), existing, tables, tiers, provider)
         if drafted.proposal["status"] != "invalid":
             return drafted
         error = drafted.proposal["error"]
@@ -275,7 +281,7 @@ class ActionBuilder:
             return _Drafted(
                 base | {"status": "invalid", "error": f"{error}; the repair failed ({repaired.failed})"}, provider
             )
-        return self._checked(base, _from_answer(repaired.value), existing, tables, provider)
+        return self._checked(base, _from_answer(repaired.value), existing, tables, tiers, provider)
 
     def _checked(
         self,
@@ -283,19 +289,18 @@ class ActionBuilder:
         draft: Draft | str,
         existing: StoredAction | None,
         tables: CampaignTables | None,
+        tiers: dict[str, float],
         provider: float,
     ) -> _Drafted:
         """The proposal of a draft once checked: `proposed` with its diff and estimate, or `invalid` with why."""
         if isinstance(draft, str):
             return _Drafted(base | {"status": "invalid", "error": draft}, provider)
         try:
-            options = check_draft(draft, base["name"], existing, tables)
+            options, column = check_draft(draft, base["name"], existing, tables)
         except RunsheetError as err:
             return _Drafted(base | draft.to_json() | {"status": "invalid", "error": str(err)}, provider)
         after = spec_text(draft.kind, options, draft.description)
-        with self.db.transaction() as con:
-            tiers = load_settings(con).tiers
-            rows = None if tables is None else _row_count(con, tables)
+        rows = base["records"]
         price = _price(draft.kind, options, tiers)
         proposal = (
             base
@@ -312,7 +317,7 @@ class ActionBuilder:
                 },
             }
         )
-        return _Drafted(proposal, provider)
+        return _Drafted(proposal, provider, column)
 
     def _messages(
         self, request: str, existing: StoredAction | None, reading: Reading, earlier: list[dict[str, Any]]
@@ -327,24 +332,7 @@ class ActionBuilder:
         messages.append(("user", request))
         return messages
 
-    def _preview(
-        self, name: str, proposal: dict[str, Any], tables: CampaignTables, campaign: str, confirm: bool
-    ) -> Preview:
-        from engine.builder.reading import sample_rows
-
-        probe = StoredAction(
-            0,
-            name,
-            proposal["kind"],
-            proposal["options"],
-            "research",
-            proposal["description"],
-            True,
-            False,
-            (),
-            "result",
-        )
-        column = as_column(tables, probe)
+    def _preview(self, column: ColumnSpec, tables: CampaignTables, campaign: str, confirm: bool) -> Preview:
         with self.db.transaction() as con:
             rows = sample_rows(con, tables)
         return preview(self.db, self.cache_dir, campaign, column, rows, confirm=confirm, who=(self.actor, self.trigger))
@@ -366,8 +354,11 @@ class ActionBuilder:
 
 
 class _Drafted:
-    def __init__(self, proposal: dict[str, Any], provider_seconds: float) -> None:
-        self.proposal, self.provider_seconds = proposal, provider_seconds
+    """A proposal as drafted, the seconds its model calls spent in the provider, and (checked against a
+    campaign) its step read as a column of it."""
+
+    def __init__(self, proposal: dict[str, Any], provider_seconds: float, column: ColumnSpec | None = None) -> None:
+        self.proposal, self.provider_seconds, self.column = proposal, provider_seconds, column
 
 
 def _from_answer(value: dict[str, Any]) -> Draft | str:
@@ -391,10 +382,6 @@ def _template_category(name: str) -> str | None:
 def _price(kind: str, options: dict[str, Any], tiers: dict[str, float]) -> float:
     step = kind_named(kind)
     return 0.0 if step.free else step.price(step.options.model_validate(options), tiers)
-
-
-def _row_count(con: Any, tables: CampaignTables) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {tables.rows_table}").fetchall()[0][0])
 
 
 def _reply(proposal: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from engine.actions.library import check_options
 from engine.builder.reference import BUILDABLE
 from engine.errors import EditError, SpecError
 from engine.run.adhoc import as_column
+from engine.spec import ColumnSpec
 from engine.store.actions import StoredAction
 from engine.store.catalog import CampaignTables
 
@@ -62,8 +63,9 @@ class Draft:
 
 def check_draft(
     draft: Draft, name: str, existing: StoredAction | None, tables: CampaignTables | None
-) -> dict[str, Any]:
-    """The draft's options as the library would store them; raises EditError or SpecError saying what is wrong:
+) -> tuple[dict[str, Any], ColumnSpec | None]:
+    """The draft's options as the library would store them, and (with a campaign) the step read as one of its
+    columns, which the preview runs; raises EditError or SpecError saying what is wrong:
     a kind the builder does not write, an existing action's kind changed, options its kind refuses, or (with a
     campaign) a field the campaign lacks or an expression its spec refuses."""
     if draft.kind not in BUILDABLE:
@@ -76,10 +78,14 @@ def check_draft(
     if not draft.description:
         raise EditError("the draft has no description", hint="say what the action does, in plain words")
     options = check_options(name, draft.kind, draft.options)
-    if tables is not None:
-        probe = StoredAction(0, name, draft.kind, options, "research", draft.description, True, False, (), "result")
-        as_column(tables, probe)
-    return options
+    if tables is None:
+        return options, None
+    return options, column_in(tables, name, draft.kind, options)
+
+
+def column_in(tables: CampaignTables, name: str, kind: str, options: dict[str, Any]) -> ColumnSpec:
+    """A step read as a column of `tables`' campaign (the spec validator); raises SpecError."""
+    return as_column(tables, StoredAction(0, name, kind, options, "research", "", True, False, (), "result"))
 
 
 class _Dumper(yaml.SafeDumper):

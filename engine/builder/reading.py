@@ -4,15 +4,16 @@ global context documents, and any API documentation the user attached."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from engine.builder.reference import BUILDABLE, reference
-from engine.run.adhoc import read_record
+from engine.graph.fate import CURRENT, sql_in
 from engine.store.catalog import CampaignTables
 from engine.store.context import read_context
+from engine.store.schema import quote
 
 SAMPLE_ROWS = 3  # the rows a preview runs on, and whose values the builder is shown
 MAX_COLUMNS = 40  # columns shown with samples; a wider campaign lists the rest by name and type
@@ -39,7 +40,7 @@ class Reading:
     sample_rows: tuple[int, ...] = ()
     context: tuple[str, ...] = ()
     attached: tuple[tuple[str, str], ...] = ()  # (name, text)
-    extra: dict[str, Any] = field(default_factory=dict)
+    records: int | None = None  # how many records the campaign has
 
     def sources(self) -> list[str]:
         read = [f"the reference of the {', '.join(self.kinds)} steps"]
@@ -56,7 +57,9 @@ class Reading:
         """The reading as the model is shown it."""
         parts = ["# Runsheet step reference", self.reference]
         if self.campaign is not None:
-            parts.append(f"# Campaign '{self.campaign}': columns (name, kind, type, sample values)")
+            parts.append(
+                f"# Campaign '{self.campaign}' ({self.records} records): columns (name, kind, type, sample values)"
+            )
             parts += [
                 f"- {c.name} ({c.kind}, {c.type}): {' | '.join(c.samples) or '(no values yet)'}" for c in self.columns
             ]
@@ -78,9 +81,9 @@ def read_workspace(
     cut = tuple((name, text[:MAX_ATTACHED_CHARS]) for name, text in (attached or {}).items())
     if tables is None:
         return Reading(BUILDABLE, reference(), context=documents, attached=cut)
-    names = [c.name for c in tables.spec.columns if c.name != skip]
+    names = [c.name for c in tables.spec.columns if c.name != skip][:MAX_COLUMNS]
     row_ids = sample_rows(con, tables)
-    records = [read_record(con, tables, row_id, names[:MAX_COLUMNS]).values for row_id in row_ids]
+    records = sample_values(con, tables, row_ids, names)
     columns = tuple(
         Column(
             name=c.name,
@@ -91,13 +94,36 @@ def read_workspace(
         for c in tables.spec.columns
         if c.name != skip
     )
-    return Reading(BUILDABLE, reference(), tables.spec.name, columns, tuple(row_ids), documents, cut)
+    [(count,)] = con.execute(f"SELECT count(*) FROM {tables.rows_table}").fetchall()
+    return Reading(BUILDABLE, reference(), tables.spec.name, columns, tuple(row_ids), documents, cut, int(count))
 
 
 def sample_rows(con: duckdb.DuckDBPyConnection, tables: CampaignTables, limit: int = SAMPLE_ROWS) -> list[int]:
     """The first `limit` records' row ids."""
     rows = con.execute(f"SELECT row_id FROM {tables.rows_table} ORDER BY row_id LIMIT ?", [limit]).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def sample_values(
+    con: duckdb.DuckDBPyConnection, tables: CampaignTables, row_ids: list[int], names: list[str]
+) -> list[dict[str, Any]]:
+    """The values of `names` in the records `row_ids` (a step's only where it is current), in one query."""
+    if not row_ids:
+        return []
+    selects, joins = ["r.row_id"], []
+    for i, name in enumerate(names):
+        alias = f"t{i}"
+        joins.append(f"LEFT JOIN {tables.tables[name]} {alias} ON {alias}.row_id = r.row_id")
+        value = f"{alias}.value"
+        if not tables.column(name).is_input:
+            value = f"CASE WHEN {sql_in(alias + '.status', CURRENT)} THEN {alias}.value END"
+        selects.append(f"{value} AS {quote(name)}")
+    cursor = con.execute(
+        f"SELECT {', '.join(selects)} FROM {tables.rows_table} r {' '.join(joins)} "
+        "WHERE r.row_id IN (SELECT unnest(?::BIGINT[])) ORDER BY r.row_id",
+        [row_ids],
+    )
+    return [dict(zip(names, row[1:], strict=True)) for row in cursor.fetchall()]
 
 
 def _shown(value: Any) -> str:
