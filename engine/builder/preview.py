@@ -7,6 +7,7 @@ and runs only when the caller confirms the estimate. Paid calls go through the c
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def preview(
     if calling:
         frame = _frame(calling, {r: records[r].values for r in calling}, list(column.deps))
         if kind.free:
-            outcomes |= _computed(column, frame)
+            outcomes |= _computed(db, column, frame)
         else:
             env = PrepareEnv(
                 column.name, False, context, settings.tiers, json_columns, frozenset(settings.allowed_hosts)
@@ -110,36 +111,57 @@ def _frame(row_ids: list[int], values: dict[int, dict[str, Any]], deps: list[str
     )
 
 
-def _computed(column: ColumnSpec, frame: pl.DataFrame) -> dict[int, CellResult]:
-    """A free step's values: a formula evaluated over the sample in a scratch database, a python function called."""
+def _computed(db: Database, column: ColumnSpec, frame: pl.DataFrame) -> dict[int, CellResult]:
+    """A free step's values: a formula evaluated over the sample (in transactions rolled back: nothing stays),
+    a python function called."""
     kind = kind_named(column.kind)
     expression = kind.sql(column.options)
-    if expression is not None:
-        found: dict[int, CellResult] = {}
-        with duckdb.connect(":memory:") as scratch:
-            scratch.register("_sample", frame.drop("key").to_arrow())
-            for row_id in frame["row_id"].to_list():
-                try:
-                    value = scratch.execute(
-                        f"SELECT ({expression}) FROM _sample WHERE row_id = ?", [row_id]
-                    ).fetchall()[0][0]
-                    found[row_id] = CellResult(column.name, row_id, 0, Status.DONE, value=value)
-                except duckdb.Error as err:
-                    message = str(err).strip().splitlines()[0]
-                    found[row_id] = CellResult(column.name, row_id, 0, Status.ERROR, error_message=message)
-        return found
-    table = kind.compute(column.options, Batch(column.name, frame.drop("key"), 0))
+    if expression is None:
+        table = kind.compute(column.options, Batch(column.name, frame.drop("key"), 0))
+        return {
+            int(r["row_id"]): CellResult(
+                column.name,
+                int(r["row_id"]),
+                0,
+                Status(r["status"]),
+                value=r["value"],
+                error_message=r.get("error_message"),
+            )
+            for r in table.iter_rows(named=True)
+        }
+    sample = frame.drop("key").to_arrow()
+    try:  # the whole sample in one statement; a failing row fails it, and then each row says for itself
+        found = _evaluate(db, expression, sample, frame["row_id"].to_list())
+    except duckdb.Error:
+        found = {}
+        for row_id in frame["row_id"].to_list():
+            try:
+                found |= _evaluate(db, expression, sample, [row_id])
+            except duckdb.Error as err:
+                message = str(err).strip().splitlines()[0]
+                found[row_id] = CellResult(column.name, row_id, 0, Status.ERROR, error_message=message)
     return {
-        int(r["row_id"]): CellResult(
-            column.name,
-            int(r["row_id"]),
-            0,
-            Status(r["status"]),
-            value=r["value"],
-            error_message=r.get("error_message"),
-        )
-        for r in table.iter_rows(named=True)
+        r: c if isinstance(c, CellResult) else CellResult(column.name, r, 0, Status.DONE, value=c)
+        for r, c in found.items()
     }
+
+
+def _evaluate(db: Database, expression: str, sample: Any, row_ids: list[int]) -> dict[int, Any]:
+    """`expression` over the sample's rows `row_ids`; raises duckdb.Error (DuckDB's own message) when it fails."""
+    failure: duckdb.Error | None = None
+    with db.transaction(commit=False) as con:
+        con.register("_builder_sample", sample)
+        try:
+            rows = con.execute(
+                f"SELECT row_id, ({expression}) FROM _builder_sample WHERE list_contains(?, row_id)", [row_ids]
+            ).fetchall()
+        except duckdb.Error as err:
+            failure = err
+        with suppress(duckdb.Error):  # an aborted transaction refuses it; the next register replaces the view
+            con.unregister("_builder_sample")
+        if failure is not None:
+            raise failure
+    return {int(r): v for r, v in rows}
 
 
 def _paid(

@@ -251,3 +251,17 @@ def test_questions_are_answered_from_the_spec_and_the_provenance(ws: Workspace, 
     assert answer["proposal"] is None and answer["content"].startswith("offline:")
     assert "An opener." in answer["content"] and "run_if: title <> ''" in answer["content"]
     assert "Record 3:" in answer["content"] and "skipped" in answer["content"].split("Record 3:")[1]
+
+
+def test_a_formula_failing_on_one_sample_record_is_that_record_s_error(
+    ws: Workspace, people: Campaign, builder: ActionBuilder, fresh_provider: ProviderProcess
+) -> None:
+    expression = "CAST(CASE WHEN title = '' THEN 'no title' ELSE length(title)::VARCHAR END AS INTEGER)"
+    script(fresh_provider, proposal("formula", {"expression": expression}, "The title's length."))
+    before = snapshot(ws)["action_chats"]
+    proposed = builder.turn("size", "the title's length", campaign="people")["proposal"]
+    assert proposed["status"] == "proposed", proposed.get("error")
+    shown = proposed["preview"]
+    assert [(r["status"], r["value"]) for r in shown["rows"]] == [("done", 3), ("done", 14), ("error", None)]
+    assert "no title" in shown["rows"][2]["error"]
+    assert len(snapshot(ws)["action_chats"]) == len(before) + 2  # the preview left nothing behind but the chat
