@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.actions.library import ActionLibrary
-from engine.auth import authorize
+from engine.actions.library import ActionLibrary, may_see
+from engine.auth import authorize, role_of
 from engine.builder.model import BuilderModel, ask
 from engine.builder.offline import offline_draft
 from engine.builder.preview import Preview, preview
@@ -79,12 +79,15 @@ class ActionBuilder:
     # ---- the chat ----------------------------------------------------------------------------------------
 
     def history(self, action: str) -> list[dict[str, Any]]:
+        """The action's chat, oldest first (for those who may see the action)."""
         with self.db.transaction() as con:
+            self._may_see(con, action)
             return read_chat(con, action)
 
     def reset(self, action: str) -> int:
         """Reset Chat: start the action's chat over; returns how many messages went. The action is untouched."""
         with self.db.transaction() as con:
+            authorize(self.db, self.actor, "manage_actions", con=con, what=action)
             return clear_chat(con, action)
 
     def chat(self, action: str, message: str, **options: Any) -> dict[str, Any]:
@@ -135,6 +138,8 @@ class ActionBuilder:
         """Run a priced preview now that its estimate is confirmed; returns the proposal with the preview."""
         message = self._proposal(proposal_id)
         proposal = message["proposal"]
+        with self.db.transaction() as con:  # it may spend: as making the proposal does, it takes an admin
+            authorize(self.db, self.actor, "manage_actions", con=con, what=proposal["name"])
         campaign = proposal.get("campaign")
         if campaign is None:
             raise EditError("this proposal has no campaign to preview on", hint="ask again with --campaign")
@@ -189,9 +194,11 @@ class ActionBuilder:
         cells and results (a row named in the question: `row 12`). The offline model answers with the facts."""
         started = time.perf_counter()
         with self.db.transaction() as con:
-            existing = read_action(con, action)
+            existing = self._may_see(con, action)
             if existing is None:
                 raise NotFoundError(f"no action named '{action}'", hint="ask for one to be built first")
+            if not self.model.offline:  # a model's answer costs credits: those who may run may ask
+                authorize(self.db, self.actor, "run", con=con, what=action)
             tables = None if campaign is None else load_campaign(con, campaign)
             facts = facts_about(con, existing, tables, question)
             add_message(con, action, existing.action_id, "user", question, self.actor)
@@ -336,6 +343,13 @@ class ActionBuilder:
         with self.db.transaction() as con:
             rows = sample_rows(con, tables)
         return preview(self.db, self.cache_dir, campaign, column, rows, confirm=confirm, who=(self.actor, self.trigger))
+
+    def _may_see(self, con: Any, action: str) -> StoredAction | None:
+        """The action (None when it does not exist yet); raises NotFoundError when this actor may not see it."""
+        found = read_action(con, action)
+        if found is not None and not may_see(role_of(con, self.actor), found):
+            raise NotFoundError(f"no action named '{action}'", hint="list the actions with `runsheet action list`")
+        return found
 
     def _proposal(self, proposal_id: int) -> dict[str, Any]:
         with self.db.transaction() as con:

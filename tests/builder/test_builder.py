@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from engine import ActionBuilder, Campaign, EditError, Workspace
+from engine import ActionBuilder, Campaign, EditError, PermissionDeniedError, Workspace
 from tests.builder.conftest import proposal, script
 from tests.conftest import snapshot
 from tests.support.provider import ProviderProcess
@@ -265,3 +265,20 @@ def test_a_formula_failing_on_one_sample_record_is_that_record_s_error(
     assert [(r["status"], r["value"]) for r in shown["rows"]] == [("done", 3), ("done", 14), ("error", None)]
     assert "no title" in shown["rows"][2]["error"]
     assert len(snapshot(ws)["action_chats"]) == len(before) + 2  # the preview left nothing behind but the chat
+
+
+def test_only_admins_build_and_deleting_an_action_removes_its_chat(ws: Workspace, people: Campaign) -> None:
+    ws.set_role("ann", "admin")
+    Workspace(ws.path, actor="ann").set_role("max", "member")
+    admin = Workspace(ws.path, actor="ann").builder()
+    admin.accept(admin.turn("fit", "score each lead against our ICP", campaign="people")["message_id"])
+    member = Workspace(ws.path, actor="max").builder()
+    before = snapshot(ws)
+    with pytest.raises(PermissionDeniedError):
+        member.turn("fit", "make it shorter", campaign="people")
+    with pytest.raises(PermissionDeniedError):
+        member.reset("fit")
+    assert len(member.history("fit")) == 3  # members see the actions they may see, and their chats
+    assert snapshot(ws)["action_chats"] == before["action_chats"]
+    Workspace(ws.path, actor="ann").actions().delete("fit", confirm=True)
+    assert admin.history("fit") == []
