@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.actions.library import ActionLibrary, may_see
+from engine.actions.library import ActionLibrary, check_name, may_see
 from engine.auth import authorize, role_of
 from engine.builder.model import BuilderModel, ask
 from engine.builder.offline import offline_draft
@@ -115,6 +115,8 @@ class ActionBuilder:
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "manage_actions", con=con, what=action)
             existing = read_action(con, action)
+            if existing is None:
+                check_name(action)  # a new action's name is refused before anything is asked
             tables = None if campaign is None else load_campaign(con, campaign)
             skip = None if existing is None or tables is None else column_of(tables, existing)
             reading = read_workspace(con, tables, attachments, skip)
