@@ -282,3 +282,14 @@ def test_only_admins_build_and_deleting_an_action_removes_its_chat(ws: Workspace
     assert snapshot(ws)["action_chats"] == before["action_chats"]
     Workspace(ws.path, actor="ann").actions().delete("fit", confirm=True)
     assert admin.history("fit") == []
+
+
+def test_a_turn_the_credits_cannot_pay_for_asks_nothing_and_spends_nothing(
+    ws: Workspace, people: Campaign, builder: ActionBuilder, fresh_provider: ProviderProcess
+) -> None:
+    ws.add_credits(-(ws.credits() - 1.0), reason="test: leave 1")
+    script(fresh_provider, proposal("formula", DOMAIN, "The domain."))
+    message = builder.turn("domain", "normalise the domain", campaign="people")
+    assert message["proposal"]["status"] == "failed" and "insufficient_credits" in message["proposal"]["error"]
+    assert fresh_provider.ledger()["requests"] == 0 and ws.credits() == 1.0
+    assert ws.actions().listed() == []
