@@ -5,6 +5,8 @@ Reset Chat clears the history; offline, drafts come from the templates and say s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -293,3 +295,15 @@ def test_a_turn_the_credits_cannot_pay_for_asks_nothing_and_spends_nothing(
     assert message["proposal"]["status"] == "failed" and "insufficient_credits" in message["proposal"]["error"]
     assert fresh_provider.ledger()["requests"] == 0 and ws.credits() == 1.0
     assert ws.actions().listed() == []
+
+
+def test_a_model_answers_a_question_from_the_facts_it_is_given(
+    ws: Workspace, people: Campaign, builder: ActionBuilder, fresh_provider: ProviderProcess
+) -> None:
+    ws.actions().add("domain", "formula", DOMAIN, description="The company's domain.")
+    script(fresh_provider, json.dumps({"answer": "It takes the part of the email after the @."}))
+    message = builder.chat("domain", "what does this do?")
+    assert message["content"] == "It takes the part of the email after the @." and message["proposal"] is None
+    assert fresh_provider.ledger()["requests"] == 1
+    logged = ws.query("SELECT action, outcome FROM activity WHERE action = 'builder'").rows()
+    assert logged == [("builder", "done")]
