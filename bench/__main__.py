@@ -15,6 +15,7 @@ BENCHES = [
     "startup",
     "queries",
     "edits",
+    "injection",
     "builder",
 ]
 

@@ -8,7 +8,9 @@
 
 Beside them, what a typer command line costs before it does any work: a two-command typer app's `--help` (typer's
 rich help: typer, rich, rich.markdown), and the same app parsing `status`'s options (typer coerces every
-non-flag option through pydantic). And where `runsheet --help`'s time goes, stage by stage, in one process.
+non-flag option through pydantic). And the same two through typer's path, as they ran before engine/cli/overview.py
+and engine/cli/status_command.py (`runsheet --help` in process through typer; `status -cbench`, a short option
+with its value attached, which only typer reads), and where the typer help's time goes, stage by stage.
 
 Ours and its floor alternate, BENCH_STARTUP_REPEATS times each (default 9); the figures are medians of wall time
 and of CPU time (user + system of the child process), with the 1-minute load average before and after. Each
@@ -208,6 +210,7 @@ def main() -> None:
                 "python_alone": [python, "-c", "pass"],
                 "import_duckdb_polars_pyarrow": [python, "-c", IMPORTS],
                 "typer_two_commands_help": [python, str(typer_app), "--help"],
+                "through_typer": [python, "-c", TYPER_HELP],
             },
         )
         figures["status"] = alternate(
@@ -215,6 +218,7 @@ def main() -> None:
             {
                 "duckdb_script": [python, str(floor_script), str(folder / "runsheet.duckdb")],
                 "typer_parsing_alone": [python, str(typer_app), "status", "-w", str(folder), "-c", "bench"],
+                "through_typer": [*runsheet(), "status", "-w", str(folder), "-cbench"],
             },
         )
         figures["help_stages"] = help_stages(python)
@@ -227,6 +231,7 @@ def main() -> None:
 
 
 IMPORTS = "import duckdb, polars, pyarrow"
+TYPER_HELP = "from engine.cli import app; app(['--help'], prog_name='runsheet')"
 
 
 def show(figures: dict[str, object]) -> None:
@@ -244,13 +249,15 @@ def show(figures: dict[str, object]) -> None:
     print("  " + line("floor: python -c pass", help_["python_alone"]))
     print("  " + line(f"floor: python -c '{IMPORTS}'", help_["import_duckdb_polars_pyarrow"]))
     print("  " + line("beside: a two-command typer app's --help", help_["typer_two_commands_help"]))
+    print("  " + line("beside: runsheet --help through typer", help_["through_typer"]))
     print("  " + line(f"runsheet status, {ROWS:,} rows (target <= 0.5 s)", status["ours"]))
     print("  " + line("floor: a hand-written DuckDB status script", status["duckdb_script"]))
     print("  " + line("beside: typer parsing status's options, no work", status["typer_parsing_alone"]))
+    print("  " + line("beside: runsheet status through typer (-cbench)", status["through_typer"]))
     print(f"  status / floor: {status['ours']['median_s'] / status['duckdb_script']['median_s']:.2f}x wall")
     stages = figures["help_stages"]
     assert isinstance(stages, dict)
-    print(f"  runsheet --help in one process, median of {REPEATS} (after the interpreter's own start):")
+    print(f"  runsheet --help through typer in one process, median of {REPEATS} (after the interpreter's start):")
     for stage, seconds in stages.items():
         print(f"    {stage:<58} {seconds:6.3f} s")
 

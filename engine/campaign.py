@@ -237,6 +237,8 @@ class Campaign:
         `add_rows`. Returns the edit run (None if no input changed) and the new rows' run."""
         edit_run = None
         changes = written.changes
+        if written.added:
+            self._fields_added(con, written.tables, written.added, {"import": file, "added": list(written.added)})
         if changes is not None and changes.rows:
             edit_run = run_transaction(
                 con,
@@ -248,6 +250,24 @@ class Campaign:
                 describe={"import": file, "updated": len(changes.rows)},
             )
         return edit_run, self._new_rows(con, written.tables, written.inserted, run)
+
+    def _fields_added(
+        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, fields: Sequence[str], describe: dict[str, Any]
+    ) -> RunReport | None:
+        """New input columns are new dependencies of the steps that read the whole record (context injection):
+        their keys changed in every row, so they go stale as after a change of their spec (nothing paid runs)."""
+        readers = [c.name for c in tables.spec.columns if not c.is_input and set(c.deps) & set(fields)]
+        if not readers:
+            return None
+        return run_transaction(
+            con,
+            tables,
+            Request.spec_change(readers),
+            Scope.all(),
+            actor=self.actor,
+            trigger=self.trigger,
+            describe={**describe, "new_fields": list(fields)},
+        )
 
     # ---- edits -------------------------------------------------------------------------------------------
 
@@ -325,6 +345,8 @@ class Campaign:
             old = cell_text(con, tables, row_id, field) if field in tables.spec.names else None
             tables, saved = write(con, tables)
             describe = {"save_to_record": source, "field": saved.field, "row": row_id}
+            if saved.created:
+                self._fields_added(con, tables, [saved.field], describe)
             report = self._edited(con, tables, saved.field if saved.changed else None, row_id, run_paid, describe)
             who = (self.actor, self.trigger)
             values = (old, cell_text(con, tables, row_id, saved.field))

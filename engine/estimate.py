@@ -138,7 +138,15 @@ def estimate_claims(
     try:
         for claim in claims:
             spec = tables.spec.column(claim.column)
-            env = PrepareEnv(claim.column, claim.force, context, settings.tiers, json_columns)
+            env = PrepareEnv(
+                claim.column,
+                claim.force,
+                context,
+                settings.tiers,
+                json_columns,
+                record=tables.spec.record_fields,
+                columns=frozenset(tables.spec.names),
+            )
             sample = claim.frame if claim.frame.height <= SAMPLE_ROWS else claim.frame.sample(SAMPLE_ROWS, seed=0)
             scale = claim.frame.height / max(1, sample.height)
             hits = tokens = 0

@@ -21,8 +21,9 @@ from engine.cells import INPUT_KIND, KINDS, StepOptions, kind_named
 from engine.cells.python import IMPORT_FIX, PythonOptions, resolve
 from engine.errors import SpecError
 from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_references
+from engine.graph.references import RECORD
+from engine.types import NAME_PATTERN
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Names that mean something already, compared case-insensitively (DuckDB folds the case of identifiers):
 # `row_id` in every table and view, `context` and `secrets` in templates, and the fields a run computes beside
 # a step's inputs (engine/run/executor.py, engine/run/verdicts.py), which an input of the same name would shadow.
@@ -115,6 +116,11 @@ class CampaignSpec:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def record_fields(self) -> tuple[str, ...]:
+        """The record's fields: the input columns, in spec order (what a step that reads the record is given)."""
+        return tuple(c.name for c in self.columns if c.is_input)
+
 
 def load_spec(path: str | Path, actions: dict[str, LibraryStep] | None = None) -> CampaignSpec:
     """Read and validate a YAML spec file (`actions`: the library its columns may name, see `parse_spec`)."""
@@ -157,7 +163,7 @@ def parse_spec(
     raw_columns = data.get("columns")
     if not isinstance(raw_columns, list) or not raw_columns:
         raise SpecError("'columns' must be a non-empty list", hint="list the campaign's columns under 'columns:'")
-    parsed = [_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)]
+    parsed, fields = _add_record_readers([_parse_column(raw, i, check_code) for i, raw in enumerate(raw_columns)])
     renamed = _renames(raw_columns, [p[0] for p in parsed])
     _check_names_apart([p[0] for p in parsed], {p[0] for p in parsed if p[1] != INPUT_KIND})
     graph = ColumnGraph.build(
@@ -173,15 +179,16 @@ def parse_spec(
         for name_, kind, options, deps in parsed
     )
     types = _bind_types(parsed, graph)
+    names = frozenset(p[0] for p in parsed)
     columns = tuple(
         ColumnSpec(
             name=name_,
             kind=kind,
             options=options,
             deps=deps,
-            version=_version(kind, options),
+            version=_version(kind, options, fields.get(name_, ())),
             value_type=types[name_],
-            context=_context_names(kind, options),
+            context=_context_names(kind, options, names),
             renamed_from=renamed.get(name_),
         )
         for name_, kind, options, deps in parsed
@@ -356,21 +363,52 @@ def _dependencies(name: str, kind: str, options: StepOptions) -> tuple[str, ...]
         what = "template" if kind == "ai" else "SQL expression"
         raise SpecError(f"invalid {what}: {err}", hint=f"fix the {what}'s syntax", column=name) from err
     found |= set(options.required)
-    if kind != "formula" and options.inputs is None and not found:
-        raise SpecError(f"a {kind} step needs 'inputs'", hint="list the columns it reads under 'inputs:'", column=name)
     return tuple(sorted(found))
 
 
-def _context_names(kind: str, options: StepOptions | InputOptions) -> tuple[str, ...]:
+Parsed = tuple[str, str, StepOptions | InputOptions, tuple[str, ...]]
+
+
+def _add_record_readers(parsed: list[Parsed]) -> tuple[list[Parsed], dict[str, tuple[str, ...]]]:
+    """Make a step that reads the whole record (engine/cells/ai.py, context injection) depend on every input
+    column, so its keys cover the values it is given; refuse a step that reads no column at all. Returns the
+    columns and, for each step that reads the record, the record's fields in spec order (they enter its version:
+    a new field or a new order changes what it is given)."""
+    names = frozenset(p[0] for p in parsed)
+    fields = tuple(p[0] for p in parsed if p[1] == INPUT_KIND)
+    resolved: list[Parsed] = []
+    readers: dict[str, tuple[str, ...]] = {}
+    for name, kind, options, deps in parsed:
+        if kind != INPUT_KIND:
+            assert isinstance(options, StepOptions)
+            if kind_named(kind).reads_record(options, names):
+                deps = tuple(sorted((set(deps) - ({RECORD} - names)) | set(fields)))
+                readers[name] = fields
+            elif kind != "formula" and options.inputs is None and not deps:
+                raise SpecError(
+                    f"a {kind} step needs 'inputs'", hint="list the columns it reads under 'inputs:'", column=name
+                )
+        resolved.append((name, kind, options, deps))
+    return resolved, readers
+
+
+def _context_names(kind: str, options: StepOptions | InputOptions, names: frozenset[str]) -> tuple[str, ...]:
     if kind == INPUT_KIND:
         return ()
-    return tuple(sorted(kind_named(kind).context_names(options)))
+    return tuple(sorted(kind_named(kind).context_names(options, names)))
 
 
-def _version(kind: str, options: StepOptions | InputOptions) -> str:
-    """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled)."""
+def _version(kind: str, options: StepOptions | InputOptions, record: tuple[str, ...] = ()) -> str:
+    """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled): the options
+    and, for a step that reads the whole record, the record's fields in order."""
     payload = options.model_dump(mode="json", exclude={"run", "enabled", "description"})
-    canonical = json.dumps({"kind": kind, "options": payload}, sort_keys=True, separators=(",", ":"))
+    for option in options.versioned_when_set if isinstance(options, StepOptions) else ():
+        if payload.get(option) is None:
+            del payload[option]
+    versioned: dict[str, Any] = {"kind": kind, "options": payload}
+    if record:
+        versioned["record"] = list(record)
+    canonical = json.dumps(versioned, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

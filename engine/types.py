@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Literal, NewType
 
@@ -9,6 +10,8 @@ ColumnName = NewType("ColumnName", str)
 RowId = NewType("RowId", int)
 
 RunMode = Literal["auto", "manual"]
+# A plain name: what a campaign, column or context document may be called.
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 INPUT_KIND = "input"  # the kind of a column that holds what people and imports put in; every other kind is a step
 
 

@@ -50,10 +50,10 @@ record's fields, {{ field }}, with an optional system prompt, an output_schema w
 run_if and required fields), `formula` (a DuckDB SQL expression over the record's columns), `python` (a function \
 package.module:function, listing its inputs), or `http` (a lookup: url, method, headers, path into the JSON \
 answer, secrets named as environment variables). Use only the columns the campaign has; prefer a formula when \
-SQL can do it. Understand and plan first, read the reference below, check the plan against it, then write the \
-step. Answer with one JSON object: {"kind": ..., "options": {...the step's options...}, "description": "the \
-action's standard operating procedure, in plain words", "plan": ["short steps"], "changes": "what changed and \
-why"}."""
+SQL can do it. An ai prompt that names no field is given the whole record and the global context. Understand \
+and plan first, read the reference below, check the plan against it, then write the step. Answer with one \
+JSON object: {"kind": ..., "options": {...the step's options...}, "description": "the action's standard \
+operating procedure, in plain words", "plan": ["short steps"], "changes": "what changed and why"}."""
 
 
 class ActionBuilder:
@@ -261,8 +261,7 @@ class ActionBuilder:
             "records": reading.records,
         }
         if self.model.offline:
-            fields = [] if tables is None else [c.name for c in tables.spec.columns if c.is_input]
-            draft, note, template = offline_draft(request, None if existing is None else existing.to_json(), fields)
+            draft, note, template = offline_draft(request, None if existing is None else existing.to_json())
             category = None if template is None else _template_category(template)
             return self._checked(base | {"note": note, "category": category}, draft, existing, tables, tiers, 0.0)
         messages = self._messages(request, existing, reading, earlier)

@@ -16,20 +16,19 @@ COMMON = set(
     "a an and the of to for in on each every our their this that it its with by from as at is are be give one two "
     "three record records lead leads row rows action step please me my we us you".split()
 )
-MAX_FIELDS = 12  # the record's fields an offline draft's prompt shows
 SYNONYMS = {"icp": "ideal", "fit": "profile", "rank": "score", "rate": "score", "opener": "linkedin"}
 
 
-def offline_draft(request: str, existing: dict[str, Any] | None, fields: list[str]) -> tuple[Draft, str, str | None]:
+def offline_draft(request: str, existing: dict[str, Any] | None) -> tuple[Draft, str, str | None]:
     """The draft, the line its reply opens with (naming the template, or saying none matched), and the template.
-    The prompt names no field of its own, so the campaign's input `fields` are given to it as the record."""
+    Its prompt names no field: the step is given the whole record and the global context (context injection)."""
     wanted = _words(request)
     scored = sorted(((len(wanted & _template_words(n, t)), n) for n, t in TEMPLATES.items()), reverse=True)
     best, name = scored[0]
     if best == 0:
         draft = Draft(
             kind="ai",
-            options={"prompt": request.strip() + _record_block(fields), "tier": "standard"},
+            options={"prompt": request.strip(), "tier": "standard"},
             description=request.strip(),
             plan=("Use the request as the step's prompt, over the whole record and the global context.",),
             changes="A new ai step whose prompt is your request.",
@@ -39,22 +38,15 @@ def offline_draft(request: str, existing: dict[str, Any] | None, fields: list[st
     template = TEMPLATES[name]
     draft = Draft(
         kind=template["kind"],
-        options={**template["options"], "prompt": template["options"]["prompt"] + _record_block(fields)},
+        options=dict(template["options"]),
         description=template["description"],
         plan=(
             f"Start from the built-in template {name}: {template['description']}",
-            "Give it the record's fields" + (f" ({', '.join(fields)})" if fields else "") + ".",
+            "It is given the whole record and the global context (context injection), so it fits any campaign.",
         ),
         changes=f"The step and description of the template {name}" + (" replace the action's." if existing else "."),
     )
     return draft, f"offline: drafted from the template {name}; set a model to have it written for you", name
-
-
-def _record_block(fields: list[str]) -> str:
-    """The record's fields as the prompt shows them."""
-    if not fields:
-        return ""
-    return "\n\nThe record:\n" + "\n".join(f"- {name}: {{{{ {name} }}}}" for name in fields[:MAX_FIELDS])
 
 
 def _words(text: str) -> set[str]:

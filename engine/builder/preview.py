@@ -75,6 +75,7 @@ def preview(
         budget = load_budget(con, campaign, tables.campaign_id)
         context = {n: d.text for n, d in read_context(con).items()}
         json_columns = frozenset(c.name for c in tables.spec.columns if c.value_type == "JSON")
+        fields, names = tables.spec.record_fields, frozenset(tables.spec.names)  # a prompt naming none gets them
     gated = {r: gate_record(column, r, rec) for r, rec in records.items()}
     calling = [r for r, g in gated.items() if g is None]
     price = kind.price(column.options, settings.tiers)
@@ -94,7 +95,14 @@ def preview(
             outcomes |= _computed(db, column, frame)
         else:
             env = PrepareEnv(
-                column.name, False, context, settings.tiers, json_columns, frozenset(settings.allowed_hosts)
+                column.name,
+                False,
+                context,
+                settings.tiers,
+                json_columns,
+                frozenset(settings.allowed_hosts),
+                fields,
+                names,
             )
             outcomes |= _paid(column, frame, env, cache_dir, settings, budget)
             _log(db, tables, column.name, [outcomes[r] for r in calling], who)

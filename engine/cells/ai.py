@@ -1,6 +1,8 @@
 """`ai`: a Jinja2 prompt over the record's fields and the workspace's global context, sent to any litellm model
 (or the built-in `offline` one), optionally answering JSON that must satisfy the column's schema.
 
+The prompt it renders, and what context injection adds to it, is engine/cells/prompt.py's.
+
 The step only prepares calls; the runner makes them (concurrency, rate limits, deadline, retries, cache, budget).
 """
 
@@ -9,20 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
-import jinja2
-import jinja2.sandbox
 import polars as pl
 from pydantic import Field, field_validator
 
 from engine.cache import cache_key
 from engine.cells.base import DEFAULT_OUTPUT_TOKENS, PrepareEnv, StepKind, StepOptions, decode_json_input
-from engine.graph.references import context_references, template_references
+from engine.cells.prompt import ContextPart, injection, messages_for
+from engine.graph.references import ALL_CONTEXT, context_references, template_references
 from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure, pick_transport
 from engine.runner.calls import Answer, PaidCall
-from engine.types import ErrorCode, Status
+from engine.types import NAME_PATTERN, ErrorCode, Status
 
 Tier = Literal["fast", "standard", "deep", "thinking"]
 # One markdown code fence (```json ... ```, any case, any tag, prose around it allowed), as real models add.
@@ -30,6 +30,8 @@ FENCED = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
 
 
 class AiOptions(StepOptions):
+    versioned_when_set: ClassVar[frozenset[str]] = frozenset({"inject", "context"})
+
     prompt: str = Field(description="Jinja2 template over the row's columns and {{ context.<name> }}")
     system: str | None = None
     model: str = OFFLINE_MODEL
@@ -43,6 +45,21 @@ class AiOptions(StepOptions):
     tier: Tier = "standard"
     output_schema: dict[str, Any] | None = None
     timeout: float = Field(default=60.0, gt=0, le=3600, description="wall-clock seconds for one attempt")
+    inject: bool | None = Field(
+        default=None,
+        description="add the record and the global context after the prompt; unset: when the step names no column",
+    )
+    context: tuple[str, ...] | None = Field(
+        default=None, description="the context documents the injected or placed context part shows; unset: all"
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _plain_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            if not NAME_PATTERN.match(name):
+                raise ValueError(f"{name!r} is not a context document name (letters, digits and underscores)")
+        return names
 
     @field_validator("output_schema")
     @classmethod
@@ -64,32 +81,6 @@ class AiOptions(StepOptions):
             "seed": self.seed,
         }
         return {k: v for k, v in params.items() if v is not None}
-
-
-# An empty field renders as nothing, not as the word "None" (`{{ website }}` of a record without one).
-_env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-    autoescape=False, keep_trailing_newline=False, finalize=lambda value: "" if value is None else value
-)
-
-
-@lru_cache(maxsize=256)
-def _compiled(template: str) -> jinja2.Template:
-    return _env.from_string(template)
-
-
-def render(template: str, row: dict[str, Any], context: dict[str, str]) -> str:
-    return _compiled(template).render({**row, "context": context})
-
-
-def messages_for(options: AiOptions, row: dict[str, Any], context: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The chat messages a row's call sends: optional system prompt (with the schema instruction), then the prompt."""
-    system = render(options.system, row, context) if options.system else ""
-    if options.output_schema is not None:
-        instruction = "Answer with one JSON object that satisfies this JSON schema, and nothing else:\n"
-        system = (system + "\n\n" if system else "") + instruction + json.dumps(options.output_schema, sort_keys=True)
-    messages = [("system", system)] if system else []
-    messages.append(("user", render(options.prompt, row, context)))
-    return tuple(messages)
 
 
 def parse_output(text: str, schema: dict[str, Any] | None) -> Answer:
@@ -146,10 +137,15 @@ class Ai(StepKind):
             found |= template_references(options.system)
         return found
 
-    def context_names(self, options: AiOptions) -> set[str]:
+    def reads_record(self, options: AiOptions, columns: frozenset[str]) -> bool:
+        return injection(options, columns).record
+
+    def context_names(self, options: AiOptions, columns: frozenset[str]) -> set[str]:
         found = context_references(options.prompt)
         if options.system:
             found |= context_references(options.system)
+        if injection(options, columns).context:
+            found |= set(options.context) if options.context is not None else {ALL_CONTEXT}
         return found
 
     def value_type(self, options: AiOptions, input_types: dict[str, str]) -> str | None:
@@ -161,6 +157,8 @@ class Ai(StepKind):
 
         credits = self.price(options, env.tiers)
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]
+        given = injection(options, env.columns)
+        documents = ContextPart(env.context, options.context)  # rendered once, not per row
         sample = CompletionRequest(options.model, (), api_base=options.api_base, transport=options.transport)
         if pick_transport(sample) == "litellm":
             from engine.llm.litellm_transport import litellm_module
@@ -169,7 +167,7 @@ class Ai(StepKind):
         for row in frame.iter_rows(named=True):
             values = {c: decode_json_input(row[c], c in env.json_columns) for c in inputs}
             try:
-                messages = messages_for(options, values, env.context)
+                messages = messages_for(options, values, documents, given, env.record)
             except Exception as err:  # a template that fails on this row's values fails this cell only
                 yield _failing_call(env, options, row, f"the prompt template failed: {err}")
                 continue

@@ -13,7 +13,8 @@ calls methods and reads attributes and never probes a kind. A kind states only w
   in the claiming transaction and settled in the one that writes its result (the engine does both around the
   kind: engine/store/outbox.py); `reads_only` and `keys_on_upstream_runs` gate and key such a step on current
   upstream values and on the runs that made them;
-- `context_names`: the global-context documents it reads.
+- `reads_record` and `context_names`: whether it reads the whole record (every input column) without naming
+  the fields, and the global-context documents it reads (the ai kind's context injection).
 
 Kinds never touch the store: what they need comes in through `Batch`, `PrepareEnv` and `SendEnv`.
 """
@@ -39,6 +40,9 @@ class StepOptions(BaseModel):
     """Options every step may declare (DESIGN.md, "Column kinds")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Options added after specs were stored: left out of the step's version while unset, so an upgrade keeps the
+    # version (and every cell key) of a spec that does not use them.
+    versioned_when_set: ClassVar[frozenset[str]] = frozenset()
 
     run: Literal["auto", "manual"] = "auto"
     run_if: str | None = Field(default=None, description="SQL boolean over the row; false gives `skipped`")
@@ -66,6 +70,8 @@ class PrepareEnv:
     tiers: dict[str, float] = field(default_factory=dict)  # credits per call for each tier
     json_columns: frozenset[str] = frozenset()  # inputs whose values are JSON text, decoded for templates
     allowed_hosts: frozenset[str] = frozenset()  # non-public hosts http/export steps may reach (engine/net)
+    record: tuple[str, ...] = ()  # the record's fields: the campaign's input columns, in spec order
+    columns: frozenset[str] = frozenset()  # the campaign's column names
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,13 @@ class StepKind(ABC):
     def value_type(self, options: Any, input_types: dict[str, str]) -> str | None:
         """The DuckDB type of the step's values, or None to have it bound from `sql` against the input types."""
 
-    def context_names(self, options: Any) -> set[str]:
-        """The global-context documents the step reads ("*" for all)."""
+    def reads_record(self, options: Any, columns: frozenset[str]) -> bool:
+        """Whether the step reads the whole record, every input column, without naming the fields; `columns` are
+        the campaign's column names (a column keeps a name the kind would otherwise read as a placeholder)."""
+        return False
+
+    def context_names(self, options: Any, columns: frozenset[str]) -> set[str]:
+        """The global-context documents the step reads ("*" for all), given the campaign's column names."""
         return set()
 
     def sql(self, options: Any) -> str | None:

@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import Field, model_validator
 
-from engine.cells.ai import render
 from engine.cells.base import PrepareEnv, SendEnv, StepKind, StepOptions, decode_json_input
 from engine.cells.http import SECRETS, secret_values, send
+from engine.cells.prompt import render
 from engine.graph.fate import SENDABLE
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after

@@ -18,8 +18,8 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from engine.cache import cache_key
-from engine.cells.ai import render
 from engine.cells.base import PrepareEnv, StepKind, StepOptions, decode_json_input
+from engine.cells.prompt import render
 from engine.graph.references import template_references
 from engine.llm.types import ProviderFailure, classify_status, parse_retry_after
 from engine.redaction import read_secret

@@ -3,7 +3,9 @@
 Exit codes: 0 ok; 1 with a one-line reason for anything the user can fix; 2 for usage errors and engine bugs.
 Each module registers its commands on the shared typer app. `runsheet NAME ...` imports only the module of NAME
 (typer then builds that one command, not all 45: a tenth of a second of a command's start-up); anything else
-(`--help`, an unknown name) and `from engine.cli import app` register them all.
+(an unknown name) and `from engine.cli import app` register them all. `runsheet --help` and `runsheet` alone are
+drawn by engine/cli/overview.py without importing typer or rich, and a plain `runsheet status` is answered by
+engine/cli/status_command.py without typer, so this module imports neither up front.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from engine.cli import common
+if TYPE_CHECKING:
+    import typer
 
 # In the order `runsheet --help` lists their commands.
 MODULES = ("account", "actions", "campaigns", "data", "log", "runs", "serve", "specs", "ui")
@@ -56,6 +57,8 @@ COMMANDS = {
 
 def register(modules: tuple[str, ...] = MODULES) -> typer.Typer:
     """The app with the commands of `modules` registered (each module registers its own once, on import)."""
+    from engine.cli import common
+
     for module in modules:
         importlib.import_module(f"engine.cli.{module}")
     for callback in _callbacks(common.app):
@@ -77,9 +80,23 @@ def _callbacks(app: typer.Typer) -> Iterator[Callable[..., Any]]:
 
 
 def main() -> None:
-    """The `runsheet` script: the command named first on the command line, or every command."""
-    named = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    """The `runsheet` script: the command named first on the command line, or every command (the group's only
+    option is --help: `runsheet --help status` lists them all)."""
+    shown = None
+    if sys.argv[1:] in ([], ["--help"]):
+        from engine.cli import overview
+
+        shown = overview.show(sys.argv[1:])
+    elif sys.argv[1:2] == ["status"]:
+        from engine.cli import status_command
+
+        shown = status_command.quick(sys.argv[2:])
+    if shown is not None:
+        sys.exit(shown)
+    named = sys.argv[1] if len(sys.argv) > 1 else None
     register((COMMANDS[named],) if named in COMMANDS else MODULES)
+    from engine.cli import common
+
     common.main()
 
 

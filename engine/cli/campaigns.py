@@ -28,6 +28,8 @@ from engine.cli.common import (
     print_report,
     report_summary,
 )
+from engine.cli.status_command import resume_command
+from engine.cli.status_command import show as show_status
 
 if TYPE_CHECKING:
     from engine import Campaign, Cell, Estimate, Page, SpecChanges
@@ -290,15 +292,10 @@ def _paused_steps(workspace: Path, handle: Campaign) -> dict[str, str]:
     state = Workspace(workspace).pause_state(handle.name)
     graph = handle.spec.graph
     return {
-        c: _resume_command(handle.name, c, c in state.columns)
+        c: resume_command(handle.name, c, c in state.columns)
         for c in graph.steps()
         if state.stops(c, graph.nodes[c].free)
     }
-
-
-def _resume_command(campaign: str, column: str, own: bool) -> str:
-    """The command that starts a paused step again: resuming it (`own`, paused on its own) or its campaign."""
-    return f"runsheet resume -c {campaign}" + (f" --column {column}" if own else "")
 
 
 def _cell_text(cell: Cell, manual: bool, paused: bool = False) -> str:
@@ -431,19 +428,7 @@ def status(
         from engine import CampaignStatus, read_status
 
         found = read_status(workspace, campaign) or CampaignStatus.of(open_campaign(workspace, campaign, actor=actor))
-        if as_json:
-            out.print_json(json.dumps({"campaign": found.campaign, "rows": found.rows, "columns": found.counts}))
-            return
-        states = [s.value for s in Status if any(s.value in c for c in found.counts.values())]
-        table = Table(title=f"{found.campaign}: {found.rows} rows")
-        table.add_column("column")
-        for state in states:
-            table.add_column(state, justify="right")
-        for column, cells in found.counts.items():
-            table.add_row(column, *[str(cells.get(state, "")) for state in states])
-        out.print(table)
-        for column, own in found.paused.items():
-            out.print(f"{column} is paused: start it with `{_resume_command(found.campaign, column, own)}`")
+        show_status(found, as_json=as_json)
 
     guard(body)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from engine import RunsheetError
+from engine.cli.basics import DEFAULT_WORKSPACE as DEFAULT_WORKSPACE  # the commands import it from here
+from engine.cli.basics import WORKSPACE_VARIABLE, out
 
 if TYPE_CHECKING:
     from engine import Campaign, RunReport
@@ -27,18 +28,15 @@ def _commands() -> None:
     typer would otherwise run a lone command without its name."""
 
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
 WorkspaceOption = Annotated[
     Path,
-    typer.Option("--workspace", "-w", envvar="RUNSHEET_WORKSPACE", help="The workspace folder."),
+    typer.Option("--workspace", "-w", envvar=WORKSPACE_VARIABLE, help="The workspace folder."),
 ]
 CampaignOption = Annotated[
     str | None, typer.Option("--campaign", "-c", help="Campaign name (default: the only campaign).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Actor = Annotated[str | None, typer.Option("--as", help="Act as this user (default: $RUNSHEET_USER or $USER).")]
-DEFAULT_WORKSPACE = Path("workspace")
 T = TypeVar("T")
 
 

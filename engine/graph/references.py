@@ -59,21 +59,41 @@ def _first_line(text: str) -> str:
 
 
 ALL_CONTEXT = "*"
+RECORD = "record"  # `{{ record }}` places the record's fields, unless the campaign has a column of that name
 
 
 def context_references(template: str) -> set[str]:
     """The global-context documents a template reads: `{{ context.icp }}` reads `icp`. Any other use of `context`
-    (a loop over it, `context[name]`) reads them all, written as {"*"}."""
-    env = jinja2.Environment()
-    try:
-        parsed = env.parse(template)
-    except jinja2.TemplateSyntaxError as err:
-        raise ReferenceError_(f"line {err.lineno}: {err.message}") from err
+    (a loop over it, `context[name]`) reads them all, written as {"*"}; a bare `{{ context }}` places the step's
+    context part, whose documents the step's kind says (engine/cells/ai.py)."""
+    parsed = _parse(template)
     named: set[str] = set()
     attribute_uses = 0
     for node in parsed.find_all(jinja2.nodes.Getattr):
         if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "context":
             named.add(node.attr)
             attribute_uses += 1
+    placed = _bare_outputs(parsed).count("context")
     all_uses = sum(1 for n in parsed.find_all(jinja2.nodes.Name) if n.name == "context")
-    return named | {ALL_CONTEXT} if all_uses > attribute_uses else named
+    return named | {ALL_CONTEXT} if all_uses > attribute_uses + placed else named
+
+
+def places(template: str, name: str) -> bool:
+    """Whether a template outputs `name` as it is, `{{ name }}` (not `{{ name.part }}` nor `{{ name | f }}`)."""
+    return name in _bare_outputs(_parse(template))
+
+
+def _bare_outputs(parsed: jinja2.nodes.Template) -> list[str]:
+    return [
+        node.name
+        for output in parsed.find_all(jinja2.nodes.Output)
+        for node in output.nodes
+        if isinstance(node, jinja2.nodes.Name)
+    ]
+
+
+def _parse(template: str) -> jinja2.nodes.Template:
+    try:
+        return jinja2.Environment().parse(template)
+    except jinja2.TemplateSyntaxError as err:
+        raise ReferenceError_(f"line {err.lineno}: {err.message}") from err

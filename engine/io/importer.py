@@ -46,12 +46,13 @@ Followed = TypeVar("Followed")
 
 @dataclass(frozen=True)
 class Written:
-    """The records an import wrote, handed to `after_write`: the new row ids, and with a key the matched rows
-    whose inputs changed (None when nothing matched)."""
+    """The records an import wrote, handed to `after_write`: the new row ids, with a key the matched rows whose
+    inputs changed (None when nothing matched), and the input columns it created."""
 
     tables: CampaignTables
     inserted: range
     changes: Changes | None
+    added: tuple[str, ...] = ()  # input columns the import created
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def _import(
         con, tables, [c for c in staged.types if c != ROW_ID], excluded=excluded, matched=matched > 0
     )
     step("computing")
-    followed = after_write(con, Written(tables, inserted, changes))
+    followed = after_write(con, Written(tables, inserted, changes, tuple(added)))
     if rejects_tmp is not None and rejected:
         write_rejects(con, rejects_tmp, list(staged.types))
     step("committing")

@@ -157,11 +157,12 @@ def complete_action_run(
             budget = load_budget(con, campaign, tables.campaign_id)
             context = {n: d.text for n, d in read_context(con).items()}
             json_columns = frozenset(c.name for c in tables.spec.columns if c.value_type == "JSON")
+            fields = (tables.spec.record_fields, frozenset(tables.spec.names))
         stop = stop or threading.Event()
         watcher = _watch_stop(db.path.parent, started.run_id, stop)
         try:
             result = gate or _call(
-                column, row_id, record.values, cache_dir, settings, budget, context, json_columns, force, stop
+                column, row_id, record.values, cache_dir, settings, budget, context, json_columns, fields, force, stop
             )
         finally:
             watcher.set()
@@ -234,6 +235,7 @@ def _call(
     budget: Any,
     context: dict[str, str],
     json_columns: frozenset[str],
+    fields: tuple[tuple[str, ...], frozenset[str]],
     force: bool,
     stop: threading.Event,
 ) -> CellResult:
@@ -242,7 +244,10 @@ def _call(
         schema_overrides={"key": pl.UInt64},
         strict=False,
     )
-    env = PrepareEnv(column.name, force, context, settings.tiers, json_columns, frozenset(settings.allowed_hosts))
+    record, names = fields  # the record's fields (injected into a prompt that names none) and every column's name
+    env = PrepareEnv(
+        column.name, force, context, settings.tiers, json_columns, frozenset(settings.allowed_hosts), record, names
+    )
     calls = list(kind_named(column.kind).prepare(column.options, frame, env))
     results: list[CellResult] = []
     limits = RateLimits({m: (v.get("rpm"), v.get("tpm")) for m, v in settings.rate_limits.items()})

@@ -242,6 +242,8 @@ class _Session:
                 self.settings.tiers,
                 json_columns,
                 frozenset(self.settings.allowed_hosts),
+                self.tables.spec.record_fields,
+                frozenset(self.tables.spec.names),
             )
             yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)
 

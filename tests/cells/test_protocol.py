@@ -87,7 +87,10 @@ def test_the_defaults_say_a_kind_lacks_a_capability() -> None:
     ai_options = ai.options.model_validate({"prompt": "hi {{ name }}"})
     assert ai.sql(ai_options) is None
     assert formula.sql(formula.options.model_validate({"expression": "upper(name)"})) == "upper(name)"
-    assert formula.context_names(formula.options.model_validate({"expression": "1"})) == set()
+    assert formula.context_names(formula.options.model_validate({"expression": "1"}), frozenset()) == set()
+    assert formula.reads_record(formula.options.model_validate({"expression": "1"}), frozenset()) is False
+    assert ai.reads_record(ai.options.model_validate({"prompt": "Write."}), frozenset()) is True  # names nothing
+    assert ai.reads_record(ai_options, frozenset({"name"})) is False
     batch = pl.DataFrame({"row_id": [1]})
     with pytest.raises(NotImplementedError):
         ai.compute(ai_options, batch)  # type: ignore[arg-type]

@@ -94,11 +94,18 @@ def test_status_loads_duckdb_alone(workspace: Path) -> None:
 
 def test_a_command_registers_its_own_module_alone(workspace: Path) -> None:
     code = (
-        script("status", "-w", str(workspace))
+        script("campaigns", "-w", str(workspace))
         + "print('CLI', sorted(m for m in sys.modules if m.startswith('engine.cli')))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert "CLI ['engine.cli', 'engine.cli.campaigns', 'engine.cli.common']" in done.stdout, done.stderr[-2000:]
+    loaded = [
+        "engine.cli",
+        "engine.cli.basics",
+        "engine.cli.campaigns",
+        "engine.cli.common",
+        "engine.cli.status_command",
+    ]
+    assert f"CLI {loaded}" in done.stdout, done.stderr[-2000:]
 
 
 def test_each_command_is_mapped_to_the_module_that_registers_it() -> None:
@@ -122,3 +129,28 @@ def test_each_command_is_mapped_to_the_module_that_registers_it() -> None:
     from engine.cli import COMMANDS
 
     assert json.loads(done.stdout.split("FOUND ", 1)[1]) == COMMANDS
+
+
+def frameworks_after(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; the command-line frameworks it left in sys.modules."""
+    report = (
+        "print('FRAMEWORKS', __import__('json').dumps([m for m in ('pydantic', 'rich', 'typer') if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{report}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert "FRAMEWORKS " in done.stdout, done.stderr[-2000:]
+    return list(json.loads(done.stdout.rsplit("FRAMEWORKS ", 1)[1]))
+
+
+def test_the_script_draws_help_without_typer_or_rich() -> None:
+    """engine/cli/overview.py: `runsheet --help` and `runsheet` alone (typer and rich cost 0.25 s of them)."""
+    assert frameworks_after(script("--help")) == []
+    assert frameworks_after(script()) == []
+    assert frameworks_after(script("run", "--help")) == ["pydantic", "rich", "typer"]  # a command's help: typer's
+
+
+def test_a_plain_status_loads_neither_typer_nor_pydantic(workspace: Path) -> None:
+    """engine/cli/status_command.py: rich alone prints the table (typer and pydantic cost 0.2 s)."""
+    assert frameworks_after(script("status", "-w", str(workspace))) == ["rich"]
+    assert frameworks_after(script("status", "-w", str(workspace), "--json")) == ["rich"]

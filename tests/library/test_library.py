@@ -274,3 +274,20 @@ def test_an_action_waits_for_a_step_it_reads_that_is_not_done(ws: Workspace, peo
     assert waiting["credits"] == 0
     people.run(["shout"], rows=[1])
     assert library.run("loud", "people", 1)["value"].startswith("[offline model] Say ANALYTICAL")
+
+
+def test_a_template_receives_the_whole_record_and_the_context(ws: Workspace, people: Campaign) -> None:
+    ws.set_context("icp", "B2B software companies with 50-500 people")
+    library = ws.actions()
+    library.add("summary", template="research_summary")
+    library.resume("summary")
+    result = library.run("summary", "people", 2)
+    assert result["status"] == "done"
+    prompt = result["detail"]["messages"][-1]["content"]
+    assert prompt.startswith("Write a short research summary of this prospect")
+    for line in ("full_name: Grace Hopper", "email: grace@cobol.dev", "company: Cobol", "title: VP Engineering"):
+        assert line in prompt, prompt
+    assert "### icp\nB2B software companies with 50-500 people" in prompt
+    saved = library.save_result(result["result_id"])
+    later = library.run("summary", "people", 2)  # the saved note is a field of the record now
+    assert f"notes: summary: {saved['value'].splitlines()[0]}" in later["detail"]["messages"][-1]["content"]
