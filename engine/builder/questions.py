@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from engine.builder.proposal import spec_text
+from engine.cells.base import StepOptions
 from engine.errors import RunsheetError
 from engine.graph.references import sql_references
 from engine.run.adhoc import read_record
@@ -82,8 +83,10 @@ def _cell_facts(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: 
     lines = [f"  column '{column}' of campaign '{tables.spec.name}': {_outcome(found)}"]
     if waiting_on:
         lines.append(f"  it waits on column '{waiting_on}'")
-    spec = tables.column(column)
-    run_if = getattr(spec.options, "run_if", None)
+    options = tables.column(column).options
+    if not isinstance(options, StepOptions):  # a column of the action is a step; an input has nothing more to say
+        return lines
+    run_if = options.run_if
     if status == "skipped" and run_if:
         try:
             read = sorted(sql_references(run_if) & set(tables.spec.names))
@@ -92,7 +95,6 @@ def _cell_facts(con: duckdb.DuckDBPyConnection, tables: CampaignTables, column: 
             values = {}
         shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
         lines.append(f"  skipped because its run_if `{run_if}` is false for this record ({shown})")
-    required = getattr(spec.options, "required", ())
-    if required:
-        lines.append(f"  required fields (an empty one gives missing_required_field): {', '.join(required)}")
+    if options.required:
+        lines.append(f"  required fields (an empty one gives missing_required_field): {', '.join(options.required)}")
     return lines
