@@ -17,6 +17,7 @@ BENCHES = [
     "queries",
     "edits",
     "injection",
+    "builder",
 ]
 
 

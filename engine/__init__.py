@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from engine.actions import TEMPLATES as ACTION_TEMPLATES
     from engine.actions import ActionLibrary
     from engine.auth import ROLES
+    from engine.builder import ActionBuilder, BuilderModel
     from engine.campaign import Campaign, Cell, ImportReport, Page
     from engine.errors import (
         CycleError,
@@ -60,7 +61,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "CampaignStatus": ("engine.status", "CampaignStatus"),
     "Cell": ("engine.campaign", "Cell"),
     "ACTION_TEMPLATES": ("engine.actions", "TEMPLATES"),
+    "ActionBuilder": ("engine.builder", "ActionBuilder"),
     "ActionLibrary": ("engine.actions", "ActionLibrary"),
+    "BuilderModel": ("engine.builder", "BuilderModel"),
     "ColumnEstimate": ("engine.estimate", "ColumnEstimate"),
     "ColumnLayout": ("engine.store.layouts", "ColumnLayout"),
     "ColumnSpec": ("engine.spec", "ColumnSpec"),
@@ -130,8 +133,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ACTION_TEMPLATES",
+    "ActionBuilder",
     "ActionLibrary",
     "ApplyResult",
+    "BuilderModel",
     "Campaign",
     "CampaignSpec",
     "CampaignStatus",

@@ -16,6 +16,7 @@ from engine.action_columns import LibraryStep, follow_action
 from engine.actions import ActionLibrary
 from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
+from engine.builder import ActionBuilder, BuilderModel
 from engine.campaign import CACHE_DIR, Campaign
 from engine.errors import EditError, NotFoundError, SpecConflictError
 from engine.estimate import Estimate, call_price, estimate_claims
@@ -123,6 +124,28 @@ class Workspace(WorkspaceFacade):
     def actions(self, *, actor: str | None = None, trigger: str = "api") -> ActionLibrary:
         """The workspace's action library, acted on as `actor` (the workspace's actor by default)."""
         return ActionLibrary(self.db, self.path / CACHE_DIR, actor=actor or self.actor, trigger=trigger)
+
+    def builder(
+        self,
+        model: str | BuilderModel | None = None,
+        *,
+        api_base: str | None = None,
+        api_key_env: str | None = None,
+        actor: str | None = None,
+        trigger: str = "api",
+    ) -> ActionBuilder:
+        """The action builder chat, as `actor`, writing with `model` (any model the workspace can call; the
+        offline one, by default, drafts from the built-in templates). An accepted change of an existing action is
+        carried to the campaign columns made from it, as `update_action` does."""
+        who = actor or self.actor
+        chosen = model if isinstance(model, BuilderModel) else BuilderModel()
+        if isinstance(model, str):
+            chosen = BuilderModel(model, api_base=api_base, api_key_env=api_key_env)
+
+        def update(name: str, **changes: Any) -> None:
+            self.update_action(name, actor=who, **changes)
+
+        return ActionBuilder(self.db, self.path / CACHE_DIR, actor=who, trigger=trigger, model=chosen, update=update)
 
     def campaign(self, name: str, *, actor: str = "api", trigger: str = "api") -> Campaign:
         """The campaign called `name`; raises NotFoundError if no spec of that name was applied."""

@@ -48,6 +48,7 @@ LAYERS = [
     "logins",  # UI logins: argon2 passwords and expiring sessions (hashed ids), over auth's users and tokens
     "campaign",  # one campaign's requests: add and import records, edit, run, estimate, look
     "actions",  # the action library: actions run on one record, their results and documents, built-in templates
+    "builder",  # the action builder chat: a request becomes a checked, previewed proposal, applied on accept
     "facade",  # what the faces ask of a workspace beyond campaigns: people, tokens, schedules, run log
     "workspace",  # the workspace folder and database; hands out campaigns
     "status",  # what `runsheet status` shows, read with DuckDB alone (the engine's way when it must)

@@ -21,8 +21,10 @@ FACE_TO_FACE = {("engine.cli", "engine.api")}
 
 PUBLIC = [
     "ACTION_TEMPLATES",
+    "ActionBuilder",
     "ActionLibrary",
     "ApplyResult",
+    "BuilderModel",
     "Campaign",
     "CampaignSpec",
     "CampaignStatus",

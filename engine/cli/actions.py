@@ -449,3 +449,76 @@ def action_find(
             out.print(f"no record of {campaign} matches {text!r}")
 
     guard(body)
+
+
+@action_app.command("chat")
+def action_chat(
+    name: str,
+    request: Annotated[str | None, typer.Argument(help="What the action should do, or a question about it.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", "-c", help="Check and preview against this campaign.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="The model that writes (default: offline).")
+    ] = None,
+    api_base: Annotated[str | None, typer.Option(help="An OpenAI-compatible server for --model.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="The environment variable holding its key.")] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", help="API documentation to read (a file).")] = None,
+    confirm_preview: Annotated[
+        bool, typer.Option("--confirm-preview", help="Run a paid preview at the estimate shown.")
+    ] = False,
+    accept: Annotated[bool, typer.Option("--accept", help="Apply the proposal at once (when it is valid).")] = False,
+    accept_proposal: Annotated[
+        int | None, typer.Option("--accept-proposal", help="Apply an earlier proposal, by its number.")
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Reset Chat: forget this action's chat.")] = False,
+    history: Annotated[bool, typer.Option("--history", help="Show this action's chat.")] = False,
+    actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    as_json: JsonOption = False,
+) -> None:
+    """Build or change an action by describing it: the builder proposes a step (a diff of the action's spec,
+    checked, with its estimate and a preview); nothing is applied until you accept."""
+
+    def body() -> None:
+        from engine import Workspace
+
+        builder = Workspace(workspace, actor=actor).builder(
+            model, api_base=api_base, api_key_env=api_key_env, trigger="cli"
+        )
+        if reset:
+            gone = builder.reset(name)
+            out.print(f"chat of '{name}' reset ({gone} messages removed); the action is unchanged")
+            return
+        if history:
+            found = builder.history(name)
+            if as_json:
+                out.print_json(json.dumps(found, default=str))
+                return
+            for message in found:
+                out.print(f"[bold]{message['role']}[/bold] (#{message['message_id']}):", soft_wrap=True)
+                out.print(escape(message["content"]), soft_wrap=True)
+            return
+        if accept_proposal is not None:
+            _print(builder.accept(accept_proposal), as_json)
+            return
+        if not request:
+            raise RunsheetError("say what the action should do", hint=f'runsheet action chat {name} "..."')
+        documents = {p.name: p.read_text(encoding="utf-8") for p in attach or []}
+        message = builder.chat(name, request, campaign=campaign, attachments=documents, confirm_preview=confirm_preview)
+        proposal = message["proposal"]
+        if as_json:
+            out.print_json(json.dumps(message, default=str))
+        else:
+            out.print(escape(message["content"]), soft_wrap=True)
+        if proposal is not None and proposal["status"] != "proposed":
+            raise typer.Exit(1)
+        if proposal is not None and accept:
+            shown = builder.accept(message["message_id"])
+            out.print(f"accepted: action '{shown['name']}' {'added, paused' if proposal['new'] else 'updated'}")
+        elif proposal is not None and not as_json:
+            out.print(
+                f"accept with `runsheet action chat {name} --accept-proposal {message['message_id']}`", soft_wrap=True
+            )
+
+    guard(body)

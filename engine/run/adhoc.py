@@ -171,7 +171,7 @@ def complete_action_run(
             column = as_column(tables, action)
             assert isinstance(column.options, StepOptions)
             record = read_record(con, tables, row_id, list(column.deps), column.options.run_if)
-            gate = _gate(column, row_id, record)
+            gate = gate_record(column, row_id, record)
             settings = load_settings(con)
             budget = load_budget(con, campaign, tables.campaign_id)
             context = {n: d.text for n, d in read_context(con).items()}
@@ -219,7 +219,7 @@ def _loaded(con: duckdb.DuckDBPyConnection, campaign: str) -> CampaignTables | N
         return None
 
 
-def _gate(column: ColumnSpec, row_id: int, record: Record) -> CellResult | None:
+def gate_record(column: ColumnSpec, row_id: int, record: Record) -> CellResult | None:
     """The outcome without a call: a step it reads holds no current value on the record (`waiting`, naming it:
     run it first), a required field empty (`missing_required_field`), or `run_if` false (`skipped`)."""
     assert isinstance(column.options, StepOptions)

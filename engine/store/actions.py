@@ -125,6 +125,12 @@ def delete_action(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, i
     # the action's own log; a Save to Record it made is the record's history, and stays
     deleted = con.execute("DELETE FROM activity WHERE action_id = ? AND action = 'action' RETURNING 1", [action_id])
     counts["activity"] = len(deleted.fetchall())
+    # its builder chat goes with it (a new action of the same name starts a chat of its own)
+    con.execute(
+        "DELETE FROM action_chats WHERE action_id = $1 OR action = (SELECT lower(name) FROM actions "
+        "WHERE action_id = $1)",
+        [action_id],
+    )
     con.execute("DELETE FROM actions WHERE action_id = ?", [action_id])
     return counts
 

@@ -101,6 +101,12 @@ METADATA_DDL = [
         created_at TIMESTAMP)""",
     # Every change of a campaign's spec (engine/store/spec_history.py): who, when, through what, the spec after
     # it and a readable diff from the one before.
+    # The action builder's chats (engine/store/chats.py): one row per message, kept per action name (a chat may
+    # draft an action that does not exist yet); an assistant's proposal is kept whole, as shown, until accepted.
+    """CREATE TABLE IF NOT EXISTS action_chats (
+        message_id BIGINT PRIMARY KEY, action VARCHAR NOT NULL, action_id BIGINT, turn BIGINT NOT NULL,
+        role VARCHAR NOT NULL, content VARCHAR NOT NULL, proposal JSON, created_at TIMESTAMP, actor VARCHAR,
+        accepted_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS spec_history (
         change_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, campaign VARCHAR NOT NULL, changed_at TIMESTAMP,
         actor VARCHAR, origin VARCHAR NOT NULL, spec JSON NOT NULL, diff VARCHAR)""",

@@ -8,6 +8,9 @@ Behaviour is switched per request by markers in the prompt, or for every request
   [[fake:malformed]]  200 with a body that is not JSON [[fake:latency:S]]  answers after S seconds
   [[fake:invalid]]    answers text that is not JSON (for schema steps) ([[fake:invalidx1]]: only the first time)
   [[fake:fenced]]     wraps the JSON answer in a markdown code fence (```json ... ```), as real models often do
+Scripted replies: POST /control {"replies": [...]} queues answers given in order, one per request, before any
+marker or mode: a string is the answer's text as is (a JSON proposal, prose...), {"status": 500} fails that
+request with that status. POST /reset empties the queue.
 A request answered with 200 is billed: GET /ledger lists the billed prompts (sha256 of the messages).
 The answer is deterministic: "answer: <last user message>"; in JSON mode {"answer": ..., "score": <0-100>}.
 
@@ -40,6 +43,7 @@ class FakeProvider:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.scripted: list[Any] = []  # replies given through /control, answered in order
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -51,12 +55,15 @@ class FakeProvider:
         return app
 
     async def set_control(self, request: web.Request) -> web.Response:
-        self.control.update(await request.json())
-        return web.json_response(self.control)
+        given = await request.json()
+        self.scripted.extend(given.pop("replies", []))
+        self.control.update(given)
+        return web.json_response({**self.control, "scripted": len(self.scripted)})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.attempts.clear()
         self.billed.clear()
+        self.scripted.clear()
         self.requests = self.max_in_flight = 0
         return web.json_response({"ok": True})
 
@@ -95,6 +102,15 @@ class FakeProvider:
                 latency = float(arg or 0)
         if latency:
             await asyncio.sleep(latency)
+        if self.scripted:
+            reply = self.scripted.pop(0)
+            if isinstance(reply, dict) and "status" in reply:
+                status = int(reply["status"])
+                return web.json_response(
+                    {"error": {"message": f"scripted {status}", "type": "scripted"}}, status=status
+                )
+            self._bill(prompt_id)
+            return web.json_response(_completion(body.get("model", "fake"), str(reply), text))
         for mode, arg in modes:
             name, _, times = mode.partition("x")
             if times and attempt > int(times):
