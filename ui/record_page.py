@@ -98,7 +98,7 @@ def record_body(
         step_cells(ws, campaign, spec, row_id, row)
         timeline(ws, library, campaign.name, row_id)
     with right:
-        run_action(ws, library, campaign.name, row_id)
+        run_action(ws, library, campaign, row_id, [(c.kind, row[c.name]) for c in spec.columns if not c.is_input])
         result_panel(library, campaign.name, row_id)
 
 
@@ -189,9 +189,13 @@ def run_buttons(ws: Workspace, campaign: Campaign, shown: list[tuple[str, Cell]]
         )
 
 
-def run_action(ws: Workspace, library: ActionLibrary, campaign: str, row_id: int) -> None:
+def run_action(
+    ws: Workspace, library: ActionLibrary, handle: Campaign, row_id: int, steps: list[tuple[str, Cell]]
+) -> None:
     """Run Action: the enabled library actions this user's role may run now, searchable, each with its category
-    and description (its standard procedure)."""
+    and description (its standard procedure); then the campaign's own steps that can run on this record (Click
+    to Run / Run Again on its cell)."""
+    campaign = handle.name
     with st.container(border=True, key="run-action"):
         st.markdown("**Run Action**")
         search = st.text_input(
@@ -218,10 +222,33 @@ def run_action(ws: Workspace, library: ActionLibrary, campaign: str, row_id: int
                 args=(library, action["name"], campaign, row_id),
                 width="stretch",
             )
+        role = reads.kept(ws, ("role", who), lambda: ws.role(who))
+        if role != "viewer":
+            campaign_steps(ws, handle, steps, search)
     refused = st.session_state.pop(REFUSED_KEY, None)
     if refused is not None:
         with session.friendly("action"):
             raise refused
+
+
+def campaign_steps(ws: Workspace, campaign: Campaign, steps: list[tuple[str, Cell]], search: str) -> None:
+    """The campaign's steps in the Run Action list: those a run can help on this record, matching the search."""
+    needle = search.lower()
+    for kind, cell in steps:
+        if cells.why_not_runnable(cell, kind) is not None or (needle and needle not in f"{cell.column} {kind}".lower()):
+            continue
+        again = cells.can_run_again(cell)
+        text, button = st.columns([5, 1.2], vertical_alignment="center")
+        text.markdown(f"**{cell.column}** :blue-badge[campaign step · {kind}]")
+        text.caption(f"This campaign's {kind} step: {'Run Again' if again else 'Click to Run'} on this record's cell.")
+        button.button(
+            "Run Again" if again else "Run",
+            key=f"run-step-{cell.column}",
+            disabled=cell.status is Status.RUNNING,
+            on_click=panel.start_before_rerun,
+            args=(ws, runs.RunRequest(campaign.name, (cell.column,), (cell.row_id,), force=again)),
+            width="stretch",
+        )
 
 
 def start_action(library: ActionLibrary, name: str, campaign: str, row_id: int, force: bool = False) -> None:

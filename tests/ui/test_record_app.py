@@ -227,3 +227,15 @@ def test_step_cells_show_their_state_and_click_to_run_runs_one(app: AppTest, sta
     app.run()
     table = next(m.value for m in app.markdown if m.value.startswith("**Steps**"))
     assert "probe\\(Hi Bob at globex\\.io\\|probe\\(globex\\.io\\)\\)" in table
+
+
+def test_the_run_action_list_has_the_campaigns_steps_too(app: AppTest, states_ws: Workspace) -> None:
+    on_page(app, "record", campaign="t", row="2")
+    assert "run-step-opener" in buttons(app)  # empty on this record: Click to Run from the list
+    assert any("campaign step" in m.value for m in app.markdown)
+    app.button(key="run-step-opener").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    deadline = time.monotonic() + 60
+    while states_ws.campaign("t").cell(2, "opener").value is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
