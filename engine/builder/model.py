@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.cells.ai import parse_output
-from engine.llm.types import OFFLINE_MODEL, CompletionRequest, ProviderFailure, Transport
+from engine.cells.ai import attempt_completion
+from engine.llm.types import OFFLINE_MODEL, CompletionRequest, Transport
 from engine.run.paid import close_transports, run_coroutine
 from engine.runner.budget import Budget
 from engine.runner.calls import Answer, CellResult, PaidCall
@@ -85,25 +85,11 @@ def ask(
     asked = Asked(None, CellResult(action, 0, None, Status.ERROR))
 
     async def attempt() -> Answer:
-        from engine.llm import complete
-
         started = time.perf_counter()
         try:
-            completion = await complete(request)
+            return await attempt_completion(request)  # an answer that does not fit the schema is asked again
         finally:
             asked.attempts.append(time.perf_counter() - started)
-        try:
-            answer = parse_output(completion.text, schema)
-        except ProviderFailure as refused:  # answered and billed, but not what was asked for: asked again
-            refused.billed(completion.tokens, completion.provider_cost)
-            raise
-        return Answer(
-            answer.value,
-            answer.status,
-            completion.prompt_tokens,
-            completion.completion_tokens,
-            completion.provider_cost,
-        )
 
     call = PaidCall(
         column=action,

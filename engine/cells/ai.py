@@ -113,6 +113,22 @@ def _json_answer(text: str) -> Any:
         return json.loads(blocks[0])
 
 
+async def attempt_completion(request: CompletionRequest) -> Answer:
+    """One attempt at a request: the provider's answer, parsed against the request's schema. An answer that does
+    not fit is refused (invalid_output, retried) with its tokens and cost recorded: the provider billed it."""
+    from engine.llm import complete
+
+    completion = await complete(request)
+    try:
+        answer = parse_output(completion.text, request.schema)
+    except ProviderFailure as refused:
+        refused.billed(completion.tokens, completion.provider_cost)
+        raise
+    return Answer(
+        answer.value, answer.status, completion.prompt_tokens, completion.completion_tokens, completion.provider_cost
+    )
+
+
 class Ai(StepKind):
     """Differs in: paid (`prepare`), priced by tier, cacheable (the memo), reads global context."""
 
@@ -153,8 +169,6 @@ class Ai(StepKind):
 
     def prepare(self, options: AiOptions, frame: pl.DataFrame, env: PrepareEnv) -> Iterator[PaidCall]:
         """One call per row of `frame` (row_id, key and the step's inputs), rendered lazily."""
-        from engine.llm import complete
-
         credits = self.price(options, env.tiers)
         inputs = [c for c in frame.columns if c not in ("row_id", "key")]
         given = injection(options, env.columns)
@@ -188,19 +202,7 @@ class Ai(StepKind):
             )
 
             async def attempt(request: CompletionRequest = request) -> Answer:
-                completion = await complete(request)
-                try:
-                    answer = parse_output(completion.text, request.schema)
-                except ProviderFailure as refused:  # the provider answered and billed: its cost is recorded
-                    refused.billed(completion.tokens, completion.provider_cost)
-                    raise
-                return Answer(
-                    answer.value,
-                    answer.status,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                    completion.provider_cost,
-                )
+                return await attempt_completion(request)
 
             yield PaidCall(
                 column=env.column,
