@@ -4,37 +4,19 @@ provider with scripted replies, and a builder writing through it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from engine import ActionBuilder, BuilderModel, Campaign, Workspace
-from tests.library.conftest import CONTACTS, CONTACTS_SPEC
+from engine import ActionBuilder, BuilderModel, Workspace
+from tests.library import conftest as library_fixtures
+from tests.runner import conftest as runner_fixtures
 from tests.runner.conftest import KEY_ENV
-from tests.support.provider import ProviderProcess, start_provider
+from tests.support.provider import ProviderProcess
 
-
-@pytest.fixture
-def people(ws: Workspace) -> Campaign:
-    ws.apply(CONTACTS_SPEC)
-    campaign = ws.campaign("people")
-    campaign.add_rows(CONTACTS)
-    return campaign
-
-
-@pytest.fixture(scope="session")
-def provider() -> Iterator[ProviderProcess]:
-    process = start_provider(lifetime=1800)
-    yield process
-    process.stop()
-
-
-@pytest.fixture()
-def fresh_provider(provider: ProviderProcess) -> ProviderProcess:
-    provider.reset()
-    provider.control(latency=0.0, mode=None)
-    return provider
+# The contacts campaign of the library's tests and the fake provider of the runner's, shared rather than copied.
+people = library_fixtures.people
+provider, fresh_provider = runner_fixtures.provider, runner_fixtures.fresh_provider
 
 
 @pytest.fixture()

@@ -3,13 +3,10 @@ provider for actions that pay."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from engine import Campaign, Workspace
-from tests.support.provider import ProviderProcess, start_provider
+from tests.runner import conftest as runner_fixtures
 
 CONTACTS_SPEC = """
 campaign: people
@@ -36,19 +33,5 @@ def people(ws: Workspace) -> Campaign:
     return campaign
 
 
-@pytest.fixture(scope="session")
-def provider() -> Iterator[ProviderProcess]:
-    process = start_provider(lifetime=1800)
-    yield process
-    process.stop()
-
-
-@pytest.fixture()
-def fresh_provider(provider: ProviderProcess) -> ProviderProcess:
-    provider.reset()
-    provider.control(latency=0.0, mode=None)
-    return provider
-
-
-def workspace_at(path: Path, actor: str) -> Workspace:
-    return Workspace(path, actor=actor)
+# The fake provider of the runner's tests, shared rather than copied.
+provider, fresh_provider = runner_fixtures.provider, runner_fixtures.fresh_provider
