@@ -38,8 +38,9 @@ ROWS = [
 ]
 
 
-def _proposal(kind: str, options: dict[str, Any], description: str) -> str:
-    return json.dumps({"kind": kind, "options": options, "description": description, "plan": ["p"], "changes": "c"})
+def _proposal(kind: str, options: dict[str, Any], description: str) -> dict[str, Any]:
+    """A scripted reply as the builder asks for it: a call of its tool whose arguments are the proposal."""
+    return {"tool_call": {"kind": kind, "options": options, "description": description, "plan": ["p"], "changes": "c"}}
 
 
 DOMAIN = {"expression": "lower(split_part(email, '@', 2))"}
@@ -67,7 +68,7 @@ CONVERSATION: list[tuple[str, str, list[str]]] = [
         "look up the company in our CRM by domain",
         [_proposal("http", {"url": "https://crm.example.com/c?email={{ email }}", "path": "data.name"}, "CRM lookup.")],
     ),
-    ("icp", "what does this do?", [json.dumps({"answer": "It scores each lead."})]),
+    ("icp", "what does this do?", [{"tool_call": {"answer": "It scores each lead."}}]),
     ("shout", "shout the email", [_proposal("formula", {"expression": "upper(mail)"}, "Shouts.")] * 2),
     ("opener", "write a one-line opener", [_proposal("ai", {"prompt": "Opener for {{ full_name }}"}, "Opener.")]),
     (

@@ -131,6 +131,7 @@ class Workspace(WorkspaceFacade):
         *,
         api_base: str | None = None,
         api_key_env: str | None = None,
+        tools: bool = True,
         actor: str | None = None,
         trigger: str = "api",
     ) -> ActionBuilder:
@@ -140,7 +141,7 @@ class Workspace(WorkspaceFacade):
         who = actor or self.actor
         chosen = model if isinstance(model, BuilderModel) else BuilderModel()
         if isinstance(model, str):
-            chosen = BuilderModel(model, api_base=api_base, api_key_env=api_key_env)
+            chosen = BuilderModel(model, api_base=api_base, api_key_env=api_key_env, tools=tools)
 
         def update(name: str, **changes: Any) -> None:
             self.update_action(name, actor=who, **changes)

@@ -50,6 +50,7 @@ from engine import (
     check_records,
 )
 from engine.api.actions import add_action_routes
+from engine.api.builder import add_builder_routes
 from engine.api.models import (
     CellOut,
     ConfirmIn,
@@ -360,6 +361,7 @@ def create_app(workspace: str | Path) -> FastAPI:
         state.finish_in_background(resumed.campaign, resumed.run)
         return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
+    add_builder_routes(app, state.as_user)  # first: /actions/{name}/chat before /actions/{name}/{switch}
     add_action_routes(app, state.as_user)
     return app
 

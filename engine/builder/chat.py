@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,7 @@ class ActionBuilder:
                 self.model,
                 messages,
                 ANSWER_SCHEMA,
+                tool="answer",
                 action=existing.name,
                 action_id=existing.action_id,
                 who=(self.actor, self.trigger),
@@ -266,8 +268,8 @@ class ActionBuilder:
             return self._checked(base | {"note": note, "category": category}, draft, existing, tables, tiers, 0.0)
         messages = self._messages(request, existing, reading, earlier)
         who = (self.actor, self.trigger)
-        action_id = _id(existing)
-        asked = ask(self.db, self.model, messages, PROPOSAL_SCHEMA, action=name, action_id=action_id, who=who)
+        asking = partial(ask, self.db, self.model, tool="propose_step", action=name, action_id=_id(existing), who=who)
+        asked = asking(messages, PROPOSAL_SCHEMA)
         base["model_calls"] = 1
         provider = asked.provider_seconds
         if asked.value is None:
@@ -282,7 +284,7 @@ class ActionBuilder:
             ("assistant", json.dumps(asked.value)),
             ("user", f"That proposal is invalid: {error}. Answer again with the corrected proposal."),
         ]
-        repaired = ask(self.db, self.model, messages, PROPOSAL_SCHEMA, action=name, action_id=action_id, who=who)
+        repaired = asking(messages, PROPOSAL_SCHEMA)
         base |= {"model_calls": 2, "repaired_from": error}
         provider += repaired.provider_seconds
         if repaired.value is None:

@@ -34,6 +34,9 @@ class BuilderModel:
     transport: Transport = "auto"
     tier: str = "standard"  # the credits one builder call costs: this tier's price
     timeout: float = 120.0  # seconds for one attempt
+    # Ask for the answer as a forced tool call (the function's parameters are the answer's schema); off, in JSON
+    # mode, for endpoints that do not offer tool calling. A model that answers in prose anyway is read as well.
+    tools: bool = True
 
     @property
     def offline(self) -> bool:
@@ -64,11 +67,13 @@ def ask(
     messages: list[tuple[str, str]],
     schema: dict[str, Any],
     *,
+    tool: str,
     action: str,
     action_id: int | None,
     who: tuple[str, str],
 ) -> Asked:
-    """Ask `model` for a JSON object satisfying `schema`; logs the call. A failure is in the result, not raised."""
+    """Ask `model` for a JSON object satisfying `schema`, as the arguments of a call of the function `tool` when
+    the model takes tools; logs the call. A failure is in the result, not raised."""
     with db.transaction() as con:
         settings = load_settings(con)
         budget = Budget(balance=balance(con), run_cap=settings.run_cap)
@@ -81,6 +86,7 @@ def ask(
         api_base=model.api_base,
         api_key_env=model.api_key_env,
         transport=model.transport,
+        tool=tool if model.tools else None,
     )
     asked = Asked(None, CellResult(action, 0, None, Status.ERROR))
 

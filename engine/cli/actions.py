@@ -463,6 +463,9 @@ def action_chat(
     ] = None,
     api_base: Annotated[str | None, typer.Option(help="An OpenAI-compatible server for --model.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="The environment variable holding its key.")] = None,
+    tools: Annotated[
+        bool, typer.Option("--tools/--no-tools", help="Ask through tool calling (--no-tools: JSON mode).")
+    ] = True,
     attach: Annotated[list[Path] | None, typer.Option("--attach", help="API documentation to read (a file).")] = None,
     confirm_preview: Annotated[
         bool, typer.Option("--confirm-preview", help="Run a paid preview at the estimate shown.")
@@ -484,7 +487,7 @@ def action_chat(
         from engine import Workspace
 
         builder = Workspace(workspace, actor=actor).builder(
-            model, api_base=api_base, api_key_env=api_key_env, trigger="cli"
+            model, api_base=api_base, api_key_env=api_key_env, tools=tools, trigger="cli"
         )
         if reset:
             gone = builder.reset(name)

@@ -17,6 +17,7 @@ from engine.llm.types import (
     CompletionRequest,
     ProviderFailure,
     classify_status,
+    output_params,
     parse_retry_after,
 )
 from engine.types import ErrorCode
@@ -45,8 +46,7 @@ async def close_sessions() -> None:
 def request_body(request: CompletionRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"model": request.model.split("/", 1)[1], "messages": request.message_dicts()}
     body.update({k: v for k, v in request.params.items() if v is not None})
-    if request.schema is not None:
-        body["response_format"] = {"type": "json_object"}
+    body.update(output_params(request))
     return body
 
 
@@ -67,7 +67,9 @@ async def complete_direct(request: CompletionRequest) -> Completion:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, f"connection failed: {err}", retryable=True) from err
     try:
         payload = json.loads(raw)
-        text = payload["choices"][0]["message"]["content"] or ""
+        message = payload["choices"][0]["message"]
+        calls = message.get("tool_calls") or []  # asked through a tool: the call's arguments are the answer
+        text = calls[0]["function"]["arguments"] if calls else message["content"] or ""
     except (ValueError, KeyError, IndexError, TypeError) as err:
         raise ProviderFailure(
             ErrorCode.PROVIDER_ERROR, f"the provider sent a malformed response: {raw[:120]!r}", retryable=True

@@ -14,6 +14,7 @@ from engine.llm.types import (
     CompletionRequest,
     ProviderFailure,
     classify_status,
+    output_params,
     parse_retry_after,
 )
 from engine.types import ErrorCode
@@ -35,8 +36,7 @@ def litellm_module() -> ModuleType:
 async def complete_litellm(request: CompletionRequest) -> Completion:
     litellm = litellm_module()
     kwargs = {k: v for k, v in request.params.items() if v is not None}
-    if request.schema is not None:
-        kwargs["response_format"] = {"type": "json_object"}
+    kwargs.update(output_params(request))
     try:
         response = await litellm.acompletion(
             model=request.model,
@@ -50,7 +50,9 @@ async def complete_litellm(request: CompletionRequest) -> Completion:
     except Exception as err:  # litellm maps every provider's errors onto its own classes
         raise _classify(litellm, err) from err
     try:
-        text = response.choices[0].message.content or ""
+        message = response.choices[0].message
+        calls = getattr(message, "tool_calls", None) or []  # asked through a tool: its arguments are the answer
+        text = calls[0].function.arguments if calls else message.content or ""
     except (AttributeError, IndexError) as err:
         raise ProviderFailure(ErrorCode.PROVIDER_ERROR, "the provider sent no choices", retryable=True) from err
     usage = getattr(response, "usage", None)

@@ -22,6 +22,9 @@ class CompletionRequest:
     params: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, top_p, seed
     schema: dict[str, Any] | None = None
     api_base: str | None = None
+    # With a schema: the answer is asked for as a call of the function `tool` whose parameters are the schema
+    # (tool calling); without one, in JSON mode. Not part of any cache key: only the builder's calls use it.
+    tool: str | None = None
     api_key_env: str | None = None
     transport: Transport = "auto"
 
@@ -30,6 +33,24 @@ class CompletionRequest:
 
     def api_key(self) -> str | None:
         return read_secret(self.api_key_env) if self.api_key_env else None
+
+
+def output_params(request: CompletionRequest) -> dict[str, Any]:
+    """How the request asks for its answer's form, as OpenAI's API spells it: a forced call of `request.tool`
+    with the schema as its parameters, JSON mode for a schema without a tool, nothing for free text."""
+    if request.schema is None:
+        return {}
+    if request.tool is None:
+        return {"response_format": {"type": "json_object"}}
+    function = {
+        "name": request.tool,
+        "description": "Give your whole answer as this function's arguments.",
+        "parameters": request.schema,
+    }
+    return {
+        "tools": [{"type": "function", "function": function}],
+        "tool_choice": {"type": "function", "function": {"name": request.tool}},
+    }
 
 
 @dataclass(frozen=True)

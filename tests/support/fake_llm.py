@@ -10,7 +10,10 @@ Behaviour is switched per request by markers in the prompt, or for every request
   [[fake:fenced]]     wraps the JSON answer in a markdown code fence (```json ... ```), as real models often do
 Scripted replies: POST /control {"replies": [...]} queues answers given in order, one per request, before any
 marker or mode: a string is the answer's text as is (a JSON proposal, prose...), {"status": 500} fails that
-request with that status. POST /reset empties the queue.
+request with that status, {"tool_call": {...}} answers with a call of the request's tool (its `tools`) with
+those arguments. POST /reset empties the queue.
+A request that offers tools (`tools`, a forced `tool_choice`) is answered with a call of that tool, unless its
+scripted reply is a string (a model that answers in prose instead): the ledger counts them (`tool_requests`).
 A request answered with 200 is billed: GET /ledger lists the billed prompts (sha256 of the messages).
 The answer is deterministic: "answer: <last user message>"; in JSON mode {"answer": ..., "score": <0-100>}.
 
@@ -41,6 +44,7 @@ class FakeProvider:
         self.attempts: Counter[str] = Counter()
         self.billed: list[dict[str, Any]] = []
         self.requests = 0
+        self.tool_requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.scripted: list[Any] = []  # replies given through /control, answered in order
@@ -64,7 +68,7 @@ class FakeProvider:
         self.attempts.clear()
         self.billed.clear()
         self.scripted.clear()
-        self.requests = self.max_in_flight = 0
+        self.requests = self.max_in_flight = self.tool_requests = 0
         return web.json_response({"ok": True})
 
     async def ledger(self, request: web.Request) -> web.Response:
@@ -72,6 +76,7 @@ class FakeProvider:
             {
                 "billed": self.billed,
                 "requests": self.requests,
+                "tool_requests": self.tool_requests,
                 "max_in_flight": self.max_in_flight,
                 "attempts": dict(self.attempts),
             }
@@ -91,6 +96,8 @@ class FakeProvider:
         messages = body.get("messages", [])
         text = "\n".join(str(m.get("content", "")) for m in messages)
         prompt_id = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        tool = _tool_of(body)
+        self.tool_requests += tool is not None
         self.attempts[prompt_id] += 1
         attempt = self.attempts[prompt_id]
         latency = float(self.control.get("latency") or 0.0)
@@ -110,6 +117,9 @@ class FakeProvider:
                     {"error": {"message": f"scripted {status}", "type": "scripted"}}, status=status
                 )
             self._bill(prompt_id)
+            if isinstance(reply, dict) and "tool_call" in reply:
+                arguments = json.dumps(reply["tool_call"])
+                return web.json_response(_completion(body.get("model", "fake"), arguments, text, tool or "answer"))
             return web.json_response(_completion(body.get("model", "fake"), str(reply), text))
         for mode, arg in modes:
             name, _, times = mode.partition("x")
@@ -138,7 +148,7 @@ class FakeProvider:
                 return await self._drip(request, prompt_id)
         content = self._answer(body, messages, modes, attempt)
         self._bill(prompt_id)
-        return web.json_response(_completion(body.get("model", "fake"), content, text))
+        return web.json_response(_completion(body.get("model", "fake"), content, text, tool))
 
     def _answer(
         self, body: dict[str, Any], messages: list[dict[str, Any]], modes: list[tuple[str, Any]], attempt: int
@@ -149,7 +159,7 @@ class FakeProvider:
             name, _, times = mode.partition("x")
             if name == "invalid" and (not times or attempt <= int(times)):
                 return "this is not JSON"
-        if (body.get("response_format") or {}).get("type") == "json_object":
+        if (body.get("response_format") or {}).get("type") == "json_object" or _tool_of(body):
             score = int(hashlib.sha256(last.encode()).hexdigest(), 16) % 101
             answer = json.dumps({"answer": last, "score": score})
             if any(mode == "fenced" for mode, _ in modes):
@@ -171,14 +181,30 @@ class FakeProvider:
         return response
 
 
-def _completion(model: str, content: str, prompt: str) -> dict[str, Any]:
+def _tool_of(body: dict[str, Any]) -> str | None:
+    """The tool a request forces (`tool_choice`), or the first it offers; None when it offers none."""
+    tools = body.get("tools") or []
+    if not tools:
+        return None
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return str(choice["function"]["name"])
+    return str(tools[0]["function"]["name"])
+
+
+def _completion(model: str, content: str, prompt: str, tool: str | None = None) -> dict[str, Any]:
+    """A completion answering `content`, or, with `tool`, a call of that tool whose arguments are `content`."""
     prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(content) // 4)
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool is not None:
+        call = {"id": "call_fake", "type": "function", "function": {"name": tool, "arguments": content}}
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
