@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import SpecError
+from engine.errors import EditError, SpecError
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,27 @@ def follow_action(column: dict[str, Any], old: dict[str, Any], new: dict[str, An
         **new,
         **{k: v for k, v in kept.items() if k not in ("name", "kind")},
     }
+
+
+def with_action_column(
+    source: dict[str, Any], action: str, name: str, *, after: str | None = None, run: str | None = None
+) -> dict[str, Any]:
+    """The spec `source` with a column `name` made from library action `action` (`{name, action, run}`) put after
+    column `after` (at the end when None). A column of that name already there is refused, never replaced."""
+    columns = list(source.get("columns", []))
+    names = [c.get("name") for c in columns if isinstance(c, dict)]
+    if name.lower() in {str(n).lower() for n in names}:
+        raise EditError(
+            f"the campaign has a column named {name!r} already; it is left as it is",
+            hint="give the new column another name (--name in the CLI, `name` in the API)",
+        )
+    if after is not None and after not in names:
+        raise EditError(
+            f"no column named {after!r} to put it after", hint=f"choose one of: {', '.join(map(str, names))}"
+        )
+    entry: dict[str, Any] = {"name": name, "action": action}
+    if run is not None:
+        entry["run"] = run
+    position = len(columns) if after is None else names.index(after) + 1
+    columns.insert(position, entry)
+    return {**source, "columns": columns}

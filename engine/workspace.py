@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from engine.action_columns import LibraryStep, follow_action
+from engine.action_columns import LibraryStep, follow_action, with_action_column
 from engine.actions import ActionLibrary
 from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
@@ -273,6 +273,27 @@ class Workspace(WorkspaceFacade):
             if followed != columns:
                 applied.append(self.apply(parse_spec({**source, "columns": followed}), actor=who, origin="api"))
         return applied
+
+    def add_action_column(
+        self,
+        campaign: str,
+        action: str,
+        *,
+        name: str | None = None,
+        after: str | None = None,
+        run: str | None = None,
+        actor: str | None = None,
+    ) -> ApplyResult:
+        """Add to `campaign` a column made from library action `action` (named as the action unless `name`),
+        by applying its spec with `{name, action}` added: a free step fills at once, a paid one starts paused for
+        consent, as for any new column. A column of that name already in the campaign is refused, never replaced."""
+        with self.db.transaction() as con:
+            load_campaign(con, campaign)  # NotFoundError names the campaigns there are
+            source = live_source(con, campaign) or {}
+        found = self.actions(actor=actor).show(action)
+        column = name or found["name"]
+        changed = with_action_column(source, found["name"], column, after=after, run=run)
+        return self.apply(parse_spec(changed, actions=self.library_steps()), actor=actor or self.actor, origin="api")
 
     def _estimate_paused(self, campaign: str, columns: list[str], actor: str) -> Estimate:
         """What running paused `columns` over every row would cost, worked out as if they were resumed (in a

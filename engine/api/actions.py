@@ -69,6 +69,13 @@ class TriggerIn(BaseModel):
     create: list[dict[str, Scalar]] = Field(default_factory=list, max_length=MAX_TRIGGER)
 
 
+class ColumnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign: str
+    name: str | None = Field(default=None, description="the column's name (default: the action's)")
+    after: str | None = Field(default=None, description="the column to put it after (default: last)")
+
+
 class SaveResultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     field: str = Field(default="notes", description="notes (a line `action: text` is appended) or a field")
@@ -126,6 +133,13 @@ def add_action_routes(app: FastAPI, workspace_for: Callable[[str], Workspace]) -
             return found.run(name, body.campaign, body.record, force=body.regenerate)
         result_id = found.start(name, body.campaign, body.record, force=body.regenerate)
         return found.result(result_id)
+
+    @router.post("/actions/{name}/column", status_code=201)
+    def add_column(name: str, body: ColumnIn, who: User) -> dict[str, Any]:
+        """Add a column made from the action to a campaign: a free step fills at once, a paid one starts paused.
+        A column of that name already there is refused (400), never replaced."""
+        result = workspace_for(who).add_action_column(body.campaign, name, name=body.name, after=body.after, actor=who)
+        return {"campaign": result.campaign, **result.changes.as_dict(), "paused": result.paused}
 
     @router.post("/actions/{name}/trigger", status_code=202)
     def trigger_action(name: str, body: TriggerIn, who: User) -> dict[str, Any]:

@@ -471,6 +471,9 @@ def action_chat(
         bool, typer.Option("--confirm-preview", help="Run a paid preview at the estimate shown.")
     ] = False,
     accept: Annotated[bool, typer.Option("--accept", help="Apply the proposal at once (when it is valid).")] = False,
+    add_column: Annotated[
+        bool, typer.Option("--add-column", help="Once accepted, add it to --campaign as a column of its name.")
+    ] = False,
     accept_proposal: Annotated[
         int | None, typer.Option("--accept-proposal", help="Apply an earlier proposal, by its number.")
     ] = None,
@@ -507,6 +510,8 @@ def action_chat(
             return
         if not request:
             raise RunsheetError("say what the action should do", hint=f'runsheet action chat {name} "..."')
+        if add_column and (campaign is None or not accept):
+            raise RunsheetError("--add-column adds the accepted action to a campaign", hint="give --accept and -c NAME")
         documents = {p.name: p.read_text(encoding="utf-8") for p in attach or []}
         message = builder.chat(name, request, campaign=campaign, attachments=documents, confirm_preview=confirm_preview)
         proposal = message["proposal"]
@@ -519,9 +524,34 @@ def action_chat(
         if proposal is not None and accept:
             shown = builder.accept(message["message_id"])
             out.print(f"accepted: action '{shown['name']}' {'added, paused' if proposal['new'] else 'updated'}")
+            if add_column and campaign is not None:
+                _add_column(workspace, actor, shown["name"], campaign, None, None)
         elif proposal is not None and not as_json:
             out.print(
                 f"accept with `runsheet action chat {name} --accept-proposal {message['message_id']}`", soft_wrap=True
             )
 
     guard(body)
+
+
+@action_app.command("column")
+def action_column(
+    name: str,
+    campaign: Annotated[str, typer.Option("--campaign", "-c", help="The campaign to add the column to.")],
+    column: Annotated[str | None, typer.Option("--name", help="The column's name (default: the action's).")] = None,
+    after: Annotated[str | None, typer.Option("--after", help="Put it after this column (default: last).")] = None,
+    actor: Actor = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Add a column made from an action to a campaign (`{name, action}` in its spec): a free step fills at once,
+    a paid one starts paused for your consent. A column of that name already there is left as it is."""
+    guard(lambda: _add_column(workspace, actor, name, campaign, column, after))
+
+
+def _add_column(
+    workspace: Path, actor: str | None, action: str, campaign: str, column: str | None, after: str | None
+) -> None:
+    from engine import Workspace
+    from engine.cli.campaigns import print_applied
+
+    print_applied(Workspace(workspace, actor=actor).add_action_column(campaign, action, name=column, after=after))

@@ -32,7 +32,7 @@ from engine.cli.status_command import resume_command
 from engine.cli.status_command import show as show_status
 
 if TYPE_CHECKING:
-    from engine import Campaign, Cell, Estimate, Page, SpecChanges
+    from engine import ApplyResult, Campaign, Cell, Estimate, Page, SpecChanges
 
 
 @app.command()
@@ -107,22 +107,28 @@ def apply(
         if as_json:
             out.print_json(json.dumps(summary, default=str))
             return
-        _print_changes(result.campaign, changes, dry_run)
         if dry_run:
+            _print_changes(result.campaign, changes, dry_run)
             return
-        _print_paused(result.campaign, result.paused, result.paused_estimate)
-        if result.report is not None and result.report.events:
-            print_report(result.report, False)
-        if result.paid_report is not None:
-            print_report(result.paid_report, False)
-        if result.needs_confirmation and result.estimate is not None:
-            out.print(
-                f"{result.estimate.calls} paid cells are out of date; re-running them would cost "
-                f"{result.estimate.credits:g} credits, above the confirm threshold. To confirm: "
-                f"runsheet run -c {result.campaign}"
-            )
+        print_applied(result)
 
     guard(body)
+
+
+def print_applied(result: ApplyResult) -> None:
+    """What an apply changed, what it ran, and what waits for you (new paid steps, consent over the threshold)."""
+    _print_changes(result.campaign, result.changes, False)
+    _print_paused(result.campaign, result.paused, result.paused_estimate)
+    if result.report is not None and result.report.events:
+        print_report(result.report, False)
+    if result.paid_report is not None:
+        print_report(result.paid_report, False)
+    if result.needs_confirmation and result.estimate is not None:
+        out.print(
+            f"{result.estimate.calls} paid cells are out of date; re-running them would cost "
+            f"{result.estimate.credits:g} credits, above the confirm threshold. To confirm: "
+            f"runsheet run -c {result.campaign}"
+        )
 
 
 def _print_changes(campaign: str, changes: SpecChanges, dry_run: bool) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
-from engine import Campaign, Workspace
+from engine import Campaign, Status, Workspace
 from engine.cli import app
 
 
@@ -36,3 +38,20 @@ def test_accept_at_once(ws: Workspace, people: Campaign) -> None:
     assert code == 0, output
     assert "accepted: action 'brief' added, paused" in output
     assert ws.actions().show("brief")["category"] == "research"
+
+
+def test_a_sentence_becomes_a_filled_column(ws: Workspace, people: Campaign) -> None:
+    code, output = chat(ws, "fit", "score each lead 1-10 against our ICP", "-c", "people", "--add-column")
+    assert code == 1 and "give --accept and -c NAME" in output and ws.actions().listed() == []
+    code, output = chat(ws, "fit", "score each lead 1-10 against our ICP", "-c", "people", "--accept", "--add-column")
+    assert code == 0, output
+    assert "campaign people updated" in output and "added: fit" in output
+    cells = [ws.campaign("people").cell(r, "fit") for r in (1, 2, 3)]
+    assert all(
+        c.status is Status.DONE and 1 <= json.loads(c.value)["score"] <= 10 for c in cells
+    )  # free offline: filled
+    again = CliRunner().invoke(app, ["action", "column", "fit", "-c", "people", "--workspace", str(ws.path)])
+    assert again.exit_code == 1 and "has a column named 'fit' already" in again.output
+    named = ["action", "column", "fit", "-c", "people", "--name", "fit2", "--workspace", str(ws.path)]
+    assert CliRunner().invoke(app, named).exit_code == 0
+    assert ws.campaign("people").cell(1, "fit2").value == cells[0].value

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Campaign, SpecError, Status, Workspace, parse_spec
+from engine import Campaign, EditError, NotFoundError, SpecError, Status, Workspace, parse_spec
 
 SPEC = """
 campaign: people
@@ -87,3 +87,31 @@ def test_the_cli_edit_says_which_columns_followed(ws: Workspace, library_campaig
     assert edited.exit_code == 0, edited.output
     assert "campaign people: columns made from it changed: opener" in edited.output
     assert ws.campaign("people").spec.column("opener").deps == ("full_name",)
+
+
+def test_add_action_column_fills_a_free_step_and_never_replaces_a_column(ws: Workspace, people: Campaign) -> None:
+    ws.actions().add("domain", "formula", {"expression": "lower(split_part(email, '@', 2))"}, description="Domain.")
+    applied = ws.add_action_column("people", "domain", name="company_domain", after="email")
+    assert applied.changes.added == ["company_domain"] and applied.paused == []
+    handle = ws.campaign("people")
+    assert handle.spec.names.index("company_domain") == handle.spec.names.index("email") + 1
+    assert [handle.cell(r, "company_domain").value for r in (1, 2, 3)] == ["analytical.io", "cobol.dev", "bletchley.uk"]
+    handle.set(1, "title", "CEO")
+    with pytest.raises(EditError, match="column named 'TITLE' already"):
+        ws.add_action_column("people", "domain", name="TITLE")
+    assert ws.campaign("people").cell(1, "title").value == "CEO"  # the user's column and value stay
+    with pytest.raises(EditError, match="no column named 'nope'"):
+        ws.add_action_column("people", "domain", name="d2", after="nope")
+    with pytest.raises(NotFoundError):
+        ws.add_action_column("people", "no_such_action")
+    assert "d2" not in ws.campaign("people").spec.names
+
+
+def test_a_paid_action_added_as_a_column_waits_for_consent(ws: Workspace, people: Campaign) -> None:
+    ws.actions().add(
+        "opener", "ai", {"prompt": "Hi {{ full_name }}", "tier": "deep", "model": "openai/x"}, description="An opener."
+    )
+    start = ws.credits()
+    applied = ws.add_action_column("people", "opener")
+    assert applied.paused == ["opener"] and ws.credits() == start
+    assert ws.campaign("people").cell(1, "opener").status is not Status.DONE

@@ -114,3 +114,17 @@ def test_the_cli_goes_from_a_template_to_a_saved_result(ws: Workspace, people: C
     gone = cli(path, "action", "delete", "meeting", "--yes")
     assert gone.exit_code == 0 and "1 results, 1 documents" in gone.output
     assert "no action named" in cli(path, "action", "show", "meeting").output
+
+
+def test_the_api_adds_an_action_as_a_column_and_refuses_a_name_taken(
+    client: tuple[TestClient, dict[str, dict[str, str]]], ws: Workspace
+) -> None:
+    http, tokens = client
+    body = {"name": "host", "kind": "formula", "options": {"expression": "split_part(email, '@', 2)"}}
+    http.post("/actions", json=body | {"description": "The domain."}, headers=tokens["ann"])
+    added = http.post("/actions/host/column", json={"campaign": "people"}, headers=tokens["ann"])
+    assert added.status_code == 201 and added.json()["added"] == ["host"], added.text
+    assert ws.campaign("people").cell(2, "host").value == "cobol.dev"
+    taken = http.post("/actions/host/column", json={"campaign": "people", "name": "email"}, headers=tokens["ann"])
+    assert taken.status_code == 400 and "another name" in taken.json()["hint"]
+    assert ws.campaign("people").cell(2, "email").value == "grace@cobol.dev"
