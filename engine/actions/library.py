@@ -98,17 +98,23 @@ class ActionLibrary:
     def results(
         self, *, action: str | None = None, campaign: str | None = None, row_id: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Results of ad hoc runs, newest first, of an action and/or a record."""
+        """Results of ad hoc runs, newest first, of an action and/or a record: those of the actions this actor may
+        see (an action's roles decide who sees its results as well as who runs it)."""
         with self.db.transaction() as con:
             reclaim_dead_runs(con)  # a result whose runner died reads as interrupted
-            action_id = None if action is None else self._get(con, action).action_id
+            action_id = None if action is None else self._seen(con, action).action_id
             campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
-            return read_results(con, action_id=action_id, campaign_id=campaign_id, row_id=row_id, limit=limit)
+            visible = self._visible(con)
+            return read_results(
+                con, action_id=action_id, campaign_id=campaign_id, row_id=row_id, limit=limit, visible=visible
+            )
 
     def result(self, result_id: int) -> dict[str, Any]:
         with self.db.transaction() as con:
             reclaim_dead_runs(con)
             found = read_result(con, int(result_id))
+            if found is not None and found["action_id"] not in self._visible(con):
+                found = None  # another role's: as if it were not there
         if found is None:
             raise NotFoundError(f"no action result {result_id}", hint="list them with `runsheet action results`")
         return found
@@ -116,14 +122,18 @@ class ActionLibrary:
     def documents(
         self, *, action: str | None = None, campaign: str | None = None, row_id: int | None = None
     ) -> list[dict[str, Any]]:
+        """Documents, newest first, of the actions this actor may see, of an action and/or a record."""
         with self.db.transaction() as con:
-            action_id = None if action is None else self._get(con, action).action_id
+            action_id = None if action is None else self._seen(con, action).action_id
             campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
-            return read_documents(con, action_id=action_id, campaign_id=campaign_id, row_id=row_id)
+            visible = self._visible(con)
+            return read_documents(con, action_id=action_id, campaign_id=campaign_id, row_id=row_id, visible=visible)
 
     def document(self, document_id: int) -> dict[str, Any]:
         with self.db.transaction() as con:
             found = read_document(con, int(document_id))
+            if found is not None and found["action_id"] not in self._visible(con):
+                found = None
         if found is None:
             raise NotFoundError(f"no document {document_id}", hint="list them with `runsheet action documents`")
         return found
@@ -350,6 +360,18 @@ class ActionLibrary:
         if found is None:
             raise self._not_found(name)
         return found
+
+    def _seen(self, con: duckdb.DuckDBPyConnection, name: str) -> StoredAction:
+        """Action `name` if this actor may see it; one they may not see is not found, as one that is not there."""
+        found = self._get(con, name)
+        if not may_see(role_of(con, self.actor), found):
+            raise self._not_found(name)
+        return found
+
+    def _visible(self, con: duckdb.DuckDBPyConnection) -> list[int]:
+        """The ids of the actions this actor may see."""
+        role = role_of(con, self.actor)
+        return [a.action_id for a in read_actions(con) if may_see(role, a)]
 
     def _not_found(self, name: str) -> NotFoundError:
         return NotFoundError(f"no action named '{name}'", hint="list the actions with `runsheet action list`")

@@ -209,9 +209,10 @@ def read_results(
     campaign_id: int | None = None,
     row_id: int | None = None,
     limit: int = 50,
+    visible: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Results, newest first, of an action and/or a record."""
-    where, params = _filters(action_id=action_id, campaign_id=campaign_id, row_id=row_id)
+    """Results, newest first, of an action and/or a record (of the actions `visible` only, when given)."""
+    where, params = _filters(action_id=action_id, campaign_id=campaign_id, row_id=row_id, visible=visible)
     cursor = con.execute(
         f"SELECT {RESULT_COLUMNS} {_RESULTS_FROM} {where} ORDER BY r.result_id DESC LIMIT ?", [*params, limit]
     )
@@ -260,8 +261,10 @@ def read_documents(
     campaign_id: int | None = None,
     row_id: int | None = None,
     limit: int = 200,
+    visible: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = _filters(action_id=action_id, campaign_id=campaign_id, row_id=row_id, alias="d")
+    """Documents, newest first, of an action and/or a record (of the actions `visible` only, when given)."""
+    where, params = _filters(action_id=action_id, campaign_id=campaign_id, row_id=row_id, visible=visible, alias="d")
     cursor = con.execute(
         f"SELECT {DOCUMENT_COLUMNS} {_DOCUMENTS_FROM} {where} ORDER BY d.document_id DESC LIMIT ?", [*params, limit]
     )
@@ -273,7 +276,13 @@ def read_document(con: duckdb.DuckDBPyConnection, document_id: int) -> dict[str,
     return rows[0] if rows else None
 
 
-def _filters(alias: str = "r", **given: int | None) -> tuple[str, list[int]]:
+def _filters(
+    alias: str = "r", visible: list[int] | None = None, **given: int | None
+) -> tuple[str, list[int | list[int]]]:
     chosen = {k: v for k, v in given.items() if v is not None}
-    where = " AND ".join(f"{alias}.{k} = ?" for k in chosen)
-    return ("WHERE " + where if where else ""), list(chosen.values())
+    clauses = [f"{alias}.{k} = ?" for k in chosen]
+    params: list[int | list[int]] = [v for v in chosen.values() if v is not None]
+    if visible is not None:
+        clauses.append(f"list_contains(?::BIGINT[], {alias}.action_id)")
+        params.append(visible)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

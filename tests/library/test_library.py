@@ -291,3 +291,34 @@ def test_a_template_receives_the_whole_record_and_the_context(ws: Workspace, peo
     saved = library.save_result(result["result_id"])
     later = library.run("summary", "people", 2)  # the saved note is a field of the record now
     assert f"notes: summary: {saved['value'].splitlines()[0]}" in later["detail"]["messages"][-1]["content"]
+
+
+def test_results_and_documents_are_seen_only_by_the_roles_that_see_their_action(
+    ws: Workspace, people: Campaign
+) -> None:
+    ws.set_role("ann", "admin")
+    for user, role in (("max", "member"), ("val", "viewer")):
+        Workspace(ws.path, actor="ann").set_role(user, role)
+    admin = Workspace(ws.path, actor="ann").actions()
+    for name, roles in (("open", ["admin", "member", "viewer"]), ("secret", ["admin"])):
+        admin.add(name, "ai", dict(OPENER), description="x", roles=roles, produces="document")
+        admin.resume(name)
+        admin.run(name, "people", 1)
+    every = admin.results()
+    assert {r["action"] for r in every} == {"open", "secret"} and len(admin.documents()) == 2
+    secret = next(r for r in every if r["action"] == "secret")
+    secret_document = next(d for d in admin.documents() if d["action"] == "secret")
+    for user in ("max", "val"):
+        library = Workspace(ws.path, actor=user).actions()
+        assert {r["action"] for r in library.results()} == {"open"}
+        assert {r["action"] for r in library.results(campaign="people", row_id=1)} == {"open"}
+        assert {d["action"] for d in library.documents()} == {"open"}
+        with pytest.raises(NotFoundError):
+            library.result(secret["result_id"])
+        with pytest.raises(NotFoundError):
+            library.document(secret_document["document_id"])
+        with pytest.raises(NotFoundError):
+            library.results(action="secret")
+        with pytest.raises(NotFoundError):
+            library.documents(action="secret")
+    assert admin.result(secret["result_id"])["action"] == "secret"
