@@ -45,6 +45,7 @@ from engine.store.actions import (
     update_action,
 )
 from engine.store.catalog import load_campaign
+from engine.store.chats import chat_length, rename_chat
 from engine.store.database import Database
 from engine.store.edits import NOTES
 
@@ -231,7 +232,13 @@ class ActionLibrary:
             other = read_action(con, new_name)
             if other is not None and other.action_id != action.action_id:
                 raise EditError(f"an action named '{new_name}' exists", hint="pick another name")
+            if new_name.lower() != action.name.lower() and chat_length(con, new_name):
+                raise EditError(
+                    f"a builder chat about a new action '{new_name}' is kept under that name",
+                    hint=f"pick another name, or clear that chat: runsheet action chat {new_name} --reset",
+                )
             update_action(con, action.action_id, self.actor, name=new_name)
+            rename_chat(con, action.name, new_name)  # the chat stays the action's
             return self._get(con, new_name).to_json()
 
     def delete(self, name: str, *, confirm: bool = False) -> dict[str, int]:

@@ -65,3 +65,12 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("created_at", "accepted_at"):
         row[key] = None if row[key] is None else row[key].isoformat()
     return row
+
+
+def rename_chat(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
+    """An action's chat follows its rename (a chat already under the new name is the caller's to refuse)."""
+    con.execute("UPDATE action_chats SET action = lower(?) WHERE action = lower(?)", [new, old])
+
+
+def chat_length(con: duckdb.DuckDBPyConnection, action: str) -> int:
+    return int(con.execute("SELECT count(*) FROM action_chats WHERE action = lower(?)", [action]).fetchone()[0])  # type: ignore[index]

@@ -307,3 +307,15 @@ def test_a_model_answers_a_question_from_the_facts_it_is_given(
     assert fresh_provider.ledger()["requests"] == 1
     logged = ws.query("SELECT action, outcome FROM activity WHERE action = 'builder'").rows()
     assert logged == [("builder", "done")]
+
+
+def test_a_renamed_action_keeps_its_chat_and_a_draft_chat_is_never_taken_over(ws: Workspace, people: Campaign) -> None:
+    builder = ws.builder()
+    builder.accept(builder.turn("fit", "score each lead against our ICP", campaign="people")["message_id"])
+    builder.turn("draft", "research summary of the prospect")  # a chat about an action not yet accepted
+    ws.actions().rename("fit", "icp")
+    assert [m["role"] for m in builder.history("icp")] == ["user", "assistant", "event"]
+    assert builder.history("fit") == []
+    with pytest.raises(EditError, match="chat about a new action 'draft'"):
+        ws.actions().rename("icp", "draft")
+    assert len(builder.history("draft")) == 2 and ws.actions().show("icp")["kind"] == "ai"
