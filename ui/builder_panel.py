@@ -141,7 +141,15 @@ def on_grid(ws: Workspace, spec: CampaignSpec, add_column: AddColumn) -> None:
         if close.button("Close", key="builder-close", icon=":material/close:"):
             st.session_state.pop(OPEN_KEY, None)
             st.rerun()
-        render(ws, opened["action"], campaign=spec.name, spec=spec, add_column=add_column, key="builder")
+
+        def added(source: dict[str, Any], message: str) -> None:
+            """Add the column and close the panel, so the grid under the toolbar shows the column filling; should
+            the apply be refused, the panel stays open with the refusal."""
+            st.session_state.pop(OPEN_KEY, None)
+            add_column(source, message)  # reruns the page once the column is added
+            st.session_state[OPEN_KEY] = opened
+
+        render(ws, opened["action"], campaign=spec.name, spec=spec, add_column=added, key="builder")
 
 
 def render(
@@ -186,34 +194,37 @@ def show_message(message: dict[str, Any]) -> None:
         if message.get("proposal") is None:
             st.markdown(message["content"])
             return
-        proposal = message["proposal"]
-        st.markdown(f"Proposal #{message['message_id']} · {proposal['status']}")
+        status = "accepted" if message.get("accepted_at") is not None else message["proposal"]["status"]
+        st.markdown(f"Proposal #{message['message_id']} · {status}")
         with st.expander("The reply in full"):
             st.text(message["content"])
 
 
 def show_proposal(builder: Any, message: dict[str, Any], key: str, viewer: bool) -> None:
     proposal, number = message["proposal"], message["message_id"]
-    status = proposal["status"]
+    status = "accepted" if message.get("accepted_at") is not None else proposal["status"]
     st.markdown(f"**Proposal #{number}** for `{proposal['name']}` · {status}")
     if proposal.get("note"):
         st.info(proposal["note"], icon=":material/info:")
-    if status == "failed":
+    if proposal["status"] == "failed":
         st.error(f"No proposal: {proposal['error']}. The action is unchanged.", icon="⚠️")
         return
-    if proposal.get("plan"):
-        st.markdown("**Plan**\n" + "\n".join(f"{i}. {step}" for i, step in enumerate(proposal["plan"], 1)))
-    if status == "invalid":
-        st.error(f"This proposal is invalid and cannot be applied: {proposal['error']}", icon="⚠️")
-        return
-    if proposal.get("repaired_from"):
-        st.caption(f"The first draft was invalid ({proposal['repaired_from']}); repaired.")
-    st.markdown(f"**What changed and why:** {proposal['changes']}")
-    st.markdown(f"**Description (what the action does):** {proposal['description']}")
-    st.markdown("**Diff of the action's spec**")
-    st.code(proposal["diff"], language="diff")
-    st.markdown(f"**Estimate:** {estimate_text(proposal['estimate'])}")
-    show_preview(builder, proposal, number, key, viewer)
+    said, diff = st.columns(2)
+    with said:
+        if proposal.get("plan"):
+            st.markdown("**Plan**\n" + "\n".join(f"{i}. {step}" for i, step in enumerate(proposal["plan"], 1)))
+        if proposal["status"] == "invalid":
+            st.error(f"This proposal is invalid and cannot be applied: {proposal['error']}", icon="⚠️")
+            return
+        if proposal.get("repaired_from"):
+            st.caption(f"The first draft was invalid ({proposal['repaired_from']}); repaired.")
+        st.markdown(f"**What changed and why:** {proposal['changes']}")
+        st.markdown(f"**Description (what the action does):** {proposal['description']}")
+        st.markdown(f"**Estimate:** {estimate_text(proposal['estimate'])}")
+        show_preview(builder, proposal, number, key, viewer)
+    with diff:
+        st.markdown("**Diff of the action's spec**")
+        st.code(proposal["diff"], language="diff", height=360, wrap_lines=True)
     if message.get("accepted_at") is not None:
         st.success(f"Accepted at {str(message['accepted_at'])[:19]}", icon=":material/check:")
     elif not viewer and st.button("Accept", key=f"{key}-accept", type="primary", icon=":material/check:"):
@@ -277,7 +288,7 @@ def add_column_box(ws: Workspace, action: str, spec: CampaignSpec, add_column: A
     if st.button("Add as column", key=f"{key}-add-column", type="primary", icon=":material/add:"):
         with session.friendly("add column"):
             source = new_column(spec, found["name"], name)
-            add_column(source, f"added column {name.strip()} from action {found['name']}")
+            add_column(source, f"added column {name.strip()} from action {found['name']} (the action stays paused)")
     st.caption(column_note(found["kind"], None))
 
 

@@ -120,7 +120,8 @@ def test_describe_see_the_proposal_accept_and_add_it_as_a_column_that_fills(app:
     cells = [campaign.cell(r, "icp_fit") for r in (1, 2, 3)]
     assert [c.status for c in cells] == [Status.DONE] * 3  # filled at once: offline is free
     assert all('"score"' in str(c.value) for c in cells)
-    assert "Column icp_fit is made from icp_fit" in texts(app)
+    assert "added column icp_fit from action icp_fit (the action stays paused)" in [t.value for t in app.toast]
+    assert "Build with chat: action" not in texts(app)  # the panel closed: the grid under the toolbar shows it
     frames = [getattr(d.value, "data", d.value) for d in app.dataframe]
     [grid] = [f for f in frames if "domain" in f.columns]
     assert "icp_fit" in list(grid.columns)  # the grid shows it
