@@ -256,18 +256,32 @@ def show_preview(builder: Any, proposal: dict[str, Any], number: int, key: str, 
 
 
 def request_form(builder: Any, action: str, campaign: str | None, key: str) -> None:
-    with st.form(f"{key}-form", clear_on_submit=True, border=False):
-        text = st.text_area(
+    """The request box. Send asks the builder in the button's callback, before the page is drawn again, so the
+    run that follows shows the new proposal at once (one run of the page, not two); a refusal is shown here."""
+    with st.form(f"{key}-form", border=False):
+        st.text_area(
             "Describe the change, or ask about the action",
             key=f"{key}-request",
             height=80,
             placeholder='e.g. "score each lead 1-10 against our ICP and give the reasons"',
         )
-        sent = st.form_submit_button("Send", icon=":material/send:")
-    if sent and text.strip():
-        with session.friendly("chat"), st.spinner("The builder is drafting…"):
-            builder.chat(action, text, campaign=campaign)
-            st.rerun()
+        st.form_submit_button("Send", icon=":material/send:", on_click=send, args=(builder, action, campaign, key))
+    refused = st.session_state.pop(f"{key}-refused", None)
+    if refused is not None:
+        with session.friendly("chat"):
+            raise refused
+
+
+def send(builder: Any, action: str, campaign: str | None, key: str) -> None:
+    text = str(st.session_state.get(f"{key}-request") or "")
+    if not text.strip():
+        return
+    try:
+        builder.chat(action, text, campaign=campaign)
+    except Exception as error:  # shown under the box by the run that follows (session.friendly), the request kept
+        st.session_state[f"{key}-refused"] = error
+        return
+    st.session_state[f"{key}-request"] = ""
 
 
 def add_column_box(ws: Workspace, action: str, spec: CampaignSpec, add_column: AddColumn, key: str) -> None:
