@@ -18,6 +18,7 @@ BENCHES = [
     "edits",
     "injection",
     "builder",
+    "builder_panel",
 ]
 
 

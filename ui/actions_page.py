@@ -1,6 +1,7 @@
 """The Actions page: the workspace's action library (what each action does, its category, whether it is enabled
 and active, who may run it). Admins add one (from a built-in template or from a prompt; it starts paused),
-resume or pause it, enable or disable it, set its roles, rename it, and delete it after confirming."""
+resume or pause it, enable or disable it, set its roles, rename it, and delete it after confirming. The selected
+action has its builder chat (ui/builder_panel.py), and "New action by chat" drafts one from a sentence."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import ACTION_TEMPLATES, ROLES, ActionLibrary, Workspace
-from ui import reads, session
+from ui import builder_panel, reads, session
 
 CATEGORIES = ("research", "personalization", "analysis", "enablement")
 FROM_PROMPT = "(from a prompt)"
@@ -33,10 +34,13 @@ def render() -> None:
             st.caption("Admins add and change actions; members pause and resume them from the CLI or here.")
             if listed:
                 consent(library, listed)
+                chat(ws, pick_name())
             return
         add_form(library)
+        new_by_chat(ws)
         if listed:
             manage(library, listed)
+            chat(ws, pick_name())
 
 
 def is_admin(ws: Workspace) -> bool:
@@ -109,6 +113,33 @@ def add_form(library: ActionLibrary) -> None:
 def consent(library: ActionLibrary, listed: list[dict[str, Any]]) -> None:
     chosen = pick(listed)
     pause_button(library, chosen)
+
+
+def pick_name() -> str:
+    return str(st.session_state["action-manage"])
+
+
+def chat(ws: Workspace, name: str) -> None:
+    """The selected action's builder chat, previewed on the chosen campaign."""
+    st.subheader(f"Chat about {name}")
+    builder_panel.render(ws, name, campaign=preview_campaign(ws, "action-chat-campaign"), key="action-chat")
+
+
+def new_by_chat(ws: Workspace) -> None:
+    with st.expander("New action by chat"):
+        name = st.text_input("Name", key="action-new-chat-name", placeholder="letters, digits and underscores")
+        campaign = preview_campaign(ws, "action-new-chat-campaign")
+        if name.strip():
+            builder_panel.render(ws, name.strip(), campaign=campaign, key="action-new-chat")
+
+
+def preview_campaign(ws: Workspace, key: str) -> str | None:
+    """The campaign a proposal is checked and previewed against (the sidebar's, to begin with)."""
+    names = reads.campaign_names(ws)
+    if not names:
+        return None
+    chosen = reads.campaign_name(ws)
+    return st.selectbox("Preview on campaign", names, index=names.index(chosen) if chosen in names else 0, key=key)
 
 
 def pick(listed: list[dict[str, Any]]) -> dict[str, Any]:

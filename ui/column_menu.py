@@ -1,6 +1,7 @@
 """The toolbar above the grid: the column menu (run a column after its estimate, with a confirmation above the
 workspace's threshold; switch auto/manual; pause; edit the step with a preview on a sample row), adding a
-column, the dependency graph, the edit-mode switch, and applying a spec to an empty workspace.
+column, the dependency graph, the builder chat (Build / Refine with chat: ui/builder_panel.py), the edit-mode
+switch, and applying a spec to an empty workspace.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Page, Workspace
-from ui import features, layout, reads, runs, session, specs
+from ui import builder_panel, features, layout, reads, runs, session, specs
 
 ROWS_SCOPES = {"all": "All rows", "ticked": "Selected rows", "first": "First N rows"}
 CELL_SCOPES = {
@@ -29,7 +30,7 @@ KINDS = ("formula", "ai", "python", "http", "export", "probe", "input")
 def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -> None:
     steps = [c.name for c in spec.columns if not c.is_input]
     follow_selection(steps)
-    cols = st.columns([2.2, 1, 1, 1, 1.1, 1, 1, 1.3], vertical_alignment="bottom")
+    cols = st.columns([2.2, 1, 1, 1, 1.1, 1, 1, 1, 1.3], vertical_alignment="bottom")
     with cols[0]:
         column = st.selectbox("Column", steps, key="menu_column", placeholder="no step columns") if steps else None
     # Menus draw their content only while open (a closed menu costs the page nothing).
@@ -52,8 +53,12 @@ def toolbar(ws: Workspace, campaign: Campaign, spec: CampaignSpec, page: Page) -
     with cols[6], menu("Graph", ":material/account_tree:", "menu_graph") as open_:
         if open_:
             st.graphviz_chart(specs.dependency_dot(spec, column))
-    with cols[7]:
+    with cols[7], menu("Chat", ":material/forum:", "menu_chat") as open_:
+        if open_:
+            builder_panel.chat_menu(ws, spec, column)
+    with cols[8]:
         st.toggle("Edit inputs", key="edit_mode", help="Type into input cells in the grid itself")
+    builder_panel.on_grid(ws, spec, lambda source, message: apply(ws, source, message))
 
 
 def follow_selection(steps: list[str]) -> None:
