@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.action_columns import with_action_column
     from engine.actions import TEMPLATES as ACTION_TEMPLATES
     from engine.actions import ActionLibrary
     from engine.auth import ROLES
@@ -115,6 +116,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "parse_spec": ("engine.spec", "parse_spec"),
     "read_status": ("engine.status", "read_status"),
     "remove_schedule": ("engine.schedules", "remove_schedule"),
+    "with_action_column": ("engine.action_columns", "with_action_column"),
 }
 
 
@@ -192,4 +194,5 @@ __all__ = [
     "parse_spec",
     "read_status",
     "remove_schedule",
+    "with_action_column",
 ]

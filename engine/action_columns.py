@@ -70,10 +70,11 @@ def with_action_column(
     column `after` (at the end when None). A column of that name already there is refused, never replaced."""
     columns = list(source.get("columns", []))
     names = [c.get("name") for c in columns if isinstance(c, dict)]
-    if name.lower() in {str(n).lower() for n in names}:
+    taken = next((str(n) for n in names if str(n).lower() == name.lower()), None)
+    if taken is not None:
         raise EditError(
-            f"the campaign has a column named {name!r} already; it is left as it is",
-            hint="give the new column another name (--name in the CLI, `name` in the API)",
+            f"campaign '{source.get('campaign')}' has a column named '{taken}' already: it is kept as it is",
+            hint="give the new column another name",
         )
     if after is not None and after not in names:
         raise EditError(

@@ -80,6 +80,7 @@ PUBLIC = [
     "parse_spec",
     "read_status",
     "remove_schedule",
+    "with_action_column",
 ]
 
 

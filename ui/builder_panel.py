@@ -8,13 +8,14 @@ chat; the engine decides who may propose and accept, and its refusals show as on
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
-from engine import CampaignSpec, EditError, Workspace
+from engine import CampaignSpec, EditError, Workspace, with_action_column
 from ui import reads, session
 
 OPEN_KEY = "_builder"  # the grid's panel while open: {"action", "campaign", "column"}
@@ -43,15 +44,7 @@ def new_column(spec: CampaignSpec, action: str, name: str) -> dict[str, Any]:
     name = name.strip()
     if not name:
         raise EditError("the new column needs a name", hint="type one above Add as column")
-    taken = next((c for c in spec.names if c.lower() == name.lower()), None)
-    if taken is not None:
-        raise EditError(
-            f"campaign '{spec.name}' has a column named '{taken}' already: it is kept as it is",
-            hint="give the new column another name in Column name, then Add as column",
-        )
-    source = dict(spec.source)
-    source["columns"] = [*source.get("columns", []), {"name": name, "action": action}]
-    return source
+    return with_action_column(copy.deepcopy(spec.source), action, name)
 
 
 def estimate_text(estimate: dict[str, Any]) -> str:

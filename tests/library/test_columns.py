@@ -97,7 +97,7 @@ def test_add_action_column_fills_a_free_step_and_never_replaces_a_column(ws: Wor
     assert handle.spec.names.index("company_domain") == handle.spec.names.index("email") + 1
     assert [handle.cell(r, "company_domain").value for r in (1, 2, 3)] == ["analytical.io", "cobol.dev", "bletchley.uk"]
     handle.set(1, "title", "CEO")
-    with pytest.raises(EditError, match="column named 'TITLE' already"):
+    with pytest.raises(EditError, match="column named 'title' already: it is kept"):
         ws.add_action_column("people", "domain", name="TITLE")
     assert ws.campaign("people").cell(1, "title").value == "CEO"  # the user's column and value stay
     with pytest.raises(EditError, match="no column named 'nope'"):
