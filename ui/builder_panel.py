@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine import CampaignSpec, EditError, Workspace, with_action_column
+from engine import BuilderModel, CampaignSpec, EditError, Workspace, with_action_column
 from ui import reads, session
 
 OPEN_KEY = "_builder"  # the grid's panel while open: {"action", "campaign", "column"}
@@ -155,11 +155,12 @@ def render(
     key: str = "builder",
 ) -> None:
     """The chat of `action` (it may not exist yet: the first accepted proposal adds it, paused)."""
-    builder = ws.builder(actor=session.actor(), trigger="ui")
+    viewer = reads.kept(ws, ("role", session.actor()), lambda: ws.role(session.actor())) == "viewer"
+    model = BuilderModel() if viewer else model_picker(key)
+    builder = ws.builder(model, actor=session.actor(), trigger="ui")
     history: list[dict[str, Any]] = []
     with session.friendly("chat"):
         history = builder.history(action)
-    viewer = reads.kept(ws, ("role", session.actor()), lambda: ws.role(session.actor())) == "viewer"
     with st.container(key=f"{key}-history"):
         for message in history:
             show_message(message)
@@ -176,6 +177,23 @@ def render(
     if campaign is not None and spec is not None and add_column is not None:
         add_column_box(ws, action, spec, add_column, key)
     reset_box(builder, action, key, bool(history))
+
+
+def model_picker(key: str) -> BuilderModel:
+    """Which model writes, kept for the session: the offline one (drafts from the built-in templates) unless a
+    model the workspace can call is named; its key stays in the server's environment, named, never typed here."""
+    with st.expander("Model", expanded=False, icon=":material/smart_toy:"):
+        name = st.text_input(
+            "Model",
+            value=BuilderModel.model,
+            key=f"{key}-model",
+            help="offline, a litellm model name (e.g. gpt-4o-mini), or openai/NAME with an API base",
+        )
+        base = st.text_input("API base (an OpenAI-compatible server)", key=f"{key}-api-base")
+        env = st.text_input("Environment variable holding the key", key=f"{key}-key-env")
+    return BuilderModel(
+        name.strip() or BuilderModel.model, api_base=base.strip() or None, api_key_env=env.strip() or None
+    )
 
 
 def show_message(message: dict[str, Any]) -> None:

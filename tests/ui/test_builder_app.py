@@ -13,9 +13,13 @@ from streamlit.testing.v1 import AppTest
 
 from engine import EditError, Status, Workspace
 from tests.library.conftest import CONTACTS, CONTACTS_SPEC
+from tests.runner import conftest as runner_fixtures
+from tests.runner.conftest import KEY_ENV
+from tests.support.provider import ProviderProcess
 from tests.ui.conftest import log_in
 from ui import builder_panel, specs
 
+provider, fresh_provider = runner_fixtures.provider, runner_fixtures.fresh_provider  # shared, not copied
 ICP_REQUEST = "Score each lead 1-10 against our ideal customer profile and give the reasons"
 
 
@@ -231,3 +235,21 @@ def test_new_action_by_chat_on_the_actions_page(app: AppTest, people: Workspace)
     assert app.selectbox(key="action-manage").value == "opener_note"
     assert "Chat about opener_note" in [s.value for s in app.subheader]
     assert "Accepted at" in texts(app)
+
+
+def test_a_model_named_in_the_panel_writes_the_step(
+    app: AppTest, people: Workspace, fresh_provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    step = {"kind": "formula", "options": {"expression": "upper(company)"}, "description": "The company, loud."}
+    fresh_provider.control(replies=[{"tool_call": step | {"plan": ["read", "write"], "changes": "new step"}}])
+    build_on_grid(app, "loud")
+    app.text_input(key="builder-model").input("openai/fake-builder")
+    app.text_input(key="builder-api-base").input(fresh_provider.api_base)
+    app.text_input(key="builder-key-env").input(KEY_ENV).run()  # typing reruns the page, as in a browser
+    send(app, "builder", "the company name in capitals")
+    assert fresh_provider.ledger()["tool_requests"] == 1
+    [proposal] = [m["proposal"] for m in people.builder().history("loud") if m["proposal"]]
+    assert proposal["status"] == "proposed" and proposal["model"] == "openai/fake-builder"
+    assert [r["value"] for r in proposal["preview"]["rows"]] == ["ANALYTICAL", "COBOL", "BLETCHLEY"]
+    assert "drafted from the template" not in texts(app)
