@@ -50,6 +50,7 @@ from engine import (
     check_records,
 )
 from engine.api.actions import add_action_routes
+from engine.api.copilot import add_copilot_routes
 from engine.api.models import (
     CellOut,
     ConfirmIn,
@@ -361,6 +362,7 @@ def create_app(workspace: str | Path) -> FastAPI:
         return ResumeOut(changed=resumed.changed, run=_run_out(state.workspace, resumed.run.run_id))
 
     add_action_routes(app, state.as_user)
+    add_copilot_routes(app, state.as_user)
     return app
 
 
