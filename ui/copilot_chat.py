@@ -66,8 +66,9 @@ def draw_chat(ws: Workspace, copilot: Copilot, chat: dict[str, Any], key: str) -
         for message in chat["messages"]:
             draw_message(ws, copilot, chat, message, key)
         with st.form(f"copilot-say-{key}", clear_on_submit=True, border=False):
-            said = st.text_input("Ask for a change", placeholder='e.g. "shorter", "mention their Series B"')
-            if st.form_submit_button("Send") and said.strip():
+            hint = 'e.g. "shorter", "mention their Series B"'
+            said = st.text_input("Ask for a change", placeholder=hint, key=f"copilot-input-{key}")
+            if st.form_submit_button("Send", key=f"copilot-send-{key}") and said.strip():
                 with session.friendly("Copilot"), st.spinner("Copilot is writing…"):
                     copilot.say(chat_id, said)
                     st.rerun()

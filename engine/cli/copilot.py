@@ -79,22 +79,22 @@ def copilot_say(
 ) -> None:
     """Send a message: the model answers with a new version of the result (one model call, billed once)."""
 
-    def body() -> None:
+    def body() -> bool:
         copilot = _copilot(workspace, actor, model, api_base=api_base, api_key_env=api_key_env)
         reply = copilot.say(chat, message)
         if as_json:
             out.print_json(json.dumps(reply, default=str))
         else:
             out.print(escape(reply["content"]), soft_wrap=True)
-        if reply["role"] == "error":
-            raise typer.Exit(1)
-        if not as_json:
+        if reply["role"] != "error" and not as_json:
             out.print(
                 f"use it with `runsheet copilot save {chat} --to record` or `--to cell` (#{reply['message_id']})",
                 soft_wrap=True,
             )
+        return reply["role"] != "error"
 
-    guard(body)
+    if not guard(body):  # the model gave no reply: said above, exit 1 (outside guard, which counts Exit a bug)
+        raise typer.Exit(1)
 
 
 @copilot_app.command("save")

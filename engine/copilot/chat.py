@@ -10,8 +10,6 @@ Roles are those of running the step or action: viewers read chats, never send, s
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +18,8 @@ from engine.auth import authorize
 from engine.builder.model import BuilderModel, ask
 from engine.campaign import Campaign
 from engine.copilot.seed import Source, cell_source, result_source
+from engine.copilot.turn import conversation, model_for
 from engine.errors import EditError, NotFoundError, RunsheetError
-from engine.llm.types import OFFLINE_MODEL
 from engine.store.copilot import (
     add_message,
     find_chat,
@@ -37,11 +35,6 @@ from engine.store.edits import NOTES
 from engine.types import Status
 
 Target = Literal["record", "cell"]
-HISTORY_MESSAGES = 12  # earlier messages of the chat the model is shown
-SYSTEM = """You are Runsheet's Copilot. A RevOps user is refining one result that a step produced for one record \
-of a campaign. Below are the record, the step (its spec and description), the prompt it sent and its result. \
-Each message of the user asks for a change ("shorter", "mention their Series B"): answer with the new version of \
-the result only, ready to be saved to the record or used as the cell's value, with no preamble."""
 
 
 class Copilot:
@@ -123,8 +116,8 @@ class Copilot:
         chat = self.show(chat_id)
         source = self._source_of(chat)
         self._may_send(source)
-        model = self.model or _model_for(source.options)
-        asked_for = _conversation(chat, message.strip())
+        model = self.model or model_for(source.options)
+        asked_for = conversation(chat, message.strip())
         with self.db.transaction() as con:
             add_message(con, int(chat_id), "user", message.strip(), self.actor)
         asked = ask(
@@ -284,48 +277,6 @@ def _which_source() -> EditError:
 def _campaign_name(con: Any, campaign_id: int) -> str:
     found = con.execute("SELECT name FROM campaigns WHERE campaign_id = ?", [campaign_id]).fetchall()
     return str(found[0][0]) if found else "?"
-
-
-def _model_for(options: dict[str, Any]) -> BuilderModel:
-    """The model of the source's ai step, when its key is set; else the offline model."""
-    model = options.get("model")
-    if not isinstance(model, str) or model == OFFLINE_MODEL:
-        return BuilderModel()
-    key_env = options.get("api_key_env")
-    if isinstance(key_env, str) and not os.environ.get(key_env):
-        return BuilderModel()
-    return BuilderModel(
-        model,
-        api_base=options.get("api_base"),
-        api_key_env=key_env,
-        transport=options.get("transport", "auto"),
-        tier=str(options.get("tier", "standard")),
-        timeout=float(options.get("timeout", 120.0)),
-    )
-
-
-def _conversation(chat: dict[str, Any], message: str) -> list[tuple[str, str]]:
-    """The messages one turn sends: the instructions with the seed, the chat so far (turns that failed left
-    out), then the user's new message."""
-    seed = chat["seed"]
-    step = seed.get("step", {})
-    parts = [
-        SYSTEM,
-        "## The record\n" + json.dumps(seed.get("record", {}), default=str, indent=1),
-        f"## The step: {step.get('name')} ({step.get('kind')})\n" + json.dumps(step.get("options", {}), default=str),
-    ]
-    if step.get("description"):
-        parts.append("## What the step does\n" + str(step["description"]))
-    if seed.get("prompt"):
-        parts.append("## The prompt it sent\n" + str(seed["prompt"]))
-    parts.append("## Its result\n" + str(seed.get("result", "")))
-    history: list[tuple[str, str]] = []
-    messages = chat["messages"]
-    for index, earlier in enumerate(messages):
-        answered = index + 1 < len(messages) and messages[index + 1]["role"] == "assistant"
-        if earlier["role"] == "assistant" or (earlier["role"] == "user" and answered):
-            history.append((earlier["role"], earlier["content"]))
-    return [("system", "\n\n".join(parts)), *history[-HISTORY_MESSAGES:], ("user", message)]
 
 
 def _log_used(con: Any, source: Source, where: str, outcome: str, who: tuple[str, str]) -> None:

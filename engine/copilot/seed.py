@@ -74,19 +74,10 @@ def cell_source(db: Database, campaign: str, row_id: int, column: str, actor: st
         "result": _text(cell.value),
         "status": cell.status.value,
     }
-    key = f"cell:{_campaign_id(db, campaign)}:{int(row_id)}:{column}"
-    return Source(
-        key,
-        campaign,
-        _campaign_id(db, campaign),
-        int(row_id),
-        column,
-        None,
-        action and action.action_id,
-        column,
-        seed,
-        options,
-    )
+    campaign_id = _campaign_id(db, campaign)
+    key = f"cell:{campaign_id}:{int(row_id)}:{column}"
+    action_id = None if action is None else action.action_id
+    return Source(key, campaign, campaign_id, int(row_id), column, None, action_id, column, seed, options)
 
 
 def result_source(library: ActionLibrary, result_id: int) -> Source:
