@@ -391,6 +391,8 @@ def timeline_line(entry: dict[str, Any], names: dict[Any, str]) -> str:
     if action == "save_to_record" and entry.get("action_id") is not None:
         source = names.get(entry["action_id"], "an action")
         what = f":violet-badge[AI generated] **{source}** result saved to **{column}**"
+    elif action == "copilot":
+        what = f"asked Copilot about **{column}**: {outcome}"
     elif action == "copilot_reply":
         into = "used as the cell's value" if outcome == "pinned" else "saved to"
         what = f":violet-badge[AI generated] **Copilot** reply {into} **{column}**"

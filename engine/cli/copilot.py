@@ -86,6 +86,8 @@ def copilot_say(
             out.print_json(json.dumps(reply, default=str))
         else:
             out.print(escape(reply["content"]), soft_wrap=True)
+        if reply["model"] == "offline" and not as_json:
+            out.print("(the offline model answered: set --model, or the step's key, for a real one)", soft_wrap=True)
         if reply["role"] != "error" and not as_json:
             out.print(
                 f"use it with `runsheet copilot save {chat} --to record` or `--to cell` (#{reply['message_id']})",

@@ -118,6 +118,14 @@ def test_an_action_result_is_continued_and_saved_to_its_record(
     assert leads.cell(1, "notes").value == "intro: Ada, who wrote the first program."
     saved = ws.query("SELECT action_id FROM activity WHERE action = 'save_to_record'").rows()
     assert saved == [(result["action_id"],)]  # the timeline's AI generated entry names the action
+    copilot.save(chat["chat_id"], to="cell", column="opener")  # a step of the record's campaign, named
+    assert (leads.cell(1, "opener").value, leads.cell(1, "opener").status) == (
+        "Ada, who wrote the first program.",
+        Status.PINNED,
+    )
+    library.delete("intro", confirm=True)  # its results go, and their chats with them
+    with pytest.raises(NotFoundError):
+        copilot.show(chat["chat_id"])
 
 
 def test_a_provider_failure_leaves_cell_and_record_and_bills_nothing_twice(
