@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from engine.auth import ROLES
     from engine.builder import ActionBuilder, BuilderModel
     from engine.campaign import Campaign, Cell, ImportReport, Page
+    from engine.copilot import Copilot
     from engine.errors import (
         CycleError,
         EditError,
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ColumnEstimate": ("engine.estimate", "ColumnEstimate"),
     "ColumnLayout": ("engine.store.layouts", "ColumnLayout"),
     "ColumnSpec": ("engine.spec", "ColumnSpec"),
+    "Copilot": ("engine.copilot", "Copilot"),
     "ContextDocument": ("engine.store.context", "ContextDocument"),
     "CycleError": ("engine.errors", "CycleError"),
     "EditError": ("engine.errors", "EditError"),
@@ -147,6 +149,7 @@ __all__ = [
     "ColumnLayout",
     "ColumnSpec",
     "ContextDocument",
+    "Copilot",
     "CycleError",
     "EditError",
     "ErrorCode",

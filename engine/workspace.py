@@ -18,6 +18,7 @@ from engine.auth import Action as Permission
 from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
 from engine.builder import ActionBuilder, BuilderModel
 from engine.campaign import CACHE_DIR, Campaign
+from engine.copilot import Copilot
 from engine.errors import EditError, NotFoundError, SpecConflictError
 from engine.estimate import Estimate, call_price, estimate_claims
 from engine.facade import WorkspaceFacade
@@ -147,6 +148,22 @@ class Workspace(WorkspaceFacade):
             self.update_action(name, actor=who, **changes)
 
         return ActionBuilder(self.db, self.path / CACHE_DIR, actor=who, trigger=trigger, model=chosen, update=update)
+
+    def copilot(
+        self,
+        model: str | BuilderModel | None = None,
+        *,
+        api_base: str | None = None,
+        api_key_env: str | None = None,
+        actor: str | None = None,
+        trigger: str = "api",
+    ) -> Copilot:
+        """Copilot's chats, as `actor`: replies from `model` when given, else from the model of the result's ai
+        step (when its key is set), else from the offline model, which says so."""
+        chosen = model if isinstance(model, BuilderModel) else None
+        if isinstance(model, str):
+            chosen = BuilderModel(model, api_base=api_base, api_key_env=api_key_env)
+        return Copilot(self.db, self.path / CACHE_DIR, actor=actor or self.actor, trigger=trigger, model=chosen)
 
     def campaign(self, name: str, *, actor: str = "api", trigger: str = "api") -> Campaign:
         """The campaign called `name`; raises NotFoundError if no spec of that name was applied."""

@@ -2,10 +2,10 @@
 
 A hypothesis `RuleBasedStateMachine` drives one campaign through random sequences of what users do: add records,
 upsert (with keys that repeat), edit, pin, confirm, Save to Record, a library action run on one record (and its
-result saved to the record), run with and without credit caps, Run Again
-(of the AI step and of the export), a run during a provider outage and a retry of the failed cells (`run
---errors`), pause and resume, apply spec changes (adding, changing, renaming, removing
-columns), export then re-import, and a `runsheet run` killed with SIGKILL then resumed. Its model is what the
+result saved to the record), Copilot on a cell (a reply pinned as its value, or saved to the record), run with
+and without credit caps, Run Again (of the AI step and of the export), a run during a provider outage and a
+retry of the failed cells (`run --errors`), pause and resume, apply spec changes (adding, changing, renaming,
+removing columns), export then re-import, and a `runsheet run` killed with SIGKILL then resumed. Its model is what the
 user asked for (the records' inputs, the pins); after every step the workspace is checked against it, against the
 fake provider's ledger (real HTTP, the real client path) and against the webhook receiver's log:
 
@@ -142,6 +142,7 @@ class TrustMachine(RuleBasedStateMachine):
         self.client: TestClient | None = None
         self.action = "absent"  # the library action: absent, then paused (consent first), then active
         self.action_prompts: set[str] = set()  # prompt ids the library action sent
+        self.copilot_prompts: set[str] = set()  # prompt ids Copilot's turns sent
 
     def teardown(self) -> None:
         if self.client is not None:
@@ -387,6 +388,62 @@ class TrustMachine(RuleBasedStateMachine):
             if not (old or "").endswith(line):  # saving the same result twice adds it once
                 self.inputs[row]["notes"] = line if not old else f"{old}\n{line}"
 
+    @precondition(lambda self: bool(self.inputs))
+    @rule(data=st.data(), to=st.sampled_from(["cell", "record"]), turns=st.integers(1, 2), fail=st.booleans())
+    def copilot(self, data: st.DataObject, to: str, turns: int, fail: bool) -> None:
+        """Send to Copilot on a research cell (refused while it holds no result: then it is first edited by
+        hand), a turn or two (through the step's model: the fake provider), the last one failing when `fail`;
+        then the latest reply is pinned as the cell's value (a hand edit the model follows, never exported
+        unconfirmed) or saved to the record's notes. A turn bills its request once and changes no cell; a failed
+        one bills nothing; with no reply, nothing is saved."""
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        cell = self.cells("research")[row]
+        copilot = self.ws.copilot(actor="ops")
+        if cell.value is None or cell.status not in (Status.DONE, Status.PINNED, Status.CONFIRMED):
+            with pytest.raises(RunsheetError, match="no result to continue"):
+                copilot.start(campaign=CAMPAIGN, row=row, column="research")
+            hand = f"by hand {data.draw(st.integers(0, 3))}"  # then a person writes one, and sends that
+            self.campaign.set(row, "research", hand)
+            self.pinned[row] = hand
+        chat_id = int(copilot.start(campaign=CAMPAIGN, row=row, column="research")["chat_id"])
+        before = self.stored()
+        for turn in range(turns):
+            billed, said = len(self.billed()), f"shorter {data.draw(st.integers(0, 2))}"
+            failing = fail and turn == turns - 1
+            if failing:
+                self.servers.provider.control(replies=[{"status": 401}])
+            reply = copilot.say(chat_id, said)
+            new = self.billed()[billed:]
+            assert self.stored() == before, "a Copilot turn changed the campaign"
+            if failing:
+                assert reply["role"] == "error" and not new, "a failed Copilot turn was billed"
+                continue
+            assert reply["content"] == f"answer: {said}" and len(new) == 1, "a Copilot turn was not billed once"
+            self.forced[new[0]] += 1  # asked anew each turn, as a person asked
+            self.copilot_prompts.add(new[0])
+        replies = [m for m in copilot.show(chat_id)["messages"] if m["role"] == "assistant"]
+        if not replies:
+            with pytest.raises(RunsheetError, match="no reply to save"):
+                copilot.save(chat_id, to="cell" if to == "cell" else "record")
+            return
+        text = str(replies[-1]["content"])
+        if to == "cell":
+            sent = len(self.servers.receiver.deliveries())
+            copilot.save(chat_id, to="cell")
+            self.pinned[row] = text
+            for delivery in self.servers.receiver.deliveries()[sent:]:
+                pushed = json.loads(delivery["body"])["data"]
+                assert not (pushed["record"] == row and text in json.dumps(pushed)), "an unconfirmed pin was exported"
+            return
+        copilot.save(chat_id, to="record")
+        if "notes" not in self.fields:
+            self.fields.append("notes")
+            for values in self.inputs.values():
+                values.setdefault("notes", None)
+        line, old = f"research: {text}", self.inputs[row].get("notes")
+        if not (old or "").endswith(line):  # saving the same reply twice adds it once
+            self.inputs[row]["notes"] = line if not old else f"{old}\n{line}"
+
     # ---- runs ---------------------------------------------------------------------------------------------
 
     @rule(cap=st.one_of(st.none(), st.integers(0, 2)))
@@ -605,7 +662,7 @@ class TrustMachine(RuleBasedStateMachine):
     def each_request_is_billed_once(self) -> None:
         billed = Counter(self.billed())
         if not self.activated:
-            early = [p for p in billed if p not in self.action_prompts]
+            early = [p for p in billed if p not in self.action_prompts | self.copilot_prompts]
             assert not early, "a paid call went out before the step was activated"
         for prompt, times in billed.items():
             assert times <= 1 + self.forced[prompt] + 2 * self.kills, f"prompt {prompt[:8]} billed {times} times"

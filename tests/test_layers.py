@@ -49,6 +49,7 @@ LAYERS = [
     "campaign",  # one campaign's requests: add and import records, edit, run, estimate, look
     "actions",  # the action library: actions run on one record, their results and documents, built-in templates
     "builder",  # the action builder chat: a request becomes a checked, previewed proposal, applied on accept
+    "copilot",  # Copilot: a result continued in a chat; a reply saved to the record or pinned as the cell's value
     "facade",  # what the faces ask of a workspace beyond campaigns: people, tokens, schedules, run log
     "workspace",  # the workspace folder and database; hands out campaigns
     "status",  # what `runsheet status` shows, read with DuckDB alone (the engine's way when it must)

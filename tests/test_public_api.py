@@ -33,6 +33,7 @@ PUBLIC = [
     "ColumnLayout",
     "ColumnSpec",
     "ContextDocument",
+    "Copilot",
     "CycleError",
     "EditError",
     "ErrorCode",

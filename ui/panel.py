@@ -1,8 +1,8 @@
 """The cell panel: the selected cell's value as formatted text, Copy / Copy as Markdown, Click to Run or Run
 Again, editing (an input recomputes its downstream, a step cell becomes pinned), Confirm on a pinned cell (so
 exports downstream may send it), Save to Record (a step's current value copied into the record's notes or a
-named field, so later steps read it), and the cell's provenance (inputs, rendered prompt, model, tokens,
-credits, latency, when and by whom).
+named field, so later steps read it), Send to Copilot (ui/copilot_chat.py), and the cell's provenance (inputs,
+rendered prompt, model, tokens, credits, latency, when and by whom).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from engine import Campaign, CampaignSpec, Cell, RunReport, Status, Workspace
-from ui import cells, runs, session
+from ui import cells, copilot_chat, runs, session
 
 BADGE_COLOURS = {
     Status.EMPTY: "blue",
@@ -88,6 +88,7 @@ def step_cell(ws: Workspace, campaign: Campaign, spec: CampaignSpec, cell: Cell)
         st.code(cells.as_markdown(cell.value), language="markdown", wrap_lines=True)
     if cell.current and cell.value is not None:
         save_to_record_box(ws, campaign, spec, cell)
+        copilot_chat.copilot_box(ws, campaign.name, cell.row_id, column=cell.column)
     with st.expander("Edit value (pins it)"):
         pinned = "A hand-edited step cell is pinned: recompute never overwrites it; exports wait until you confirm it."
         edit_box(ws, campaign, cell, "Save edit", pinned)

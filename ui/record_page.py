@@ -1,7 +1,7 @@
 """The Record page: one record of a campaign (`/record?campaign=NAME&row=ID`, opened by search or from the grid's
 cell panel), its fields, every step cell with its state, a Run Action list of the library actions this user's
 role may run, the result panel of the last action run here (live while it runs, then the result as markdown with
-Copy, Copy as Markdown, Regenerate and Save to Record), and the record's timeline.
+Copy, Copy as Markdown, Regenerate, Save to Record and Send to Copilot), and the record's timeline.
 
 It reads one row (`Campaign.page(rows=[id])`), never the whole campaign: a record of a million-row campaign opens
 as fast as one of ten.
@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from engine import ActionLibrary, Campaign, CampaignSpec, Cell, NotFoundError, Status, Workspace
-from ui import cells, grid, live, panel, reads, runs, session
+from ui import cells, copilot_chat, grid, live, panel, reads, runs, session
 
 RESULT_POLL_S = 0.25  # an offline action takes a few ms: its result shows within a quarter second
 CELLS_POLL_S = 1.0
@@ -99,7 +99,7 @@ def record_body(
         timeline(ws, library, campaign.name, row_id)
     with right:
         run_action(ws, library, campaign, row_id, [(c.kind, row[c.name]) for c in spec.columns if not c.is_input])
-        result_panel(library, campaign.name, row_id)
+        result_panel(ws, library, campaign.name, row_id)
 
 
 def record_title(spec: CampaignSpec, row: dict[str, Cell]) -> str:
@@ -274,7 +274,7 @@ def save_result(library: ActionLibrary, result_id: int) -> None:
     st.session_state[WHOLE_PAGE_KEY] = True
 
 
-def result_panel(library: ActionLibrary, campaign: str, row_id: int) -> None:
+def result_panel(ws: Workspace, library: ActionLibrary, campaign: str, row_id: int) -> None:
     """The result of the action last run on this record from this page: polled while it runs, then shown."""
     st.session_state.pop(WHOLE_PAGE_KEY, None)  # this is a run of the whole page
     shown = st.session_state.get(RESULT_KEY)
@@ -291,12 +291,12 @@ def result_panel(library: ActionLibrary, campaign: str, row_id: int) -> None:
             found = library.result(result_id)
             if running and found["status"] != "running":
                 st.rerun()  # the whole page: the panel stops polling, the timeline shows the run
-            draw_result(library, found)
+            draw_result(ws, library, found)
 
     area()
 
 
-def draw_result(library: ActionLibrary, found: dict[str, Any]) -> None:
+def draw_result(ws: Workspace, library: ActionLibrary, found: dict[str, Any]) -> None:
     status = str(found["status"])
     with st.container(border=True, key="result-panel"):
         st.markdown(f"**{found['action']}** · result {found['result_id']}")
@@ -337,6 +337,8 @@ def draw_result(library: ActionLibrary, found: dict[str, Any]) -> None:
             )
         if found.get("saved_at") is not None:
             st.caption(f"Saved to {found['saved_field']} by {found['saved_by']} at {clock(found['saved_at'])}")
+        if status == "done" and value is not None:
+            copilot_chat.copilot_box(ws, found["campaign"], int(found["row_id"]), result_id=int(found["result_id"]))
         messages = (found.get("detail") or {}).get("messages")
         if messages:
             with st.expander("Provenance"):
@@ -389,6 +391,11 @@ def timeline_line(entry: dict[str, Any], names: dict[Any, str]) -> str:
     if action == "save_to_record" and entry.get("action_id") is not None:
         source = names.get(entry["action_id"], "an action")
         what = f":violet-badge[AI generated] **{source}** result saved to **{column}**"
+    elif action == "copilot":
+        what = f"asked Copilot about **{column}**: {outcome}"
+    elif action == "copilot_reply":
+        into = "used as the cell's value" if outcome == "pinned" else "saved to"
+        what = f":violet-badge[AI generated] **Copilot** reply {into} **{column}**"
     elif action == "save_to_record":
         what = f"saved a value into **{column}**"
     elif action == "action":

@@ -360,6 +360,16 @@ class ActionLibrary:
             mark_saved(con, int(result_id), self.actor, field)
         return self.result(result_id)
 
+    def check_may_run(self, name: str, campaign: str) -> StoredAction:
+        """The action, once this actor may run it (what continuing its results in Copilot asks too); a refusal is
+        logged and raised as for a run."""
+        with self.db.transaction() as con:
+            action = self._get(con, name)
+            role = role_of(con, self.actor)
+        if not may_run(role, action):
+            self._refuse(action, role, campaign)
+        return action
+
     # ---- helpers ---------------------------------------------------------------------------------------
 
     def _get(self, con: duckdb.DuckDBPyConnection, name: str) -> StoredAction:

@@ -51,6 +51,7 @@ from engine import (
 )
 from engine.api.actions import add_action_routes
 from engine.api.builder import add_builder_routes
+from engine.api.copilot import add_copilot_routes
 from engine.api.models import (
     CellOut,
     ConfirmIn,
@@ -363,6 +364,7 @@ def create_app(workspace: str | Path) -> FastAPI:
 
     add_builder_routes(app, state.as_user)  # first: /actions/{name}/chat before /actions/{name}/{switch}
     add_action_routes(app, state.as_user)
+    add_copilot_routes(app, state.as_user)
     return app
 
 

@@ -1,6 +1,6 @@
-"""The builder's calls to a model: through engine/llm's one seam (`complete`), made by the call pool as every
-other paid call is (deadline, retries by the workspace's policy, the budget), priced by a tier and logged: one
-activity row per call (action `builder`), a credit row for what it cost."""
+"""The builder's and Copilot's calls to a model: through engine/llm's one seam (`complete`), made by the call pool
+as every other paid call is (deadline, retries by the workspace's policy, the budget), priced by a tier and logged:
+one activity row per call (action `builder`, or `copilot`), a credit row for what it cost."""
 
 from __future__ import annotations
 
@@ -45,17 +45,19 @@ class BuilderModel:
 
 @dataclass
 class Asked:
-    """One question to the model: its parsed answer (None when it failed), how the call ended, and the seconds
-    spent inside the provider's calls (what the builder's own overhead is measured without)."""
+    """One question to the model: its parsed answer (None when it failed; `text` when no schema was asked for),
+    how the call ended, and the seconds spent inside the provider's calls (what the builder's own overhead is
+    measured without)."""
 
     value: dict[str, Any] | None
     result: CellResult
     provider_seconds: float = 0.0
     attempts: list[float] = field(default_factory=list)
+    text: str | None = None
 
     @property
     def failed(self) -> str | None:
-        if self.value is not None:
+        if self.value is not None or self.text is not None:
             return None
         code = self.result.error_code.value if self.result.error_code else self.result.status.value
         return f"{code}: {self.result.error_message or 'no answer'}"
@@ -65,15 +67,18 @@ def ask(
     db: Database,
     model: BuilderModel,
     messages: list[tuple[str, str]],
-    schema: dict[str, Any],
+    schema: dict[str, Any] | None,
     *,
-    tool: str,
+    tool: str | None = None,
     action: str,
     action_id: int | None,
     who: tuple[str, str],
+    logged_as: str = "builder",
+    record: tuple[int, int] | None = None,
 ) -> Asked:
-    """Ask `model` for a JSON object satisfying `schema`, as the arguments of a call of the function `tool` when
-    the model takes tools; logs the call. A failure is in the result, not raised."""
+    """Ask `model` for a JSON object satisfying `schema` (as the arguments of a call of the function `tool` when
+    one is named and the model takes tools), or, without a schema, for text; logs the call as `logged_as`, on
+    `record` (campaign id, row id) when given. A failure is in the result, not raised."""
     with db.transaction() as con:
         settings = load_settings(con)
         budget = Budget(balance=balance(con), run_cap=settings.run_cap)
@@ -108,7 +113,7 @@ def ask(
         force=True,
         deadline=model.timeout,
         attempt=attempt,
-        detail={"model": model.model, "builder": True},
+        detail={"model": model.model, logged_as: True},
     )
     results: list[CellResult] = []
     pool = CallPool(
@@ -131,22 +136,36 @@ def ask(
     asked.provider_seconds = sum(asked.attempts)
     if result.status is Status.DONE and isinstance(result.value, dict):
         asked.value = result.value
-    _log(db, model, result, action, action_id, who)
+    elif result.status is Status.DONE and schema is None and isinstance(result.value, str):
+        asked.text = result.value
+    _log(db, model, result, (action, action_id, logged_as), who, record)
     return asked
 
 
 def _log(
-    db: Database, model: BuilderModel, result: CellResult, action: str, action_id: int | None, who: tuple[str, str]
+    db: Database,
+    model: BuilderModel,
+    result: CellResult,
+    what: tuple[str, int | None, str],
+    who: tuple[str, str],
+    record: tuple[int, int] | None,
 ) -> None:
+    """One activity row for the call (`what`: the action or column asked about, its action id, and the activity
+    it is logged as), and a credit row for what it cost."""
+    action, action_id, logged_as = what
+    campaign_id, row_id = record if record is not None else (None, None)
     code = result.error_code.value if result.error_code else None
     outcome = "refused" if result.error_code is ErrorCode.INSUFFICIENT_CREDITS else result.status.value
     with db.transaction() as con:
         con.execute(
-            "INSERT INTO activity (column_name, cells, action, outcome, logged_at, duration_ms, cost, actor, "
-            "trigger, tokens, provider_cost, cached, error_code, action_id, new_value) "
-            "VALUES (?, 1, 'builder', ?, now(), ?, ?, ?, ?, ?, ?, false, ?, ?, ?)",
+            "INSERT INTO activity (campaign_id, row_id, column_name, cells, action, outcome, logged_at, duration_ms, "
+            "cost, actor, trigger, tokens, provider_cost, cached, error_code, action_id, new_value) "
+            "VALUES (?, ?, ?, 1, ?, ?, now(), ?, ?, ?, ?, ?, ?, false, ?, ?, ?)",
             [
+                campaign_id,
+                row_id,
                 action,
+                logged_as,
                 outcome,
                 result.latency_ms,
                 result.credits,
@@ -159,4 +178,4 @@ def _log(
             ],
         )
         if result.credits:
-            con.execute("INSERT INTO credit_ledger VALUES (now(), ?, NULL, NULL, 'builder')", [-result.credits])
+            con.execute("INSERT INTO credit_ledger VALUES (now(), ?, NULL, NULL, ?)", [-result.credits, logged_as])

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     import typer
 
 # In the order `runsheet --help` lists their commands.
-MODULES = ("account", "actions", "campaigns", "data", "log", "runs", "serve", "specs", "ui")
+MODULES = ("account", "actions", "copilot", "campaigns", "data", "log", "runs", "serve", "specs", "ui")
 # The module that registers each command and command group (tests/cli/test_startup_imports.py checks it).
 COMMANDS = {
     "settings": "account",
     "context": "account",
     "credits": "account",
     "action": "actions",
+    "copilot": "copilot",
     "init": "campaigns",
     "apply": "campaigns",
     "set": "campaigns",

@@ -52,6 +52,8 @@ def guard(action: Callable[[], T]) -> T:
     """Run a command body: user errors become one line and exit code 1."""
     try:
         return action()
+    except typer.Exit:  # a body's own exit code (click's Exit is an Exception: not an internal error)
+        raise
     except RunsheetError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

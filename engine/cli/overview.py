@@ -82,6 +82,7 @@ LISTED = (
     ("context", "Global context documents (brand brief, ICP, offer...) that AI steps read."),
     ("credits", "The workspace's credit balance."),
     ("action", "The action library: named, described steps run on one record (or added to a campaign)."),
+    ("copilot", "Copilot: continue a result in a chat; save a reply to the record or use it as the cell's value."),
     ("history", "The history (activity, export deliveries) of columns removed from a campaign."),
     ("users", "Who may do what: admin, member (run, edit inputs), viewer (read)."),
     ("token", "API tokens for `runsheet serve` (each acts as a user)."),

@@ -80,6 +80,11 @@ def read_action(con: duckdb.DuckDBPyConnection, name: str) -> StoredAction | Non
     return _action(rows[0]) if rows else None
 
 
+def read_action_by_id(con: duckdb.DuckDBPyConnection, action_id: int) -> StoredAction | None:
+    rows = con.execute(f"SELECT {ACTION_COLUMNS} FROM actions WHERE action_id = ?", [int(action_id)]).fetchall()
+    return _action(rows[0]) if rows else None
+
+
 def insert_action(con: duckdb.DuckDBPyConnection, action: StoredAction, actor: str) -> int:
     found = con.execute(
         f"INSERT INTO actions ({ACTION_COLUMNS}) SELECT coalesce(max(action_id), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -131,6 +136,13 @@ def delete_action(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, i
         "WHERE action_id = $1)",
         [action_id],
     )
+    # so do the Copilot chats of its results (the results went above)
+    con.execute(
+        "DELETE FROM copilot_messages WHERE chat_id IN (SELECT chat_id FROM copilot_chats WHERE result_id IS NOT NULL "
+        "AND action_id = ?)",
+        [action_id],
+    )
+    con.execute("DELETE FROM copilot_chats WHERE result_id IS NOT NULL AND action_id = ?", [action_id])
     con.execute("DELETE FROM actions WHERE action_id = ?", [action_id])
     return counts
 

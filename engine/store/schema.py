@@ -107,6 +107,16 @@ METADATA_DDL = [
         message_id BIGINT PRIMARY KEY, action VARCHAR NOT NULL, action_id BIGINT, turn BIGINT NOT NULL,
         role VARCHAR NOT NULL, content VARCHAR NOT NULL, proposal JSON, created_at TIMESTAMP, actor VARCHAR,
         accepted_at TIMESTAMP)""",
+    # Copilot's chats (engine/store/copilot.py): one per source (a campaign's step cell, or an action result),
+    # seeded with the record, the step, the rendered prompt and the result; then one row per message.
+    """CREATE TABLE IF NOT EXISTS copilot_chats (
+        chat_id BIGINT PRIMARY KEY, source VARCHAR UNIQUE NOT NULL, campaign_id BIGINT NOT NULL,
+        row_id BIGINT NOT NULL, column_name VARCHAR, result_id BIGINT, action_id BIGINT, seed JSON NOT NULL,
+        created_at TIMESTAMP, created_by VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS copilot_messages (
+        message_id BIGINT PRIMARY KEY, chat_id BIGINT NOT NULL, turn BIGINT NOT NULL, role VARCHAR NOT NULL,
+        content VARCHAR NOT NULL, model VARCHAR, credits DOUBLE DEFAULT 0, created_at TIMESTAMP, actor VARCHAR,
+        used_as VARCHAR, used_at TIMESTAMP, used_by VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS spec_history (
         change_id BIGINT PRIMARY KEY, campaign_id BIGINT NOT NULL, campaign VARCHAR NOT NULL, changed_at TIMESTAMP,
         actor VARCHAR, origin VARCHAR NOT NULL, spec JSON NOT NULL, diff VARCHAR)""",

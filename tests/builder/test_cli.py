@@ -55,3 +55,9 @@ def test_a_sentence_becomes_a_filled_column(ws: Workspace, people: Campaign) -> 
     named = ["action", "column", "fit", "-c", "people", "--name", "fit2", "--workspace", str(ws.path)]
     assert CliRunner().invoke(app, named).exit_code == 0
     assert ws.campaign("people").cell(1, "fit2").value == cells[0].value
+
+
+def test_a_proposal_that_cannot_be_made_exits_1_with_its_reason(ws: Workspace, people: Campaign) -> None:
+    code, output = chat(ws, "french", "translate the bio to French", "-c", "people")
+    assert code == 1 and "no built-in template matches your words" in output
+    assert "internal error" not in output

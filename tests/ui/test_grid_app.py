@@ -215,6 +215,25 @@ def test_save_to_record_writes_into_notes_or_a_chosen_field(app: AppTest, states
     assert "panel-save-to-record" not in [b.key for b in app.button]
 
 
+def test_send_to_copilot_from_the_panel_then_use_a_reply_as_the_cell_value(app: AppTest, states_ws: Workspace) -> None:
+    open_cell(app.run(), 2, "greet")
+    key = "cell-t-2-greet"
+    app.button(key=f"copilot-open-{key}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    app.text_input(key=f"copilot-input-{key}").input("shorter")
+    app.button(key=f"copilot-send-{key}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    chat = states_ws.copilot().find(campaign="t", row=2, column="greet")
+    assert chat is not None
+    reply = chat["messages"][-1]
+    assert reply["content"].startswith("[offline model] shorter") and "offline model: set a model" in texts(app)
+    app.button(key=f"copilot-pin-{key}-{reply['message_id']}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    cell = states_ws.campaign("t").cell(2, "greet")
+    assert (cell.value, cell.status) == (reply["content"], Status.PINNED)
+    assert "exports downstream wait until the value is confirmed" in texts(app)  # the panel's Confirm, as for an edit
+
+
 def test_edit_mode_makes_only_inputs_editable(app: AppTest, states_ws: Workspace) -> None:
     app.run()
     app.toggle(key="edit_mode").set_value(True).run()

@@ -239,3 +239,23 @@ def test_the_run_action_list_has_the_campaigns_steps_too(app: AppTest, states_ws
     while states_ws.campaign("t").cell(2, "opener").value is None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_send_a_result_to_copilot_then_save_a_reply_to_the_record(app: AppTest, people: Workspace) -> None:
+    on_page(app, "record", campaign="people", row="2")
+    opened = run_from_list(app, people, "opener")
+    key = f"result-{opened['result_id']}"
+    app.button(key=f"copilot-open-{key}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert f"Continuing this result: {opened['value']}"[:300] in texts(app)
+    app.text_input(key=f"copilot-input-{key}").input("shorter")
+    app.button(key=f"copilot-send-{key}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    [reply] = [m for m in people.copilot().find(result=opened["result_id"])["messages"] if m["role"] == "assistant"]
+    assert reply["content"].startswith("[offline model] shorter") and reply["content"] in texts(app)
+    assert f"copilot-pin-{key}-{reply['message_id']}" not in buttons(app)  # an action result is no cell
+    app.button(key=f"copilot-save-{key}-{reply['message_id']}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert people.campaign("people").cell(2, "notes").value == f"opener: {reply['content']}"
+    entries = [line for line in texts(app).splitlines() if "**Copilot** reply" in line]
+    assert len(entries) == 1 and "AI generated" in entries[0] and "· tester ·" in entries[0], entries
