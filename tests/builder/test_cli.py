@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from engine import Campaign, Status, Workspace
 from engine.cli import app
+from tests.runner.conftest import KEY_ENV
+from tests.support.provider import ProviderProcess
 
 
 def chat(ws: Workspace, *args: str) -> tuple[int, str]:
@@ -57,7 +60,12 @@ def test_a_sentence_becomes_a_filled_column(ws: Workspace, people: Campaign) -> 
     assert ws.campaign("people").cell(1, "fit2").value == cells[0].value
 
 
-def test_a_proposal_that_cannot_be_made_exits_1_with_its_reason(ws: Workspace, people: Campaign) -> None:
-    code, output = chat(ws, "french", "translate the bio to French", "-c", "people")
-    assert code == 1 and "no built-in template matches your words" in output
-    assert "internal error" not in output
+def test_a_proposal_that_failed_exits_1_with_its_reason(
+    ws: Workspace, people: Campaign, fresh_provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    fresh_provider.control(replies=[{"status": 401}])
+    model = ["--model", "openai/fake-builder", "--api-base", fresh_provider.api_base, "--api-key-env", KEY_ENV]
+    code, output = chat(ws, "domain", "normalise the domain", "-c", "people", *model)
+    assert code == 1 and "the model gave no proposal" in output
+    assert "internal error" not in output and ws.actions().listed() == []
