@@ -1,14 +1,10 @@
-"""Queries and data in and out near DuckDB's floor (issue 16), each against DuckDB doing the same job in the same
-run, alternating:
-
-- `Workspace.query` in process on a 1M-record campaign (12 columns): a point lookup (`WHERE email = '...'`, six
+"""Queries near DuckDB's floor (issue 16), each against DuckDB doing the same job in the same run, alternating:
+`Workspace.query` in process on a 1M-record campaign (12 columns): a point lookup (`WHERE email = '...'`, six
   columns and all of them) and an aggregate (GROUP BY over two columns), against the same SQL on a plain table
   holding the same data, through a connection opened once, to a polars frame as ours gives (targets: point
   <= 3x, aggregate <= 2x). Medians of QUERY_REPEATS after two warm-up rounds; ours runs first in even rounds,
-  second in odd ones. CPU time (all threads of the process) is printed beside wall time;
-- `runsheet import data.csv` and `runsheet export` as whole processes (start-up included), against a Python
-  script doing DuckDB's `CREATE TABLE AS SELECT * FROM read_csv(...)` / `COPY table TO` (target: <= 1.3x).
-  Wall and CPU time (the child's, all threads) of each, medians of IO_REPEATS.
+  second in odd ones. CPU time (all threads of the process) is printed beside wall time. (`runsheet import` and
+  `export` as whole processes against DuckDB's reader and COPY in a script: `python -m bench data_io`.)
 
 The 1-minute load average is printed before and after each part: on a busy machine trust the CPU ratios more.
 Sizes: BENCH_ROWS (default 1,000,000). Figures also go to bench/results/queries.json.
@@ -34,20 +30,14 @@ QUERIES = {
     "point_all": "SELECT * EXCLUDE (row_id) FROM bench WHERE email = 'user777@company777.com'",
     "aggregate": "SELECT country, count(*) AS n, avg(employees) AS e FROM bench GROUP BY ALL ORDER BY ALL",
 }
-TARGETS = {"point": 3.0, "point_all": 3.0, "aggregate": 2.0, "import": 1.3, "export": 1.3}
+TARGETS = {"point": 3.0, "point_all": 3.0, "aggregate": 2.0}
 QUERY_REPEATS = int(os.environ.get("BENCH_QUERY_REPEATS", "15"))
-IO_REPEATS = int(os.environ.get("BENCH_IO_REPEATS", "3"))
 RESULTS = Path(__file__).parent / "results" / "queries.json"
 HERE = Path(__file__).resolve().parents[1]
 
 
 def _cpu() -> float:
     used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
-
-
-def _children_cpu() -> float:
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
 
 
@@ -80,16 +70,6 @@ def runsheet(workspace: Path, *args: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE)
     if done.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-
-
-def timed_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall and CPU seconds of one whole process."""
-    cpu, started = _children_cpu(), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{command} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds, _children_cpu() - cpu
 
 
 def measure_queries(folder: Path) -> dict[str, dict[str, float]]:
@@ -131,56 +111,13 @@ def measure_queries(folder: Path) -> dict[str, dict[str, float]]:
     return figures
 
 
-def measure_io(folder: Path) -> dict[str, dict[str, float]]:
-    csv, out = folder / "data.csv", folder / "out.csv"
-    base = folder / "base.duckdb"
-    read = (
-        f"import duckdb\ncon = duckdb.connect({str(base)!r})\n"
-        f"con.execute(\"CREATE TABLE bench AS SELECT * FROM read_csv('{csv}')\")\ncon.close()"
-    )
-    copy = (
-        f"import duckdb\ncon = duckdb.connect({str(folder / 'plain.duckdb')!r}, read_only=True)\n"
-        f"con.execute(\"COPY bench TO '{folder / 'copy.csv'}' (HEADER)\")\ncon.close()"
-    )
-    env = {**os.environ, "RUNSHEET_WORKSPACE": str(folder / "ws_import")}
-    cli = [sys.executable, "-m", "engine.cli"]
-    runs: dict[str, list[tuple[float, float]]] = {"import": [], "read_csv": [], "export": [], "copy": []}
-    load = _load()
-    for round_ in range(IO_REPEATS):
-        for side in ["import", "read_csv"] if round_ % 2 == 0 else ["read_csv", "import"]:
-            if side == "import":
-                new_workspace(folder / "ws_import")
-                runs[side].append(timed_process([*cli, "import", str(csv), "--campaign", "bench"], env))
-            else:
-                base.unlink(missing_ok=True)
-                runs[side].append(timed_process([sys.executable, "-c", read]))
-        for side in ["export", "copy"] if round_ % 2 == 0 else ["copy", "export"]:
-            if side == "export":
-                ws_env = {**os.environ, "RUNSHEET_WORKSPACE": str(folder / "ws")}
-                runs[side].append(timed_process([*cli, "export", "--campaign", "bench", "-o", str(out)], ws_env))
-            else:
-                runs[side].append(timed_process([sys.executable, "-c", copy]))
-    loads = {"load_before": load, "load_after": _load()}
-    figures = {}
-    for ours, floor in (("import", "read_csv"), ("export", "copy")):
-        figures[ours] = {
-            "ours_s": statistics.median(t for t, _ in runs[ours]),
-            "floor_s": statistics.median(t for t, _ in runs[floor]),
-            "ours_cpu_s": statistics.median(c for _, c in runs[ours]),
-            "floor_cpu_s": statistics.median(c for _, c in runs[floor]),
-            **loads,
-        }
-    return figures
-
-
 def main() -> None:
     rows = int(os.environ.get("BENCH_ROWS", "1000000").split(",")[-1])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(folder, rows)
         queries = measure_queries(folder)
-        io = measure_io(folder)
-    print(f"queries and data in/out near DuckDB's floor, {rows:,} records x 12 columns")
+    print(f"queries near DuckDB's floor, {rows:,} records x 12 columns")
     for label, f in queries.items():
         ratio, cpu = f["ours_ms"] / f["plain_ms"], f["ours_cpu_ms"] / f["plain_cpu_ms"]
         print(
@@ -188,16 +125,8 @@ def main() -> None:
             f"ratio {ratio:.2f}x (target <= {TARGETS[label]:g}x; CPU {f['ours_cpu_ms']:.1f} vs "
             f"{f['plain_cpu_ms']:.1f} ms, {cpu:.2f}x)  load {f['load_before']:.1f}->{f['load_after']:.1f}"
         )
-    for label, f in io.items():
-        floor = "read_csv" if label == "import" else "COPY"
-        ratio, cpu = f["ours_s"] / f["floor_s"], f["ours_cpu_s"] / f["floor_cpu_s"]
-        print(
-            f"  {label:<6} whole process ours {f['ours_s']:6.2f} s  DuckDB {floor} script {f['floor_s']:6.2f} s  "
-            f"ratio {ratio:.2f}x (target <= {TARGETS[label]:g}x; CPU {f['ours_cpu_s']:.2f} vs "
-            f"{f['floor_cpu_s']:.2f} s, {cpu:.2f}x)  load {f['load_before']:.1f}->{f['load_after']:.1f}"
-        )
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"rows": rows, "queries": queries, "io": io}, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({"rows": rows, "queries": queries}, indent=2) + "\n")
     shown = RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS
     print(f"  figures written to {shown}")
 

@@ -16,6 +16,7 @@ its time limit.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import random
@@ -122,6 +123,7 @@ class _Watchdog:
         self._due: dict[int, tuple[float, Callable[[], None]]] = {}
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     def arm(self, seconds: float, interrupt: Callable[[], None]) -> int:
         with self._changed:
@@ -129,7 +131,9 @@ class _Watchdog:
             self._due[token] = (time.monotonic() + seconds, interrupt)
             if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
                 self._thread = threading.Thread(target=self._watch, name="runsheet-query-deadlines", daemon=True)
+                self._stopping = False
                 self._thread.start()
+                atexit.register(self.stop)
             self._changed.notify()
             return token
 
@@ -137,9 +141,19 @@ class _Watchdog:
         with self._changed:
             self._due.pop(token, None)
 
+    def stop(self) -> None:
+        """End the thread (at exit: a thread still waiting then keeps DuckDB's objects alive through the
+        interpreter's teardown, and the duckdb module prints a page of "leaked instance" lines on stderr)."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+
     def _watch(self) -> None:
         with self._changed:
-            while True:
+            while not self._stopping:
                 now = time.monotonic()
                 for token, (deadline, interrupt) in list(self._due.items()):
                     if deadline <= now:

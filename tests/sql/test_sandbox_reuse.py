@@ -82,6 +82,23 @@ def test_a_kept_instance_sees_another_processs_writes(ws: Workspace, basic) -> N
     assert ws.query("SELECT greet FROM t WHERE row_id = 4").item() == "Hi Eve at hooli.com"
 
 
+def test_a_process_that_queried_and_exported_exits_without_noise(ws: Workspace, basic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The deadline thread ends at exit: left waiting, it kept DuckDB's objects alive through the interpreter's
+    teardown and the duckdb module printed a page of "leaked instance" lines after every `runsheet query`."""
+    script = textwrap.dedent(
+        f"""
+        from engine import Workspace
+        ws = Workspace({str(ws.path)!r}, busy_timeout=10)
+        print(ws.query("SELECT count(*) FROM t").item())
+        ws.campaign("t").export({str(tmp_path / "out.csv")!r})
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3"]
+    assert done.stderr == ""
+
+
 # Each statement twice: as written (its WHERE compares a column with constants: views joined on row_id) and with
 # the constants behind a subquery, which keeps the positional views; both must give the same rows (in the same
 # order where the statement orders them; the views joined on row_id come out in row order).
