@@ -26,6 +26,7 @@ SCORE = {
     "tier": "fast",
     "required": ["company"],
 }
+SENIORITY = {"function": "campaigns.outbound_steps:seniority", "inputs": ["title"]}
 DOMAIN = {"expression": "lower(trim(split_part(email, '@', 2)))"}
 CRM = {
     "url": "https://crm.example.com/companies?domain={{ domain }}",
@@ -45,6 +46,7 @@ def actions_table(ws: Workspace) -> list[str]:
         ("ai", SCORE, "score each lead 1-10 against our ICP and give one reason"),
         ("formula", DOMAIN, "normalise the company domain"),
         ("http", CRM, "look up the company in our CRM by domain"),
+        ("python", SENIORITY, "classify each lead's seniority from the title"),
     ],
 )
 def test_a_request_becomes_a_valid_step_of_its_kind_and_nothing_is_applied(
@@ -72,6 +74,8 @@ def test_a_request_becomes_a_valid_step_of_its_kind_and_nothing_is_applied(
     assert sent == 1
     if kind == "formula":  # free: previewed at once on the sample records
         assert [r["value"] for r in shown["preview"]["rows"]] == ["analytical.io", "cobol.dev", "bletchley.uk"]
+    if kind == "python":  # free: run on the sample records at once, with the project's own function
+        assert [r["value"] for r in shown["preview"]["rows"]] == ["executive", "executive", "unknown"]
     if kind == "http":  # reaches the network: priced first, run only when confirmed
         assert shown["preview"]["status"] == "priced" and shown["preview"]["rows"] == []
 
