@@ -28,6 +28,7 @@ from engine.run.selection import (
     plan_selection,
     split_errors,
 )
+from engine.run.windows import Windows
 from engine.spec import CampaignSpec
 from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
@@ -46,6 +47,7 @@ from engine.store.edits import (
     write_input,
 )
 from engine.store.schema import quote
+from engine.store.settings import load_settings
 from engine.types import ErrorCode, Status
 
 CACHE_DIR = "cache"
@@ -420,15 +422,32 @@ class Campaign:
         force: bool = False,
         limit: int | None = None,
     ) -> RunReport:
-        """The first half of `run` (same arguments): plan and claim in one transaction. The report carries the
-        run id and the paid cells claimed; `finish_run` computes them (e.g. in the background, for the API)."""
+        """The first half of `run` (same arguments): plan and claim in one transaction, the first window of a
+        large selection (engine/run/windows.py). The report carries the run id, the paid cells claimed and the
+        windows left; `finish_run` computes them (e.g. in the background, for the API)."""
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
         with self.db.transaction() as con:
             authorize(self.db, self.actor, "run", con=con, what=self.name)
             tables = self._load(con)
             request, scope = plan_selection(con, tables, selection)
+            settings = load_settings(con)
+            windows = Windows.over(
+                con,
+                tables,
+                request,
+                scope,
+                rows=settings.claim_window_rows,
+                seconds=settings.claim_window_seconds,
+            )
             return run_transaction(
-                con, tables, request, scope, actor=self.actor, trigger=self.trigger, selection=selection
+                con,
+                tables,
+                request,
+                scope,
+                actor=self.actor,
+                trigger=self.trigger,
+                selection=selection,
+                windows=windows,
             )
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
@@ -477,8 +496,9 @@ class Campaign:
         return self.db.path.parent / CACHE_DIR
 
     def _drive(self, report: RunReport, options: RunOptions) -> RunReport:
-        """Compute the paid cells a committed request claimed (outside any transaction), then what they feed."""
-        if not report.claims:
+        """Compute the paid cells a committed request claimed (outside any transaction), then what they feed,
+        window after window."""
+        if not report.unfinished:
             return report
         return complete_run(
             self.db, self.cache_dir, self.name, report, actor=self.actor, trigger=self.trigger, options=options

@@ -117,8 +117,9 @@ class ApiState:
         self.starters.clear()
 
     def finish_in_background(self, handle: Campaign, report: RunReport) -> None:
-        """Compute the paid cells a started run claimed in a thread of its own (stopped and joined on shutdown)."""
-        if report.claims:
+        """Compute the paid cells a started run claimed, and its windows left, in a thread of its own (stopped and
+        joined on shutdown)."""
+        if report.unfinished:
             thread = threading.Thread(target=handle.finish_run, args=(report,), name=f"run-{report.run_id}")
             self.threads[report.run_id] = thread
             self.starters[report.run_id] = handle.actor

@@ -1,7 +1,8 @@
 """One run's lifecycle, and the only writer of the `runs` table: one row per execution request, with who asked,
 why, what it did, and (for paid work) live progress.
 
-- open: `run_transaction` (plan, claim and record in the caller's transaction) through `open_run`;
+- open: `run_transaction` (plan, claim and record in the caller's transaction, the first window of a large
+  scope: engine/run/windows.py) through `open_run`;
 - progress and heartbeat: `add_progress` (the paid phase and write-back report through it);
 - stop: `request_stop` (the durable flag), `signal_stop` / `clear_stop` (the stop file the runner watches);
 - close: `finish_run` (the cells it still holds go back, its counts and status stored);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from engine.graph import Request
 from engine.run.executor import Executor, restore_status
 from engine.run.reports import RunReport
 from engine.run.selection import RunSelection
+from engine.run.windows import Windows
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import scalar
@@ -56,11 +59,14 @@ def run_transaction(
     trigger: str,
     describe: dict[str, Any] | None = None,
     selection: RunSelection | None = None,
+    windows: Windows | None = None,
 ) -> RunReport:
     """Record a run, execute `request` over `scope` on the open transaction, and store its counts. Paid cells
     it claimed are left in `report.claims`, the run `running`, for `engine.run.paid.complete_run`. The run's
     `request` stores what was asked: the request's kind, columns and force, `selection` when a person chose one
-    (RunSelection.from_json reads it back), and `describe`'s details (an edit, an import...)."""
+    (RunSelection.from_json reads it back), and `describe`'s details (an edit, an import...). With `windows`
+    (of `scope`), only their first window is executed here; the others are left in `report.rest`, the run
+    `running`, for complete_run to plan one transaction each."""
     reclaim_orphans(con, campaign)
     details = {
         "kind": request.kind,
@@ -71,14 +77,23 @@ def run_transaction(
         **(describe or {}),
     }
     run_id, started = open_run(con, campaign.campaign_id, details, actor=actor, trigger=trigger)
-    report = Executor(con, campaign, run_id, actor=actor, trigger=trigger, now=started).execute(request, scope)
+    executor = Executor(con, campaign, run_id, actor=actor, trigger=trigger, now=started)
+    if windows is None:
+        report = executor.execute(request, scope)
+    else:
+        began = time.monotonic()
+        window = windows.next(con, campaign)
+        report = executor.execute(request, window) if window is not None else executor.report
+        windows.took(time.monotonic() - began)
+        report.rest = windows if windows.left else None
     total = sum(claim.frame.height for claim in report.claims)
+    running = bool(total) or report.rest is not None
     con.execute(
         "UPDATE runs SET status = ?, finished_at = CASE WHEN ? THEN NULL ELSE now() END, counts = ?, total = ?, "
         "cache_hits = ?, credits_saved = ? WHERE run_id = ?",
         [
-            "running" if total else "done",
-            bool(total),
+            "running" if running else "done",
+            running,
             json.dumps(_counts(report)),
             total,
             report.cache_hits,
@@ -86,7 +101,7 @@ def run_transaction(
             run_id,
         ],
     )
-    report.status = "running" if total else "done"
+    report.status = "running" if running else "done"
     return report
 
 

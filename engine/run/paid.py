@@ -26,14 +26,25 @@ from engine.cells import kind_named
 from engine.cells.base import PrepareEnv
 from engine.graph import Request
 from engine.run.executor import ROW_LIST_LIMIT, Executor
-from engine.run.lifecycle import add_progress, clear_stop, finish_run, hold_back, put_back, release_cells, stop_file
+from engine.run.lifecycle import (
+    add_progress,
+    clear_stop,
+    finish_run,
+    hold_back,
+    put_back,
+    release_cells,
+    stop_file,
+    stop_requested,
+)
 from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
+from engine.run.windows import Windows
 from engine.run.writeback import write_results
 from engine.runner.budget import Budget
 from engine.runner.calls import CellResult, PaidCall
+from engine.runner.flights import shareable
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
-from engine.runner.pool import CallPool
+from engine.runner.pool import CallPool, shared_outcome
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
@@ -71,34 +82,13 @@ def complete_run(
     session.report_progress()  # the total is known before the first answer: a log shows 0 of N at once
     try:
         claims = report.claims
-        while claims:
-            session.remember(claims)
-            run_coroutine(session.run_claims(claims, cache))
-            if stop.is_set():  # calls Stop kept from starting: their cells go back before what they feed is judged
-                with db.transaction() as con:
-                    session.give_back(con)
-            columns = {c.column for c in claims}
-            if not tables.spec.graph.downstream(columns):
-                break  # nothing reads these columns: no propagation to plan
-            # a cell held back (hold_refused) is queued again: what it feeds would pull it into another refusal
-            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list() if (c.column, r) not in session.held})
-            if not rows:
+        while True:
+            session.settle(claims, cache)
+            if stop.is_set() or report.rest is None:
                 break
-            with db.transaction() as con:
-                tables = load_campaign(con, name)
-                executor = Executor(con, tables, report.run_id, actor=actor, trigger=trigger)
-                # What the results feed recomputes like an edit; after Stop, only free steps (no new spending).
-                follow = executor.execute(Request.edit(columns, run_paid=not stop.is_set()), Scope.rows(rows))
-                report.events.extend(follow.events)
-                report.cache_hits += follow.cache_hits
-                report.credits_saved += follow.credits_saved
-                claims = follow.claims
-                added = sum(c.frame.height for c in claims)
-                progress.total += added
-                session.report_progress()
-                add_progress(
-                    con, report.run_id, total=added, cache_hits=follow.cache_hits, credits_saved=follow.credits_saved
-                )
+            claims = session.next_window(report.rest)
+            if not report.rest.left:
+                report.rest = None
         report.message = session.ending()
         with db.transaction() as con:
             finish_run(
@@ -111,7 +101,7 @@ def complete_run(
         raise
     finally:
         cache.close()
-    report.claims = []
+    report.claims, report.rest = [], None
     return report
 
 
@@ -194,6 +184,75 @@ class _Session:
         # per column, the claimed cells as stored before their claim (those that held an outcome), and their rows
         self._previous: dict[str, list[pa.Table]] = defaultdict(list)
         self._previous_rows: dict[str, set[int]] = defaultdict(set)
+        # Requests the cache cannot answer again (Run Again's, never cached ones): their outcomes in this run, by
+        # request, for the same request in a later window (a pool answers repeats only among its own calls), and
+        # which request each cell in flight asked.
+        self._answered: dict[str, CellResult] = {}
+        self._asking: dict[tuple[str, int], str] = {}
+
+    def settle(self, claims: list[Claim], cache: ResultCache) -> None:
+        """Compute `claims`, then what their results feed (planned like an edit of their rows, which may claim
+        more paid cells), until nothing is left; the cells are then settled, so what they held before is
+        forgotten."""
+        while claims:
+            self.remember(claims)
+            run_coroutine(self.run_claims(claims, cache))
+            if self.stop.is_set():  # calls Stop kept from starting: their cells go back before what they feed is judged
+                with self.db.transaction() as con:
+                    self.give_back(con)
+            columns = {c.column for c in claims}
+            if not self.tables.spec.graph.downstream(columns):
+                break  # nothing reads these columns: no propagation to plan
+            # a cell held back (hold_refused) is queued again: what it feeds would pull it into another refusal
+            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list() if (c.column, r) not in self.held})
+            if not rows:
+                break
+            # What the results feed recomputes like an edit; after Stop, only free steps (no new spending).
+            claims = self._plan(Request.edit(columns, run_paid=not self.stop.is_set()), Scope.rows(rows))
+        self._previous.clear()
+        self._previous_rows.clear()
+
+    def next_window(self, windows: Windows) -> list[Claim]:
+        """Plan and claim the next window of the run's scope in a transaction of its own (none after Stop, asked
+        here, by the stop file or by `runs.stop_requested`); returns its claims."""
+        if not self.stop.is_set() and self.stop_path.exists():
+            self.stop.set()
+        return self._plan(windows.request, None, windows)
+
+    def _plan(self, request: Request, scope: Scope | None, windows: Windows | None = None) -> list[Claim]:
+        """Execute `request` over `scope` (or the next of `windows`) in one transaction, from the campaign and
+        context as stored now (an edit of either meanwhile comes before these cells); its events join the
+        run's report, its claims are returned and counted in the run's total."""
+        began = time.monotonic()
+        with self.db.transaction() as con:
+            if windows is not None and stop_requested(con, self.report.run_id):
+                self.stop.set()
+            if self.stop.is_set() and windows is not None:
+                return []
+            self.tables = load_campaign(con, self.tables.spec.name)
+            self.context = {n: d.text for n, d in read_context(con).items()}
+            if windows is not None:
+                scope = windows.next(con, self.tables)
+                if scope is None:
+                    return []
+            assert scope is not None
+            executor = Executor(con, self.tables, self.report.run_id, actor=self.who[0], trigger=self.who[1])
+            part = executor.execute(request, scope)
+            self.report.absorb(part)
+            added = sum(c.frame.height for c in part.claims)
+            add_progress(
+                con,
+                self.report.run_id,
+                total=added,
+                cache_hits=part.cache_hits,
+                credits_saved=part.credits_saved,
+                beat=True,  # a window that claims nothing still shows the runner alive
+            )
+        if windows is not None:
+            windows.took(time.monotonic() - began)
+        self.progress.total += added
+        self.report_progress()
+        return part.claims
 
     def remember(self, claims: list[Claim]) -> None:
         """Keep what the claimed cells held, to put it back if their call is refused or never made."""
@@ -245,9 +304,20 @@ class _Session:
                 self.tables.spec.record_fields,
                 frozenset(self.tables.spec.names),
             )
-            yield from kind_named(spec.kind).prepare(spec.options, claim.frame, env)
+            for call in kind_named(spec.kind).prepare(spec.options, claim.frame, env):
+                repeat = _repeat_key(call)
+                answered = None if repeat is None else self._answered.get(repeat)
+                if answered is not None:  # asked already in an earlier window of this run: sent once per run
+                    self._on_result(shared_outcome(call, answered))
+                    continue
+                if repeat is not None:
+                    self._asking[(call.column, call.row_id)] = repeat
+                yield call
 
     def _on_result(self, result: CellResult) -> None:
+        repeat = self._asking.pop((result.column, result.row_id), None)
+        if repeat is not None and shareable(result):
+            self._answered.setdefault(repeat, result)
         self.pending.append(result)
         outcome = PUT_BACK.get(result.error_code, result.status.value) if result.error_code else result.status.value
         self.refused += outcome == REFUSED
@@ -331,3 +401,11 @@ class _Session:
                 previous = pa.concat_tables(self._previous[column])
                 chosen = previous.filter(pc.is_in(previous.column("row_id"), value_set=pa.array(rows, pa.int64())))
                 put_back(con, self.tables, column, chosen, self.report.run_id, self.who, outcome)
+
+
+def _repeat_key(call: PaidCall) -> str | None:
+    """The request a call shares its outcome with across the run's windows, when the cache cannot give it back
+    (Run Again bypasses the cache; some requests are never cached); None otherwise (the cache answers)."""
+    if call.request_key is None or not (call.force or call.cache_key is None):
+        return None
+    return f"{call.request_key}|again" if call.force else call.request_key

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from engine.graph.fate import EXECUTED, values
 from engine.run.verdicts import constant
+from engine.run.windows import Windows
 from engine.types import Status
 
 
@@ -63,6 +64,21 @@ class RunReport:
     cache_hits: int = 0
     credits_saved: float = 0.0
     memo_hits: dict[str, int] = field(default_factory=dict)  # per column: cells answered from the memo
+    rest: Windows | None = None  # the windows of the run's scope not yet planned (engine/run/windows.py)
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the run has work left for `complete_run`: claimed cells, or windows not yet planned."""
+        return bool(self.claims) or self.rest is not None
+
+    def absorb(self, part: RunReport) -> None:
+        """Add what another transaction of this run did (a window, a propagation) to this report; its claims
+        are the caller's to compute."""
+        self.events.extend(part.events)
+        self.cache_hits += part.cache_hits
+        self.credits_saved += part.credits_saved
+        for column, hits in part.memo_hits.items():
+            self.memo_hits[column] = self.memo_hits.get(column, 0) + hits
 
     def counts(self) -> dict[str, Counter[str]]:
         """Per column, how many cells ended in each outcome: each cell counts once, by how it ended (a cell that

@@ -131,7 +131,7 @@ class CallPool:
         key = self._flight_key(call)
         answered = None if key is None else self._answered.get(key) or self._recent.get(key)
         if answered is not None:
-            return _shared(call, answered)
+            return shared_outcome(call, answered)
         hit = self._cached(call)
         if hit is not None:
             return hit
@@ -167,7 +167,7 @@ class CallPool:
         try:
             shared = await asyncio.wrap_future(flight)
             if shared is not None:
-                result = _shared(call, shared)
+                result = shared_outcome(call, shared)
             elif self.stop.is_set():
                 result = _cancelled(call, spent)
             else:
@@ -288,7 +288,7 @@ def _hit(call: PaidCall, hit: dict[str, object]) -> CellResult:
     )
 
 
-def _shared(call: PaidCall, leader: CellResult) -> CellResult:
+def shared_outcome(call: PaidCall, leader: CellResult) -> CellResult:
     """A cell that asked what the leader of its flight asked: the same outcome, for nothing (a hit if answered)."""
     answered = leader.status is not Status.ERROR
     return CellResult(

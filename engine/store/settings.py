@@ -34,6 +34,11 @@ class Settings:
     # campaign (engine/intake.py): `intake_budget` for every campaign (None: no limit), `intake_budgets` by name.
     intake_budget: float | None = 100.0
     intake_budgets: dict[str, float] = field(default_factory=dict)
+    # A run takes its rows in windows (engine/run/windows.py): each window is planned and claimed in one transaction
+    # of at most this many rows, shrunk towards `claim_window_seconds` a transaction, so other processes (the UI,
+    # the API, `runsheet set`) get the workspace between windows instead of waiting out one long claim.
+    claim_window_rows: int = 100_000
+    claim_window_seconds: float = 1.0
 
     def intake_budget_of(self, campaign: str) -> float | None:
         """The credits a day records posted to `campaign` through the API may spend by themselves."""
@@ -65,6 +70,10 @@ def store_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
 def _check(key: str, value: Any) -> None:
     if key == "concurrency" and (not isinstance(value, int) or not 1 <= value <= 4096):
         raise ValueError("a whole number from 1 to 4096")
+    if key == "claim_window_rows" and (not isinstance(value, int) or value < 1):
+        raise ValueError("a whole number of rows, 1 or more")
+    if key == "claim_window_seconds" and (not isinstance(value, int | float) or value <= 0):
+        raise ValueError("a number of seconds, more than 0")
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
     if (
