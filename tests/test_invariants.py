@@ -3,7 +3,8 @@
 A hypothesis `RuleBasedStateMachine` drives one campaign through random sequences of what users do: add records,
 upsert (with keys that repeat), edit, pin, confirm, Save to Record, a library action run on one record (and its
 result saved to the record), Copilot on a cell (a reply pinned as its value, or saved to the record), run with
-and without credit caps, Run Again (of the AI step and of the export), a run during a provider outage and a
+and without credit caps (in windows of one or two rows, or one window; a record edited while a run goes),
+Run Again (of the AI step and of the export), a run during a provider outage and a
 retry of the failed cells (`run --errors`), pause and resume, apply spec changes (adding, changing, renaming,
 removing columns), export then re-import, and a `runsheet run` killed with SIGKILL then resumed. Its model is what the
 user asked for (the records' inputs, the pins); after every step the workspace is checked against it, against the
@@ -39,7 +40,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from engine import Campaign, RunOptions, RunSelection, RunsheetError, Status, Workspace
+from engine import Campaign, RunOptions, RunProgress, RunSelection, RunsheetError, Settings, Status, Workspace
 from engine.api.app import create_app
 from engine.auth import create_token, set_user
 from engine.schedules import add_schedule, run_due
@@ -446,10 +448,51 @@ class TrustMachine(RuleBasedStateMachine):
 
     # ---- runs ---------------------------------------------------------------------------------------------
 
-    @rule(cap=st.one_of(st.none(), st.integers(0, 2)))
-    def run(self, cap: int | None) -> None:
+    @contextmanager
+    def windows(self, rows: int | None) -> Iterator[None]:
+        """Runs started in this block take their rows `rows` at a time (engine/run/windows.py; None: the default,
+        one window for a campaign this small)."""
+        if rows is None:
+            yield
+            return
+        self.ws.set_setting("claim_window_rows", rows)
+        try:
+            yield
+        finally:
+            self.ws.set_setting("claim_window_rows", Settings().claim_window_rows)
+
+    def edit_while_running(self, data: st.DataObject) -> Callable[[RunProgress], None]:
+        """A progress callback that, the first time it is called (the run holds claimed cells, and windows may be
+        left), edits a record's company from another handle, queueing its paid cells: the run must neither lose
+        the edit nor bill a request twice for it."""
+        row = data.draw(st.sampled_from(sorted(self.inputs)))
+        company = data.draw(st.sampled_from(COMPANIES))
+        edited: list[int] = []
+
+        def edit(progress: RunProgress) -> None:
+            if edited:
+                return
+            edited.append(row)
+            other = Workspace(self.path, actor="ops").campaign(CAMPAIGN, actor="ops")
+            other.set(row, "company", company, run_paid=False)
+            self.inputs[row]["company"] = company
+
+        return edit
+
+    @rule(
+        data=st.data(),
+        cap=st.one_of(st.none(), st.integers(0, 2)),
+        window=st.sampled_from([None, 1, 2]),
+        edit=st.booleans(),
+    )
+    def run(self, data: st.DataObject, cap: int | None, window: int | None, edit: bool) -> None:
+        """A run, in windows of one or two rows or in one; with `edit`, a record edited while it runs."""
         before, billed = self.values_with_data(), len(self.billed())
-        self.campaign.run(options=self.run_options(cap))
+        options = self.run_options(cap)
+        if edit and self.inputs:
+            options.progress = self.edit_while_running(data)
+        with self.windows(window):
+            self.campaign.run(options=options)
         if cap is not None:
             assert len(self.billed()) - billed <= cap, "a run spent more calls than its credit cap"
         self.check_refusal_kept(before, billed)
@@ -485,12 +528,14 @@ class TrustMachine(RuleBasedStateMachine):
         self.check_refusal_kept(before, billed)
 
     @precondition(lambda self: bool(self.inputs))
-    @rule(data=st.data(), cap=st.one_of(st.none(), st.integers(0, 2)))
-    def run_again(self, data: st.DataObject, cap: int | None) -> None:
-        """Run Again on chosen research cells: a new sample for each distinct prompt, at most once per run."""
+    @rule(data=st.data(), cap=st.one_of(st.none(), st.integers(0, 2)), window=st.sampled_from([None, 1]))
+    def run_again(self, data: st.DataObject, cap: int | None, window: int | None) -> None:
+        """Run Again on chosen research cells: a new sample for each distinct prompt, at most once per run (one
+        window per row, too)."""
         rows = data.draw(st.lists(st.sampled_from(sorted(self.inputs)), min_size=1, max_size=3, unique=True))
         before, billed = self.values_with_data(), len(self.billed())
-        self.campaign.run(["research"], rows=rows, force=True, options=self.run_options(cap))
+        with self.windows(window):
+            self.campaign.run(["research"], rows=rows, force=True, options=self.run_options(cap))
         if self.active:
             for prompt in {prompt_id(self.prompt(r)) for r in rows}:
                 self.forced[prompt] += 1

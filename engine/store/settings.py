@@ -37,7 +37,7 @@ class Settings:
     # A run takes its rows in windows (engine/run/windows.py): each window is planned and claimed in one transaction
     # of at most this many rows, shrunk towards `claim_window_seconds` a transaction, so other processes (the UI,
     # the API, `runsheet set`) get the workspace between windows instead of waiting out one long claim.
-    claim_window_rows: int = 100_000
+    claim_window_rows: int = 50_000
     claim_window_seconds: float = 1.0
 
     def intake_budget_of(self, campaign: str) -> float | None:
