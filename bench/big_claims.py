@@ -15,7 +15,7 @@ BEGIN to its end: the longest is what another process may have to wait for), eve
 one claim), its peak RSS. Beside it, another process edits a random record's company every 0.2 s
 (`Campaign.set`, queueing its paid cell), its latency and failures ("workspace busy" after 30 s) recorded
 while the run claims (from its start to its exit) and, as a floor, before the run starts.
-Run: `BENCH_ROWS=10000000 python -m bench big_claims`; figures go to bench/results/issue19/big_claims.json.
+Run: `BENCH_ROWS=10000000 python -m bench big_claims`; figures go to bench/results/issue19/big_claims-ROWS.json.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "issue19" / "big_claims.json"
+RESULTS_DIR = Path(__file__).parent / "results" / "issue19"
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 WINDOWED_SECONDS = float(os.environ.get("BENCH_CLAIM_SECONDS", "180"))
 FLOOR_SECONDS = 5.0  # edits timed before each run starts
@@ -46,7 +46,7 @@ columns:
 REPO = Path(__file__).resolve().parents[1]
 
 RUNNER = r"""
-import json, os, resource, sys, threading, time
+import json, os, resource, sys, threading, time, traceback
 from contextlib import contextmanager
 
 from engine import RunOptions, Workspace
@@ -62,6 +62,11 @@ def timed_begin(self):
     local.began = time.perf_counter()  # the file is ours from here to the transaction's end
     return con
 
+def opener():
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "contextlib" not in frame.filename and not frame.filename.endswith("database.py"):
+            return frame.name
+
 @contextmanager
 def timed_transaction(self, commit):
     try:
@@ -69,7 +74,7 @@ def timed_transaction(self, commit):
             yield con
     finally:
         if getattr(local, "began", None) is not None:
-            held.append(time.perf_counter() - local.began)
+            held.append((time.perf_counter() - local.began, opener()))
             local.began = None
 
 execute = Executor.execute
@@ -99,7 +104,8 @@ else:
 figures.update(
     ended=time.time(),
     transactions=len(held),
-    longest_transaction_s=max(held),
+    longest_transaction_s=max(held)[0],
+    longest_transactions=[(round(s, 3), name) for s, name in sorted(held, reverse=True)[:5]],
     plans=len(plans),
     plan_s=[round(p, 3) for p in plans],
     plan_median_s=sorted(plans)[len(plans) // 2],
@@ -218,9 +224,10 @@ def main() -> None:
             f"    another process's edit while it claims: {edits['during_run']} edits, {edits['failed_busy']} busy,"
             f" median {_s(edits['median_s'])}, max {_s(edits['max_s'])} (alone: median {_s(edits['floor_median_s'])})"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"  figures written to {RESULTS}")
+    results = RESULTS_DIR / f"big_claims-{ROWS}.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"  figures written to {results}")
 
 
 def _s(seconds: float | None) -> str:
