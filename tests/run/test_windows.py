@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine import RunOptions, RunSelection, Workspace
+from engine import EditError, RunOptions, RunSelection, Workspace
 from engine.run.reports import RunProgress, RunReport
 from engine.store.catalog import load_campaign
 from engine.testing import PROBE_LEDGER
@@ -207,3 +207,11 @@ def _rows(ws: Workspace) -> list[tuple[Any, ...]]:
 
 def _running(ws: Workspace) -> list[tuple[str, int]]:
     return [(c, row) for c, rows in cells(ws).items() for row, status, *_ in rows if status == "running"]
+
+
+def test_window_settings_are_checked(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    for key, bad in (("claim_window_rows", 0), ("claim_window_rows", 2.5), ("claim_window_seconds", 0)):
+        with pytest.raises(EditError, match=key):
+            ws.set_setting(key, bad)
+    assert ws.set_setting("claim_window_rows", 7).claim_window_rows == 7
