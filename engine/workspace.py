@@ -532,8 +532,10 @@ class Workspace(WorkspaceFacade):
 
     def query(self, sql: str, *, timeout: float = 30.0, memory_limit: str = "1GB") -> pl.DataFrame:
         """Run one read-only SELECT in the SQL sandbox (engine/sql/): each campaign is a wide table named after
-        it; `cells`, `runs`, `activity` and `campaigns` are tables too. Changes nothing."""
-        return run_query(self.db.path, sql, limits=Limits(timeout, memory_limit), busy_timeout=self.db.busy_timeout)
+        it; `cells`, `runs`, `activity` and `campaigns` are tables too, and the action library's `actions`,
+        `action_results` and `documents`, holding what this workspace's actor may see. Changes nothing."""
+        limits = Limits(timeout, memory_limit)
+        return run_query(self.db.path, sql, limits=limits, busy_timeout=self.db.busy_timeout, reader=self.actor)
 
     def query_to_file(
         self,
@@ -555,4 +557,5 @@ class Workspace(WorkspaceFacade):
             escape=escape,
             limits=Limits(timeout, memory_limit),
             busy_timeout=self.db.busy_timeout,
+            reader=self.actor,
         )

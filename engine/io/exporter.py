@@ -143,14 +143,18 @@ def export_query(
     escape: bool = True,
     limits: Limits | None = None,
     busy_timeout: float = 30.0,
+    reader: str | None = None,
 ) -> int:
-    """Write the result of the SELECT `sql` to `path` (csv or parquet) atomically; returns the row count."""
+    """Write the result of the SELECT `sql` to `path` (csv or parquet) atomically; returns the row count.
+    `reader` sees the actions the action library shows them."""
     target = Path(path)
     fmt = export_format(target, format)
     check_target(target)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql) as box:
+        with open_sandbox(
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql, reader=reader
+        ) as box:
             text = box.check(sql)
             if text.lstrip()[:7].upper() == "EXPLAIN":
                 raise QueryError("an EXPLAIN cannot be written to a file", hint="print it with --format table")

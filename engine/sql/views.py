@@ -249,10 +249,12 @@ def create_views(
     needs: Needs = EVERYTHING,
     db: str = "ws",
     known: Known | None = None,
+    reader: str | None = None,
 ) -> Reachable:
     """Create the views named in the module docstring, those `needs` reads (a campaign's with the columns it
     names), in the sandbox's own in-memory catalog (those `known` made already as they are now stay); returns
-    their names, the only ones user SQL may read."""
+    their names, the only ones user SQL may read. With `reader` (who asks), the action library's views hold only
+    the actions that person may see, and their results and documents (as the library lists them)."""
     made = Known().views if known is None else known.views
 
     def create(name: str, sql: str) -> None:
@@ -300,7 +302,7 @@ def create_views(
         create("main.campaigns", f"SELECT name, description, created_at, updated_at FROM {db}.campaigns")
         main.add("campaigns")
     if needs.table("actions"):
-        create("main.actions", f"SELECT * FROM {db}.actions")
+        create("main.actions", f"SELECT * FROM {db}.actions{_seen_by(reader, db, 'action_id')}")
         main.add("actions")
     for name in ("action_results", "documents"):
         if needs.table(name):
@@ -308,8 +310,26 @@ def create_views(
                 f"main.{name}",
                 f"SELECT a.name AS action, c.name AS campaign, t.* FROM {db}.{name} t "
                 f"LEFT JOIN {db}.actions a ON a.action_id = t.action_id "
-                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id",
+                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id" + _seen_by(reader, db, "t.action_id"),
             )
             main.add(name)
     listed = [layout.name for layout in layouts if layout.name not in SYSTEM_VIEWS] + list(SYSTEM_VIEWS)
     return Reachable(frozenset(main), frozenset(campaign), tuple(listed))
+
+
+def _seen_by(reader: str | None, db: str, column: str) -> str:
+    """A WHERE keeping the rows whose action (`column`) `reader` may see; nothing for the engine's own reads."""
+    return "" if reader is None else f" WHERE {column} IN ({visible_actions(db, reader)})"
+
+
+def visible_actions(db: str, reader: str) -> str:
+    """SELECT the ids of the actions `reader` may see, by the action library's rule (engine/actions/library.py,
+    `may_see`): every one for an admin (anyone, in a workspace without users), else those whose roles name the
+    reader's role (a reader who is not a user is a viewer)."""
+    role = (
+        f"(SELECT CASE WHEN count(*) = 0 THEN 'admin' ELSE coalesce(any_value(role) FILTER (WHERE name = "
+        f"{literal(reader)}), 'viewer') END FROM {db}.users)"
+    )
+    return (
+        f"SELECT action_id FROM {db}.actions WHERE {role} = 'admin' OR list_contains(CAST(roles AS VARCHAR[]), {role})"
+    )
