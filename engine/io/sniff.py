@@ -288,8 +288,9 @@ def check_line_lengths(path: Path, max_line_size: int | None) -> None:
             offset += len(chunk)
         else:
             return
+    line = _lines_within(path, offset)
     raise ImportError_(
-        f"line {_lines_within(path, offset)} of {path.name} is longer than the longest line allowed ({longest:,} bytes)",
+        f"line {line} of {path.name} is longer than the longest line allowed ({longest:,} bytes)",
         hint=SIZE_HINT,
     )
 
