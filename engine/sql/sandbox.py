@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
 from engine.sql.needs import EVERYTHING, Needs, needs_of
@@ -38,6 +38,9 @@ from engine.sql.statement import DEPTH_HINT, Reachable, ReadStatement, check_rea
 from engine.sql.views import CampaignLayout, Known, create_views, read_layouts
 from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
