@@ -219,6 +219,7 @@ class Campaign:
             with_state=with_state,
             escape=escape,
             busy_timeout=self.db.busy_timeout,
+            reader=self.actor,
         )
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, ids: range, run: bool) -> RunReport:

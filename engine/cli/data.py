@@ -165,7 +165,7 @@ def export(
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
         options: dict[str, Any] = {"format": chosen, "columns": wanted, "where": where, "with_state": with_state}
         # DuckDB alone when it can answer (a second of imports less); the engine's way to the campaign otherwise
-        report = export_from_workspace(workspace, campaign, output, escape=not raw, **options)
+        report = export_from_workspace(workspace, campaign, output, escape=not raw, actor=actor, **options)
         if report is None:
             handle = open_campaign(workspace, campaign, actor=actor)
             report = handle.export(output or Path(f"{handle.name}.{chosen}"), escape=not raw, **options)

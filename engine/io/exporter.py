@@ -28,6 +28,7 @@ from engine.sql.sandbox import Limits, Sandbox, open_sandbox
 from engine.sql.views import ordered, wide_sql
 from engine.store.database import DB_FILE, Database
 from engine.store.schema import literal, metadata_current, quote
+from engine.types import current_user
 
 if TYPE_CHECKING:
     import polars as pl
@@ -105,8 +106,10 @@ def export_campaign(
     escape: bool = True,
     limits: Limits = EXPORT_LIMITS,
     busy_timeout: float = 30.0,
+    reader: str | None = None,
 ) -> ExportReport:
-    """Write `campaign` (row_id first, then `columns` or every column, in spec order) to `path`."""
+    """Write `campaign` (row_id first, then `columns` or every column, in spec order) to `path`. `where` sees the
+    actions `reader` may see (engine/sql/views.py)."""
     target = Path(path)
     fmt = export_format(target, format)
     check_target(target)
@@ -114,7 +117,9 @@ def export_campaign(
     try:
         filtered = needs_of(f"SELECT 1 WHERE {where}") if where else Needs(frozenset())
         needs = Needs(filtered.tables).plus_tables(campaign)  # every column of the campaign
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs) as box:
+        with open_sandbox(
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs, reader=reader
+        ) as box:
             layout = box.layout(campaign)
             names = list(columns) if columns else [c.name for c in layout.columns]
             known = [c.name for c in layout.columns]
@@ -150,12 +155,14 @@ def export_from_workspace(
     where: str | None = None,
     with_state: bool = False,
     escape: bool = True,
+    actor: str | None = None,
 ) -> ExportReport | None:
     """`Campaign.export` (to `path`, or CAMPAIGN.FORMAT) without the engine's way to a campaign: `runsheet
     export` is a whole process, and the Workspace and Campaign classes cost a second of imports (the spec's parser,
     every step kind, polars) before the first row is read. Writes through `export_campaign` as that method does;
     None, having written nothing, when only the engine's path can answer: no workspace, no campaign of that name
-    (`campaign` None: not exactly one), or a workspace an older version made (the engine upgrades it first)."""
+    (`campaign` None: not exactly one), or a workspace an older version made (the engine upgrades it first).
+    `actor` (default: who runs this process) is who asks, as for a Workspace."""
     db_path = Path(workspace) / DB_FILE
     if not db_path.exists():
         return None
@@ -170,8 +177,17 @@ def export_from_workspace(
     if len(picked) != 1:
         return None
     target = Path(path) if path is not None else Path(f"{picked[0]}.{format or 'csv'}")
+    reader = actor or current_user()
     return export_campaign(
-        db_path, picked[0], target, format=format, columns=columns, where=where, with_state=with_state, escape=escape
+        db_path,
+        picked[0],
+        target,
+        format=format,
+        columns=columns,
+        where=where,
+        with_state=with_state,
+        escape=escape,
+        reader=reader,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Campaign, EditError, NotFoundError, PermissionDeniedError, Workspace
+from engine import Campaign, EditError, NotFoundError, PermissionDeniedError, Workspace, export_from_workspace
 from tests.conftest import snapshot
 from tests.runner.conftest import KEY_ENV
 from tests.support.provider import ProviderProcess
@@ -347,3 +347,7 @@ def test_sql_shows_a_person_only_the_actions_results_and_documents_they_may_see(
         assert reader.campaign("people", actor=user).page(where=where).total_rows == (1 if user == "ann" else 0)
         written = tmp_path / f"{user}.csv"
         assert reader.query_to_file("SELECT action FROM action_results", written) == len(seen)
+        exported = reader.campaign("people", actor=user).export(tmp_path / f"{user}-where.csv", where=where)
+        assert exported.rows == (1 if user == "ann" else 0)
+        fast = export_from_workspace(ws.path, "people", tmp_path / f"{user}-fast.csv", where=where, actor=user)
+        assert fast is not None and fast.rows == exported.rows
