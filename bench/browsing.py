@@ -1,5 +1,6 @@
-"""What the browser benches share: Debian's Chromium driven by Playwright, the page saved when a measurement
-fails, a bare Streamlit page serving as a floor, and the load average and results file every bench reports."""
+"""What the browser benches share (beside ui/browser.py's Chromium and grid gestures): a page, the page saved when
+a measurement fails, a bare Streamlit page serving as a floor, and the load average and results file every bench
+reports."""
 
 from __future__ import annotations
 
@@ -18,19 +19,6 @@ def require_chromium(bench: str) -> None:
     """Stop `bench` with the fix when Debian's Chromium (never a downloaded browser) is missing."""
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"bench {bench} needs Debian's chromium (apt-get install chromium)")
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """A Playwright Browser on Debian's Chromium, closed after the block."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def new_page(

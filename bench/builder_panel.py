@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.browsing import chromium, load_text, new_page, require_chromium, shot_on_failure, write_results
+from bench.browsing import load_text, new_page, require_chromium, shot_on_failure, write_results
+from ui.browser import chromium
 
 TURNS = 9
 ROWS = 200

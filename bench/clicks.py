@@ -32,8 +32,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from bench.browsing import chromium, load_text, new_page, require_chromium, shot_on_failure, write_results
+from bench.browsing import load_text, new_page, require_chromium, shot_on_failure, write_results
 from bench.ui_grid import SHOWN_PROBE
+from ui.browser import chromium
 
 RESULTS = Path(__file__).parent / "results" / "clicks.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "clicks-failure.png"

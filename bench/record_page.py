@@ -28,13 +28,13 @@ from typing import Any
 
 from bench.browsing import (
     bare_streamlit,
-    chromium,
     load_text,
     new_page,
     require_chromium,
     shot_on_failure,
     write_results,
 )
+from ui.browser import chromium
 
 OPENS = 11
 RUNS = 11

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from bench.browsing import (
     bare_streamlit,
-    chromium,
     load_text,
     new_page,
     require_chromium,
     shot_on_failure,
     write_results,
 )
+from ui.browser import chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page as BrowserPage

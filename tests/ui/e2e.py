@@ -7,13 +7,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from playwright.sync_api import Page as BrowserPage
 
-from ui.browser import CHROMIUM, FIRST_DATA_COLUMN, cell_text, grid, panel, select_cell, type_into_cell
+from ui.browser import CHROMIUM, FIRST_DATA_COLUMN, cell_text, chromium, grid, panel, select_cell, type_into_cell
 from ui.server import ui_server
 
-__all__ = ["CHROMIUM", "FIRST_DATA_COLUMN", "cell_text", "grid", "panel", "select_cell", "type_into_cell", "ui_server"]
+__all__ = [
+    "CHROMIUM",
+    "FIRST_DATA_COLUMN",
+    "cell_text",
+    "chromium",
+    "grid",
+    "panel",
+    "select_cell",
+    "type_into_cell",
+    "ui_server",
+]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -23,17 +33,6 @@ def shot(page: BrowserPage, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-@contextmanager
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser), closed after the block."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @contextmanager
