@@ -232,7 +232,7 @@ class VersionRefused(RunsheetError):
 
 
 class RayPool(CallPool):
-    """The call pool of the run's process, its calls' attempts made on the cluster's workers."""
+    """The call pool of the run's process, its portable calls' attempts made on the cluster's workers."""
 
     def __init__(self, spec: PoolSpec, workers: list[Any]) -> None:
         super().__init__(
@@ -241,13 +241,15 @@ class RayPool(CallPool):
             on_result=spec.on_result,
             stop=spec.stop,
             cache=spec.cache,
-            limits=RateLimits({}),  # waited on by the workers, through the cluster's rate-limiter actor
+            limits=RateLimits(spec.rate_limits),  # for the calls made here; workers wait on the rate-limiter actor
             policy=spec.policy,
         )
         self.workers = workers
         self._next = itertools.cycle(range(len(workers)))
 
     async def _make(self, call: PaidCall, spent: Spent) -> Answer | ProviderFailure:
+        if not call.portable:  # http and export steps (an outbox, the address guard): made here, as locally
+            return await super()._make(call, spent)
         payload = pack(RemoteCall(call.attempt, call.model, call.est_tokens, call.deadline))
         for _ in range(RESUBMITS):
             ref = self.workers[next(self._next)].make.remote(payload)
@@ -315,10 +317,6 @@ class RayBackend:
         else:
             self._embedded = start_embedded(self.workspace_dir / "ray", os.cpu_count() or 1)
         self._connected = True
-
-    def pids(self) -> list[int]:
-        """The worker actors' process ids."""
-        return [pid for _, pid in ray.get([w.ready.remote() for w in self.workers])]
 
     def close(self) -> None:
         """End this run's actors (nothing reaches a provider through them after the run), and the cluster or the

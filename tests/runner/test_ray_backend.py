@@ -302,3 +302,19 @@ def test_runsheet_run_backend_ray_starts_and_ends_a_cluster_inside_the_workspace
     assert leaked == []
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if sessions[0] in " ".join(p.info["cmdline"] or [])]
     assert left == []  # the run shut its cluster down
+
+
+def test_the_backend_is_chosen_by_the_run_then_by_the_ray_min_cells_setting(tmp_path: Path) -> None:
+    from engine.runner.backend import LocalBackend, PoolSpec, choose_backend
+    from engine.runner.budget import Budget
+    from engine.runner.pool import CallPool
+
+    assert isinstance(choose_backend(None, None, None, tmp_path), LocalBackend)  # the default: local
+    assert isinstance(choose_backend("local", 0, None, tmp_path), LocalBackend)  # asked for local: local
+    asked = choose_backend("ray", 1_000, None, tmp_path)
+    chosen = choose_backend(None, 1_000, None, tmp_path)
+    assert isinstance(asked, ray_backend.RayBackend) and isinstance(chosen, ray_backend.RayBackend)
+    assert (asked.min_cells, chosen.min_cells) == (0, 1_000)  # asked for Ray: Ray whatever the size
+    spec = PoolSpec(8, Budget(100.0), lambda result: None, threading.Event(), None, {}, ray_backend.RetryPolicy())
+    small = chosen.pool(spec, 999)  # below the setting's minimum: the local pool, no cluster started
+    assert type(small) is CallPool and chosen.workers == [] and not (tmp_path / "ray").exists()
