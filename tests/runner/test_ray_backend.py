@@ -177,7 +177,14 @@ def _run_in_thread(ws: Workspace, options: RunOptions) -> tuple[threading.Thread
 def _worker_pids() -> list[int]:
     import psutil
 
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if "ray::CallWorker" in " ".join(p.info["cmdline"] or [])]
+    found = []
+    for process in psutil.Process().children(recursive=True):  # this module's cluster: the test process started it
+        try:
+            if "ray::CallWorker" in " ".join(process.cmdline()):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_workers_killed_mid_run_leave_every_cell_right_and_bill_twice_at_most_the_calls_in_flight(
