@@ -252,10 +252,10 @@ def test_a_rate_limit_holds_across_two_workers(cluster: Path, fresh: ProviderPro
     report = ws.campaign("enrich").run(options=RunOptions(concurrency=16, backend="ray"))
     assert report.counts()["research"] == {"done": 50}
     times = sorted(b["at"] for b in fresh.ledger()["billed"])
-    worst = max(sum(1 for t in times if start <= t < start + 5.0) for start in times)
-    # 5 s at 5 a second and the burst, and 2 for the jitter between a worker's turn and the provider's clock;
-    # two workers each with buckets of their own would send all 50 within 5 s
-    assert worst <= 5 * 5 + 5 + 2
+    # One bucket for the cluster lets 50 calls through in no less than 9 s (5 at once, then 5 a second); two
+    # workers each with buckets of their own would in 4 s. Measured as a span, not a window: on a loaded machine
+    # the provider may see a stalled worker's calls arrive together, but never sooner than they were let through.
+    assert times[-1] - times[0] >= 6.0
 
 
 def test_a_worker_running_other_engine_code_is_refused(cluster: Path) -> None:
