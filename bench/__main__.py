@@ -19,6 +19,7 @@ BENCHES = [
     "injection",
     "builder",
     "builder_panel",
+    "ray_backend",
 ]
 
 

@@ -34,6 +34,9 @@ class Settings:
     # campaign (engine/intake.py): `intake_budget` for every campaign (None: no limit), `intake_budgets` by name.
     intake_budget: float | None = 100.0
     intake_budgets: dict[str, float] = field(default_factory=dict)
+    # Runs with at least this many paid cells make their calls on Ray (`runsheet run --backend ray`, the optional
+    # `ray` extra); None: on Ray only when asked.
+    ray_min_cells: int | None = None
 
     def intake_budget_of(self, campaign: str) -> float | None:
         """The credits a day records posted to `campaign` through the API may spend by themselves."""
@@ -65,6 +68,8 @@ def store_setting(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
 def _check(key: str, value: Any) -> None:
     if key == "concurrency" and (not isinstance(value, int) or not 1 <= value <= 4096):
         raise ValueError("a whole number from 1 to 4096")
+    if key == "ray_min_cells" and value is not None and (not isinstance(value, int) or value < 0):
+        raise ValueError("a whole number of cells, 0 or more (or null: Ray only when asked)")
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
     if (
