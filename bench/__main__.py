@@ -20,6 +20,7 @@ BENCHES = [
     "builder",
     "builder_panel",
     "big_claims",
+    "ray_backend",
 ]
 
 

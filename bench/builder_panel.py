@@ -11,7 +11,6 @@ overhead per turn is the difference. The load average is printed and stored.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -19,11 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.browsing import load_text, new_page, require_chromium, shot_on_failure, write_results
+from ui.browser import chromium
+
 TURNS = 9
 ROWS = 200
 RESULTS = Path(__file__).parent / "results" / "builder_panel.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "builder_panel-failure.png"
-CHROMIUM = "/usr/bin/chromium"
 SPEC = """
 campaign: people
 columns:
@@ -72,14 +73,10 @@ def engine_turn(folder: Path, request: str) -> float:
 
 
 def measure(folder: Path, url: str) -> dict[str, list[float]]:
-    from playwright.sync_api import sync_playwright
-
     figures: dict[str, list[float]] = {"panel_turn_s": [], "engine_turn_s": []}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1200})
-        page.set_default_timeout(60_000)
-        try:
+    with chromium() as browser:
+        page = new_page(browser, height=1200)
+        with shot_on_failure(page, FAILURE_SHOT):
             page.goto(f"{url}/?campaign=people")
             page.get_by_role("button", name="Chat").click()
             page.get_by_label("New action").fill("panel_bench")
@@ -93,12 +90,6 @@ def measure(folder: Path, url: str) -> dict[str, list[float]]:
                 request = f"{REQUESTS[k % len(REQUESTS)]} (turn {k})"
                 figures["panel_turn_s"].append(browser_turn(page, request))
                 figures["engine_turn_s"].append(engine_turn(folder, request))
-        except Exception:
-            FAILURE_SHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(FAILURE_SHOT), full_page=True)
-            print(f"  the page as the failure left it: {FAILURE_SHOT}")
-            raise
-        browser.close()
     return figures
 
 
@@ -106,8 +97,7 @@ def main() -> None:
     from engine import Workspace
     from ui.server import ui_server
 
-    if not Path(CHROMIUM).exists():
-        raise SystemExit("bench builder_panel needs Debian's chromium (apt-get install chromium)")
+    require_chromium("builder_panel")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ws"
         ws = Workspace.init(folder)
@@ -126,26 +116,17 @@ def main() -> None:
     print(f"  Send to the proposal shown with its preview: median {panel['median']:.3f} s, max {panel['max']:.3f} s")
     print(f"  the engine's turn alone, alternated: median {engine['median']:.3f} s, max {engine['max']:.3f} s")
     print(f"  the panel's overhead per turn (difference, paired): median {summary['panel_overhead_s']['median']:.3f} s")
-    print(f"  load average (1, 5, 15 min) before {_load(load_before)}, after {_load(load_after)}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "rows": ROWS,
-                "command": "nice .venv/bin/python -m bench builder_panel",
-                "load_average": {"before": load_before, "after": load_after},
-                "summary": summary,
-                "samples": {**figures, "panel_overhead_s": overhead},
-            },
-            indent=2,
-        )
-        + "\n"
+    print(f"  load average (1, 5, 15 min) before {load_text(load_before)}, after {load_text(load_after)}")
+    write_results(
+        RESULTS,
+        {
+            "rows": ROWS,
+            "command": "nice .venv/bin/python -m bench builder_panel",
+            "load_average": {"before": load_before, "after": load_after},
+            "summary": summary,
+            "samples": {**figures, "panel_overhead_s": overhead},
+        },
     )
-    print(f"  written to {RESULTS}")
-
-
-def _load(load: tuple[float, float, float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":

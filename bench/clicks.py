@@ -32,7 +32,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from bench.ui_grid import CHROMIUM, SHOWN_PROBE, _load
+from bench.browsing import load_text, new_page, require_chromium, shot_on_failure, write_results
+from bench.ui_grid import SHOWN_PROBE
+from ui.browser import chromium
 
 RESULTS = Path(__file__).parent / "results" / "clicks.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "clicks-failure.png"
@@ -141,7 +143,7 @@ def click(page: Any, row: int, column: str, path: str) -> float:
 
 
 def measure(url: str, api_base: str, workspace: Path, warm: int, spawned: int) -> dict[str, list[float]]:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from engine import WarmRunner
 
@@ -149,12 +151,9 @@ def measure(url: str, api_base: str, workspace: Path, warm: int, spawned: int) -
     figures: dict[str, list[float]] = {
         name: [] for name in ("floor_s", "warm_lite_s", "warm_direct_s", "spawned_lite_s", "spawned_direct_s")
     }
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.add_init_script(script=SHOWN_PROBE.replace("WATCH", "null"))
-        try:
+    with chromium() as browser:
+        page = new_page(browser, timeout_ms=120_000, init_script=SHOWN_PROBE.replace("WATCH", "null"))
+        with shot_on_failure(page, FAILURE_SHOT):
             page.goto(url)
             expect(page.get_by_text("Company1", exact=True).first).to_be_attached()
             row = 0
@@ -176,12 +175,6 @@ def measure(url: str, api_base: str, workspace: Path, warm: int, spawned: int) -
                     figures[f"spawned_{column}_s"].append(click(page, row, column, "spawned"))
                     figures["floor_s"].append(bare_call(api_base, row))
                 row += 1
-        except Exception:
-            FAILURE_SHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(FAILURE_SHOT), full_page=True)
-            print(f"  the page as the failure left it: {FAILURE_SHOT}")
-            raise
-        browser.close()
     return figures
 
 
@@ -189,8 +182,7 @@ def main() -> None:
     from tests.support.provider import start_provider
     from ui.server import ui_server
 
-    if not Path(CHROMIUM).exists():
-        raise SystemExit("bench clicks needs Debian's chromium (apt-get install chromium)")
+    require_chromium("clicks")
     warm = int(os.environ.get("BENCH_CLICKS", "9"))
     spawned = int(os.environ.get("BENCH_CLICKS_SPAWNED", "3"))
     os.environ.setdefault(KEY_ENV, "k")
@@ -229,22 +221,19 @@ def main() -> None:
                 f"  where a {path} click's time goes (medians, from its run row): "
                 + ", ".join(f"{name.replace('_', ' ')} {statistics.median(v):.3f} s" for name, v in parts)
             )
-    print(f"  load average (1, 5, 15 min) before the measurements {_load(load_before)}, after {_load(load_after)}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "provider_latency_s": LATENCY,
-                "load_average": {"before": load_before, "after": load_after},
-                "summary": summary,
-                "samples": figures,
-                "phases": split,
-            },
-            indent=2,
-        )
-        + "\n"
+    print(
+        f"  load average (1, 5, 15 min) before the measurements {load_text(load_before)}, after {load_text(load_after)}"
     )
-    print(f"  written to {RESULTS}")
+    write_results(
+        RESULTS,
+        {
+            "provider_latency_s": LATENCY,
+            "load_average": {"before": load_before, "after": load_after},
+            "summary": summary,
+            "samples": figures,
+            "phases": split,
+        },
+    )
 
 
 if __name__ == "__main__":

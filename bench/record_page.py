@@ -19,23 +19,27 @@ and reuse on later runs (default: a temporary one, built each time).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench.browsing import (
+    bare_streamlit,
+    load_text,
+    new_page,
+    require_chromium,
+    shot_on_failure,
+    write_results,
+)
+from ui.browser import chromium
 
 OPENS = 11
 RUNS = 11
 RESULTS = Path(__file__).parent / "results" / "record_page.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "record_page-failure.png"
-CHROMIUM = "/usr/bin/chromium"
 ACTION = "opener"
 OPTIONS = {"prompt": "Write an opener to {{ first_name }} at {{ company }}"}  # the offline model: no key, no cost
 FLOOR_TEXT = "floor page ready"
@@ -80,14 +84,10 @@ def run_action(page: Any, url: str, row: int, last_step: str) -> float:
 
 
 def measure_browser(url: str, floor_url: str, rows: dict[int, str], runs: dict[int, str]) -> dict[str, list[float]]:
-    from playwright.sync_api import sync_playwright
-
     figures: dict[str, list[float]] = {"open_s": [], "floor_open_s": [], "run_s": []}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(60_000)
-        try:
+    with chromium() as browser:
+        page = new_page(browser)
+        with shot_on_failure(page, FAILURE_SHOT):
             first = next(iter(rows))
             open_record(page, url, first, rows[first])  # warm-up: the server's first script run imports the engine
             open_floor(page, floor_url)
@@ -96,39 +96,7 @@ def measure_browser(url: str, floor_url: str, rows: dict[int, str], runs: dict[i
                 figures["floor_open_s"].append(open_floor(page, floor_url))
             for row, last_step in runs.items():
                 figures["run_s"].append(run_action(page, url, row, last_step))
-        except Exception:
-            FAILURE_SHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(FAILURE_SHOT), full_page=True)
-            print(f"  the page as the failure left it: {FAILURE_SHOT}")
-            raise
-        browser.close()
     return figures
-
-
-@contextmanager
-def floor_streamlit(folder: Path) -> Iterator[str]:
-    """A bare Streamlit page showing one line: the floor under the record page's figure. Yields its URL."""
-    from ui.server import _wait_until_up, free_port
-
-    script = folder / "floor_app.py"
-    script.write_text(FLOOR_APP)
-    port = free_port()
-    log = folder / "floor.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1"]
-            + ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def prepare(folder: Path, rows: int) -> tuple[dict[int, str], dict[int, str]]:
@@ -173,8 +141,7 @@ def main() -> None:
     from ui.server import ui_server
 
     rows = int(os.environ.get("BENCH_RECORD_ROWS", "1000000"))
-    if not Path(CHROMIUM).exists():
-        raise SystemExit("bench record_page needs Debian's chromium (apt-get install chromium)")
+    require_chromium("record_page")
     kept = os.environ.get("BENCH_RECORD_DIR")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(kept or tmp) / "ws"
@@ -185,7 +152,10 @@ def main() -> None:
         opens, runs = prepare(folder, rows)
         load_before = os.getloadavg()
         engine = measure_engine(folder, list(opens)[:OPENS])
-        with ui_server(folder, exit_after=900, user="bench") as url, floor_streamlit(Path(tmp)) as floor_url:
+        with (
+            ui_server(folder, exit_after=900, user="bench") as url,
+            bare_streamlit(Path(tmp), "floor_app", FLOOR_APP) as floor_url,
+        ):
             browser = measure_browser(url, floor_url, opens, runs)
         load_after = os.getloadavg()
     figures = {**browser, **engine}
@@ -208,26 +178,18 @@ def main() -> None:
         f"  engine only: one record's page {summary['engine_open_s']['median'] * 1000:.0f} ms, the action run "
         f"{summary['engine_run_s']['median'] * 1000:.0f} ms (median)"
     )
-    print(f"  load average (1, 5, 15 min) before the measurements {_load(load_before)}, after {_load(load_after)}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "command": "./dev bench record_page",
-                "load_average": {"before": load_before, "after": load_after},
-                "summary": summary,
-                "samples": figures,
-            },
-            indent=2,
-        )
-        + "\n"
+    before, after = load_text(load_before), load_text(load_after)
+    print(f"  load average (1, 5, 15 min) before the measurements {before}, after {after}")
+    write_results(
+        RESULTS,
+        {
+            "rows": rows,
+            "command": "./dev bench record_page",
+            "load_average": {"before": load_before, "after": load_after},
+            "summary": summary,
+            "samples": figures,
+        },
     )
-    print(f"  written to {RESULTS}")
-
-
-def _load(load: tuple[float, float, float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":

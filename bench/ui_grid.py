@@ -25,14 +25,20 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from bench.browsing import (
+    bare_streamlit,
+    load_text,
+    new_page,
+    require_chromium,
+    shot_on_failure,
+    write_results,
+)
+from ui.browser import chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page as BrowserPage
@@ -41,7 +47,6 @@ NAVIGATIONS = 11
 EDITS = 11
 RESULTS = Path(__file__).parent / "results" / "ui_grid.json"
 FAILURE_SHOT = Path(__file__).parent / "results" / "ui_grid-failure.png"
-CHROMIUM = "/usr/bin/chromium"
 FIRST_EMAIL = "user0@company0.com"
 # bench/reactive_core's SPEC, in the grid (step columns first): 0 checkbox, 1 row id, 2 domain, ..., 9 touch,
 # 10 email; edit mode drops the checkbox column and puts the inputs first, so there email is 1 and domain 5. The
@@ -83,12 +88,11 @@ SHOWN_PROBE = """
 """
 
 
-def new_page(browser: Any, row: int, column: int, text: str) -> BrowserPage:
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.set_default_timeout(60_000)
+def watching_page(browser: Any, row: int, column: int, text: str) -> BrowserPage:
+    """A page whose probe notes when grid cell (row, column) first shows `text`; wide enough that the grid draws
+    the inputs after the eight step columns beside the cell panel (the grid draws only the columns in view)."""
     watch = json.dumps({"text": text, "cell": f"glide-cell-{column}-{row}"})
-    page.add_init_script(script=SHOWN_PROBE.replace("WATCH", watch))
-    return page
+    return new_page(browser, width=2600, init_script=SHOWN_PROBE.replace("WATCH", watch))
 
 
 def shown(page: BrowserPage, row: int, column: int, text: str, started: float) -> tuple[float, float]:
@@ -112,7 +116,7 @@ def navigate(page: BrowserPage, url: str, column: int) -> tuple[float, float]:
 
 
 def measure_browser(url: str, trivial_url: str) -> dict[str, list[float]]:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from ui.browser import editor, grid, select_cell
 
@@ -128,11 +132,10 @@ def measure_browser(url: str, trivial_url: str) -> dict[str, list[float]]:
             "edit_listed_s",
         )
     }
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = new_page(browser, 0, EMAIL, FIRST_EMAIL)
-        trivial = new_page(browser, 0, TRIVIAL_EMAIL, FIRST_EMAIL)
-        try:
+    with chromium() as browser:
+        page = watching_page(browser, 0, EMAIL, FIRST_EMAIL)
+        trivial = watching_page(browser, 0, TRIVIAL_EMAIL, FIRST_EMAIL)
+        with shot_on_failure(page, FAILURE_SHOT):
             navigate(page, url, EMAIL)  # warm-up: the server's first script run imports the engine
             navigate(trivial, trivial_url, TRIVIAL_EMAIL)
             for _ in range(NAVIGATIONS):
@@ -161,12 +164,6 @@ def measure_browser(url: str, trivial_url: str) -> dict[str, list[float]]:
                 painted, listed = shown(page, row, EDIT_DOMAIN, domain, started)
                 figures["edit_s"].append(painted)
                 figures["edit_listed_s"].append(listed)
-        except Exception:
-            FAILURE_SHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(FAILURE_SHOT), full_page=True)
-            print(f"  the grid as the failure left it: {FAILURE_SHOT}")
-            raise
-        browser.close()
     return figures
 
 
@@ -176,45 +173,6 @@ import streamlit as st
 
 st.dataframe(pd.DataFrame({"email": [f"user{i}@company{i}.com" for i in range(50)]}))
 """
-
-
-@contextmanager
-def trivial_streamlit(folder: Path) -> Iterator[str]:
-    """A bare Streamlit page showing one 50-row dataframe: the floor under the grid's figure. Yields its URL."""
-    from ui.server import _wait_until_up, free_port
-
-    script = folder / "trivial_app.py"
-    script.write_text(TRIVIAL_APP)
-    port = free_port()
-    log = folder / "trivial.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(script),
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def measure_engine(folder: Path) -> dict[str, list[float]]:
@@ -238,8 +196,7 @@ def main() -> None:
     from ui.server import ui_server
 
     rows = int(os.environ.get("BENCH_UI_ROWS", "1000000"))
-    if not Path(CHROMIUM).exists():
-        raise SystemExit("bench ui_grid needs Debian's chromium (apt-get install chromium)")
+    require_chromium("ui_grid")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ws"
         started = time.perf_counter()
@@ -247,7 +204,10 @@ def main() -> None:
         built = time.perf_counter() - started
         load_before = os.getloadavg()
         engine = measure_engine(folder)
-        with ui_server(folder, exit_after=900, user="bench") as url, trivial_streamlit(Path(tmp)) as trivial_url:
+        with (
+            ui_server(folder, exit_after=900, user="bench") as url,
+            bare_streamlit(Path(tmp), "trivial_app", TRIVIAL_APP) as trivial_url,
+        ):
             browser = measure_browser(url, trivial_url)
         load_after = os.getloadavg()
     figures = {**browser, **engine}
@@ -275,25 +235,17 @@ def main() -> None:
         f"  baseline, engine only: page {median('engine_page_s') * 1000:.0f} ms, "
         f"edit {median('engine_edit_s') * 1000:.0f} ms (median)"
     )
-    print(f"  load average (1, 5, 15 min) before the measurements {_load(load_before)}, after {_load(load_after)}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "load_average": {"before": load_before, "after": load_after},
-                "summary": summary,
-                "samples": figures,
-            },
-            indent=2,
-        )
-        + "\n"
+    before, after = load_text(load_before), load_text(load_after)
+    print(f"  load average (1, 5, 15 min) before the measurements {before}, after {after}")
+    write_results(
+        RESULTS,
+        {
+            "rows": rows,
+            "load_average": {"before": load_before, "after": load_after},
+            "summary": summary,
+            "samples": figures,
+        },
     )
-    print(f"  written to {RESULTS}")
-
-
-def _load(load: tuple[float, float, float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":

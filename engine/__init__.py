@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     )
     from engine.estimate import ColumnEstimate, Estimate
     from engine.intake import Intake, IntakePlan
-    from engine.io import ExportReport, ImportOptions, frame_to_csv
+    from engine.io.exporter import ExportReport, export_from_workspace, frame_to_csv
+    from engine.io.plan import ImportOptions
     from engine.io.records import check_records
     from engine.logins import Login
     from engine.run.reports import ExecutionEvent, RunOptions, RunProgress, RunReport
@@ -77,10 +78,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Estimate": ("engine.estimate", "Estimate"),
     "ExecutionEvent": ("engine.run.reports", "ExecutionEvent"),
     "ExportError": ("engine.errors", "ExportError"),
-    "ExportReport": ("engine.io", "ExportReport"),
+    "ExportReport": ("engine.io.exporter", "ExportReport"),
     "HINTS": ("engine.types", "HINTS"),
     "ImportError_": ("engine.errors", "ImportError_"),
-    "ImportOptions": ("engine.io", "ImportOptions"),
+    "ImportOptions": ("engine.io.plan", "ImportOptions"),
     "ImportReport": ("engine.campaign", "ImportReport"),
     "Intake": ("engine.intake", "Intake"),
     "IntakePlan": ("engine.intake", "IntakePlan"),
@@ -112,7 +113,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "WorkspaceBusyError": ("engine.errors", "WorkspaceBusyError"),
     "add_schedule": ("engine.schedules", "add_schedule"),
     "check_records": ("engine.io.records", "check_records"),
-    "frame_to_csv": ("engine.io", "frame_to_csv"),
+    "export_from_workspace": ("engine.io.exporter", "export_from_workspace"),
+    "frame_to_csv": ("engine.io.exporter", "frame_to_csv"),
     "list_schedules": ("engine.schedules", "schedules"),
     "load_spec": ("engine.spec", "load_spec"),
     "parse_spec": ("engine.spec", "parse_spec"),
@@ -191,6 +193,7 @@ __all__ = [
     "WorkspaceBusyError",
     "add_schedule",
     "check_records",
+    "export_from_workspace",
     "frame_to_csv",
     "list_schedules",
     "load_spec",

@@ -28,6 +28,7 @@ import duckdb
 
 from engine.errors import EditError, PermissionDeniedError
 from engine.store.database import Database, dict_rows, scalar
+from engine.types import current_user  # noqa: F401  (here too: who acts is a question of auth)
 
 Role = Literal["admin", "member", "viewer"]
 Action = Literal[
@@ -208,17 +209,3 @@ def revoke_tokens(db: Database, actor: str, user: str) -> int:
         revoked = con.execute("DELETE FROM api_tokens WHERE user_name = ? RETURNING token_hash", [user]).fetchall()
         con.execute("DELETE FROM sessions WHERE list_contains(?, token_hash)", [[r[0] for r in revoked]])
         return len(revoked)
-
-
-def current_user() -> str:
-    """Who runs this process: $RUNSHEET_USER (the CLI's `--as` sets it), else the login name."""
-    import getpass
-    import os
-
-    found = os.environ.get("RUNSHEET_USER") or os.environ.get("USER")
-    if not found:
-        try:
-            found = getpass.getuser()
-        except (KeyError, OSError):
-            found = "cli"
-    return found

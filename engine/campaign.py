@@ -221,6 +221,7 @@ class Campaign:
             with_state=with_state,
             escape=escape,
             busy_timeout=self.db.busy_timeout,
+            reader=self.actor,
         )
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, ids: range, run: bool) -> RunReport:
@@ -547,7 +548,13 @@ class Campaign:
             if rows is not None:
                 raise EditError("give rows or a where condition, not both", hint="put the row ids in the condition")
             total, picked = matching_rows(
-                self.db.path, self.name, where, offset=offset, limit=limit, busy_timeout=self.db.busy_timeout
+                self.db.path,
+                self.name,
+                where,
+                offset=offset,
+                limit=limit,
+                busy_timeout=self.db.busy_timeout,
+                reader=self.actor,
             )
             found = self.page(rows=picked, columns=columns, compute=compute)
             return Page(found.columns, found.row_ids, found.rows, total_rows=total, offset=offset)

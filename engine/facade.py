@@ -1,5 +1,6 @@
-"""What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and runs: people, API tokens and
-UI logins, the run log and one run's record, the credit ledger, a campaign's spec history and live spec, the change
+"""What the faces (the CLI, the API, the UI) ask of a workspace beyond campaigns and running them: people and
+their roles, API tokens and UI logins, the run log, one run's record, the runs going (and Stop), the activity log,
+the credit ledger, a campaign's spec history and live spec, the change
 key the UI keeps its reads under, and each person's grid layout (engine/store/layouts.py). (Schedules sit above the
 workspace, engine/schedules.py, and reach the faces through `engine`'s exports.)
 
@@ -11,14 +12,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.auth import create_token, remove_user, revoke_tokens, user_for_token
-from engine.logins import Login, log_in, log_out, needs_login, session_login, set_password
-from engine.run.lifecycle import reclaim_dead_runs
-from engine.store.catalog import load_campaign
+from engine.auth import Action as Permission
+from engine.auth import (
+    Role,
+    authorize,
+    create_token,
+    list_users,
+    remove_user,
+    revoke_tokens,
+    role_of,
+    set_user,
+    user_for_token,
+)
+from engine.errors import EditError
+from engine.logins import Login, hash_password, log_in, log_out, needs_login, session_login, set_password
+from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, request_stop, signal_stop
+from engine.store.catalog import campaign_names, load_campaign
 from engine.store.database import DB_FILE, dict_rows
 from engine.store.layouts import ColumnLayout, load_layout, store_layout
 from engine.store.pause import PauseState, pause_state
@@ -200,3 +214,90 @@ class WorkspaceFacade:
             source = live_source(con, campaign)
         assert source is not None
         return spec_yaml(source)
+
+    # ---- people ------------------------------------------------------------------------------------------
+
+    def authorize(self, action: Permission, what: str = "") -> None:
+        """Raise PermissionDeniedError (and log it) unless this workspace's actor may do `action`: a check for
+        entry points that hand work to another process (the UI launching a run)."""
+        authorize(self.db, self.actor, action, what=what)
+
+    def role(self, user: str | None = None) -> Role:
+        """The role of `user` (default: the actor): admin in a workspace with no users, viewer for a stranger."""
+        with self.db.transaction() as con:
+            return role_of(con, user or self.actor)
+
+    def users(self) -> list[dict[str, object]]:
+        """The workspace's users: name, role, created_at, created_by, tokens, password (whether one is set);
+        empty: the workspace is open."""
+        return list_users(self.db)
+
+    def set_role(self, user: str, role: str, password: str | None = None) -> None:
+        """Give `user` a role (admin only), creating the user, and with `password` their UI password in the same
+        transaction; the first user must be an admin."""
+        set_user(self.db, self.actor, user, role, password_hash=None if password is None else hash_password(password))
+
+    def pause_state(self, campaign: str) -> PauseState:
+        """What is paused in `campaign`."""
+        with self.db.transaction() as con:
+            return pause_state(con, load_campaign(con, campaign).campaign_id)
+
+    def stop_run(self, run_id: int) -> bool:
+        """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""
+        return bool(self.stop_runs([run_id]))
+
+    def stop_runs(self, run_ids: Iterable[int] | None = None, *, campaign: str | None = None) -> list[int]:
+        """Ask running runs to stop (those of `run_ids`; with None, every running run, of `campaign` when given):
+        in-flight calls are cancelled, nothing new starts. Needs the `stop` permission. Returns the ids of the
+        runs asked (a run that is not running is left out)."""
+        with self.db.transaction() as con:
+            authorize(self.db, self.actor, "stop", con=con)
+            campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
+            asked = request_stop(con, run_ids, campaign_id)
+        signal_stop(self.path, asked)  # after the commit: the flag is the durable record, the file the fast path
+        return asked
+
+    def active_runs(self, campaign: str | None = None) -> list[dict[str, object]]:
+        """Runs still running (crashed ones are given back first), newest first."""
+        with self.db.transaction() as con:
+            for name in campaign_names(con):
+                if campaign is None or name == campaign:
+                    reclaim_orphans(con, load_campaign(con, name))
+        return [
+            run
+            for run in self.runs(limit=1000)
+            if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
+        ]
+
+    def activity(
+        self, limit: int = 100, *, campaign: str | None = None, row_id: int | None = None
+    ) -> list[dict[str, object]]:
+        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown;
+        of its record `row_id` only, when given too: a record's timeline)."""
+        if row_id is not None and campaign is None:
+            raise EditError("a record's activity needs its campaign", hint="give campaign= with row_id=")
+        with self.db.transaction() as con:
+            chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
+            cursor = con.execute(
+                "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
+                "WHERE ($1::BIGINT IS NULL OR a.campaign_id = $1) AND ($3::BIGINT IS NULL OR a.row_id = $3) "
+                "ORDER BY logged_at DESC LIMIT $2",
+                [chosen, limit, row_id],
+            )
+            return dict_rows(cursor)
+
+    def runs(self, limit: int = 20) -> list[dict[str, object]]:
+        """The most recent runs, newest first (a run whose runner died is shown interrupted: reclaim_dead_runs)."""
+        with self.db.transaction() as con:
+            reclaim_dead_runs(con)
+            cursor = con.execute(
+                "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) "
+                "ORDER BY run_id DESC LIMIT ?",
+                [limit],
+            )
+            rows = dict_rows(cursor)
+        for row in rows:
+            for field in ("request", "counts"):
+                if isinstance(row.get(field), str):
+                    row[field] = json.loads(row[field])  # type: ignore[arg-type]
+        return rows

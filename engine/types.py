@@ -81,3 +81,17 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.PYTHON_ERROR: "fix the function or the input value",
     ErrorCode.TEMPLATE_ERROR: "fix the prompt template or the input value",
 }
+
+
+def current_user() -> str:
+    """Who runs this process: $RUNSHEET_USER (the CLI's `--as` sets it), else the login name."""
+    import getpass
+    import os
+
+    found = os.environ.get("RUNSHEET_USER") or os.environ.get("USER")
+    if not found:
+        try:
+            found = getpass.getuser()
+        except (KeyError, OSError):
+            found = "cli"
+    return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,7 @@ import polars as pl
 
 from engine.action_columns import LibraryStep, follow_action, with_action_column
 from engine.actions import ActionLibrary
-from engine.auth import Action as Permission
-from engine.auth import Role, authorize, current_user, list_users, role_of, set_user
+from engine.auth import authorize, current_user
 from engine.builder import ActionBuilder, BuilderModel
 from engine.campaign import CACHE_DIR, Campaign
 from engine.copilot import Copilot
@@ -25,8 +24,7 @@ from engine.facade import WorkspaceFacade
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.io.exporter import export_query
-from engine.logins import hash_password
-from engine.run.lifecycle import reclaim_dead_runs, reclaim_orphans, request_stop, run_transaction, signal_stop
+from engine.run.lifecycle import run_transaction
 from engine.run.reports import RunReport
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import run_query
@@ -36,8 +34,8 @@ from engine.store.catalog import campaign_names, load_campaign
 from engine.store.cells import Scope
 from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
-from engine.store.database import DB_FILE, Database, dict_rows
-from engine.store.pause import PauseState, pause_state, requeue_disabled, set_paused
+from engine.store.database import DB_FILE, Database
+from engine.store.pause import pause_state, requeue_disabled, set_paused
 from engine.store.runlog import history_counts, purge_history
 from engine.store.schema import create_metadata, upgrade_metadata
 from engine.store.settings import STARTING_CREDITS, Settings, balance, grant, load_settings, store_setting
@@ -443,97 +441,12 @@ class Workspace(WorkspaceFacade):
             report = handle.start_run(None if targets == auto else targets)
         return Resumed(changed, handle, report)
 
-    # ---- people ------------------------------------------------------------------------------------------
-
-    def authorize(self, action: Permission, what: str = "") -> None:
-        """Raise PermissionDeniedError (and log it) unless this workspace's actor may do `action`: a check for
-        entry points that hand work to another process (the UI launching a run)."""
-        authorize(self.db, self.actor, action, what=what)
-
-    def role(self, user: str | None = None) -> Role:
-        """The role of `user` (default: the actor): admin in a workspace with no users, viewer for a stranger."""
-        with self.db.transaction() as con:
-            return role_of(con, user or self.actor)
-
-    def users(self) -> list[dict[str, object]]:
-        """The workspace's users: name, role, created_at, created_by, tokens, password (whether one is set);
-        empty: the workspace is open."""
-        return list_users(self.db)
-
-    def set_role(self, user: str, role: str, password: str | None = None) -> None:
-        """Give `user` a role (admin only), creating the user, and with `password` their UI password in the same
-        transaction; the first user must be an admin."""
-        set_user(self.db, self.actor, user, role, password_hash=None if password is None else hash_password(password))
-
-    def pause_state(self, campaign: str) -> PauseState:
-        """What is paused in `campaign`."""
-        with self.db.transaction() as con:
-            return pause_state(con, load_campaign(con, campaign).campaign_id)
-
-    def stop_run(self, run_id: int) -> bool:
-        """Ask a running run to stop: in-flight calls are cancelled, nothing new starts. False if it is not running."""
-        return bool(self.stop_runs([run_id]))
-
-    def stop_runs(self, run_ids: Iterable[int] | None = None, *, campaign: str | None = None) -> list[int]:
-        """Ask running runs to stop (those of `run_ids`; with None, every running run, of `campaign` when given):
-        in-flight calls are cancelled, nothing new starts. Needs the `stop` permission. Returns the ids of the
-        runs asked (a run that is not running is left out)."""
-        with self.db.transaction() as con:
-            authorize(self.db, self.actor, "stop", con=con)
-            campaign_id = None if campaign is None else load_campaign(con, campaign).campaign_id
-            asked = request_stop(con, run_ids, campaign_id)
-        signal_stop(self.path, asked)  # after the commit: the flag is the durable record, the file the fast path
-        return asked
-
-    def active_runs(self, campaign: str | None = None) -> list[dict[str, object]]:
-        """Runs still running (crashed ones are given back first), newest first."""
-        with self.db.transaction() as con:
-            for name in campaign_names(con):
-                if campaign is None or name == campaign:
-                    reclaim_orphans(con, load_campaign(con, name))
-        return [
-            run
-            for run in self.runs(limit=1000)
-            if run["status"] == "running" and (campaign is None or run["campaign"] == campaign)
-        ]
-
-    def activity(
-        self, limit: int = 100, *, campaign: str | None = None, row_id: int | None = None
-    ) -> list[dict[str, object]]:
-        """The most recent activity rows, newest first (of `campaign` only, when given: NotFoundError if unknown;
-        of its record `row_id` only, when given too: a record's timeline)."""
-        if row_id is not None and campaign is None:
-            raise EditError("a record's activity needs its campaign", hint="give campaign= with row_id=")
-        with self.db.transaction() as con:
-            chosen = None if campaign is None else load_campaign(con, campaign).campaign_id
-            cursor = con.execute(
-                "SELECT a.*, c.name AS campaign FROM activity a LEFT JOIN campaigns c USING (campaign_id) "
-                "WHERE ($1::BIGINT IS NULL OR a.campaign_id = $1) AND ($3::BIGINT IS NULL OR a.row_id = $3) "
-                "ORDER BY logged_at DESC LIMIT $2",
-                [chosen, limit, row_id],
-            )
-            return dict_rows(cursor)
-
-    def runs(self, limit: int = 20) -> list[dict[str, object]]:
-        """The most recent runs, newest first (a run whose runner died is shown interrupted: reclaim_dead_runs)."""
-        with self.db.transaction() as con:
-            reclaim_dead_runs(con)
-            cursor = con.execute(
-                "SELECT r.*, c.name AS campaign FROM runs r LEFT JOIN campaigns c USING (campaign_id) "
-                "ORDER BY run_id DESC LIMIT ?",
-                [limit],
-            )
-            rows = dict_rows(cursor)
-        for row in rows:
-            for field in ("request", "counts"):
-                if isinstance(row.get(field), str):
-                    row[field] = json.loads(row[field])  # type: ignore[arg-type]
-        return rows
-
     def query(self, sql: str, *, timeout: float = 30.0, memory_limit: str = "1GB") -> pl.DataFrame:
         """Run one read-only SELECT in the SQL sandbox (engine/sql/): each campaign is a wide table named after
-        it; `cells`, `runs`, `activity` and `campaigns` are tables too. Changes nothing."""
-        return run_query(self.db.path, sql, limits=Limits(timeout, memory_limit), busy_timeout=self.db.busy_timeout)
+        it; `cells`, `runs`, `activity` and `campaigns` are tables too, and the action library's `actions`,
+        `action_results` and `documents`, holding what this workspace's actor may see. Changes nothing."""
+        limits = Limits(timeout, memory_limit)
+        return run_query(self.db.path, sql, limits=limits, busy_timeout=self.db.busy_timeout, reader=self.actor)
 
     def query_to_file(
         self,
@@ -555,4 +468,5 @@ class Workspace(WorkspaceFacade):
             escape=escape,
             limits=Limits(timeout, memory_limit),
             busy_timeout=self.db.busy_timeout,
+            reader=self.actor,
         )

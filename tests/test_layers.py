@@ -35,7 +35,7 @@ LAYERS = [
     "llm",  # the one seam to AI providers: offline model, direct HTTP client, litellm
     "net",  # outbound HTTP for steps: the address guard and the guarded client
     "cache",  # the result cache: paid answers on disk, keyed by what produced them
-    "runner",  # the async call pool: paid calls, budget, rate limits, retry policy, single flight
+    "runner",  # the async call pool: paid calls, budget, rate limits, retry policy, single flight; its backends
     "cells",  # one module per step kind behind the StepKind protocol; no tables
     "action_columns",  # columns that name a library action: written out from it, and following its changes
     "spec",  # campaign specs: YAML in, a checked CampaignSpec out

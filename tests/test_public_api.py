@@ -75,6 +75,7 @@ PUBLIC = [
     "WorkspaceBusyError",
     "add_schedule",
     "check_records",
+    "export_from_workspace",
     "frame_to_csv",
     "list_schedules",
     "load_spec",

@@ -3,15 +3,30 @@ cell, type into one. The grid is a canvas; its accessible table (`#glide-cell-CO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator
+    from playwright.sync_api import Browser, Locator
     from playwright.sync_api import Page as BrowserPage
 
 CHROMIUM = "/usr/bin/chromium"
 # Column positions in the grid's canvas: 0 is the row checkbox, 1 the row id, then the campaign's columns.
 FIRST_DATA_COLUMN = 2
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser), closed after the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def grid(page: BrowserPage) -> Locator:

@@ -216,6 +216,7 @@ class Ai(StepKind):
                 deadline=options.timeout,
                 attempt=attempt,
                 request_key=key,
+                portable=True,  # a provider request: its key is read where the call is made
                 detail={
                     "model": options.model,
                     "tier": options.tier,

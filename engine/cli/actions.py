@@ -24,13 +24,13 @@ CampaignArg = Annotated[str, typer.Option("--campaign", "-c", help="The record's
 RecordArg = Annotated[str, typer.Option("--record", "-r", help="A row id, or a name, email or domain it holds.")]
 
 
-def _library(workspace: Path, actor: str | None) -> Any:
+def open_library(workspace: Path, actor: str | None) -> Any:
     from engine import Workspace
 
     return Workspace(workspace, actor=actor).actions(trigger="cli")
 
 
-def _print(found: Any, as_json: bool) -> None:
+def print_fields(found: Any, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(found, default=str))
         return
@@ -50,7 +50,7 @@ def action_list(
     """List the actions you may see, with whether you may run them."""
 
     def body() -> None:
-        found = _library(workspace, actor).listed(runnable=runnable, search=search)
+        found = open_library(workspace, actor).listed(runnable=runnable, search=search)
         if as_json:
             out.print_json(json.dumps(found, default=str))
             return
@@ -79,7 +79,7 @@ def action_show(
     name: str, actor: Actor = None, workspace: WorkspaceOption = DEFAULT_WORKSPACE, as_json: JsonOption = False
 ) -> None:
     """Show an action: its definition, description, state, roles and how much history it has."""
-    guard(lambda: _print(_library(workspace, actor).show(name), as_json))
+    guard(lambda: print_fields(open_library(workspace, actor).show(name), as_json))
 
 
 @action_app.command("templates")
@@ -112,7 +112,7 @@ def action_add(
     """Add an action to the library. It starts paused: `runsheet action resume NAME` lets it run."""
 
     def body() -> None:
-        added = _library(workspace, actor).add(
+        added = open_library(workspace, actor).add(
             name,
             kind,
             _options(options, options_file),
@@ -190,7 +190,7 @@ def action_rename(
     """Rename an action; its results, documents and history stay its own."""
 
     def body() -> None:
-        _library(workspace, actor).rename(name, new_name)
+        open_library(workspace, actor).rename(name, new_name)
         out.print(f"renamed action '{name}' to '{new_name}'")
 
     guard(body)
@@ -206,7 +206,7 @@ def action_delete(
     """Delete an action with its results, documents and log (asks for --yes; credit rows stay)."""
 
     def body() -> None:
-        removed = _library(workspace, actor).delete(name, confirm=yes)
+        removed = open_library(workspace, actor).delete(name, confirm=yes)
         out.print(
             f"deleted action '{name}' with {removed['action_results']} results, {removed['documents']} documents "
             f"and {removed['activity']} activity rows"
@@ -217,7 +217,7 @@ def action_delete(
 
 def _switch(name: str, actor: str | None, workspace: Path, what: str) -> None:
     def body() -> None:
-        library = _library(workspace, actor)
+        library = open_library(workspace, actor)
         {
             "enabled": lambda: library.set_enabled(name, True),
             "disabled": lambda: library.set_enabled(name, False),
@@ -263,7 +263,7 @@ def action_roles(
     """Set who may see and run an action (admins always may; viewers see, never run)."""
 
     def body() -> None:
-        chosen = _library(workspace, actor).set_roles(name, [r for part in roles for r in part.split(",") if r])
+        chosen = open_library(workspace, actor).set_roles(name, [r for part in roles for r in part.split(",") if r])
         out.print(f"action '{name}' is for: {', '.join(chosen['roles'])}")
 
     guard(body)
@@ -283,7 +283,7 @@ def action_run(
     """Run an action on one record and print its result (markdown)."""
 
     def body() -> None:
-        library = _library(workspace, actor)
+        library = open_library(workspace, actor)
         result = library.run(name, campaign, record, force=again)
         if save is not None and result["status"] == "done":
             result = library.save_result(result["result_id"], save)
@@ -314,244 +314,6 @@ def _print_result(result: dict[str, Any]) -> None:
         out.print(f"saved to {result['saved_field']} by {result['saved_by']}")
 
 
-@action_app.command("results")
-def action_results(
-    name: Annotated[str | None, typer.Argument(help="Only this action's results.")] = None,
-    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="Only this campaign's.")] = None,
-    row: Annotated[int | None, typer.Option("--row", help="Only this record's.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    as_json: JsonOption = False,
-) -> None:
-    """List results of actions run on records, newest first."""
-
-    def body() -> None:
-        found = _library(workspace, actor).results(action=name, campaign=campaign, row_id=row, limit=limit)
-        if as_json:
-            out.print_json(json.dumps(found, default=str))
-            return
-        table = Table(title="action results")
-        for column in ("id", "action", "campaign", "row", "status", "credits", "finished", "by", "value"):
-            table.add_column(column)
-        for r in found:
-            text = (r["value"] or r["error_message"] or "").replace("\n", " ")
-            table.add_row(
-                str(r["result_id"]),
-                r["action"],
-                str(r["campaign"]),
-                str(r["row_id"]),
-                r["status"],
-                f"{r['credits'] or 0:g}",
-                str(r["finished_at"])[:19],
-                str(r["actor"]),
-                escape(text[:50] + ("…" if len(text) > 50 else "")),
-            )
-        out.print(table)
-
-    guard(body)
-
-
-@action_app.command("save")
-def action_save(
-    result_id: int,
-    field: Annotated[str, typer.Option("--to", help="The record field (notes appends a line).")] = "notes",
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-) -> None:
-    """Save to Record: put an action result into the record (a timeline entry marked AI generated)."""
-
-    def body() -> None:
-        saved = _library(workspace, actor).save_result(result_id, field)
-        out.print(f"saved result {result_id} of {saved['action']} to row {saved['row_id']}'s {field}")
-
-    guard(body)
-
-
-@action_app.command("documents")
-def action_documents(
-    name: Annotated[str | None, typer.Argument(help="Only this action's documents.")] = None,
-    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="Only this campaign's.")] = None,
-    row: Annotated[int | None, typer.Option("--row", help="Only this record's.")] = None,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    as_json: JsonOption = False,
-) -> None:
-    """List the documents actions produced (meeting prep notes...)."""
-
-    def body() -> None:
-        found = _library(workspace, actor).documents(action=name, campaign=campaign, row_id=row)
-        if as_json:
-            out.print_json(json.dumps(found, default=str))
-            return
-        table = Table(title="documents")
-        for column in ("id", "title", "action", "campaign", "row", "author", "created"):
-            table.add_column(column)
-        for d in found:
-            table.add_row(
-                str(d["document_id"]),
-                escape(d["title"]),
-                d["action"],
-                str(d["campaign"]),
-                str(d["row_id"]),
-                str(d["author"]),
-                str(d["created_at"])[:19],
-            )
-        out.print(table)
-
-    guard(body)
-
-
-@action_app.command("document")
-def action_document(
-    document_id: int,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write it to this markdown file.")] = None,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-) -> None:
-    """Print a document, or export it as a markdown file (an existing file is not overwritten)."""
-
-    def body() -> None:
-        found = _library(workspace, actor).document(document_id)
-        if output is None:
-            typer.echo(found["body"])
-            return
-        try:
-            with output.open("x", encoding="utf-8") as handle:
-                handle.write(found["body"].rstrip("\n") + "\n")
-        except FileExistsError:
-            raise RunsheetError(f"{output} exists", hint="choose another file name, or remove it first") from None
-        out.print(f"wrote document {document_id} to {output}")
-
-    guard(body)
-
-
-@action_app.command("find")
-def action_find(
-    campaign: str,
-    text: str,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 10,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    as_json: JsonOption = False,
-) -> None:
-    """Find records of a campaign by row id, name, email or domain (for --record)."""
-
-    def body() -> None:
-        found = _library(workspace, actor).find_records(campaign, text, limit)
-        if as_json:
-            out.print_json(json.dumps(found, default=str))
-            return
-        for record in found:
-            shown = ", ".join(str(v) for k, v in record.items() if k != "row_id" and v not in (None, ""))
-            out.print(f"{record['row_id']}: {escape(shown[:110])}", soft_wrap=True)
-        if not found:
-            out.print(f"no record of {campaign} matches {text!r}")
-
-    guard(body)
-
-
-@action_app.command("chat")
-def action_chat(
-    name: str,
-    request: Annotated[str | None, typer.Argument(help="What the action should do, or a question about it.")] = None,
-    campaign: Annotated[
-        str | None, typer.Option("--campaign", "-c", help="Check and preview against this campaign.")
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="The model that writes (default: offline).")
-    ] = None,
-    api_base: Annotated[str | None, typer.Option(help="An OpenAI-compatible server for --model.")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="The environment variable holding its key.")] = None,
-    tools: Annotated[
-        bool, typer.Option("--tools/--no-tools", help="Ask through tool calling (--no-tools: JSON mode).")
-    ] = True,
-    attach: Annotated[list[Path] | None, typer.Option("--attach", help="API documentation to read (a file).")] = None,
-    confirm_preview: Annotated[
-        bool, typer.Option("--confirm-preview", help="Run a paid preview at the estimate shown.")
-    ] = False,
-    accept: Annotated[bool, typer.Option("--accept", help="Apply the proposal at once (when it is valid).")] = False,
-    add_column: Annotated[
-        bool, typer.Option("--add-column", help="Once accepted, add it to --campaign as a column of its name.")
-    ] = False,
-    accept_proposal: Annotated[
-        int | None, typer.Option("--accept-proposal", help="Apply an earlier proposal, by its number.")
-    ] = None,
-    reset: Annotated[bool, typer.Option("--reset", help="Reset Chat: forget this action's chat.")] = False,
-    history: Annotated[bool, typer.Option("--history", help="Show this action's chat.")] = False,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-    as_json: JsonOption = False,
-) -> None:
-    """Build or change an action by describing it: the builder proposes a step (a diff of the action's spec,
-    checked, with its estimate and a preview); nothing is applied until you accept."""
-
-    def body() -> None:
-        from engine import Workspace
-
-        builder = Workspace(workspace, actor=actor).builder(
-            model, api_base=api_base, api_key_env=api_key_env, tools=tools, trigger="cli"
-        )
-        if reset:
-            gone = builder.reset(name)
-            out.print(f"chat of '{name}' reset ({gone} messages removed); the action is unchanged")
-            return
-        if history:
-            found = builder.history(name)
-            if as_json:
-                out.print_json(json.dumps(found, default=str))
-                return
-            for message in found:
-                out.print(f"[bold]{message['role']}[/bold] (#{message['message_id']}):", soft_wrap=True)
-                out.print(escape(message["content"]), soft_wrap=True)
-            return
-        if accept_proposal is not None:
-            _print(builder.accept(accept_proposal), as_json)
-            return
-        if not request:
-            raise RunsheetError("say what the action should do", hint=f'runsheet action chat {name} "..."')
-        if add_column and (campaign is None or not accept):
-            raise RunsheetError("--add-column adds the accepted action to a campaign", hint="give --accept and -c NAME")
-        documents = {p.name: p.read_text(encoding="utf-8") for p in attach or []}
-        message = builder.chat(name, request, campaign=campaign, attachments=documents, confirm_preview=confirm_preview)
-        proposal = message["proposal"]
-        if as_json:
-            out.print_json(json.dumps(message, default=str))
-        else:
-            out.print(escape(message["content"]), soft_wrap=True)
-        if proposal is not None and proposal["status"] != "proposed":
-            raise typer.Exit(1)
-        if proposal is not None and accept:
-            shown = builder.accept(message["message_id"])
-            out.print(f"accepted: action '{shown['name']}' {'added, paused' if proposal['new'] else 'updated'}")
-            if add_column and campaign is not None:
-                _add_column(workspace, actor, shown["name"], campaign, None, None)
-        elif proposal is not None and not as_json:
-            out.print(
-                f"accept with `runsheet action chat {name} --accept-proposal {message['message_id']}`", soft_wrap=True
-            )
-
-    guard(body)
-
-
-@action_app.command("column")
-def action_column(
-    name: str,
-    campaign: Annotated[str, typer.Option("--campaign", "-c", help="The campaign to add the column to.")],
-    column: Annotated[str | None, typer.Option("--name", help="The column's name (default: the action's).")] = None,
-    after: Annotated[str | None, typer.Option("--after", help="Put it after this column (default: last).")] = None,
-    actor: Actor = None,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-) -> None:
-    """Add a column made from an action to a campaign (`{name, action}` in its spec): a free step fills at once,
-    a paid one starts paused for your consent. A column of that name already there is left as it is."""
-    guard(lambda: _add_column(workspace, actor, name, campaign, column, after))
-
-
-def _add_column(
-    workspace: Path, actor: str | None, action: str, campaign: str, column: str | None, after: str | None
-) -> None:
-    from engine import Workspace
-    from engine.cli.campaigns import print_applied
-
-    print_applied(Workspace(workspace, actor=actor).add_action_column(campaign, action, name=column, after=after))
+# The rest of `runsheet action`, registered on action_app when imported: what actions produced (results,
+# documents, Save to Record, finding a record) and building them by chat.
+from engine.cli import action_builder, action_outputs  # noqa: E402, F401

@@ -159,13 +159,16 @@ def export(
     """Write a campaign's values to a CSV or Parquet file, atomically (row_id first)."""
 
     def body() -> None:
-        handle = open_campaign(workspace, campaign, actor=actor)
+        from engine import export_from_workspace
+
         chosen = fmt or (None if output is not None and output.suffix else "csv")
-        target = output or Path(f"{handle.name}.{chosen}")
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-        report = handle.export(
-            target, format=chosen, columns=wanted, where=where, with_state=with_state, escape=not raw
-        )
+        options: dict[str, Any] = {"format": chosen, "columns": wanted, "where": where, "with_state": with_state}
+        # DuckDB alone when it can answer (a second of imports less); the engine's way to the campaign otherwise
+        report = export_from_workspace(workspace, campaign, output, escape=not raw, actor=actor, **options)
+        if report is None:
+            handle = open_campaign(workspace, campaign, actor=actor)
+            report = handle.export(output or Path(f"{handle.name}.{chosen}"), escape=not raw, **options)
         if as_json:
             out.print_json(
                 json.dumps(

@@ -73,6 +73,22 @@ def run(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Calls in flight (default: the workspace's).")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Where calls are made: local (this process) or ray (a Ray cluster; the `ray` extra). "
+            "Default: the ray_min_cells setting decides.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            envvar="RAY_ADDRESS",
+            help="A Ray cluster to join (default: an embedded one on 127.0.0.1 for the run).",
+        ),
+    ] = None,
     progress_every: ProgressEvery = 5.0,
     actor: Actor = None,
     trigger: Annotated[str, typer.Option("--trigger", help="Why: cli, ui, schedule, webhook.", hidden=True)] = "cli",
@@ -104,7 +120,9 @@ def run(
         retry = retry_command(campaign, column, rows)
         if concurrency is not None and concurrency < 1:
             raise RunsheetError(f"--concurrency {concurrency} is not a positive number", hint="give 1 or more")
-        if not dry_run and campaign is not None and few_cells(selection):
+        if backend not in (None, "local", "ray"):
+            raise RunsheetError(f"--backend {backend} is not a backend", hint="give local or ray")
+        if not dry_run and campaign is not None and backend != "ray" and few_cells(selection):
             call = WarmRunner.submit(
                 workspace,
                 campaign,
@@ -127,7 +145,13 @@ def run(
             _print_estimate(estimate, as_json, retry)
             return 0
         with progress_display(as_json, progress_every) as bar:
-            options = RunOptions(max_credits=max_credits, concurrency=concurrency, progress=bar.update)
+            options = RunOptions(
+                max_credits=max_credits,
+                concurrency=concurrency,
+                progress=bar.update,
+                backend=backend,  # type: ignore[arg-type]  # checked above
+                ray_address=ray_address,
+            )
             report = handle.run(selection, options=options)
         return ended(report, handle.errors(selection), as_json, retry)
 

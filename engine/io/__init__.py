@@ -1,7 +1,3 @@
-"""Data in and out of a campaign: import (CSV, Parquet, JSON lines; upsert by key) and export (CSV,
-Parquet)."""
-
-from engine.io.exporter import ExportReport, export_campaign, frame_to_csv
-from engine.io.importer import ImportedFile, ImportOptions, import_file
-
-__all__ = ["ExportReport", "ImportOptions", "ImportedFile", "export_campaign", "frame_to_csv", "import_file"]
+"""Data in and out of a campaign: import (CSV, Parquet, JSON lines; upsert by key: importer.py) and export (CSV,
+Parquet: exporter.py). Nothing is imported here, so that an export loads neither the importer nor the spec's
+parser (`runsheet export` is a whole process: issue 16)."""

@@ -18,15 +18,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import polars as pl
+import duckdb
 
 from engine.errors import ExportError, NotFoundError, QueryError
 from engine.sql.needs import Needs, needs_of
 from engine.sql.sandbox import Limits, Sandbox, open_sandbox
 from engine.sql.views import ordered, wide_sql
-from engine.store.schema import literal, quote
+from engine.store.database import DB_FILE, Database
+from engine.store.schema import literal, metadata_current, quote
+from engine.types import current_user
+
+if TYPE_CHECKING:
+    import polars as pl
 
 ExportFormat = Literal["csv", "parquet"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -67,6 +72,8 @@ def formula_unescaped(expr: str) -> str:
 def frame_to_csv(frame: pl.DataFrame, *, escape: bool = True) -> str:
     """A DataFrame as CSV text (nulls empty, empty strings quoted), formula-escaped unless `escape` is
     False."""
+    import polars as pl  # here: an export to a file needs no polars (a whole process: issue 16)
+
     if escape:
         pattern = "^'*" + FORMULA_START
         frame = frame.with_columns(
@@ -99,8 +106,10 @@ def export_campaign(
     escape: bool = True,
     limits: Limits = EXPORT_LIMITS,
     busy_timeout: float = 30.0,
+    reader: str | None = None,
 ) -> ExportReport:
-    """Write `campaign` (row_id first, then `columns` or every column, in spec order) to `path`."""
+    """Write `campaign` (row_id first, then `columns` or every column, in spec order) to `path`. `where` sees the
+    actions `reader` may see (engine/sql/views.py)."""
     target = Path(path)
     fmt = export_format(target, format)
     check_target(target)
@@ -108,7 +117,9 @@ def export_campaign(
     try:
         filtered = needs_of(f"SELECT 1 WHERE {where}") if where else Needs(frozenset())
         needs = Needs(filtered.tables).plus_tables(campaign)  # every column of the campaign
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs) as box:
+        with open_sandbox(
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, needs=needs, reader=reader
+        ) as box:
             layout = box.layout(campaign)
             names = list(columns) if columns else [c.name for c in layout.columns]
             known = [c.name for c in layout.columns]
@@ -134,6 +145,58 @@ def export_campaign(
     return ExportReport(campaign, target, fmt, rows, header)
 
 
+def export_from_workspace(
+    workspace: str | Path,
+    campaign: str | None,
+    path: str | Path | None,
+    *,
+    format: str | None = None,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    with_state: bool = False,
+    escape: bool = True,
+    actor: str | None = None,
+) -> ExportReport | None:
+    """`Campaign.export` (to `path`, or CAMPAIGN.FORMAT) without the engine's way to a campaign: `runsheet
+    export` is a whole process, and the Workspace and Campaign classes cost a second of imports (the spec's parser,
+    every step kind, polars) before the first row is read. Writes through `export_campaign` as that method does;
+    None, having written nothing, when only the engine's path can answer: no workspace, no campaign of that name
+    (`campaign` None: not exactly one), or a workspace an older version made (the engine upgrades it first).
+    `actor` (default: who runs this process) is who asks, as for a Workspace."""
+    db_path = Path(workspace) / DB_FILE
+    if not db_path.exists():
+        return None
+    try:
+        with Database(db_path).snapshot() as con:
+            if not metadata_current(con) or _value_types_outdated(con):
+                return None
+            names = [str(row[0]) for row in con.execute("SELECT name FROM campaigns ORDER BY name").fetchall()]
+    except duckdb.CatalogException:
+        return None
+    picked = [n for n in names if n == campaign] if campaign is not None else names
+    if len(picked) != 1:
+        return None
+    target = Path(path) if path is not None else Path(f"{picked[0]}.{format or 'csv'}")
+    reader = actor or current_user()
+    return export_campaign(
+        db_path,
+        picked[0],
+        target,
+        format=format,
+        columns=columns,
+        where=where,
+        with_state=with_state,
+        escape=escape,
+        reader=reader,
+    )
+
+
+def _value_types_outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a step table waits for the type change `Workspace` makes on opening (store/changes.py's
+    `upgrade_value_types`: an http step with a `path` stored as JSON)."""
+    return bool(con.execute("SELECT 1 FROM columns WHERE kind = 'http' AND value_type = 'JSON' LIMIT 1").fetchall())
+
+
 def export_query(
     db_path: Path,
     sql: str,
@@ -143,14 +206,18 @@ def export_query(
     escape: bool = True,
     limits: Limits | None = None,
     busy_timeout: float = 30.0,
+    reader: str | None = None,
 ) -> int:
-    """Write the result of the SELECT `sql` to `path` (csv or parquet) atomically; returns the row count."""
+    """Write the result of the SELECT `sql` to `path` (csv or parquet) atomically; returns the row count.
+    `reader` sees the actions the action library shows them."""
     target = Path(path)
     fmt = export_format(target, format)
     check_target(target)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql) as box:
+        with open_sandbox(
+            db_path, limits=limits, busy_timeout=busy_timeout, writable=temporary, query=sql, reader=reader
+        ) as box:
             text = box.check(sql)
             if text.lstrip()[:7].upper() == "EXPLAIN":
                 raise QueryError("an EXPLAIN cannot be written to a file", hint="print it with --format table")

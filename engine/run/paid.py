@@ -39,12 +39,12 @@ from engine.run.lifecycle import (
 from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.windows import Windows
 from engine.run.writeback import write_results
+from engine.runner.backend import PoolSpec, choose_backend
 from engine.runner.budget import Budget
 from engine.runner.calls import CellResult, PaidCall
 from engine.runner.flights import shareable
-from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
-from engine.runner.pool import CallPool, shared_outcome
+from engine.runner.pool import shared_outcome
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.context import read_context
@@ -101,6 +101,7 @@ def complete_run(
         raise
     finally:
         cache.close()
+        session.backend.close()
     report.claims, report.rest = [], None
     return report
 
@@ -175,6 +176,7 @@ class _Session:
             who,
         )
         self.pending: list[CellResult] = []
+        self.backend = choose_backend(options.backend, settings.ray_min_cells, options.ray_address, db.path.parent)
         self.closing = False
         self.stop_path = stop_file(db.path.parent, report.run_id)
         self.written_credits = 0.0
@@ -338,16 +340,16 @@ class _Session:
             self.options.progress(self.progress)
 
     async def run_claims(self, claims: list[Claim], cache: ResultCache) -> None:
-        limits = RateLimits({m: (v.get("rpm"), v.get("tpm")) for m, v in self.settings.rate_limits.items()})
-        pool = CallPool(
+        spec = PoolSpec(
             concurrency=self.options.concurrency or self.settings.concurrency,
             budget=self.budget,
             on_result=self._on_result,
             stop=self.stop,
             cache=cache,
-            limits=limits,
+            rate_limits={m: (v.get("rpm"), v.get("tpm")) for m, v in self.settings.rate_limits.items()},
             policy=RetryPolicy(max_attempts=self.settings.max_attempts),
         )
+        pool = self.backend.pool(spec, self.progress.total)
         self.outcomes.clear()
         self.closing = False
         flusher = asyncio.create_task(self._flush_periodically())

@@ -8,6 +8,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import polars as pl
 import pyarrow as pa
@@ -167,3 +168,6 @@ class RunOptions:
     # of ending in insufficient_credits; when the run's cap is what ran out, it says the (message, hint) this
     # returns for the credits the run spent, and so does the run.
     hold_refused: Callable[[float], tuple[str, str]] | None = None
+    # Where the calls are made (engine/runner/backend.py): "local" or "ray"; None: the ray_min_cells setting says.
+    backend: Literal["local", "ray"] | None = None
+    ray_address: str | None = None  # a Ray cluster to join; None: RAY_ADDRESS, else an embedded one for the run

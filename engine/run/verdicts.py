@@ -348,7 +348,11 @@ def _marked(table: pa.Table, plan: CellPlan) -> dict[str, pa.Array]:
         "cached": pa.nulls(n, pa.bool_()),
     }
     skip = pc.equal(table.column("verdict"), Verdict.SKIP.value)
-    if plan.action is Action.STALE or not pc.any(skip).as_py():
+    if plan.action is Action.STALE:
+        # a cell holding a value keeps it, stale (run_if is judged again when it is asked for); one holding none
+        # (a paid step's cell that run_if skipped, after a spec change) stays skipped rather than going stale
+        skip = pc.and_(skip, pc.is_null(old_value))
+    if not pc.any(skip).as_py():
         return columns
     # run_if is already false: skipped under its key, whatever the plan waited on (decide's early skip)
     return {

@@ -29,7 +29,10 @@ class Answer:
 class PaidCall:
     """One cell to compute through the runner. `attempt` makes one try and raises ProviderFailure on failure;
     `cache_key` (None: never cached) identifies the answer across rows and campaigns; `request_key` (None: never
-    shared) identifies the request itself, so that identical requests in flight at once are sent once."""
+    shared) identifies the request itself, so that identical requests in flight at once are sent once. A
+    `portable` call may be made in another process (engine/runner/ray_backend.py): its attempt is a request to a
+    provider and nothing else (no file, outbox or state of this process), and it carries no secret, only the
+    names of the variables that hold them."""
 
     column: str
     row_id: int
@@ -43,6 +46,7 @@ class PaidCall:
     attempt: Callable[[], Awaitable[Answer]]
     detail: dict[str, Any] = field(default_factory=dict)
     request_key: str | None = None
+    portable: bool = False
 
 
 @dataclass

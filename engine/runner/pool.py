@@ -19,9 +19,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Protocol
 
 from engine.cache import ResultCache
 from engine.llm.types import ProviderFailure
@@ -38,8 +39,14 @@ LEASE_POLL_SECONDS = 0.1
 RECENT_ANSWERS = 10_000  # answers of cached requests kept in memory for the run's repeats
 
 
+class Limits(Protocol):
+    """What the attempts wait on before each try: the per-model rate limits (here, or a cluster's shared ones)."""
+
+    async def acquire(self, model: str, tokens: int) -> None: ...
+
+
 @dataclass
-class _Spent:
+class Spent:
     """What a call's attempts have cost so far."""
 
     attempts: int = 0
@@ -103,7 +110,7 @@ class CallPool:
             if self.stop.is_set():
                 return
             started = time.monotonic()
-            spent = _Spent()
+            spent = Spent()
             try:
                 result = await self._fly(call, spent, started)
             except asyncio.CancelledError:
@@ -125,7 +132,7 @@ class CallPool:
             return None
         return f"{call.request_key}|again:{id(self)}" if call.force else call.request_key
 
-    async def _fly(self, call: PaidCall, spent: _Spent, started: float) -> CellResult | None:
+    async def _fly(self, call: PaidCall, spent: Spent, started: float) -> CellResult | None:
         """Answer the call from this run's answers or the cache, or follow the identical request in flight (then
         None: a follower task reports), or make it."""
         key = self._flight_key(call)
@@ -162,7 +169,7 @@ class CallPool:
 
     async def _follow(self, call: PaidCall, flight: Future[CellResult | None], started: float) -> None:
         """Wait for the leader of this request; take its outcome, or ask again when it cannot be shared."""
-        spent = _Spent()
+        spent = Spent()
         result: CellResult | None
         try:
             shared = await asyncio.wrap_future(flight)
@@ -183,7 +190,7 @@ class CallPool:
         hit = self.cache.get(call.cache_key)
         return None if hit is None else _hit(call, hit)
 
-    async def _one(self, call: PaidCall, spent: _Spent) -> CellResult:
+    async def _one(self, call: PaidCall, spent: Spent) -> CellResult:
         leased = self.cache is not None and call.cache_key is not None and call.request_key is not None
         leased = leased and not call.force
         if leased:
@@ -207,46 +214,27 @@ class CallPool:
                 return hit
         return self._cached(call)  # it may have landed between the last look and the lease
 
-    async def _attempts(self, call: PaidCall, spent: _Spent) -> CellResult:
+    async def _attempts(self, call: PaidCall, spent: Spent) -> CellResult:
         if not self.budget.reserve(call.credits):
             message = f"this call costs {call.credits:g} credits, more than the run has left"
             return _failed(call, ErrorCode.INSUFFICIENT_CREDITS, message, spent)
         charged = 0.0
         try:
-            invalid = 0
-            while True:
-                await self.limits.acquire(call.model, call.est_tokens)
-                spent.attempts += 1
-                try:
-                    async with asyncio.timeout(call.deadline):  # no extra task per call, unlike wait_for
-                        answer = await call.attempt()
-                except TimeoutError:
-                    failure = ProviderFailure(
-                        ErrorCode.TIMEOUT, f"no complete answer within {call.deadline:g}s", retryable=True
-                    )
-                except ProviderFailure as caught:
-                    failure = caught
-                except Exception as caught:  # a bug or a surprise in a transport: the cell fails, the run goes on
-                    log.exception("unexpected failure in a %s call", call.model)
-                    failure = ProviderFailure(
-                        ErrorCode.PROVIDER_ERROR,
-                        f"unexpected {type(caught).__name__}: {caught}",
-                        retryable=False,
-                    )
-                else:
-                    charged = call.credits
-                    spent.add(answer.tokens, answer.provider_cost)
-                    return self._success(call, answer, spent)
-                spent.add(failure.tokens, failure.provider_cost)
-                if failure.code is ErrorCode.INVALID_OUTPUT:
-                    invalid += 1
-                if not self.policy.should_retry(failure, spent.attempts - invalid, invalid):
-                    return _failed(call, failure.code, failure.message, spent)
-                await asyncio.sleep(self.policy.delay(failure, spent.attempts - invalid))
+            outcome = await self._make(call, spent)
+            if isinstance(outcome, ProviderFailure):
+                return _failed(call, outcome.code, outcome.message, spent)
+            charged = call.credits
+            return self._success(call, outcome, spent)
         finally:
             self.budget.settle(call.credits, charged)
 
-    def _success(self, call: PaidCall, answer: Answer, spent: _Spent) -> CellResult:
+    async def _make(self, call: PaidCall, spent: Spent) -> Answer | ProviderFailure:
+        """Make the call's attempts here, in this process (a backend may make them elsewhere: runner/backend.py)."""
+        return await make_attempts(
+            call.attempt, call.model, call.est_tokens, call.deadline, spent, self.limits, self.policy
+        )
+
+    def _success(self, call: PaidCall, answer: Answer, spent: Spent) -> CellResult:
         result = CellResult(
             call.column,
             call.row_id,
@@ -271,6 +259,46 @@ class CallPool:
                 },
             )
         return result
+
+
+async def make_attempts(
+    attempt: Callable[[], Awaitable[Answer]],
+    model: str,
+    est_tokens: int,
+    deadline: float,
+    spent: Spent,
+    limits: Limits,
+    policy: RetryPolicy,
+) -> Answer | ProviderFailure:
+    """One call's attempts under its model's rate limits, each within `deadline`, retried by `policy`: the answer,
+    or the failure it ended with. `spent` counts every attempt's tokens and cost, failed ones included."""
+    invalid = 0
+    while True:
+        await limits.acquire(model, est_tokens)
+        spent.attempts += 1
+        try:
+            async with asyncio.timeout(deadline):  # no extra task per call, unlike wait_for
+                answer = await attempt()
+        except TimeoutError:
+            failure = ProviderFailure(ErrorCode.TIMEOUT, f"no complete answer within {deadline:g}s", retryable=True)
+        except ProviderFailure as caught:
+            failure = caught
+        except Exception as caught:  # a bug or a surprise in a transport: the cell fails, the run goes on
+            log.exception("unexpected failure in a %s call", model)
+            failure = ProviderFailure(
+                ErrorCode.PROVIDER_ERROR,
+                f"unexpected {type(caught).__name__}: {caught}",
+                retryable=False,
+            )
+        else:
+            spent.add(answer.tokens, answer.provider_cost)
+            return answer
+        spent.add(failure.tokens, failure.provider_cost)
+        if failure.code is ErrorCode.INVALID_OUTPUT:
+            invalid += 1
+        if not policy.should_retry(failure, spent.attempts - invalid, invalid):
+            return failure
+        await asyncio.sleep(policy.delay(failure, spent.attempts - invalid))
 
 
 def _hit(call: PaidCall, hit: dict[str, object]) -> CellResult:
@@ -305,7 +333,7 @@ def shared_outcome(call: PaidCall, leader: CellResult) -> CellResult:
     )
 
 
-def _failed(call: PaidCall, code: ErrorCode, message: str, spent: _Spent) -> CellResult:
+def _failed(call: PaidCall, code: ErrorCode, message: str, spent: Spent) -> CellResult:
     return CellResult(
         call.column,
         call.row_id,
@@ -320,5 +348,5 @@ def _failed(call: PaidCall, code: ErrorCode, message: str, spent: _Spent) -> Cel
     )
 
 
-def _cancelled(call: PaidCall, spent: _Spent) -> CellResult:
+def _cancelled(call: PaidCall, spent: Spent) -> CellResult:
     return _failed(call, ErrorCode.CANCELLED, "the run was stopped while this call was in flight", spent)

@@ -15,9 +15,12 @@ from engine.sql.statement import parse_read
 from engine.store.schema import quote
 
 
-def run_query(db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0) -> pl.DataFrame:
-    """The result of `sql` as a polars DataFrame (see engine/sql/views.py for the tables it can read)."""
-    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, query=sql) as box:
+def run_query(
+    db_path: Path, sql: str, *, limits: Limits | None = None, busy_timeout: float = 30.0, reader: str | None = None
+) -> pl.DataFrame:
+    """The result of `sql` as a polars DataFrame (see engine/sql/views.py for the tables it can read; `reader`
+    sees the actions the action library shows them)."""
+    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, query=sql, reader=reader) as box:
         table = box.query(sql)
     result = pl.from_arrow(table)
     assert isinstance(result, pl.DataFrame)
@@ -33,6 +36,7 @@ def matching_rows(
     limit: int = 50,
     limits: Limits | None = None,
     busy_timeout: float = 30.0,
+    reader: str | None = None,
 ) -> tuple[int, list[int]]:
     """How many rows of `campaign` satisfy the SQL condition `where` (over its wide table: row_id and each
     column's value), and the ids of `limit` of them from `offset`, in row order. The condition is user SQL:
@@ -42,7 +46,7 @@ def matching_rows(
     filtered = needs_of(f"SELECT 1 WHERE {where}")
     columns = None if filtered.columns is None else filtered.columns | {"row_id"}
     needs = Needs(filtered.tables, columns, filtered.looked_up).plus_tables(campaign)
-    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, needs=needs) as box:
+    with open_sandbox(db_path, limits=limits, busy_timeout=busy_timeout, needs=needs, reader=reader) as box:
         layout = box.layout(campaign)  # NotFoundError naming the campaigns there are
         select = f"SELECT row_id FROM campaign.{quote(campaign)} w WHERE ({where}\n)"
         if not _only_filters(parse_read(box.con, select, what="where filter").tree):

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from engine.errors import NotFoundError, QueryError, WorkspaceBusyError
 from engine.sql.needs import EVERYTHING, Needs, needs_of
@@ -38,6 +38,9 @@ from engine.sql.statement import DEPTH_HINT, Reachable, ReadStatement, check_rea
 from engine.sql.views import CampaignLayout, Known, create_views, read_layouts
 from engine.store.database import is_lock_error, release
 from engine.store.schema import literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -175,14 +178,16 @@ def open_sandbox(
     writable: Path | None = None,
     needs: Needs = EVERYTHING,
     query: str | None = None,
+    reader: str | None = None,
 ) -> Iterator[Sandbox]:
     """A sandbox over the workspace file at `db_path`, for the duration of the block. `writable` is the one file
     the engine's own statements may write (an export's temporary file: such a sandbox is an instance of its
     own, closed on leaving); `needs` limits the views built to what a statement reads (see needs.py). `query`, a
-    user's statement, is parsed before anything is attached (a bad one is refused at once) and sets `needs`."""
+    user's statement, is parsed before anything is attached (a bad one is refused at once) and sets `needs`.
+    `reader`, who asks, sees only the actions (and their results) the action library would show them."""
     limits = limits or Limits()
     if writable is not None:
-        with _fresh_sandbox(db_path, limits, busy_timeout, writable, needs, query) as box:
+        with _fresh_sandbox(db_path, limits, busy_timeout, writable, needs, query, reader) as box:
             yield box
         return
     while True:
@@ -208,7 +213,7 @@ def open_sandbox(
         if stamp != kept.stamp:  # written since: what it knew of the file is read again, the views made anew
             kept.stamp, kept.known = stamp, Known()
         layouts = read_layouts(kept.con, needs, kept.db, kept.known)
-        reachable = create_views(kept.con, layouts, needs, kept.db, kept.known)
+        reachable = create_views(kept.con, layouts, needs, kept.db, kept.known, reader)
         yield Sandbox(kept.con, layouts, limits, reachable, kept.db, parsed)
     finally:
         try:
@@ -330,7 +335,13 @@ def _lock_down(con: duckdb.DuckDBPyConnection, limits: Limits, readable: list[Pa
 
 @contextmanager
 def _fresh_sandbox(
-    db_path: Path, limits: Limits, busy_timeout: float, writable: Path, needs: Needs, query: str | None
+    db_path: Path,
+    limits: Limits,
+    busy_timeout: float,
+    writable: Path,
+    needs: Needs,
+    query: str | None,
+    reader: str | None,
 ) -> Iterator[Sandbox]:
     """A sandbox in an instance of its own, closed on leaving: the file is attached and the views built before
     it is locked down, allowed to write only `writable`."""
@@ -346,7 +357,7 @@ def _fresh_sandbox(
             needs = needs_of(parsed.text)
         _attach(con, db_path, busy_timeout, db)
         layouts = read_layouts(con, needs, db)
-        reachable = create_views(con, layouts, needs, db)
+        reachable = create_views(con, layouts, needs, db, reader=reader)
         _lock_down(con, limits, [writable])
         yield Sandbox(con, layouts, limits, reachable, db, parsed)
     finally:

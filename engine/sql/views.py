@@ -16,9 +16,11 @@ checked in one scan of the row ids (the sandbox keeps the answer while the file 
 A positional join reads every row of every column before any WHERE applies: a point lookup on a million rows
 (`WHERE email = '...'`) read them all, 30x slower than DuckDB on a plain table. So a statement whose WHERE
 compares a column with constants gets its campaign's view joined on row_id instead (`wide_sql(lookup=True)`),
-when it reads at most LOOKUP_MAX_COLUMNS columns: DuckDB then filters that column's table first and reads the
-other tables only in the row groups of the rows found. That view is sorted by row_id, so its rows come out in
-the same order as the positional one's.
+when DuckDB can still plan it well: DuckDB then filters that column's table first and reads the other tables
+only in the row groups of the rows found. Tables lined up with the registry hold exactly its rows, so they are
+joined with inner joins, which DuckDB plans well up to LOOKUP_ALIGNED_MAX columns; a view with any other table
+needs left joins, planned well only up to LOOKUP_MAX_COLUMNS. That view is sorted by row_id, so its rows come
+out in the same order as the positional one's.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from engine.store.schema import literal, quote
 # hash tables of whole columns instead of the rows found (a point lookup over 12 columns of a million rows: 3 s,
 # against 150 ms positionally; up to 8 columns it stays with the rows found).
 LOOKUP_MAX_COLUMNS = 8
+# Inner joins (every table lined up) stay with the rows found further: a point lookup over 12 columns of a million
+# rows 24 ms (positionally 170 ms), 32 columns 120 ms (330 ms); at 48 planning costs as much as reading, at 96 it
+# costs 11 s.
+LOOKUP_ALIGNED_MAX = 32
 SYSTEM_VIEWS = ("cells", "runs", "activity", "campaigns", "actions", "action_results", "documents")
 # (cells column, step table field, type when the field is missing)
 CELL_FIELDS = (
@@ -149,13 +155,15 @@ def _joined(
     """FROM clause: the row registry `r` (or `base`, a column lined up with it, and the fields it needs), then
     each (column, fields it needs, alias) lined up with it (all of them on row_id with `by_row_id`)."""
     positional, hashed = [], []
+    # A table lined up with the registry holds each of its rows once: an inner join on row_id loses none.
+    join = "JOIN" if by_row_id and all(c.table in layout.aligned for c, _, _ in parts) else "LEFT JOIN"
     for column, fields, alias in parts:
         wanted = ", ".join(quote(f) for f in fields)
         table = f"{db}.{quote(column.table)}"
         if column.table in layout.aligned and not by_row_id:
             positional.append(f"POSITIONAL JOIN (SELECT {wanted} FROM {table}) {alias}")
         else:
-            hashed.append(f"LEFT JOIN (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id")
+            hashed.append(f"{join} (SELECT row_id, {wanted} FROM {table}) {alias} ON {alias}.row_id = r.row_id")
     if base is not None:
         wanted = ", ".join(quote(f) for f in ["row_id", *base[1]])
         rows = f"(SELECT {wanted} FROM {db}.{quote(base[0].table)}) r "
@@ -241,10 +249,12 @@ def create_views(
     needs: Needs = EVERYTHING,
     db: str = "ws",
     known: Known | None = None,
+    reader: str | None = None,
 ) -> Reachable:
     """Create the views named in the module docstring, those `needs` reads (a campaign's with the columns it
     names), in the sandbox's own in-memory catalog (those `known` made already as they are now stay); returns
-    their names, the only ones user SQL may read."""
+    their names, the only ones user SQL may read. With `reader` (who asks), the action library's views hold only
+    the actions that person may see, and their results and documents (as the library lists them)."""
     made = Known().views if known is None else known.views
 
     def create(name: str, sql: str) -> None:
@@ -261,7 +271,8 @@ def create_views(
             continue
         names = [c.name for c in layout.columns if needs.column(c.name)]
         looked_up = [n for n in [*names, "row_id"] if n.lower() in needs.looked_up]
-        lookup = len(names) <= LOOKUP_MAX_COLUMNS and bool(looked_up)
+        lined_up = all(layout.column(n).table in layout.aligned for n in names)
+        lookup = bool(looked_up) and len(names) <= (LOOKUP_ALIGNED_MAX if lined_up else LOOKUP_MAX_COLUMNS)
         # The filtered column's table drives (one join fewer) when it holds every row; else the registry does.
         anchor = next((n for n in looked_up if n != "row_id" and layout.column(n).table in layout.aligned), None)
         if "row_id" in looked_up:
@@ -291,7 +302,7 @@ def create_views(
         create("main.campaigns", f"SELECT name, description, created_at, updated_at FROM {db}.campaigns")
         main.add("campaigns")
     if needs.table("actions"):
-        create("main.actions", f"SELECT * FROM {db}.actions")
+        create("main.actions", f"SELECT * FROM {db}.actions{_seen_by(reader, db, 'action_id')}")
         main.add("actions")
     for name in ("action_results", "documents"):
         if needs.table(name):
@@ -299,8 +310,26 @@ def create_views(
                 f"main.{name}",
                 f"SELECT a.name AS action, c.name AS campaign, t.* FROM {db}.{name} t "
                 f"LEFT JOIN {db}.actions a ON a.action_id = t.action_id "
-                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id",
+                f"LEFT JOIN {db}.campaigns c ON c.campaign_id = t.campaign_id" + _seen_by(reader, db, "t.action_id"),
             )
             main.add(name)
     listed = [layout.name for layout in layouts if layout.name not in SYSTEM_VIEWS] + list(SYSTEM_VIEWS)
     return Reachable(frozenset(main), frozenset(campaign), tuple(listed))
+
+
+def _seen_by(reader: str | None, db: str, column: str) -> str:
+    """A WHERE keeping the rows whose action (`column`) `reader` may see; nothing for the engine's own reads."""
+    return "" if reader is None else f" WHERE {column} IN ({visible_actions(db, reader)})"
+
+
+def visible_actions(db: str, reader: str) -> str:
+    """SELECT the ids of the actions `reader` may see, by the action library's rule (engine/actions/library.py,
+    `may_see`): every one for an admin (anyone, in a workspace without users), else those whose roles name the
+    reader's role (a reader who is not a user is a viewer)."""
+    role = (
+        f"(SELECT CASE WHEN count(*) = 0 THEN 'admin' ELSE coalesce(any_value(role) FILTER (WHERE name = "
+        f"{literal(reader)}), 'viewer') END FROM {db}.users)"
+    )
+    return (
+        f"SELECT action_id FROM {db}.actions WHERE {role} = 'admin' OR list_contains(CAST(roles AS VARCHAR[]), {role})"
+    )

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from engine.store.schema import STEP_COLUMNS, literal, quote
 
@@ -51,6 +50,8 @@ class Scope:
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make the temp table that large explicit scopes filter on."""
         if self.row_ids is not None and len(self.row_ids) > INLINE_ROWS:
+            import pyarrow as pa  # here: the query sandbox imports this module, and most queries need no Arrow
+
             ids = pa.table({"row_id": pa.array(self.row_ids, type=pa.int64())})
             con.register("_scope_arrow", ids)
             con.execute("CREATE OR REPLACE TEMP TABLE _scope_rows AS SELECT row_id FROM _scope_arrow")

@@ -143,16 +143,10 @@ STEP_COLUMNS = (
 
 def upgrade_metadata(con: duckdb.DuckDBPyConnection) -> None:
     """Give a workspace made by an older version the metadata tables added since (a read when none are missing)."""
-    wanted = {m.group(1) for s in METADATA_DDL if (m := re.search(r"TABLE IF NOT EXISTS (\w+)", s))}
-    present = {
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
-    }
-    if not wanted <= present:
+    tables_missing, stale, columns = _outdated(con)
+    if tables_missing:
         create_metadata(con)
-    columns = set(
-        con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main'").fetchall()
-    )
-    stale = [u for u in COLUMN_UPGRADES if (u[0], u[2]) not in columns]
+        _, stale, columns = _outdated(con)  # the tables just made have every column
     for table, old, new, value_type in stale:
         if old is not None and (table, old) in columns:
             con.execute(f"ALTER TABLE {table} RENAME COLUMN {quote(old)} TO {new}")
@@ -160,6 +154,27 @@ def upgrade_metadata(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {new} {value_type}")
     if stale:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+
+def metadata_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the workspace has every metadata table and column this version writes (`upgrade_metadata` would
+    change nothing): a read-only path may then read it as it is."""
+    tables_missing, stale, _ = _outdated(con)
+    return not tables_missing and not stale
+
+
+def _outdated(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[bool, list[tuple[str, str | None, str, str]], set[tuple[str, str]]]:
+    wanted = {m.group(1) for s in METADATA_DDL if (m := re.search(r"TABLE IF NOT EXISTS (\w+)", s))}
+    present = {
+        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+    }
+    columns = set(
+        con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main'").fetchall()
+    )
+    stale = [u for u in COLUMN_UPGRADES if (u[0], u[2]) not in columns]
+    return not wanted <= present, stale, columns
 
 
 def create_metadata(con: duckdb.DuckDBPyConnection) -> None:

@@ -39,6 +39,9 @@ class Settings:
     # the API, `runsheet set`) get the workspace between windows instead of waiting out one long claim.
     claim_window_rows: int = 50_000
     claim_window_seconds: float = 1.0
+    # Runs with at least this many paid cells make their calls on Ray (`runsheet run --backend ray`, the optional
+    # `ray` extra); None: on Ray only when asked.
+    ray_min_cells: int | None = None
 
     def intake_budget_of(self, campaign: str) -> float | None:
         """The credits a day records posted to `campaign` through the API may spend by themselves."""
@@ -74,6 +77,8 @@ def _check(key: str, value: Any) -> None:
         raise ValueError("a whole number of rows, 1 or more")
     if key == "claim_window_seconds" and (not isinstance(value, int | float) or value <= 0):
         raise ValueError("a number of seconds, more than 0")
+    if key == "ray_min_cells" and value is not None and (not isinstance(value, int) or value < 0):
+        raise ValueError("a whole number of cells, 0 or more (or null: Ray only when asked)")
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
     if (

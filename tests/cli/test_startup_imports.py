@@ -154,3 +154,11 @@ def test_a_plain_status_loads_neither_typer_nor_pydantic(workspace: Path) -> Non
     """engine/cli/status_command.py: rich alone prints the table (typer and pydantic cost 0.2 s)."""
     assert frameworks_after(script("status", "-w", str(workspace))) == ["rich"]
     assert frameworks_after(script("status", "-w", str(workspace), "--json")) == ["rich"]
+
+
+def test_export_loads_duckdb_and_the_sql_parser_alone(workspace: Path, tmp_path: Path) -> None:
+    """`runsheet export` writes with DuckDB (engine/io/exporter.py's `export_from_workspace`): no polars, pyarrow,
+    spec parser or graph library; sqlglot reads the --where filter."""
+    for name in ("out.csv", "out.parquet"):
+        target = str(tmp_path / name)
+        assert loaded_after(script("export", "-w", str(workspace), "-c", "t", "-o", target)) == ["duckdb", "sqlglot"]

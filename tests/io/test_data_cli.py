@@ -161,3 +161,40 @@ def test_import_lists_every_kind_of_problem_in_one_line(workspace: Path, tmp_pat
         assert named in result.stderr, named
     assert "(and 8 more)" in result.stderr  # 20 listed
     assert ok_json(workspace, "status")["rows"] == 2  # nothing imported
+
+
+def test_export_reads_with_duckdb_alone_or_falls_back_to_the_engine(workspace: Path, tmp_path: Path) -> None:
+    """`runsheet export` writes through `export_from_workspace` when DuckDB alone can answer, and the file is the
+    one `Campaign.export` writes; where only the engine can answer, nothing is written there and the engine's
+    path gives its usual errors (no workspace, no such campaign, several campaigns and none named)."""
+    from engine import Workspace, export_from_workspace
+
+    direct = export_from_workspace(workspace, None, tmp_path / "direct.csv", format="csv")
+    assert direct is not None and direct.rows == 2
+    Workspace(workspace).campaign("t").export(tmp_path / "engine.csv")
+    assert (tmp_path / "direct.csv").read_bytes() == (tmp_path / "engine.csv").read_bytes()
+    assert export_from_workspace(tmp_path / "nowhere", None, tmp_path / "x.csv") is None
+    assert export_from_workspace(workspace, "nope", tmp_path / "x.csv") is None
+    assert not (tmp_path / "x.csv").exists()
+    result = cli(workspace, "export", "-c", "nope", "-o", str(tmp_path / "x.csv"))
+    assert result.exit_code == 1 and result.stderr.startswith("error: no campaign named 'nope'")
+    other = _file(tmp_path, "other.yaml", BASIC_SPEC.replace("campaign: t", "campaign: u"))
+    ok(workspace, "apply", str(other))
+    assert export_from_workspace(workspace, None, tmp_path / "x.csv") is None
+    result = cli(workspace, "export", "-o", str(tmp_path / "x.csv"))
+    assert result.exit_code == 1 and result.stderr.startswith("error: more than one campaign")
+    assert ok(workspace, "export", "-c", "u", "-o", str(tmp_path / "u.csv")).stdout.startswith("exported 0 rows")
+
+
+def test_export_of_a_workspace_an_older_version_made_goes_through_the_engine(workspace: Path, tmp_path: Path) -> None:
+    """A workspace without a metadata column this version adds is upgraded by `Workspace` before it is read:
+    the direct path leaves it to the engine."""
+    import duckdb
+
+    from engine import export_from_workspace
+
+    with duckdb.connect(str(workspace / "runsheet.duckdb")) as con:
+        con.execute("ALTER TABLE activity DROP COLUMN old_value")
+    assert export_from_workspace(workspace, "t", tmp_path / "x.csv") is None
+    assert ok(workspace, "export", "-c", "t", "-o", str(tmp_path / "x.csv")).stdout.startswith("exported 2 rows")
+    assert export_from_workspace(workspace, "t", tmp_path / "y.csv") is not None  # upgraded by the engine's path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Campaign, EditError, NotFoundError, PermissionDeniedError, Workspace
+from engine import Campaign, EditError, NotFoundError, PermissionDeniedError, Workspace, export_from_workspace
 from tests.conftest import snapshot
 from tests.runner.conftest import KEY_ENV
 from tests.support.provider import ProviderProcess
@@ -322,3 +322,32 @@ def test_results_and_documents_are_seen_only_by_the_roles_that_see_their_action(
         with pytest.raises(NotFoundError):
             library.documents(action="secret")
     assert admin.result(secret["result_id"])["action"] == "secret"
+
+
+def test_sql_shows_a_person_only_the_actions_results_and_documents_they_may_see(
+    ws: Workspace, people: Campaign, tmp_path: Path
+) -> None:
+    library = Workspace(ws.path, actor="ann").actions()
+    for name, roles in (("open", ["admin", "member", "viewer"]), ("team", ["admin", "member"]), ("secret", ["admin"])):
+        library.add(name, "ai", dict(OPENER), description="x", roles=roles, produces="document")
+        library.resume(name)
+        library.run(name, "people", 1)
+    # a workspace without users: anyone is an admin and sees every action
+    assert Workspace(ws.path, actor="anyone").query("SELECT count(*) AS n FROM action_results")["n"][0] == 3
+    ws.set_role("ann", "admin")
+    for user, role in (("max", "member"), ("val", "viewer")):
+        Workspace(ws.path, actor="ann").set_role(user, role)
+    expected = {"ann": {"open", "team", "secret"}, "max": {"open", "team"}, "val": {"open"}, "stranger": {"open"}}
+    where = "row_id IN (SELECT row_id FROM action_results WHERE action = 'secret')"
+    for user, seen in expected.items():
+        reader = Workspace(ws.path, actor=user)
+        for table, column in (("actions", "name"), ("action_results", "action"), ("documents", "action")):
+            assert set(reader.query(f"SELECT {column} FROM {table}")[column]) == seen, (user, table)
+        # the same through a where filter on the grid, and a query written to a file
+        assert reader.campaign("people", actor=user).page(where=where).total_rows == (1 if user == "ann" else 0)
+        written = tmp_path / f"{user}.csv"
+        assert reader.query_to_file("SELECT action FROM action_results", written) == len(seen)
+        exported = reader.campaign("people", actor=user).export(tmp_path / f"{user}-where.csv", where=where)
+        assert exported.rows == (1 if user == "ann" else 0)
+        fast = export_from_workspace(ws.path, "people", tmp_path / f"{user}-fast.csv", where=where, actor=user)
+        assert fast is not None and fast.rows == exported.rows

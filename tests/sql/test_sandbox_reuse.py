@@ -16,6 +16,8 @@ import pytest
 from engine import Workspace
 from engine.errors import QueryError
 from engine.sql.sandbox import open_sandbox
+from engine.sql.views import LOOKUP_ALIGNED_MAX, LOOKUP_MAX_COLUMNS
+from tests.conftest import BASIC_SPEC
 
 
 def view_sql(box: object, name: str) -> str:
@@ -166,14 +168,23 @@ def test_a_workspace_replaced_under_the_same_path_is_read_anew(tmp_path: Path) -
     assert again.query("SELECT first FROM t WHERE email = 'ann@acme.com'").item() == "Ann"
 
 
-def test_a_wide_lookup_stays_positional_and_a_narrow_one_starts_at_the_filtered_table(tmp_path: Path) -> None:
+def test_a_lookup_joins_lined_up_tables_inner_up_to_a_width_and_a_narrow_one_starts_at_the_filtered_table(
+    tmp_path: Path,
+) -> None:
     ws = Workspace.init(tmp_path / "ws")
-    names = [f"c{i}" for i in range(10)]
+    names = [f"c{i}" for i in range(LOOKUP_ALIGNED_MAX + 1)]
     ws.apply("campaign: w\ncolumns:\n" + "".join(f"  - {{name: {n}, kind: input}}\n" for n in names))
     ws.campaign("w").add_rows([{n: f"{n}-{r}" for n in names} for r in range(5)])
+    some = ", ".join(names[:10])
+    ten = f"SELECT row_id, {some} FROM w WHERE c3 = 'c3-2'"
+    with open_sandbox(ws.db.path, query=ten) as box:
+        sql = view_sql(box, "w")
+        # every table lines up with the registry: inner joins on row_id, which DuckDB plans from the rows found
+        assert "POSITIONAL JOIN" not in sql and "LEFT JOIN" not in sql and " JOIN " in sql
+        assert box.query(ten).to_pylist() == [{"row_id": 3, **{n: f"{n}-2" for n in names[:10]}}]
     wide = "SELECT * FROM w WHERE c3 = 'c3-2'"
     with open_sandbox(ws.db.path, query=wide) as box:
-        assert "POSITIONAL JOIN" in view_sql(box, "w")  # more than 8 columns: DuckDB would plan it badly
+        assert "POSITIONAL JOIN" in view_sql(box, "w")  # past LOOKUP_ALIGNED_MAX columns DuckDB plans it badly
         assert box.query(wide).to_pylist() == [{"row_id": 3, **{n: f"{n}-2" for n in names}}]
     narrow = "SELECT row_id, c1, c7 FROM w WHERE c7 IN ('c7-4', 'c7-0')"
     with open_sandbox(ws.db.path, query=narrow) as box:
@@ -183,6 +194,22 @@ def test_a_wide_lookup_stays_positional_and_a_narrow_one_starts_at_the_filtered_
             {"row_id": 1, "c1": "c1-0", "c7": "c7-0"},
             {"row_id": 5, "c1": "c1-4", "c7": "c7-4"},
         ]
+
+
+def test_a_lookup_with_a_table_not_lined_up_joins_left_and_only_while_narrow(ws: Workspace, basic) -> None:  # type: ignore[no-untyped-def]
+    basic.run(["research"], rows=[1, 3])  # research's table holds rows 1 and 3 only
+    sql = "SELECT * FROM t WHERE email = 'bob@globex.io'"
+    with open_sandbox(ws.db.path, query=sql) as box:
+        view = view_sql(box, "t")
+        assert "LEFT JOIN" in view and "POSITIONAL JOIN" not in view
+        [row] = box.query(sql).to_pylist()
+        assert row["email"] == "bob@globex.io" and row["research"] is None  # row 2 kept, its research empty
+    names = [f"x{i}" for i in range(LOOKUP_MAX_COLUMNS)]
+    ws.apply(BASIC_SPEC.rstrip() + "\n" + "".join(f"  - {{name: {n}, kind: input}}\n" for n in names))
+    with open_sandbox(ws.db.path, query=sql) as box:
+        assert "POSITIONAL JOIN" in view_sql(box, "t")  # left joins past LOOKUP_MAX_COLUMNS: positional
+        [row] = box.query(sql).to_pylist()
+        assert row["email"] == "bob@globex.io" and row["x0"] is None
 
 
 def test_a_process_keeps_only_the_last_few_instances(tmp_path: Path) -> None:

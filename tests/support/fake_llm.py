@@ -48,6 +48,7 @@ class FakeProvider:
         self.in_flight = 0
         self.max_in_flight = 0
         self.scripted: list[Any] = []  # replies given through /control, answered in order
+        self.keys: Counter[str] = Counter()  # sha256 of each request's Authorization header (the key it carried)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -66,6 +67,7 @@ class FakeProvider:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.attempts.clear()
+        self.keys.clear()
         self.billed.clear()
         self.scripted.clear()
         self.requests = self.max_in_flight = self.tool_requests = 0
@@ -79,11 +81,13 @@ class FakeProvider:
                 "tool_requests": self.tool_requests,
                 "max_in_flight": self.max_in_flight,
                 "attempts": dict(self.attempts),
+                "keys": dict(self.keys),
             }
         )
 
     async def complete(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.keys[hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

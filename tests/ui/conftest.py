@@ -92,3 +92,12 @@ def log_in(app: AppTest, user: str, password: str) -> AppTest:
     app.button(key="login_go").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     return app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium for a module of browser tests (each test module skips itself when it is missing)."""
+    from tests.ui import e2e
+
+    with e2e.chromium() as found:
+        yield found

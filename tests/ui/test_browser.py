@@ -48,24 +48,10 @@ def server(states_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         ws.stop_run(int(str(run["run_id"])))
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=e2e.CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, server, request):  # type: ignore[no-untyped-def]
-    url, _ = server
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-    tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
-    yield tab
-    e2e.shot(tab, f"last-{request.node.name}")  # the page as the test left it, pass or fail
-    context.close()
+    with e2e.tab(browser, request.node.name, height=1000, clipboard_for=server[0], timeout_ms=WAIT_MS) as tab:
+        yield tab
 
 
 def open_grid(page, url: str, campaign: str = "t") -> None:  # type: ignore[no-untyped-def]

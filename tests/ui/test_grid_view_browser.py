@@ -55,22 +55,10 @@ def server(states_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=e2e.CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, request):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    e2e.shot(tab, f"last-{request.node.name}")
-    context.close()
+    with e2e.tab(browser, request.node.name, height=VIEWPORT["height"]) as tab:
+        yield tab
 
 
 def open_grid(page, url: str, path: str = "/", campaign: str = "t") -> None:  # type: ignore[no-untyped-def]

@@ -47,24 +47,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Work
         yield url, ws
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=e2e.CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, server, request):  # type: ignore[no-untyped-def]
-    url, _ = server
-    context = browser.new_context(viewport={"width": 1600, "height": 1100})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    e2e.shot(tab, f"last-{request.node.name}")
-    context.close()
+    with e2e.tab(browser, request.node.name, height=1100, clipboard_for=server[0]) as tab:
+        yield tab
 
 
 def keyed(page, key: str):  # type: ignore[no-untyped-def]
