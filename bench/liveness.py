@@ -74,7 +74,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    import engine.campaign
+    import engine.campaign_reads
     from engine.run.lifecycle import reclaim_dead_runs
 
     rows = max(int(s) for s in os.environ.get("BENCH_ROWS", "1000000").split(","))
@@ -88,11 +88,11 @@ def main() -> None:
             return []
 
         def read(check: bool) -> float:
-            engine.campaign.reclaim_dead_runs = reclaim_dead_runs if check else without_check  # type: ignore[assignment]
+            engine.campaign_reads.reclaim_dead_runs = reclaim_dead_runs if check else without_check  # type: ignore[assignment]
             try:
                 return timed(campaign.status_counts)
             finally:
-                engine.campaign.reclaim_dead_runs = reclaim_dead_runs  # type: ignore[assignment]
+                engine.campaign_reads.reclaim_dead_runs = reclaim_dead_runs  # type: ignore[assignment]
 
         def check_alone() -> float:
             with ws.db.transaction() as con:  # type: ignore[attr-defined]

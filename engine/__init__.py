@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from engine.actions import ActionLibrary
     from engine.auth import ROLES
     from engine.builder import ActionBuilder, BuilderModel
-    from engine.campaign import Campaign, Cell, ImportReport, Page
+    from engine.campaign import Campaign, ImportReport
+    from engine.campaign_reads import Cell, Page
     from engine.copilot import Copilot
     from engine.errors import (
         CycleError,
@@ -62,7 +63,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Campaign": ("engine.campaign", "Campaign"),
     "CampaignSpec": ("engine.spec", "CampaignSpec"),
     "CampaignStatus": ("engine.status", "CampaignStatus"),
-    "Cell": ("engine.campaign", "Cell"),
+    "Cell": ("engine.campaign_reads", "Cell"),
     "ACTION_TEMPLATES": ("engine.actions", "TEMPLATES"),
     "ActionBuilder": ("engine.builder", "ActionBuilder"),
     "ActionLibrary": ("engine.actions", "ActionLibrary"),
@@ -88,7 +89,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Login": ("engine.logins", "Login"),
     "LoginError": ("engine.errors", "LoginError"),
     "NotFoundError": ("engine.errors", "NotFoundError"),
-    "Page": ("engine.campaign", "Page"),
+    "Page": ("engine.campaign_reads", "Page"),
     "PermissionDeniedError": ("engine.errors", "PermissionDeniedError"),
     "QueryError": ("engine.errors", "QueryError"),
     "ROLES": ("engine.auth", "ROLES"),

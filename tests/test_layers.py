@@ -46,6 +46,7 @@ LAYERS = [
     "estimate",  # what a run would call and spend, before spending
     "auth",  # roles and tokens: who may do what, for every entry point
     "logins",  # UI logins: argon2 passwords and expiring sessions (hashed ids), over auth's users and tokens
+    "campaign_reads",  # looking at one campaign: a cell, a page of the grid, status counts, every value
     "campaign",  # one campaign's requests: add and import records, edit, run, estimate, look
     "actions",  # the action library: actions run on one record, their results and documents, built-in templates
     "builder",  # the action builder chat: a request becomes a checked, previewed proposal, applied on accept
