@@ -13,9 +13,10 @@ pickled by `pack` and nothing else: never a secret. A worker reads keys from its
 makes the call (engine/redaction.py's `read_secret`) and redacts them from what it sends back. A worker whose
 engine code differs from the run's (a digest of the engine package's sources) is refused.
 
-Without an address (`--ray-address` / RAY_ADDRESS) the run starts an embedded single-node cluster bound to
-127.0.0.1, its temp dir inside the workspace (never ~/.ray), and shuts it down when it ends (never `ray stop`, which
-ends every Ray process of the machine). A worker that dies mid-call has its call sent to another worker: the
+Without an address (`--ray-address` / RAY_ADDRESS) the run starts an embedded single-node cluster whose servers all
+listen on 127.0.0.1, its temp dir inside the workspace (never ~/.ray), and shuts it down when it ends (never `ray
+stop`, which ends every Ray process of the machine); should the run die first, a watcher process ends what the
+cluster left (engine/runner/ray_reaper.py). A worker that dies mid-call has its call sent to another worker: the
 provider may bill such a call twice, at most once per call in flight at the death.
 """
 
@@ -144,7 +145,10 @@ def stop_embedded(started: Embedded) -> None:
         started.watcher.stdin.close()
     except OSError:  # the watcher is gone: nothing to tell it
         pass
-    started.watcher.wait(timeout=10)
+    try:
+        started.watcher.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # told the run ended, it exits by itself
+        log.warning("the Ray cluster's watcher (pid %d) is slow to exit", started.watcher.pid)
 
 
 @cache
