@@ -404,40 +404,44 @@ def test_a_killed_driver_then_run_again_bills_twice_at_most_the_calls_in_flight_
     try:
         _wait_for(lambda: len(fresh.ledger()["billed"]) >= 30 or driver.poll() is not None, 300, "30 answers")
         assert driver.poll() is None, (tmp_path / "driver.log").read_text()
-        # Answers held back: what is in flight at the provider stays so, and nothing answered is still on its way
-        # to the run (a call's slot frees once its answer is in the cache), so the kill's calls in flight are
-        # exactly the requests the provider is answering.
+        # Answers held back from here on; once no request has come for 3 s, every answer given before is in the
+        # run's cache (the run sends its next call only after that)
         fresh.control(hold=True)
-        seen: list[tuple[int, list[str]]] = []
+        seen: list[tuple[float, str]] = []
 
         def settled() -> bool:
             ledger = fresh.ledger()
-            seen.append((ledger["requests"], ledger["in_flight"]))
-            return len(seen) > 15 and len(set(map(str, seen[-15:]))) == 1 and bool(ledger["in_flight"])
+            seen.append((time.monotonic(), json.dumps([ledger["requests"], ledger["in_flight"]])))
+            since = [at for at, state in seen if state != seen[-1][1]]
+            return bool(ledger["in_flight"]) and seen[-1][0] - max(since, default=seen[0][0]) >= 3.0
 
         _wait_for(settled, 60, "the calls in flight to settle")
-        in_flight = seen[-1][1]
+        before_kill = set(fresh.ledger()["in_flight"])
         cluster = psutil.Process(driver.pid).children(recursive=True)
+        assert {"gcs_server", "raylet"} <= {p.name() for p in cluster}
         assert [s for s in _listening([psutil.Process(driver.pid), *cluster]) if not _loopback(s[1])] == []
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(30)
+
+        # With no second run, what the dead cluster left ends by itself (Ray's agents alone would wait 60 s on
+        # their dead GCS server first)
+        def gone(process: psutil.Process) -> bool:
+            try:
+                return process.status() == psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return True
+
+        _wait_for(lambda: all(gone(p) for p in cluster), 45, "the killed run's cluster to end")
+        # The calls in flight at the kill, as the provider saw them: every request it had from the dead run and
+        # had not answered (a slot frees only once its answer is in the cache, and with the cluster gone no
+        # request of that run can still come)
+        in_flight = fresh.ledger()["in_flight"]
     finally:
         if driver.poll() is None:
             driver.kill()
         fresh.control(hold=False)
         log.close()
-    assert 0 < len(in_flight) <= concurrency
-    assert {"gcs_server", "raylet"} <= {p.name() for p in cluster}
-
-    # With no second run, what the dead cluster left ends by itself (Ray's agents alone would wait 60 s on their
-    # dead GCS server first)
-    def gone(process: psutil.Process) -> bool:
-        try:
-            return process.status() == psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return True
-
-    _wait_for(lambda: all(gone(p) for p in cluster), 45, "the killed run's cluster to end")
+    assert before_kill <= set(in_flight) and 0 < len(in_flight) <= concurrency
     _wait_for(lambda: not fresh.ledger()["in_flight"], 30, "the held answers to be sent")
     billed_before = len(fresh.ledger()["billed"])
     assert billed_before < count
