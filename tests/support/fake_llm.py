@@ -94,15 +94,17 @@ class FakeProvider:
         self.keys[hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        prompt_id = _prompt_id(await request.json())
-        self.flying[prompt_id] += 1
+        prompt_id = None
         try:
+            prompt_id = _prompt_id(await request.json())
+            self.flying[prompt_id] += 1
             return await self._complete(request)
         finally:
             self.in_flight -= 1
-            self.flying[prompt_id] -= 1
-            if not self.flying[prompt_id]:
-                del self.flying[prompt_id]
+            if prompt_id is not None:
+                self.flying[prompt_id] -= 1
+                if not self.flying[prompt_id]:
+                    del self.flying[prompt_id]
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
