@@ -13,9 +13,10 @@ pickled by `pack` and nothing else: never a secret. A worker reads keys from its
 makes the call (engine/redaction.py's `read_secret`) and redacts them from what it sends back. A worker whose
 engine code differs from the run's (a digest of the engine package's sources) is refused.
 
-Without an address (`--ray-address` / RAY_ADDRESS) the run starts an embedded single-node cluster bound to
-127.0.0.1, its temp dir inside the workspace (never ~/.ray), and shuts it down when it ends (never `ray stop`, which
-ends every Ray process of the machine). A worker that dies mid-call has its call sent to another worker: the
+Without an address (`--ray-address` / RAY_ADDRESS) the run starts an embedded single-node cluster whose servers all
+listen on 127.0.0.1, its temp dir inside the workspace (never ~/.ray), and shuts it down when it ends (never `ray
+stop`, which ends every Ray process of the machine); should the run die first, a watcher process ends what the
+cluster left (engine/runner/ray_reaper.py). A worker that dies mid-call has its call sent to another worker: the
 provider may bill such a call twice, at most once per call in flight at the death.
 """
 
@@ -27,6 +28,8 @@ import itertools
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -36,6 +39,7 @@ from typing import Any
 from engine.errors import RunsheetError
 from engine.llm.types import ProviderFailure
 from engine.redaction import redact
+from engine.runner import ray_reaper
 from engine.runner.backend import BackendName, PoolSpec
 from engine.runner.calls import Answer, PaidCall
 from engine.runner.limits import RateLimits
@@ -46,6 +50,7 @@ from engine.types import ErrorCode
 try:
     import ray
     from ray import cloudpickle
+    from ray._private import ray_constants
     from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 except ImportError:  # the optional extra is missing: RayBackend says how to install it
     ray = None  # type: ignore[assignment]
@@ -57,16 +62,19 @@ OBJECT_STORE_BYTES = 100 * 1024 * 1024  # answers are small; Ray's default takes
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")
 QUIET: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
 SHORT_TEMP = 45  # characters: a session dir's socket under a longer temp dir passes 107 bytes
+LOOPBACK = "127.0.0.1"
 START_HINT = "install the extra (`pip install -e .[ray]`, ray 2.60) or run with --backend local"
 
 
 @dataclass(frozen=True)
 class Embedded:
-    """What starting an embedded cluster changed, to put back when it ends: the token variables as they were, and
-    the short link to its temp dir (None: the temp dir's own path was short enough)."""
+    """What starting an embedded cluster changed, to put back when it ends: the token variables as they were, the
+    short link to its temp dir (None: the temp dir's own path was short enough), and the process that ends what the
+    cluster leaves should this one die without shutting it down (engine/runner/ray_reaper.py)."""
 
     before: dict[str, str]
     link: Path | None
+    watcher: subprocess.Popen[bytes]
 
 
 def start_embedded(temp: Path, cpus: int) -> Embedded:
@@ -74,6 +82,14 @@ def start_embedded(temp: Path, cpus: int) -> Embedded:
     /tmp/ray and ~/.ray/auth_token)."""
     temp = temp.resolve()
     temp.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ray_reaper.reap(temp)  # a run of this workspace died, and its watcher with it
+    watcher = subprocess.Popen(
+        [sys.executable, ray_reaper.__file__, str(temp), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives this process, and a Ctrl-C sent to its group
+    )
     token = temp / "auth_token"
     if not token.exists():
         token.touch(mode=0o600)
@@ -88,15 +104,30 @@ def start_embedded(temp: Path, cpus: int) -> Embedded:
         link = Path(tempfile.gettempdir()) / f"runsheet-ray-{hashlib.sha256(str(temp).encode()).hexdigest()[:12]}"
         link.unlink(missing_ok=True)
         link.symlink_to(temp, target_is_directory=True)
-    ray.init(
-        address="local",  # a new cluster of our own, even when RAY_ADDRESS names another
-        num_cpus=cpus,
-        object_store_memory=OBJECT_STORE_BYTES,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=str(link or temp),
-        **QUIET,
-    )
-    return Embedded(before, link)
+    # Ray turns a node address of 127.0.0.1 into the machine's own, and its servers listen on the node's address;
+    # it keeps a node on loopback only where clusters are off (its RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER, read when
+    # ray is imported): off while this cluster starts, so every server of it listens on 127.0.0.1
+    clusters = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            address="local",  # a new cluster of our own, even when RAY_ADDRESS names another
+            num_cpus=cpus,
+            object_store_memory=OBJECT_STORE_BYTES,
+            _node_ip_address=LOOPBACK,
+            _temp_dir=str(link or temp),
+            **QUIET,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = clusters
+    started = Embedded(before, link, watcher)
+    if ray.util.get_node_ip_address() != LOOPBACK:
+        stop_embedded(started)
+        raise RunsheetError(
+            "the embedded Ray cluster would listen beyond 127.0.0.1: not started",
+            hint="run with --backend local, or join a cluster with --ray-address",
+        )
+    return started
 
 
 def stop_embedded(started: Embedded) -> None:
@@ -108,6 +139,16 @@ def stop_embedded(started: Embedded) -> None:
     os.environ.update(started.before)
     if started.link is not None:
         started.link.unlink(missing_ok=True)
+    assert started.watcher.stdin is not None
+    try:
+        started.watcher.stdin.write(ray_reaper.ENDED)
+        started.watcher.stdin.close()
+    except OSError:  # the watcher is gone: nothing to tell it
+        pass
+    try:
+        started.watcher.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # told the run ended, it exits by itself
+        log.warning("the Ray cluster's watcher (pid %d) is slow to exit", started.watcher.pid)
 
 
 @cache

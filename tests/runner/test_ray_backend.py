@@ -9,9 +9,12 @@ provider (tests/support/fake_llm.py) counts what reached it. Skipped when the op
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -55,7 +58,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def fresh(provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch) -> ProviderProcess:
     monkeypatch.setenv(KEY_ENV, CANARY)
     provider.reset()
-    provider.control(latency=0.0, mode=None)
+    provider.control(latency=0.0, mode=None, hold=False)
     return provider
 
 
@@ -271,33 +274,24 @@ def test_a_worker_running_other_engine_code_is_refused(cluster: Path) -> None:
         ray.kill(actor)
 
 
+def _run_command(ws: Workspace, *extra: str) -> list[str]:
+    runsheet = str(Path(sys.executable).with_name("runsheet"))
+    return [runsheet, "run", "--campaign", "enrich", "--backend", "ray", "--workspace", str(ws.path), *extra]
+
+
+def _run_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # no cluster to join: an embedded one
+    env[KEY_ENV] = CANARY
+    return env
+
+
 def test_runsheet_run_backend_ray_starts_and_ends_a_cluster_inside_the_workspace(
     cluster: Path, fresh: ProviderProcess, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
     import psutil
 
     ws = new_workspace(tmp_path / "ws", fresh.api_base, [{"company": f"E{i}", "size": 1} for i in range(6)])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # no cluster to join: an embedded one
-    env[KEY_ENV] = CANARY
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("runsheet")),
-            "run",
-            "--campaign",
-            "enrich",
-            "--backend",
-            "ray",
-            "--workspace",
-            str(ws.path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = subprocess.run(_run_command(ws), env=_run_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert ws.campaign("enrich").status_counts()["research"] == {"done": 6}
     temp = ws.path / "ray"
@@ -325,3 +319,146 @@ def test_the_backend_is_chosen_by_the_run_then_by_the_ray_min_cells_setting(tmp_
     spec = PoolSpec(8, Budget(100.0), lambda result: None, threading.Event(), None, {}, ray_backend.RetryPolicy())
     small = chosen.pool(spec, 999)  # below the setting's minimum: the local pool, no cluster started
     assert type(small) is CallPool and chosen.workers == [] and not (tmp_path / "ray").exists()
+
+
+def _listening(processes: list[Any]) -> list[tuple[str, str, int]]:
+    """Every listening TCP socket of `processes`: (process name, address, port)."""
+    import psutil
+
+    found = []
+    for process in processes:
+        try:
+            name = process.name()
+            found += [(name, c.laddr.ip, c.laddr.port) for c in process.net_connections("tcp") if c.status == "LISTEN"]
+        except psutil.Error:
+            continue
+    return found
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.partition("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1, a dual-stack socket bound to 127.0.0.1 only
+    return address.is_loopback
+
+
+def test_every_server_of_the_embedded_cluster_listens_on_loopback_only(cluster: Path) -> None:
+    import psutil
+
+    me = psutil.Process()  # the driver of the module's cluster: its own core worker serves the cluster too
+    held = [p for p in me.children(recursive=True) if _holds_file_under(p, cluster)]
+    names = {p.name() for p in held}
+    assert {"gcs_server", "raylet"} <= names and any("Agent" in name for name in names)
+    sockets = _listening([me, *held])
+    assert {name for name, _, _ in sockets} >= {"gcs_server", "raylet"}  # the cluster's servers were seen
+    assert [s for s in sockets if not _loopback(s[1])] == []
+
+
+def _holds_file_under(process: Any, folder: Path) -> bool:
+    import psutil
+
+    prefix = str(folder.resolve()) + os.sep
+    try:
+        return any(f.path.startswith(prefix) for f in process.open_files()) or str(folder.resolve()) in " ".join(
+            process.cmdline()
+        )
+    except psutil.Error:
+        return False
+
+
+def _workspace_ray_processes(temp: Path) -> list[int]:
+    """This user's live processes holding a file in the workspace's Ray temp dir or naming it: its clusters'."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        if process.pid != os.getpid() and _holds_file_under(process, temp):
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process.pid)
+            except psutil.Error:
+                continue
+    return found
+
+
+def _wait_for(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+        time.sleep(0.1)
+
+
+def test_a_killed_driver_then_run_again_bills_twice_at_most_the_calls_in_flight_and_leaves_no_cluster(
+    fresh: ProviderProcess, tmp_path: Path
+) -> None:
+    import psutil
+
+    count, concurrency = 200, 8
+    fresh.control(latency=0.3)
+    ws = new_workspace(tmp_path / "ws", fresh.api_base, [{"company": f"D{i}", "size": 1} for i in range(count)])
+    temp = ws.path / "ray"
+    log = (tmp_path / "driver.log").open("w")
+    driver = subprocess.Popen(
+        _run_command(ws, "--concurrency", str(concurrency)), env=_run_env(), stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for(lambda: len(fresh.ledger()["billed"]) >= 30 or driver.poll() is not None, 300, "30 answers")
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()
+        # Answers held back from here on; once no request has come for 3 s, every answer given before is in the
+        # run's cache (the run sends its next call only after that)
+        fresh.control(hold=True)
+        seen: list[tuple[float, str]] = []
+
+        def settled() -> bool:
+            ledger = fresh.ledger()
+            seen.append((time.monotonic(), json.dumps([ledger["requests"], ledger["in_flight"]])))
+            since = [at for at, state in seen if state != seen[-1][1]]
+            return bool(ledger["in_flight"]) and seen[-1][0] - max(since, default=seen[0][0]) >= 3.0
+
+        _wait_for(settled, 60, "the calls in flight to settle")
+        before_kill = set(fresh.ledger()["in_flight"])
+        cluster = psutil.Process(driver.pid).children(recursive=True)
+        assert {"gcs_server", "raylet"} <= {p.name() for p in cluster}
+        assert [s for s in _listening([psutil.Process(driver.pid), *cluster]) if not _loopback(s[1])] == []
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+
+        # With no second run, what the dead cluster left ends by itself (Ray's agents alone would wait 60 s on
+        # their dead GCS server first)
+        def gone(process: psutil.Process) -> bool:
+            try:
+                return process.status() == psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return True
+
+        _wait_for(lambda: all(gone(p) for p in cluster), 45, "the killed run's cluster to end")
+        # The calls in flight at the kill, as the provider saw them: every request it had from the dead run and
+        # had not answered (a slot frees only once its answer is in the cache, and with the cluster gone no
+        # request of that run can still come)
+        in_flight = fresh.ledger()["in_flight"]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        fresh.control(hold=False)
+        log.close()
+    assert before_kill <= set(in_flight) and 0 < len(in_flight) <= concurrency
+    _wait_for(lambda: not fresh.ledger()["in_flight"], 30, "the held answers to be sent")
+    billed_before = len(fresh.ledger()["billed"])
+    assert billed_before < count
+
+    again = subprocess.run(
+        _run_command(ws, "--concurrency", str(concurrency)), env=_run_env(), capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr
+    campaign = ws.campaign("enrich")
+    assert campaign.status_counts()["research"] == {"done": count}
+    answers = [json.loads(campaign.cell(r, "research").value)["answer"] for r in range(1, count + 1)]
+    assert answers == [f"Research D{r} of 100" for r in range(count)]
+    assert ws.credits() == 1000 - count  # each cell charged once, whatever the provider billed
+    billed = Counter(b["prompt"] for b in fresh.ledger()["billed"])
+    twice = {prompt: n for prompt, n in billed.items() if n > 1}
+    assert len(billed) == count
+    assert set(twice) <= set(in_flight) and sum(n - 1 for n in twice.values()) <= len(in_flight)
+    assert not ws.active_runs()
+    assert [run["status"] for run in ws.runs(2)] == ["done", "interrupted"]  # the dead run, settled
+    _wait_for(lambda: not _workspace_ray_processes(temp), 20, "the rerun's cluster to end")

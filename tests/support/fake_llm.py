@@ -8,6 +8,8 @@ Behaviour is switched per request by markers in the prompt, or for every request
   [[fake:malformed]]  200 with a body that is not JSON [[fake:latency:S]]  answers after S seconds
   [[fake:invalid]]    answers text that is not JSON (for schema steps) ([[fake:invalidx1]]: only the first time)
   [[fake:fenced]]     wraps the JSON answer in a markdown code fence (```json ... ```), as real models often do
+POST /control {"hold": true} holds every answer back (after its latency) until {"hold": false}; GET /ledger's
+`in_flight` lists the prompts of the requests being answered now.
 Scripted replies: POST /control {"replies": [...]} queues answers given in order, one per request, before any
 marker or mode: a string is the answer's text as is (a JSON proposal, prose...), {"status": 500} fails that
 request with that status, {"tool_call": {...}} answers with a call of the request's tool (its `tools`) with
@@ -47,6 +49,7 @@ class FakeProvider:
         self.tool_requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.flying: Counter[str] = Counter()  # the prompts of the requests being answered now
         self.scripted: list[Any] = []  # replies given through /control, answered in order
         self.keys: Counter[str] = Counter()  # sha256 of each request's Authorization header (the key it carried)
 
@@ -80,6 +83,7 @@ class FakeProvider:
                 "requests": self.requests,
                 "tool_requests": self.tool_requests,
                 "max_in_flight": self.max_in_flight,
+                "in_flight": sorted(self.flying.elements()),
                 "attempts": dict(self.attempts),
                 "keys": dict(self.keys),
             }
@@ -90,16 +94,23 @@ class FakeProvider:
         self.keys[hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        prompt_id = None
         try:
+            prompt_id = _prompt_id(await request.json())
+            self.flying[prompt_id] += 1
             return await self._complete(request)
         finally:
             self.in_flight -= 1
+            if prompt_id is not None:
+                self.flying[prompt_id] -= 1
+                if not self.flying[prompt_id]:
+                    del self.flying[prompt_id]
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         messages = body.get("messages", [])
         text = "\n".join(str(m.get("content", "")) for m in messages)
-        prompt_id = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        prompt_id = _prompt_id(body)
         tool = _tool_of(body)
         self.tool_requests += tool is not None
         self.attempts[prompt_id] += 1
@@ -113,6 +124,8 @@ class FakeProvider:
                 latency = float(arg or 0)
         if latency:
             await asyncio.sleep(latency)
+        while self.control.get("hold"):  # answers held back: what is in flight stays in flight
+            await asyncio.sleep(0.02)
         if self.scripted:
             reply = self.scripted.pop(0)
             if isinstance(reply, dict) and "status" in reply:
@@ -183,6 +196,10 @@ class FakeProvider:
             await response.write(bytes([byte]))
             await asyncio.sleep(1.0)
         return response
+
+
+def _prompt_id(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body.get("messages", []), sort_keys=True).encode()).hexdigest()
 
 
 def _tool_of(body: dict[str, Any]) -> str | None:
