@@ -109,10 +109,13 @@ class Windows:
     ) -> Iterator[tuple[duckdb.DuckDBPyConnection, CampaignTables, Scope | None]]:
         """The next window in a transaction of its own (committed when the block succeeds and `commit`, else
         rolled back: a dry run's): yields the open transaction, campaign `name` as stored now and the window
-        (None when every row has been planned). The transaction's time sizes the windows after it (`timed`)."""
-        with self.timed(), db.transaction(commit=commit) as con:
+        (None when every row has been planned). The transaction's time, from its start (the workspace held, after
+        any wait for another process) to its commit, sizes the windows after it (`took`)."""
+        with db.transaction(commit=commit) as con:
+            began = time.monotonic()  # the file is ours from here: waiting for another process's turn is not timed
             campaign = load_campaign(con, name)
             yield con, campaign, self.next(con, campaign)
+        self.took(time.monotonic() - began)
 
     @contextmanager
     def timed(self) -> Iterator[None]:
