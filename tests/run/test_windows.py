@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine import EditError, RunOptions, RunSelection, Workspace
+from engine import estimate as estimate_module
 from engine.run.reports import RunProgress, RunReport
 from engine.run.windows import Windows
 from engine.schedules import _has_work
@@ -340,3 +341,16 @@ def test_the_schedules_look_for_work_up_to_the_first_window_that_has_some(
     assert len(taken) == 4, taken
     taken.clear()
     assert _has_work(ws, "c", ["research"]) and len(taken) == 4  # research reads the edited company too
+
+
+def test_a_sampled_estimate_does_not_depend_on_the_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above SAMPLE_ROWS claimed cells a column's hits and tokens are scaled up from a sample: the same cells are
+    sampled however the rows were cut into windows."""
+    monkeypatch.setattr(estimate_module, "SAMPLE_ROWS", 5)
+    found = {}
+    for window in (1_000, WINDOW):
+        ws = workspace(tmp_path / str(window), window)
+        found[window] = ws.campaign("c").estimate(["research"], force=True).as_dict()
+    assert found[WINDOW] == found[1_000]
+    (research,) = found[WINDOW]["columns"]
+    assert research["calls"] == ROWS and not research["exact"] and research["tokens"], research
