@@ -1,20 +1,25 @@
-"""Claims in windows at a large number of records (issue 19): while a run plans and claims its paid cells,
-another process edits records; how long does it wait?
+"""Claims in windows at a large number of records (issue 19): while a run, or a dry run (estimate), plans and
+claims its paid cells, another process edits records and reads the grid's first page; how long does it wait?
 
 One workspace of BENCH_ROWS records (default 10,000,000) with a formula and an AI column on the offline model
-(no network; every cell a paid cell to claim) is built once and copied, so both runs start from the same file:
+(no network; every cell a paid cell to claim) is built once and copied, so every mode starts from the same file:
 
-- `one window`: the whole scope planned and claimed in one transaction, as main did (the window setting above
-  the number of records, which plans the scope as it is). The run process exits once its claim has committed.
+- `one`: the whole scope planned and claimed in one transaction, as main did (the window setting above the
+  number of records, which plans the scope as it is). The run process exits once its claim has committed.
 - `windows`: the same run with the default window setting (claim_window_rows, claim_window_seconds): each window
   planned and claimed in a transaction of its own, computed and written back before the next. The run goes for
   BENCH_CLAIM_SECONDS (default 180), then is stopped.
+- `estimate-one`: `Campaign.estimate()` (what `runsheet run --dry-run`, the UI's confirmation and the API ask)
+  over the whole campaign in one rolled-back transaction, as main did (the window setting above the records).
+- `estimate-windows`: the same estimate with the default window setting: each window planned in a rolled-back
+  transaction of its own.
 
-Each run is a `Workspace` in a process of its own, timed from inside: every transaction it holds (from its
-BEGIN to its end: the longest is what another process may have to wait for), every plan (a window's, or the
-one claim), its peak RSS. Beside it, another process edits a random record's company every 0.2 s
-(`Campaign.set`, queueing its paid cell), its latency and failures ("workspace busy" after 30 s) recorded
-while the run claims (from its start to its exit) and, as a floor, before the run starts.
+BENCH_MODES (comma-separated) picks some of them. Each is a `Workspace` in a process of its own, timed from
+inside: every transaction it holds (from its BEGIN to its end: the longest is what another process may have to
+wait for), every plan (a window's, or the one claim), its peak RSS. Beside it, another process alternates, every
+0.1 s, an edit of a random record's company (`Campaign.set`, queueing its paid cell) and a read of the grid's
+first page as the UI reads it (`Campaign.page(0, 50)`), their latencies and failures ("workspace busy" after
+30 s) recorded while the run claims (from its start to its exit) and, as a floor, before it starts.
 Run: `BENCH_ROWS=10000000 python -m bench big_claims`; figures go to bench/results/issue19/big_claims-ROWS.json.
 """
 
@@ -34,6 +39,7 @@ from typing import Any
 RESULTS_DIR = Path(__file__).parent / "results" / "issue19"
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 WINDOWED_SECONDS = float(os.environ.get("BENCH_CLAIM_SECONDS", "180"))
+MODES = os.environ.get("BENCH_MODES", "one,windows,estimate-one,estimate-windows").split(",")
 FLOOR_SECONDS = 5.0  # edits timed before each run starts
 SPEC = """
 campaign: bench
@@ -87,7 +93,7 @@ def timed_execute(self, request, scope):
 
 Database._begin, Database._one_transaction, Executor.execute = timed_begin, timed_transaction, timed_execute
 workspace = Workspace(path)
-if mode == "one":  # a window above the number of records: the scope planned as it is, as main did
+if mode in ("one", "estimate-one"):  # a window above the number of records: the scope planned as it is, as main did
     workspace.set_setting("claim_window_rows", 10**12)
 campaign = workspace.campaign("bench")
 started = time.time()
@@ -95,6 +101,10 @@ figures = {"started": started}
 if mode == "one":
     report = campaign.start_run()
     figures["claimed"] = sum(c.frame.height for c in report.claims)
+elif mode.startswith("estimate"):
+    estimate = campaign.estimate()
+    figures["claimed"], figures["estimate"] = estimate.calls, estimate.as_dict()
+    report = type("Estimated", (), {"status": "estimated"})
 else:
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
@@ -128,14 +138,18 @@ campaign = Workspace(path, actor="editor").campaign("bench", actor="editor")
 timings, rng, i = [], random.Random(19), 0
 while not os.path.exists(flag):
     i += 1
+    kind = "edit" if i % 2 else "page"
     started = time.time()
     try:
-        campaign.set(rng.randint(1, rows), "company", f"Edited {i}", run_paid=False)
+        if kind == "edit":
+            campaign.set(rng.randint(1, rows), "company", f"Edited {i}", run_paid=False)
+        else:
+            assert len(campaign.page(0, 50).rows) == 50  # the grid's first page, as the UI reads it
         ok = True
     except WorkspaceBusyError:
         ok = False
-    timings.append((started, time.time() - started, ok))
-    time.sleep(0.2)
+    timings.append((started, time.time() - started, ok, kind))
+    time.sleep(0.1)
 with open(out, "w") as f:
     json.dump(timings, f)
 """
@@ -183,16 +197,18 @@ def measure(folder: Path, mode: str, rows: int) -> dict[str, Any]:
     assert editor.returncode == 0, errors.decode()[-2000:]
     run = json.loads(out.read_text())
     timings = json.loads(edits.read_text())
-    during = [(s, d, ok) for s, d, ok in timings if run["started"] <= s <= run["ended"]]
-    floor = [d for s, d, ok in timings if s < run["started"] and ok][-int(FLOOR_SECONDS / 0.2) :]
-    waits = [d for _, d, ok in during if ok]
-    run["edits"] = {
-        "during_run": len(during),
-        "failed_busy": sum(1 for *_, ok in during if not ok),
-        "median_s": statistics.median(waits) if waits else None,
-        "max_s": max((d for _, d, _ in during), default=None),
-        "floor_median_s": statistics.median(floor) if floor else None,
-    }
+    for kind in ("edit", "page"):
+        mine = [(s, d, ok) for s, d, ok, k in timings if k == kind]
+        during = [(s, d, ok) for s, d, ok in mine if run["started"] <= s <= run["ended"]]
+        floor = [d for s, d, ok in mine if s < run["started"] and ok][-int(FLOOR_SECONDS / 0.2) :]
+        waits = [d for _, d, ok in during if ok]
+        run[f"{kind}s"] = {
+            "during_run": len(during),
+            "failed_busy": sum(1 for *_, ok in during if not ok),
+            "median_s": statistics.median(waits) if waits else None,
+            "max_s": max((d for _, d, _ in during), default=None),
+            "floor_median_s": statistics.median(floor) if floor else None,
+        }
     run["run_s"] = run["ended"] - run["started"]
     return run
 
@@ -204,26 +220,33 @@ def main() -> None:
         built = build(base, ROWS)
         print(f"  built in {built:.0f} s", flush=True)
         figures: dict[str, Any] = {"rows": ROWS, "build_s": built, "load_before": os.getloadavg()}
-        for mode in ("one", "windows"):
+        for mode in MODES:
             folder = Path(tmp) / mode
             shutil.copytree(base, folder)
             figures[mode] = measure(folder, mode, ROWS)
             shutil.rmtree(folder)
             print(f"  {mode}: {json.dumps(figures[mode])}", flush=True)
         figures["load_after"] = os.getloadavg()
-    one, windows = figures["one"], figures["windows"]
     print(f"claims at {ROWS:,} records, AI column on the offline model (load {figures['load_before'][0]:.1f})")
-    for name, run in (("one window (main)", one), ("windows", windows)):
-        edits = run["edits"]
+    names = {
+        "one": "run, one window (main)",
+        "windows": "run, windows",
+        "estimate-one": "estimate, one window (main)",
+        "estimate-windows": "estimate, windows",
+    }
+    for mode in MODES:
+        run = figures[mode]
         print(
-            f"  {name}: {run['plans']} plan(s), median {run['plan_median_s']:.2f} s, longest {run['plan_max_s']:.2f} s;"
-            f" longest transaction {run['longest_transaction_s']:.2f} s; peak RSS {run['peak_rss_mb']:.0f} MB;"
-            f" {run['claimed']:,} cells claimed in {run['run_s']:.0f} s"
+            f"  {names[mode]}: {run['plans']} plan(s), median {run['plan_median_s']:.2f} s, longest"
+            f" {run['plan_max_s']:.2f} s; longest transaction {run['longest_transaction_s']:.2f} s; peak RSS"
+            f" {run['peak_rss_mb']:.0f} MB; {run['claimed']:,} cells claimed (or estimated) in {run['run_s']:.0f} s"
         )
-        print(
-            f"    another process's edit while it claims: {edits['during_run']} edits, {edits['failed_busy']} busy,"
-            f" median {_s(edits['median_s'])}, max {_s(edits['max_s'])} (alone: median {_s(edits['floor_median_s'])})"
-        )
+        for kind in ("edit", "page"):
+            seen = run[f"{kind}s"]
+            print(
+                f"    another process's {kind} meanwhile: {seen['during_run']} tried, {seen['failed_busy']} busy,"
+                f" median {_s(seen['median_s'])}, max {_s(seen['max_s'])} (alone: median {_s(seen['floor_median_s'])})"
+            )
     results = RESULTS_DIR / f"big_claims-{ROWS}.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(figures, indent=2) + "\n")

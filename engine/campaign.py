@@ -3,6 +3,7 @@ estimate, export). Looking at it (a cell, a page, counts, values) is engine/camp
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import polars as pl
 from engine.auth import authorize
 from engine.campaign_reads import CampaignReads, Cell
 from engine.errors import ImportError_
-from engine.estimate import Estimate, compare_with_budget, estimate_claims
+from engine.estimate import Estimate, Tally, compare_with_budget
 from engine.graph import Request
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
@@ -45,7 +46,6 @@ from engine.store.edits import (
     write_input,
 )
 from engine.store.schema import quote
-from engine.store.settings import load_settings
 from engine.types import Status
 
 CACHE_DIR = "cache"
@@ -341,15 +341,7 @@ class Campaign(CampaignReads):
             authorize(self.db, self.actor, "run", con=con, what=self.name)
             tables = self._load(con)
             request, scope = plan_selection(con, tables, selection)
-            settings = load_settings(con)
-            windows = Windows.over(
-                con,
-                tables,
-                request,
-                scope,
-                rows=settings.claim_window_rows,
-                seconds=settings.claim_window_seconds,
-            )
+            windows = Windows.over(con, tables, request, scope)
             return run_transaction(
                 con,
                 tables,
@@ -380,18 +372,42 @@ class Campaign(CampaignReads):
         hits, credits and tokens per column, downstream auto-run columns included; and, against the balance and
         the caps (`max_credits` as the run's), how many calls those cover and where the run would stop."""
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
+        failed: Counter[str] = Counter()  # cells in error in the scope, by code, before the run
         with self.db.transaction(commit=False) as con:
             tables = self._load(con)
             request, scope = plan_selection(con, tables, selection)
-            failed = count_errors(con, tables, request.columns, scope)
-            report = run_transaction(
-                con, tables, request, scope, actor=self.actor, trigger="estimate", selection=selection
-            )
-            estimate = estimate_claims(con, tables, report.claims, self.cache_dir, report.memo_hits)
-            estimate.retries, estimate.errors = split_errors(failed, request)
             budget = load_budget(con, self.name, tables.campaign_id, max_credits)
-            estimate.budget = compare_with_budget(estimate, report.claims, budget.room(), budget.tightest())
-            return estimate
+            tally = Tally(con, tables)
+            windows = Windows.over(con, tables, request, scope)
+            if windows is None:  # planned as it is, like the run
+                failed.update(count_errors(con, tables, request.columns, scope))
+                self._rehearse(con, tables, request, scope, tally, selection)
+        # A large selection is planned window by window, as the run plans it, each window in a transaction of its
+        # own (rolled back), so that other processes get the workspace between them (engine/run/windows.py).
+        while windows is not None and windows.left:
+            with windows.window(self.db, self.name, commit=False) as (con, tables, window):
+                if window is None:
+                    break
+                failed.update(count_errors(con, tables, request.columns, window))
+                self._rehearse(con, tables, request, window, tally, selection)
+        estimate = tally.estimate(self.cache_dir)
+        estimate.retries, estimate.errors = split_errors(dict(failed.most_common()), request)
+        estimate.budget = compare_with_budget(estimate, tally.claimed_rows(), budget.room(), budget.tightest())
+        return estimate
+
+    def _rehearse(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: CampaignTables,
+        request: Request,
+        scope: Scope,
+        tally: Tally,
+        selection: RunSelection,
+    ) -> None:
+        """Run `request` over `scope` on a transaction that is rolled back after, adding what it would compute to
+        `tally`."""
+        report = run_transaction(con, tables, request, scope, actor=self.actor, trigger="estimate", selection=selection)
+        tally.add(con, report.claims, report.memo_hits)
 
     def errors(self, selection: RunSelection | None = None) -> dict[str, int]:
         """How many cells are in error in `selection`'s columns and rows (default: every auto-run step, every

@@ -24,7 +24,9 @@ from engine.auth import authorize
 from engine.cells import kind_named
 from engine.errors import EditError, NotFoundError, RunsheetError
 from engine.run.lifecycle import run_transaction
+from engine.run.reports import RunReport
 from engine.run.selection import RunSelection, plan_selection
+from engine.run.windows import Windows
 from engine.store.catalog import load_campaign
 from engine.store.pause import pause_state
 from engine.store.schema import quote
@@ -260,13 +262,29 @@ def run_due(ws: Workspace, clock: Clock = _now) -> list[tuple[int, int | None]]:
 
 def _has_work(ws: Workspace, campaign: str, columns: list[str] | None) -> bool:
     """Whether running `columns` (the auto-run steps when None) would compute or change any cell: worked out in
-    a transaction that is rolled back, so a tick with nothing to do leaves no run and no activity behind."""
+    transactions that are rolled back, so a tick with nothing to do leaves no run and no activity behind. A large
+    campaign is looked at window by window (engine/run/windows.py), each in a transaction of its own, up to the
+    first window with work: the UI and the API, in the same process, get the workspace between them."""
     with ws.db.transaction(commit=False) as con:
         tables = load_campaign(con, campaign)
         request, scope = plan_selection(con, tables, RunSelection.of(columns, None))
-        report = run_transaction(con, tables, request, scope, actor="schedule", trigger="schedule")
-        # cells that only settle again where they were (still waiting on a manual step, say) are not work
-        return bool(report.claims) or any(report.computed(column) for column in report.counts())
+        windows = Windows.over(con, tables, request, scope)
+        if windows is None:
+            return _works(run_transaction(con, tables, request, scope, actor="schedule", trigger="schedule"))
+    while windows.left:
+        with windows.window(ws.db, campaign, commit=False) as (con, tables, window):
+            if window is None:
+                return False
+            report = run_transaction(con, tables, request, window, actor="schedule", trigger="schedule")
+            if _works(report):
+                return True
+    return False
+
+
+def _works(report: RunReport) -> bool:
+    """Whether a run computes or changes any cell: cells that only settle again where they were (still waiting
+    on a manual step, say) are not work."""
+    return bool(report.claims) or any(report.computed(column) for column in report.counts())
 
 
 def _run(ws: Workspace, schedule: Schedule, now: datetime) -> int | None:

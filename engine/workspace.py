@@ -19,18 +19,19 @@ from engine.builder import ActionBuilder, BuilderModel
 from engine.campaign import CACHE_DIR, Campaign
 from engine.copilot import Copilot
 from engine.errors import EditError, NotFoundError, SpecConflictError
-from engine.estimate import Estimate, call_price, estimate_claims
+from engine.estimate import Estimate, Tally, call_price
 from engine.facade import WorkspaceFacade
 from engine.graph import Request
 from engine.graph.references import ALL_CONTEXT
 from engine.io.exporter import export_query
 from engine.run.lifecycle import run_transaction
 from engine.run.reports import RunReport
+from engine.run.windows import Windows
 from engine.spec import CampaignSpec, load_spec, parse_spec
 from engine.sql.query import run_query
 from engine.sql.sandbox import Limits
 from engine.store.actions import read_actions
-from engine.store.catalog import campaign_names, load_campaign
+from engine.store.catalog import CampaignTables, campaign_names, load_campaign
 from engine.store.cells import Scope
 from engine.store.changes import Prune, SpecChanges, store_spec, stored_source, upgrade_value_types
 from engine.store.context import ContextDocument, delete_context, read_context, save_context
@@ -311,15 +312,29 @@ class Workspace(WorkspaceFacade):
         return self.apply(parse_spec(changed, actions=self.library_steps()), actor=actor or self.actor, origin="api")
 
     def _estimate_paused(self, campaign: str, columns: list[str], actor: str) -> Estimate:
-        """What running paused `columns` over every row would cost, worked out as if they were resumed (in a
-        transaction rolled back: nothing is stored)."""
+        """What running paused `columns` over every row would cost, worked out as if they were resumed (in
+        transactions rolled back: nothing is stored), window by window for a large campaign (engine/run/windows.py)."""
         handle = Campaign(self.db, campaign, actor=actor, trigger="estimate")
-        with self.db.transaction(commit=False) as con:
-            tables = load_campaign(con, campaign)
+        request = Request.run(columns)
+
+        def rehearse(con: duckdb.DuckDBPyConnection, tables: CampaignTables, scope: Scope) -> None:
             for column in columns:
                 set_paused(con, tables.campaign_id, column, False, actor)
-            report = run_transaction(con, tables, Request.run(columns), Scope.all(), actor=actor, trigger="estimate")
-            return estimate_claims(con, tables, report.claims, handle.cache_dir, report.memo_hits)
+            report = run_transaction(con, tables, request, scope, actor=actor, trigger="estimate")
+            tally.add(con, report.claims, report.memo_hits)
+
+        with self.db.transaction(commit=False) as con:
+            tables = load_campaign(con, campaign)
+            tally = Tally(con, tables)
+            windows = Windows.over(con, tables, request, Scope.all())
+            if windows is None:
+                rehearse(con, tables, Scope.all())
+        while windows is not None and windows.left:
+            with windows.window(self.db, campaign, commit=False) as (con, tables, window):
+                if window is None:
+                    break
+                rehearse(con, tables, window)
+        return tally.estimate(handle.cache_dir)
 
     def purge_history(self, campaign: str, column: str, *, confirm: bool = False) -> dict[str, int]:
         """Delete the history of a column no longer in `campaign` (its activity rows and export deliveries; runs

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -81,10 +80,9 @@ def run_transaction(
     if windows is None:
         report = executor.execute(request, scope)
     else:
-        began = time.monotonic()
-        window = windows.next(con, campaign)
-        report = executor.execute(request, window) if window is not None else executor.report
-        windows.took(time.monotonic() - began)
+        with windows.timed():
+            window = windows.next(con, campaign)
+            report = executor.execute(request, window) if window is not None else executor.report
         report.rest = windows if windows.left else None
     total = sum(claim.frame.height for claim in report.claims)
     running = bool(total) or report.rest is not None

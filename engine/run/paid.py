@@ -219,40 +219,44 @@ class _Session:
         here, by the stop file or by `runs.stop_requested`); returns its claims."""
         if not self.stop.is_set() and self.stop_path.exists():
             self.stop.set()
-        return self._plan(windows.request, None, windows)
-
-    def _plan(self, request: Request, scope: Scope | None, windows: Windows | None = None) -> list[Claim]:
-        """Execute `request` over `scope` (or the next of `windows`) in one transaction, from the campaign and
-        context as stored now (an edit of either meanwhile comes before these cells); its events join the
-        run's report, its claims are returned and counted in the run's total."""
-        began = time.monotonic()
-        with self.db.transaction() as con:
-            if windows is not None and stop_requested(con, self.report.run_id):
+        with windows.window(self.db, self.tables.spec.name) as (con, tables, scope):
+            if stop_requested(con, self.report.run_id):
                 self.stop.set()
-            if self.stop.is_set() and windows is not None:
+            if self.stop.is_set() or scope is None:
                 return []
-            self.tables = load_campaign(con, self.tables.spec.name)
-            self.context = {n: d.text for n, d in read_context(con).items()}
-            if windows is not None:
-                scope = windows.next(con, self.tables)
-                if scope is None:
-                    return []
-            assert scope is not None
-            executor = Executor(con, self.tables, self.report.run_id, actor=self.who[0], trigger=self.who[1])
-            part = executor.execute(request, scope)
-            self.report.absorb(part)
-            added = sum(c.frame.height for c in part.claims)
-            add_progress(
-                con,
-                self.report.run_id,
-                total=added,
-                cache_hits=part.cache_hits,
-                credits_saved=part.credits_saved,
-                beat=True,  # a window that claims nothing still shows the runner alive
-            )
-        if windows is not None:
-            windows.took(time.monotonic() - began)
-        self.progress.total += added
+            part = self._execute(con, tables, windows.request, scope)
+        return self._count(part)
+
+    def _plan(self, request: Request, scope: Scope) -> list[Claim]:
+        """Execute `request` over `scope` in one transaction; returns its claims."""
+        with self.db.transaction() as con:
+            part = self._execute(con, load_campaign(con, self.tables.spec.name), request, scope)
+        return self._count(part)
+
+    def _execute(
+        self, con: duckdb.DuckDBPyConnection, tables: CampaignTables, request: Request, scope: Scope
+    ) -> RunReport:
+        """Execute `request` over `scope` on the open transaction, from `tables` and the context as stored now (an
+        edit of either meanwhile comes before these cells); its events join the run's report, its claims are
+        counted in the run's stored total."""
+        self.tables = tables
+        self.context = {n: d.text for n, d in read_context(con).items()}
+        executor = Executor(con, self.tables, self.report.run_id, actor=self.who[0], trigger=self.who[1])
+        part = executor.execute(request, scope)
+        self.report.absorb(part)
+        add_progress(
+            con,
+            self.report.run_id,
+            total=sum(c.frame.height for c in part.claims),
+            cache_hits=part.cache_hits,
+            credits_saved=part.credits_saved,
+            beat=True,  # a window that claims nothing still shows the runner alive
+        )
+        return part
+
+    def _count(self, part: RunReport) -> list[Claim]:
+        """After the transaction: `part`'s claims join the run's progress (shown to the caller); returns them."""
+        self.progress.total += sum(c.frame.height for c in part.claims)
         self.report_progress()
         return part.claims
 

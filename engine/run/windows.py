@@ -17,14 +17,18 @@ them.
 from __future__ import annotations
 
 import bisect
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
 
 from engine.graph import Request
-from engine.store.catalog import CampaignTables
+from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
-from engine.store.database import scalar
+from engine.store.database import Database, scalar
+from engine.store.settings import load_settings
 
 MIN_ROWS = 1_000  # the smallest window the time bound shrinks a window to (less when `rows` is smaller)
 
@@ -54,10 +58,15 @@ class Windows:
         request: Request,
         scope: Scope,
         *,
-        rows: int,
-        seconds: float,
+        rows: int | None = None,
+        seconds: float | None = None,
     ) -> Windows | None:
-        """The windows of `scope`, or None when it fits in one window (planned as it is, like any request)."""
+        """The windows of `scope`, or None when it fits in one window (planned as it is, like any request). Their
+        size and time aim are the workspace's settings (claim_window_rows, claim_window_seconds) unless given."""
+        if rows is None or seconds is None:
+            settings = load_settings(con)
+            rows = settings.claim_window_rows if rows is None else rows
+            seconds = settings.claim_window_seconds if seconds is None else seconds
         if scope.row_ids is not None:
             if len(scope.row_ids) <= rows:
                 return None
@@ -93,6 +102,28 @@ class Windows:
         end = min(int(first) + self.size - 1, self.last)
         self.after = end
         return Scope.range(int(first), end)
+
+    @contextmanager
+    def window(
+        self, db: Database, name: str, *, commit: bool = True
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, CampaignTables, Scope | None]]:
+        """The next window in a transaction of its own (committed when the block succeeds and `commit`, else
+        rolled back: a dry run's): yields the open transaction, campaign `name` as stored now and the window
+        (None when every row has been planned). The transaction's time, from its start (the workspace held, after
+        any wait for another process) to its commit, sizes the windows after it (`took`)."""
+        with db.transaction(commit=commit) as con:
+            began = time.monotonic()  # the file is ours from here: waiting for another process's turn is not timed
+            campaign = load_campaign(con, name)
+            yield con, campaign, self.next(con, campaign)
+        self.took(time.monotonic() - began)
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time the block that takes a window (its transaction, or its part of one): when the block succeeds, the
+        windows after it are sized by how long it took (`took`)."""
+        began = time.monotonic()
+        yield
+        self.took(time.monotonic() - began)
 
     @property
     def left(self) -> bool:

@@ -1,6 +1,7 @@
 """A run taken in windows of rows (engine/run/windows.py) does what the same run in one window does: the same
 cells, credits, counts and activity; an edit another process makes between two windows is kept; Stop between
-windows stops the windows left; a crash between windows, then a run again, bills nothing twice."""
+windows stops the windows left; a crash between windows, then a run again, bills nothing twice. The dry run
+(estimate) and the schedules' look for work go window by window too, with the same answers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from typing import Any
 import pytest
 
 from engine import EditError, RunOptions, RunSelection, Workspace
+from engine import estimate as estimate_module
 from engine.run.reports import RunProgress, RunReport
+from engine.run.windows import Windows
+from engine.schedules import _has_work
 from engine.store.catalog import load_campaign
 from engine.testing import PROBE_LEDGER
 
@@ -32,7 +36,7 @@ columns:
   - {name: again, kind: probe, inputs: [fit_len], credits: 2}
   - {name: research, kind: ai, model: offline, prompt: "Research {{ domain }}"}
 """
-PAID = ("fit", "again", "research")
+PAID = ("fit", "again", "research", "brief")
 
 
 def company(i: int) -> str:
@@ -209,9 +213,144 @@ def _running(ws: Workspace) -> list[tuple[str, int]]:
     return [(c, row) for c, rows in cells(ws).items() for row, status, *_ in rows if status == "running"]
 
 
-def test_window_settings_are_checked(tmp_path: Path) -> None:
-    ws = Workspace.init(tmp_path / "ws")
-    for key, bad in (("claim_window_rows", 0), ("claim_window_rows", 2.5), ("claim_window_seconds", 0)):
+def test_window_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = workspace(tmp_path / "ws", WINDOW)
+    taken = _count_windows(monkeypatch)
+    windowed = ws.campaign("c").estimate().as_dict()
+    assert len(taken) == -(-ROWS // WINDOW)
+    bad_values = (("claim_window_rows", 0), ("claim_window_rows", 2.5), ("claim_window_seconds", 0))
+    for key, bad in bad_values + (("claim_window_rows", -7), ("claim_window_seconds", "1")):
         with pytest.raises(EditError, match=key):
             ws.set_setting(key, bad)
-    assert ws.set_setting("claim_window_rows", 7).claim_window_rows == 7
+    settings = ws.settings()
+    assert (settings.claim_window_rows, settings.claim_window_seconds) == (WINDOW, 1.0)  # the refusals changed nothing
+    taken.clear()
+    assert ws.campaign("c").estimate().as_dict() == windowed and len(taken) == -(-ROWS // WINDOW)
+    assert ws.set_setting("claim_window_rows", 1_000).claim_window_rows == 1_000
+    taken.clear()
+    assert ws.campaign("c").estimate().as_dict() == windowed and not taken
+
+
+# The estimate's spec: fit fails for co4 (cells in error), brief is an auto-run step downstream of fit whose run_if
+# reads an input (decided now, when fit is run again).
+ESTIMATED = SPEC.replace("run_if: \"company <> 'skip'\"}", "run_if: \"company <> 'skip'\", fail_on: co4}") + (
+    """  - {name: brief, kind: probe, inputs: [fit], credits: 1, run_if: "company <> 'Co2'"}\n"""
+)
+
+
+def _count_windows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the windows taken from here on (each call of Windows.next)."""
+    taken: list[int] = []
+    take = Windows.next
+
+    def counted(self: Windows, *args: Any) -> Any:
+        taken.append(1)
+        return take(self, *args)
+
+    monkeypatch.setattr(Windows, "next", counted)
+    return taken
+
+
+def _estimates(ws: Workspace) -> dict[str, Any]:
+    """Every kind of estimate, each as the face shows it (calls, hits, credits, tokens, per column, budget,
+    retries and errors)."""
+    campaign = ws.campaign("c")
+    found = {name: campaign.estimate(selection).as_dict() for name, selection in SELECTIONS.items()}
+    found["fit again"] = campaign.estimate(["fit"], force=True).as_dict()
+    found["research again"] = campaign.estimate(["research"], force=True).as_dict()
+    found["errors"] = campaign.estimate(RunSelection(errors=True)).as_dict()
+    found["capped"] = campaign.estimate(max_credits=5).as_dict()
+    return found
+
+
+def test_an_estimate_over_many_windows_equals_the_one_window_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found, taken = {}, {}
+    for window in (1_000, WINDOW):
+        ws = workspace(tmp_path / str(window), window, ESTIMATED)
+        counted = _count_windows(monkeypatch)
+        before = _estimates(ws)  # every cell queued
+        ws.set_setting("claim_window_rows", 1_000)  # the same cells to estimate from in both workspaces
+        ws.campaign("c").run()
+        ws.set_setting("claim_window_rows", window)
+        # Run Again of fit: the answers of again and brief downstream run again (brief's where its run_if holds)
+        fit_again = ws.campaign("c").estimate(["fit"], force=True).as_dict()
+        ws.set_setting("claim_window_rows", 1_000)
+        ws.campaign("c").add_rows([{"company": company(i)} for i in range(5)])  # repeats: answers in the cache
+        ws.set_setting("claim_window_rows", window)
+        after = _estimates(ws)
+        taken[window] = len(counted)
+        found[window] = (before, fit_again, after, cells(ws))
+    assert found[WINDOW] == found[1_000]
+    assert taken[1_000] == 0 and taken[WINDOW] > 2 * 10, taken  # many windows for each estimate of many rows
+    before, fit_again, after, _ = found[WINDOW]
+    assert before["all"]["calls"] and before["all"]["cache_hits"], before["all"]  # repeats asked once
+    assert after["all"]["cache_hits"] >= 5, after["all"]  # the new rows repeat answers in the cache
+    # fit fails for co4 (rows 5, 27, 38; row 16 is skipped), and the three steps downstream of it on those rows
+    assert after["all"]["errors"] == {"provider_error": 3, "upstream_error": 9}, after["all"]
+    assert after["errors"]["retries"] == after["all"]["errors"], after["errors"]
+    downstream = {c["column"]: c["calls"] for c in fit_again["columns"] if c["downstream"]}
+    assert 0 < downstream["brief"] < downstream["again"], fit_again  # brief's run_if is false for Co2
+    assert {c["column"]: c["calls"] for c in after["errors"]["columns"] if c["downstream"]}, after["errors"]
+    assert after["capped"]["budget"]["covered"] < after["capped"]["budget"]["calls"], after["capped"]
+
+
+EDIT = [sys.executable, "-m", "engine.cli", "set", "c", "36", "company", "Fresh", "--no-run"]
+
+
+def test_an_edit_between_an_estimates_windows_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process edits a row of the last window after the first window was estimated: it gets the
+    workspace, and the estimate counts the row as edited (as if the edit came first, which it did for that row)."""
+    one = workspace(tmp_path / "one", 1_000)
+    ws = workspace(tmp_path / "ws", WINDOW)
+    unedited = one.campaign("c").estimate()
+    subprocess.run(EDIT, cwd=REPO, env={**os.environ, "RUNSHEET_WORKSPACE": str(one.path)}, check=True)
+    edited_first = one.campaign("c").estimate()
+    took = Windows.took
+
+    def edit_after_the_first_window(self: Windows, seconds: float) -> None:
+        took(self, seconds)
+        if not edited:
+            edited.append(subprocess.run(EDIT, cwd=REPO, env={**os.environ, "RUNSHEET_WORKSPACE": str(ws.path)}))
+
+    edited: list[subprocess.CompletedProcess[bytes]] = []
+    monkeypatch.setattr(Windows, "took", edit_after_the_first_window)
+    estimate = ws.campaign("c").estimate()
+    assert edited and edited[0].returncode == 0
+    assert estimate.as_dict() == edited_first.as_dict()
+    fit = {c.column: c.calls for c in estimate.columns}["fit"]
+    assert fit == {c.column: c.calls for c in unedited.columns}["fit"] + 1  # row 36 was 'skip': now run_if holds
+    assert ws.campaign("c").values()["company"][35] == "Fresh"
+
+
+def test_the_schedules_look_for_work_up_to_the_first_window_that_has_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = workspace(tmp_path / "one", 1_000)
+    ws = workspace(tmp_path / "ws", WINDOW)
+    for each in (one, ws):
+        each.campaign("c").run()
+    taken = _count_windows(monkeypatch)
+    assert not _has_work(one, "c", None) and not taken
+    assert not _has_work(ws, "c", None) and len(taken) == -(-ROWS // WINDOW)  # every window looked at
+    for each in (one, ws):
+        each.campaign("c").set(24, "company", "Edited", run_paid=False)  # row 24: in the fourth window
+    taken.clear()
+    assert _has_work(one, "c", None) and _has_work(ws, "c", None)
+    assert len(taken) == 4, taken
+    taken.clear()
+    assert _has_work(ws, "c", ["research"]) and len(taken) == 4  # research reads the edited company too
+
+
+def test_a_sampled_estimate_does_not_depend_on_the_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above SAMPLE_ROWS claimed cells a column's hits and tokens are scaled up from a sample: the same cells are
+    sampled however the rows were cut into windows."""
+    monkeypatch.setattr(estimate_module, "SAMPLE_ROWS", 5)
+    found = {}
+    for window in (1_000, WINDOW):
+        ws = workspace(tmp_path / str(window), window)
+        found[window] = ws.campaign("c").estimate(["research"], force=True).as_dict()
+    assert found[WINDOW] == found[1_000]
+    (research,) = found[WINDOW]["columns"]
+    assert research["calls"] == ROWS and not research["exact"] and research["tokens"], research
