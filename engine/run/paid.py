@@ -202,17 +202,32 @@ class _Session:
             if self.stop.is_set():  # calls Stop kept from starting: their cells go back before what they feed is judged
                 with self.db.transaction() as con:
                     self.give_back(con)
-            columns = {c.column for c in claims}
-            if not self.tables.spec.graph.downstream(columns):
-                break  # nothing reads these columns: no propagation to plan
-            # a cell held back (hold_refused) is queued again: what it feeds would pull it into another refusal
-            rows = sorted({r for c in claims for r in c.frame["row_id"].to_list() if (c.column, r) not in self.held})
-            if not rows:
-                break
-            # What the results feed recomputes like an edit; after Stop, only free steps (no new spending).
-            claims = self._plan(Request.edit(columns, run_paid=not self.stop.is_set()), Scope.rows(rows))
+            # What the results feed recomputes like an edit of the cells computed (each row of the columns computed
+            # there, and no other); after Stop, only free steps (no new spending).
+            claims = [
+                claim
+                for columns, rows in self.computed(claims)
+                for claim in self._plan(Request.edit(columns, run_paid=not self.stop.is_set()), Scope.rows(rows))
+            ]
         self._previous.clear()
         self._previous_rows.clear()
+
+    def computed(self, claims: list[Claim]) -> list[tuple[frozenset[str], list[int]]]:
+        """The cells `claims` computed that other steps read, as rows grouped by the columns computed in them: a row
+        where only `research` was computed is not an edit of `fit` too. A cell held back (hold_refused) is queued
+        again and left out: what it feeds would pull it into another refusal."""
+        graph = self.tables.spec.graph
+        by_row: dict[int, set[str]] = defaultdict(set)
+        for claim in claims:
+            if not graph.downstream({claim.column}):
+                continue  # nothing reads this column
+            for row in claim.frame["row_id"].to_list():
+                if (claim.column, row) not in self.held:
+                    by_row[row].add(claim.column)
+        groups: dict[frozenset[str], list[int]] = defaultdict(list)
+        for row in sorted(by_row):
+            groups[frozenset(by_row[row])].append(row)
+        return sorted(groups.items(), key=lambda group: group[1][0])
 
     def next_window(self, windows: Windows) -> list[Claim]:
         """Plan and claim the next window of the run's scope in a transaction of its own (none after Stop, asked

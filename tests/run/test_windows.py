@@ -95,6 +95,9 @@ SELECTIONS = {
     "all": RunSelection(),
     "rows": RunSelection.of(rows=[2, 3, 5, 8, 9, 13, 21, 22, 23, 24, 25, 26, 27, 28, 29, 34, 35, 40]),
     "limit": RunSelection.of(limit=30),
+    # steps asked for by name on some rows: what their results feed (again, where fit was computed) follows alike
+    # in every window, whether research's repeats were claimed or answered from an earlier window's memo
+    "columns": RunSelection.of(columns=["fit", "research"], rows=range(1, 21)),
 }
 
 
@@ -113,6 +116,18 @@ def test_many_windows_do_what_one_window_does(tmp_path: Path, chosen: str) -> No
     assert len(set(totals[WINDOW])) > 2 and len(set(totals[1_000])) <= 2, totals  # it did take many windows
     research = found[WINDOW][0]["research"]
     assert any(cached for *_, cached in research), "no repeated request was answered once for the run"
+
+
+def test_what_results_feed_follows_the_cells_computed_and_no_others(tmp_path: Path) -> None:
+    """A run of fit and research: `again` (fed by fit) runs where fit was computed, and stays queued on the rows
+    run_if skipped fit on, where only research was computed (a row's research is no edit of its fit)."""
+    ws = workspace(tmp_path / "ws", 1_000)
+    ws.campaign("c").run(["fit", "research"], rows=range(1, 21))
+    again = {row: status for row, status, *_ in cells(ws)["again"] if row <= 20}
+    skipped = {row for row in again if company(row - 1) == "skip"}
+    assert skipped == {1, 6, 11, 16}
+    assert {row: status for row, status in again.items() if row in skipped} == dict.fromkeys(skipped, "queued")
+    assert set(again.values()) - {"queued"} == {"done"} and sum(s == "done" for s in again.values()) == 16
 
 
 def test_an_edit_between_windows_is_kept(tmp_path: Path) -> None:
