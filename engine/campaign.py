@@ -18,7 +18,7 @@ from engine.graph.fate import CURRENT, HAND_SET
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import reclaim_dead_runs, run_transaction
-from engine.run.paid import complete_run, load_budget
+from engine.run.paid import complete_run, load_budget, run_backend
 from engine.run.reports import RunOptions, RunReport
 from engine.run.selection import (
     RunSelection,
@@ -29,6 +29,7 @@ from engine.run.selection import (
     split_errors,
 )
 from engine.run.windows import Windows
+from engine.runner.backend import Backend, LocalBackend
 from engine.spec import CampaignSpec
 from engine.sql.query import matching_rows
 from engine.store.catalog import CampaignTables, load_campaign
@@ -411,7 +412,12 @@ class Campaign:
         sets a credit cap, the concurrency, a progress callback and a stop event.
         """
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
-        return self._drive(self.start_run(selection), options or RunOptions())
+        options = options or RunOptions()
+        report, backend = self._start(selection, options)
+        try:
+            return self._drive(report, options, backend)
+        finally:
+            backend.close()
 
     def start_run(
         self,
@@ -427,29 +433,43 @@ class Campaign:
         large selection (engine/run/windows.py). The report carries the run id, the paid cells claimed and the
         windows left; `finish_run` computes them (e.g. in the background, for the API)."""
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
-        with self.db.transaction() as con:
-            authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables = self._load(con)
-            request, scope = plan_selection(con, tables, selection)
-            settings = load_settings(con)
-            windows = Windows.over(
-                con,
-                tables,
-                request,
-                scope,
-                rows=settings.claim_window_rows,
-                seconds=settings.claim_window_seconds,
-            )
-            return run_transaction(
-                con,
-                tables,
-                request,
-                scope,
-                actor=self.actor,
-                trigger=self.trigger,
-                selection=selection,
-                windows=windows,
-            )
+        return self._start(selection, None)[0]
+
+    def _start(self, selection: RunSelection, options: RunOptions | None) -> tuple[RunReport, Backend]:
+        """`start_run`, with the run's backend (chosen by `options` and the settings; None: this process), which
+        computes the first window's row-wise python steps and which the caller closes."""
+        backend: Backend = LocalBackend()
+        try:
+            with self.db.transaction() as con:
+                authorize(self.db, self.actor, "run", con=con, what=self.name)
+                tables = self._load(con)
+                request, scope = plan_selection(con, tables, selection)
+                settings = load_settings(con)
+                if options is not None:
+                    backend = run_backend(options, settings, self.db.path.parent)
+                windows = Windows.over(
+                    con,
+                    tables,
+                    request,
+                    scope,
+                    rows=settings.claim_window_rows,
+                    seconds=settings.claim_window_seconds,
+                )
+                report = run_transaction(
+                    con,
+                    tables,
+                    request,
+                    scope,
+                    actor=self.actor,
+                    trigger=self.trigger,
+                    selection=selection,
+                    windows=windows,
+                    backend=backend,
+                )
+        except BaseException:
+            backend.close()
+            raise
+        return report, backend
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
         """The second half of `run`: compute the paid cells `report` claimed, then what they feed."""
@@ -496,13 +516,20 @@ class Campaign:
     def cache_dir(self) -> Path:
         return self.db.path.parent / CACHE_DIR
 
-    def _drive(self, report: RunReport, options: RunOptions) -> RunReport:
+    def _drive(self, report: RunReport, options: RunOptions, backend: Backend | None = None) -> RunReport:
         """Compute the paid cells a committed request claimed (outside any transaction), then what they feed,
-        window after window."""
+        window after window, on `backend` (None: the one `options` and the settings choose)."""
         if not report.unfinished:
             return report
         return complete_run(
-            self.db, self.cache_dir, self.name, report, actor=self.actor, trigger=self.trigger, options=options
+            self.db,
+            self.cache_dir,
+            self.name,
+            report,
+            actor=self.actor,
+            trigger=self.trigger,
+            options=options,
+            backend=backend,
         )
 
     # ---- looking -----------------------------------------------------------------------------------------
