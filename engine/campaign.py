@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from engine.auth import authorize
+from engine.cells import kind_named
 from engine.errors import EditError, ImportError_
 from engine.estimate import Estimate, compare_with_budget, estimate_claims
 from engine.graph import Request
@@ -438,15 +439,16 @@ class Campaign:
     def _start(self, selection: RunSelection, options: RunOptions | None) -> tuple[RunReport, Backend]:
         """`start_run`, with the run's backend (chosen by `options` and the settings; None: this process), which
         computes the first window's row-wise python steps and which the caller closes."""
-        backend: Backend = LocalBackend()
+        backend: Backend | None = None
         try:
+            backend = self._asked_backend(options)
             with self.db.transaction() as con:
                 authorize(self.db, self.actor, "run", con=con, what=self.name)
                 tables = self._load(con)
                 request, scope = plan_selection(con, tables, selection)
                 settings = load_settings(con)
-                if options is not None:
-                    backend = run_backend(options, settings, self.db.path.parent)
+                if backend is None:
+                    backend = LocalBackend() if options is None else run_backend(options, settings, self.db.path.parent)
                 windows = Windows.over(
                     con,
                     tables,
@@ -467,9 +469,27 @@ class Campaign:
                     backend=backend,
                 )
         except BaseException:
-            backend.close()
+            if backend is not None:
+                backend.close()
             raise
         return report, backend
+
+    def _asked_backend(self, options: RunOptions | None) -> Backend | None:
+        """A run asked to go to Ray gets its backend before its first transaction, connected there when the campaign
+        has a row-wise step (starting a cluster takes seconds the workspace would be held for); None otherwise (the
+        settings choose it inside the transaction)."""
+        if options is None or options.backend != "ray":
+            return None
+        with self.db.transaction(commit=False) as con:
+            settings, spec = load_settings(con), self._load(con).spec
+        backend = run_backend(options, settings, self.db.path.parent)
+        if any(kind_named(c.kind).rowwise(c.options) for c in spec.columns if not c.is_input):
+            try:
+                backend.connect()
+            except BaseException:
+                backend.close()
+                raise
+        return backend
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
         """The second half of `run`: compute the paid cells `report` claimed, then what they feed."""

@@ -131,6 +131,11 @@ class StepKind(ABC):
         """The global-context documents the step reads ("*" for all), given the campaign's column names."""
         return set()
 
+    def rowwise(self, options: Any) -> bool:
+        """Whether each row's value depends on that row alone, so the step's batch may be cut into shards computed
+        apart (`Batch.map_rows`); a step over the whole column (a rank) never is."""
+        return False
+
     def sql(self, options: Any) -> str | None:
         """An SQL expression over the row's columns, evaluated for all planned rows in one statement; None when
         the step's values are computed in Python or by paid calls."""

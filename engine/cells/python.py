@@ -146,6 +146,9 @@ class Python(StepKind):
     def value_type(self, options: PythonOptions, input_types: dict[str, str]) -> str | None:
         return options.type
 
+    def rowwise(self, options: PythonOptions) -> bool:
+        return options.rowwise
+
     def compute(self, options: PythonOptions, batch: Batch) -> pl.DataFrame:
         row_ids = batch.frame["row_id"]
         try:
@@ -164,7 +167,7 @@ class Python(StepKind):
 
     def _sharded(self, options: PythonOptions, batch: Batch, inputs: pl.DataFrame) -> pl.Series | None:
         """A row-wise step's values computed where the run's backend computes them; None: here, as one call."""
-        if not options.rowwise or batch.map_rows is None:
+        if not self.rowwise(options) or batch.map_rows is None:
             return None
         shipped = RowFunction.of(options.function)
         return None if shipped is None else batch.map_rows(shipped, inputs)

@@ -79,6 +79,11 @@ class Backend(Protocol):
         """The pool for a phase of the run with `cells` paid cells claimed so far."""
         ...
 
+    def connect(self) -> None:
+        """Join or start the cluster now (a run that will shard row-wise steps: before its first transaction holds
+        the workspace, not inside it)."""
+        ...
+
     def map_rows(self, function: RowFunction, frame: pl.DataFrame) -> pl.Series | None:
         """`function`'s values over the rows of `frame` (a row-wise step's inputs), computed in row shards outside
         the run's process and put back in row order; None when the run's process is to compute them as one call
@@ -95,6 +100,9 @@ class LocalBackend:
 
     def pool(self, spec: PoolSpec, cells: int) -> CallPool:
         return spec.local_pool()
+
+    def connect(self) -> None:
+        return None
 
     def map_rows(self, function: RowFunction, frame: pl.DataFrame) -> pl.Series | None:
         return None  # computed in the run's process, as one call over the batch

@@ -336,8 +336,7 @@ class RayBackend:
     def map_rows(self, function: RowFunction, frame: pl.DataFrame) -> pl.Series | None:
         if frame.height < max(self.min_cells, self.rowwise_min_rows, 2):
             return None
-        if not ray.is_initialized():
-            self._connect()
+        self.connect()
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         task = ray.remote(compute_shard).options(num_cpus=1, max_retries=SHARD_RETRIES)
         refs = [
@@ -365,9 +364,12 @@ class RayBackend:
                 ray.cancel(ref)
         return join_shards([values.get(ref) for ref in refs])
 
-    def _start(self, spec: PoolSpec) -> None:
+    def connect(self) -> None:
         if not ray.is_initialized():
             self._connect()
+
+    def _start(self, spec: PoolSpec) -> None:
+        self.connect()
         limited = frozenset(model for model, (rpm, tpm) in spec.rate_limits.items() if rpm or tpm)
         self.limiter = ray.remote(num_cpus=0)(RateLimiter).remote(spec.rate_limits)
         count = max(1, int(ray.cluster_resources().get("CPU", 1)))
