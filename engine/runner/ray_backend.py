@@ -95,6 +95,11 @@ def start_embedded(temp: Path, cpus: int) -> Embedded:
     # left unset, RAY_AUTH_MODE turns to token for a new cluster (ray.init does that, and reloads its config)
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
     os.environ.pop("RAY_AUTH_TOKEN", None)
+    # Ray keeps the token it first read for the life of the process: a second embedded cluster (another workspace,
+    # or this one again) would be asked for the first one's (ray 2.60 has no public way to forget it)
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+
+    AuthenticationTokenLoader.instance().reset_cache()
     link = None
     if len(str(temp)) > SHORT_TEMP:  # its sockets' paths would pass the 107 bytes a unix socket's path may have
         link = Path(tempfile.gettempdir()) / f"runsheet-ray-{hashlib.sha256(str(temp).encode()).hexdigest()[:12]}"
