@@ -21,6 +21,7 @@ BENCHES = [
     "builder_panel",
     "big_claims",
     "ray_backend",
+    "rowwise_ray",
 ]
 
 

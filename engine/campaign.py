@@ -14,13 +14,14 @@ import polars as pl
 
 from engine.auth import authorize
 from engine.campaign_reads import CampaignReads, Cell
+from engine.cells import kind_named
 from engine.errors import ImportError_
 from engine.estimate import Estimate, Tally, compare_with_budget
 from engine.graph import Request
 from engine.io.exporter import ExportReport, export_campaign
 from engine.io.importer import ImportedFile, ImportOptions, Written, import_file
 from engine.run.lifecycle import run_transaction
-from engine.run.paid import complete_run, load_budget
+from engine.run.paid import complete_run, load_budget, run_backend
 from engine.run.reports import RunOptions, RunReport
 from engine.run.selection import (
     RunSelection,
@@ -31,6 +32,7 @@ from engine.run.selection import (
     split_errors,
 )
 from engine.run.windows import Windows
+from engine.runner.backend import Backend, LocalBackend
 from engine.store.catalog import CampaignTables
 from engine.store.cells import Scope
 from engine.store.database import scalar
@@ -46,6 +48,7 @@ from engine.store.edits import (
     write_input,
 )
 from engine.store.schema import quote
+from engine.store.settings import load_settings
 from engine.types import Status
 
 CACHE_DIR = "cache"
@@ -321,7 +324,12 @@ class Campaign(CampaignReads):
         sets a credit cap, the concurrency, a progress callback and a stop event.
         """
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
-        return self._drive(self.start_run(selection), options or RunOptions())
+        options = options or RunOptions()
+        report, backend = self._start(selection, options)
+        try:
+            return self._drive(report, options, backend)
+        finally:
+            backend.close()
 
     def start_run(
         self,
@@ -337,21 +345,62 @@ class Campaign(CampaignReads):
         large selection (engine/run/windows.py). The report carries the run id, the paid cells claimed and the
         windows left; `finish_run` computes them (e.g. in the background, for the API)."""
         selection = as_selection(columns, rows, only_stale=only_stale, only_empty=only_empty, force=force, limit=limit)
-        with self.db.transaction() as con:
-            authorize(self.db, self.actor, "run", con=con, what=self.name)
-            tables = self._load(con)
-            request, scope = plan_selection(con, tables, selection)
-            windows = Windows.over(con, tables, request, scope)
-            return run_transaction(
-                con,
-                tables,
-                request,
-                scope,
-                actor=self.actor,
-                trigger=self.trigger,
-                selection=selection,
-                windows=windows,
-            )
+        return self._start(selection, None)[0]
+
+    def _start(self, selection: RunSelection, options: RunOptions | None) -> tuple[RunReport, Backend]:
+        """`start_run`, with the run's backend (chosen by `options` and the settings; None: this process), which
+        computes the first window's row-wise python steps and which the caller closes."""
+        backend: Backend | None = None
+        try:
+            backend = self._asked_backend(options)
+            with self.db.transaction() as con:
+                authorize(self.db, self.actor, "run", con=con, what=self.name)
+                tables = self._load(con)
+                request, scope = plan_selection(con, tables, selection)
+                settings = load_settings(con)
+                if backend is None:
+                    backend = LocalBackend() if options is None else run_backend(options, settings, self.db.path.parent)
+                windows = Windows.over(
+                    con,
+                    tables,
+                    request,
+                    scope,
+                    rows=settings.claim_window_rows,
+                    seconds=settings.claim_window_seconds,
+                )
+                report = run_transaction(
+                    con,
+                    tables,
+                    request,
+                    scope,
+                    actor=self.actor,
+                    trigger=self.trigger,
+                    selection=selection,
+                    windows=windows,
+                    backend=backend,
+                )
+        except BaseException:
+            if backend is not None:
+                backend.close()
+            raise
+        return report, backend
+
+    def _asked_backend(self, options: RunOptions | None) -> Backend | None:
+        """A run asked to go to Ray gets its backend before its first transaction, connected there when the campaign
+        has a row-wise step (starting a cluster takes seconds the workspace would be held for); None otherwise (the
+        settings choose it inside the transaction)."""
+        if options is None or options.backend != "ray":
+            return None
+        with self.db.transaction(commit=False) as con:
+            settings, spec = load_settings(con), self._load(con).spec
+        backend = run_backend(options, settings, self.db.path.parent)
+        if any(kind_named(c.kind).rowwise(c.options) for c in spec.columns if not c.is_input):
+            try:
+                backend.connect()
+            except BaseException:
+                backend.close()
+                raise
+        return backend
 
     def finish_run(self, report: RunReport, options: RunOptions | None = None) -> RunReport:
         """The second half of `run`: compute the paid cells `report` claimed, then what they feed."""
@@ -422,13 +471,20 @@ class Campaign(CampaignReads):
     def cache_dir(self) -> Path:
         return self.db.path.parent / CACHE_DIR
 
-    def _drive(self, report: RunReport, options: RunOptions) -> RunReport:
+    def _drive(self, report: RunReport, options: RunOptions, backend: Backend | None = None) -> RunReport:
         """Compute the paid cells a committed request claimed (outside any transaction), then what they feed,
-        window after window."""
+        window after window, on `backend` (None: the one `options` and the settings choose)."""
         if not report.unfinished:
             return report
         return complete_run(
-            self.db, self.cache_dir, self.name, report, actor=self.actor, trigger=self.trigger, options=options
+            self.db,
+            self.cache_dir,
+            self.name,
+            report,
+            actor=self.actor,
+            trigger=self.trigger,
+            options=options,
+            backend=backend,
         )
 
     # ---- looking -----------------------------------------------------------------------------------------

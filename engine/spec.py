@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.action_columns import LibraryStep, expand_actions
 from engine.cells import INPUT_KIND, KINDS, StepOptions, kind_named
+from engine.cells.base import OptionValueError
 from engine.cells.python import IMPORT_FIX, PythonOptions, resolve
 from engine.errors import SpecError
 from engine.graph import ColumnGraph, ColumnNode, ReferenceError_, sql_references
@@ -351,6 +352,9 @@ def _option_error(err: ValidationError, column: str, kind: str, model: type[Base
         return SpecError(f"unknown option '{field}' for kind {kind}", hint=f"use one of: {allowed}", column=column)
     if first["type"] == "missing":
         return SpecError(f"missing option '{field}' for kind {kind}", hint=f"add '{field}:'", column=column)
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, OptionValueError):
+        return SpecError(f"bad value for option '{field}': {cause}", hint=cause.hint, column=column)
     return SpecError(f"bad value for option '{field}': {first['msg']}", hint=f"fix '{field}'", column=column)
 
 
@@ -401,7 +405,8 @@ def _context_names(kind: str, options: StepOptions | InputOptions, names: frozen
 def _version(kind: str, options: StepOptions | InputOptions, record: tuple[str, ...] = ()) -> str:
     """A stable hash of everything in the spec that decides a cell's value (not run mode or enabled): the options
     and, for a step that reads the whole record, the record's fields in order."""
-    payload = options.model_dump(mode="json", exclude={"run", "enabled", "description"})
+    unversioned = options.unversioned if isinstance(options, StepOptions) else frozenset()
+    payload = options.model_dump(mode="json", exclude={"run", "enabled", "description", *unversioned})
     for option in options.versioned_when_set if isinstance(options, StepOptions) else ():
         if payload.get(option) is None:
             del payload[option]

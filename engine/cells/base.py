@@ -33,6 +33,7 @@ from engine.types import Status
 if TYPE_CHECKING:
     import polars as pl
 
+    from engine.runner.backend import MapRows
     from engine.runner.calls import PaidCall
 
 
@@ -43,6 +44,9 @@ class StepOptions(BaseModel):
     # Options added after specs were stored: left out of the step's version while unset, so an upgrade keeps the
     # version (and every cell key) of a spec that does not use them.
     versioned_when_set: ClassVar[frozenset[str]] = frozenset()
+    # Options that say where a step is computed, never what it gives: left out of its version, so setting them
+    # keeps every cell fresh.
+    unversioned: ClassVar[frozenset[str]] = frozenset()
 
     run: Literal["auto", "manual"] = "auto"
     run_if: str | None = Field(default=None, description="SQL boolean over the row; false gives `skipped`")
@@ -51,13 +55,24 @@ class StepOptions(BaseModel):
     inputs: tuple[str, ...] | None = Field(default=None, description="explicit dependencies; overrides inference")
 
 
+class OptionValueError(ValueError):
+    """A step option's value that a spec cannot have, with the fix (engine/spec.py reports both)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 @dataclass(frozen=True)
 class Batch:
-    """The inputs of one step over the rows it computes now: `frame` has `row_id` and one column per input."""
+    """The inputs of one step over the rows it computes now: `frame` has `row_id` and one column per input.
+    `map_rows` is where the run computes a row-wise function's values (the run's backend, engine/runner/backend.py:
+    shards on a Ray cluster); None, or None from it: in this process, as one call over the batch."""
 
     column: str
     frame: pl.DataFrame
     run_id: int
+    map_rows: MapRows | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,11 @@ class StepKind(ABC):
     def context_names(self, options: Any, columns: frozenset[str]) -> set[str]:
         """The global-context documents the step reads ("*" for all), given the campaign's column names."""
         return set()
+
+    def rowwise(self, options: Any) -> bool:
+        """Whether each row's value depends on that row alone, so the step's batch may be cut into shards computed
+        apart (`Batch.map_rows`); a step over the whole column (a rank) never is."""
+        return False
 
     def sql(self, options: Any) -> str | None:
         """An SQL expression over the row's columns, evaluated for all planned rows in one statement; None when

@@ -37,6 +37,7 @@ from engine.run.few_rows import FewRows
 from engine.run.fused import FusedColumn, FusedPass
 from engine.run.reports import Claim, ExecutionEvent, RunReport
 from engine.run.uniform import uniform_plans
+from engine.runner.backend import Backend
 from engine.store.catalog import CampaignTables
 from engine.store.cells import PARAMETER_TYPES, Scope, key_expression, merge_outcomes, update_cell
 from engine.store.context import context_versions
@@ -72,6 +73,7 @@ class Executor:
         actor: str,
         trigger: str,
         now: datetime | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.con = con
         self.campaign = campaign
@@ -96,6 +98,8 @@ class Executor:
         self._few: FewRows | None = None
         self._few_signed: dict[str, list[int]] = {}
         self._exposed: dict[str, pa.Table] = {}  # Arrow tables registered on the connection, by name
+        # where a row-wise python step's values are computed (the run's backend: shards on Ray); None: here
+        self._map_rows = None if backend is None else backend.map_rows
 
     def _paused(self, column: str) -> bool:
         """Whether the step, or its campaign, is paused (engine/store/pause.py): its cells are disabled."""
@@ -571,7 +575,7 @@ class Executor:
             self.con,
             f"SELECT row_id, {', '.join(quote(d) for d in spec.deps)} FROM _in WHERE verdict = {RUN} ORDER BY row_id",
         )
-        outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id))
+        outcomes = kind.compute(spec.options, Batch(column, inputs, self.run_id, self._map_rows))
         self.con.register("_outcomes", outcomes.to_arrow())
         self._in = self._materialize(
             "_in",

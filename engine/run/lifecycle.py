@@ -32,6 +32,7 @@ from engine.run.executor import Executor, restore_status
 from engine.run.reports import RunReport
 from engine.run.selection import RunSelection
 from engine.run.windows import Windows
+from engine.runner.backend import Backend
 from engine.store.catalog import CampaignTables, load_campaign
 from engine.store.cells import Scope
 from engine.store.database import scalar
@@ -59,13 +60,15 @@ def run_transaction(
     describe: dict[str, Any] | None = None,
     selection: RunSelection | None = None,
     windows: Windows | None = None,
+    backend: Backend | None = None,
 ) -> RunReport:
     """Record a run, execute `request` over `scope` on the open transaction, and store its counts. Paid cells
     it claimed are left in `report.claims`, the run `running`, for `engine.run.paid.complete_run`. The run's
     `request` stores what was asked: the request's kind, columns and force, `selection` when a person chose one
     (RunSelection.from_json reads it back), and `describe`'s details (an edit, an import...). With `windows`
     (of `scope`), only their first window is executed here; the others are left in `report.rest`, the run
-    `running`, for complete_run to plan one transaction each."""
+    `running`, for complete_run to plan one transaction each. `backend` is the run's (engine/runner/backend.py):
+    where row-wise python steps are computed; None: in this process."""
     reclaim_orphans(con, campaign)
     details = {
         "kind": request.kind,
@@ -76,7 +79,7 @@ def run_transaction(
         **(describe or {}),
     }
     run_id, started = open_run(con, campaign.campaign_id, details, actor=actor, trigger=trigger)
-    executor = Executor(con, campaign, run_id, actor=actor, trigger=trigger, now=started)
+    executor = Executor(con, campaign, run_id, actor=actor, trigger=trigger, now=started, backend=backend)
     if windows is None:
         report = executor.execute(request, scope)
     else:

@@ -39,7 +39,7 @@ from engine.run.lifecycle import (
 from engine.run.reports import Claim, ExecutionEvent, RunOptions, RunProgress, RunReport
 from engine.run.windows import Windows
 from engine.run.writeback import write_results
-from engine.runner.backend import PoolSpec, choose_backend
+from engine.runner.backend import Backend, PoolSpec, choose_backend
 from engine.runner.budget import Budget
 from engine.runner.calls import CellResult, PaidCall
 from engine.runner.flights import shareable
@@ -67,9 +67,11 @@ def complete_run(
     actor: str,
     trigger: str,
     options: RunOptions,
+    backend: Backend | None = None,
 ) -> RunReport:
     """Finish `report`'s run: compute its claims and everything they make runnable. Returns the same report,
-    its events extended with the paid outcomes and `status` set (done or stopped)."""
+    its events extended with the paid outcomes and `status` set (done or stopped). `backend` is the one the run
+    started with (its caller closes it); None: the one `options` and the settings choose, closed here."""
     stop = options.stop or threading.Event()
     with db.transaction() as con:
         tables = load_campaign(con, name)
@@ -77,7 +79,11 @@ def complete_run(
         budget = load_budget(con, name, tables.campaign_id, options.max_credits)
         context = {n: d.text for n, d in read_context(con).items()}
     progress = RunProgress(report.run_id, total=sum(c.frame.height for c in report.claims))
-    session = _Session(db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger))
+    owned = backend is None
+    backend = backend or run_backend(options, settings, db.path.parent)
+    session = _Session(
+        db, tables, report, settings, budget, context, stop, progress, options, (actor, trigger), backend
+    )
     cache = ResultCache(cache_dir)
     session.report_progress()  # the total is known before the first answer: a log shows 0 of N at once
     try:
@@ -101,9 +107,17 @@ def complete_run(
         raise
     finally:
         cache.close()
-        session.backend.close()
+        if owned:
+            backend.close()
     report.claims, report.rest = [], None
     return report
+
+
+def run_backend(options: RunOptions, settings: Settings, workspace_dir: Path) -> Backend:
+    """Where a run driven with `options` makes its calls and computes its row-wise python steps."""
+    return choose_backend(
+        options.backend, settings.ray_min_cells, options.ray_address, workspace_dir, settings.ray_rowwise_min_rows
+    )
 
 
 def load_budget(
@@ -165,6 +179,7 @@ class _Session:
         progress: RunProgress,
         options: RunOptions,
         who: tuple[str, str],
+        backend: Backend,
     ) -> None:
         self.db, self.tables, self.report, self.settings = db, tables, report, settings
         self.budget, self.context, self.stop, self.progress, self.options, self.who = (
@@ -176,7 +191,7 @@ class _Session:
             who,
         )
         self.pending: list[CellResult] = []
-        self.backend = choose_backend(options.backend, settings.ray_min_cells, options.ray_address, db.path.parent)
+        self.backend = backend
         self.closing = False
         self.stop_path = stop_file(db.path.parent, report.run_id)
         self.written_credits = 0.0
@@ -256,7 +271,9 @@ class _Session:
         counted in the run's stored total."""
         self.tables = tables
         self.context = {n: d.text for n, d in read_context(con).items()}
-        executor = Executor(con, self.tables, self.report.run_id, actor=self.who[0], trigger=self.who[1])
+        executor = Executor(
+            con, self.tables, self.report.run_id, actor=self.who[0], trigger=self.who[1], backend=self.backend
+        )
         part = executor.execute(request, scope)
         self.report.absorb(part)
         add_progress(

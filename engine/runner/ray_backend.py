@@ -18,6 +18,13 @@ listen on 127.0.0.1, its temp dir inside the workspace (never ~/.ray), and shuts
 stop`, which ends every Ray process of the machine); should the run die first, a watcher process ends what the
 cluster left (engine/runner/ray_reaper.py). A worker that dies mid-call has its call sent to another worker: the
 provider may bill such a call twice, at most once per call in flight at the death.
+
+A row-wise python step's batch (`map_rows`, at least `rowwise_min_rows` rows) is cut into shards, two per CPU of
+the cluster, each computed by a Ray task: the task gets the step's function as the step prepared it (its
+reference, the folder the run imported its module from, the digest of that module's source) and its slice of the
+inputs, and sends back the values. Any shard without values (the function raised, returned the wrong length, the
+worker's copy of the module differs, the task died) sends the whole batch back to the run's process, which
+computes it as one call, as locally: a failure fails the same cells with the same message on either backend.
 """
 
 from __future__ import annotations
@@ -34,24 +41,27 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunsheetError
 from engine.llm.types import ProviderFailure
 from engine.redaction import redact
 from engine.runner import ray_reaper
-from engine.runner.backend import BackendName, PoolSpec
+from engine.runner.backend import DEFAULT_ROWWISE_MIN_ROWS, BackendName, PoolSpec, RowFunction, join_shards
 from engine.runner.calls import Answer, PaidCall
 from engine.runner.limits import RateLimits
 from engine.runner.policy import RetryPolicy
 from engine.runner.pool import CallPool, Spent, make_attempts
 from engine.types import ErrorCode
 
+if TYPE_CHECKING:
+    import polars as pl
+
 try:
     import ray
     from ray import cloudpickle
     from ray._private import ray_constants
-    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+    from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 except ImportError:  # the optional extra is missing: RayBackend says how to install it
     ray = None  # type: ignore[assignment]
 
@@ -63,6 +73,8 @@ AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")
 QUIET: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
 SHORT_TEMP = 45  # characters: a session dir's socket under a longer temp dir passes 107 bytes
 LOOPBACK = "127.0.0.1"
+SHARDS_PER_CPU = 2  # a row-wise batch's shards: a slow shard (a busy CPU, heavier rows) leaves others to take up
+SHARD_RETRIES = 2  # times a shard's task is tried again when its worker dies, before the run computes the batch
 START_HINT = "install the extra (`pip install -e .[ray]`, ray 2.60) or run with --backend local"
 
 
@@ -99,6 +111,11 @@ def start_embedded(temp: Path, cpus: int) -> Embedded:
     # left unset, RAY_AUTH_MODE turns to token for a new cluster (ray.init does that, and reloads its config)
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
     os.environ.pop("RAY_AUTH_TOKEN", None)
+    # Ray keeps the token it first read for the life of the process: a second embedded cluster (another workspace,
+    # or this one again) would be asked for the first one's (ray 2.60 has no public way to forget it)
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+
+    AuthenticationTokenLoader.instance().reset_cache()
     link = None
     if len(str(temp)) > SHORT_TEMP:  # its sockets' paths would pass the 107 bytes a unix socket's path may have
         link = Path(tempfile.gettempdir()) / f"runsheet-ray-{hashlib.sha256(str(temp).encode()).hexdigest()[:12]}"
@@ -272,6 +289,22 @@ class VersionRefused(RunsheetError):
         return (VersionRefused, (self.worker, self.run))  # sent back from the worker that refused
 
 
+def compute_shard(expected: str, payload: bytes) -> bytes:
+    """A Ray task: a row-wise function's values over one shard of a batch (packed: the function, the shard's
+    inputs), or None when it gave none there."""
+    if engine_digest() != expected:
+        raise VersionRefused(engine_digest(), expected)
+    function, frame = unpack(payload)
+    return pack(function(frame))
+
+
+def shard_bounds(rows: int, cpus: int) -> list[tuple[int, int]]:
+    """(offset, length) of each shard of a batch of `rows` rows: SHARDS_PER_CPU per CPU, of equal sizes."""
+    count = max(1, min(rows, cpus * SHARDS_PER_CPU))
+    size = -(-rows // count)
+    return [(start, min(size, rows - start)) for start in range(0, rows, size)]
+
+
 class RayPool(CallPool):
     """The call pool of the run's process, its portable calls' attempts made on the cluster's workers."""
 
@@ -322,10 +355,17 @@ class RayBackend:
 
     name: BackendName = "ray"
 
-    def __init__(self, workspace_dir: Path, *, address: str | None = None, min_cells: int = 0) -> None:
+    def __init__(
+        self,
+        workspace_dir: Path,
+        *,
+        address: str | None = None,
+        min_cells: int = 0,
+        rowwise_min_rows: int = DEFAULT_ROWWISE_MIN_ROWS,
+    ) -> None:
         if ray is None:
             raise RunsheetError("the Ray backend needs the `ray` package, which is not installed", hint=START_HINT)
-        self.workspace_dir, self.min_cells = workspace_dir, min_cells
+        self.workspace_dir, self.min_cells, self.rowwise_min_rows = workspace_dir, min_cells, rowwise_min_rows
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers: list[Any] = []
         self.limiter: Any = None
@@ -339,9 +379,43 @@ class RayBackend:
             self._start(spec)
         return RayPool(spec, self.workers)
 
-    def _start(self, spec: PoolSpec) -> None:
+    def map_rows(self, function: RowFunction, frame: pl.DataFrame) -> pl.Series | None:
+        if frame.height < max(self.min_cells, self.rowwise_min_rows, 2):
+            return None
+        self.connect()
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        task = ray.remote(compute_shard).options(num_cpus=1, max_retries=SHARD_RETRIES)
+        refs = [
+            task.remote(engine_digest(), pack((function, frame.slice(offset, length))))
+            for offset, length in shard_bounds(frame.height, cpus)
+        ]
+        values: dict[Any, pl.Series | None] = {}
+        waiting = list(refs)
+        try:
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=1)
+                values[ready[0]] = unpack(ray.get(ready[0]))
+                if values[ready[0]] is None:  # the batch is the run's to compute: the other shards' work is moot
+                    break
+        except RayTaskError as err:
+            if isinstance(err.cause, VersionRefused):
+                raise err.cause from None
+            log.warning("a row-wise shard failed on Ray (%s): the run computes the batch itself", err)
+            return None
+        except RayError as err:  # its worker died more than SHARD_RETRIES times
+            log.warning("a row-wise shard was lost on Ray (%s): the run computes the batch itself", err)
+            return None
+        finally:
+            for ref in waiting:
+                ray.cancel(ref)
+        return join_shards([values.get(ref) for ref in refs])
+
+    def connect(self) -> None:
         if not ray.is_initialized():
             self._connect()
+
+    def _start(self, spec: PoolSpec) -> None:
+        self.connect()
         limited = frozenset(model for model, (rpm, tpm) in spec.rate_limits.items() if rpm or tpm)
         self.limiter = ray.remote(num_cpus=0)(RateLimiter).remote(spec.rate_limits)
         count = max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -42,6 +42,9 @@ class Settings:
     # Runs with at least this many paid cells make their calls on Ray (`runsheet run --backend ray`, the optional
     # `ray` extra); None: on Ray only when asked.
     ray_min_cells: int | None = None
+    # On Ray, a row-wise python step's batch of at least this many rows is computed in shards on the cluster;
+    # smaller ones in the run's process. None: the backend's default (engine/runner/backend.py).
+    ray_rowwise_min_rows: int | None = None
 
     def intake_budget_of(self, campaign: str) -> float | None:
         """The credits a day records posted to `campaign` through the API may spend by themselves."""
@@ -79,6 +82,8 @@ def _check(key: str, value: Any) -> None:
         raise ValueError("a number of seconds, more than 0")
     if key == "ray_min_cells" and value is not None and (not isinstance(value, int) or value < 0):
         raise ValueError("a whole number of cells, 0 or more (or null: Ray only when asked)")
+    if key == "ray_rowwise_min_rows" and value is not None and (type(value) is not int or value < 1):
+        raise ValueError("a whole number of rows, 1 or more (or null: the default)")
     if key == "max_attempts" and (not isinstance(value, int) or not 1 <= value <= 20):
         raise ValueError("a whole number from 1 to 20")
     if (
