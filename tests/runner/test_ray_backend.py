@@ -62,7 +62,7 @@ def fresh(provider: ProviderProcess, monkeypatch: pytest.MonkeyPatch) -> Provide
     return provider
 
 
-def spec(api_base: str) -> str:
+def spec(api_base: str, timeout: int = 10) -> str:
     return f"""
 campaign: enrich
 columns:
@@ -74,7 +74,7 @@ columns:
     api_base: {api_base}
     api_key_env: {KEY_ENV}
     tier: fast
-    timeout: 10
+    timeout: {timeout}
     run_if: "company <> 'skip'"
     prompt: "Research {{{{ company }}}} of {{{{ 100 // size }}}}"
     output_schema: {SCHEMA}
@@ -94,9 +94,9 @@ def campaign_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def new_workspace(path: Path, api_base: str, rows: list[dict[str, Any]]) -> Workspace:
+def new_workspace(path: Path, api_base: str, rows: list[dict[str, Any]], timeout: int = 10) -> Workspace:
     ws = Workspace.init(path)
-    result = ws.apply(spec(api_base))
+    result = ws.apply(spec(api_base, timeout))
     for column in getattr(result, "paused", []):  # new paid steps start paused (issue 13): consent
         ws.resume(result.campaign, column, run=False)
     ws.campaign("enrich").add_rows(rows)
@@ -395,7 +395,10 @@ def test_a_killed_driver_then_run_again_bills_twice_at_most_the_calls_in_flight_
 
     count, concurrency = 200, 8
     fresh.control(latency=0.3)
-    ws = new_workspace(tmp_path / "ws", fresh.api_base, [{"company": f"D{i}", "size": 1} for i in range(count)])
+    # a deadline no held answer reaches: no attempt times out and is sent again, so every request the provider
+    # holds at the kill is one call in flight (CI29 at load 4 saw 10 requests for 8 calls with a 10 s deadline)
+    rows = [{"company": f"D{i}", "size": 1} for i in range(count)]
+    ws = new_workspace(tmp_path / "ws", fresh.api_base, rows, timeout=600)
     temp = ws.path / "ray"
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen(
